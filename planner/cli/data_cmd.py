@@ -1,0 +1,43 @@
+"""``greenepoch data``: check and calibrate intensity data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from planner.cli.options import json_option, signal_option
+from planner.cli.table import render
+from planner.intensity.readers import read_any
+from planner.intensity.summary import summarize
+
+
+@click.group()
+def data() -> None:
+    """Check and calibrate carbon-intensity data."""
+
+
+@data.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@signal_option
+@click.option("--allow-gaps", is_flag=True, help="Interpolate gaps longer than 3 h instead of failing.")
+@json_option
+def check(paths: tuple[str, ...], signal: str, allow_gaps: bool, as_json: bool) -> None:
+    """Validate export files or folders and print a per-zone summary.
+
+    Each PATH is an Electricity Maps export, a folder of them (or holding
+    'electricitymaps/'), or a long-format CSV with columns time,zone,value.
+    """
+    frames = []
+    for path in paths:
+        table = summarize(read_any(path, signal=signal, allow_gaps=allow_gaps))
+        table.insert(0, "path", path)
+        frames.append(table)
+    result = pd.concat(frames, ignore_index=True)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(orient="records"), indent=2, default=str))
+    else:
+        click.echo(render(result.drop(columns="path") if len(paths) == 1 else result))
+        click.echo(f"\n{len(result)} zone(s) OK, signal {signal}.")

@@ -1,0 +1,43 @@
+"""The ``greenepoch`` command: a thin click layer over the library.
+
+Commands parse, call and print.  A :class:`~planner.errors.GreenEpochError`
+anywhere below becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from planner import __version__
+from planner.errors import GreenEpochError
+
+
+class _Group(click.Group):
+    """A group whose commands turn domain errors into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GreenEpochError as exc:
+            click.echo(f"greenepoch: error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="greenepoch")
+def cli() -> None:
+    """Carbon-aware planning of large training jobs across grid regions and time."""
+
+
+def _register() -> None:
+    from planner.cli import data_cmd, demo_cmd, regions_cmd
+
+    cli.add_command(regions_cmd.regions)
+    cli.add_command(data_cmd.data)
+    cli.add_command(demo_cmd.demo)
+
+
+_register()

@@ -1,0 +1,24 @@
+"""Error hierarchy: every error a user can cause derives from GreenEpochError.
+
+Messages say what was expected, what was found, and what to do.
+"""
+
+
+class GreenEpochError(Exception):
+    """Root of all user-facing GreenEpoch errors (the CLI turns them into exit code 2)."""
+
+
+class DataError(GreenEpochError):
+    """Input time-series data is missing, malformed or implausible."""
+
+
+class CatalogError(GreenEpochError):
+    """A zone or cloud region name is not in the region catalog."""
+
+
+class RequestError(GreenEpochError):
+    """A plan request (TOML) is malformed or inconsistent."""
+
+
+class InfeasibleError(GreenEpochError):
+    """A plan request has no feasible schedule; the message explains why."""

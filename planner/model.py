@@ -1,0 +1,219 @@
+"""Domain entities of a plan request: jobs, zones and the planning policy.
+
+All are frozen dataclasses validated once, in ``__post_init__``; errors name the
+field, the value and the fix.  Units: GPU-hours for work, kW for power, GB for
+checkpoints, USD for money, gCO2eq/kWh for intensity thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from planner.errors import RequestError
+
+DEFAULT_GPU_POWER_KW = 1.0
+"""kW per GPU, host share included: a DGX H100 node draws at most 10.2 kW for
+8 GPUs (1.275 kW per GPU); sustained training runs near 80 % of that."""
+DEFAULT_PUE = 1.2
+DEFAULT_EGRESS_USD_PER_GB = 0.02
+DEFAULT_TRANSFER_KWH_PER_GB = 0.06
+"""Network energy per GB moved between regions (Aslan et al., J. Ind. Ecol. 2018,
+0.06 kWh/GB for 2015; a conservative value for today's networks)."""
+
+OBJECTIVES = ("carbon", "carbon+cost")
+THRESHOLD_MODES = ("hard", "soft")
+SOLVERS = ("highs", "cbc")
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise RequestError(msg)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training job.
+
+    ``gpus_min == gpus`` is a rigid job; ``gpus_min < gpus`` is elastic (any GPU
+    count in the range while running).  Every start (the first included) costs
+    ``checkpoint_overhead`` of running time without progress; interruptions are
+    starts minus one.
+    """
+
+    name: str
+    gpus: int
+    gpu_hours: float
+    release: pd.Timestamp
+    deadline: pd.Timestamp
+    zones: tuple[str, ...]
+    home_zone: str
+    gpus_min: int = 0  # 0 means rigid: same as gpus
+    gpu_power_kw: float = DEFAULT_GPU_POWER_KW
+    checkpoint_overhead: pd.Timedelta = pd.Timedelta(0)
+    max_interruptions: int | None = None
+    min_run: pd.Timedelta = pd.Timedelta(0)
+    checkpoint_gb: float = 0.0
+    egress_usd_per_gb: float = DEFAULT_EGRESS_USD_PER_GB
+    transfer_time: pd.Timedelta = pd.Timedelta(0)
+    transfer_kwh_per_gb: float = DEFAULT_TRANSFER_KWH_PER_GB
+    allow_split: bool = False
+
+    def __post_init__(self) -> None:
+        where = f"job '{self.name}'"
+        _require(bool(self.name.strip()), "job name is empty: give every job a name")
+        if self.gpus_min == 0:
+            object.__setattr__(self, "gpus_min", self.gpus)
+        _require(self.gpus >= 1, f"{where}: gpus = {self.gpus}; a job needs at least 1 GPU")
+        _require(
+            1 <= self.gpus_min <= self.gpus,
+            f"{where}: gpus_min = {self.gpus_min} must be between 1 and gpus = {self.gpus}",
+        )
+        _require(self.gpu_hours > 0, f"{where}: gpu_hours = {self.gpu_hours} must be positive")
+        _require(
+            self.gpu_power_kw > 0,
+            f"{where}: gpu_power_kw = {self.gpu_power_kw} must be positive (kW per GPU)",
+        )
+        _require(
+            self.deadline > self.release,
+            f"{where}: deadline {self.deadline.isoformat()} is not after release "
+            f"{self.release.isoformat()}; move the deadline later",
+        )
+        _require(len(self.zones) > 0, f"{where}: zones is empty; list at least one zone")
+        _require(
+            len(set(self.zones)) == len(self.zones), f"{where}: zones lists a zone twice"
+        )
+        _require(
+            self.home_zone in self.zones,
+            f"{where}: home_zone '{self.home_zone}' is not among its zones "
+            f"{list(self.zones)}; add it to zones",
+        )
+        _require(
+            self.max_interruptions is None or self.max_interruptions >= 0,
+            f"{where}: max_interruptions must be 0 or more",
+        )
+        for name in ("checkpoint_gb", "egress_usd_per_gb", "transfer_kwh_per_gb"):
+            _require(getattr(self, name) >= 0, f"{where}: {name} must be 0 or more")
+
+    @property
+    def rigid(self) -> bool:
+        return self.gpus_min == self.gpus
+
+    @property
+    def run_hours_at_full_size(self) -> float:
+        return self.gpu_hours / self.gpus
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A grid zone where GPUs can run.
+
+    ``capacity`` is GPUs available per slot: a constant, or a step schedule of
+    ``(from_time, gpus)`` pairs (each value holds until the next).
+    ``price_usd_per_mwh`` is an optional hourly electricity price series.
+    """
+
+    id: str
+    capacity_gpus: int
+    pue: float = DEFAULT_PUE
+    capacity_schedule: tuple[tuple[pd.Timestamp, int], ...] = ()
+    price_usd_per_mwh: pd.Series | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        where = f"zone '{self.id}'"
+        _require(self.capacity_gpus >= 0, f"{where}: capacity_gpus must be 0 or more")
+        _require(1.0 <= self.pue <= 3.0, f"{where}: pue = {self.pue} must be in [1.0, 3.0]")
+        for when, gpus in self.capacity_schedule:
+            _require(gpus >= 0, f"{where}: capacity schedule at {when} has {gpus} GPUs (< 0)")
+
+    def capacity_at(self, slots: pd.DatetimeIndex) -> pd.Series:
+        """GPUs available in each slot."""
+        cap = pd.Series(float(self.capacity_gpus), index=slots)
+        for when, gpus in sorted(self.capacity_schedule):
+            cap[slots >= when] = float(gpus)
+        return cap.astype(int)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How to plan: objective, carbon threshold, slot length and solver settings.
+
+    ``price_weight`` is kg CO2eq per USD: objective = emissions_kg + price_weight
+    x cost_usd when ``objective = "carbon+cost"``.  A soft threshold adds
+    ``threshold_penalty`` x energy x (intensity - threshold) to the objective.
+    """
+
+    objective: str = "carbon"
+    price_weight: float = 0.0
+    threshold: float | None = None
+    threshold_mode: str = "hard"
+    threshold_penalty: float = 1.0
+    slot: str = "1h"
+    solver: str = "highs"
+    time_limit: pd.Timedelta = pd.Timedelta("60s")
+    mip_gap: float = 1e-4
+    forecast: str = "seasonal"
+
+    def __post_init__(self) -> None:
+        _require(
+            self.objective in OBJECTIVES,
+            f"policy.objective = {self.objective!r}; use one of {', '.join(OBJECTIVES)}",
+        )
+        _require(
+            self.threshold_mode in THRESHOLD_MODES,
+            f"policy.threshold_mode = {self.threshold_mode!r}; use 'hard' or 'soft'",
+        )
+        _require(self.slot in ("1h", "15min"), f"policy.slot = {self.slot!r}; use '1h' or '15min'")
+        _require(
+            self.solver in SOLVERS,
+            f"policy.solver = {self.solver!r}; use one of {', '.join(SOLVERS)}",
+        )
+        _require(self.time_limit > pd.Timedelta(0), "policy.time_limit must be positive")
+        _require(0 <= self.mip_gap < 1, f"policy.mip_gap = {self.mip_gap} must be in [0, 1)")
+        _require(self.price_weight >= 0, "policy.price_weight must be 0 or more")
+        _require(
+            self.threshold is None or self.threshold >= 0,
+            "policy.carbon_threshold must be 0 or more (gCO2eq/kWh)",
+        )
+
+    @property
+    def slot_length(self) -> pd.Timedelta:
+        return pd.Timedelta(self.slot)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Everything needed to plan: when, which jobs, which zones, how."""
+
+    start: pd.Timestamp
+    jobs: tuple[Job, ...]
+    zones: tuple[Zone, ...]
+    policy: Policy = Policy()
+
+    def __post_init__(self) -> None:
+        _require(len(self.jobs) > 0, "the request has no [[jobs]]; add at least one")
+        names = [j.name for j in self.jobs]
+        dup = {n for n in names if names.count(n) > 1}
+        _require(not dup, f"job name(s) {sorted(dup)} appear twice; names must be unique")
+        ids = [z.id for z in self.zones]
+        _require(len(set(ids)) == len(ids), "a zone is listed twice in [[zones]]")
+        for job in self.jobs:
+            unknown = [z for z in job.zones if z not in ids]
+            _require(
+                not unknown,
+                f"job '{job.name}': zone(s) {unknown} have no [[zones]] entry; add them with "
+                "capacity_gpus and pue",
+            )
+            _require(
+                job.deadline > self.start,
+                f"job '{job.name}': deadline {job.deadline.isoformat()} is before the plan "
+                f"start {self.start.isoformat()}",
+            )
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return max(j.deadline for j in self.jobs)
+
+    def zone(self, zone_id: str) -> Zone:
+        return next(z for z in self.zones if z.id == zone_id)

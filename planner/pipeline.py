@@ -1,0 +1,158 @@
+"""The planning pipeline: request + intensities -> numeric problem -> schedule -> Plan."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from planner.errors import InfeasibleError
+from planner.intensity.frame import IntensityData
+from planner.intensity.sources import data_dir, load_intensity, prices_dir
+from planner.model import PlanRequest
+from planner.timeparse import hours
+from solvers.problem import JobSpec, PlanningProblem
+
+HISTORY = pd.Timedelta("7D")  # what the built-in forecast looks back on
+
+
+@dataclass(frozen=True)
+class Intensities:
+    """What the plan is judged on, and what really happened (when known)."""
+
+    judged: IntensityData
+    actual: IntensityData | None
+    mode: str  # oracle | forecast
+    model: str | None
+
+
+def slot_grid(request: PlanRequest) -> pd.DatetimeIndex:
+    step = request.policy.slot_length
+    first = request.start.floor(step)
+    last = request.end.ceil(step)
+    return pd.date_range(first, last - step, freq=step, name="time")
+
+
+def load_intensities(
+    request: PlanRequest,
+    *,
+    data: str | Path | None = None,
+    oracle: bool = False,
+    model: str | None = None,
+    signal: str = "direct",
+    seed: int = 0,
+) -> Intensities:
+    """Intensities for the request's zones over its horizon.
+
+    ``oracle``: the plan sees what really happened.  Otherwise a forecast issued
+    at the plan start from the history before it (``model``, default the
+    policy's ``forecast``) is what the plan is judged on.
+    """
+    slots = slot_grid(request)
+    zones = [z.id for z in request.zones]
+    end = slots[-1] + request.policy.slot_length
+    slot = request.policy.slot
+    if oracle:
+        actual = load_intensity(zones, slots[0], end, data=data, signal=signal, slot=slot,
+                                seed=seed)
+        return Intensities(actual, actual, "oracle", None)
+    from forecasts.base import get_model
+
+    name = model or request.policy.forecast
+    full = load_intensity(zones, slots[0] - HISTORY, end, data=data, signal=signal, slot=slot,
+                          seed=seed)
+    history = full.values[full.values.index < slots[0]]
+    predicted = get_model(name).fit(history).predict(slots[0], end - slots[0])
+    mean = predicted.xs("mean", axis=1, level=1).reindex(columns=zones).clip(lower=0)
+    mean.index.name = "time"
+    flags = pd.DataFrame(False, index=mean.index, columns=zones)
+    judged = IntensityData(mean, flags, flags, full.source, full.signal, full.files)
+    return Intensities(judged, full.select(zones, slots[0], end), "forecast", name)
+
+
+def zone_prices(request: PlanRequest, slots: pd.DatetimeIndex,
+                data: str | Path | None = None) -> np.ndarray | None:
+    """USD/MWh per zone and slot: the request's price files, else the shared prices
+    folder (market from the region catalog); None when no zone has prices."""
+    from planner.prices import hourly_prices, shared_prices
+    from planner.regions import load_catalog
+
+    folder = prices_dir(data_dir(data))
+    catalog = load_catalog()
+    rows, found = [], False
+    for zone in request.zones:
+        series = zone.price_usd_per_mwh
+        if series is None and folder is not None:
+            region = catalog.get(zone.id)
+            market = getattr(region, "electricity_market", None) or zone.id
+            series = shared_prices(folder, market)
+        if series is None or series.empty:
+            rows.append(np.zeros(len(slots)))
+            continue
+        found = True
+        rows.append(hourly_prices(series, slots).to_numpy(dtype=float))
+    return np.vstack(rows) if found else None
+
+
+def build_problem(request: PlanRequest, judged: IntensityData,
+                  prices: np.ndarray | None = None) -> PlanningProblem:
+    """Turn times into slot numbers and entities into arrays."""
+    slots = slot_grid(request)
+    step = request.policy.slot_length
+    slot_h = hours(step)
+    zones = tuple(z.id for z in request.zones)
+    zone_index = {z: i for i, z in enumerate(zones)}
+    values = judged.values.reindex(index=slots, columns=list(zones))
+    if values.isna().to_numpy().any():
+        raise InfeasibleError("intensities do not cover the plan horizon; check the data range")
+    specs = []
+    for job in request.jobs:
+        release = max(job.release, request.start)
+        first = int(slots.searchsorted(release.ceil(step)))
+        last = int(slots.searchsorted(job.deadline.floor(step))) - 1
+        if last < first:
+            raise InfeasibleError(
+                f"job '{job.name}': no whole {request.policy.slot} slot between release "
+                f"{release.isoformat()} and deadline {job.deadline.isoformat()}; "
+                "move the deadline later"
+            )
+        specs.append(JobSpec(
+            name=job.name, gpus=job.gpus, gpus_min=job.gpus_min, work=job.gpu_hours,
+            power_kw=job.gpu_power_kw, first=first, last=last,
+            zones=tuple(zone_index[z] for z in job.zones), home=zone_index[job.home_zone],
+            overhead_h=hours(job.checkpoint_overhead),
+            max_starts=None if job.max_interruptions is None else job.max_interruptions + 1,
+            min_run_slots=max(1, math.ceil(job.min_run / step - 1e-9)),
+            checkpoint_gb=job.checkpoint_gb, egress_usd_per_gb=job.egress_usd_per_gb,
+            transfer_slots=math.ceil(job.transfer_time / step - 1e-9),
+            transfer_kwh_per_gb=job.transfer_kwh_per_gb, allow_split=job.allow_split,
+        ))
+    capacity = np.vstack([z.capacity_at(slots).to_numpy() for z in request.zones])
+    policy = request.policy
+    return PlanningProblem(
+        slots=slots, slot_h=slot_h, zones=zones, jobs=tuple(specs),
+        intensity=values.to_numpy(dtype=float).T.copy(),
+        pue=np.array([z.pue for z in request.zones]), capacity=capacity, price=prices,
+        threshold=policy.threshold, threshold_mode=policy.threshold_mode,
+        threshold_penalty=policy.threshold_penalty,
+        price_weight=policy.price_weight if policy.objective == "carbon+cost" else 0.0,
+    )
+
+
+def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool = False,
+         model: str | None = None, signal: str = "direct", seed: int = 0):  # noqa: ANN201
+    """Plan a request end to end and return a :class:`planner.plan.Plan`."""
+    from planner.plan import assemble
+    from solvers.solve import solve_problem
+
+    began = time.perf_counter()
+    intensities = load_intensities(request, data=data, oracle=oracle, model=model,
+                                   signal=signal, seed=seed)
+    prices = zone_prices(request, slot_grid(request), data)
+    problem = build_problem(request, intensities.judged, prices)
+    outcome = solve_problem(problem, request.policy)
+    return assemble(request, problem, outcome, intensities, time.perf_counter() - began)

@@ -1,0 +1,202 @@
+"""The Plan: what runs where and when, its emissions, and how it compares to run-now.
+
+Serialised as versioned JSON (docs/plan-schema.md) and a CSV of segments.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from planner.errors import GreenEpochError
+from planner.model import PlanRequest
+from solvers.problem import JobSpec, PlanningProblem
+from solvers.schedule import EPS, Schedule, transfer_kg
+
+SCHEMA_VERSION = "1.0"
+SEGMENT_COLUMNS = ["job", "zone", "start", "end", "gpus", "energy_kwh", "emissions_kg"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan document (the JSON structure) with helpers to read and write it."""
+
+    doc: dict[str, Any]
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self.doc["jobs"])
+
+    def segments(self) -> pd.DataFrame:
+        """One row per segment, all jobs (the CSV export)."""
+        rows = [{"job": job["name"], **seg} for job in self.jobs for seg in job["segments"]]
+        return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.doc, indent=2) + "\n", encoding="utf-8")
+
+    def to_csv(self, path: str | Path) -> None:
+        self.segments().to_csv(path, index=False)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Plan:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GreenEpochError(f"{path}: cannot read plan JSON ({exc})") from exc
+        version = doc.get("schema_version") if isinstance(doc, dict) else None
+        if version != SCHEMA_VERSION:
+            raise GreenEpochError(
+                f"{path}: plan schema_version {version!r} is not supported (this GreenEpoch "
+                f"reads {SCHEMA_VERSION!r}); re-create the plan with 'greenepoch plan'"
+            )
+        return cls(doc)
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
+              intensity: np.ndarray) -> list[dict[str, Any]]:
+    """Maximal runs of consecutive slots in one zone at one size.  A segment's end is
+    trimmed inside its last slot when that slot is only partly run."""
+    job = problem.jobs[j]
+    step = problem.slots[1] - problem.slots[0] if problem.n_slots > 1 else pd.Timedelta("1h")
+    out: list[dict[str, Any]] = []
+    for z in range(len(problem.zones)):
+        gpus = schedule.gpus[j, z]
+        t = 0
+        while t < problem.n_slots:
+            if gpus[t] == 0:
+                t += 1
+                continue
+            s = t
+            while t + 1 < problem.n_slots and gpus[t + 1] == gpus[s]:
+                t += 1
+            run = schedule.run[j, z, s : t + 1]
+            kwh = run * job.power_kw * problem.pue[z]
+            used = run[-1] / (gpus[s] * problem.slot_h)
+            end = problem.slots[t] + step * min(1.0, max(used, 0.0))
+            if used < EPS:
+                end = problem.slots[t]
+            out.append({
+                "zone": problem.zones[z],
+                "start": _iso(problem.slots[s]),
+                "end": _iso(end if end > problem.slots[s] else problem.slots[t] + step),
+                "gpus": int(gpus[s]),
+                "energy_kwh": round(float(kwh.sum()), 3),
+                "emissions_kg": round(float((kwh * intensity[z, s : t + 1]).sum() / 1000), 3),
+            })
+            t += 1
+    return sorted(out, key=lambda seg: seg["start"])
+
+
+def run_now(problem: PlanningProblem, job: JobSpec, z: int,
+            intensity: np.ndarray) -> tuple[float, pd.Timestamp]:
+    """Carbon-agnostic baseline: start at release in zone z at full size, run to the end
+    (one start overhead).  Returns (emissions kg, finish time)."""
+    full = job.gpus * problem.slot_h
+    remaining = job.work + job.overhead_gpu_h
+    kg, t = 0.0, job.first
+    step = problem.slots[1] - problem.slots[0] if problem.n_slots > 1 else pd.Timedelta("1h")
+    while remaining > EPS:
+        if t >= problem.n_slots:
+            return float("nan"), problem.slots[-1] + step
+        run = min(full, remaining)
+        kg += run * job.power_kw * problem.pue[z] * intensity[z, t] / 1000
+        remaining -= run
+        finish = problem.slots[t] + step * (run / full)
+        t += 1
+    return kg, finish
+
+
+def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.ndarray,
+             actual: np.ndarray | None) -> dict[str, Any]:
+    job = problem.jobs[j]
+    segments = _segments(problem, schedule, j, judged)
+    transfer = transfer_kg(problem, schedule, j)
+    emissions = sum(s["emissions_kg"] for s in segments) + transfer
+    moves = schedule.moves(j, job.home)
+    cost = 0.0
+    if problem.price is not None:
+        for z in job.zones:
+            cost += float((schedule.run[j, z] * problem.usd_per_gpu_h(job, z)).sum())
+    cost += len(moves) * job.checkpoint_gb * job.egress_usd_per_gb
+    home_kg, home_finish = run_now(problem, job, job.home, judged)
+    best = min(job.zones, key=lambda z: run_now(problem, job, z, judged)[0])
+    best_kg, best_finish = run_now(problem, job, best, judged)
+    summary: dict[str, Any] = {
+        "emissions_kg": round(emissions, 3),
+        "energy_kwh": round(sum(s["energy_kwh"] for s in segments), 3),
+        "finish": max(s["end"] for s in segments) if segments else None,
+        "interruptions": max(0, schedule.starts(j) - 1),
+        "migrations": len(moves),
+        "transfer_emissions_kg": round(transfer, 3),
+        "overhead_hours": round(job.overhead_h * schedule.starts(j), 3),
+        "cost_usd": round(cost, 2) if problem.price is not None or moves else None,
+    }
+    baselines: dict[str, Any] = {
+        "run_now_home": {"emissions_kg": round(home_kg, 3), "finish": _iso(home_finish)},
+        "run_now_best_zone": {"zone": problem.zones[best], "emissions_kg": round(best_kg, 3),
+                              "finish": _iso(best_finish)},
+    }
+    if actual is not None:
+        realised = sum(
+            float((schedule.run[j, z] * job.power_kw * problem.pue[z] * actual[z]).sum()) / 1000
+            for z in job.zones
+        )
+        summary["realised_emissions_kg"] = round(realised, 3)
+        baselines["run_now_home"]["realised_emissions_kg"] = round(
+            run_now(problem, job, job.home, actual)[0], 3)
+    return {
+        "name": job.name,
+        "segments": segments,
+        "summary": summary,
+        "baselines": baselines,
+        "savings_pct": round(100 * (home_kg - emissions) / home_kg, 2) if home_kg > 0 else 0.0,
+    }
+
+
+def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, intensities: Any,
+             seconds: float) -> Plan:
+    """Build the plan document from a solved problem."""
+    actual = None
+    if intensities.mode == "forecast" and intensities.actual is not None:
+        actual = intensities.actual.values.reindex(
+            index=problem.slots, columns=list(problem.zones)).to_numpy().T
+    jobs = [_job_doc(problem, outcome.schedule, j, problem.intensity, actual)
+            for j in range(len(problem.jobs))]
+    sol = outcome.solution
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "created_by": "greenepoch plan",
+        "start": _iso(request.start),
+        "slot": request.policy.slot,
+        "zones": list(problem.zones),
+        "intensity": {
+            "source": intensities.judged.source,
+            "signal": intensities.judged.signal,
+            "mode": intensities.mode,
+            "model": intensities.model,
+        },
+        "solver": {
+            "name": sol.backend,
+            "status": sol.status.value,
+            "method": outcome.method,
+            "objective": None if sol.objective is None else round(sol.objective, 4),
+            "bound": None if sol.bound is None else round(sol.bound, 4),
+            "gap": None if sol.gap is None else round(sol.gap, 6),
+            "seconds": round(sol.seconds, 3),
+            "build_seconds": round(outcome.build_seconds, 3),
+            "total_seconds": round(seconds, 3),
+            "message": sol.message,
+        },
+        "jobs": jobs,
+    }
+    return Plan(doc)

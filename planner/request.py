@@ -1,0 +1,166 @@
+"""Reading plan requests from TOML (format documented in docs/plan-request.md)."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from planner.errors import GreenEpochError, RequestError
+from planner.model import Job, PlanRequest, Policy, Zone
+from planner.timeparse import duration, utc
+
+JOB_KEYS = {
+    "name", "gpus", "gpus_min", "gpus_max", "gpu_hours", "duration", "gpu_power_kw",
+    "release", "deadline", "zones", "home_zone", "checkpoint_overhead",
+    "max_interruptions", "min_run", "checkpoint_gb", "egress_usd_per_gb",
+    "transfer_time", "transfer_kwh_per_gb", "allow_split",
+}
+ZONE_KEYS = {"id", "capacity_gpus", "pue", "capacity_schedule", "price_file"}
+POLICY_KEYS = {
+    "objective", "price_weight", "carbon_threshold", "threshold_mode",
+    "threshold_penalty", "slot", "solver", "time_limit", "mip_gap", "forecast",
+}
+TOP_KEYS = {"start", "jobs", "zones", "policy"}
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            near = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise RequestError(
+                f"{where}: unknown key '{key}'{hint} (allowed: {', '.join(sorted(allowed))})"
+            )
+
+
+def _zone_id(name: str) -> str:
+    from planner.regions import resolve_zone
+
+    try:
+        return resolve_zone(name)
+    except GreenEpochError:
+        return name  # a zone outside the catalog is allowed when the data has it
+
+
+def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
+    where = f"jobs[{index}]" + (f" ('{raw['name']}')" if "name" in raw else "")
+    _check_keys(raw, JOB_KEYS, where)
+    for key in ("name", "deadline"):
+        if key not in raw:
+            raise RequestError(f"{where}: missing '{key}'")
+    gpus = int(raw.get("gpus", raw.get("gpus_max", 0)))
+    if gpus <= 0:
+        raise RequestError(f"{where}: set 'gpus' (GPUs while running), e.g. gpus = 64")
+    if "gpu_hours" in raw and "duration" in raw:
+        raise RequestError(f"{where}: give either 'gpu_hours' or 'duration', not both")
+    if "gpu_hours" in raw:
+        gpu_hours = float(raw["gpu_hours"])
+    elif "duration" in raw:
+        gpu_hours = gpus * duration(raw["duration"], f"{where}.duration") / pd.Timedelta("1h")
+    else:
+        raise RequestError(f"{where}: set 'gpu_hours' (work) or 'duration' (at full size)")
+    zones = tuple(_zone_id(z) for z in raw.get("zones", [raw.get("home_zone", "")]))
+    home = _zone_id(raw.get("home_zone", zones[0] if zones else ""))
+    interruptions = raw.get("max_interruptions")
+    fields: dict[str, Any] = {
+        "name": str(raw["name"]),
+        "gpus": gpus,
+        "gpus_min": int(raw.get("gpus_min", gpus)),
+        "gpu_hours": gpu_hours,
+        "release": utc(raw["release"], f"{where}.release") if "release" in raw else start,
+        "deadline": utc(raw["deadline"], f"{where}.deadline"),
+        "zones": zones,
+        "home_zone": home,
+        "max_interruptions": None if interruptions is None else int(interruptions),
+        "allow_split": bool(raw.get("allow_split", False)),
+    }
+    for key in ("checkpoint_overhead", "min_run", "transfer_time"):
+        if key in raw:
+            fields[key] = duration(raw[key], f"{where}.{key}")
+    for key in ("gpu_power_kw", "checkpoint_gb", "egress_usd_per_gb", "transfer_kwh_per_gb"):
+        if key in raw:
+            fields[key] = float(raw[key])
+    return Job(**fields)
+
+
+def _zone(raw: dict[str, Any], index: int, base: Path) -> Zone:
+    where = f"zones[{index}]" + (f" ('{raw['id']}')" if "id" in raw else "")
+    _check_keys(raw, ZONE_KEYS, where)
+    if "id" not in raw:
+        raise RequestError(f"{where}: missing 'id' (a zone id like 'DE' or a cloud region)")
+    if "capacity_gpus" not in raw and "capacity_schedule" not in raw:
+        raise RequestError(f"{where}: set 'capacity_gpus' (GPUs available per slot)")
+    schedule = tuple(
+        (utc(step.get("from"), f"{where}.capacity_schedule[{i}].from"), int(step.get("gpus", -1)))
+        for i, step in enumerate(raw.get("capacity_schedule", []))
+    )
+    prices = _read_prices(base / raw["price_file"], where) if "price_file" in raw else None
+    return Zone(
+        id=_zone_id(str(raw["id"])),
+        capacity_gpus=int(raw.get("capacity_gpus", 0)),
+        pue=float(raw.get("pue", Zone.__dataclass_fields__["pue"].default)),
+        capacity_schedule=schedule,
+        price_usd_per_mwh=prices,
+    )
+
+
+def _read_prices(path: Path, where: str) -> pd.Series:
+    from planner.prices import read_price_csv
+
+    return read_price_csv(path, where)
+
+
+def _policy(raw: dict[str, Any]) -> Policy:
+    _check_keys(raw, POLICY_KEYS, "[policy]")
+    fields: dict[str, Any] = {}
+    for key in ("objective", "threshold_mode", "slot", "solver", "forecast"):
+        if key in raw:
+            fields[key] = str(raw[key])
+    for key in ("price_weight", "threshold_penalty", "mip_gap"):
+        if key in raw:
+            fields[key] = float(raw[key])
+    if "carbon_threshold" in raw:
+        fields["threshold"] = float(raw["carbon_threshold"])
+    if "time_limit" in raw:
+        fields["time_limit"] = duration(raw["time_limit"], "[policy].time_limit")
+    if fields.get("objective") == "carbon+cost" and "price_weight" not in fields:
+        raise RequestError("[policy]: objective 'carbon+cost' needs price_weight (kg CO2eq per USD)")
+    return Policy(**fields)
+
+
+def parse_request(doc: dict[str, Any], base: Path = Path("."),
+                  start: pd.Timestamp | None = None) -> PlanRequest:
+    """Build a :class:`PlanRequest` from a parsed TOML document.
+
+    ``start`` overrides the document's ``start`` (the CLI's ``--start``).
+    """
+    _check_keys(doc, TOP_KEYS, "request")
+    if start is None:
+        if "start" not in doc:
+            raise RequestError("request: missing 'start' (plan start time, e.g. "
+                               "start = \"2023-06-01T00:00:00Z\"), or pass --start")
+        start = utc(doc["start"], "start")
+    jobs = tuple(_job(raw, i, start) for i, raw in enumerate(doc.get("jobs", [])))
+    zones = tuple(_zone(raw, i, base) for i, raw in enumerate(doc.get("zones", [])))
+    return PlanRequest(start=start, jobs=jobs, zones=zones, policy=_policy(doc.get("policy", {})))
+
+
+def load_request(path: str | Path, start: pd.Timestamp | None = None) -> PlanRequest:
+    """Read and validate a plan request TOML file."""
+    file = Path(path)
+    try:
+        doc = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RequestError(f"{file}: no such request file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise RequestError(f"{file}: not valid TOML ({exc})") from exc
+    try:
+        return parse_request(doc, file.parent, start)
+    except RequestError as exc:
+        raise RequestError(f"{file}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise RequestError(f"{file}: a value has the wrong type ({exc})") from exc

@@ -1,0 +1,184 @@
+"""Solver backends: ``solve(problem, time_limit=, mip_gap=) -> Solution``.
+
+PuLP reports a time-limited incumbent as "Optimal" (with ``sol_status``
+"Integer Feasible") and a time limit without any solution as "Not Solved"
+with objective 0.0; backends read the solver's own status instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+import pulp
+
+from planner.errors import GreenEpochError
+
+
+class SolveStatus(enum.Enum):
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"  # time limit reached with an incumbent
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"  # time limit reached before any incumbent
+    ERROR = "error"
+
+    @property
+    def has_solution(self) -> bool:
+        return self in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Outcome of one solve.  ``bound`` is the best proven lower bound (minimisation);
+    ``gap`` the relative gap (objective - bound) / |objective|; None when unknown."""
+
+    backend: str
+    status: SolveStatus
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    seconds: float
+    message: str = ""
+
+
+class Backend:
+    name = "base"
+
+    @classmethod
+    def is_available(cls) -> bool:
+        raise NotImplementedError
+
+    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float) -> Solution:
+        raise NotImplementedError
+
+
+def _gap(objective: float | None, bound: float | None) -> float | None:
+    if objective is None or bound is None:
+        return None
+    return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
+
+
+class HighsBackend(Backend):
+    """HiGHS through PuLP's in-process API (the highspy wheel ships no binary)."""
+
+    name = "highs"
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return bool(pulp.HiGHS().available())
+
+    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float) -> Solution:
+        import highspy
+
+        solver = pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1)
+        began = time.perf_counter()
+        problem.solve(solver)
+        seconds = time.perf_counter() - began
+        highs = problem.solverModel
+        model_status = highs.getModelStatus()
+        info = highs.getInfo()
+        has_ints = any(v.cat == pulp.LpInteger for v in problem.variables())
+        objective = None
+        if info.primal_solution_status == 2:  # kSolutionStatusFeasible
+            objective = float(highs.getObjectiveValue())
+        bound = float(info.mip_dual_bound) if has_ints else objective
+        if bound is not None and abs(bound) == float("inf"):
+            bound = None
+        ms = highspy.HighsModelStatus
+        if model_status == ms.kOptimal:
+            status = SolveStatus.OPTIMAL
+        elif model_status in (ms.kInfeasible, ms.kUnboundedOrInfeasible):
+            status = SolveStatus.INFEASIBLE
+        elif objective is not None and model_status in (
+            ms.kTimeLimit, ms.kIterationLimit, ms.kInterrupt, ms.kSolutionLimit,
+        ):
+            status = SolveStatus.FEASIBLE
+        elif model_status in (ms.kTimeLimit, ms.kIterationLimit, ms.kInterrupt):
+            status = SolveStatus.NO_SOLUTION
+        else:
+            status = SolveStatus.ERROR
+        if status is SolveStatus.OPTIMAL and bound is None:
+            bound = objective
+        return Solution(self.name, status, objective, bound, _gap(objective, bound), seconds,
+                        highs.modelStatusToString(model_status))
+
+
+class CbcBackend(Backend):
+    """CBC through PuLP's bundled binary, with a time limit enforced from outside too
+    (CBC does not check its own limit during presolve and the root node)."""
+
+    name = "cbc"
+    grace_factor = 1.5
+    grace_seconds = 5.0
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return bool(pulp.PULP_CBC_CMD().available())
+
+    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float) -> Solution:
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1)
+        killed = threading.Event()
+        watchdog = threading.Timer(
+            time_limit * self.grace_factor + self.grace_seconds, _kill_children, (killed,)
+        )
+        began = time.perf_counter()
+        watchdog.start()
+        try:
+            problem.solve(solver)
+        except pulp.PulpSolverError as exc:
+            seconds = time.perf_counter() - began
+            if killed.is_set():
+                return Solution(self.name, SolveStatus.NO_SOLUTION, None, None, None, seconds,
+                                "stopped from outside after the time limit")
+            return Solution(self.name, SolveStatus.ERROR, None, None, None, seconds, str(exc))
+        finally:
+            watchdog.cancel()
+        seconds = time.perf_counter() - began
+        if problem.status == pulp.LpStatusInfeasible:
+            status = SolveStatus.INFEASIBLE
+        elif problem.sol_status == pulp.LpSolutionOptimal:
+            status = SolveStatus.OPTIMAL
+        elif problem.sol_status == pulp.LpSolutionIntegerFeasible:
+            status = SolveStatus.FEASIBLE
+        elif problem.status == pulp.LpStatusNotSolved:
+            status = SolveStatus.NO_SOLUTION
+        else:
+            status = SolveStatus.ERROR
+        objective = pulp.value(problem.objective) if status.has_solution else None
+        bound = objective if status is SolveStatus.OPTIMAL else None
+        return Solution(self.name, status, objective, bound, _gap(objective, bound), seconds,
+                        pulp.LpStatus[problem.status])
+
+
+def _kill_children(flag: threading.Event) -> None:
+    """Kill this process's CBC children (Linux /proc scan)."""
+    me = os.getpid()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as fh:
+                comm = fh.read().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == me and "cbc" in comm.lower():
+            flag.set()
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+BACKENDS: dict[str, type[Backend]] = {"highs": HighsBackend, "cbc": CbcBackend}
+
+
+def get_backend(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise GreenEpochError(f"unknown solver {name!r}; use one of {', '.join(BACKENDS)}")
+    backend = BACKENDS[name]
+    if not backend.is_available():
+        raise GreenEpochError(f"solver {name!r} is not available here; try 'highs'")
+    return backend()

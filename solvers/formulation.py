@@ -1,0 +1,224 @@
+"""The planning MILP in PuLP: one function per constraint family.
+
+Notation: job ``j``, zone ``z``, slot ``t`` of length ``h`` hours; ``A(j)`` the
+(zone, slot) pairs where ``j`` may run (window, capacity, hard threshold).
+
+Variables
+    x[j,z,t] in {0,1}   j holds GPUs in z during t
+    n[j,z,t] integer    GPUs held (elastic jobs only; rigid: n = G_j x)
+    s[j,z,t] >= 0       j starts (resumes) in z at t
+    a[j,z,t] in [0,1]   j's checkpoint is in z (jobs that migrate at a cost)
+    m[j,z,t] >= 0       j's checkpoint moves into z at t
+A held slot is run in full (h x gpus GPU-hours); the work constraint asks for at
+least the job's work, and the plan trims the excess from its dearest slot
+afterwards (:func:`solvers.schedule.trim_excess`).
+Constraint names are ``family[job|zone|slot]`` and deterministic.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pulp
+
+from solvers.problem import JobSpec, PlanningProblem
+
+Key = tuple[int, int, int]
+
+
+@dataclass
+class Model:
+    problem: PlanningProblem
+    lp: pulp.LpProblem
+    x: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+    n: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+    s: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+    a: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+    m: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+
+    def gpus(self, key: Key) -> pulp.LpAffineExpression | pulp.LpVariable:
+        job = self.problem.jobs[key[0]]
+        return self.n[key] if not job.rigid else job.gpus * self.x[key]
+
+
+def add_variables(model: Model, relax: bool = False) -> None:
+    """Create x, n, s on A(j); integers become continuous when ``relax``."""
+    p = model.problem
+    cat = pulp.LpContinuous if relax else pulp.LpBinary
+    icat = pulp.LpContinuous if relax else pulp.LpInteger
+    for j, job in enumerate(p.jobs):
+        for z in job.zones:
+            for t in np.flatnonzero(p.allowed(job, z)).tolist():
+                k = (j, z, t)
+                model.x[k] = pulp.LpVariable(f"x_{j}_{z}_{t}", 0, 1, cat)
+                model.s[k] = pulp.LpVariable(f"s_{j}_{z}_{t}", 0, 1)
+                if not job.rigid:
+                    model.n[k] = pulp.LpVariable(f"n_{j}_{z}_{t}", 0, job.gpus, icat)
+
+
+def add_run_limits(model: Model) -> None:
+    """Elastic jobs: G_min x <= n <= G_max x."""
+    p = model.problem
+    for k, n in model.n.items():
+        job = p.jobs[k[0]]
+        x = model.x[k]
+        model.lp += (n <= job.gpus * x, f"nmax[{job.name}|{k[1]}|{k[2]}]")
+        model.lp += (n >= job.gpus_min * x, f"nmin[{job.name}|{k[1]}|{k[2]}]")
+
+
+def add_starts(model: Model) -> None:
+    """s[j,z,t] >= x[j,z,t] - x[j,z,t-1] (x outside A(j) is 0)."""
+    p = model.problem
+    for k, x in model.x.items():
+        j, z, t = k
+        job = p.jobs[j]
+        prev = model.x.get((j, z, t - 1))
+        rhs = x - prev if prev is not None else x
+        model.lp += (model.s[k] >= rhs, f"start[{job.name}|{z}|{t}]")
+
+
+def add_work(model: Model) -> None:
+    """h sum_{z,t} gpus[j,z,t] - O_j sum_{z,t} s[j,z,t] >= W_j: all work done in the window."""
+    p = model.problem
+    keys: dict[int, list[Key]] = defaultdict(list)
+    for k in model.x:
+        keys[k[0]].append(k)
+    for j, job in enumerate(p.jobs):
+        expr = pulp.lpSum(p.slot_h * model.gpus(k) for k in keys[j])
+        if job.overhead_gpu_h > 0:
+            expr -= job.overhead_gpu_h * pulp.lpSum(model.s[k] for k in keys[j])
+        model.lp += (expr >= job.work, f"work[{job.name}]")
+
+
+def add_one_zone(model: Model) -> None:
+    """sum_z x[j,z,t] <= 1 for jobs that may not split across zones."""
+    p = model.problem
+    groups: dict[tuple[int, int], list] = defaultdict(list)
+    for (j, _z, t), x in model.x.items():
+        if not p.jobs[j].allow_split and len(p.jobs[j].zones) > 1:
+            groups[(j, t)].append(x)
+    for (j, t), xs in groups.items():
+        if len(xs) > 1:
+            model.lp += (pulp.lpSum(xs) <= 1, f"onezone[{p.jobs[j].name}|{t}]")
+
+
+def add_capacity(model: Model) -> None:
+    """sum_j gpus(j,z,t) <= C[z,t] wherever more than one job competes."""
+    p = model.problem
+    groups: dict[tuple[int, int], list[Key]] = defaultdict(list)
+    for k in model.x:
+        groups[(k[1], k[2])].append(k)
+    for (z, t), keys in groups.items():
+        demand = sum(p.jobs[k[0]].gpus for k in keys)
+        if demand > p.capacity[z, t]:
+            model.lp += (
+                pulp.lpSum(model.gpus(k) for k in keys) <= float(p.capacity[z, t]),
+                f"capacity[{p.zones[z]}|{t}]",
+            )
+
+
+def add_max_interruptions(model: Model) -> None:
+    """sum_{z,t} s[j,z,t] <= max_interruptions_j + 1."""
+    p = model.problem
+    per_job: dict[int, list] = defaultdict(list)
+    for k, s in model.s.items():
+        per_job[k[0]].append(s)
+    for j, job in enumerate(p.jobs):
+        if job.max_starts is not None and per_job[j]:
+            model.lp += (pulp.lpSum(per_job[j]) <= job.max_starts, f"starts[{job.name}]")
+
+
+def add_min_run(model: Model) -> None:
+    """sum_{t'=t-L+1..t} s[j,z,t'] <= x[j,z,t]: every run lasts at least L_j slots."""
+    p = model.problem
+    for (j, z, t), x in model.x.items():
+        job = p.jobs[j]
+        if job.min_run_slots <= 1:
+            continue
+        recent = [model.s[(j, z, tt)] for tt in range(t - job.min_run_slots + 1, t + 1)
+                  if (j, z, tt) in model.s]
+        model.lp += (pulp.lpSum(recent) <= x, f"minrun[{job.name}|{z}|{t}]")
+        # a run that cannot last L slots inside A(j) may not start at all
+        after = [(j, z, tt) for tt in range(t, t + job.min_run_slots)]
+        if any(key not in model.x for key in after):
+            model.lp += (model.s[(j, z, t)] <= 0, f"minrunend[{job.name}|{z}|{t}]")
+
+
+def add_migration(model: Model) -> None:
+    """Checkpoint location a (starts at home): a[j,z,t] >= x[j,z,t], sum_z a = 1,
+    m[j,z,t] >= a[j,z,t] - a[j,z,t-1]; no run in z for the transfer time after a
+    move: x[j,z,t+d] <= 1 - m[j,z,t], d < transfer slots."""
+    p = model.problem
+    for j, job in enumerate(p.jobs):
+        if not job.migrates_at_cost:
+            continue
+        for t in range(job.first, job.last + 1):
+            col = []
+            for z in job.zones:
+                k = (j, z, t)
+                a = model.a[k] = pulp.LpVariable(f"a_{j}_{z}_{t}", 0, 1)
+                m = model.m[k] = pulp.LpVariable(f"m_{j}_{z}_{t}", 0)
+                col.append(a)
+                if k in model.x:
+                    model.lp += (a >= model.x[k], f"loc[{job.name}|{z}|{t}]")
+                prev = model.a.get((j, z, t - 1))
+                before = prev if prev is not None else (1.0 if z == job.home else 0.0)
+                model.lp += (m >= a - before, f"move[{job.name}|{z}|{t}]")
+            model.lp += (pulp.lpSum(col) == 1, f"where[{job.name}|{t}]")
+        for (jj, z, t), m in list(model.m.items()):
+            if jj != j:
+                continue
+            for d in range(job.transfer_slots):
+                key = (j, z, t + d)
+                if key in model.x:
+                    model.lp += (model.x[key] <= 1 - m, f"transfer[{job.name}|{z}|{t}|{d}]")
+
+
+def set_objective(model: Model) -> None:
+    """min sum c[j,z,t] h gpus[j,z,t] + sum mc[j,z,t] m[j,z,t], where c is kg CO2eq per
+    GPU-hour (intensity x PUE x power) plus weighted cost and soft-threshold penalty."""
+    p = model.problem
+    coef = {}
+    for j, job in enumerate(p.jobs):
+        for z in job.zones:
+            coef[(j, z)] = p.cost_per_gpu_h(job, z)
+    terms = []
+    for k, x in model.x.items():
+        c = p.slot_h * float(coef[(k[0], k[1])][k[2]])
+        if p.jobs[k[0]].rigid:
+            terms.append((x, c * p.jobs[k[0]].gpus))
+        else:
+            terms.append((model.n[k], c))
+    mig = {}
+    for k, m in model.m.items():
+        key = (k[0], k[1])
+        if key not in mig:
+            mig[key] = p.migration_cost(p.jobs[k[0]], k[1])
+        terms.append((m, float(mig[key][k[2]])))
+    model.lp += pulp.LpAffineExpression(terms)
+
+
+def build(problem: PlanningProblem, relax: bool = False) -> Model:
+    """The full model (``relax``: its LP relaxation, for bounds)."""
+    model = Model(problem, pulp.LpProblem("greenepoch_plan", pulp.LpMinimize))
+    add_variables(model, relax)
+    set_objective(model)
+    add_run_limits(model)
+    add_starts(model)
+    add_work(model)
+    add_one_zone(model)
+    add_capacity(model)
+    add_max_interruptions(model)
+    add_min_run(model)
+    add_migration(model)
+    return model
+
+
+def job_feasible_alone(problem: PlanningProblem, job: JobSpec) -> bool:
+    """Quick necessary check: enough allowed slots for the work at full size."""
+    usable = np.zeros(problem.n_slots, dtype=bool)
+    for z in job.zones:
+        usable |= problem.allowed(job, z)
+    return int(usable.sum()) >= problem.slots_needed(job)

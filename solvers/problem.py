@@ -1,0 +1,106 @@
+"""The numeric planning problem: the solver boundary where time becomes slot numbers.
+
+Slot ``t`` covers ``[slots[t], slots[t] + slot_h)``.  Arrays are indexed
+``[zone, slot]`` over ``zones``.  Built by :func:`planner.pipeline.build_problem`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job in slot units.  ``first``..``last`` (inclusive) are the slots inside
+    ``[release, deadline)``; ``zones`` are indices into the problem's zones."""
+
+    name: str
+    gpus: int
+    gpus_min: int
+    work: float  # GPU-hours
+    power_kw: float  # per GPU
+    first: int
+    last: int
+    zones: tuple[int, ...]
+    home: int
+    overhead_h: float  # per start
+    max_starts: int | None  # max interruptions + 1
+    min_run_slots: int
+    checkpoint_gb: float
+    egress_usd_per_gb: float
+    transfer_slots: int
+    transfer_kwh_per_gb: float
+    allow_split: bool
+
+    @property
+    def rigid(self) -> bool:
+        return self.gpus_min == self.gpus
+
+    @property
+    def migrates_at_cost(self) -> bool:
+        return len(self.zones) > 1 and (self.checkpoint_gb > 0 or self.transfer_slots > 0)
+
+    @property
+    def overhead_gpu_h(self) -> float:
+        """GPU-hours lost per start (elastic jobs: at their largest size)."""
+        return self.overhead_h * self.gpus
+
+
+@dataclass(frozen=True)
+class PlanningProblem:
+    slots: pd.DatetimeIndex
+    slot_h: float
+    zones: tuple[str, ...]
+    jobs: tuple[JobSpec, ...]
+    intensity: np.ndarray  # gCO2eq/kWh, [zone, slot]
+    pue: np.ndarray  # [zone]
+    capacity: np.ndarray  # GPUs, [zone, slot]
+    price: np.ndarray | None  # USD/MWh, [zone, slot]; None when no prices
+    threshold: float | None = None
+    threshold_mode: str = "hard"
+    threshold_penalty: float = 1.0
+    price_weight: float = 0.0
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slots)
+
+    def allowed(self, job: JobSpec, z: int) -> np.ndarray:
+        """Slots where ``job`` may hold GPUs in zone ``z`` (window, capacity, hard threshold)."""
+        mask = np.zeros(self.n_slots, dtype=bool)
+        mask[job.first : job.last + 1] = True
+        mask &= self.capacity[z] >= job.gpus_min
+        if self.threshold is not None and self.threshold_mode == "hard":
+            mask &= self.intensity[z] <= self.threshold
+        return mask
+
+    def kg_per_gpu_h(self, job: JobSpec, z: int) -> np.ndarray:
+        """Emissions of one GPU-hour of ``job`` in zone ``z`` per slot, kg CO2eq."""
+        return job.power_kw * self.pue[z] * self.intensity[z] / 1000.0
+
+    def usd_per_gpu_h(self, job: JobSpec, z: int) -> np.ndarray:
+        if self.price is None:
+            return np.zeros(self.n_slots)
+        return job.power_kw * self.pue[z] * self.price[z] / 1000.0
+
+    def cost_per_gpu_h(self, job: JobSpec, z: int) -> np.ndarray:
+        """Objective coefficient of one GPU-hour: emissions + weighted cost + soft penalty."""
+        coef = self.kg_per_gpu_h(job, z) + self.price_weight * self.usd_per_gpu_h(job, z)
+        if self.threshold is not None and self.threshold_mode == "soft":
+            excess = np.clip(self.intensity[z] - self.threshold, 0, None)
+            coef = coef + self.threshold_penalty * job.power_kw * self.pue[z] * excess / 1000.0
+        return coef
+
+    def migration_cost(self, job: JobSpec, z: int) -> np.ndarray:
+        """Objective cost of moving ``job``'s checkpoint into zone ``z`` at each slot."""
+        kg = job.checkpoint_gb * job.transfer_kwh_per_gb * self.intensity[z] / 1000.0
+        usd = job.checkpoint_gb * job.egress_usd_per_gb
+        return kg + self.price_weight * usd
+
+    def slots_needed(self, job: JobSpec) -> int:
+        """Fewest slots the job needs at full size with one start."""
+        return math.ceil((job.work + job.overhead_gpu_h) / (job.gpus * self.slot_h) - 1e-9)

@@ -1,0 +1,102 @@
+"""A schedule as arrays, whoever produced it (MILP, exact method, greedy heuristic).
+
+``gpus[j, z, t]`` GPUs held and ``run[j, z, t]`` GPU-hours run (work plus restart
+overhead) by job ``j`` in zone ``z`` during slot ``t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solvers.problem import PlanningProblem
+
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Schedule:
+    gpus: np.ndarray
+    run: np.ndarray
+
+    @classmethod
+    def empty(cls, problem: PlanningProblem) -> Schedule:
+        shape = (len(problem.jobs), len(problem.zones), problem.n_slots)
+        return cls(np.zeros(shape, dtype=np.int64), np.zeros(shape))
+
+    def held(self, j: int) -> np.ndarray:
+        """[zone, slot] bool: job j holds GPUs there."""
+        return self.gpus[j] > 0
+
+    def starts(self, j: int) -> int:
+        """Runs started: a slot held in z that was not held in z the slot before."""
+        held = self.held(j)
+        prev = np.zeros_like(held)
+        prev[:, 1:] = held[:, :-1]
+        return int((held & ~prev).sum())
+
+    def moves(self, j: int, home: int) -> list[tuple[int, int]]:
+        """(zone, slot) of every checkpoint move: the first slot held in a zone other
+        than the previous run's (home before the first run)."""
+        held = self.held(j)
+        out, last = [], home
+        for t in np.flatnonzero(held.any(axis=0)).tolist():
+            z = int(np.flatnonzero(held[:, t])[0])
+            if z != last:
+                out.append((z, t))
+                last = z
+        return out
+
+    def work_done(self, problem: PlanningProblem, j: int) -> float:
+        job = problem.jobs[j]
+        return float(self.run[j].sum() - job.overhead_gpu_h * self.starts(j))
+
+
+def emissions_kg(problem: PlanningProblem, schedule: Schedule, j: int) -> float:
+    """Running emissions of job j (kg CO2eq) on the problem's intensities."""
+    job = problem.jobs[j]
+    run = schedule.run[j]
+    coef = job.power_kw * problem.pue[:, None] * problem.intensity / 1000.0
+    return float((run * coef).sum())
+
+
+def transfer_kg(problem: PlanningProblem, schedule: Schedule, j: int) -> float:
+    """Emissions of moving job j's checkpoint, charged at the destination's intensity
+    in the slot the job resumes there."""
+    job = problem.jobs[j]
+    per_gb = job.checkpoint_gb * job.transfer_kwh_per_gb / 1000.0
+    return sum(per_gb * float(problem.intensity[z, t]) for z, t in schedule.moves(j, job.home))
+
+
+def objective(problem: PlanningProblem, schedule: Schedule) -> float:
+    """The MILP's objective evaluated on a schedule (migration charged at resume)."""
+    total = 0.0
+    for j, job in enumerate(problem.jobs):
+        for z in job.zones:
+            total += float((schedule.run[j, z] * problem.cost_per_gpu_h(job, z)).sum())
+        if job.migrates_at_cost:
+            for z, t in schedule.moves(j, job.home):
+                total += float(problem.migration_cost(job, z)[t])
+    return total
+
+
+def trim_excess(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
+    """Cut the work done beyond job j's need from its dearest held slots (in place),
+    keeping each start slot's restart overhead: held slots stay reserved, only the
+    GPU-hours actually run shrink."""
+    job = problem.jobs[j]
+    excess = schedule.work_done(problem, j) - job.work
+    if excess <= EPS:
+        return
+    cost = np.vstack([problem.cost_per_gpu_h(job, z) for z in range(len(problem.zones))])
+    zs, ts = np.nonzero(schedule.gpus[j])
+    for i in np.argsort(-cost[zs, ts], kind="stable").tolist():
+        z, t = int(zs[i]), int(ts[i])
+        starts_here = t == 0 or schedule.gpus[j, z, t - 1] == 0
+        floor = min(job.overhead_h, problem.slot_h) * schedule.gpus[j, z, t] if starts_here else 0
+        cut = min(excess, schedule.run[j, z, t] - floor)
+        schedule.run[j, z, t] -= cut
+        excess -= cut
+        if excess <= EPS:
+            return
