@@ -12,7 +12,9 @@ import enum
 import os
 import signal
 import threading
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pulp
@@ -57,6 +59,21 @@ class Backend:
         raise NotImplementedError
 
 
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Silence native-code output on file descriptor 1 (HiGHS prints its banner there
+    even with output turned off)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _gap(objective: float | None, bound: float | None) -> float | None:
     if objective is None or bound is None:
         return None
@@ -77,7 +94,8 @@ class HighsBackend(Backend):
 
         solver = pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1)
         began = time.perf_counter()
-        problem.solve(solver)
+        with quiet_stdout():
+            problem.solve(solver)
         seconds = time.perf_counter() - began
         highs = problem.solverModel
         model_status = highs.getModelStatus()
