@@ -81,14 +81,15 @@ def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
                 t += 1
             run = schedule.run[j, z, s : t + 1]
             kwh = run * job.power_kw * problem.pue[z]
-            used = run[-1] / (gpus[s] * problem.slot_h)
-            end = problem.slots[t] + step * min(1.0, max(used, 0.0))
-            if used < EPS:
-                end = problem.slots[t]
+            end = problem.slots[t] + step
+            pausing = t + 1 >= problem.n_slots or not schedule.gpus[j, :, t + 1].any()
+            if pausing:  # the job stops here: end when its last slot's work is done
+                used = min(1.0, max(run[-1] / (gpus[t] * problem.slot_h), 0.0))
+                end = problem.slots[t] + (step * used).round("1s") if used > EPS else end
             out.append({
                 "zone": problem.zones[z],
                 "start": _iso(problem.slots[s]),
-                "end": _iso(end if end > problem.slots[s] else problem.slots[t] + step),
+                "end": _iso(end),
                 "gpus": int(gpus[s]),
                 "energy_kwh": round(float(kwh.sum()), 3),
                 "emissions_kg": round(float((kwh * intensity[z, s : t + 1]).sum() / 1000), 3),
@@ -111,7 +112,7 @@ def run_now(problem: PlanningProblem, job: JobSpec, z: int,
         run = min(full, remaining)
         kg += run * job.power_kw * problem.pue[z] * intensity[z, t] / 1000
         remaining -= run
-        finish = problem.slots[t] + step * (run / full)
+        finish = problem.slots[t] + (step * (run / full)).round("1s")
         t += 1
     return kg, finish
 

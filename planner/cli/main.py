@@ -33,11 +33,16 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from planner.cli import data_cmd, demo_cmd, regions_cmd
+    from planner.cli import data_cmd, demo_cmd, plan_cmd, regions_cmd
 
     cli.add_command(regions_cmd.regions)
     cli.add_command(data_cmd.data)
     cli.add_command(demo_cmd.demo)
+    cli.add_command(plan_cmd.plan)
 
 
 _register()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,46 @@
+"""``greenepoch plan``: plan a request and write the plan JSON (and its segment CSV)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from planner.cli.options import data_option, json_option, signal_option
+from planner.cli.report import plan_summary
+from planner.pipeline import plan as make_plan
+from planner.request import load_request
+from planner.timeparse import utc
+
+
+@click.command()
+@click.argument("request_file", type=click.Path(path_type=str))
+@data_option
+@click.option("--oracle", is_flag=True, help="Plan with perfect foresight (for studies).")
+@click.option("--forecast", "model", default=None,
+              help="Forecast model to plan on (default: the request's policy.forecast, "
+                   "'seasonal').")
+@click.option("--start", default=None, help="Override the request's start (ISO 8601, UTC).")
+@signal_option
+@click.option("--seed", default=0, show_default=True,
+              help="Seed of the synthetic traces (embedded default only).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=str),
+              help="Plan JSON to write; a CSV of segments is written beside it.")
+@json_option
+def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | None,
+         start: str | None, signal: str, seed: int, out: str, as_json: bool) -> None:
+    """Plan the jobs of REQUEST_FILE (TOML) across zones and time."""
+    if oracle and model:
+        raise click.UsageError("--oracle and --forecast exclude each other; pick one")
+    request = load_request(request_file, utc(start, "--start") if start else None)
+    result = make_plan(request, data=data_dir, oracle=oracle, model=model, signal=signal,
+                       seed=seed)
+    target = Path(out)
+    result.to_json(target)
+    result.to_csv(target.with_suffix(".csv"))
+    if as_json:
+        click.echo(json.dumps(result.doc, indent=2))
+    else:
+        click.echo(plan_summary(result))
+        click.echo(f"\nwrote {target} and {target.with_suffix('.csv')}")

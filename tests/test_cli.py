@@ -1,0 +1,95 @@
+"""The greenepoch command through click's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from planner import __version__
+from planner.cli.main import cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_version(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_data_check_bad_file_is_one_line_exit_2(runner: CliRunner) -> None:
+    bad = FIXTURES / "malformed" / "negative_value.csv"
+    result = runner.invoke(cli, ["data", "check", str(bad)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("greenepoch: error: ")
+    assert "negative_value.csv: row" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_data_check_missing_path(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["data", "check", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 2
+    assert "no such file or folder" in result.stderr
+
+
+def test_plan_bad_request_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    request = tmp_path / "r.toml"
+    request.write_text('start = "2023-06-01T00:00:00"\n')
+    result = runner.invoke(cli, ["plan", str(request), "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 2
+    assert "no UTC offset" in result.stderr
+    assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.realdata
+def test_data_check_real_zone(runner: CliRunner, real_data: Path) -> None:
+    path = real_data / "electricitymaps" / "DE_2023_hourly.csv"
+    result = runner.invoke(cli, ["data", "check", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows[0]["zone"] == "DE"
+    assert rows[0]["rows"] == 8760
+    assert rows[0]["mean_g_per_kwh"] == pytest.approx(307.7, abs=0.05)
+    assert rows[0]["gaps_filled"] == 0
+
+
+@pytest.mark.realdata
+def test_plan_minimal_request_oracle(runner: CliRunner, real_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"), "--data",
+                                 str(real_data), "--oracle", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["intensity"] == {"source": "real", "signal": "direct", "mode": "oracle",
+                                "model": None}
+    job = doc["jobs"][0]
+    home = job["baselines"]["run_now_home"]["emissions_kg"]
+    assert job["summary"]["emissions_kg"] < home
+    assert job["summary"]["emissions_kg"] <= job["baselines"]["run_now_best_zone"]["emissions_kg"]
+    assert (tmp_path / "plan.csv").read_text().startswith("job,zone,start,end,gpus")
+    assert "run_now_home_kg" in result.output
+
+
+@pytest.mark.realdata
+def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
+                                            tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"), "--data",
+                                 str(real_data), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed == json.loads(out.read_text())
+    assert printed["intensity"]["mode"] == "forecast"
+    assert printed["intensity"]["model"] == "seasonal"
+    assert "realised_emissions_kg" in printed["jobs"][0]["summary"]
