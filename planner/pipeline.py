@@ -144,7 +144,7 @@ def build_problem(request: PlanRequest, judged: IntensityData,
 
 
 def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool = False,
-         model: str | None = None, signal: str = "direct", seed: int = 0):  # noqa: ANN201
+         model: str | None = None, signal: str = "direct", seed: int = 0):
     """Plan a request end to end and return a :class:`planner.plan.Plan`."""
     from planner.plan import assemble
     from solvers.solve import solve_problem

@@ -20,6 +20,7 @@ JOB_KEYS = {
     "transfer_time", "transfer_kwh_per_gb", "allow_split",
 }
 ZONE_KEYS = {"id", "capacity_gpus", "pue", "capacity_schedule", "price_file"}
+STEP_KEYS = {"from", "gpus"}
 POLICY_KEYS = {
     "objective", "price_weight", "carbon_threshold", "threshold_mode",
     "threshold_penalty", "slot", "solver", "time_limit", "mip_gap", "forecast",
@@ -63,8 +64,15 @@ def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
         gpu_hours = gpus * duration(raw["duration"], f"{where}.duration") / pd.Timedelta("1h")
     else:
         raise RequestError(f"{where}: set 'gpu_hours' (work) or 'duration' (at full size)")
-    zones = tuple(_zone_id(z) for z in raw.get("zones", [raw.get("home_zone", "")]))
-    home = _zone_id(raw.get("home_zone", zones[0] if zones else ""))
+    if "zones" not in raw and "home_zone" not in raw:
+        raise RequestError(f"{where}: set 'zones' (where it may run), e.g. zones = [\"DE\"]")
+    names = raw.get("zones", [raw.get("home_zone")])
+    if not isinstance(names, list):
+        raise RequestError(
+            f"{where}: zones = {names!r} must be a list of zone ids, e.g. zones = [\"DE\", \"GB\"]"
+        )
+    zones = tuple(_zone_id(str(z)) for z in names)
+    home = _zone_id(str(raw.get("home_zone", zones[0] if zones else "")))
     interruptions = raw.get("max_interruptions")
     fields: dict[str, Any] = {
         "name": str(raw["name"]),
@@ -94,9 +102,19 @@ def _zone(raw: dict[str, Any], index: int, base: Path) -> Zone:
         raise RequestError(f"{where}: missing 'id' (a zone id like 'DE' or a cloud region)")
     if "capacity_gpus" not in raw and "capacity_schedule" not in raw:
         raise RequestError(f"{where}: set 'capacity_gpus' (GPUs available per slot)")
+    steps = raw.get("capacity_schedule", [])
+    for i, step in enumerate(steps):
+        at = f"{where}.capacity_schedule[{i}]"
+        if not isinstance(step, dict):
+            raise RequestError(f"{at}: expected a table like {{from = \"2023-06-01T12:00:00Z\", "
+                               f"gpus = 64}}, found {step!r}")
+        _check_keys(step, STEP_KEYS, at)
+        missing = sorted(STEP_KEYS - set(step))
+        if missing:
+            raise RequestError(f"{at}: missing '{missing[0]}'")
     schedule = tuple(
-        (utc(step.get("from"), f"{where}.capacity_schedule[{i}].from"), int(step.get("gpus", -1)))
-        for i, step in enumerate(raw.get("capacity_schedule", []))
+        (utc(step["from"], f"{where}.capacity_schedule[{i}].from"), int(step["gpus"]))
+        for i, step in enumerate(steps)
     )
     prices = _read_prices(base / raw["price_file"], where) if "price_file" in raw else None
     return Zone(
@@ -128,7 +146,9 @@ def _policy(raw: dict[str, Any]) -> Policy:
     if "time_limit" in raw:
         fields["time_limit"] = duration(raw["time_limit"], "[policy].time_limit")
     if fields.get("objective") == "carbon+cost" and "price_weight" not in fields:
-        raise RequestError("[policy]: objective 'carbon+cost' needs price_weight (kg CO2eq per USD)")
+        raise RequestError(
+            "[policy]: objective 'carbon+cost' needs price_weight (kg CO2eq per USD)"
+        )
     return Policy(**fields)
 
 

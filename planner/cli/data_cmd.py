@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 import pandas as pd
@@ -22,7 +21,8 @@ def data() -> None:
 @data.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @signal_option
-@click.option("--allow-gaps", is_flag=True, help="Interpolate gaps longer than 3 h instead of failing.")
+@click.option("--allow-gaps", is_flag=True,
+              help="Interpolate gaps longer than 3 h instead of failing.")
 @json_option
 def check(paths: tuple[str, ...], signal: str, allow_gaps: bool, as_json: bool) -> None:
     """Validate export files or folders and print a per-zone summary.

@@ -62,7 +62,9 @@ class IntensityData:
             if len(steps) != 1 or steps[0] not in SLOTS.values():
                 raise DataError("intensity index must have one regular step of 15min or 1h")
         if self.values.isna().to_numpy().any():
-            raise DataError("intensity values contain NaN; load data through the validating loaders")
+            raise DataError(
+                "intensity values contain NaN; load data through the validating loaders"
+            )
         for name in ("estimated", "filled"):
             other = getattr(self, name)
             if other.shape != self.values.shape or not other.index.equals(idx):
