@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import pandas as pd
 
 from planner.cli.options import json_option, signal_option
 from planner.cli.table import render
-from planner.intensity.readers import read_any
+from planner.intensity.readers import read_any, read_electricitymaps
 from planner.intensity.summary import summarize
 
 
@@ -41,3 +42,27 @@ def check(paths: tuple[str, ...], signal: str, allow_gaps: bool, as_json: bool) 
     else:
         click.echo(render(result.drop(columns="path") if len(paths) == 1 else result))
         click.echo(f"\n{len(result)} zone(s) OK, signal {signal}.")
+
+
+@data.command()
+@click.option("--data", "data_dir", required=True, envvar="GREENEPOCH_DATA",
+              type=click.Path(path_type=str),
+              help="Folder of Electricity Maps exports (or one holding 'electricitymaps/').")
+@click.option("--signal", "signals", multiple=True, type=click.Choice(["direct", "lca"]),
+              help="Signal(s) to calibrate; default both.")
+@click.option("--out", "out", default=".", show_default=True, type=click.Path(path_type=str),
+              help="Folder to write climatology_{signal}.json into (the shipped files live "
+                   "in the repository's data/ folder).")
+def calibrate(data_dir: str, signals: tuple[str, ...], out: str) -> None:
+    """Fit the per-zone climatology the embedded synthetic default is generated from."""
+    from planner.intensity.climatology import calibrate as fit
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for signal in signals or ("direct", "lca"):
+        click.echo(f"calibrating {signal} from {data_dir} ...", err=True)
+        loaded = read_electricitymaps(data_dir, signal=signal)
+        target = folder / f"climatology_{signal}.json"
+        fit(loaded).to_json(target)
+        click.echo(f"wrote {target}: {len(loaded.zones)} zones, "
+                   f"{loaded.values.index[0].year}-{loaded.values.index[-1].year}")

@@ -28,7 +28,7 @@ def demo(data_dir: str | None, oracle: bool, out: str | None) -> None:
     request_file = shipped_file("demo_request.toml")
     source = resolve_data_dir(data_dir)
     click.echo(f"sample request: {request_file}")
-    click.echo("intensities: " + (f"real exports from {source}" if source else
+    click.echo("data: " + (f"real exports from {source}" if source else
                                   "embedded default (synthetic traces from the shipped "
                                   "climatology)"))
     result = make_plan(load_request(request_file), data=data_dir, oracle=oracle)
