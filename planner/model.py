@@ -95,6 +95,9 @@ class Job:
         )
         for name in ("checkpoint_gb", "egress_usd_per_gb", "transfer_kwh_per_gb"):
             _require(getattr(self, name) >= 0, f"{where}: {name} must be 0 or more")
+        for name in ("checkpoint_overhead", "min_run", "transfer_time"):
+            value = getattr(self, name)
+            _require(value >= pd.Timedelta(0), f"{where}: {name} = {value} must be 0 or more")
 
     @property
     def rigid(self) -> bool:

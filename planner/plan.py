@@ -84,8 +84,10 @@ def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
             end = problem.slots[t] + step
             pausing = t + 1 >= problem.n_slots or not schedule.gpus[j, :, t + 1].any()
             if pausing:  # the job stops here: end when its last slot's work is done
-                used = min(1.0, max(run[-1] / (gpus[t] * problem.slot_h), 0.0))
-                end = problem.slots[t] + (step * used).round("1s") if used > EPS else end
+                ran = np.flatnonzero(run > EPS)  # trimming may leave the last slots idle
+                last = s + int(ran[-1]) if len(ran) else t
+                used = min(1.0, max(run[last - s] / (gpus[last] * problem.slot_h), 0.0))
+                end = problem.slots[last] + (step * used).round("1s") if used > EPS else end
             out.append({
                 "zone": problem.zones[z],
                 "start": _iso(problem.slots[s]),
@@ -117,6 +119,11 @@ def run_now(problem: PlanningProblem, job: JobSpec, z: int,
     return kg, finish
 
 
+def _kg(value: float) -> float | None:
+    """Emissions for the document: None when unknown (NaN is not valid JSON)."""
+    return round(value, 3) if np.isfinite(value) else None
+
+
 def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.ndarray,
              actual: np.ndarray | None) -> dict[str, Any]:
     job = problem.jobs[j]
@@ -130,7 +137,9 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
             cost += float((schedule.run[j, z] * problem.usd_per_gpu_h(job, z)).sum())
     cost += len(moves) * job.checkpoint_gb * job.egress_usd_per_gb
     home_kg, home_finish = run_now(problem, job, job.home, judged)
-    best = min(job.zones, key=lambda z: run_now(problem, job, z, judged)[0])
+    # NaN: the baseline does not finish within the horizon (a split job can beat it)
+    best = min(job.zones, key=lambda z: np.nan_to_num(run_now(problem, job, z, judged)[0],
+                                                      nan=np.inf))
     best_kg, best_finish = run_now(problem, job, best, judged)
     summary: dict[str, Any] = {
         "emissions_kg": round(emissions, 3),
@@ -143,8 +152,8 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
         "cost_usd": round(cost, 2) if problem.price is not None or moves else None,
     }
     baselines: dict[str, Any] = {
-        "run_now_home": {"emissions_kg": round(home_kg, 3), "finish": _iso(home_finish)},
-        "run_now_best_zone": {"zone": problem.zones[best], "emissions_kg": round(best_kg, 3),
+        "run_now_home": {"emissions_kg": _kg(home_kg), "finish": _iso(home_finish)},
+        "run_now_best_zone": {"zone": problem.zones[best], "emissions_kg": _kg(best_kg),
                               "finish": _iso(best_finish)},
     }
     if actual is not None:
@@ -153,14 +162,15 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
             for z in job.zones
         )
         summary["realised_emissions_kg"] = round(realised, 3)
-        baselines["run_now_home"]["realised_emissions_kg"] = round(
-            run_now(problem, job, job.home, actual)[0], 3)
+        baselines["run_now_home"]["realised_emissions_kg"] = _kg(
+            run_now(problem, job, job.home, actual)[0])
     return {
         "name": job.name,
         "segments": segments,
         "summary": summary,
         "baselines": baselines,
-        "savings_pct": round(100 * (home_kg - emissions) / home_kg, 2) if home_kg > 0 else 0.0,
+        "savings_pct": (None if not np.isfinite(home_kg) else
+                        round(100 * (home_kg - emissions) / home_kg, 2) if home_kg > 0 else 0.0),
     }
 
 

@@ -1,75 +1,180 @@
-"""Why a request is infeasible, and the smallest change that would fix it."""
+"""Why a request is infeasible, and the smallest change that would fix it.
+
+The checks here are necessary conditions (optimistic: capacity is read per job, as if
+the job were alone), so a job they reject is infeasible for certain.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pandas as pd
 
 from solvers.problem import JobSpec, PlanningProblem
 
+EPS = 1e-6
 
-def _usable(problem: PlanningProblem, job: JobSpec, threshold: bool = True,
-            window: bool = True) -> np.ndarray:
-    """Slots where the job could run in some allowed zone at full size."""
-    mask = np.zeros(problem.n_slots, dtype=bool)
-    for z in job.zones:
-        ok = problem.capacity[z] >= job.gpus
-        if threshold and problem.threshold is not None and problem.threshold_mode == "hard":
-            ok &= problem.intensity[z] <= problem.threshold
-        mask |= ok
+
+def _hard(problem: PlanningProblem) -> float | None:
+    """The hard carbon threshold (g/kWh), or None."""
+    return problem.threshold if problem.threshold_mode == "hard" else None
+
+
+def _gpu_hours(problem: PlanningProblem, job: JobSpec, threshold: float | None,
+               window: bool = True) -> np.ndarray:
+    """GPU-hours ``job`` could run in each slot: the most GPUs (at most ``gpus``, at
+    least ``gpus_min``) free in its best allowed zone, or in all of them when it may
+    split; 0 where it cannot run or the intensity is above ``threshold``."""
+    sizes = np.zeros((len(job.zones), problem.n_slots))
+    for i, z in enumerate(job.zones):
+        size = np.minimum(problem.capacity[z], job.gpus).astype(float)
+        ok = size >= job.gpus_min
+        if threshold is not None:
+            ok &= problem.intensity[z] <= threshold
+        sizes[i] = np.where(ok, size, 0.0)
+    gpus = sizes.sum(axis=0) if job.allow_split else sizes.max(axis=0)
     if window:
-        inside = np.zeros_like(mask)
-        inside[job.first : job.last + 1] = True
-        mask &= inside
-    return mask
+        gpus[: job.first] = 0.0
+        gpus[job.last + 1 :] = 0.0
+    return gpus * problem.slot_h
+
+
+def _enough(job: JobSpec, gpu_hours: np.ndarray) -> bool:
+    """Room for the work plus one restart overhead."""
+    return float(gpu_hours.sum()) - job.overhead_gpu_h >= job.work - EPS
+
+
+def _step(problem: PlanningProblem) -> pd.Timedelta:
+    return pd.Timedelta(hours=problem.slot_h)
 
 
 def _stamp(problem: PlanningProblem, t: int) -> str:
     return problem.slots[t].isoformat()
 
 
+def _deadline_needed(problem: PlanningProblem, job: JobSpec,
+                     threshold: float | None) -> pd.Timestamp | None:
+    """End of the slot in which ``job``, running in every usable slot from its release,
+    would finish.  Past the horizon, capacity stays as in the last slot (a capacity
+    schedule holds its last value); with a hard threshold the unknown intensities there
+    give no answer (None)."""
+    room = _gpu_hours(problem, job, threshold, window=False)[job.first :]
+    total = job.work + job.overhead_gpu_h
+    done = np.cumsum(room)
+    hit = np.flatnonzero(done >= total - EPS)
+    if len(hit):
+        return problem.slots[job.first + int(hit[0])] + _step(problem)
+    if threshold is not None or room[-1] <= 0:
+        return None
+    extra = math.ceil((total - float(done[-1])) / float(room[-1]) - 1e-9)
+    return problem.slots[-1] + _step(problem) * (1 + extra)
+
+
+def _threshold_needed(problem: PlanningProblem, job: JobSpec) -> float | None:
+    """Lowest hard threshold (g/kWh) under which the job has room in its window."""
+    levels = np.unique(problem.intensity[list(job.zones), job.first : job.last + 1])
+    lo, hi = 0, len(levels) - 1
+    if hi < 0 or not _enough(job, _gpu_hours(problem, job, float(levels[hi]))):
+        return None
+    while lo < hi:  # room grows with the threshold: bisect on the levels
+        mid = (lo + hi) // 2
+        if _enough(job, _gpu_hours(problem, job, float(levels[mid]))):
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(levels[lo])
+
+
 def explain_job(problem: PlanningProblem, job: JobSpec) -> str | None:
     """A sentence if ``job`` cannot fit even alone, else None."""
-    need = problem.slots_needed(job)
-    usable = _usable(problem, job)
-    have = int(usable.sum())
-    if have >= need:
+    room = _gpu_hours(problem, job, _hard(problem))
+    if _enough(job, room):
         return None
+    need = problem.slots_needed(job)
+    have = int((room > 0).sum())
     slot_h = problem.slot_h
     window = job.last - job.first + 1
+    deadline = problem.slots[job.last] + _step(problem)
     parts = [
         f"job '{job.name}' needs {need} slots of {slot_h:g} h at {job.gpus} GPUs "
         f"({job.work:g} GPU-hours plus restart overhead) between release "
-        f"{_stamp(problem, job.first)} and deadline, but only {have} of the window's "
-        f"{window} slots are usable"
+        f"{_stamp(problem, job.first)} and deadline {deadline.isoformat()}, but only "
+        f"{have} of the window's {window} slots are usable (room for "
+        f"{float(room.sum()):g} GPU-hours)"
     ]
-    no_cap = _usable(problem, job, threshold=False)
-    if int(no_cap.sum()) < need:
-        short = need - int(no_cap.sum())
-        parts.append(f"capacity: fewer than {job.gpus} GPUs are free in {window - int(no_cap.sum())} "
-                     f"slots of every allowed zone")
-        later = np.flatnonzero(_usable(problem, job, window=False)[job.first :])
-        if len(later) >= need:
-            end = problem.slots[job.first + later[need - 1]] + (problem.slots[1] - problem.slots[0])
-            parts.append(f"latest deadline needed: {end.isoformat()}")
+    no_threshold = _gpu_hours(problem, job, None)
+    if not _enough(job, no_threshold):
+        short = job.work + job.overhead_gpu_h - float(no_threshold.sum())
+        full = int((no_threshold >= job.gpus * slot_h - EPS).sum())
+        if full < window:
+            parts.append(f"capacity: fewer than {job.gpus} GPUs are free in {window - full} "
+                         "slots of every allowed zone")
         else:
-            parts.append(f"move the deadline at least {short * slot_h:g} h later or free capacity")
-    if problem.threshold is not None and problem.threshold_mode == "hard":
-        best = np.full(problem.n_slots, np.inf)
-        for z in job.zones:
-            ok = problem.capacity[z] >= job.gpus
-            best = np.where(ok, np.minimum(best, problem.intensity[z]), best)
-        inside = np.sort(best[job.first : job.last + 1])
-        if np.isfinite(inside[need - 1]) if need <= len(inside) else False:
+            parts.append("the window between release and deadline is too short")
+        end = _deadline_needed(problem, job, _hard(problem))
+        if end is not None:
+            parts.append(f"latest deadline needed: {end.isoformat()}")
+        elif not _gpu_hours(problem, job, None, window=False).any():
+            parts.append(f"no allowed zone ever has {job.gpus_min} GPUs free; raise "
+                         "capacity_gpus, allow more zones or use fewer GPUs")
+        else:
+            later = math.ceil(short / (job.gpus * slot_h) - 1e-9) * slot_h
+            parts.append(f"move the deadline at least {later:g} h later or free capacity")
+    elif problem.threshold is not None and problem.threshold_mode == "hard":
+        needed = _threshold_needed(problem, job)
+        if needed is not None:
+            excluded = int((no_threshold > 0).sum()) - have
             parts.append(
-                f"the carbon threshold {problem.threshold:g} g/kWh excludes "
-                f"{int(no_cap.sum()) - have} slots; threshold needed: "
-                f"{np.ceil(inside[need - 1] * 10) / 10:g} g/kWh"
+                f"the carbon threshold {problem.threshold:g} g/kWh excludes {excluded} slots; "
+                f"threshold needed: {math.ceil(needed * 10 - 1e-6) / 10:g} g/kWh"
             )
-        later = np.flatnonzero(_usable(problem, job, window=False)[job.first :])
-        if len(later) >= need:
-            end = problem.slots[job.first + later[need - 1]] + (problem.slots[1] - problem.slots[0])
+        end = _deadline_needed(problem, job, problem.threshold)
+        if end is not None:
             parts.append(f"or keep the threshold and move the deadline to {end.isoformat()}")
     return "; ".join(parts)
+
+
+def _runs(gpu_hours: np.ndarray, min_len: int) -> list[float]:
+    """GPU-hours of each maximal run of usable slots at least ``min_len`` long."""
+    out, t = [], 0
+    while t < len(gpu_hours):
+        if gpu_hours[t] <= 0:
+            t += 1
+            continue
+        s = t
+        while t < len(gpu_hours) and gpu_hours[t] > 0:
+            t += 1
+        if t - s >= min_len:
+            out.append(float(gpu_hours[s:t].sum()))
+    return out
+
+
+def explain_runs(problem: PlanningProblem, job: JobSpec) -> str | None:
+    """A sentence if ``job`` has room, but not in max_interruptions + 1 runs of at least
+    min_run slots each (runs across zones count as one: optimistic), else None."""
+    if job.max_starts is None and job.min_run_slots <= 1:
+        return None
+    runs = sorted(_runs(_gpu_hours(problem, job, _hard(problem)), job.min_run_slots),
+                  reverse=True)
+    done = np.cumsum(runs) - job.overhead_gpu_h * np.arange(1, len(runs) + 1)
+    fits = np.flatnonzero(done >= job.work - EPS)
+    fewest = int(fits[0]) + 1 if len(fits) else None
+    if fewest is not None and (job.max_starts is None or fewest <= job.max_starts):
+        return None
+    limit = "unlimited" if job.max_starts is None else job.max_starts - 1
+    if fewest is None:
+        most = sum(max(r - job.overhead_gpu_h, 0.0) for r in runs)
+        fix = (f"its free stretches{' of at least min_run' if job.min_run_slots > 1 else ''} "
+               f"hold at most {most:g} of the {job.work:g} GPU-hours after a restart "
+               f"overhead each; {'use a shorter minimum run, ' if job.min_run_slots > 1 else ''}"
+               "move the deadline later or free capacity")
+    else:
+        fix = f"raise max_interruptions to at least {fewest - 1}"
+    return (
+        f"job '{job.name}' has enough usable slots, but not in few enough runs: "
+        f"max_interruptions = {limit}, min_run = {job.min_run_slots} slot(s); {fix}"
+    )
 
 
 def explain_shared(problem: PlanningProblem) -> str:
@@ -85,23 +190,25 @@ def explain_shared(problem: PlanningProblem) -> str:
         f"capacity shared too thin: jobs {names} each fit alone but not together "
         f"({demand:g} GPU-hours of work plus restart overhead against {supply:g} GPU-hours of "
         f"capacity in zones {', '.join(problem.zones[z] for z in zones)} between "
-        f"{_stamp(problem, first)} and {_stamp(problem, last)}, limited further by deadlines, "
+        f"{_stamp(problem, first)} and {(problem.slots[last] + _step(problem)).isoformat()}, "
+        "limited further by deadlines, "
         f"one-zone-at-a-time, run lengths and interruptions); raise capacity_gpus, allow more "
         f"zones, or move a deadline later (the earliest is '{tight.name}')"
     )
 
 
 def explain(problem: PlanningProblem) -> str:
-    reasons = [r for r in (explain_job(problem, j) for j in problem.jobs) if r]
-    if reasons:
-        return "infeasible: " + " | ".join(reasons)
-    single = [j for j in problem.jobs if j.max_starts is not None or j.min_run_slots > 1]
-    if len(problem.jobs) == 1 and single:
-        job = single[0]
+    """Why the MILP found the problem infeasible, job by job first."""
+    for check in (explain_job, explain_runs):
+        reasons = [r for r in (check(problem, j) for j in problem.jobs) if r]
+        if reasons:
+            return "infeasible: " + " | ".join(reasons)
+    if len(problem.jobs) == 1:
+        job = problem.jobs[0]
         return (
-            f"infeasible: job '{job.name}' has enough usable slots, but not in few enough "
-            f"runs: max_interruptions = {job.max_starts - 1 if job.max_starts else 'unlimited'}"
-            f", min_run = {job.min_run_slots} slot(s); allow more interruptions or a shorter "
-            "minimum run"
+            f"infeasible: job '{job.name}' has enough usable slots, but no schedule meets "
+            f"all its limits together (max_interruptions, min_run = {job.min_run_slots} "
+            "slot(s), transfer_time, one zone at a time); relax one of them or move the "
+            "deadline later"
         )
     return "infeasible: " + explain_shared(problem)

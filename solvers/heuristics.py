@@ -28,6 +28,7 @@ def exact_applies(problem: PlanningProblem) -> bool:
         and not job.migrates_at_cost
         and job.max_starts is None
         and job.min_run_slots <= 1
+        and not (job.allow_split and len(job.zones) > 1)  # may hold two zones in one slot
     )
 
 
@@ -111,7 +112,7 @@ def greedy(problem: PlanningProblem) -> tuple[Schedule | None, str]:
     for j in sorted(range(len(problem.jobs)), key=lambda i: problem.jobs[i].last):
         job = problem.jobs[j]
         options = []
-        zone_sets = [(z,) for z in job.zones]
+        zone_sets: list[tuple[int, ...]] = [(z,) for z in job.zones]
         if len(job.zones) > 1 and not job.migrates_at_cost:
             zone_sets.append(job.zones)
         for zones in zone_sets:

@@ -91,7 +91,9 @@ def trim_excess(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
         return
     cost = np.vstack([problem.cost_per_gpu_h(job, z) for z in range(len(problem.zones))])
     zs, ts = np.nonzero(schedule.gpus[j])
-    for i in np.argsort(-cost[zs, ts], kind="stable").tolist():
+    # dearest first; among equal costs the latest slot, so a run ends early in its last
+    # slot rather than idling part of an earlier one
+    for i in np.lexsort((-ts, -cost[zs, ts])).tolist():
         z, t = int(zs[i]), int(ts[i])
         starts_here = t == 0 or schedule.gpus[j, z, t - 1] == 0
         floor = min(job.overhead_h, problem.slot_h) * schedule.gpus[j, z, t] if starts_here else 0

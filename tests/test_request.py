@@ -1,0 +1,349 @@
+"""Reading plan requests from TOML: the shipped example, every way to write a job, and
+every mistake a user can make (each rejected with a message naming field and fix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from planner.errors import GreenEpochError, RequestError
+from planner.model import DEFAULT_PUE, Job, PlanRequest, Policy
+from planner.request import load_request
+
+MINIMAL = Path(__file__).resolve().parents[1] / "examples" / "minimal.toml"
+T0 = pd.Timestamp("2023-06-01T00:00:00Z")
+
+JOB = """
+start = "2023-06-01T00:00:00Z"
+
+[[jobs]]
+name = "ft"
+gpus = 8
+{job}
+
+[[zones]]
+id = "DE"
+capacity_gpus = 16
+{zone}
+
+[[zones]]
+id = "GB"
+capacity_gpus = 16
+
+{extra}
+"""
+WORK = 'gpu_hours = 64\ndeadline = "2023-06-02T00:00:00Z"\nzones = ["DE", "GB"]'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "request.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def request(tmp_path: Path, job: str = WORK, zone: str = "", extra: str = "") -> PlanRequest:
+    return load_request(write(tmp_path, JOB.format(job=job, zone=zone, extra=extra)))
+
+
+def rejected(tmp_path: Path, job: str = WORK, zone: str = "", extra: str = "") -> str:
+    with pytest.raises(RequestError) as err:
+        request(tmp_path, job, zone, extra)
+    message = str(err.value)
+    assert message.startswith(str(tmp_path / "request.toml"))
+    assert "\n" not in message
+    return message
+
+
+# --- the shipped example ---------------------------------------------------------------
+
+
+def test_minimal_example_is_read_exactly_as_written():
+    req = load_request(MINIMAL)
+    assert req.start == T0
+    (job,) = req.jobs
+    assert job.name == "llm-pretrain"
+    assert job.gpus == 64 and job.gpus_min == 64 and job.rigid
+    assert job.gpu_hours == 6144
+    assert job.run_hours_at_full_size == 96
+    assert job.gpu_power_kw == 0.7
+    assert job.release == T0
+    assert job.deadline == pd.Timestamp("2023-06-08T00:00:00Z")
+    assert job.zones == ("DE", "GB") and job.home_zone == "DE"
+    assert job.checkpoint_overhead == pd.Timedelta("15min")
+    assert job.max_interruptions == 20
+    assert job.min_run == pd.Timedelta(0) and job.checkpoint_gb == 0
+    assert [(z.id, z.capacity_gpus, z.pue) for z in req.zones] == [("DE", 128, 1.2),
+                                                                  ("GB", 128, 1.2)]
+    assert req.policy == Policy(objective="carbon", slot="1h", solver="highs",
+                                time_limit=pd.Timedelta("60s"))
+    assert req.policy.threshold is None and req.policy.threshold_mode == "hard"
+    assert req.policy.mip_gap == 1e-4 and req.policy.forecast == "seasonal"
+    assert req.end == job.deadline
+
+
+def test_start_can_be_overridden():
+    start = pd.Timestamp("2023-05-31T12:00:00Z")
+    req = load_request(MINIMAL, start=start)
+    assert req.start == start
+    assert req.jobs[0].release == T0  # the job's own release stays
+
+
+# --- ways to write a job -----------------------------------------------------------------
+
+
+def test_defaults(tmp_path):
+    req = request(tmp_path)
+    (job,) = req.jobs
+    assert job.release == T0  # release defaults to the plan start
+    assert job.home_zone == "DE"  # the first of its zones
+    assert job.gpu_power_kw == 1.0 and job.max_interruptions is None
+    assert req.zones[0].pue == DEFAULT_PUE
+    assert req.policy == Policy()
+
+
+def test_duration_instead_of_gpu_hours(tmp_path):
+    job = 'duration = "12h"\ndeadline = "2023-06-02T00:00:00Z"\nzones = ["DE"]'
+    assert request(tmp_path, job).jobs[0].gpu_hours == 96  # 12 h x 8 GPUs
+
+
+def test_gpu_hours_and_duration_together_are_rejected(tmp_path):
+    message = rejected(tmp_path, WORK + '\nduration = "8h"')
+    assert "give either 'gpu_hours' or 'duration', not both" in message
+
+
+def test_neither_gpu_hours_nor_duration(tmp_path):
+    job = 'deadline = "2023-06-02T00:00:00Z"\nzones = ["DE"]'
+    assert "set 'gpu_hours' (work) or 'duration'" in rejected(tmp_path, job)
+
+
+def test_elastic_job(tmp_path):
+    job = request(tmp_path, WORK + "\ngpus_min = 2").jobs[0]
+    assert (job.gpus, job.gpus_min, job.rigid) == (8, 2, False)
+
+
+def test_gpus_min_above_gpus_is_rejected(tmp_path):
+    message = rejected(tmp_path, WORK + "\ngpus_min = 9")
+    assert "job 'ft': gpus_min = 9 must be between 1 and gpus = 8" in message
+
+
+def test_durations_and_offsets(tmp_path):
+    job = request(tmp_path, WORK + '\nrelease = "2023-06-01T08:00:00+02:00"\n'
+                  'checkpoint_overhead = "10min"\nmin_run = "2h"\ntransfer_time = 900\n'
+                  "checkpoint_gb = 120\nmax_interruptions = 3").jobs[0]
+    assert job.release == pd.Timestamp("2023-06-01T06:00:00Z")
+    assert str(job.release.tz) == "UTC"
+    assert job.checkpoint_overhead == pd.Timedelta("10min")
+    assert job.min_run == pd.Timedelta("2h")
+    assert job.transfer_time == pd.Timedelta("15min")
+    assert job.checkpoint_gb == 120 and job.max_interruptions == 3
+
+
+def test_toml_datetimes_with_offset_are_accepted(tmp_path):
+    job = WORK.replace('"2023-06-02T00:00:00Z"', "2023-06-02T00:00:00Z")
+    assert request(tmp_path, job).jobs[0].deadline == pd.Timestamp("2023-06-02T00:00:00Z")
+
+
+# --- zones and cloud regions -------------------------------------------------------------
+
+
+def test_cloud_region_names_resolve_to_zones(tmp_path):
+    job = ('gpu_hours = 64\ndeadline = "2023-06-02T00:00:00Z"\n'
+           'zones = ["eu-central-1", "eu-west-2"]\nhome_zone = "eu-central-1"')
+    req = request(tmp_path, job)
+    assert req.jobs[0].zones == ("DE", "GB") and req.jobs[0].home_zone == "DE"
+
+
+def test_zone_entries_may_use_cloud_region_names(tmp_path):
+    text = JOB.format(job=WORK, zone="", extra="").replace('id = "DE"', 'id = "eu-central-1"')
+    req = load_request(write(tmp_path, text))
+    assert [z.id for z in req.zones] == ["DE", "GB"]
+
+
+def test_home_zone_not_among_zones_is_rejected(tmp_path):
+    message = rejected(tmp_path, WORK + '\nhome_zone = "FR"')
+    assert "home_zone 'FR' is not among its zones ['DE', 'GB']; add it to zones" in message
+
+
+def test_job_zone_without_a_zones_entry_is_rejected(tmp_path):
+    job = WORK.replace('["DE", "GB"]', '["DE", "FR"]')
+    message = rejected(tmp_path, job)
+    assert "job 'ft': zone(s) ['FR'] have no [[zones]] entry" in message
+    assert "capacity_gpus" in message
+
+
+def test_job_without_zones_is_rejected(tmp_path):
+    job = 'gpu_hours = 64\ndeadline = "2023-06-02T00:00:00Z"'
+    assert "jobs[0] ('ft'): set 'zones'" in rejected(tmp_path, job)
+
+
+def test_zones_must_be_a_list(tmp_path):
+    job = WORK.replace('["DE", "GB"]', '"DE"')
+    assert "zones = 'DE' must be a list of zone ids" in rejected(tmp_path, job)
+
+
+def test_zone_listed_twice_in_a_job(tmp_path):
+    job = WORK.replace('["DE", "GB"]', '["DE", "eu-central-1"]')
+    assert "zones lists a zone twice" in rejected(tmp_path, job)
+
+
+def test_capacity_schedule(tmp_path):
+    zone = ('capacity_schedule = [{from = "2023-06-01T06:00:00Z", gpus = 4},\n'
+            '                     {from = "2023-06-01T18:00:00Z", gpus = 32}]')
+    de = request(tmp_path, zone=zone).zones[0]
+    assert de.capacity_schedule == ((pd.Timestamp("2023-06-01T06:00:00Z"), 4),
+                                    (pd.Timestamp("2023-06-01T18:00:00Z"), 32))
+    slots = pd.date_range(T0, periods=24, freq="1h", name="time")
+    cap = de.capacity_at(slots).tolist()
+    assert cap == [16] * 6 + [4] * 12 + [32] * 6
+
+
+def test_capacity_schedule_step_with_a_typo(tmp_path):
+    zone = 'capacity_schedule = [{from = "2023-06-01T06:00:00Z", gpu = 4}]'
+    message = rejected(tmp_path, zone=zone)
+    assert "zones[0] ('DE').capacity_schedule[0]: unknown key 'gpu'; did you mean 'gpus'?" \
+        in message
+
+
+def test_capacity_schedule_step_without_gpus(tmp_path):
+    zone = 'capacity_schedule = [{from = "2023-06-01T06:00:00Z"}]'
+    assert "capacity_schedule[0]: missing 'gpus'" in rejected(tmp_path, zone=zone)
+
+
+def test_capacity_schedule_with_a_naive_time(tmp_path):
+    zone = 'capacity_schedule = [{from = "2023-06-01T06:00:00", gpus = 4}]'
+    message = rejected(tmp_path, zone=zone)
+    assert "capacity_schedule[0].from" in message and "has no UTC offset" in message
+
+
+# --- policy --------------------------------------------------------------------------------
+
+
+def test_soft_carbon_threshold(tmp_path):
+    extra = ('[policy]\ncarbon_threshold = 250\nthreshold_mode = "soft"\n'
+             'threshold_penalty = 3\nslot = "15min"\nsolver = "cbc"\ntime_limit = "2min"\n'
+             "mip_gap = 0")
+    policy = request(tmp_path, extra=extra).policy
+    assert policy.threshold == 250.0 and policy.threshold_mode == "soft"
+    assert policy.threshold_penalty == 3.0
+    assert policy.slot_length == pd.Timedelta("15min")
+    assert policy.solver == "cbc" and policy.time_limit == pd.Timedelta("2min")
+    assert policy.mip_gap == 0
+
+
+def test_unknown_threshold_mode(tmp_path):
+    message = rejected(tmp_path, extra='[policy]\nthreshold_mode = "strict"')
+    assert "policy.threshold_mode = 'strict'; use 'hard' or 'soft'" in message
+
+
+def test_carbon_plus_cost_needs_a_price_weight(tmp_path):
+    message = rejected(tmp_path, extra='[policy]\nobjective = "carbon+cost"')
+    assert "objective 'carbon+cost' needs price_weight" in message
+    policy = request(tmp_path, extra='[policy]\nobjective = "carbon+cost"\nprice_weight = 0.5'
+                     ).policy
+    assert (policy.objective, policy.price_weight) == ("carbon+cost", 0.5)
+
+
+# --- mistakes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("where", "text", "message"), [
+    ("job", WORK + "\ngpu_hour = 3", "jobs[0] ('ft'): unknown key 'gpu_hour'; did you mean "
+                                     "'gpu_hours'?"),
+    ("job", WORK + '\ncheckpoint_overhed = "5min"', "did you mean 'checkpoint_overhead'?"),
+    ("zone", "capacity = 3", "zones[0] ('DE'): unknown key 'capacity'; did you mean "
+                             "'capacity_gpus'?"),
+    ("extra", '[policy]\ntreshold_mode = "soft"', "[policy]: unknown key 'treshold_mode'; "
+                                                  "did you mean 'threshold_mode'?"),
+    ("extra", "[polcy]\nslot = '1h'", "request: unknown key 'polcy'; did you mean 'policy'?"),
+])
+def test_unknown_keys_suggest_the_nearest(tmp_path, where, text, message):
+    kwargs = {"job": {"job": text}, "zone": {"zone": text}, "extra": {"extra": text}}[where]
+    got = rejected(tmp_path, **kwargs)
+    assert message in got
+    assert "(allowed: " in got
+
+
+def test_unknown_key_without_a_near_match(tmp_path):
+    message = rejected(tmp_path, WORK + "\nxyzzy = 1")
+    assert "unknown key 'xyzzy' (allowed:" in message and "did you mean" not in message
+
+
+@pytest.mark.parametrize("deadline", ['"2023-06-02T00:00:00"', "2023-06-02T00:00:00",
+                                      "2023-06-02"])
+def test_naive_times_are_rejected(tmp_path, deadline):
+    job = WORK.replace('"2023-06-02T00:00:00Z"', deadline)
+    message = rejected(tmp_path, job)
+    assert "jobs[0] ('ft').deadline" in message
+    assert "has no UTC offset; write it as e.g. 2023-06-01T00:00:00Z" in message
+
+
+def test_naive_start_is_rejected(tmp_path):
+    text = JOB.format(job=WORK, zone="", extra="").replace(
+        'start = "2023-06-01T00:00:00Z"', 'start = "2023-06-01 00:00"')
+    with pytest.raises(RequestError, match="start: '2023-06-01 00:00' has no UTC offset"):
+        load_request(write(tmp_path, text))
+
+
+def test_unreadable_time(tmp_path):
+    job = WORK.replace('"2023-06-02T00:00:00Z"', '"next tuesday"')
+    assert "cannot read 'next tuesday' as a time" in rejected(tmp_path, job)
+
+
+def test_deadline_before_release_is_rejected(tmp_path):
+    message = rejected(tmp_path, WORK + '\nrelease = "2023-06-03T00:00:00Z"')
+    assert ("job 'ft': deadline 2023-06-02T00:00:00+00:00 is not after release "
+            "2023-06-03T00:00:00+00:00; move the deadline later") in message
+
+
+def test_deadline_before_the_plan_start_is_rejected(tmp_path):
+    job = WORK.replace("2023-06-02T00:00:00Z", "2023-05-31T00:00:00Z") + \
+        '\nrelease = "2023-05-30T00:00:00Z"'
+    assert "is before the plan start 2023-06-01T00:00:00+00:00" in rejected(tmp_path, job)
+
+
+def test_negative_duration_is_rejected(tmp_path):
+    message = rejected(tmp_path, WORK + '\ncheckpoint_overhead = "-5min"')
+    assert "checkpoint_overhead: duration '-5min' must be zero or positive" in message
+
+
+def test_job_rejects_negative_durations_when_built_directly():
+    with pytest.raises(RequestError, match=r"job 'x': min_run = -1 days.* must be 0 or more"):
+        Job(name="x", gpus=1, gpu_hours=1.0, release=T0, deadline=T0 + pd.Timedelta("1h"),
+            zones=("DE",), home_zone="DE", min_run=pd.Timedelta("-1h"))
+
+
+def test_duplicate_job_names(tmp_path):
+    text = JOB.format(job=WORK, zone="", extra="")
+    text += '\n[[jobs]]\nname = "ft"\ngpus = 1\n' + WORK + "\n"
+    with pytest.raises(RequestError, match=r"job name\(s\) \['ft'\] appear twice"):
+        load_request(write(tmp_path, text))
+
+
+def test_wrong_value_type(tmp_path):
+    message = rejected(tmp_path, WORK.replace("gpu_hours = 64", 'gpu_hours = "lots"'))
+    assert "a value has the wrong type" in message
+
+
+def test_no_jobs(tmp_path):
+    path = write(tmp_path, 'start = "2023-06-01T00:00:00Z"\n')
+    with pytest.raises(RequestError, match="the request has no \\[\\[jobs\\]\\]"):
+        load_request(path)
+
+
+def test_missing_start(tmp_path):
+    text = JOB.format(job=WORK, zone="", extra="").replace('start = "2023-06-01T00:00:00Z"', "")
+    with pytest.raises(RequestError, match=r"missing 'start'.*or pass --start"):
+        load_request(write(tmp_path, text))
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    with pytest.raises(RequestError, match="not valid TOML"):
+        load_request(write(tmp_path, "[[jobs]\nname = 'x'"))
+    with pytest.raises(RequestError, match="no such request file"):
+        load_request(tmp_path / "absent.toml")
+
+
+def test_request_errors_are_greenepoch_errors():
+    assert issubclass(RequestError, GreenEpochError)
