@@ -33,12 +33,14 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from planner.cli import data_cmd, demo_cmd, plan_cmd, regions_cmd
+    from planner.cli import data_cmd, demo_cmd, export_cmd, plan_cmd, regions_cmd, slurm_cmd
 
     cli.add_command(regions_cmd.regions)
     cli.add_command(data_cmd.data)
     cli.add_command(demo_cmd.demo)
     cli.add_command(plan_cmd.plan)
+    cli.add_command(export_cmd.export)
+    cli.add_command(slurm_cmd.slurm)
 
 
 _register()

@@ -1,0 +1,191 @@
+"""What every exporter shares: the segment list of a plan, its id, names safe for
+schedulers, the future-only check and the all-or-nothing writer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from planner.errors import GreenEpochError
+from planner.plan import Plan
+
+#: Marker file in every export directory: only such a directory may be replaced.
+MARKER = ".greenepoch-export"
+
+
+class ExportError(GreenEpochError):
+    """A plan cannot be exported as asked (config, zone mapping, timing, output dir)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One planned run: job ``job`` (the user's name, any text) in ``zone`` from
+    ``start`` to ``end`` (tz-aware UTC) on ``gpus`` GPUs.  ``index`` counts from 0
+    within the job; ``job_index`` is the job's position in the plan."""
+
+    job: str
+    job_index: int
+    index: int
+    count: int
+    zone: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    gpus: int
+    energy_kwh: float
+    emissions_kg: float
+
+    @property
+    def duration_s(self) -> int:
+        return int((self.end - self.start).total_seconds())
+
+    @property
+    def key(self) -> str:
+        """Stable id inside a plan: ``j<job_index>s<index>``."""
+        return f"j{self.job_index}s{self.index}"
+
+
+def _utc(value: Any, where: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ExportError(f"{where}: cannot read {value!r} as a UTC time") from exc
+    if ts is pd.NaT or ts.tzinfo is None:
+        raise ExportError(f"{where}: {value!r} is not a UTC time like 2023-06-01T07:00:00Z")
+    return ts.tz_convert("UTC")
+
+
+def plan_segments(plan: Plan) -> list[Segment]:
+    """Every segment of the plan, jobs in plan order, segments by start time."""
+    out: list[Segment] = []
+    try:
+        jobs = plan.jobs
+    except (KeyError, TypeError) as exc:
+        raise ExportError("plan has no 'jobs' list; re-create it with 'greenepoch plan'") \
+            from exc
+    for j, job in enumerate(jobs):
+        name = job.get("name") if isinstance(job, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ExportError(f"plan jobs[{j}]: 'name' must be a non-empty string")
+        segs = sorted(job.get("segments") or [], key=lambda s: str(s.get("start")))
+        for k, seg in enumerate(segs):
+            where = f"plan job {name!r} segment {k}"
+            try:
+                gpus = int(seg["gpus"])
+                zone = str(seg["zone"])
+                start, end = _utc(seg["start"], where), _utc(seg["end"], where)
+            except KeyError as exc:
+                raise ExportError(f"{where}: missing key {exc}") from exc
+            if end <= start or gpus < 1:
+                raise ExportError(f"{where}: needs end after start and gpus >= 1, found "
+                                  f"{seg['start']}..{seg['end']} on {gpus} GPUs")
+            out.append(Segment(name, j, k, len(segs), zone, start, end, gpus,
+                               float(seg.get("energy_kwh") or 0.0),
+                               float(seg.get("emissions_kg") or 0.0)))
+    return out
+
+
+def plan_id(plan: Plan) -> str:
+    """12 hex digits identifying the plan document (sha256 of its canonical JSON)."""
+    canon = json.dumps(plan.doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+
+def require_future(segments: list[Segment], now: pd.Timestamp | None = None) -> None:
+    """Raise when a segment starts in the past: a scheduler cannot honour its window."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    past = [s for s in segments if s.start < now]
+    if past:
+        s = past[0]
+        raise ExportError(
+            f"segment {s.index} of job {s.job!r} starts at {iso(s.start)}, before now "
+            f"({iso(now)}); {len(past)} segment(s) are in the past. Re-plan from now "
+            "('greenepoch plan ... --start <now>') and export the new plan")
+
+
+def iso(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def slug(text: str, limit: int = 40, lower: bool = False) -> str:
+    """A name made of ``[A-Za-z0-9_.-]`` from any text (never empty)."""
+    out = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.lower() if lower else text).strip("-.")
+    return out[:limit].strip("-.") or "job"
+
+
+def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
+               executable: frozenset[str] = frozenset()) -> Path:
+    """Write ``files`` (relative path -> content) as directory ``out_dir``, all or nothing.
+
+    Files go to a temp dir beside ``out_dir`` which is renamed into place at the end.
+    An existing ``out_dir`` is replaced only when empty or written by an earlier export
+    (it holds :data:`MARKER`); otherwise :class:`ExportError`.
+    """
+    target = Path(out_dir)
+    if target.exists():
+        if not target.is_dir():
+            raise ExportError(f"--out {target}: exists and is not a directory; "
+                              "pick a new directory name")
+        if any(target.iterdir()) and not (target / MARKER).exists():
+            raise ExportError(f"--out {target}: directory exists, is not empty and was not "
+                              "written by 'greenepoch export'; pick a new or empty directory")
+    parent = target.absolute().parent
+    if not parent.is_dir():
+        raise ExportError(f"--out {target}: parent directory {parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.tmp-", dir=parent))
+    try:
+        for rel, content in {**files, MARKER: "written by greenepoch export\n"}.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+            if rel in executable:
+                path.chmod(0o755)
+        tmp.chmod(0o755)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.old-", dir=parent))
+            os.rename(target, old / "x")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if old is not None:  # put the earlier export back
+                os.rename(old / "x", target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def write_file(text: str, path: str | Path) -> Path:
+    """Write one file atomically (temp file beside it, renamed at the end)."""
+    target = Path(path)
+    if target.is_dir():
+        raise ExportError(f"--out {target}: is a directory; give a file name")
+    parent = target.absolute().parent
+    if not parent.is_dir():
+        raise ExportError(f"--out {target}: parent directory {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.tmp-", dir=parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,109 @@
+"""Strict offline validation of Kubernetes manifests.
+
+Core kinds (Job, CronJob, ...) against the official JSON schemas of the pinned
+Kubernetes version :data:`KUBERNETES_VERSION` (PyPI ``kubernetes-validate``, strict
+variant: undeclared properties are errors).  Custom resources (Kueue, JobSet) against
+the ``openAPIV3Schema`` of their CRD, made strict the same way: every object schema
+that declares ``properties`` gets ``additionalProperties: false`` unless it sets
+``x-kubernetes-preserve-unknown-fields`` (the API server would drop such fields
+silently).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from planner.exports.common import ExportError
+
+#: The Kubernetes version manifests are validated against.
+KUBERNETES_VERSION = "1.30.0"
+
+
+def strict_schema(schema: Any) -> Any:
+    """A copy of an OpenAPI v3 schema that rejects undeclared properties."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if ("properties" in node and "additionalProperties" not in node
+                    and not node.get("x-kubernetes-preserve-unknown-fields")):
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return schema
+
+
+@cache
+def _crd_schemas(crd_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> strict schema, from every CRD YAML (or JSON) in crd_dir."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(Path(crd_dir).glob("*")):
+        if path.suffix not in (".yaml", ".yml", ".json"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        docs = [json.loads(text)] if path.suffix == ".json" else list(
+            yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
+            for version in doc["spec"]["versions"]:
+                schema = version.get("schema", {}).get("openAPIV3Schema")
+                if schema:
+                    out[(f"{group}/{version['name']}", kind)] = strict_schema(schema)
+    return out
+
+
+def validate(obj: dict[str, Any], crd_dir: str | Path | None = None,
+             version: str = KUBERNETES_VERSION) -> str:
+    """Validate one object strictly; return what it was checked against.
+
+    Raises :class:`ExportError` naming the object, the failing path and the reason.
+    """
+    try:
+        import jsonschema
+        import kubernetes_validate
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ExportError("manifest validation needs the 'kubernetes-validate' package "
+                          "(pip install kubernetes-validate)") from exc
+    what = f"{obj.get('kind')} {obj.get('metadata', {}).get('name')!r}"
+    key = (str(obj.get("apiVersion")), str(obj.get("kind")))
+    if crd_dir is not None and key in _crd_schemas(str(crd_dir)):
+        schema = _crd_schemas(str(crd_dir))[key]
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj),
+                        key=lambda e: list(e.absolute_path))
+        if errors:
+            err = errors[0]
+            where = "/".join(map(str, err.absolute_path)) or "(root)"
+            raise ExportError(f"{what}: invalid against the {key[0]} {key[1]} CRD at "
+                              f"{where}: {err.message}")
+        return f"CRD {key[0]} {key[1]}"
+    try:
+        checked = kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = "/".join(map(str, exc.absolute_path)) or "(root)"
+        raise ExportError(f"{what}: invalid for Kubernetes {version} at {where}: "
+                          f"{exc.message}") from exc
+    except kubernetes_validate.SchemaNotFoundError as exc:
+        raise ExportError(f"{what}: no schema for {key[0]} {key[1]} in Kubernetes {version} "
+                          "nor in the CRDs given") from exc
+    return f"Kubernetes {checked} {key[0]} {key[1]}"
+
+
+def validate_file(path: str | Path, crd_dir: str | Path | None = None,
+                  version: str = KUBERNETES_VERSION) -> list[str]:
+    """Validate every document of a YAML file."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [validate(doc, crd_dir, version) for doc in yaml.safe_load_all(text)
+            if doc is not None]

@@ -1,0 +1,170 @@
+"""``greenepoch slurm status``: what the cluster holds (``squeue --json``) against the
+plan.  Segments are found by their ``--comment=greenepoch:<plan>:<job>:<segment>``.
+
+Drift, per planned segment: ``missing`` (not in the queue although its window has not
+ended), ``begin`` (eligible time differs from the planned start), ``gpus``,
+``partition`` / ``account`` (against the config, when given), ``time`` (time limit
+shorter than the window), ``late`` (still pending after its window started, with
+Slurm's reason), ``duplicate`` (several queue jobs for one segment).  Queue jobs of
+the plan that match no segment are reported as ``unplanned``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from planner.exports.common import ExportError, Segment, iso, plan_id, plan_segments
+from planner.exports.config import ClusterConfig
+from planner.exports.slurm import gpu_request, parse_comment
+from planner.plan import Plan
+
+#: A pending job may wait this long past its planned start before it counts as late.
+LATE_AFTER_S = 120
+
+
+@dataclass
+class SegmentStatus:
+    job: str
+    segment: int
+    zone: str
+    start: str
+    end: str
+    gpus: int
+    slurm_job_id: int | None = None
+    state: str = "not in queue"
+    eligible: str | None = None
+    drift: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def squeue_json(env: dict[str, str] | None = None, timeout: float = 60) -> list[dict[str, Any]]:
+    """The ``jobs`` of ``squeue --json``."""
+    try:
+        proc = subprocess.run(["squeue", "--json"], capture_output=True, text=True,
+                              env=env or dict(os.environ), timeout=timeout)
+    except FileNotFoundError as exc:
+        raise ExportError("squeue is not installed or not on PATH; run this where the "
+                          "Slurm client works, or pass --squeue-json FILE") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ExportError(f"squeue --json did not answer within {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        raise ExportError(f"squeue --json failed: {proc.stderr.strip() or proc.returncode}")
+    return parse_squeue(proc.stdout)
+
+
+def parse_squeue(text: str) -> list[dict[str, Any]]:
+    try:
+        jobs = json.loads(text)["jobs"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ExportError(f"cannot read squeue JSON ({exc}); expected the output of "
+                          "'squeue --json'") from exc
+    if not isinstance(jobs, list):
+        raise ExportError("squeue JSON: 'jobs' is not a list")
+    return jobs
+
+
+def _number(value: Any) -> int | None:
+    """Slurm 22.05 gives plain ints; later versions {"set":..,"number":..}."""
+    if isinstance(value, dict):
+        return int(value["number"]) if value.get("set", True) and "number" in value else None
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _state(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value or "")
+
+
+def queued_gpus(job: dict[str, Any]) -> int | None:
+    """Total GPUs a queue job asks for (per-node GRES times nodes, or per job)."""
+    def count(tres: str) -> int | None:
+        m = re.search(r"gpu(?::[^:,]+)?:(\d+)", tres or "")
+        return int(m.group(1)) if m else None
+
+    per_job = count(job.get("tres_per_job", ""))
+    if per_job is not None:
+        return per_job
+    per_node = count(job.get("tres_per_node", ""))
+    if per_node is not None:
+        nodes = _number(job.get("node_count")) or 1
+        return per_node * nodes
+    return None
+
+
+def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None = None,
+            now: pd.Timestamp | None = None) -> tuple[list[SegmentStatus], list[dict[str, Any]]]:
+    """Planned segments with their queue state and drift, and unplanned queue jobs."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    pid = plan_id(plan)
+    segments = plan_segments(plan)
+    by_key: dict[tuple[int, int], Segment] = {(s.job_index, s.index): s for s in segments}
+    found: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    unplanned = []
+    for job in jobs:
+        tag = parse_comment(str(job.get("comment") or ""))
+        if tag is None or tag[0] != pid:
+            continue
+        key = (tag[1], tag[2])
+        if key in by_key:
+            found.setdefault(key, []).append(job)
+        else:
+            unplanned.append({"slurm_job_id": job.get("job_id"), "name": job.get("name"),
+                              "comment": job.get("comment")})
+    out = []
+    for seg in segments:
+        st = SegmentStatus(seg.job, seg.index, seg.zone, iso(seg.start), iso(seg.end), seg.gpus)
+        out.append(st)
+        queued = found.get((seg.job_index, seg.index), [])
+        if not queued:
+            if seg.end > now:
+                st.drift.append("missing: not in the queue although its window has not ended")
+            else:
+                st.state = "gone (window over)"
+            continue
+        if len(queued) > 1:
+            ids = ", ".join(str(j.get("job_id")) for j in queued)
+            st.drift.append(f"duplicate: {len(queued)} queue jobs ({ids})")
+        job = queued[-1]
+        st.slurm_job_id = job.get("job_id")
+        st.state = _state(job.get("job_state"))
+        eligible = _number(job.get("eligible_time"))
+        if eligible:
+            when = pd.Timestamp(eligible, unit="s", tz="UTC")
+            st.eligible = iso(when)
+            if "PENDING" in st.state and when != seg.start:
+                delta = int((when - seg.start).total_seconds())
+                st.drift.append(f"begin: eligible {iso(when)}, planned {iso(seg.start)} "
+                                f"({delta:+d} s)")
+        gpus = queued_gpus(job)
+        if gpus is not None and gpus != seg.gpus:
+            st.drift.append(f"gpus: {gpus} requested, {seg.gpus} planned")
+        limit = _number(job.get("time_limit"))
+        if limit is not None and limit < math.ceil(seg.duration_s / 60):
+            st.drift.append(f"time: limit {limit} min shorter than the {seg.duration_s} s "
+                            "window")
+        if "PENDING" in st.state and (now - seg.start).total_seconds() > LATE_AFTER_S:
+            st.drift.append(f"late: still pending after its window started "
+                            f"(reason {job.get('state_reason', '?')})")
+        if config is not None and seg.zone in config.slurm:
+            zone = config.slurm[seg.zone]
+            for field_name in ("partition", "account"):
+                want, got = getattr(zone, field_name), job.get(field_name) or None
+                if want and got != want:
+                    st.drift.append(f"{field_name}: {got!r} in the queue, {want!r} in the "
+                                    "config")
+            nodes, _ = gpu_request(seg.gpus, zone)
+            got_nodes = _number(job.get("node_count"))
+            if got_nodes is not None and got_nodes != nodes:
+                st.drift.append(f"nodes: {got_nodes} in the queue, {nodes} planned")
+    return out, unplanned

@@ -1,0 +1,65 @@
+"""Helpers shared by the export tests: plan documents built by hand, hostile strings,
+and the CLI with the export groups registered."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+#: User-controlled text that must stay literal data in every output.
+HOSTILE = ("x; rm -rf / $(touch {canary}) `touch {canary}` \"dq\" 'sq' \\ \n"
+           "*a &a {} [] : #c %j ${HOME} !x | > <")
+
+
+def hostile(canary: Path) -> str:
+    return HOSTILE.replace("{canary}", str(canary))
+
+
+def iso(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def segment(zone: str, start: pd.Timestamp, minutes: float, gpus: int) -> dict[str, Any]:
+    return {"zone": zone, "start": iso(start), "end": iso(start + pd.Timedelta(minutes=minutes)),
+            "gpus": gpus, "energy_kwh": 1.5, "emissions_kg": 0.25}
+
+
+def plan_doc(jobs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A minimal plan document (schema 1.0) with the given job -> segments."""
+    return {"schema_version": "1.0", "created_by": "tests", "zones": [],
+            "jobs": [{"name": name, "segments": segs} for name, segs in jobs.items()]}
+
+
+def now_floor() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("s")
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None) -> Result:
+    """``greenepoch ARGS`` in process (the export groups registered if main does not yet)."""
+    from planner.cli.export_cmd import export
+    from planner.cli.main import cli
+    from planner.cli.slurm_cmd import slurm
+
+    for group in (export, slurm):
+        if group.name not in cli.commands:
+            cli.add_command(group)
+    return CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+
+
+def required() -> bool:
+    return bool(os.environ.get("GREENEPOCH_REQUIRE_SERVICES") == "1"
+                or os.environ.get("GREENEPOCH_REQUIRE_DATA"))
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip with ``reason`` unless CI requires it, then fail."""
+    if condition:
+        return
+    if required():
+        pytest.fail(f"required in CI but absent: {reason}", pytrace=False)
+    pytest.skip(reason)

@@ -1,0 +1,405 @@
+"""``greenepoch export slurm`` and ``greenepoch slurm status``.
+
+Unit tests run the generated scripts with bash and a fake sbatch; tests marked
+``slurm`` submit to a real local cluster (tests/slurm_cluster.py) and read back what
+Slurm holds and what the jobs saw.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from export_fixtures import hostile, now_floor, plan_doc, run_cli, segment
+from slurm_cluster import PARTITION, LocalSlurm, slurm_cluster  # noqa: F401 (fixture)
+
+from planner.exports.config import parse_config
+from planner.exports.slurm import export_slurm, gpu_request, parse_comment
+from planner.exports.slurm_status import compare
+from planner.plan import Plan
+
+TRAIN = r'''
+import json, os, signal, sys, time
+from pathlib import Path
+results = Path(os.environ["GE_TEST_RESULTS"])
+ckpt = Path(os.environ["GREENEPOCH_CHECKPOINT_DIR"])
+restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+def note(**kw):
+    with open(results / (os.environ["GREENEPOCH_ZONE"] + ".jsonl"), "a") as fh:
+        fh.write(json.dumps(kw) + "\n")
+def on_signal(*_):
+    (ckpt / f"step-{restart}-signal").write_text("ckpt")
+    note(event="signal", restart=restart)
+    sys.exit(0)
+signal.signal(signal.SIGUSR1, on_signal)
+note(event="start", argv=sys.argv[1:], job=os.environ["GREENEPOCH_JOB"], restart=restart,
+     resume=os.environ.get("GREENEPOCH_RESUME_FROM"), cwd=os.getcwd(),
+     gpus=os.environ.get("CUDA_VISIBLE_DEVICES"))
+(ckpt / f"step-{restart}").write_text("ckpt")
+note(event="checkpointed", restart=restart)
+for _ in range(int(os.environ.get("GE_TEST_SLEEP", "300"))):
+    time.sleep(1)
+note(event="done", restart=restart)
+'''
+
+
+def _config(tmp_path: Path, workdir: Path, results: Path, *, lead: str = "10min",
+            extra_args: tuple[str, ...] = ()) -> str:
+    train = tmp_path / "train.py"
+    train.write_text(TRAIN)
+    command = [sys.executable, str(train), *extra_args]
+    zone = {"partition": PARTITION, "gpus_per_node": 2}
+    return json.dumps({
+        "defaults": {"command": command, "checkpoint_dir": str(workdir / "ckpt" / "{job}"),
+                     "checkpoint_lead": lead, "workdir": str(workdir),
+                     "env": {"GE_TEST_RESULTS": str(results)}},
+        "zones": {"Z1": {"slurm": zone}, "Z2": {"slurm": zone}},
+    })
+
+
+def _toml(doc: dict) -> str:
+    """Tiny TOML writer for the test configs (strings, lists, ints, nested tables)."""
+    lines: list[str] = []
+
+    def value(v):
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    def table(prefix, d):
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{json.dumps(k)} = {value(v)}" for k, v in scalars.items())
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k), v)
+
+    table("", doc)
+    return "\n".join(lines) + "\n"
+
+
+def _write(tmp_path: Path, doc: dict, config: dict | str, name: str = "p") -> tuple[Path, Path]:
+    plan = tmp_path / f"{name}.json"
+    plan.write_text(json.dumps(doc))
+    cfg = tmp_path / f"{name}.toml"
+    cfg.write_text(_toml(json.loads(config) if isinstance(config, str) else config))
+    return plan, cfg
+
+
+def _simple_config(tmp_path: Path) -> dict:
+    return {"defaults": {"command": ["echo", "hi"]},
+            "zones": {"Z1": {"slurm": {"partition": PARTITION, "gpus_per_node": 2}},
+                      "Z2": {"slurm": {"partition": PARTITION, "cluster": "other"}}}}
+
+
+# -- without Slurm ------------------------------------------------------------------
+
+def test_gpu_request_splits_over_nodes():
+    z = parse_config({"zones": {"A": {"slurm": {"gpus_per_node": 8}}}}).slurm["A"]
+    assert gpu_request(8, z) == (1, "--gres=gpu:8")
+    assert gpu_request(16, z) == (2, "--gres=gpu:8")
+    assert gpu_request(12, z) == (2, "--gres=gpu:6")
+    assert gpu_request(9, z) == (2, "--gpus=9")
+    g = parse_config({"zones": {"A": {"slurm": {"gpu_flag": "gpus"}}}}).slurm["A"]
+    assert gpu_request(4, g) == (1, "--gpus=4")
+
+
+def test_scripts_carry_the_plan(tmp_path):
+    t0 = now_floor() + pd.Timedelta("1h")
+    doc = plan_doc({"a": [segment("Z1", t0, 90.5, 4), segment("Z1", t0 + pd.Timedelta("2h"),
+                                                                 30, 2),
+                          segment("Z2", t0 + pd.Timedelta("3h"), 30, 2)]})
+    files = export_slurm(Plan(doc), parse_config(_simple_config(tmp_path)))
+    s1, _, s3 = (files[n] for n in sorted(n for n in files if n.endswith(".sbatch")))
+    assert f"#SBATCH --begin={t0.strftime('%Y-%m-%dT%H:%M:%S')}" in s1
+    assert "#SBATCH --time=91" in s1  # 90.5 min rounded up
+    assert "#SBATCH --nodes=2" in s1 and "#SBATCH --gres=gpu:2" in s1
+    assert "#SBATCH --signal=B:USR1@600" in s1 and "#SBATCH --requeue" in s1
+    assert f"#SBATCH --partition={PARTITION}" in s1
+    assert "#SBATCH --clusters=other" in s3
+    submit = files["submit.sh"]
+    assert "export TZ=UTC" in submit
+    deps = [line for line in submit.splitlines() if line.startswith("submit ")]
+    assert "--dependency=afterany:\"$id_j0s0\"" in deps[1]
+    assert "--dependency" not in deps[2]  # another cluster, no federation
+    for text in files.values():
+        if text.startswith("#!"):
+            subprocess.run(["bash", "-n"], input=text, text=True, check=True)
+
+
+def test_submit_chains_and_records_ids(tmp_path):
+    t0 = now_floor() + pd.Timedelta("1h")
+    doc = plan_doc({"a": [segment("Z1", t0, 30, 2), segment("Z1", t0 + pd.Timedelta("1h"),
+                                                             30, 2)],
+                    "b": [segment("Z1", t0, 30, 1)]})
+    plan, cfg = _write(tmp_path, doc, _simple_config(tmp_path))
+    fake = tmp_path / "fake-sbatch"
+    log = tmp_path / "sbatch.log"
+    fake.write_text(f'#!/bin/bash\necho "TZ=$TZ $*" >> {log}\n'
+                    f'n=$(wc -l < {log}); echo "$((100 + n))"\n')
+    fake.chmod(0o755)
+    out = tmp_path / "export"
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
+                      "--submit"], env={"SBATCH": str(fake)})
+    assert result.exit_code == 0, result.output
+    calls = log.read_text().splitlines()
+    assert all(c.startswith("TZ=UTC --parsable") for c in calls)
+    assert "--dependency=afterany:101" in calls[1] and "--dependency" not in calls[2]
+    ids = (out / "job_ids.tsv").read_text().splitlines()
+    assert ids[0].split("\t") == ["job_index", "segment", "script", "slurm_job_id", "cluster"]
+    assert [row.split("\t")[3] for row in ids[1:]] == ["101", "102", "103"]
+
+
+def test_dry_run_prints_and_writes_nothing(tmp_path):
+    doc = plan_doc({"a": [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, 2)]})
+    plan, cfg = _write(tmp_path, doc, _simple_config(tmp_path))
+    before = set(tmp_path.iterdir())
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "==> submit.sh <==" in result.stdout and "#SBATCH --begin=" in result.stdout
+    assert set(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("case", ["schema", "zone", "past", "command", "outdir"])
+def test_errors_exit_2_and_write_nothing(tmp_path, case):
+    t0 = now_floor() + pd.Timedelta("1h")
+    doc = plan_doc({"a": [segment("Z1", t0, 30, 2), segment("Z1", t0 + pd.Timedelta("1h"),
+                                                             30, 2)]})
+    config = _simple_config(tmp_path)
+    out = tmp_path / "export"
+    expect = {"schema": "schema_version '2.0' is not supported",
+              "zone": "zone 'XX' has no slurm cluster mapping",
+              "past": "before now", "command": "has no command to run",
+              "outdir": "not written by 'greenepoch export'"}[case]
+    if case == "schema":
+        doc["schema_version"] = "2.0"
+    elif case == "zone":
+        doc["jobs"][0]["segments"][1]["zone"] = "XX"
+    elif case == "past":
+        doc["jobs"][0]["segments"][1] = segment("Z1", now_floor() - pd.Timedelta("1h"), 30, 2)
+    elif case == "command":
+        del config["defaults"]
+    else:
+        out.mkdir()
+        (out / "precious.txt").write_text("keep")
+    plan, cfg = _write(tmp_path, doc, config)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert expect in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temp dirs left either
+    if case == "outdir":
+        assert [p.name for p in out.iterdir()] == ["precious.txt"]
+
+
+def test_reexport_replaces_an_earlier_export(tmp_path):
+    doc = plan_doc({"a": [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, 2)]})
+    plan, cfg = _write(tmp_path, doc, _simple_config(tmp_path))
+    out = tmp_path / "export"
+    for _ in range(2):
+        result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    assert (out / "submit.sh").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "p.json", "p.toml"]
+
+
+def test_hostile_values_stay_literal_when_the_script_runs(tmp_path):
+    """Run a generated batch script with bash (no Slurm): the job name, command args and
+    paths arrive verbatim; nothing is executed; the second run resumes."""
+    canary = tmp_path / "PWNED"
+    evil = hostile(canary)
+    workdir = tmp_path / ("w " + evil.replace("\n", " ").replace("/", "_"))[:100]
+    workdir.mkdir()
+    results = tmp_path / "results"
+    results.mkdir()
+    doc = plan_doc({evil: [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, 2)]})
+    config = json.loads(_config(tmp_path, workdir, results, extra_args=("--name", evil)))
+    files = export_slurm(Plan(doc), parse_config(config))
+    script = next(v for k, v in files.items() if k.endswith(".sbatch"))
+    assert "\n#SBATCH" not in script.split("set -u")[1]  # no directive injected in the body
+    for _ in range(2):
+        subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin",
+                                                    "GE_TEST_SLEEP": "0"},
+                       check=True, timeout=60, cwd=tmp_path)
+    notes = [json.loads(line) for line in (results / "Z1.jsonl").read_text().splitlines()]
+    starts = [n for n in notes if n["event"] == "start"]
+    assert starts[0]["job"] == evil
+    assert starts[0]["argv"] == ["--name", evil]
+    assert starts[0]["cwd"] == str(workdir)
+    assert starts[1]["argv"][:2] == ["--name", evil]
+    assert starts[1]["argv"][2] == "--resume"
+    assert Path(starts[1]["argv"][3]).name == "step-0"
+    assert not canary.exists()
+
+
+def test_status_reports_drift_from_saved_squeue(tmp_path):
+    t0 = now_floor() + pd.Timedelta("1h")
+    doc = plan_doc({"a": [segment("Z1", t0, 30, 4), segment("Z1", t0 + pd.Timedelta("1h"),
+                                                             30, 2)]})
+    from planner.exports.common import plan_id
+    pid = plan_id(Plan(doc))
+    jobs = [{"job_id": 7, "comment": f"greenepoch:{pid}:0:0", "job_state": "PENDING",
+             "eligible_time": int(t0.timestamp()), "tres_per_node": "gres:gpu:2",
+             "node_count": 2, "time_limit": 30, "partition": PARTITION},
+            {"job_id": 9, "comment": f"greenepoch:{pid}:0:5", "job_state": "PENDING"},
+            {"job_id": 10, "comment": "greenepoch:otherplan:0:0", "job_state": "PENDING"}]
+    rows, unplanned = compare(Plan(doc), jobs, parse_config(_simple_config(tmp_path)))
+    assert rows[0].slurm_job_id == 7 and rows[0].drift == []
+    assert rows[1].drift and rows[1].drift[0].startswith("missing")
+    assert [u["slurm_job_id"] for u in unplanned] == [9]
+    jobs[0]["eligible_time"] += 600
+    jobs[0]["tres_per_node"] = "gres:gpu:1"
+    rows, _ = compare(Plan(doc), jobs)
+    assert any(d.startswith("begin:") and "+600 s" in d for d in rows[0].drift)
+    assert any(d.startswith("gpus: 2 requested, 4 planned") for d in rows[0].drift)
+    squeue = tmp_path / "squeue.json"
+    squeue.write_text(json.dumps({"jobs": jobs}))
+    plan, _ = _write(tmp_path, doc, _simple_config(tmp_path))
+    result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(squeue),
+                      "--fail-on-drift"])
+    assert result.exit_code == 1 and "drift: begin" in result.stdout
+    assert parse_comment(f"greenepoch:{pid}:0:1") == (pid, 0, 1)
+
+
+# -- on a real local Slurm ------------------------------------------------------------
+
+def _queue_by_comment(cluster: LocalSlurm) -> dict[tuple[int, int], dict]:
+    out = {}
+    for job in cluster.squeue():
+        tag = parse_comment(job.get("comment", ""))
+        if tag:
+            out[(tag[1], tag[2])] = job
+    return out
+
+
+@pytest.mark.slurm
+def test_submitted_chain_matches_the_plan(slurm_cluster, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    monkeypatch.setenv("PATH", slurm_cluster.env["PATH"])
+    t0 = now_floor() + pd.Timedelta("20min")
+    doc = plan_doc({"chain": [segment("Z1", t0, 10, 2),
+                              segment("Z2", t0 + pd.Timedelta("15min"), 10, 4),
+                              segment("Z1", t0 + pd.Timedelta("30min"), 10.5, 3)]})
+    config = json.loads(_config(tmp_path, tmp_path, tmp_path))
+    plan, cfg = _write(tmp_path, doc, config)
+    out = tmp_path / "export"
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
+                      "--submit"])
+    assert result.exit_code == 0, result.output
+    ids = [int(r.split("\t")[3]) for r in (out / "job_ids.tsv").read_text().splitlines()[1:]]
+    try:
+        queue = _queue_by_comment(slurm_cluster)
+        segs = doc["jobs"][0]["segments"]
+        want = [(1, "gres:gpu:2", None), (2, "gres:gpu:2", None), (2, None, "gres:gpu:3")]
+        for k, (nodes, per_node, per_job) in enumerate(want):
+            job = queue[(0, k)]
+            assert job["job_id"] == ids[k]
+            assert job["eligible_time"] == int(pd.Timestamp(segs[k]["start"]).timestamp())
+            shown = slurm_cluster.job(ids[k])["EligibleTime"]  # scontrol, in UTC
+            assert shown == pd.Timestamp(segs[k]["start"]).strftime("%Y-%m-%dT%H:%M:%S")
+            assert job["node_count"] == nodes
+            assert (job["tres_per_node"] or None) == per_node
+            assert (job["tres_per_job"] or None) == per_job
+            assert job["partition"] == PARTITION
+            assert job["time_limit"] == [10, 10, 11][k]
+            if k:
+                assert job["dependency"].startswith(f"afterany:{ids[k - 1]}")
+            else:
+                assert job["dependency"] == ""
+        status = run_cli(["slurm", "status", str(plan), "--config", str(cfg), "--json"])
+        assert status.exit_code == 0, status.output
+        report = json.loads(status.stdout)
+        assert report["drift"] == 0, report
+        moved = (pd.Timestamp(segs[1]["start"]) + pd.Timedelta("5min"))
+        slurm_cluster.run("env", "TZ=UTC", "scontrol", "update", f"jobid={ids[1]}",
+                          f"StartTime={moved.strftime('%Y-%m-%dT%H:%M:%S')}")
+        status = run_cli(["slurm", "status", str(plan), "--json", "--fail-on-drift"])
+        assert status.exit_code == 1
+        drift = json.loads(status.stdout)["segments"][1]["drift"]
+        assert any(d.startswith("begin:") and "+300 s" in d for d in drift), drift
+    finally:
+        slurm_cluster.run("scancel", *map(str, ids), check=False)
+
+
+@pytest.mark.slurm
+def test_segments_checkpoint_on_signal_and_resume_after_requeue(slurm_cluster, tmp_path,  # noqa: F811
+                                                                monkeypatch):
+    """Two segments start a few seconds from now on the two fake-GPU nodes: zone Z1's
+    gets the checkpoint signal (lead >= its time limit, so at the first check); zone
+    Z2's is requeued and must resume from its checkpoint.  The job name, its argv
+    and its paths are hostile and must arrive verbatim."""
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    monkeypatch.setenv("PATH", slurm_cluster.env["PATH"])
+    canary = Path("/tmp") / f"greenepoch-pwned-{uuid.uuid4().hex}"
+    evil = hostile(canary)
+    safe_evil = evil.replace("\n", " ").replace("/", "_")[:80]
+    workdir = tmp_path / f"w {safe_evil}"
+    workdir.mkdir()
+    results = tmp_path / "results"
+    results.mkdir()
+    t0 = now_floor() + pd.Timedelta("4s")
+    doc = plan_doc({"sig": [segment("Z1", t0, 1, 2)], evil: [segment("Z2", t0, 2, 2)]})
+    config = json.loads(_config(tmp_path, workdir, results, lead="60s",
+                                extra_args=("--name", evil)))
+    plan, cfg = _write(tmp_path, doc, config)
+    out = tmp_path / f"out {safe_evil}"
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
+                      "--submit"])
+    assert result.exit_code == 0, result.output
+    ids = [int(r.split("\t")[3]) for r in (out / "job_ids.tsv").read_text().splitlines()[1:]]
+    sig_id, evil_id = ids
+
+    def notes(zone: str) -> list[dict]:
+        path = results / f"{zone}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def wait_note(zone: str, pred, timeout: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hit = [n for n in notes(zone) if pred(n)]
+            if hit:
+                return hit[0]
+            time.sleep(0.5)
+        logs = "\n".join(p.read_text(errors="replace") for p in (out / "logs").glob("*"))
+        raise AssertionError(f"timed out waiting for {what}; notes {notes(zone)}; logs:\n{logs}")
+
+    try:
+        first = wait_note("Z2", lambda n: n["event"] == "checkpointed", 40, "Z2 to start")
+        assert first["restart"] == "0"
+        start = next(n for n in notes("Z2") if n["event"] == "start")
+        assert start["job"] == evil and start["argv"] == ["--name", evil]
+        assert start["cwd"] == str(workdir) and start["resume"] == ""
+        assert start["gpus"] == "0,1"  # GPUs as planned: both fake devices of the node
+        assert slurm_cluster.job(evil_id)["EligibleTime"] == t0.strftime("%Y-%m-%dT%H:%M:%S")
+        slurm_cluster.run("scontrol", "requeue", str(evil_id))
+        again = wait_note("Z2", lambda n: n["event"] == "start" and n["restart"] == "1", 60,
+                          "the requeued Z2 segment to start again")
+        assert again["argv"][:3] == ["--name", evil, "--resume"]
+        assert Path(again["argv"][3]).name == "step-0"
+        assert again["resume"] == again["argv"][3]
+        signalled = wait_note("Z1", lambda n: n["event"] == "signal", 75,
+                              "the checkpoint signal in Z1")
+        assert signalled["restart"] == "0"
+        assert any(p.name == "step-0-signal"
+                   for p in (workdir / "ckpt" / "sig").iterdir())
+        assert slurm_cluster.wait_state(sig_id, {"COMPLETED"}, 15) == "COMPLETED"
+        assert not canary.exists()
+        assert not list(out.glob("PWNED*")) and not list(workdir.glob("*touch*"))
+    finally:
+        slurm_cluster.run("scancel", str(sig_id), str(evil_id), check=False)
+        if canary.exists():
+            canary.unlink()
+        shutil.rmtree(workdir / "ckpt", ignore_errors=True)
