@@ -33,7 +33,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from planner.cli import data_cmd, demo_cmd, export_cmd, plan_cmd, regions_cmd, slurm_cmd
+    from planner.cli import (
+        data_cmd,
+        demo_cmd,
+        export_cmd,
+        plan_cmd,
+        regions_cmd,
+        replay_cmd,
+        slurm_cmd,
+    )
 
     cli.add_command(regions_cmd.regions)
     cli.add_command(data_cmd.data)
@@ -41,6 +49,7 @@ def _register() -> None:
     cli.add_command(plan_cmd.plan)
     cli.add_command(export_cmd.export)
     cli.add_command(slurm_cmd.slurm)
+    cli.add_command(replay_cmd.replay)
 
 
 _register()

@@ -1,0 +1,202 @@
+"""``greenepoch replay``: replay policies over history, and the slack sweep experiment.
+
+``greenepoch replay --data DIR --zones ... --from DATE --until DATE --jobs JOBS.csv|
+--generate SPEC --policies run-now,threshold,greedy,milp,oracle [--json]`` and
+``greenepoch replay slack-sweep --data DIR --year 2022 [--signal direct|lca]
+[--zones ...] [--lengths 1,6,24] [--slacks 24,168] [--json]``.  JSON: docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import click
+import pandas as pd
+
+from planner.cli.options import data_option, json_option, signal_option, zones_option
+from planner.cli.table import render
+
+DEFAULT_POLICIES = "run-now,threshold,greedy,milp,oracle"
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.UsageError(f"{option} {text!r}: give whole hours like 1,6,24") from None
+    if not values:
+        raise click.UsageError(f"{option} is empty: give whole hours like 1,6,24")
+    return values
+
+
+def _bar(quiet: bool) -> Callable[[str, int], Callable[[int], None]]:
+    from tqdm import tqdm
+
+    def make(label: str, total: int) -> Callable[[int], None]:
+        bar = tqdm(total=total, desc=f"replay {label}", unit="h", leave=False,
+                   disable=quiet, mininterval=0.5)
+
+        def tick(n: int) -> None:
+            bar.update(n)
+            if bar.n >= total:
+                bar.close()
+
+        return tick
+
+    return make
+
+
+def _zone_list(spec: str | None) -> list[str] | None:
+    from planner.regions import resolve_zones
+
+    if spec is None or spec.strip().lower() == "all":
+        return None
+    return resolve_zones(spec)
+
+
+@click.group(invoke_without_command=True, context_settings={"ignore_unknown_options": False})
+@data_option
+@zones_option()
+@click.option("--from", "start", default=None, help="Replay start, YYYY-MM-DD (UTC) or ISO 8601.")
+@click.option("--until", "until", default=None, help="Replay end (exclusive), as --from.")
+@click.option("--jobs", "jobs_csv", default=None, type=click.Path(path_type=str),
+              help="CSV of jobs (columns in docs/replay.md).")
+@click.option("--generate", "spec", default=None,
+              help="Generator spec, e.g. n=200,dur=2-48,submit=weekdays09-17,slack=24h,"
+                   "gpus=8-64,seed=1 (grammar in docs/replay.md).")
+@click.option("--policies", default=DEFAULT_POLICIES, show_default=True,
+              help="Comma-separated policies; run-now always runs (the baseline).")
+@click.option("--capacity", default="512", show_default=True,
+              help="GPUs per zone: one number, or DE=512,GB=128.")
+@click.option("--epoch", default="1h", show_default=True, help="Decision epoch.")
+@click.option("--forecast", "model", default="seasonal", show_default=True,
+              help="Forecast model the forecast-driven policies (greedy, milp) use.")
+@click.option("--forecast-every", default="24h", show_default=True,
+              help="How often a new forecast is issued.")
+@signal_option
+@click.option("--per-job", "per_job", default=None, type=click.Path(path_type=str),
+              help="Also write one CSV row per (policy, job) here.")
+@json_option
+@click.pass_context
+def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: str | None,
+           until: str | None, jobs_csv: str | None, spec: str | None, policies: str,
+           capacity: str, epoch: str, model: str, forecast_every: str, signal: str,
+           per_job: str | None, as_json: bool) -> None:
+    """Replay scheduling POLICIES over real history and compare what they emit.
+
+    Each policy decides every epoch with only the data known by then (and forecasts
+    made from it); emissions are charged at the intensities that really occurred.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from planner.replay.engine import Scenario
+    from planner.replay.jobs import generate_jobs, read_jobs_csv
+    from planner.replay.metrics import job_metrics, summary
+    from planner.replay.runner import (
+        jobs_zones,
+        load_actual,
+        load_prices,
+        parse_capacity,
+        parse_day,
+        run_policies,
+        to_records,
+    )
+    from planner.timeparse import duration
+
+    if (jobs_csv is None) == (spec is None):
+        raise click.UsageError("give exactly one of --jobs JOBS.csv or --generate SPEC")
+    if start is None or until is None:
+        raise click.UsageError("give the replay period with --from DATE and --until DATE")
+    t0, t1 = parse_day(start, "--from"), parse_day(until, "--until")
+    if t1 <= t0:
+        raise click.UsageError("--until must be after --from")
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    zone_ids = _zone_list(zones)
+    jobs = read_jobs_csv(jobs_csv) if jobs_csv else None
+    if zone_ids is None:
+        if jobs is None:
+            raise click.UsageError("--generate needs --zones (e.g. --zones DE,GB,ES,NO)")
+        zone_ids = jobs_zones(jobs)
+    actual, root = load_actual(zone_ids, t0, t1, data=data_dir, signal=signal)
+    if jobs is None:
+        assert spec is not None
+        jobs = generate_jobs(spec, zone_ids, t0, t1)
+    scenario = Scenario(
+        actual=actual, start=t0, end=t1, jobs=jobs,
+        capacity=parse_capacity(capacity, zone_ids),
+        prices=load_prices(root, zone_ids, pd.DatetimeIndex(actual.index)),
+        epoch=duration(epoch, "--epoch"), forecast=model,
+        forecast_every=duration(forecast_every, "--forecast-every"),
+    )
+    results = run_policies(scenario, names, progress=_bar(False))
+    table = summary(results)
+    per = job_metrics(results)
+    if per_job:
+        per.to_csv(per_job, index=False)
+    if as_json:
+        doc = {
+            "period": {"from": t0.isoformat(), "until": t1.isoformat()},
+            "zones": zone_ids, "signal": signal, "source": "real" if root else "synthetic",
+            "forecast": model, "n_jobs": len(jobs),
+            "summary": to_records(table),
+            "info": {name: res.info for name, res in results.items()},
+            "jobs": to_records(per),
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    shown = table.drop(columns=["seconds"]).round(2)
+    click.echo(f"replay {t0.date()} .. {t1.date()}  zones {','.join(zone_ids)}  "
+               f"{len(jobs)} jobs  forecast {model}  "
+               f"({'real' if root else 'synthetic'} {signal} intensities)")
+    click.echo(render(shown, floatfmt="{:,.2f}"))
+    for name, res in results.items():
+        if res.info:
+            click.echo(f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float)
+                                               else f"{k} {v}" for k, v in res.info.items()))
+
+
+@replay.command("slack-sweep")
+@data_option
+@click.option("--year", type=int, required=True, help="Calendar year (UTC) to sweep.")
+@signal_option
+@zones_option()
+@click.option("--lengths", default="1,6,24,96,168", show_default=True,
+              help="Job lengths, hours.")
+@click.option("--slacks", default="24,168,480,720", show_default=True, help="Slacks, hours.")
+@json_option
+def slack_sweep_cmd(data_dir: str | None, year: int, signal: str, zones: str | None,
+                    lengths: str, slacks: str, as_json: bool) -> None:
+    """Oracle savings of delaying a job by up to SLACK hours, every start hour of a year."""
+    from tqdm import tqdm
+
+    from planner.errors import DataError
+    from planner.intensity.readers import read_electricitymaps
+    from planner.intensity.sources import data_dir as resolve_data
+    from planner.replay.sweep import slack_sweep
+
+    root = resolve_data(data_dir)
+    if root is None:
+        raise DataError("the slack sweep needs real data: pass --data DIR or set "
+                        "GREENEPOCH_DATA to a folder of Electricity Maps exports")
+    zone_ids = _zone_list(zones)
+    ls, ss = _ints(lengths, "--lengths"), _ints(slacks, "--slacks")
+    values = read_electricitymaps(root, signal=signal, zones=zone_ids).values
+    if zone_ids is not None:
+        values = values[zone_ids]
+    total = values.shape[1] * len(ls) * len(ss) * 2
+    with tqdm(total=total, desc="slack sweep", unit="case", leave=False,
+              mininterval=0.5) as bar:
+        records = slack_sweep(values, year, ls, ss, tick=lambda: bar.update(1))
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    frame = pd.DataFrame(records)
+    frame["mode"] = frame["interruptible"].map({True: "interruptible", False: "contiguous"})
+    pivot = frame.pivot_table(index=["length_h", "mode"], columns="slack_h",
+                              values="saving_pct", aggfunc="mean").reset_index()
+    pivot.columns = [str(c) if isinstance(c, str) else f"slack {c}h" for c in pivot.columns]
+    n_zones = frame["zone"].nunique()
+    click.echo(f"slack sweep {year} ({signal}): mean saving % vs starting at once, over "
+               f"{n_zones} zone(s) and every start hour")
+    click.echo(render(pivot))

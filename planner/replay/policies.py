@@ -1,0 +1,457 @@
+"""Replay policies behind one interface (:class:`~planner.replay.engine.ReplayPolicy`).
+
+* ``run-now``: carbon-agnostic, runs from submission until done.
+* ``threshold``: runs while the live intensity (the last observed slot) is low:
+  starts/resumes when it is at or below the zone's threshold, pauses when it rises
+  above threshold x (1 + hysteresis), never pauses a run younger than the minimum
+  run length, and a deadline guard forces running when pausing for one more epoch
+  would leave too few slots.  The threshold is fixed (gCO2eq/kWh) or, by default,
+  the ``quantile`` of the last ``window_h`` hours of known data per zone.
+* ``greedy``: from the latest forecast, an interruptible job runs now when the
+  current slot is among the ``k`` lowest-forecast slots before its deadline
+  (``k`` = slots still needed); a non-interruptible job starts when the
+  lowest-mean contiguous window of its length starts now.
+* ``milp``: the planner's MILP (``build_problem`` + ``solve_problem``) on the
+  forecast, re-planned every ``replan_every_h`` hours (and when a job arrives or
+  the plan could not be followed) over at most ``horizon_h`` hours.
+* ``oracle``: the same MILP with perfect foresight over each job's whole window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from planner.errors import GreenEpochError, RequestError
+from planner.intensity.frame import IntensityData
+from planner.model import Job, PlanRequest, Policy, Zone
+from planner.replay.engine import Compiled, ForecastFeed, ReplayPolicy, View
+
+
+def _full(view: View) -> np.ndarray:
+    return np.full((len(view.active), view.n_slots), view.slot_h)
+
+
+class RunNow(ReplayPolicy):
+    name = "run-now"
+
+    def decide(self, view: View) -> np.ndarray:
+        return _full(view)
+
+
+class Threshold(ReplayPolicy):
+    """Pause above a threshold, resume below it (hysteresis, min run, deadline guard)."""
+
+    name = "threshold"
+
+    def __init__(self, threshold: float | None = None, quantile: float = 0.3,
+                 window_h: float = 168.0, hysteresis: float = 0.1, min_run_h: float = 2.0,
+                 ) -> None:
+        if threshold is None and not 0 < quantile < 1:
+            raise RequestError(f"threshold quantile = {quantile}; give a value in (0, 1)")
+        self.threshold = threshold
+        self.quantile = quantile
+        self.window_h = window_h
+        self.hysteresis = hysteresis
+        self.min_run_h = min_run_h
+        self._day = -1
+        self._thr = np.zeros(0)
+
+    def reset(self, c: Compiled, actual: np.ndarray | None, feed: ForecastFeed | None) -> None:
+        self._day = -1
+
+    def thresholds(self, view: View) -> np.ndarray:
+        """Threshold per zone (gCO2eq/kWh), refreshed once a day from known data."""
+        c = view.c
+        if self.threshold is not None:
+            return np.full(len(c.zones), float(self.threshold))
+        day = int((view.t - c.t0) * c.slot_h // 24)
+        if day != self._day:
+            width = max(1, int(self.window_h / c.slot_h))
+            self._thr = np.quantile(view.known[:, -width:], self.quantile, axis=1)
+            self._day = day
+        return self._thr
+
+    def decide(self, view: View) -> np.ndarray:
+        c, s, t, act = view.c, view.s, view.t, view.active
+        z = c.zone[act]
+        live = view.known[z, -1]
+        thr = self.thresholds(view)[z]
+        running = s.running[act]
+        left = c.last[act] - t + 1
+        # pausing now means restarting later (one more overhead)
+        paused = np.zeros(len(act), bool)
+        guard = c.slots_needed(act, s.remaining[act], paused) > left - view.n_slots
+        young = running & ((t - s.run_since[act]) * c.slot_h < self.min_run_h)
+        keep = running & (live <= thr * (1.0 + self.hysteresis))
+        start = ~running & (live <= thr)
+        locked = running & ~c.interruptible[act]
+        run = guard | young | keep | start | locked
+        return np.where(run[:, None], view.slot_h, 0.0).repeat(view.n_slots, axis=1)
+
+
+def _greedy_runs_now(f: np.ndarray, need: int, interruptible: bool) -> bool:
+    """Does slot 0 belong to the k cheapest slots / start the cheapest window of ``f``?"""
+    if need >= len(f):
+        return True
+    if interruptible:
+        return bool(f[0] <= np.partition(f, need - 1)[need - 1])
+    csum = np.concatenate(([0.0], np.cumsum(f)))
+    sums = csum[need:] - csum[:-need]
+    return int(np.argmin(sums)) == 0
+
+
+class Greedy(ReplayPolicy):
+    """k lowest-forecast slots (interruptible) or lowest-mean window (not)."""
+
+    name = "greedy"
+    uses_forecast = True
+
+    def decide(self, view: View) -> np.ndarray:
+        c, s, t = view.c, view.s, view.t
+        fc = view.forecast()
+        out = np.zeros((len(view.active), view.n_slots))
+        act = view.active
+        need = c.slots_needed(act, s.remaining[act], s.running[act])
+        for i, j in enumerate(act.tolist()):
+            left = int(c.last[j]) - t + 1
+            if left <= 0 or (s.running[j] and not c.interruptible[j]) or \
+                    _greedy_runs_now(fc[c.zone[j], :left], int(need[i]), bool(c.interruptible[j])):
+                out[i] = view.slot_h
+        return out
+
+
+def plan_window(c: Compiled, t: int, end: int, intensity: np.ndarray,
+                jobs: list[tuple[int, float, int]], reserved: np.ndarray,
+                time_limit_s: float, mip_gap: float, solver: str = "highs",
+                ) -> tuple[dict[int, np.ndarray], str]:
+    """Plan jobs on slots ``[t, end)`` with the planner's MILP.
+
+    ``intensity``: [zone, end - t] what the plan is judged on; ``jobs``: (job index,
+    hours of work required, exclusive end slot); ``reserved``: [zone, end - t] GPUs
+    already taken.  Returns hours per slot for each job (over ``[t, end)``) and the
+    solve status.  Raises :class:`~planner.errors.InfeasibleError` when no plan exists.
+    """
+    from planner.pipeline import build_problem
+    from solvers.solve import solve_problem
+
+    times = c.times[t:end]
+    zone_ids = sorted({int(c.zone[j]) for j, _, _ in jobs})
+    zones = []
+    for z in zone_ids:
+        cap = c.capacity[z] - reserved[z]
+        change = np.flatnonzero(np.diff(cap)) + 1
+        schedule = tuple((times[k], int(cap[k])) for k in change.tolist())
+        zones.append(Zone(c.zones[z], int(cap[0]), pue=float(c.pue[z]),
+                          capacity_schedule=schedule))
+    req_jobs = []
+    for j, req_h, stop in jobs:
+        zone = c.zones[int(c.zone[j])]
+        req_jobs.append(Job(
+            name=c.names[j], gpus=int(c.gpus[j]), gpu_hours=float(req_h * c.gpus[j]),
+            release=times[0], deadline=c.times[0] + stop * c.step, zones=(zone,),
+            home_zone=zone, gpu_power_kw=float(c.power[j]),
+            checkpoint_overhead=pd.Timedelta(hours=float(c.overhead[j])),
+            max_interruptions=None if c.interruptible[j] else 0,
+        ))
+    policy = Policy(time_limit=pd.Timedelta(seconds=time_limit_s), mip_gap=mip_gap,
+                    solver=solver)
+    request = PlanRequest(start=times[0], jobs=tuple(req_jobs), zones=tuple(zones),
+                          policy=policy)
+    values = pd.DataFrame(intensity[zone_ids].T, index=times,
+                          columns=[c.zones[z] for z in zone_ids])
+    values.index.name = "time"
+    flags = pd.DataFrame(False, index=values.index, columns=values.columns)
+    judged = IntensityData(values, flags, flags.copy())
+    problem = build_problem(request, judged, None)
+    outcome = solve_problem(problem, policy)
+    sched = outcome.schedule
+    out = {}
+    n = end - t
+    for jj, (j, _, _) in enumerate(jobs):
+        gpus = sched.gpus[jj].sum(axis=0)
+        run = sched.run[jj].sum(axis=0) / c.gpus[j]
+        hours = np.where(gpus > 0, np.maximum(run, 1e-9), 0.0)
+        row = np.zeros(n)
+        row[: len(hours)] = hours[:n]
+        out[j] = row
+    return out, f"{outcome.method}:{outcome.solution.status.name.lower()}"
+
+
+class Milp(ReplayPolicy):
+    """The planner's MILP on forecasts, re-planned in a receding horizon."""
+
+    name = "milp"
+    uses_forecast = True
+
+    def __init__(self, replan_every_h: float = 24.0, horizon_h: float = 168.0,
+                 time_limit_s: float = 10.0, mip_gap: float = 1e-3) -> None:
+        self.replan_every_h = replan_every_h
+        self.horizon_h = horizon_h
+        self.time_limit_s = time_limit_s
+        self.mip_gap = mip_gap
+        self.info: dict = {}
+
+    def reset(self, c: Compiled, actual: np.ndarray | None, feed: ForecastFeed | None) -> None:
+        self.plan: dict[int, tuple[int, np.ndarray]] = {}
+        self.considered: set[int] = set()
+        self.next_replan = -1
+        self.info = {"solves": 0, "fallbacks": 0, "solve_seconds": 0.0}
+
+    def _hours(self, j: int, t: int, n: int) -> np.ndarray:
+        start, row = self.plan.get(j, (t, np.zeros(0)))
+        out = np.zeros(n)
+        seg = row[max(0, t - start) : max(0, t - start) + n]
+        out[: len(seg)] = seg
+        return out
+
+    def _deviated(self, view: View) -> bool:
+        for j in view.active.tolist():
+            if j not in self.considered:
+                return True
+            if view.t > view.c.first[j] and bool(self._hours(j, view.t - 1, 1)[0] > 0) != \
+                    bool(view.s.running[j]):
+                return True
+        return False
+
+    def decide(self, view: View) -> np.ndarray:
+        if view.t >= self.next_replan or self._deviated(view):
+            self._replan(view, view.forecast())
+        return np.vstack([self._hours(j, view.t, view.n_slots) for j in view.active.tolist()])
+
+    def _replan(self, view: View, fc: np.ndarray) -> None:
+        c, s, t = view.c, view.s, view.t
+        slot_h = c.slot_h
+        act = view.active.tolist()
+        end = min(int(c.last[view.active].max()) + 1, t + max(1, int(self.horizon_h / slot_h)))
+        end = max(end, t + 1)
+        n = end - t
+        reserved = np.zeros((len(c.zones), n), dtype=np.int64)
+        jobs: list[tuple[int, float, int]] = []
+        self.plan = {}
+        self.considered = set(act)
+        for j in act:
+            one = np.array([j])
+            need = int(c.slots_needed(one, s.remaining[one], s.running[one])[0])
+            left = int(c.last[j]) + 1 - t
+            # must run on: non-interruptible and started, past the deadline, or too
+            # little time left to pay another start
+            paused_need = int(c.slots_needed(one, s.remaining[one], np.zeros(1, bool))[0])
+            locked = (s.running[j] and not c.interruptible[j]) or left <= 0 or \
+                (bool(s.running[j]) and paused_need > left - 1)
+            if not locked and c.last[j] + 1 > end:
+                if c.interruptible[j]:
+                    after = (int(c.last[j]) + 1 - end) * slot_h
+                    req = max(s.remaining[j] + c.overhead[j] - after,
+                              s.remaining[j] * n / left)
+                    jobs.append((j, req, end))
+                    continue
+                locked = _greedy_runs_now(fc[c.zone[j], :left], need, False)
+                if not locked:
+                    continue
+            if locked:
+                row = np.zeros(n)
+                row[:need] = slot_h
+                self.plan[j] = (t, row)
+                reserved[c.zone[j], :need] += c.gpus[j]
+            else:
+                jobs.append((j, float(s.remaining[j]), int(c.last[j]) + 1))
+        self.next_replan = t + max(1, round(self.replan_every_h / slot_h))
+        if not jobs:
+            return
+        began = time.perf_counter()
+        self.info["solves"] += 1
+        try:
+            planned, _ = plan_window(c, t, end, fc[:, :n], jobs, reserved, self.time_limit_s,
+                                     self.mip_gap)
+        except GreenEpochError:
+            self.info["fallbacks"] += 1
+            planned = {j: np.full(n, slot_h) for j, _, _ in jobs}
+        self.info["solve_seconds"] += time.perf_counter() - began
+        for j, row in planned.items():
+            self.plan[j] = (t, row)
+
+
+class Oracle(ReplayPolicy):
+    """The MILP with perfect foresight: each job's best slots in its whole window.
+
+    Jobs of one zone whose windows overlap form a component; a component whose
+    jobs' individual optima fit the capacity is optimal as is, otherwise it is
+    planned jointly by the MILP (``time_limit_s``; a time-limited component is
+    recorded in ``info['limited']``).  Individual optima are exact in numpy when a
+    job has no checkpoint overhead and whole-slot work, else the MILP.
+    """
+
+    name = "oracle"
+    clairvoyant = True
+
+    def __init__(self, time_limit_s: float = 60.0, mip_gap: float = 1e-6) -> None:
+        self.time_limit_s = time_limit_s
+        self.mip_gap = mip_gap
+        self.info: dict = {}
+
+    def reset(self, c: Compiled, actual: np.ndarray | None, feed: ForecastFeed | None) -> None:
+        if actual is None:
+            raise RequestError("the oracle needs the actual intensities")
+        self.plan: dict[int, tuple[int, np.ndarray]] = {}
+        self.info = {"components": 0, "joint": 0, "limited": 0, "fallbacks": 0}
+        for comp in _components(c):
+            self.info["components"] += 1
+            lo = int(c.first[comp].min())
+            hi = int(c.last[comp].max()) + 1
+            rows = {j: self._alone(c, actual, j) for j in comp.tolist()}
+            used = np.zeros(hi - lo)
+            for j, row in rows.items():
+                used[c.first[j] - lo : c.last[j] + 1 - lo] += (row > 0) * c.gpus[j]
+            if (used > c.capacity[c.zone[comp[0]]]).any():
+                self.info["joint"] += 1
+                try:
+                    joint, status = plan_window(
+                        c, lo, hi, actual[:, lo:hi],
+                        [(j, float(c.work[j]), int(c.last[j]) + 1) for j in comp.tolist()],
+                        np.zeros((len(c.zones), hi - lo), dtype=np.int64),
+                        self.time_limit_s, self.mip_gap)
+                    self.info["limited"] += "optimal" not in status
+                    rows = {j: row[c.first[j] - lo : c.last[j] + 1 - lo]
+                            for j, row in joint.items()}
+                except GreenEpochError:
+                    self.info["fallbacks"] += 1
+            for j, row in rows.items():
+                self.plan[j] = (int(c.first[j]), row)
+
+    def _alone(self, c: Compiled, actual: np.ndarray, j: int) -> np.ndarray:
+        """Held hours per slot over the job's window that minimise its emissions alone."""
+        f = actual[c.zone[j], c.first[j] : c.last[j] + 1]
+        slots = c.work[j] / c.slot_h
+        if c.overhead[j] == 0 and abs(slots - round(slots)) < 1e-9:
+            k = round(slots)
+            row = np.zeros(len(f))
+            if c.interruptible[j]:
+                row[np.argsort(f, kind="stable")[:k]] = c.slot_h
+            else:
+                csum = np.concatenate(([0.0], np.cumsum(f)))
+                s0 = int(np.argmin(csum[k:] - csum[:-k]))
+                row[s0 : s0 + k] = c.slot_h
+            return row
+        held = best_held_slots(f, float(c.work[j]), float(c.overhead[j]), c.slot_h,
+                               bool(c.interruptible[j]))
+        return held * c.slot_h
+
+    def decide(self, view: View) -> np.ndarray:
+        out = np.zeros((len(view.active), view.n_slots))
+        for i, j in enumerate(view.active.tolist()):
+            start, row = self.plan[j]
+            seg = row[view.t - start : view.t - start + view.n_slots]
+            out[i, : len(seg)] = seg
+        return out
+
+
+def best_held_slots(cost: np.ndarray, work: float, overhead: float, slot_h: float,
+                    interruptible: bool) -> np.ndarray:
+    """Exact least-emission held slots for one job alone (bool per slot), by dynamic
+    programming over (slots held k, starts s).
+
+    Held slots run in full until the work is done (the engine's rule): after ``k``
+    held slots and ``s`` starts the progress is ``k h - s o``; the slot in which it
+    reaches ``work`` is charged only for the hours it runs.  Non-interruptible jobs
+    allow one start.  Raises InfeasibleError when the window is too short.
+    """
+    from planner.errors import InfeasibleError
+
+    n = len(cost)
+    eps = 1e-9
+    k_max = min(n, int(np.ceil(work / (slot_h - overhead) - eps)) + 1)
+    s_dim = (2 if not interruptible else (k_max + 1 if overhead > 0 else 1))
+    ks = np.arange(k_max + 1)[:, None]
+    ss = np.arange(s_dim)[None, :]
+    progress = ks * slot_h - ss * overhead if overhead > 0 or not interruptible else \
+        np.broadcast_to(ks * slot_h, (k_max + 1, s_dim))
+    run = np.full((k_max + 1, s_dim), np.inf)
+    idle = np.full((k_max + 1, s_dim), np.inf)
+    idle[0, 0] = 0.0
+    from_start = np.zeros((n, k_max + 1, s_dim), bool)  # run[t] reached by a (re)start
+    from_run = np.zeros((n, k_max + 1, s_dim), bool)  # idle[t] reached by pausing
+    best = np.inf
+    where_t: tuple[int, int, int, str] | None = None
+    s_step = 0 if (interruptible and overhead == 0) else 1
+    for t in range(n):
+        c = cost[t]
+        # finishing in slot t
+        fin_run = np.where(progress + slot_h >= work - eps, run + (work - progress) * c, np.inf)
+        fin_idle = np.where(progress + slot_h - overhead >= work - eps,
+                            idle + (work - progress + overhead) * c, np.inf)
+        if not interruptible:
+            fin_idle[:, 1:] = np.inf
+        for arr, via in ((fin_run, "run"), (fin_idle, "idle")):
+            i = int(np.argmin(arr))
+            if arr.flat[i] < best:
+                k_i, s_i = divmod(i, s_dim)
+                best, where_t = float(arr.flat[i]), (t, k_i, s_i, via)
+        # not finishing: continue, (re)start, pause or wait
+        new_run = np.full_like(run, np.inf)
+        go = np.where(progress + slot_h < work - eps, run + slot_h * c, np.inf)
+        new_run[1:, :] = go[:-1, :]
+        st = np.where(progress + slot_h - overhead < work - eps, idle + slot_h * c, np.inf)
+        if not interruptible:
+            st[:, 1:] = np.inf
+        shifted = np.full_like(run, np.inf)
+        if s_step:
+            shifted[1:, 1:] = st[:-1, :-1]
+        else:
+            shifted[1:, :] = st[:-1, :]
+        from_start[t] = shifted < new_run
+        new_run = np.minimum(new_run, shifted)
+        pause = run.copy()
+        if not interruptible:
+            pause[:, :] = np.inf
+        from_run[t] = pause < idle
+        idle = np.minimum(idle, pause)
+        run = new_run
+    if where_t is None:
+        raise InfeasibleError("the job's window is too short for its work")
+    held = np.zeros(n, bool)
+    t, k, s, via = where_t
+    held[t] = True
+    state = via
+    for u in range(t - 1, -1, -1):
+        if state == "run":
+            held[u] = True
+            if from_start[u, k, s]:
+                k, s, state = k - 1, s - s_step, "idle"
+            else:
+                k = k - 1
+        else:
+            state = "run" if from_run[u, k, s] else "idle"
+    return held
+
+
+def _components(c: Compiled) -> list[np.ndarray]:
+    """Groups of jobs in one zone whose windows overlap (chains included)."""
+    out = []
+    for z in range(len(c.zones)):
+        idx = np.flatnonzero(c.zone == z)
+        if not len(idx):
+            continue
+        idx = idx[np.argsort(c.first[idx], kind="stable")]
+        reach = np.maximum.accumulate(c.last[idx])
+        breaks = np.flatnonzero(c.first[idx][1:] > reach[:-1]) + 1
+        out.extend(np.split(idx, breaks))
+    return out
+
+
+POLICIES: dict[str, Callable[[], ReplayPolicy]] = {
+    "run-now": RunNow, "threshold": Threshold, "greedy": Greedy, "milp": Milp,
+    "oracle": Oracle,
+}
+
+
+def get_policy(name: str) -> ReplayPolicy:
+    """A fresh policy by name."""
+    if name not in POLICIES:
+        raise RequestError(
+            f"unknown replay policy {name!r}; use one of {', '.join(POLICIES)}"
+        )
+    return POLICIES[name]()

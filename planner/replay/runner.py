@@ -1,0 +1,135 @@
+"""Glue for the CLI and scripts: load intensities and prices, build a scenario, run policies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from planner.errors import DataError, RequestError
+from planner.replay.engine import Compiled, ReplayResult, Scenario, run_replay
+from planner.replay.jobs import ReplayJob
+from planner.replay.policies import get_policy
+
+HISTORY = pd.Timedelta("90D")
+
+
+def parse_day(value: str, field: str) -> pd.Timestamp:
+    """``YYYY-MM-DD`` (midnight UTC) or ISO 8601 with an offset."""
+    from planner.timeparse import utc
+
+    text = str(value).strip()
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        try:
+            return pd.Timestamp(text, tz="UTC")
+        except ValueError:
+            pass
+    return utc(text, field)
+
+
+def parse_capacity(text: str, zones: Sequence[str]) -> dict[str, int]:
+    """``256`` (every zone) or ``DE=512,GB=128`` (others get 0)."""
+    try:
+        if "=" not in text:
+            return {z: int(text) for z in zones}
+        out = {z: 0 for z in zones}
+        for part in text.split(","):
+            key, value = part.split("=", 1)
+            out[key.strip()] = int(value)
+        return out
+    except ValueError:
+        raise RequestError(
+            f"--capacity {text!r}; give GPUs per zone as 256 or DE=512,GB=128"
+        ) from None
+
+
+def load_actual(zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, *,
+                data: str | Path | None, signal: str = "direct",
+                history: pd.Timedelta = HISTORY) -> tuple[pd.DataFrame, Path | None]:
+    """Intensities over ``[start - history, end)`` (history clipped to the data start):
+    real exports when a data folder is set, else the embedded synthetic default."""
+    from planner.intensity.readers import read_electricitymaps
+    from planner.intensity.sources import data_dir, load_intensity
+
+    root = data_dir(data)
+    if root is None:
+        synth = load_intensity(list(zones), start - history, end, signal=signal)
+        return synth.values, None
+    loaded = read_electricitymaps(root, signal=signal, zones=zones).values[list(zones)]
+    first, last = loaded.index[0], loaded.index[-1] + (loaded.index[1] - loaded.index[0])
+    if start < first + pd.Timedelta("7D") or end > last:
+        raise DataError(
+            f"the data in {root} covers {first.date()} .. {last.date()}; the replay needs "
+            f"{start.date()} .. {end.date()} and a week of history before it. Pick --from "
+            "at least 7 days after the data start and --until inside the data"
+        )
+    lo = max(first, start - history)
+    return loaded[(loaded.index >= lo) & (loaded.index < end)], root
+
+
+def load_prices(root: Path | None, zones: Sequence[str], index: pd.DatetimeIndex,
+                ) -> pd.DataFrame | None:
+    """USD/MWh per zone on ``index`` from the shared ``prices/`` folder (NaN outside a
+    market's files); None when no zone has prices."""
+    from planner.intensity.sources import prices_dir
+    from planner.prices import shared_prices
+    from planner.regions import load_catalog
+
+    folder = prices_dir(root)
+    if folder is None:
+        return None
+    catalog = load_catalog()
+    cols = {}
+    for zone in zones:
+        region = catalog.get(zone)
+        market = getattr(region, "electricity_market", None) or zone
+        series = shared_prices(folder, market)
+        if series is None or series.empty:
+            continue
+        hourly = series.resample("1h").mean()
+        cols[zone] = hourly.reindex(index.floor("1h")).to_numpy()
+    if not cols:
+        return None
+    return pd.DataFrame(cols, index=index).reindex(columns=list(zones))
+
+
+def run_policies(scenario: Scenario, policies: Sequence[str],
+                 progress: Callable[[str, int], Callable[[int], None]] | None = None,
+                 ) -> dict[str, ReplayResult]:
+    """Replay each policy (run-now always first: every metric is relative to it)."""
+    names = ["run-now"] + [p for p in policies if p != "run-now"]
+    for name in names:
+        get_policy(name)  # unknown names fail before any work
+    compiled = Compiled(scenario)
+    out = {}
+    for name in names:
+        tick = progress(name, compiled.t1 - compiled.t0) if progress else None
+        out[name] = run_replay(compiled, get_policy(name), progress=tick)
+    return out
+
+
+def to_records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-ready records: NaN -> None, timestamps -> ISO 8601."""
+    out = []
+    for row in frame.to_dict("records"):
+        rec = {}
+        for k, v in row.items():
+            if isinstance(v, pd.Timestamp):
+                v = None if pd.isna(v) else v.isoformat()
+            elif isinstance(v, float | np.floating):
+                v = None if np.isnan(v) else float(v)
+            elif isinstance(v, np.integer):
+                v = int(v)
+            elif isinstance(v, np.bool_):
+                v = bool(v)
+            elif v is pd.NaT:
+                v = None
+            rec[k] = v
+        out.append(rec)
+    return out
+
+
+def jobs_zones(jobs: Sequence[ReplayJob]) -> list[str]:
+    return sorted({j.zone for j in jobs})
