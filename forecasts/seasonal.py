@@ -20,7 +20,8 @@ class SeasonalProfile(Forecaster):
         step = index[1] - index[0] if len(index) > 1 else pd.Timedelta("1h")
         per_day = int(pd.Timedelta("1D") / step)
         recent = past.iloc[-DAYS * per_day :]
-        slot_of_day = ((recent.index - recent.index.normalize()) // step).to_numpy()
+        times = pd.DatetimeIndex(recent.index)
+        slot_of_day = ((times - times.normalize()) // step).to_numpy()
         target = ((index - index.normalize()) // step).to_numpy()
         out = {}
         for zone in past.columns:

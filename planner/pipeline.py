@@ -17,8 +17,6 @@ from planner.model import PlanRequest
 from planner.timeparse import hours
 from solvers.problem import JobSpec, PlanningProblem
 
-HISTORY = pd.Timedelta("7D")  # what the built-in forecast looks back on
-
 
 @dataclass(frozen=True)
 class Intensities:
@@ -63,10 +61,11 @@ def load_intensities(
     from forecasts.base import get_model
 
     name = model or request.policy.forecast
-    full = load_intensity(zones, slots[0] - HISTORY, end, data=data, signal=signal, slot=slot,
-                          seed=seed)
+    forecaster = get_model(name)
+    full = load_intensity(zones, slots[0] - forecaster.history_needed, end, data=data,
+                          signal=signal, slot=slot, seed=seed, clip_start=True)
     history = full.values[full.values.index < slots[0]]
-    predicted = get_model(name).fit(history).predict(slots[0], end - slots[0])
+    predicted = forecaster.fit(history).predict(slots[0], end - slots[0])
     mean = predicted.xs("mean", axis=1, level=1).reindex(columns=zones).clip(lower=0)
     mean.index.name = "time"
     flags = pd.DataFrame(False, index=mean.index, columns=zones)

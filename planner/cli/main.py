@@ -37,6 +37,7 @@ def _register() -> None:
         data_cmd,
         demo_cmd,
         export_cmd,
+        forecast_cmd,
         plan_cmd,
         regions_cmd,
         replay_cmd,
@@ -50,6 +51,7 @@ def _register() -> None:
     cli.add_command(export_cmd.export)
     cli.add_command(slurm_cmd.slurm)
     cli.add_command(replay_cmd.replay)
+    cli.add_command(forecast_cmd.forecast)
 
 
 _register()

@@ -53,9 +53,11 @@ def load_intensity(
     slot: str = "1h",
     seed: int = 0,
     allow_gaps: bool = False,
+    clip_start: bool = False,
 ) -> IntensityData:
     """Intensities for ``zones`` over ``[start, end)``, real if a data folder is set,
-    synthetic (labelled so) otherwise."""
+    synthetic (labelled so) otherwise.  ``clip_start``: start where the real data
+    starts if ``start`` is earlier (for history that is nice to have, not needed)."""
     for name, ts in (("start", start), ("end", end)):
         if ts.tzinfo is None:
             raise DataError(f"{name} {ts} has no time zone; give it in UTC, e.g. 2023-06-01T00:00Z")
@@ -67,6 +69,8 @@ def load_intensity(
     loaded = read_electricitymaps(root, signal=signal, allow_gaps=allow_gaps, zones=zones)
     covered = loaded.values.index
     last = covered[-1] + loaded.step
+    if clip_start:
+        start = max(start, covered[0])
     if start < covered[0] or end > last:
         raise DataError(
             f"the data in {root} covers {covered[0].isoformat()} .. {last.isoformat()}, "

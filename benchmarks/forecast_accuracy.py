@@ -1,0 +1,215 @@
+"""Forecast accuracy benchmark: train through 2022, issue daily forecasts over 2023.
+
+Writes ``docs/forecast-accuracy.md`` (per-zone tables, medians, the issue's targets
+met or not, and timings) and ``benchmarks/results/forecast_accuracy.csv``.
+
+    OMP_NUM_THREADS=1 python benchmarks/forecast_accuracy.py --data /work/shared/data
+
+Single-threaded by design (the target machine has 2 cores; timings are for one).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from forecasts.backtest import BacktestConfig, run_backtest
+from forecasts.base import BANDS, BASELINES, DEFAULT_MODEL, get_model
+from forecasts.data import load_values
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Findings measured separately (not recomputed by this script).
+NOTES = """
+## Notes (measured separately)
+
+* **statsmodels does not earn its place.**  `ets` (Holt-Winters, additive daily
+  season, damped trend, refitted per issue on 21 days) on DE, GB, US-CAL-CISO,
+  US-MIDA-PJM, JP-TK, AU-NSW, 27 issues two weeks apart in 2023: median WAPE
+  16.1 / 23.9 / 24.5 / 24.2 % (1-24h / 25-48h / 49-96h / 4-14d) vs `gbm` 9.1 / 10.3 /
+  9.8 / 11.2 % and `yesterday` 8.8 / 11.6 / 11.5 / 12.0 %; P10-P90 coverage 58-68 %;
+  630 s for those 27 x 6 forecasts vs 25 s for `gbm` (fit included).  It is
+  registered (so it stays under the contract tests) but no blend uses it.
+* **`gbm` design choices** (fit once on 2021-2022, issues every 5th day of 2023, median
+  WAPE 1-24h): with month and training-years climatology features 10.3 %; without
+  them 8.5 %; without the zone feature 9.1 %.  One pooled model across zones with
+  the lead time as a feature was kept (per-band models were not measured for lack
+  of time).
+* **What limits wind- and hydro-driven grids** (DE, GB, ES, NO, CA-ON: 17-40 % WAPE a
+  day ahead, where most other zones are under 10 %): their intensity follows wind
+  output and imports, which the past of the series does not predict beyond a few
+  hours; the daily shape explains little (rank correlation 0.5-0.6 vs 0.75-0.9 for
+  solar/demand-driven grids).  Published day-ahead results on such grids use
+  weather forecasts (wind speed, solar irradiance) and load/generation forecasts
+  from the TSO; this model has none, so the 10 %-over-baseline target is out of
+  reach there without weather inputs.  At the other end, flat grids (IN-WE, SG, ZA,
+  KR at 1-4 % WAPE) leave no room for a 10 % gain: `yesterday` is already within
+  measurement noise of the truth.
+"""
+SHORT = ("1-24h", "25-48h", "49-96h")
+TARGET_WAPE = {"1-24h": 8.0, "25-48h": 10.0, "49-96h": 11.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("GREENEPOCH_DATA", "/work/shared/data"))
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--refit", default="91D", help="refit cadence during 2023, or 'none'")
+    ap.add_argument("--signal", default="direct")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "forecast-accuracy.md"))
+    args = ap.parse_args()
+
+    t = time.perf_counter()
+    values = load_values(args.data, args.signal, "all")
+    load_s = time.perf_counter() - t
+    config = BacktestConfig(
+        train_until=pd.Timestamp("2023-01-01", tz="UTC"),
+        test_from=pd.Timestamp("2023-01-01", tz="UTC"),
+        test_until=pd.Timestamp("2023-12-31", tz="UTC"),
+        refit=None if args.refit == "none" else pd.Timedelta(args.refit),
+    )
+    extra = ("climatology",) if args.model != "climatology" else ()
+    t = time.perf_counter()
+    result = run_backtest(values, args.model, config, baselines=(*BASELINES, *extra))
+    total_s = time.perf_counter() - t
+    metrics = result.metrics()
+    out_csv = ROOT / "benchmarks" / "results" / "forecast_accuracy.csv"
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    metrics.to_csv(out_csv, index=False)
+
+    # speed of one predict: 18 zones x 14 days, after fitting on everything before 2023
+    history = values[values.index < config.train_until]
+    t = time.perf_counter()
+    model = get_model(args.model).fit(history)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    model.predict(config.test_from, pd.Timedelta("14D"))
+    predict_s = time.perf_counter() - t
+
+    text = report(metrics, result, args, total_s, fit_s, predict_s, load_s, len(values.columns))
+    Path(args.out).write_text(text)
+    print(text)
+
+
+def _fmt(x: float, nd: int = 1) -> str:
+    return "-" if pd.isna(x) else f"{x:.{nd}f}"
+
+
+def report(m: pd.DataFrame, result, args, total_s: float, fit_s: float,  # type: ignore[no-untyped-def]
+           predict_s: float, load_s: float, n_zones: int) -> str:
+    model = args.model
+    lines = [
+        "# Forecast accuracy",
+        "",
+        "Produced by `OMP_NUM_THREADS=1 python benchmarks/forecast_accuracy.py --data "
+        "/work/shared/data` (rerun to refresh; per-zone numbers also in "
+        "`benchmarks/results/forecast_accuracy.csv`).",
+        "",
+        f"* Setup: train through 2022-12-31, forecasts issued daily at 00:00 UTC for every "
+        f"day of 2023 ({len(result.issues)} issues), {n_zones} zones, 14-day horizon, "
+        f"signal `{args.signal}`, no reporting delay.",
+        f"* Model `{model}` refitted every {args.refit} on everything observed by then "
+        "(quarterly rather than weekly or monthly to fit the time budget: one fit of "
+        "the blend with its calibration takes about 1.5 min here; between refits the "
+        "lags move on daily).  Baselines and `climatology` are refitted on the same days.",
+        f"* Machine: {platform.machine()}, {os.cpu_count()} cores, one thread "
+        "(`OMP_NUM_THREADS=1`).",
+        "* Bands are hours ahead of the issue time.  Decision metrics use the 48 h window "
+        "starting at the band's first hour (so the `1-24h` row is \"pick 8 of the next "
+        "48 h\").",
+        "",
+        "## Speed",
+        "",
+        f"* Full backtest of `{model}` (18 zones x 365 issues x 14 days, "
+        f"{len(_fit_days(args.refit))} fits): **{result.seconds[model]:.0f} s**; "
+        f"all models with baselines: {total_s:.0f} s; loading the data: {load_s:.1f} s.",
+        f"* One fit of `{model}` on 2021-2022 (18 zones): {fit_s:.0f} s; one `predict` for "
+        f"18 zones x 14 days after fitting: **{predict_s:.2f} s**.",
+        "",
+        "## Medians across zones",
+        "",
+    ]
+    med = m.groupby(["model", "band"], sort=False)[
+        ["wape", "mape", "mae", "pinball", "coverage_p10_p90", "rank_corr_48h", "regret_pct",
+         "saving_realised_pct"]].median()
+    lines.append("| model | band | WAPE % | MAPE % | MAE | pinball | P10-P90 cov. % | "
+                 "rank corr 48h | regret % | saving realised % |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for (mod, band), r in med.iterrows():
+        lines.append(f"| {mod} | {band} | {_fmt(r.wape)} | {_fmt(r.mape)} | {_fmt(r.mae)} | "
+                     f"{_fmt(r.pinball)} | {_fmt(r.coverage_p10_p90)} | "
+                     f"{_fmt(r.rank_corr_48h, 2)} | {_fmt(r.regret_pct)} | "
+                     f"{_fmt(r.saving_realised_pct)} |")
+
+    # targets
+    base = m[m.model.isin(BASELINES)]
+    best_base = base.groupby(["zone", "band"])["wape"].min()
+    best_base_name = base.loc[base.groupby(["zone", "band"])["wape"].idxmin()].set_index(
+        ["zone", "band"])["model"]
+    best_regret = base.groupby(["zone", "band"])["regret_pct"].min()
+    mine = m[m.model == model].set_index(["zone", "band"])
+    gain = 100 * (1 - mine["wape"] / best_base)
+    lines += ["", "## Targets of the issue", ""]
+    short = gain[gain.index.get_level_values("band").isin(SHORT)]
+    n_ok = int((short >= 10).sum())
+    lines.append(f"* Beats the best baseline by >= 10 % WAPE in every zone and band up to 96 h: "
+                 f"**{'met' if n_ok == len(short) else 'not met'}** ({n_ok} of {len(short)} "
+                 f"zone-bands; median gain {short.median():.1f} %, worst "
+                 f"{short.min():.1f} % in {' '.join(short.idxmin())}).")
+    reg = mine["regret_pct"] - best_regret
+    reg_short = reg[reg.index.get_level_values("band").isin(SHORT)]
+    n_reg = int((reg_short <= 1e-9).sum())
+    lines.append(f"* Never worse on regret than the best baseline (bands up to 96 h): "
+                 f"**{'met' if n_reg == len(reg_short) else 'not met'}** ({n_reg} of "
+                 f"{len(reg_short)} zone-bands).")
+    for band, limit in TARGET_WAPE.items():
+        v = mine.xs(band, level="band")["wape"].median()
+        verdict = "met" if v <= limit else "not met"
+        lines.append(f"* Median WAPE {band} <= {limit:.0f} %: **{verdict}** ({v:.1f} %).")
+    sav = mine.xs("1-24h", level="band")["saving_realised_pct"].median()
+    lines.append(f"* Median share of the possible saving realised (8 of the next 48 h) >= 85 %: "
+                 f"**{'met' if sav >= 85 else 'not met'}** ({sav:.1f} %).")
+    cov = mine.groupby(level="band")["coverage_p10_p90"]
+    ok = all(75 <= cov.median()[b] <= 85 for b in BANDS)
+    lines.append(
+        "* P10-P90 coverage between 75 % and 85 % in every band (median across zones): "
+        f"**{'met' if ok else 'not met'}** ("
+        + ", ".join(f"{b}: {cov.median()[b]:.1f} % [zones {cov.min()[b]:.0f}-{cov.max()[b]:.0f}]"
+                    for b in BANDS) + ").")
+
+    lines += ["", "## Per zone: WAPE % of the model vs the best baseline", "",
+              "Gain = 1 - model / best baseline.  Regret and saving are for the model.", ""]
+    lines.append("| zone | band | " + model + " | best baseline | gain % | coverage % | "
+                 "rank corr | regret % (best baseline) | saving realised % |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for zone in sorted(mine.index.get_level_values("zone").unique()):
+        for band in BANDS:
+            if (zone, band) not in mine.index:
+                continue
+            r = mine.loc[(zone, band)]
+            lines.append(
+                f"| {zone} | {band} | {_fmt(r.wape)} | {_fmt(best_base[(zone, band)])} "
+                f"({best_base_name[(zone, band)]}) | {_fmt(gain[(zone, band)])} | "
+                f"{_fmt(r.coverage_p10_p90)} | {_fmt(r.rank_corr_48h, 2)} | "
+                f"{_fmt(r.regret_pct)} ({_fmt(best_regret[(zone, band)])}) | "
+                f"{_fmt(r.saving_realised_pct)} |")
+    lines.append(NOTES)
+    return "\n".join(lines)
+
+
+def _fit_days(refit: str) -> list[pd.Timestamp]:
+    if refit == "none":
+        return [pd.Timestamp("2023-01-01")]
+    days = pd.date_range("2023-01-01", "2023-12-31", freq=pd.Timedelta(refit))
+    return list(days)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Rolling-origin backtest and its metrics.
+
+Forecasts are issued every ``issue_every`` (default daily) at ``issue_hour`` UTC from
+``test_from`` through ``test_until``.  Each issue reads only observations before
+``issue_time - delay`` (the reporting delay); the model is fitted on the history
+through ``train_until`` and, when ``refit`` is given, refitted every ``refit`` on
+everything observed by then.  Metrics per zone and band:
+
+* ``mae`` (gCO2eq/kWh), ``mape`` (%; hours with truth below 1 g/kWh skipped),
+  ``wape`` (%: sum |error| / sum truth), ``pinball`` (gCO2eq/kWh, mean of the
+  P10/P50/P90 pinball losses), ``coverage_p10_p90`` (% of truths inside P10-P90);
+* decision metrics on a 48 h window starting at the band's first hour (so the
+  ``1-24h`` row is "the next 48 h"; ``4-14d`` averages the 48 h windows starting at
+  day 4, 6, ... 12): ``rank_corr_48h`` (mean Spearman correlation of forecast and
+  truth), ``regret_pct`` (% extra emissions of running in the k = 8 lowest-forecast
+  hours instead of the truly lowest 8, summed over issues) and
+  ``saving_realised_pct`` (saving vs the window's mean, achieved / possible, %).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from forecasts.base import BANDS, BASELINES, ForecastError, get_model
+
+K_HOURS = 8
+WINDOW_H = 48
+METRICS = ("n", "mae", "mape", "wape", "pinball", "coverage_p10_p90", "rank_corr_48h",
+           "regret_pct", "saving_realised_pct")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """When forecasts are issued, what they may read, and how often models refit."""
+
+    train_until: pd.Timestamp  # exclusive: history strictly before this instant
+    test_from: pd.Timestamp  # first issue day (inclusive)
+    test_until: pd.Timestamp  # last issue day (inclusive)
+    issue_hour: int = 0  # UTC hour of the daily issue
+    issue_every: pd.Timedelta = pd.Timedelta("1D")
+    refit: pd.Timedelta | None = pd.Timedelta("28D")  # None: fit once
+    delay: pd.Timedelta = pd.Timedelta(0)  # reporting delay of observations
+    horizon: pd.Timedelta = pd.Timedelta("14D")
+
+    def __post_init__(self) -> None:
+        for name in ("train_until", "test_from", "test_until"):
+            if getattr(self, name).tzinfo is None:
+                raise ForecastError(f"{name} must be tz-aware (UTC)")
+        if self.test_from < self.train_until:
+            raise ForecastError(
+                f"test_from {self.test_from.date()} is before the end of training "
+                f"{self.train_until.date()}: test on days after the training history"
+            )
+        if self.test_until < self.test_from:
+            raise ForecastError("test_until is before test_from: swap them")
+        if not 0 <= self.issue_hour <= 23:
+            raise ForecastError(f"issue_hour must be 0-23, got {self.issue_hour}")
+
+    def issues(self) -> pd.DatetimeIndex:
+        start = self.test_from.normalize() + pd.Timedelta(hours=self.issue_hour)
+        end = self.test_until.normalize() + pd.Timedelta(hours=self.issue_hour)
+        return pd.date_range(start, end, freq=self.issue_every)
+
+
+@dataclass
+class BacktestResult:
+    """Forecasts of each model, ``(issues, horizon, zones, [mean, p10, p50, p90])``,
+    the truth ``(issues, horizon, zones)`` (NaN past the data) and fit timings."""
+
+    zones: list[str]
+    issues: pd.DatetimeIndex
+    step: pd.Timedelta
+    truth: np.ndarray
+    forecasts: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> pd.DataFrame:
+        rows = []
+        for name, fc in self.forecasts.items():
+            rows += score(name, fc, self.truth, self.zones, self.step)
+        return pd.DataFrame(rows, columns=["zone", "model", "band", *METRICS])
+
+
+def run_backtest(values: pd.DataFrame, model: str, config: BacktestConfig,
+                 baselines: Iterable[str] = BASELINES, progress: bool = True,
+                 factory: Callable[[str], object] | None = None) -> BacktestResult:
+    """Backtest ``model`` and the baselines on ``values`` (UTC index, zones as columns)."""
+    import time
+
+    if not isinstance(values.index, pd.DatetimeIndex) or values.index.tz is None:
+        raise ForecastError("values must have a tz-aware UTC index")
+    step = pd.Timedelta(values.index[1] - values.index[0])
+    issues = config.issues()
+    t0 = values.index[0]
+    if issues[0] - config.delay <= t0 + pd.Timedelta("14D"):
+        raise ForecastError("the test starts too close to the start of the data: "
+                            "leave at least 14 days of history before test_from")
+    if issues[0] > values.index[-1]:
+        raise ForecastError(
+            f"test_from {config.test_from.date()} is after the data ends "
+            f"({values.index[-1].date()}): pick test dates inside the data"
+        )
+    arr = values.to_numpy(dtype=float)
+    horizon = int(config.horizon / step)
+    delay = int(np.ceil(config.delay / step))
+    ipos = np.asarray((issues - t0) / step, dtype=float).round().astype(int)
+    pos = ipos[:, None] + np.arange(horizon)[None, :]
+    ok = pos < len(arr)
+    truth = np.where(ok[..., None], arr[np.minimum(pos, len(arr) - 1)], np.nan)
+    result = BacktestResult([str(c) for c in values.columns], issues, step, truth)
+
+    names = [model] + [b for b in baselines if b != model]
+    fit_times = [config.train_until]
+    if config.refit is not None:
+        t = config.test_from.normalize() + config.refit
+        while t <= issues[-1]:
+            fit_times.append(t)
+            t += config.refit
+    make = factory or get_model
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(names) * len(issues), file=sys.stderr, unit="issue",
+                   desc="backtest", leave=False)
+    for name in names:
+        started = time.perf_counter()
+        out = np.empty((len(issues), horizon, arr.shape[1], 4))
+        for k, fit_at in enumerate(fit_times):
+            sel = issues >= (fit_at if k else issues[0])
+            if k + 1 < len(fit_times):
+                sel &= issues < fit_times[k + 1]
+            if not sel.any():
+                continue
+            m = make(name)
+            m.fit(values[values.index < fit_at - config.delay])  # type: ignore[attr-defined]
+            last = ipos[sel] - 1 - delay
+            out[sel] = m.predict_batch(arr, t0, last, 1 + delay, horizon)  # type: ignore[attr-defined]
+            if bar is not None:
+                bar.set_postfix_str(name)
+                bar.update(int(sel.sum()))
+        result.forecasts[name] = out
+        result.seconds[name] = time.perf_counter() - started
+    if bar is not None:
+        bar.close()
+    return result
+
+
+def _window_scores(mean: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, int]:
+    """Rank correlation, regret and realised saving over 48 h windows.
+
+    ``mean``/``truth``: ``(windows, 48 h)``; windows with missing truth are dropped.
+    """
+    keep = ~np.isnan(truth).any(axis=1)
+    mean, truth = mean[keep], truth[keep]
+    if len(mean) == 0:
+        return np.nan, np.nan, np.nan, 0
+    rf, rt = rankdata(mean, axis=1), rankdata(truth, axis=1)
+    rf -= rf.mean(axis=1, keepdims=True)
+    rt -= rt.mean(axis=1, keepdims=True)
+    den = np.sqrt((rf**2).sum(axis=1) * (rt**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.nanmean(np.where(den > 0, (rf * rt).sum(axis=1) / den, np.nan))
+    chosen = np.take_along_axis(truth, np.argsort(mean, axis=1, kind="stable")[:, :K_HOURS],
+                                axis=1).sum(axis=1)
+    best = np.sort(truth, axis=1)[:, :K_HOURS].sum(axis=1)
+    typical = truth.mean(axis=1) * K_HOURS
+    regret = 100 * (chosen.sum() - best.sum()) / max(best.sum(), 1e-9)
+    possible = (typical - best).sum()
+    saving = 100 * (typical - chosen).sum() / possible if possible > 1e-9 else np.nan
+    return float(rho), float(regret), float(saving), len(mean)
+
+
+def score(name: str, fc: np.ndarray, truth: np.ndarray, zones: list[str],
+          step: pd.Timedelta) -> list[dict[str, object]]:
+    """Metric records, one per zone and band (see the module docstring)."""
+    ph = max(1, int(pd.Timedelta("1h") / step))
+    lead_h = np.arange(1, truth.shape[1] + 1) / ph
+    rows: list[dict[str, object]] = []
+    for z, zone in enumerate(zones):
+        for band, (lo, hi) in BANDS.items():
+            sel = (lead_h > lo - 1) & (lead_h <= hi)
+            if not sel.any():
+                continue
+            y = truth[:, sel, z].ravel()
+            f = fc[:, sel, z, :].reshape(-1, 4)
+            ok = ~np.isnan(y)
+            y, f = y[ok], f[ok]
+            if y.size == 0:
+                continue
+            err = f[:, 0] - y
+            big = y >= 1.0
+            pin = np.mean([np.mean(np.maximum(q * (y - f[:, i]), (q - 1) * (y - f[:, i])))
+                           for i, q in ((1, 0.1), (2, 0.5), (3, 0.9))])
+            # decision windows: 48 h from the band's first hour, every 48 h inside the band
+            starts = range(lo - 1, max(lo, hi - WINDOW_H + 1), WINDOW_H) if hi - lo > 48 \
+                else [lo - 1]
+            wins_f, wins_t = [], []
+            for s in starts:
+                a, b = s * ph, (s + WINDOW_H) * ph
+                if b > truth.shape[1]:
+                    continue
+                wins_f.append(_hourly(fc[:, a:b, z, 0], ph))
+                wins_t.append(_hourly(truth[:, a:b, z], ph))
+            if wins_f:
+                rho, regret, saving, _ = _window_scores(np.vstack(wins_f), np.vstack(wins_t))
+            else:
+                rho = regret = saving = np.nan
+            rows.append({
+                "zone": zone, "model": name, "band": band, "n": int(y.size),
+                "mae": float(np.abs(err).mean()),
+                "mape": float(100 * np.mean(np.abs(err[big]) / y[big])) if big.any() else np.nan,
+                "wape": float(100 * np.abs(err).sum() / max(np.abs(y).sum(), 1e-9)),
+                "pinball": float(pin),
+                "coverage_p10_p90": float(100 * np.mean((y >= f[:, 1]) & (y <= f[:, 3]))),
+                "rank_corr_48h": rho, "regret_pct": regret, "saving_realised_pct": saving,
+            })
+    return rows
+
+
+def _hourly(x: np.ndarray, ph: int) -> np.ndarray:
+    return x if ph == 1 else x.reshape(x.shape[0], -1, ph).mean(axis=2)

@@ -1,0 +1,122 @@
+"""``greenepoch forecast``: backtest forecast models and forecast one or more zones."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import click
+
+from planner.cli.options import data_option, json_option, signal_option
+from planner.cli.table import render
+
+model_option = click.option(
+    "--model", default="default", show_default=True,
+    help="Forecast model by name ('default' is the recommended one); see "
+    "docs/forecasts.md for the list.",
+)
+
+
+@click.group()
+def forecast() -> None:
+    """Forecast carbon intensity per zone and measure forecast accuracy."""
+
+
+@forecast.command()
+@data_option
+@click.option("--zones", default="all", show_default=True,
+              help="Comma-separated zone ids or cloud regions, or 'all' (every zone in --data).")
+@click.option("--train-until", required=True,
+              help="Last day of training history (inclusive), e.g. 2022-12-31.")
+@click.option("--test-from", required=True, help="First issue day, e.g. 2023-01-01.")
+@click.option("--test-until", required=True, help="Last issue day (inclusive), e.g. 2023-12-31.")
+@model_option
+@signal_option
+@click.option("--issue-hour", default=0, show_default=True, type=int,
+              help="UTC hour at which the daily forecasts are issued.")
+@click.option("--refit", default="28D", show_default=True,
+              help="Refit cadence during the test (e.g. 7D, 28D), or 'none' to fit once.")
+@click.option("--delay", default="0h", show_default=True,
+              help="Reporting delay: each issue reads only data older than this.")
+@json_option
+def backtest(data_dir: str | None, zones: str, train_until: str, test_from: str,
+             test_until: str, model: str, signal: str, issue_hour: int, refit: str,
+             delay: str, as_json: bool) -> None:
+    """Rolling-origin backtest of a model beside the four baselines, per zone and band."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from forecasts.backtest import BacktestConfig, run_backtest
+    from forecasts.base import DEFAULT_MODEL
+    from forecasts.data import load_values, parse_day
+    from planner.timeparse import duration
+
+    values = load_values(data_dir, signal, zones)
+    config = BacktestConfig(
+        train_until=parse_day(train_until, "--train-until", end_of_day=True),
+        test_from=parse_day(test_from, "--test-from"),
+        test_until=parse_day(test_until, "--test-until"),
+        issue_hour=issue_hour,
+        refit=None if refit.strip().lower() == "none" else duration(refit, "--refit"),
+        delay=duration(delay, "--delay"),
+    )
+    name = DEFAULT_MODEL if model == "default" else model
+    result = run_backtest(values, name, config, progress=True)
+    metrics = result.metrics()
+    if as_json:
+        records = [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                    for k, v in row.items()} for row in metrics.to_dict(orient="records")]
+        click.echo(json.dumps(records, indent=2))
+        return
+    shown = metrics.drop(columns=["n", "pinball"])
+    click.echo(render(shown))
+    summary = (metrics.groupby(["model", "band"], sort=False)
+               [["wape", "mape", "coverage_p10_p90", "rank_corr_48h", "regret_pct",
+                 "saving_realised_pct"]].median().reset_index())
+    click.echo("\nMedian across zones:")
+    click.echo(render(summary))
+    click.echo(f"\n{len(result.zones)} zone(s), {len(result.issues)} issue(s); fit+predict "
+               + ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()))
+
+
+@forecast.command()
+@data_option
+@click.option("--zone", "zone", required=True,
+              help="Zone id or cloud region (comma-separate several).")
+@click.option("--issue", required=True,
+              help="Issue time, ISO 8601 with offset, e.g. 2023-06-01T00:00:00Z. "
+              "Only data before it is used.")
+@click.option("--horizon", default="96h", show_default=True,
+              help="How far ahead to forecast, e.g. 96h or 14D.")
+@model_option
+@signal_option
+@json_option
+def predict(data_dir: str | None, zone: str, issue: str, horizon: str, model: str,
+            signal: str, as_json: bool) -> None:
+    """Forecast mean and P10/P50/P90 for the slots from ISSUE over HORIZON."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from forecasts.base import get_model
+    from forecasts.data import load_values
+    from planner.timeparse import duration, utc
+
+    issue_time = utc(issue, "--issue")
+    span = duration(horizon, "--horizon")
+    values = load_values(data_dir, signal, zone)
+    history = values[values.index < issue_time]
+    if history.empty:
+        from forecasts.base import ForecastError
+
+        raise ForecastError(
+            f"--issue {issue_time.isoformat()} is before the data starts "
+            f"({values.index[0].isoformat()}): pick a later issue time"
+        )
+    predicted = get_model(model).fit(history).predict(issue_time, span)
+    long = predicted.stack(level=0, future_stack=True).rename_axis(["time", "zone"])
+    long = long[["mean", "p10", "p50", "p90"]].reset_index()
+    if as_json:
+        long["time"] = long["time"].map(lambda t: t.isoformat())
+        click.echo(json.dumps(long.to_dict(orient="records"), indent=2))
+        return
+    long["time"] = long["time"].dt.strftime("%Y-%m-%d %H:%M")
+    click.echo(render(long))
+    click.echo(f"\ngCO2eq/kWh, {signal}; model {get_model(model).name}, issued "
+               f"{issue_time.isoformat()}, using data before it.")

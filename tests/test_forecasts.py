@@ -1,0 +1,148 @@
+"""Contract tests over every registered forecaster, plus small-data unit tests."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasts.base import STATS, ForecastError, available, get_model
+
+ZONES = ["DE", "NO"]
+ISSUE = pd.Timestamp("2023-02-10T00:00:00Z")
+
+
+def synthetic(days: int = 60, seed: int = 0, start: str = "2023-01-01") -> pd.DataFrame:
+    """Two zones with a daily cycle, a weekly cycle and AR noise (gCO2eq/kWh)."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(start, periods=days * 24, freq="1h", tz="UTC", name="time")
+    hour = index.hour.to_numpy()
+    dow = index.day_of_week.to_numpy()
+    noise = np.cumsum(rng.normal(0, 3, size=(len(index), 2)), axis=0) * 0.3
+    de = 350 + 80 * np.sin(2 * np.pi * (hour - 6) / 24) - 30 * (dow >= 5) + noise[:, 0]
+    no = 20 + 5 * np.cos(2 * np.pi * hour / 24) + noise[:, 1] * 0.1
+    return pd.DataFrame({"DE": np.maximum(de, 1), "NO": np.maximum(no, 0.5)}, index=index)
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def fitted(data: pd.DataFrame) -> dict[str, object]:
+    history = data[data.index < ISSUE]
+    return {name: get_model(name).fit(history) for name in available()}
+
+
+@pytest.mark.parametrize("name", available())
+def test_contract_shape_index_quantiles(name: str, fitted: dict, data: pd.DataFrame) -> None:
+    out = fitted[name].predict(ISSUE, pd.Timedelta("96h"))
+    assert isinstance(out.index, pd.DatetimeIndex)
+    assert str(out.index.tz) == "UTC" and out.index.name == "time"
+    assert out.index[0] == ISSUE and len(out) == 96
+    assert list(out.columns) == [(z, s) for z in ZONES for s in STATS]
+    assert not out.isna().to_numpy().any()
+    assert (out.to_numpy() >= 0).all()
+    for z in ZONES:
+        p10, p50, p90 = (out[(z, q)].to_numpy() for q in ("p10", "p50", "p90"))
+        assert (p10 <= p50 + 1e-9).all() and (p50 <= p90 + 1e-9).all()
+    # the planner's pipeline reads the mean this way
+    assert list(out.xs("mean", axis=1, level=1).columns) == ZONES
+
+
+@pytest.mark.parametrize("name", available())
+def test_no_look_ahead(name: str, fitted: dict, data: pd.DataFrame) -> None:
+    model = fitted[name]
+    before = model.predict(ISSUE, pd.Timedelta("14D"), data=data)
+    altered = data.copy()
+    altered.loc[altered.index >= ISSUE] *= 3.0
+    after = model.predict(ISSUE, pd.Timedelta("14D"), data=altered)
+    pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.mark.parametrize("name", available())
+def test_no_look_ahead_batch_and_delay(name: str, fitted: dict, data: pd.DataFrame) -> None:
+    model = fitted[name]
+    values = data.to_numpy()
+    issue = int((ISSUE - data.index[0]) / pd.Timedelta("1h"))
+    last = np.array([issue - 1 - 6, issue - 1 - 6 - 24])  # 6 h reporting delay
+    a = model.predict_batch(values, data.index[0], last, 7, 48)
+    changed = values.copy()
+    changed[issue - 6:] += 500.0
+    b = model.predict_batch(changed, data.index[0], last, 7, 48)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", available())
+def test_batch_matches_public_predict(name: str, fitted: dict, data: pd.DataFrame) -> None:
+    model = fitted[name]
+    issue = int((ISSUE - data.index[0]) / pd.Timedelta("1h"))
+    batch = model.predict_batch(data.to_numpy(), data.index[0], np.array([issue - 1]), 1, 48)[0]
+    frame = model.predict(ISSUE, pd.Timedelta("48h"), data=data)
+    for s, stat in enumerate(STATS):
+        np.testing.assert_allclose(batch[:, :, s], frame.xs(stat, axis=1, level=1).to_numpy())
+
+
+def test_fit_does_not_mutate(data: pd.DataFrame) -> None:
+    history = data[data.index < ISSUE]
+    copy = history.copy()
+    get_model("climatology").fit(history)
+    pd.testing.assert_frame_equal(history, copy)
+
+
+def test_baselines_by_hand(data: pd.DataFrame) -> None:
+    history = data[data.index < ISSUE]
+    h = pd.Timedelta("48h")
+    last = history.iloc[-1]
+    persistence = get_model("persistence").fit(history).predict(ISSUE, h)
+    assert np.allclose(persistence.xs("mean", axis=1, level=1).to_numpy(), last.to_numpy())
+    yesterday = get_model("yesterday").fit(history).predict(ISSUE, h)
+    day_before = history.iloc[-24:].to_numpy()
+    assert np.allclose(yesterday.xs("mean", axis=1, level=1).to_numpy(),
+                       np.vstack([day_before, day_before]))
+    week = get_model("last_week").fit(history).predict(ISSUE, h)
+    assert np.allclose(week.xs("mean", axis=1, level=1).to_numpy(), history.iloc[-168:-120])
+    mean7 = get_model("mean7d").fit(history).predict(ISSUE, pd.Timedelta("24h"))
+    expected = history.iloc[-168:].to_numpy().reshape(7, 24, 2).mean(axis=0)
+    assert np.allclose(mean7.xs("mean", axis=1, level=1).to_numpy(), expected)
+
+
+def test_conformal_coverage_on_stationary_noise() -> None:
+    rng = np.random.default_rng(3)
+    index = pd.date_range("2022-01-01", periods=24 * 200, freq="1h", tz="UTC", name="time")
+    frame = pd.DataFrame({"X": 100 + rng.normal(0, 10, len(index))}, index=index)
+    model = get_model("climatology").fit(frame.iloc[: 24 * 150])
+    out = model.predict(index[24 * 150], pd.Timedelta("49D"), data=frame)
+    truth = frame["X"].iloc[24 * 150: 24 * 199].to_numpy()
+    inside = (truth >= out[("X", "p10")]) & (truth <= out[("X", "p90")])
+    assert 0.72 < inside.mean() < 0.88
+
+
+def test_errors_say_what_to_do(data: pd.DataFrame) -> None:
+    with pytest.raises(ForecastError, match="available"):
+        get_model("nope")
+    with pytest.raises(ForecastError, match="not fitted"):
+        get_model("mean7d").predict(ISSUE, pd.Timedelta("1h"))
+    with pytest.raises(ForecastError, match="at least 14 days"):
+        get_model("gbm").fit(data.iloc[: 24 * 10])
+    naive = data.tz_localize(None)
+    with pytest.raises(ForecastError, match="tz-aware"):
+        get_model("mean7d").fit(naive)
+    with pytest.raises(ForecastError, match="tz-aware"):
+        get_model("mean7d").fit(data).predict(pd.Timestamp("2023-02-01"), pd.Timedelta("1h"))
+
+
+def test_default_and_seasonal_registered() -> None:
+    assert "seasonal" in available()
+    assert get_model("default").name in available()
+
+
+def test_seasonal_short_history_like_the_pipeline(data: pd.DataFrame) -> None:
+    history = data[(data.index < ISSUE) & (data.index >= ISSUE - pd.Timedelta("7D"))]
+    out = get_model("seasonal").fit(history).predict(ISSUE, pd.Timedelta("24h"))
+    assert out.shape == (24, 8)
