@@ -11,12 +11,13 @@ import contextlib
 import enum
 import os
 import signal
-import threading
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pulp
 
 from planner.errors import GreenEpochError
@@ -80,6 +81,82 @@ def _gap(objective: float | None, bound: float | None) -> float | None:
     return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
 
 
+def highs_status(model_status, objective: float | None) -> SolveStatus:
+    """Our status from HiGHS's own model status (PuLP's is not to be trusted)."""
+    import highspy
+
+    ms = highspy.HighsModelStatus
+    if model_status == ms.kOptimal:
+        return SolveStatus.OPTIMAL
+    if model_status in (ms.kInfeasible, ms.kUnboundedOrInfeasible):
+        return SolveStatus.INFEASIBLE
+    if objective is not None and model_status in (
+        ms.kTimeLimit, ms.kIterationLimit, ms.kInterrupt, ms.kSolutionLimit,
+    ):
+        return SolveStatus.FEASIBLE
+    if model_status in (ms.kTimeLimit, ms.kIterationLimit, ms.kInterrupt):
+        return SolveStatus.NO_SOLUTION
+    return SolveStatus.ERROR
+
+
+def new_highs(*, time_limit: float, mip_gap: float | None = None, threads: int = 1,
+              **options: object):
+    """A silent in-process HiGHS with a time limit (s) and thread count set."""
+    import highspy
+
+    with quiet_stdout():
+        highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("time_limit", max(0.01, float(time_limit)))
+    highs.setOptionValue("threads", int(threads))
+    if mip_gap is not None:
+        highs.setOptionValue("mip_rel_gap", float(mip_gap))
+    for key, value in options.items():
+        highs.setOptionValue(key, value)
+    return highs
+
+
+def run_highs(lp, *, time_limit: float, mip_gap: float, start=None,
+              name: str = "highs", **options: object):
+    """Solve a ``highspy.HighsLp`` in process (a MIP start ``start`` if given).
+
+    Returns ``(Solution, column values or None, row duals or None)``; the bound is
+    HiGHS's dual bound for a MIP and the objective for a solved LP (duals: LPs only).
+    """
+    import highspy
+
+    highs = new_highs(time_limit=time_limit, mip_gap=mip_gap, **options)
+    began = time.perf_counter()
+    highs.passModel(lp)
+    is_mip = len(lp.integrality_) > 0 and any(
+        v != highspy.HighsVarType.kContinuous for v in lp.integrality_)
+    if start is not None and is_mip:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(map(float, start))
+        sol.value_valid = True
+        highs.setSolution(sol)
+    highs.run()
+    seconds = time.perf_counter() - began
+    model_status = highs.getModelStatus()
+    info = highs.getInfo()
+    objective = None
+    values = duals = None
+    if info.primal_solution_status == 2:  # kSolutionStatusFeasible
+        objective = float(info.objective_function_value)
+        solution = highs.getSolution()
+        values = np.asarray(solution.col_value)
+        if not is_mip and solution.dual_valid:
+            duals = np.asarray(solution.row_dual)
+    bound = float(info.mip_dual_bound) if is_mip else None
+    if bound is not None and abs(bound) == float("inf"):
+        bound = None
+    status = highs_status(model_status, objective)
+    if status is SolveStatus.OPTIMAL and bound is None:
+        bound = objective
+    return (Solution(name, status, objective, bound, _gap(objective, bound), seconds,
+                     highs.modelStatusToString(model_status)), values, duals)
+
+
 class HighsBackend(Backend):
     """HiGHS through PuLP's in-process API (the highspy wheel ships no binary)."""
 
@@ -90,8 +167,6 @@ class HighsBackend(Backend):
         return bool(pulp.HiGHS().available())
 
     def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float) -> Solution:
-        import highspy
-
         solver = pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1)
         began = time.perf_counter()
         with quiet_stdout():
@@ -107,19 +182,7 @@ class HighsBackend(Backend):
         bound = float(info.mip_dual_bound) if has_ints else objective
         if bound is not None and abs(bound) == float("inf"):
             bound = None
-        ms = highspy.HighsModelStatus
-        if model_status == ms.kOptimal:
-            status = SolveStatus.OPTIMAL
-        elif model_status in (ms.kInfeasible, ms.kUnboundedOrInfeasible):
-            status = SolveStatus.INFEASIBLE
-        elif objective is not None and model_status in (
-            ms.kTimeLimit, ms.kIterationLimit, ms.kInterrupt, ms.kSolutionLimit,
-        ):
-            status = SolveStatus.FEASIBLE
-        elif model_status in (ms.kTimeLimit, ms.kIterationLimit, ms.kInterrupt):
-            status = SolveStatus.NO_SOLUTION
-        else:
-            status = SolveStatus.ERROR
+        status = highs_status(model_status, objective)
         if status is SolveStatus.OPTIMAL and bound is None:
             bound = objective
         return Solution(self.name, status, objective, bound, _gap(objective, bound), seconds,

@@ -204,7 +204,6 @@ def build(problem: PlanningProblem, relax: bool = False) -> Model:
     """The full model (``relax``: its LP relaxation, for bounds)."""
     model = Model(problem, pulp.LpProblem("greenepoch_plan", pulp.LpMinimize))
     add_variables(model, relax)
-    set_objective(model)
     add_run_limits(model)
     add_starts(model)
     add_work(model)
@@ -213,6 +212,7 @@ def build(problem: PlanningProblem, relax: bool = False) -> Model:
     add_max_interruptions(model)
     add_min_run(model)
     add_migration(model)
+    set_objective(model)  # after add_migration, which creates the m variables it prices
     return model
 
 

@@ -20,8 +20,11 @@ from solvers.schedule import Schedule, objective, trim_excess
 
 @dataclass(frozen=True)
 class Outcome:
-    """A schedule and how it was found.  ``method`` is ``milp`` or ``heuristic``
-    (the greedy fallback when the MILP found nothing in time)."""
+    """A schedule and how it was found.  ``method`` is ``milp`` (the MILP, PuLP or the
+    vectorised build), ``exact-dp`` (one job, solved exactly by :mod:`solvers.dp`),
+    ``lns+milp`` (decomposition, then the full MILP warm-started from it), ``lns``
+    (decomposition only, for the largest instances) or ``heuristic`` (the greedy
+    fallback when nothing else found a plan in time)."""
 
     schedule: Schedule
     solution: Solution
@@ -34,8 +37,7 @@ def extract(model: Model) -> Schedule:
     out = Schedule.empty(model.problem)
     for k, x in model.x.items():
         if (x.varValue or 0.0) > 0.5:
-            j, z, t = k
-            job = model.problem.jobs[j]
+            job = model.problem.jobs[k[0]]
             held = model.n[k].varValue if not job.rigid else job.gpus
             out.gpus[k] = round(held or 0)
             out.run[k] = out.gpus[k] * model.problem.slot_h
@@ -45,11 +47,17 @@ def extract(model: Model) -> Schedule:
 
 
 def solve_problem(problem: PlanningProblem, policy: Policy) -> Outcome:
-    """Plan with the MILP; fall back to greedy (labelled) if it finds nothing in time."""
+    """Plan with the MILP; fall back to greedy (labelled) if it finds nothing in time.
+
+    With HiGHS, problems of more than ``FAST_MIN_KEYS`` x variables skip PuLP (see
+    :func:`solve_fast`); ``policy.time_limit`` bounds the whole solve.
+    """
     for job in problem.jobs:
         reason = explain_job(problem, job)
         if reason:
             raise InfeasibleError("infeasible: " + reason)
+    if policy.solver == "highs" and count_keys(problem) > FAST_MIN_KEYS:
+        return solve_fast(problem, policy)
     began = time.perf_counter()
     model = build(problem)
     build_seconds = time.perf_counter() - began
@@ -74,6 +82,92 @@ def solve_problem(problem: PlanningProblem, policy: Policy) -> Outcome:
                         solution.seconds,
                         f"{solution.message}; plan from greedy heuristic fallback")
     return Outcome(fallback, labelled, "heuristic", build_seconds)
+
+
+FAST_MIN_KEYS = 2_000  # x variables above which the vectorised HiGHS path is used
+LNS_ONLY_KEYS = 60_000  # ... and above which the full MILP is not attempted
+LNS_SHARE = 0.4  # share of the time limit the decomposition gets before the full MILP
+MILP_MIN_SECONDS = 30.0  # below this time limit HiGHS rarely leaves the root: no full MILP
+
+
+def count_keys(problem: PlanningProblem) -> int:
+    """Number of x variables (job, zone, slot) the model would have."""
+    return sum(int(problem.allowed(job, z).sum()) for job in problem.jobs for z in job.zones)
+
+
+def _status(objective: float, bound: float | None, mip_gap: float) -> SolveStatus:
+    if bound is not None and objective - bound <= mip_gap * max(abs(objective), 1e-9) + 1e-9:
+        return SolveStatus.OPTIMAL
+    return SolveStatus.FEASIBLE
+
+
+def solve_fast(problem: PlanningProblem, policy: Policy) -> Outcome:
+    """HiGHS without PuLP, in up to three steps within ``policy.time_limit``:
+
+    * one job the exact DP applies to: :func:`solvers.dp.best_plan` (optimal);
+    * otherwise :func:`solvers.lns.decompose` (greedy, transport-LP and Lagrangian
+      bounds, DP insertion and descent, LNS) for ``LNS_SHARE`` of the time, or all of
+      it above ``LNS_ONLY_KEYS`` x variables;
+    * then the full MILP (:mod:`solvers.fastbuild`) warm-started from that plan.
+
+    The objective is the model's (held slots in full); the bound is the best of the
+    decomposition's bounds and HiGHS's dual bound.
+    """
+    from solvers import dp, fastbuild
+    from solvers.backends import _gap, run_highs
+    from solvers.lns import decompose, model_objective
+
+    began = time.perf_counter()
+    limit = hours(policy.time_limit) * 3600
+    deadline = began + limit
+    if len(problem.jobs) == 1 and dp.applies(problem.jobs[0]):
+        job = problem.jobs[0]
+        found = dp.best_plan(problem, job, dp.job_slot_cost(problem, job))
+        if found is not None:
+            out = Schedule.empty(problem)
+            slots = np.flatnonzero(found[1] >= 0)
+            out.gpus[0, found[1][slots], slots] = job.gpus
+            out.run[0, found[1][slots], slots] = job.gpus * problem.slot_h
+            trim_excess(problem, out, 0)
+            seconds = time.perf_counter() - began
+            return Outcome(out, Solution("highs", SolveStatus.OPTIMAL, found[0], found[0], 0.0,
+                                         seconds, "exact dynamic programme (one job)"),
+                           "exact-dp", 0.0)
+    keys = count_keys(problem)
+    share = 1.0 if keys > LNS_ONLY_KEYS or limit < MILP_MIN_SECONDS else LNS_SHARE
+    progress = decompose(problem, share * limit)
+    build_seconds = 0.0
+    method, message = "lns", "decomposition: " + ", ".join(
+        sorted({label.split(" ")[0] for _, label, _, _ in progress.events}))
+    schedule, value, bound = progress.schedule, progress.objective, progress.bound
+    left = deadline - time.perf_counter()
+    if share < 1.0 and left > 0.5 and not (
+            value is not None and _status(value, bound, policy.mip_gap) is SolveStatus.OPTIMAL):
+        t0 = time.perf_counter()
+        fm = fastbuild.build(problem)
+        lp = fm.to_highs_lp()
+        build_seconds = time.perf_counter() - t0
+        start = None if schedule is None else fastbuild.start_values(fm, schedule)
+        solution, values, _ = run_highs(lp, time_limit=deadline - time.perf_counter(),
+                                        mip_gap=policy.mip_gap, start=start)
+        if solution.status is SolveStatus.INFEASIBLE:
+            raise InfeasibleError(explain(problem))
+        if solution.bound is not None and (bound is None or solution.bound > bound):
+            bound = solution.bound
+        if values is not None and solution.objective is not None and (
+                value is None or solution.objective < value - 1e-7):
+            schedule, value = fastbuild.schedule_from(fm, values), solution.objective
+        method = "lns+milp"
+        message += f"; full MILP: {solution.message}"
+    seconds = time.perf_counter() - began
+    if schedule is None:
+        raise InfeasibleError(
+            f"no plan found within {policy.time_limit} by the decomposition or the MILP; "
+            "raise policy.time_limit or relax the request")
+    value = model_objective(problem, schedule) if value is None else value
+    return Outcome(schedule, Solution("highs", _status(value, bound, policy.mip_gap), value,
+                                      bound, _gap(value, bound), seconds, message),
+                   method, build_seconds)
 
 
 def check_schedule(problem: PlanningProblem, schedule: Schedule, tol: float = 1e-4) -> list[str]:

@@ -165,14 +165,6 @@ def test_cheap_checkpoint_transfer_still_moves():
     assert objective(p, out.schedule) == pytest.approx(0.4 + 0.06)
 
 
-MIGRATION_BUG = (
-    "solvers/formulation.py build() calls set_objective() before add_migration(), so the "
-    "migration variables m never enter the objective: checkpoint transfer energy and "
-    "egress are ignored and the job moves whatever the cost"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=MIGRATION_BUG)
 def test_costly_checkpoint_transfer_keeps_the_job_home():
     # 1000 GB x 0.06 kWh/GB at 100 g/kWh = 6 kg to move, for 0.8 kg saved: stay home.
     p = problem(TWO_ZONES, [spec(last=3, zones=(0, 1), checkpoint_gb=1000.0,
@@ -189,7 +181,6 @@ def test_cheap_egress_still_moves():
     assert held_zones(solve(p)) == [1]
 
 
-@pytest.mark.xfail(strict=True, reason=MIGRATION_BUG)
 def test_costly_egress_keeps_the_job_home():
     # 2 USD weighted 1 kg/USD = 2 kg > 0.8 kg saved.
     p = problem(TWO_ZONES, [spec(last=3, zones=(0, 1), checkpoint_gb=100.0,

@@ -1,0 +1,1 @@
+"""Benchmarks: sized instances (instances.py) and the planner benchmark script."""

@@ -1,0 +1,359 @@
+"""Decomposition for coupled instances: bound, restrict, improve, always keeping a plan.
+
+:func:`decompose` runs, within one deadline:
+
+1. the greedy heuristic: a feasible plan from the first second;
+2. the transport LP (:mod:`solvers.bounds`): a bound, capacity prices ``lambda[z,t]``
+   (its capacity duals) and the (zone, slot)s worth considering;
+3. a Lagrangian bound: capacity priced at ``lambda``, the full model splits into one
+   single-job problem per job; ``sum_j LB_j(c + lambda) - sum lambda C`` is a lower
+   bound on the MILP for any ``lambda >= 0`` whatever lower bound ``LB_j`` each
+   sub-problem proves (LP value or MILP dual bound).  The sub-problems' plans
+   ("priced plans") also mark slots worth considering;
+4. LP-guided restriction: the full MILP on the marked keys only (absent keys are
+   x = 0, so every plan it finds is feasible for the full model), warm-started;
+5. large-neighbourhood search: free a few jobs that compete for capacity, fix the
+   rest (their GPUs leave the capacity), re-solve the freed jobs' restricted MILP,
+   keep the result when it is cheaper; until the deadline.
+
+Plans are compared on the model objective (held slots run in full, migration
+charged at resume: :func:`model_objective`), the quantity the bounds bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from solvers import bounds, dp, fastbuild
+from solvers.backends import SolveStatus, run_highs
+from solvers.heuristics import greedy
+from solvers.problem import PlanningProblem
+from solvers.schedule import Schedule, trim_excess
+
+NEIGHBOURS = 2  # slots either side of a marked slot kept in the restriction
+CHEAP_ZONES = 3  # per job, the zones cheapest on average over its window are kept
+LNS_JOBS = 3  # jobs freed per LNS move after the first sweep (one job at a time)
+FULL_KEYS_JOBS = 3  # sub-problems of at most this many jobs keep all their keys
+LNS_SECONDS = 3.0  # time box of one LNS move
+MIP_GAP = 1e-3  # sub-MILPs
+TRANSPORT_MIN_SECONDS = 15.0  # shorter limits skip the transport LP on problems of more
+TRANSPORT_QUICK_SIZE = 200_000  # than this many (job, zone, slot)s: its build alone takes ~1 s
+
+
+@dataclass
+class Progress:
+    """The incumbent and bound as they evolve; ``events`` are (seconds, label, objective,
+    bound) for reporting."""
+
+    schedule: Schedule | None
+    objective: float | None
+    bound: float | None
+    events: list[tuple[float, str, float | None, float | None]]
+    began: float
+
+    def note(self, label: str) -> None:
+        self.events.append((time.perf_counter() - self.began, label, self.objective, self.bound))
+
+    def offer_bound(self, value: float | None) -> None:
+        if value is not None and (self.bound is None or value > self.bound):
+            self.bound = value
+
+
+def model_objective(problem: PlanningProblem, schedule: Schedule) -> float:
+    """The MILP objective of a schedule: every held slot run in full, migration
+    charged at resume (the model may charge it earlier, never more)."""
+    total = 0.0
+    for j, job in enumerate(problem.jobs):
+        for z in job.zones:
+            held = schedule.gpus[j, z]
+            if held.any():
+                total += float((held * problem.slot_h * problem.cost_per_gpu_h(job, z)).sum())
+        if job.migrates_at_cost:
+            for z, t in schedule.moves(j, job.home):
+                total += float(problem.migration_cost(job, z)[t])
+    return total
+
+
+def _marks_from(fm: fastbuild.FastModel, values: np.ndarray, shape: tuple[int, ...],
+                jobs: np.ndarray | None = None) -> np.ndarray:
+    """[job, zone, slot] bool: keys whose x (or n) is positive in ``values``."""
+    marks = np.zeros(shape, bool)
+    pos = values[: fm.n_x] > 1e-6
+    J = fm.J if jobs is None else jobs[fm.J]
+    marks[J[pos], fm.Z[pos], fm.T[pos]] = True
+    return marks
+
+
+def _widen(marks: np.ndarray, problem: PlanningProblem) -> np.ndarray:
+    """Add NEIGHBOURS slots either side and, per job, its CHEAP_ZONES cheapest zones'
+    marked slots (so a run may move to a nearby clean zone)."""
+    out = marks.copy()
+    for d in range(1, NEIGHBOURS + 1):
+        out[:, :, d:] |= marks[:, :, :-d]
+        out[:, :, :-d] |= marks[:, :, d:]
+    any_zone = marks.any(axis=1)
+    for j, job in enumerate(problem.jobs):
+        window = slice(job.first, job.last + 1)
+        mean = [(float(problem.cost_per_gpu_h(job, z)[window].mean()), z) for z in job.zones]
+        for _, z in sorted(mean)[:CHEAP_ZONES]:
+            out[j, z] |= any_zone[j]
+    return out
+
+
+def lagrangian_bound(problem: PlanningProblem, prices: np.ndarray, deadline: float,
+                     integer: bool, marks: np.ndarray) -> float | None:
+    """sum_j LB_j(c + prices) - sum prices C (see module doc); marks the priced plans'
+    keys in ``marks``.  None if time ran out."""
+    total = -float((prices * problem.capacity).sum())
+    for j, job in enumerate(problem.jobs):
+        left = deadline - time.perf_counter()
+        if left <= 0.05:
+            return None
+        sub = dataclasses.replace(problem, jobs=(job,))
+        fm = fastbuild.build(sub, relax=not integer)
+        cols, coef = fm.gpu_terms(np.arange(fm.n_x))
+        fm.cost[cols] += prices[fm.Z, fm.T] * coef
+        per_job = min(left, max(0.2, left / (len(problem.jobs) - j) / 2))
+        solution, values, _ = run_highs(fm.to_highs_lp(), time_limit=per_job, mip_gap=1e-3,
+                                     name="highs-sub")
+        if solution.bound is None:
+            return None
+        total += solution.bound
+        if values is not None:
+            marks |= _marks_from(fm, values, marks.shape, np.array([j]))
+    return total
+
+
+def _sub_problem(problem: PlanningProblem, S: list[int], incumbent: Schedule
+                 ) -> tuple[PlanningProblem, Schedule]:
+    """Jobs ``S`` alone, with the capacity the other jobs leave, and their incumbent."""
+    others = np.ones(len(problem.jobs), bool)
+    others[S] = False
+    used = incumbent.gpus[others].sum(axis=0)
+    sub = dataclasses.replace(problem, jobs=tuple(problem.jobs[j] for j in S),
+                              capacity=problem.capacity - used)
+    return sub, Schedule(incumbent.gpus[S].copy(), incumbent.run[S].copy())
+
+
+def solve_restricted(problem: PlanningProblem, incumbent: Schedule, keep: np.ndarray | None,
+                     time_limit: float) -> Schedule | None:
+    """The MILP restricted to ``keep`` [job, zone, slot], warm-started from ``incumbent``
+    (whose keys must be kept).  The best plan found, or None."""
+    fm = fastbuild.build(problem, keep=None if keep is None else list(keep))
+    start = fastbuild.start_values(fm, incumbent)
+    solution, values, _ = run_highs(fm.to_highs_lp(), time_limit=time_limit, mip_gap=MIP_GAP,
+                                 start=start, name="highs-restricted")
+    if not solution.status.has_solution or values is None:
+        return None
+    return fastbuild.schedule_from(fm, values)
+
+
+def _neighbourhood(problem: PlanningProblem, rng: np.random.Generator, gaps: np.ndarray
+                   ) -> list[int]:
+    """A seed job (weighted by its cost above its priced plan) and the jobs whose
+    windows overlap it most."""
+    n = len(problem.jobs)
+    k = min(LNS_JOBS, n)
+    weights = np.maximum(gaps, 0) + 1e-9
+    seed = int(rng.choice(n, p=weights / weights.sum()))
+    first = np.array([job.first for job in problem.jobs])
+    last = np.array([job.last for job in problem.jobs])
+    overlap = np.minimum(last, last[seed]) - np.maximum(first, first[seed])
+    overlap = overlap + rng.uniform(0, max(1.0, float(overlap.max()) * 0.5), n)
+    overlap[seed] = np.inf
+    return sorted(np.argsort(-overlap)[:k].tolist())
+
+
+def reoptimise_job(problem: PlanningProblem, schedule: Schedule, j: int,
+                   time_limit: float, prices: np.ndarray | None = None) -> Schedule | None:
+    """Job ``j``'s best plan with every other job fixed (exact DP when it applies, else
+    its MILP), or None.  ``prices`` [z,t] per GPU are added to its costs."""
+    job = problem.jobs[j]
+    others = np.ones(len(problem.jobs), bool)
+    others[j] = False
+    left = problem.capacity - schedule.gpus[others].sum(axis=0)
+    if dp.applies(job):
+        found = dp.best_plan(problem, job, dp.job_slot_cost(problem, job, left, prices))
+        if found is None:
+            return None
+        out = Schedule(schedule.gpus.copy(), schedule.run.copy())
+        out.gpus[j] = 0
+        out.run[j] = 0.0
+        slots = np.flatnonzero(found[1] >= 0)
+        out.gpus[j, found[1][slots], slots] = job.gpus
+        out.run[j, found[1][slots], slots] = job.gpus * problem.slot_h
+        trim_excess(problem, out, j)
+        return out
+    sub, current = _sub_problem(problem, [j], schedule)
+    better = solve_restricted(sub, current, None, time_limit)
+    if better is None:
+        return None
+    out = Schedule(schedule.gpus.copy(), schedule.run.copy())
+    out.gpus[j], out.run[j] = better.gpus[0], better.run[0]
+    return out
+
+
+def dp_lagrangian(problem: PlanningProblem, prices: np.ndarray, deadline: float
+                  ) -> tuple[float | None, np.ndarray]:
+    """Lagrangian bound with exact (DP) single-job sub-problems, and the priced plans'
+    capacity use [z,t] (for a subgradient step).  None when a job needs the MILP or
+    time ran out."""
+    total = -float((prices * problem.capacity).sum())
+    use = np.zeros_like(prices)
+    for job in problem.jobs:
+        if time.perf_counter() > deadline or not dp.applies(job):
+            return None, use
+        cost = dp.job_slot_cost(problem, job, problem.capacity, prices)
+        found = dp.best_plan(problem, job, cost)
+        if found is None:
+            return None, use
+        total += found[0]
+        slots = np.flatnonzero(found[1] >= 0)
+        use[found[1][slots], slots] += job.gpus
+    return total, use
+
+
+def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0) -> Progress:
+    """Greedy, bounds, job-wise DP descent and LNS within ``time_limit`` s (module doc)."""
+    began = time.perf_counter()
+    deadline = began + time_limit
+    progress = Progress(None, None, None, [], began)
+    incumbent, _note = greedy(problem)
+    progress.offer_bound(bounds.separable_bound(problem))
+    if incumbent is not None:
+        progress.schedule = incumbent
+        progress.objective = model_objective(problem, incumbent)
+    progress.note("greedy")
+    shape = (len(problem.jobs), len(problem.zones), problem.n_slots)
+    marks = np.zeros(shape, bool)
+    prices = np.zeros((len(problem.zones), problem.n_slots))
+    # sequential insertion: each job's exact best plan in the capacity left so far
+    n = len(problem.jobs)
+    for order in (sorted(range(n), key=lambda j: -problem.jobs[j].gpus),
+                  sorted(range(n), key=lambda j: problem.jobs[j].last)):
+        if deadline - time.perf_counter() < 0.2 * time_limit:
+            break
+        for lam in (None,):
+            built = _insert(problem, order, began + 0.5 * time_limit, lam)
+            _accept(problem, progress, built, "DP insertion")
+    value = values = None
+    if time_limit >= TRANSPORT_MIN_SECONDS or marks.size < TRANSPORT_QUICK_SIZE:
+        value, fm, values = bounds.transport_bound(
+            problem, max(0.1, min(0.35 * time_limit, deadline - time.perf_counter() - 0.1)))
+    if value is not None and values is not None:
+        progress.offer_bound(value)
+        marks |= _marks_from(fm, values, shape)
+        prices = _capacity_prices(fm, problem)
+        progress.note("transport LP")
+    # Lagrangian bound, improved by subgradient steps while time allows
+    lag_deadline = began + 0.5 * time_limit
+    lam = prices.copy()
+    step = 1.0
+    while time.perf_counter() < lag_deadline:
+        lag, use = dp_lagrangian(problem, lam, lag_deadline)
+        if lag is None:
+            break
+        progress.offer_bound(lag)
+        progress.note("lagrangian")
+        built = _insert(problem, sorted(range(n), key=lambda j: -problem.jobs[j].gpus),
+                        lag_deadline, lam)
+        _accept(problem, progress, built, "priced insertion")
+        sub = use - problem.capacity
+        norm = float((np.maximum(sub, 0) ** 2).sum() + ((lam > 0) * np.minimum(sub, 0) ** 2).sum())
+        if norm <= 0 or progress.objective is None:
+            break
+        t_step = step * (progress.objective - lag) / norm
+        lam = np.maximum(0.0, lam + t_step * sub)
+        step *= 0.9
+    if progress.schedule is None:
+        return progress
+    # job-wise descent (exact per job) then LNS over small job sets
+    rng = np.random.default_rng(seed)
+    keep = _widen(marks | (progress.schedule.gpus > 0), problem)
+    improved = True
+    while improved and deadline - time.perf_counter() > 0.3:
+        improved = False
+        for j in rng.permutation(n).tolist():
+            if deadline - time.perf_counter() < 0.3:
+                break
+            found = reoptimise_job(problem, progress.schedule, j,
+                                   min(LNS_SECONDS, deadline - time.perf_counter() - 0.1))
+            before = progress.objective
+            _accept(problem, progress, found, "DP descent")
+            improved |= progress.objective is not None and before is not None and \
+                progress.objective < before - 1e-7
+    all_dp = all(dp.applies(job) for job in problem.jobs)
+    while deadline - time.perf_counter() > 0.3 and n > 1:
+        S = _neighbourhood(problem, rng, _job_gaps(problem, progress.schedule))
+        if all_dp:
+            base = Schedule(progress.schedule.gpus.copy(), progress.schedule.run.copy())
+            base.gpus[S] = 0
+            base.run[S] = 0.0
+            lam = prices * rng.uniform(0.0, 1.0) if rng.uniform() < 0.5 else None
+            rebuilt = _insert(problem, rng.permutation(S).tolist(), deadline, lam, base)
+            _accept(problem, progress, rebuilt, f"ruin-recreate {len(S)}")
+            continue
+        sub, current = _sub_problem(problem, S, progress.schedule)
+        sub_keep = keep[S] | (current.gpus > 0)
+        box = min(LNS_SECONDS, deadline - time.perf_counter() - 0.1)
+        if box <= 0.1:
+            break
+        better = solve_restricted(sub, current, sub_keep, box)
+        if better is None:
+            continue
+        if model_objective(sub, better) < model_objective(sub, current) - 1e-7:
+            merged = Schedule(progress.schedule.gpus.copy(), progress.schedule.run.copy())
+            merged.gpus[S] = better.gpus
+            merged.run[S] = better.run
+            _accept(problem, progress, merged, f"lns {len(S)}")
+    return progress
+
+
+def _insert(problem: PlanningProblem, order: list[int], deadline: float,
+            prices: np.ndarray | None, base: Schedule | None = None) -> Schedule | None:
+    """Place jobs one by one (on top of ``base``, whose rows for ``order`` must be
+    empty), each at its best plan in the capacity left, costs raised by ``prices``."""
+    out = Schedule.empty(problem) if base is None else base
+    for j in order:
+        if time.perf_counter() > deadline:
+            return None
+        found = reoptimise_job(problem, out, j, max(0.1, deadline - time.perf_counter()),
+                               prices)
+        if found is None or not found.gpus[j].any():
+            return None
+        out = found
+    return out
+
+
+def _capacity_prices(fm: fastbuild.FastModel, problem: PlanningProblem) -> np.ndarray:
+    """lambda[z,t] >= 0 from the capacity rows' duals of a solved LP."""
+    if fm.capacity_prices is None:
+        return np.zeros((len(problem.zones), problem.n_slots))
+    return fm.capacity_prices
+
+
+def _job_gaps(problem: PlanningProblem, schedule: Schedule) -> np.ndarray:
+    """Per job: its cost now above its cheapest conceivable cost (separable bound)."""
+    out = np.zeros(len(problem.jobs))
+    for j in range(len(problem.jobs)):
+        sub = dataclasses.replace(problem, jobs=(problem.jobs[j],))
+        one = Schedule(schedule.gpus[j : j + 1], schedule.run[j : j + 1])
+        out[j] = model_objective(sub, one) - bounds.separable_bound(sub)
+    return out
+
+
+def _accept(problem: PlanningProblem, progress: Progress, found: Schedule | None,
+            label: str) -> None:
+    if found is None:
+        return
+    value = model_objective(problem, found)
+    if progress.objective is None or value < progress.objective - 1e-7:
+        progress.schedule, progress.objective = found, value
+        progress.note(label)
+
+
+__all__ = ["Progress", "SolveStatus", "decompose", "lagrangian_bound", "model_objective"]
