@@ -4,7 +4,7 @@
 # Idempotent: returns at once when every package is already installed.
 set -euo pipefail
 
-packages=(slurmctld slurmd slurm-client munge)
+packages=(slurmctld slurmd slurm-client munge chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -41,7 +41,9 @@ def _register() -> None:
         plan_cmd,
         regions_cmd,
         replay_cmd,
+        report_cmd,
         slurm_cmd,
+        whatif_cmd,
     )
 
     cli.add_command(regions_cmd.regions)
@@ -52,6 +54,8 @@ def _register() -> None:
     cli.add_command(slurm_cmd.slurm)
     cli.add_command(replay_cmd.replay)
     cli.add_command(forecast_cmd.forecast)
+    cli.add_command(whatif_cmd.whatif)
+    cli.add_command(report_cmd.report)
 
 
 _register()

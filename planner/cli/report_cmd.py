@@ -1,0 +1,30 @@
+"""``greenepoch report``: one static HTML report of a plan or a what-if sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from planner.cli.options import data_option
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=str))
+@data_option
+@click.option("--out", "out", required=True, type=click.Path(path_type=str),
+              help="HTML file to write (self-contained: figures are embedded).")
+@click.option("--quiet", is_flag=True, help="Print only the path written.")
+def report(source: str, data_dir: str | None, out: str, quiet: bool) -> None:
+    """Write an HTML report of SOURCE: a plan JSON or a what-if results file."""
+    from planner.intensity.sources import data_dir as resolve
+    from planner.report import build_report
+
+    root = resolve(data_dir)
+    made = build_report(source, data=None if root is None else str(root))
+    target = Path(out)
+    target.write_text(made.html(), encoding="utf-8")
+    if not quiet:
+        click.echo("\n\n".join(made.text))
+        click.echo("")
+    click.echo(f"wrote {target} ({made.figures} figures, {target.stat().st_size // 1024} KiB)")

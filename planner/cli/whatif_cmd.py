@@ -1,0 +1,75 @@
+"""``greenepoch whatif``: sweep scenarios around a plan request, one row each."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import pandas as pd
+
+from planner.cli.options import data_option, json_option
+from planner.cli.table import render
+
+ROW_COLUMNS = ["zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast",
+               "status", "emissions_kg", "savings_pct", "delay_mean_h", "delay_p95_h",
+               "interruptions", "energy_kwh", "cost_usd"]
+
+
+def whatif_tables(frame: pd.DataFrame, limit: int = 20) -> str:
+    """The built-in views as terminal tables (and the rows when no view applies)."""
+    from planner.whatif.views import views
+
+    parts = []
+    for title, view in views(frame).items():
+        shown = view.head(limit)
+        more = f"\n({len(view) - limit} more rows)" if len(view) > limit else ""
+        parts.append(f"{title}\n\n{render(shown.reset_index(drop=True))}{more}")
+    if not parts and not frame.empty:
+        cols = [c for c in ROW_COLUMNS if c in frame]
+        parts.append(f"scenarios\n\n{render(frame[cols].head(limit).reset_index(drop=True))}")
+    failed = frame[frame["status"] != "ok"] if "status" in frame else frame.iloc[0:0]
+    if len(failed):
+        first = failed.iloc[0]
+        parts.append(f"{len(failed)} scenario(s) without a plan; first: {first['zones']} "
+                     f"{first['start']}: {first['message']}")
+    return "\n\n".join(parts)
+
+
+@click.command()
+@click.argument("spec_file", type=click.Path(path_type=str))
+@data_option
+@click.option("--out", "out", required=True, type=click.Path(path_type=str),
+              help="Results file (JSON Lines, one row per scenario). Rows already in it "
+                   "are kept and not run again: rerun the same command to resume.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Local worker processes (1 runs in this process).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run on this Dask distributed scheduler instead of local processes; "
+                   "its workers must see --data at the same path.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option
+def whatif(spec_file: str, data_dir: str | None, out: str, workers: int,
+           scheduler: str | None, quiet: bool, as_json: bool) -> None:
+    """Sweep the scenarios of SPEC_FILE (TOML, docs/whatif.md) through the planner."""
+    from planner.intensity.sources import data_dir as resolve
+    from planner.whatif import load_spec, run_sweep
+
+    spec = load_spec(spec_file)
+    root = resolve(data_dir)
+    data = None if root is None else str(root.resolve())
+    result = run_sweep(spec, out, data=data, workers=workers, scheduler=scheduler,
+                       progress=not quiet)
+    frame = result.frame
+    if as_json:
+        records = json.loads(frame.reset_index().to_json(orient="records"))
+        click.echo(json.dumps(records, indent=2))
+    else:
+        source = f"real data in {data}" if data else "synthetic intensities"
+        click.echo(f"{result.done} of {result.total} scenarios ({result.reused} from {out}, "
+                   f"{result.backend}; {source})\n")
+        click.echo(whatif_tables(frame))
+    if result.interrupted:
+        click.echo(f"greenepoch: interrupted: kept {result.done} of {result.total} rows in "
+                   f"{out}; rerun the same command to resume", err=True)
+        sys.exit(130)

@@ -1,0 +1,297 @@
+"""Reports of a plan (JSON, docs/plan-schema.md) or a what-if results file: one
+static HTML page with the figures embedded as base64 PNG, viewable offline.
+
+The page's script sets ``data-figures="N/M"`` and ``data-figures-loaded`` on
+``<body>`` once every ``<img>`` has decoded (``tests/test_report_browser.py``
+checks it in headless Chromium).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from planner.cli.table import render
+from planner.errors import DataError, GreenEpochError
+
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:
+1100px;color:#1d2733;background:#fff;padding:0 1rem}
+h1{font-size:1.6rem;border-bottom:3px solid #2e8b57;padding-bottom:.3rem}
+h2{font-size:1.2rem;margin-top:2rem;color:#1f3b73}
+p.note{color:#52606d;font-size:.9rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #d9e2ec;text-align:right}
+th{background:#f0f4f8}
+td.text,th.text{text-align:left}
+figure{margin:1rem 0}
+div.scroll{overflow-x:auto}
+img{max-width:100%;height:auto;border:1px solid #e4e7eb}
+figcaption{color:#52606d;font-size:.85rem}
+"""
+
+SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-figures', ok + '/' + imgs.length);
+  document.body.setAttribute('data-figures-loaded', ok === imgs.length ? 'true' : 'false');
+});
+"""
+
+
+@dataclass
+class Report:
+    """A report being built: sections of HTML, and the same tables as text."""
+
+    title: str
+    parts: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    figures: int = 0
+
+    def heading(self, text: str) -> None:
+        self.parts.append(f"<h2>{html.escape(text)}</h2>")
+
+    def note(self, text: str) -> None:
+        self.parts.append(f'<p class="note">{html.escape(text)}</p>')
+        self.text.append(text)
+
+    def figure(self, png: bytes, caption: str) -> None:
+        data = base64.b64encode(png).decode("ascii")
+        alt = html.escape(caption, quote=True)
+        self.parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
+                          f"<figcaption>{alt}</figcaption></figure>")
+        self.figures += 1
+
+    def table(self, frame: pd.DataFrame, title: str) -> None:
+        self.parts.append(_html_table(frame))
+        self.text.append(f"{title}\n\n{render(frame.reset_index(drop=True))}")
+
+    def html(self) -> str:
+        body = "\n".join(self.parts)
+        title = html.escape(self.title)
+        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                f"<title>{title}</title><style>{STYLE}</style></head>\n"
+                f'<body data-figures="0/{self.figures}" data-figures-loaded="pending">\n'
+                f"<h1>{title}</h1>\n{body}\n<script>{SCRIPT}</script>\n</body></html>\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return html.escape(str(value))
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    head = "".join(f'<th class="{"num" if n else "text"}">{html.escape(str(c))}</th>'
+                   for c, n in zip(frame.columns, numeric, strict=True))
+    rows = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(f'<td class="{"num" if n else "text"}">{_cell(v)}</td>'
+                        for v, n in zip(row, numeric, strict=True))
+        rows.append(f"<tr>{cells}</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _synthetic(zones: list[str], start: pd.Timestamp, end: pd.Timestamp,
+               signal: str) -> pd.DataFrame:
+    from planner.intensity.climatology import embedded_climatology, synthesize
+
+    return synthesize(embedded_climatology(signal), zones, start, end, slot="1h").values
+
+
+def load_backdrop(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *,
+                  data: str | None, signal: str, source: str = "real",
+                  ) -> tuple[pd.DataFrame, str]:
+    """Hourly intensities over ``[start, end)``: the real exports when ``data`` is set
+    and covers them (and the plan was made on real data), else the synthetic default.
+    Returns the frame and the label of where it came from."""
+    from planner.intensity.sources import load_intensity
+
+    if data is not None and source == "real":
+        try:
+            got = load_intensity(zones, start, end, data=data, signal=signal, slot="1h")
+            return got.values, "real"
+        except GreenEpochError:
+            pass
+    return _synthetic(zones, start, end, signal), "synthetic"
+
+
+def _heatmap_section(report: Report, zones: list[str], year: int, *, data: str | None,
+                     signal: str, source: str) -> None:
+    from planner.report.figures import intensity_heatmaps
+
+    start = pd.Timestamp(year=year, month=1, day=1, tz="UTC")
+    values, origin = load_backdrop(zones, start, start + pd.DateOffset(years=1), data=data,
+                                   signal=signal, source=source)
+    report.heading("Carbon intensity by hour of day and month")
+    report.figure(intensity_heatmaps(values),
+                  f"mean {signal} intensity, {year}, {origin} data, hour of day in UTC")
+
+
+def _gantt_section(report: Report, segments: pd.DataFrame, zones: list[str], *,
+                   data: str | None, signal: str, source: str, title: str) -> None:
+    from planner.report.figures import gantt
+
+    if segments.empty:
+        return
+    first = pd.Timestamp(segments["start"].min()).floor("1D")
+    last = pd.Timestamp(segments["end"].max()).ceil("1h") + pd.Timedelta("6h")
+    backdrop, origin = load_backdrop(zones, first, last, data=data, signal=signal,
+                                     source=source)
+    report.heading("Plan across zones")
+    report.figure(gantt(segments, backdrop, title),
+                  f"segments over the {origin} {signal} intensity of each zone")
+
+
+def plan_report(doc: dict[str, Any], *, data: str | None = None) -> Report:
+    """Report of one plan document."""
+    from planner.plan import Plan
+
+    plan = Plan(doc)
+    intensity = doc["intensity"]
+    zones = list(doc["zones"])
+    signal = intensity["signal"]
+    report = Report("GreenEpoch plan report")
+    report.note(f"plan start {doc['start']}, zones {', '.join(zones)}; planned on "
+                f"{intensity['source']} {signal} intensities ({intensity['mode']}"
+                + (f", {intensity['model']}" if intensity["model"] else "") + "); solver "
+                f"{doc['solver']['name']} {doc['solver']['status']}")
+    rows = []
+    for job in doc["jobs"]:
+        s, b = job["summary"], job["baselines"]
+        rows.append({
+            "job": job["name"], "plan_kg": s["emissions_kg"],
+            "realised_kg": s.get("realised_emissions_kg"),
+            "run_now_home_kg": b["run_now_home"]["emissions_kg"],
+            "best_zone": b["run_now_best_zone"]["zone"],
+            "best_zone_kg": b["run_now_best_zone"]["emissions_kg"],
+            "saving_%": job["savings_pct"], "finish": s["finish"],
+            "run_now_finish": b["run_now_home"]["finish"],
+            "interruptions": s["interruptions"], "migrations": s["migrations"],
+            "energy_kwh": s["energy_kwh"], "cost_usd": s.get("cost_usd"),
+        })
+    table = pd.DataFrame(rows)
+    if table["realised_kg"].isna().all():
+        table = table.drop(columns="realised_kg")
+    report.heading("Savings")
+    report.table(table, "savings")
+    segments = plan.segments()
+    _gantt_section(report, segments, zones, data=data, signal=signal,
+                   source=intensity["source"], title="plan")
+    report.heading("Segments")
+    report.table(segments, "segments")
+    _heatmap_section(report, zones, pd.Timestamp(doc["start"]).year, data=data, signal=signal,
+                     source=intensity["source"])
+    return report
+
+
+def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
+                  data: str | None = None) -> Report:
+    """Report of a what-if results file: the views, their figures, the best plan."""
+    from planner.report import figures
+    from planner.whatif.results import results_frame
+    from planner.whatif.views import (
+        PARETO_OBJECTIVES,
+        best_zone_season,
+        pareto_front,
+        slack_returns,
+        threshold_curve,
+    )
+
+    frame = results_frame(rows)
+    if frame.empty:
+        raise GreenEpochError("the results file holds no rows yet; run the sweep first")
+    signal = header.get("signal", "direct")
+    data = data or header.get("data")
+    source = "real" if header.get("data") else "synthetic"
+    ok = frame[frame["status"] == "ok"]
+    report = Report("GreenEpoch what-if report")
+    report.note(f"{len(frame)} scenarios ({len(ok)} planned, {len(frame) - len(ok)} without "
+                f"a plan) on {source} {signal} intensities")
+    if ok.empty:
+        raise GreenEpochError("no scenario of the results file has a plan; nothing to report")
+
+    best = ok.sort_values(["emissions_kg", "index"]).iloc[0]
+    report.heading("Best scenario")
+    cols = ["zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast",
+            "emissions_kg", "run_now_kg", "savings_pct", "delay_mean_h", "energy_kwh",
+            "cost_usd"]
+    report.table(pd.DataFrame([best[cols].to_dict()]), "best scenario")
+    segs = pd.DataFrame(rows[str(best.name)]["segments"] or [],
+                        columns=["job", "zone", "start", "end", "gpus"])
+    zones_best = str(best["zones"]).split("+")
+    _gantt_section(report, segs, zones_best, data=data, signal=signal, source=source,
+                   title=f"best scenario: {best['zones']}, start {best['start']}")
+
+    ranked = best_zone_season(frame)
+    if not ranked.empty:
+        report.heading("Best zone and season")
+        report.figure(figures.ranked_bars(ranked), "mean emissions per zone set and season "
+                      "(means over the other axes)")
+        report.table(ranked, "best zone and season")
+    curve = threshold_curve(frame)
+    if not curve.empty:
+        report.heading("Carbon threshold trade-off")
+        report.figure(figures.tradeoff(curve, "delay_mean_h", "emissions_kg", "threshold",
+                                       "completion delay, mean (h)", "emissions (kg CO2eq)",
+                                       "threshold: emissions vs delay"),
+                      "each point a threshold in gCO2eq/kWh (none: no threshold)")
+        report.table(curve, "carbon threshold trade-off")
+    slack = slack_returns(frame)
+    if not slack.empty:
+        report.heading("Diminishing returns of slack")
+        report.figure(figures.tradeoff(slack, "slack_h", "savings_pct", "slack_h",
+                                       "deadline slack (h)", "savings vs run-now (%)",
+                                       "savings by slack"),
+                      "mean savings per deadline slack")
+        report.table(slack, "diminishing returns of slack")
+    front = pareto_front(frame)
+    if not front.empty:
+        used = [c for c in PARETO_OBJECTIVES if c in front]
+        report.heading("Carbon-time-cost Pareto front")
+        report.figure(figures.pareto(ok, front, used),
+                      f"{len(front)} of {len(ok)} scenarios are not beaten on "
+                      f"{', '.join(used)}")
+        report.table(front.reset_index(drop=True), "Pareto front")
+
+    zones = sorted({z for label in ok["zones"] for z in str(label).split("+")})
+    year = pd.Timestamp(best["start"]).year
+    _heatmap_section(report, zones, year, data=data, signal=signal, source=source)
+    report.heading("All scenarios")
+    table_cols = [c for c in ["zones", "season", "start", "slack_h", "threshold",
+                              "overhead_min", "forecast", "status", "emissions_kg",
+                              "savings_pct", "delay_mean_h", "delay_p95_h", "interruptions",
+                              "energy_kwh", "cost_usd"] if c in frame]
+    report.parts.append(_html_table(frame[table_cols].reset_index(drop=True)))
+    return report
+
+
+def build_report(path: str | Path, *, data: str | None = None) -> Report:
+    """Report of a plan JSON or a what-if results file (told apart by content)."""
+    from planner.plan import Plan
+    from planner.whatif.results import is_result_file, read_results
+
+    file = Path(path)
+    if not file.is_file():
+        raise GreenEpochError(f"{file}: no such file; give a plan JSON (greenepoch plan "
+                              "--out) or a what-if results file (greenepoch whatif --out)")
+    if is_result_file(file):
+        header, rows = read_results(file)
+        return result_report(header, rows, data=data)
+    try:
+        return plan_report(Plan.from_json(file).doc, data=data)
+    except DataError:
+        raise
+    except (KeyError, TypeError) as exc:
+        raise GreenEpochError(f"{file}: not a plan document (missing {exc}); give a plan "
+                              "JSON or a what-if results file") from None

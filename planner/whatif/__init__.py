@@ -1,0 +1,22 @@
+"""What-if sweeps: vary zones, seasons, start dates, slack, thresholds, checkpoint
+overheads and forecasts around a plan request, one tidy row per scenario."""
+
+from planner.whatif.evaluate import METRICS, evaluate, plan_cached, plan_row
+from planner.whatif.results import is_result_file, read_results, results_frame
+from planner.whatif.spec import Scenario, Spec, load_spec, parse_spec
+from planner.whatif.sweep import DEFAULT_WORKERS, SweepResult, run_sweep
+from planner.whatif.views import (
+    best_zone_season,
+    dominated,
+    pareto_front,
+    slack_returns,
+    threshold_curve,
+    views,
+)
+
+__all__ = [
+    "DEFAULT_WORKERS", "METRICS", "Scenario", "Spec", "SweepResult", "best_zone_season",
+    "dominated", "evaluate", "is_result_file", "load_spec", "pareto_front", "parse_spec",
+    "plan_cached", "plan_row", "read_results", "results_frame", "run_sweep",
+    "slack_returns", "threshold_curve", "views",
+]

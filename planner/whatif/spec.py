@@ -1,0 +1,338 @@
+"""What-if sweep specifications (TOML, documented in docs/whatif.md) and their scenarios.
+
+A spec is a base plan request (docs/plan-request.md, inline or by file) and the axes
+to vary.  Expanding it gives the cross product of the axes as :class:`Scenario`
+objects, each holding a ready :class:`~planner.model.PlanRequest` and a stable id.
+
+Invariants of :class:`Scenario`:
+
+* ``id`` is a 12-hex-digit digest of the base request, the data source, the signal
+  and the axis values: the same spec on the same data gives the same ids, so an
+  append-only results file can be resumed;
+* ``index`` is the scenario's position in the expansion (the table's order);
+* times are tz-aware UTC; ``slack_h`` and ``overhead_min`` are hours and minutes.
+"""
+
+from __future__ import annotations
+
+import calendar
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from planner.errors import RequestError
+from planner.model import PlanRequest, Zone
+from planner.request import TOP_KEYS, parse_request
+from planner.timeparse import duration, utc
+
+WHATIF_KEYS = {"request", "signal", "starts_per_season", "seed"}
+SWEEP_KEYS = {"zones", "months", "quarters", "starts", "slack", "threshold",
+              "checkpoint_overhead", "forecast"}
+ORACLE = "oracle"
+NO_THRESHOLD = "none"
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            near = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise RequestError(
+                f"{where}: unknown key '{key}'{hint} (allowed: {', '.join(sorted(allowed))})"
+            )
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One point of a sweep: the axis values and the plan request they produce."""
+
+    id: str
+    index: int
+    zones: str  # the zone set, "DE" or "DE+GB" (home zone first)
+    season: str  # "2023-03" (month) or "2023Q1" (quarter)
+    start: pd.Timestamp
+    slack_h: float | None  # None: the base request's deadlines
+    threshold: float | None  # gCO2eq/kWh; None: no threshold
+    overhead_min: float | None  # None: the base request's checkpoint overheads
+    forecast: str  # "oracle" or a forecast model name
+    request: PlanRequest
+
+    def labels(self) -> dict[str, Any]:
+        """The axis values as a row's leading columns."""
+        return {
+            "scenario_id": self.id, "index": self.index, "zones": self.zones,
+            "season": self.season, "start": self.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "slack_h": self.slack_h, "threshold": self.threshold,
+            "overhead_min": self.overhead_min, "forecast": self.forecast,
+        }
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed sweep spec: the base request and the values of every axis."""
+
+    base: PlanRequest
+    fingerprint: str  # digest of the base request document
+    zone_sets: tuple[tuple[str, ...], ...] | None
+    seasons: tuple[str, ...] | None
+    starts: tuple[pd.Timestamp, ...] | None
+    slacks: tuple[pd.Timedelta, ...] | None
+    thresholds: tuple[float | None, ...] | None
+    overheads: tuple[pd.Timedelta, ...] | None
+    forecasts: tuple[str, ...]
+    starts_per_season: int = 1
+    signal: str = "direct"
+    seed: int = 0
+
+    def scenarios(self, data: str | None = None) -> list[Scenario]:
+        """Every scenario of the sweep, in table order (``data``: the resolved data
+        folder, part of the ids)."""
+        return expand(self, data)
+
+
+def _list(raw: dict[str, Any], key: str) -> list[Any] | None:
+    if key not in raw:
+        return None
+    value = raw[key]
+    if not isinstance(value, list) or not value:
+        raise RequestError(f"[sweep].{key} = {value!r}: give a non-empty list, e.g. "
+                           f"{key} = {_EXAMPLES[key]}")
+    return value
+
+
+_EXAMPLES = {
+    "zones": '["DE", "GB", ["DE", "GB"]]', "months": '["2023-01", "2023-07"]',
+    "quarters": '["2023Q1", "2023Q3"]', "starts": '["2023-03-01T00:00:00Z"]',
+    "slack": '["0h", "24h", "72h"]', "threshold": '["none", 150, 250]',
+    "checkpoint_overhead": '["0min", "15min", "1h"]', "forecast": '["oracle", "seasonal"]',
+}
+
+
+def _zone_set(value: Any, where: str) -> tuple[str, ...]:
+    from planner.request import _zone_id
+
+    names = value if isinstance(value, list) else str(value).split("+")
+    ids = tuple(_zone_id(str(n).strip()) for n in names if str(n).strip())
+    if not ids or len(set(ids)) != len(ids):
+        raise RequestError(f"{where}: {value!r} is not a zone set; give 'DE' or ['DE', 'GB']")
+    return ids
+
+
+def _season(value: Any, where: str) -> str:
+    text = str(value).strip().upper()
+    try:
+        season_range(text)
+    except (ValueError, IndexError):
+        raise RequestError(
+            f"{where}: {value!r} is not a month 'YYYY-MM' or a quarter 'YYYYQn'"
+        ) from None
+    return text
+
+
+def season_range(season: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[first, end)`` of a month ``2023-03`` or a quarter ``2023Q1`` (UTC)."""
+    if "Q" in season:
+        year, q = season.split("Q")
+        quarter = int(q)
+        if not 1 <= quarter <= 4:
+            raise ValueError(season)
+        first = pd.Timestamp(year=int(year), month=3 * quarter - 2, day=1, tz="UTC")
+        return first, first + pd.DateOffset(months=3)
+    year, month = season.split("-")
+    first = pd.Timestamp(year=int(year), month=int(month), day=1, tz="UTC")
+    return first, first + pd.Timedelta(days=calendar.monthrange(int(year), int(month))[1])
+
+
+def season_starts(season: str, n: int) -> list[pd.Timestamp]:
+    """``n`` start times spread evenly over a season, on whole days."""
+    first, end = season_range(season)
+    days = (end - first).days
+    return [first + pd.Timedelta(days=(i * days) // n) for i in range(n)]
+
+
+def _threshold(value: Any, where: str) -> float | None:
+    if isinstance(value, str) and value.strip().lower() == NO_THRESHOLD:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{where}: {value!r}; give gCO2eq/kWh or 'none'") from None
+    if out < 0 or math.isnan(out):
+        raise RequestError(f"{where}: {value!r} must be 0 or more gCO2eq/kWh, or 'none'")
+    return out
+
+
+def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
+    """Build a :class:`Spec` from a parsed TOML document."""
+    _check_keys(doc, TOP_KEYS | {"whatif", "sweep"}, "spec")
+    head = doc.get("whatif", {})
+    sweep = doc.get("sweep", {})
+    _check_keys(head, WHATIF_KEYS, "[whatif]")
+    _check_keys(sweep, SWEEP_KEYS, "[sweep]")
+    inline = {k: v for k, v in doc.items() if k in TOP_KEYS}
+    if "request" in head:
+        if inline:
+            raise RequestError(
+                f"spec: [whatif].request names a file and the spec also has {sorted(inline)}; "
+                "keep the base request in one place"
+            )
+        path = base_dir / str(head["request"])
+        try:
+            request_doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RequestError(f"[whatif].request: no such request file {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise RequestError(f"{path}: not valid TOML ({exc})") from None
+        request_base = path.parent
+    else:
+        if not inline:
+            raise RequestError("spec: no base request; set [whatif].request = \"plan.toml\" "
+                               "or give start, [[jobs]] and [[zones]] inline")
+        request_doc, request_base = inline, base_dir
+    base = parse_request(request_doc, request_base)
+
+    zone_sets = _list(sweep, "zones")
+    months, quarters, starts = (_list(sweep, k) for k in ("months", "quarters", "starts"))
+    if sum(v is not None for v in (months, quarters, starts)) > 1:
+        raise RequestError("[sweep]: give one of months, quarters or starts, not several")
+    seasons = months or quarters
+    slacks = _list(sweep, "slack")
+    thresholds = _list(sweep, "threshold")
+    overheads = _list(sweep, "checkpoint_overhead")
+    forecasts = _list(sweep, "forecast")
+    per_season = int(head.get("starts_per_season", 1))
+    if per_season < 1:
+        raise RequestError("[whatif].starts_per_season must be 1 or more")
+    signal = str(head.get("signal", "direct"))
+    if signal not in ("direct", "lca"):
+        raise RequestError(f"[whatif].signal = {signal!r}; use 'direct' or 'lca'")
+    if forecasts is not None:
+        from forecasts.base import available
+
+        known = available()
+        for name in forecasts:
+            if name not in (ORACLE, "default", *known):
+                raise RequestError(f"[sweep].forecast: unknown model {name!r}; use 'oracle' "
+                                   f"or one of {', '.join(known)}")
+    return Spec(
+        base=base,
+        fingerprint=_digest(request_doc),
+        zone_sets=None if zone_sets is None else tuple(
+            _zone_set(v, f"[sweep].zones[{i}]") for i, v in enumerate(zone_sets)),
+        seasons=None if seasons is None else tuple(
+            _season(v, f"[sweep].{'months' if months else 'quarters'}[{i}]")
+            for i, v in enumerate(seasons)),
+        starts=None if starts is None else tuple(
+            utc(v, f"[sweep].starts[{i}]") for i, v in enumerate(starts)),
+        slacks=None if slacks is None else tuple(
+            duration(v, f"[sweep].slack[{i}]") for i, v in enumerate(slacks)),
+        thresholds=None if thresholds is None else tuple(
+            _threshold(v, f"[sweep].threshold[{i}]") for i, v in enumerate(thresholds)),
+        overheads=None if overheads is None else tuple(
+            duration(v, f"[sweep].checkpoint_overhead[{i}]") for i, v in enumerate(overheads)),
+        forecasts=tuple(str(f) for f in forecasts) if forecasts else (ORACLE,),
+        starts_per_season=per_season,
+        signal=signal,
+        seed=int(head.get("seed", 0)),
+    )
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a what-if spec TOML file."""
+    file = Path(path)
+    try:
+        doc = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RequestError(f"{file}: no such spec file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RequestError(f"{file}: not valid TOML ({exc})") from None
+    return parse_spec(doc, file.parent)
+
+
+def _ceil(td: pd.Timedelta, step: pd.Timedelta) -> pd.Timedelta:
+    return step * math.ceil(td / step - 1e-9)
+
+
+def scenario_request(base: PlanRequest, *, zones: tuple[str, ...] | None,
+                     start: pd.Timestamp, slack: pd.Timedelta | None,
+                     threshold: float | None, overhead: pd.Timedelta | None,
+                     vary_threshold: bool) -> PlanRequest:
+    """The base request moved to ``start`` with the axis values applied.
+
+    Every job keeps its release and deadline offsets from the base start.  With a
+    zone set, every job may run in exactly those zones (home: the first); zones the
+    base does not list get the base's first zone's capacity and PUE.  With a slack,
+    deadline = release + (run time at full size + one checkpoint overhead, rounded up
+    to a slot) + slack.
+    """
+    step = base.policy.slot_length
+    shift = start - base.start
+    jobs = []
+    for job in base.jobs:
+        new = replace(job, release=job.release + shift, deadline=job.deadline + shift)
+        if overhead is not None:
+            new = replace(new, checkpoint_overhead=overhead)
+        if zones is not None:
+            new = replace(new, zones=zones, home_zone=zones[0])
+        if slack is not None:
+            run = pd.Timedelta(hours=new.run_hours_at_full_size) + new.checkpoint_overhead
+            new = replace(new, deadline=new.release + _ceil(run, step) + slack)
+        jobs.append(new)
+    known = {z.id: z for z in base.zones}
+    template = base.zones[0]
+    needed = list(dict.fromkeys(z for job in jobs for z in job.zones))
+    zone_list = tuple(known.get(z) or Zone(id=z, capacity_gpus=template.capacity_gpus,
+                                           pue=template.pue,
+                                           capacity_schedule=template.capacity_schedule)
+                      for z in needed)
+    policy = replace(base.policy, threshold=threshold) if vary_threshold else base.policy
+    return PlanRequest(start=start, jobs=tuple(jobs), zones=zone_list, policy=policy)
+
+
+def expand(spec: Spec, data: str | None = None) -> list[Scenario]:
+    """The cross product of the spec's axes, in a fixed order (zones, season, start,
+    slack, threshold, overhead, forecast)."""
+    base = spec.base
+    zone_sets: tuple[tuple[str, ...] | None, ...] = spec.zone_sets or (None,)
+    if spec.seasons is not None:
+        times = [(s, t) for s in spec.seasons for t in season_starts(s, spec.starts_per_season)]
+    elif spec.starts is not None:
+        times = [(t.strftime("%Y-%m"), t) for t in spec.starts]
+    else:
+        times = [(base.start.strftime("%Y-%m"), base.start)]
+    slacks: tuple[pd.Timedelta | None, ...] = spec.slacks or (None,)
+    thresholds: tuple[float | None, ...] = spec.thresholds or (base.policy.threshold,)
+    overheads: tuple[pd.Timedelta | None, ...] = spec.overheads or (None,)
+    common = {"base": spec.fingerprint, "data": data, "signal": spec.signal, "seed": spec.seed}
+    out = []
+    combos = itertools.product(zone_sets, times, slacks, thresholds, overheads, spec.forecasts)
+    for index, (zones, (season, start), slack, threshold, overhead, forecast) in enumerate(
+            combos):
+        request = scenario_request(base, zones=zones, start=start, slack=slack,
+                                   threshold=threshold, overhead=overhead,
+                                   vary_threshold=spec.thresholds is not None)
+        label = "+".join(zones) if zones else "+".join(request.jobs[0].zones)
+        slack_h = None if slack is None else slack / pd.Timedelta("1h")
+        overhead_min = None if overhead is None else overhead / pd.Timedelta("1min")
+        axes = {"zones": label, "season": season, "start": start.isoformat(),
+                "slack_h": slack_h, "threshold": threshold, "overhead_min": overhead_min,
+                "forecast": forecast}
+        out.append(Scenario(
+            id=_digest({**common, **axes}), index=index, zones=label, season=season,
+            start=start, slack_h=slack_h, threshold=threshold,
+            overhead_min=overhead_min, forecast=forecast, request=request,
+        ))
+    return out

@@ -1,0 +1,206 @@
+"""Reports of plans and what-if sweeps: one offline HTML page with its figures."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from planner.errors import GreenEpochError
+from planner.report import build_report
+
+IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)">')
+
+SWEEP = """
+start = "2023-02-06T00:00:00Z"
+
+[[jobs]]
+name = "ft"
+gpus = 8
+duration = "3h"
+deadline = "2023-02-07T00:00:00Z"
+zones = ["DE"]
+
+[[zones]]
+id = "DE"
+capacity_gpus = 16
+
+[policy]
+time_limit = "5s"
+
+[sweep]
+zones = ["DE", "ES"]
+months = ["2023-02", "2023-08"]
+slack = ["0h", "24h"]
+threshold = ["none", 250]
+"""
+
+PLAN = """
+start = "2023-06-01T00:00:00Z"
+
+[[jobs]]
+name = "pretrain"
+gpus = 16
+duration = "10h"
+deadline = "2023-06-03T00:00:00Z"
+zones = ["DE", "GB"]
+
+[[jobs]]
+name = "eval"
+gpus = 8
+duration = "4h"
+deadline = "2023-06-02T12:00:00Z"
+zones = ["GB"]
+
+[[zones]]
+id = "DE"
+capacity_gpus = 32
+
+[[zones]]
+id = "GB"
+capacity_gpus = 32
+
+[policy]
+time_limit = "5s"
+"""
+
+
+def figures(page: str) -> list[tuple[bytes, str]]:
+    return [(base64.b64decode(data), alt) for data, alt in IMG.findall(page)]
+
+
+def check_png(png: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    assert image.width > 200 and image.height > 100
+    return image.size
+
+
+def check_offline(page: str) -> None:
+    # nothing fetched from elsewhere: no external scripts, styles, images or fonts
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert "@import" not in page and "url(" not in page
+
+
+@pytest.fixture(scope="module")
+def sweep_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from conftest import shared_data_dir
+
+    from planner.whatif import load_spec, run_sweep
+
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("real data absent: set GREENEPOCH_DATA to a folder holding electricitymaps/")
+    tmp = tmp_path_factory.mktemp("report")
+    (tmp / "spec.toml").write_text(SWEEP, encoding="utf-8")
+    out = tmp / "sweep.jsonl"
+    run_sweep(load_spec(tmp / "spec.toml"), out, data=str(root), workers=2, progress=False)
+    return out, root
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from conftest import shared_data_dir
+
+    from planner.pipeline import plan
+    from planner.request import load_request
+
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("real data absent: set GREENEPOCH_DATA to a folder holding electricitymaps/")
+    tmp = tmp_path_factory.mktemp("plan")
+    (tmp / "req.toml").write_text(PLAN, encoding="utf-8")
+    out = tmp / "plan.json"
+    plan(load_request(tmp / "req.toml"), data=root, oracle=True).to_json(out)
+    return out, root
+
+
+@pytest.mark.realdata
+def test_plan_report_contents(plan_file: tuple[Path, Path]) -> None:
+    path, root = plan_file
+    report = build_report(path, data=str(root))
+    page = report.html()
+    check_offline(page)
+    figs = figures(page)
+    assert report.figures == len(figs) == 2
+    for png, _ in figs:
+        check_png(png)
+    alts = [alt for _, alt in figs]
+    assert alts[0].startswith("segments over the real direct intensity")
+    assert alts[1] == "mean direct intensity, 2023, real data, hour of day in UTC"
+    for heading in ("Savings", "Plan across zones", "Segments",
+                    "Carbon intensity by hour of day and month"):
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count('<td class="text">pretrain</td>') >= 1
+    assert '<td class="text">eval</td>' in page
+    text = "\n".join(report.text)
+    assert "run_now_home_kg" in text and "pretrain" in text and "eval" in text
+    assert 'data-figures-loaded="pending"' in page
+
+
+@pytest.mark.realdata
+def test_result_report_contents(sweep_file: tuple[Path, Path]) -> None:
+    path, root = sweep_file
+    report = build_report(path, data=str(root))
+    page = report.html()
+    check_offline(page)
+    figs = figures(page)
+    assert report.figures == len(figs) == 6
+    for png, _ in figs:
+        check_png(png)
+    for heading in ("Best scenario", "Plan across zones", "Best zone and season",
+                    "Carbon threshold trade-off", "Diminishing returns of slack",
+                    "Carbon-time-cost Pareto front",
+                    "Carbon intensity by hour of day and month", "All scenarios"):
+        assert f"<h2>{heading}</h2>" in page, heading
+    assert "16 scenarios" in page
+    text = "\n".join(report.text)
+    for title in ("best zone and season", "carbon threshold trade-off",
+                  "diminishing returns of slack", "Pareto front"):
+        assert title in text
+    # the heatmap covers every zone of the sweep
+    heat = next(png for png, alt in figs if alt.startswith("mean direct intensity"))
+    width, _ = check_png(heat)
+    assert width > 600  # two panels side by side
+
+
+def test_report_refuses_other_files(tmp_path: Path) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text('{"schema_version": "0.1"}')
+    with pytest.raises(GreenEpochError, match="schema_version"):
+        build_report(bad)
+    with pytest.raises(GreenEpochError, match="no such file"):
+        build_report(tmp_path / "missing.json")
+
+
+def _cli():
+    from planner.cli.main import cli
+
+    if "report" not in cli.commands:  # until planner/cli/main.py registers it
+        from planner.cli.report_cmd import report
+
+        cli.add_command(report)
+    return cli
+
+
+@pytest.mark.realdata
+def test_report_cli_writes_html_and_prints_tables(sweep_file: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    path, root = sweep_file
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(_cli(), ["report", str(path), "--data", str(root), "--out",
+                                      str(out)])
+    assert res.exit_code == 0, res.output
+    assert "best zone and season" in res.output and "----" in res.output
+    assert f"wrote {out} (6 figures" in res.output
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    bad = CliRunner().invoke(_cli(), ["report", str(tmp_path / "nope.json"), "--out",
+                                      str(out)])
+    assert bad.exit_code == 2 and bad.output.count("\n") == 1
