@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -156,17 +157,35 @@ def parse_request(doc: dict[str, Any], base: Path = Path("."),
                   start: pd.Timestamp | None = None) -> PlanRequest:
     """Build a :class:`PlanRequest` from a parsed TOML document.
 
-    ``start`` overrides the document's ``start`` (the CLI's ``--start``).
+    ``start`` (the CLI's ``--start``) moves the whole request in time: releases,
+    deadlines and capacity steps keep their offsets from the document's ``start``.
+    Without a document ``start``, it is simply the plan start.
     """
     _check_keys(doc, TOP_KEYS, "request")
-    if start is None:
-        if "start" not in doc:
-            raise RequestError("request: missing 'start' (plan start time, e.g. "
-                               "start = \"2023-06-01T00:00:00Z\"), or pass --start")
-        start = utc(doc["start"], "start")
-    jobs = tuple(_job(raw, i, start) for i, raw in enumerate(doc.get("jobs", [])))
+    if "start" in doc:
+        written = utc(doc["start"], "start")
+    elif start is not None:
+        written = start
+    else:
+        raise RequestError("request: missing 'start' (plan start time, e.g. "
+                           "start = \"2023-06-01T00:00:00Z\"), or pass --start")
+    jobs = tuple(_job(raw, i, written) for i, raw in enumerate(doc.get("jobs", [])))
     zones = tuple(_zone(raw, i, base) for i, raw in enumerate(doc.get("zones", [])))
-    return PlanRequest(start=start, jobs=jobs, zones=zones, policy=_policy(doc.get("policy", {})))
+    request = PlanRequest(start=written, jobs=jobs, zones=zones,
+                          policy=_policy(doc.get("policy", {})))
+    return request if start is None else shift(request, start - written)
+
+
+def shift(request: PlanRequest, delta: pd.Timedelta) -> PlanRequest:
+    """The same request ``delta`` later (start, releases, deadlines, capacity steps)."""
+    if delta == pd.Timedelta(0):
+        return request
+    jobs = tuple(replace(j, release=j.release + delta, deadline=j.deadline + delta)
+                 for j in request.jobs)
+    zones = tuple(replace(z, capacity_schedule=tuple((t + delta, g)
+                                                     for t, g in z.capacity_schedule))
+                  for z in request.zones)
+    return replace(request, start=request.start + delta, jobs=jobs, zones=zones)
 
 
 def load_request(path: str | Path, start: pd.Timestamp | None = None) -> PlanRequest:

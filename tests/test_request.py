@@ -83,11 +83,24 @@ def test_minimal_example_is_read_exactly_as_written():
     assert req.end == job.deadline
 
 
-def test_start_can_be_overridden():
-    start = pd.Timestamp("2023-05-31T12:00:00Z")
+def test_start_override_moves_the_whole_request():
+    start = pd.Timestamp("2026-12-01T00:00:00Z")
     req = load_request(MINIMAL, start=start)
+    delta = start - T0
     assert req.start == start
-    assert req.jobs[0].release == T0  # the job's own release stays
+    assert req.jobs[0].release == T0 + delta
+    assert req.jobs[0].deadline == pd.Timestamp("2023-06-08T00:00:00Z") + delta
+
+
+def test_start_override_moves_capacity_steps(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(MINIMAL.read_text().replace(
+        "capacity_gpus = 128\npue = 1.2\n\n[[zones]]\nid = \"GB\"",
+        "capacity_gpus = 128\npue = 1.2\ncapacity_schedule = "
+        "[{from = \"2023-06-03T00:00:00Z\", gpus = 64}]\n\n[[zones]]\nid = \"GB\"", 1))
+    req = load_request(path, start=pd.Timestamp("2023-06-02T00:00:00Z"))
+    (step,) = req.zones[0].capacity_schedule
+    assert step == (pd.Timestamp("2023-06-04T00:00:00Z"), 64)
 
 
 # --- ways to write a job -----------------------------------------------------------------

@@ -21,7 +21,9 @@ from planner.timeparse import utc
 @click.option("--forecast", "model", default=None,
               help="Forecast model to plan on (default: the request's policy.forecast, "
                    "'seasonal').")
-@click.option("--start", default=None, help="Override the request's start (ISO 8601, UTC).")
+@click.option("--start", default=None,
+              help="Move the request to start here (ISO 8601 with offset); releases, "
+                   "deadlines and capacity steps keep their offsets from its start.")
 @signal_option
 @click.option("--seed", default=0, show_default=True,
               help="Seed of the synthetic traces (embedded default only).")
