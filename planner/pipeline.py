@@ -66,7 +66,8 @@ def load_intensities(
                           signal=signal, slot=slot, seed=seed, clip_start=True)
     history = full.values[full.values.index < slots[0]]
     predicted = forecaster.fit(history).predict(slots[0], end - slots[0])
-    mean = predicted.xs("mean", axis=1, level=1).reindex(columns=zones).clip(lower=0)
+    mean = pd.DataFrame(predicted.xs("mean", axis=1, level=1)).reindex(columns=zones)
+    mean = mean.clip(lower=0)
     mean.index.name = "time"
     flags = pd.DataFrame(False, index=mean.index, columns=zones)
     judged = IntensityData(mean, flags, flags, full.source, full.signal, full.files)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import replace
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 

@@ -70,6 +70,7 @@ def _em_columns(file: Path, header: list[str], signal: str) -> str:
             f"{file}: row 1: missing column(s) {', '.join(repr(m) for m in missing)}. "
             "Expected an Electricity Maps data-portal export (hourly CSV) with its original header"
         )
+    assert signal_col is not None
     return signal_col
 
 
@@ -117,7 +118,7 @@ def read_electricitymaps(
         header = _header(file)
         signal_col = _em_columns(file, header, signal)
         keep = {EM_TIME, EM_ZONE, EM_ESTIMATED, signal_col}
-        frame = _read_text(file, usecols=lambda c, keep=keep: c in keep)
+        frame = _read_text(file, usecols=keep.__contains__)
         _require_rows(file, frame)
         frame = frame.rename(columns={signal_col: "value"})
         frame["line"] = np.arange(2, len(frame) + 2)
