@@ -200,7 +200,7 @@ def _submit_hours(slots: pd.DatetimeIndex, rule: str, tz: str) -> np.ndarray:
     local = slots.tz_convert(tz)
     ok = (local.hour >= lo) & (local.hour < hi)
     if kind == "weekdays":
-        ok &= local.dayofweek < 5
+        ok &= local.day_of_week < 5
     return np.asarray(ok)
 
 
