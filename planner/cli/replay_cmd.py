@@ -75,6 +75,19 @@ def _zone_list(spec: str | None) -> list[str] | None:
 @click.option("--forecast-every", default="24h", show_default=True,
               help="How often a new forecast is issued.")
 @signal_option
+@click.option("--threshold", "threshold", default="q0.3", show_default=True,
+              help="Threshold policy: pause above this many g/kWh, or 'qF' for the F "
+                   "quantile of the last week's intensity (e.g. q0.3).")
+@click.option("--hysteresis", default=0.1, show_default=True,
+              help="Threshold policy: resume only below threshold x (1 - hysteresis).")
+@click.option("--min-run", "min_run", default="2h", show_default=True,
+              help="Threshold policy: shortest run once resumed.")
+@click.option("--replan-every", "replan_every", default="24h", show_default=True,
+              help="MILP policy: re-plan this often (and when a job arrives).")
+@click.option("--milp-horizon", "milp_horizon", default="168h", show_default=True,
+              help="MILP policy: how far ahead each plan looks.")
+@click.option("--milp-time-limit", "milp_time_limit", default="10s", show_default=True,
+              help="MILP policy: time limit per re-plan.")
 @click.option("--per-job", "per_job", default=None, type=click.Path(path_type=str),
               help="Also write one CSV row per (policy, job) here.")
 @json_option
@@ -82,7 +95,9 @@ def _zone_list(spec: str | None) -> list[str] | None:
 def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: str | None,
            until: str | None, jobs_csv: str | None, spec: str | None, policies: str,
            capacity: str, epoch: str, model: str, forecast_every: str, signal: str,
-           per_job: str | None, as_json: bool) -> None:
+           threshold: str, hysteresis: float, min_run: str, replan_every: str,
+           milp_horizon: str, milp_time_limit: str, per_job: str | None,
+           as_json: bool) -> None:
     """Replay scheduling POLICIES over real history and compare what they emit.
 
     Each policy decides every epoch with only the data known by then (and forecasts
@@ -129,7 +144,9 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
         epoch=duration(epoch, "--epoch"), forecast=model,
         forecast_every=duration(forecast_every, "--forecast-every"),
     )
-    results = run_policies(scenario, names, progress=_bar(False))
+    settings = _policy_settings(threshold, hysteresis, min_run, replan_every, milp_horizon,
+                                milp_time_limit)
+    results = run_policies(scenario, names, progress=_bar(False), settings=settings)
     table = summary(results)
     per = job_metrics(results)
     if per_job:
@@ -200,3 +217,24 @@ def slack_sweep_cmd(data_dir: str | None, year: int, signal: str, zones: str | N
     click.echo(f"slack sweep {year} ({signal}): mean saving % vs starting at once, over "
                f"{n_zones} zone(s) and every start hour")
     click.echo(render(pivot))
+
+
+def _policy_settings(threshold: str, hysteresis: float, min_run: str, replan_every: str,
+                     milp_horizon: str, milp_time_limit: str) -> dict[str, dict]:
+    """Constructor arguments of the configurable policies, from the CLI options."""
+    from planner.timeparse import duration, hours
+
+    text = threshold.strip().lower()
+    try:
+        fixed = None if text.startswith("q") else float(text)
+        quantile = float(text[1:]) if text.startswith("q") else 0.3
+    except ValueError as exc:
+        raise click.BadParameter(f"{threshold!r}: give g/kWh (e.g. 250) or a quantile "
+                                 "like q0.3", param_hint="--threshold") from exc
+    return {
+        "threshold": {"threshold": fixed, "quantile": quantile, "hysteresis": hysteresis,
+                      "min_run_h": hours(duration(min_run, "--min-run"))},
+        "milp": {"replan_every_h": hours(duration(replan_every, "--replan-every")),
+                 "horizon_h": hours(duration(milp_horizon, "--milp-horizon")),
+                 "time_limit_s": hours(duration(milp_time_limit, "--milp-time-limit")) * 3600},
+    }

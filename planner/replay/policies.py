@@ -448,10 +448,13 @@ POLICIES: dict[str, Callable[[], ReplayPolicy]] = {
 }
 
 
-def get_policy(name: str) -> ReplayPolicy:
+def get_policy(name: str, **settings: object) -> ReplayPolicy:
     """A fresh policy by name."""
     if name not in POLICIES:
         raise RequestError(
             f"unknown replay policy {name!r}; use one of {', '.join(POLICIES)}"
         )
-    return POLICIES[name]()
+    try:
+        return POLICIES[name](**settings)
+    except TypeError as exc:
+        raise RequestError(f"policy '{name}' does not take {sorted(settings)}: {exc}") from exc

@@ -97,16 +97,20 @@ def load_prices(root: Path | None, zones: Sequence[str], index: pd.DatetimeIndex
 
 def run_policies(scenario: Scenario, policies: Sequence[str],
                  progress: Callable[[str, int], Callable[[int], None]] | None = None,
+                 settings: dict[str, dict] | None = None,
                  ) -> dict[str, ReplayResult]:
-    """Replay each policy (run-now always first: every metric is relative to it)."""
+    """Replay each policy (run-now always first: every metric is relative to it).
+    ``settings`` maps a policy name to keyword arguments of its constructor."""
     names = ["run-now"] + [p for p in policies if p != "run-now"]
+    settings = settings or {}
     for name in names:
-        get_policy(name)  # unknown names fail before any work
+        get_policy(name, **settings.get(name, {}))  # bad names fail before any work
     compiled = Compiled(scenario)
     out = {}
     for name in names:
         tick = progress(name, compiled.t1 - compiled.t0) if progress else None
-        out[name] = run_replay(compiled, get_policy(name), progress=tick)
+        out[name] = run_replay(compiled, get_policy(name, **settings.get(name, {})),
+                               progress=tick)
     return out
 
 
