@@ -29,7 +29,8 @@ POLICY_KEYS = {
 TOP_KEYS = {"start", "jobs", "zones", "policy"}
 
 
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+def check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    """Refuse keys outside ``allowed``, suggesting the nearest one."""
     for key in table:
         if key not in allowed:
             near = difflib.get_close_matches(key, sorted(allowed), n=1)
@@ -50,7 +51,7 @@ def _zone_id(name: str) -> str:
 
 def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
     where = f"jobs[{index}]" + (f" ('{raw['name']}')" if "name" in raw else "")
-    _check_keys(raw, JOB_KEYS, where)
+    check_keys(raw, JOB_KEYS, where)
     for key in ("name", "deadline"):
         if key not in raw:
             raise RequestError(f"{where}: missing '{key}'")
@@ -98,7 +99,7 @@ def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
 
 def _zone(raw: dict[str, Any], index: int, base: Path) -> Zone:
     where = f"zones[{index}]" + (f" ('{raw['id']}')" if "id" in raw else "")
-    _check_keys(raw, ZONE_KEYS, where)
+    check_keys(raw, ZONE_KEYS, where)
     if "id" not in raw:
         raise RequestError(f"{where}: missing 'id' (a zone id like 'DE' or a cloud region)")
     if "capacity_gpus" not in raw and "capacity_schedule" not in raw:
@@ -109,7 +110,7 @@ def _zone(raw: dict[str, Any], index: int, base: Path) -> Zone:
         if not isinstance(step, dict):
             raise RequestError(f"{at}: expected a table like {{from = \"2023-06-01T12:00:00Z\", "
                                f"gpus = 64}}, found {step!r}")
-        _check_keys(step, STEP_KEYS, at)
+        check_keys(step, STEP_KEYS, at)
         missing = sorted(STEP_KEYS - set(step))
         if missing:
             raise RequestError(f"{at}: missing '{missing[0]}'")
@@ -134,7 +135,7 @@ def _read_prices(path: Path, where: str) -> pd.Series:
 
 
 def _policy(raw: dict[str, Any]) -> Policy:
-    _check_keys(raw, POLICY_KEYS, "[policy]")
+    check_keys(raw, POLICY_KEYS, "[policy]")
     fields: dict[str, Any] = {}
     for key in ("objective", "threshold_mode", "slot", "solver", "forecast"):
         if key in raw:
@@ -161,7 +162,7 @@ def parse_request(doc: dict[str, Any], base: Path = Path("."),
     deadlines and capacity steps keep their offsets from the document's ``start``.
     Without a document ``start``, it is simply the plan start.
     """
-    _check_keys(doc, TOP_KEYS, "request")
+    check_keys(doc, TOP_KEYS, "request")
     if "start" in doc:
         written = utc(doc["start"], "start")
     elif start is not None:

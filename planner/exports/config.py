@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from planner.errors import RequestError
 from planner.exports.common import ExportError
+from planner.timeparse import duration
 
 #: Slurm partition/account/cluster/qos names: what Slurm itself accepts, nothing that
 #: could break out of an ``#SBATCH`` line.
@@ -134,14 +136,10 @@ def _positive_int(value: Any, where: str) -> int:
 
 def _seconds(value: Any, where: str) -> int:
     try:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            td = pd.Timedelta(seconds=float(value))
-        else:
-            td = pd.Timedelta(str(value))
-    except (ValueError, TypeError) as exc:
-        raise ExportError(f"{where}: cannot read {value!r} as a duration; "
-                          "use e.g. '10min', '90s'") from exc
-    if td is pd.NaT or td <= pd.Timedelta(0):
+        td = duration(value, where)
+    except RequestError as exc:
+        raise ExportError(str(exc)) from exc
+    if td <= pd.Timedelta(0):
         raise ExportError(f"{where}: duration {value!r} must be positive")
     return int(td.total_seconds())
 

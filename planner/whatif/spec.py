@@ -16,7 +16,6 @@ Invariants of :class:`Scenario`:
 from __future__ import annotations
 
 import calendar
-import difflib
 import hashlib
 import itertools
 import json
@@ -31,6 +30,7 @@ import pandas as pd
 from planner.errors import RequestError
 from planner.model import PlanRequest, Zone
 from planner.request import TOP_KEYS, parse_request
+from planner.request import check_keys as _check_keys
 from planner.timeparse import duration, utc
 
 WHATIF_KEYS = {"request", "signal", "starts_per_season", "seed"}
@@ -38,16 +38,6 @@ SWEEP_KEYS = {"zones", "months", "quarters", "starts", "slack", "threshold",
               "checkpoint_overhead", "forecast"}
 ORACLE = "oracle"
 NO_THRESHOLD = "none"
-
-
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            near = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else ""
-            raise RequestError(
-                f"{where}: unknown key '{key}'{hint} (allowed: {', '.join(sorted(allowed))})"
-            )
 
 
 def _digest(obj: Any) -> str:
