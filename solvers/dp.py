@@ -41,6 +41,11 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
     ``slot_cost[z, t]``: cost of holding the job in zone ``z`` during slot ``t`` (full
     slot, >= 0; ``inf`` where it may not run).  Returns ``(cost, zone per slot, -1
     off)`` or None when no plan exists or the state space exceeds ``max_states``.
+
+    ``R[k, n, z]``: best cost with the job held in ``z`` in the current slot;
+    ``M[k, n]``: best cost whatever the current slot does.  Only held counts that can
+    still reach ``need(1)`` by the window's end, and at most ``i + 1`` after slot
+    ``i``, are updated (others are never read again).
     """
     zones = np.array(job.zones)
     n_z = len(zones)
@@ -48,58 +53,64 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
     window = last - first + 1
     K = job.max_starts if job.max_starts is not None else window
     K = max(1, min(K, window))
+    while K > 1 and need(problem, job, K) > window:
+        K -= 1
     N = need(problem, job, K)
     if window < N:
-        K = max(1, min(K, window))
-        while K > 1 and need(problem, job, K) > window:
-            K -= 1
-        N = need(problem, job, K)
-        if window < N:
-            return None
+        return None
     if (K + 1) * (N + 1) * (n_z + 1) > max_states:
         return None
-    off = n_z
-    V = np.full((K + 1, N + 1, n_z + 1), INF)
-    V[0, 0, off] = 0.0
-    arg_m = np.zeros((window, K + 1, N + 1), np.int16)
-    restart = np.zeros((window, K + 1, N + 1, n_z), bool)
-    cost = slot_cost[zones][:, first : last + 1]
+    need1 = need(problem, job, 1)
+    cost = np.ascontiguousarray(slot_cost[zones][:, first : last + 1].T)  # [slot, zone]
+    R = np.full((K + 1, N + 1, n_z), INF)
+    M = np.full((K + 1, N + 1), INF)
+    M[0, 0] = 0.0
+    picks, args, los = [], [], []
+    rest = np.full((K + 1, N + 1), INF)
     for i in range(window):
-        M = V.min(axis=2)
-        arg_m[i] = V.argmin(axis=2)
-        new = np.full_like(V, INF)
-        new[:, :, off] = M
-        cont = np.full((K + 1, N + 1, n_z), INF)
-        cont[:, 1:, :] = V[:, :-1, :n_z]
-        rest = np.full((K + 1, N + 1), INF)
-        rest[1:, 1:] = M[:-1, :-1]
-        pick = rest[:, :, None] < cont
-        restart[i] = pick
-        new[:, :, :n_z] = np.where(pick, rest[:, :, None], cont) + cost[:, i][None, None, :]
-        V = new
+        a = max(1, need1 - (window - 1 - i))
+        hi = min(i + 1, N)
+        cont = R[:, a - 1 : hi, :]
+        rest_i = rest[:, : hi - a + 1]
+        rest_i[1:] = M[:-1, a - 1 : hi]
+        pick = rest_i[:, :, None] < cont  # restart beats continuing in z
+        new_r = np.where(pick, rest_i[:, :, None], cont)
+        new_r += cost[i]
+        arg = new_r.argmin(axis=2)
+        r_min = np.take_along_axis(new_r, arg[:, :, None], 2)[:, :, 0]
+        off = M[:, a : hi + 1]
+        use_off = off <= r_min
+        args.append(np.where(use_off, n_z, arg).astype(np.int16))
+        M[:, a : hi + 1] = np.where(use_off, off, r_min)
+        R[:, a : hi + 1, :] = new_r
+        picks.append(pick)
+        los.append(a)
     best, state = INF, None
     for k in range(1, K + 1):
         lo = need(problem, job, k)
         if lo > N:
             continue
-        sub = V[k, lo:, :]
-        flat = int(sub.argmin())
-        value = float(sub.flat[flat])
-        if value < best:
-            n, z = divmod(flat, n_z + 1)
-            best, state = value, (k, lo + n, z)
+        sub = M[k, lo:]
+        n = int(sub.argmin())
+        if sub[n] < best:
+            best, state = float(sub[n]), (k, lo + n)
     if state is None or not math.isfinite(best):
         return None
     held = np.full(problem.n_slots, -1, np.int64)
-    k, n, z = state
+    k, n = state
+    z = -1  # -1: the state at this slot is M[k, n] (zone from args)
     for i in range(window - 1, -1, -1):
-        if z == off:
-            z = int(arg_m[i, k, n])
-            continue
+        a = los[i]
+        if z < 0:
+            if n < a:
+                continue  # nothing held yet (n = 0)
+            z = int(args[i][k, n - a])
+            if z == n_z:
+                z = -1
+                continue
         held[first + i] = zones[z]
-        if restart[i, k, n, z]:
-            k, n = k - 1, n - 1
-            z = int(arg_m[i, k, n])
+        if picks[i][k, n - a, z]:
+            k, n, z = k - 1, n - 1, -1
         else:
             n -= 1
     return best, held

@@ -39,6 +39,8 @@ CHEAP_ZONES = 3  # per job, the zones cheapest on average over its window are ke
 LNS_JOBS = 3  # jobs freed per LNS move after the first sweep (one job at a time)
 FULL_KEYS_JOBS = 3  # sub-problems of at most this many jobs keep all their keys
 LNS_SECONDS = 3.0  # time box of one LNS move
+JOINT_SECONDS = 1.0  # ... of one joint re-plan of all-DP jobs (all their keys) ...
+JOINT_MAX_KEYS = 8_000  # ... tried only when the freed jobs have at most this many keys
 MIP_GAP = 1e-3  # sub-MILPs
 TRANSPORT_MIN_SECONDS = 15.0  # shorter limits skip the transport LP on problems of more
 TRANSPORT_QUICK_SIZE = 200_000  # than this many (job, zone, slot)s: its build alone takes ~1 s
@@ -217,8 +219,12 @@ def dp_lagrangian(problem: PlanningProblem, prices: np.ndarray, deadline: float
     return total, use
 
 
-def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0) -> Progress:
-    """Greedy, bounds, job-wise DP descent and LNS within ``time_limit`` s (module doc)."""
+def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0,
+              bound_share: float = 0.5) -> Progress:
+    """Greedy, bounds, job-wise DP descent and LNS within ``time_limit`` s (module doc).
+
+    ``bound_share`` of the time goes to the transport LP and Lagrangian steps; callers
+    that follow with the full MILP (whose root cuts bound better) pass less."""
     began = time.perf_counter()
     deadline = began + time_limit
     progress = Progress(None, None, None, [], began)
@@ -250,7 +256,7 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0) -> Pro
         prices = _capacity_prices(fm, problem)
         progress.note("transport LP")
     # Lagrangian bound, improved by subgradient steps while time allows
-    lag_deadline = began + 0.5 * time_limit
+    lag_deadline = began + bound_share * time_limit
     lam = prices.copy()
     step = 1.0
     while time.perf_counter() < lag_deadline:
@@ -287,9 +293,14 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0) -> Pro
             improved |= progress.objective is not None and before is not None and \
                 progress.objective < before - 1e-7
     all_dp = all(dp.applies(job) for job in problem.jobs)
+    moves = 0
     while deadline - time.perf_counter() > 0.3 and n > 1:
         S = _neighbourhood(problem, rng, _job_gaps(problem, progress.schedule))
-        if all_dp:
+        moves += 1
+        # all-DP jobs alternate cheap ruin-recreate (sequential DP insertion) with an
+        # exact joint re-plan of the freed jobs (finds exchanges insertion cannot)
+        joint = all_dp and moves % 2 == 0 and _keys(problem, S) <= JOINT_MAX_KEYS
+        if all_dp and not joint:
             base = Schedule(progress.schedule.gpus.copy(), progress.schedule.run.copy())
             base.gpus[S] = 0
             base.run[S] = 0.0
@@ -298,8 +309,8 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0) -> Pro
             _accept(problem, progress, rebuilt, f"ruin-recreate {len(S)}")
             continue
         sub, current = _sub_problem(problem, S, progress.schedule)
-        sub_keep = keep[S] | (current.gpus > 0)
-        box = min(LNS_SECONDS, deadline - time.perf_counter() - 0.1)
+        sub_keep = None if joint else keep[S] | (current.gpus > 0)
+        box = min(JOINT_SECONDS if joint else LNS_SECONDS, deadline - time.perf_counter() - 0.1)
         if box <= 0.1:
             break
         better = solve_restricted(sub, current, sub_keep, box)
@@ -327,6 +338,12 @@ def _insert(problem: PlanningProblem, order: list[int], deadline: float,
             return None
         out = found
     return out
+
+
+def _keys(problem: PlanningProblem, S: list[int]) -> int:
+    """(zone, slot)s the jobs ``S`` may hold, summed (their sub-MILP's x columns)."""
+    return sum(int(problem.allowed(problem.jobs[j], z).sum()) for j in S
+               for z in problem.jobs[j].zones)
 
 
 def _capacity_prices(fm: fastbuild.FastModel, problem: PlanningProblem) -> np.ndarray:
