@@ -52,10 +52,10 @@ def add_variables(model: Model, relax: bool = False) -> None:
         for z in job.zones:
             for t in np.flatnonzero(p.allowed(job, z)).tolist():
                 k = (j, z, t)
-                model.x[k] = pulp.LpVariable(f"x_{j}_{z}_{t}", 0, 1, cat)
-                model.s[k] = pulp.LpVariable(f"s_{j}_{z}_{t}", 0, 1)
+                model.x[k] = model.lp.add_variable(f"x_{j}_{z}_{t}", 0, 1, cat)
+                model.s[k] = model.lp.add_variable(f"s_{j}_{z}_{t}", 0, 1)
                 if not job.rigid:
-                    model.n[k] = pulp.LpVariable(f"n_{j}_{z}_{t}", 0, job.gpus, icat)
+                    model.n[k] = model.lp.add_variable(f"n_{j}_{z}_{t}", 0, job.gpus, icat)
 
 
 def add_run_limits(model: Model) -> None:
@@ -158,8 +158,8 @@ def add_migration(model: Model) -> None:
             col = []
             for z in job.zones:
                 k = (j, z, t)
-                a = model.a[k] = pulp.LpVariable(f"a_{j}_{z}_{t}", 0, 1)
-                m = model.m[k] = pulp.LpVariable(f"m_{j}_{z}_{t}", 0)
+                a = model.a[k] = model.lp.add_variable(f"a_{j}_{z}_{t}", 0, 1)
+                m = model.m[k] = model.lp.add_variable(f"m_{j}_{z}_{t}", 0)
                 col.append(a)
                 if k in model.x:
                     model.lp += (a >= model.x[k], f"loc[{job.name}|{z}|{t}]")
