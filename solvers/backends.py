@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pulp
@@ -100,7 +101,7 @@ def highs_status(model_status, objective: float | None) -> SolveStatus:
 
 
 def new_highs(*, time_limit: float, mip_gap: float | None = None, threads: int = 1,
-              **options: object):
+              **options: Any):
     """A silent in-process HiGHS with a time limit (s) and thread count set."""
     import highspy
 
@@ -117,7 +118,7 @@ def new_highs(*, time_limit: float, mip_gap: float | None = None, threads: int =
 
 
 def run_highs(lp, *, time_limit: float, mip_gap: float, start=None,
-              name: str = "highs", **options: object):
+              name: str = "highs", **options: Any):
     """Solve a ``highspy.HighsLp`` in process (a MIP start ``start`` if given).
 
     Returns ``(Solution, column values or None, row duals or None)``; the bound is

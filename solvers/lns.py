@@ -97,7 +97,7 @@ def _widen(marks: np.ndarray, problem: PlanningProblem) -> np.ndarray:
     for d in range(1, NEIGHBOURS + 1):
         out[:, :, d:] |= marks[:, :, :-d]
         out[:, :, :-d] |= marks[:, :, d:]
-    any_zone = marks.any(axis=1)
+    any_zone: np.ndarray = np.asarray(marks.any(axis=1))
     for j, job in enumerate(problem.jobs):
         window = slice(job.first, job.last + 1)
         mean = [(float(problem.cost_per_gpu_h(job, z)[window].mean()), z) for z in job.zones]
