@@ -93,3 +93,17 @@ def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
     assert printed["intensity"]["mode"] == "forecast"
     assert printed["intensity"]["model"] == "seasonal"
     assert "realised_emissions_kg" in printed["jobs"][0]["summary"]
+
+
+def test_demo_runs_on_the_embedded_default(runner: CliRunner,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
+    result = runner.invoke(cli, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "embedded default" in result.stdout
+    assert "intensities: synthetic direct, forecast (seasonal)" in result.stdout
+    assert "llm-pretrain-7b" in result.stdout and "finetune-sweep" in result.stdout
+    total = next(line for line in result.stdout.splitlines() if line.startswith("total:"))
+    planned, home = (float(x.replace(",", "")) for x in
+                     (total.split()[1], total.split(" vs ")[1].split()[0]))
+    assert planned < home

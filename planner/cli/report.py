@@ -37,4 +37,18 @@ def plan_summary(plan: Plan) -> str:
     if solver["method"] == "heuristic":
         head += "\nNOTE: the MILP found no plan in time; this plan is the greedy heuristic's."
     segs = plan.segments()
-    return "\n\n".join([head, render(pd.DataFrame(rows)), render(segs)])
+    return "\n\n".join([head, render(pd.DataFrame(rows)), render(segs), _totals(doc)])
+
+
+def _totals(doc: dict) -> str:
+    """One closing sentence: the plan against running everything now at home."""
+    jobs = doc["jobs"]
+    planned = sum(j["summary"]["emissions_kg"] for j in jobs)
+    home = sum(j["baselines"]["run_now_home"]["emissions_kg"] or 0.0 for j in jobs)
+    line = f"total: {planned:,.1f} kg CO2eq planned vs {home:,.1f} kg running now at home"
+    if home > 0:
+        line += f" ({100 * (home - planned) / home:.1f} % less)"
+    realised = [j["summary"].get("realised_emissions_kg") for j in jobs]
+    if all(r is not None for r in realised):
+        line += f"; {sum(realised):,.1f} kg realised on the actual intensities"
+    return line + "."
