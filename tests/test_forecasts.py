@@ -146,3 +146,29 @@ def test_seasonal_short_history_like_the_pipeline(data: pd.DataFrame) -> None:
     history = data[(data.index < ISSUE) & (data.index >= ISSUE - pd.Timedelta("7D"))]
     out = get_model("seasonal").fit(history).predict(ISSUE, pd.Timedelta("24h"))
     assert out.shape == (24, 8)
+
+
+def test_blend_block_demean_and_weight_interpolation() -> None:
+    from forecasts.base import BUCKETS_H
+    from forecasts.blend import Blend, _block_demean
+
+    x = np.arange(2 * 5, dtype=float).reshape(1, 10)
+    x[0, 9] = np.nan
+    out = _block_demean(x, 4)  # blocks [0-3], [4-7], [8, nan]: each centred on its own mean
+    assert np.allclose(out[0, :8], [-1.5, -0.5, 0.5, 1.5] * 2)
+    assert out[0, 8] == 0 and np.isnan(out[0, 9])
+
+    m = Blend()
+    m.zones_ = ["A"]
+    w = np.zeros((1, len(BUCKETS_H), 3))
+    w[0, :, 0] = np.linspace(1, 0, len(BUCKETS_H))
+    w[0, :, 1] = 1 - w[0, :, 0]
+    m.weights_ = w
+    lo = np.concatenate([[0], BUCKETS_H[:-1]])
+    centres = ((lo + BUCKETS_H) / 2)[:-1]
+    at = m._weights_at(np.concatenate([centres, [0.5, 1000.0]]))
+    assert np.allclose(at[: len(centres), 0], w[0, : len(centres)])  # exact at bucket centres
+    assert np.allclose(at[-2, 0], w[0, 0]) and np.allclose(at[-1, 0], w[0, len(centres) - 1])
+    dense = m._weights_at(np.arange(0.5, 336))
+    assert np.allclose(dense.sum(axis=-1), 1)  # still convex
+    assert np.abs(np.diff(dense[:, 0, 0])).max() < 0.1  # no steps at bucket edges
