@@ -189,15 +189,20 @@ def shift(request: PlanRequest, delta: pd.Timedelta) -> PlanRequest:
     return replace(request, start=request.start + delta, jobs=jobs, zones=zones)
 
 
+def read_toml(file: Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is a RequestError saying which."""
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RequestError(f"{file}: no such {what} file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise RequestError(f"{file}: not valid TOML ({exc})") from exc
+
+
 def load_request(path: str | Path, start: pd.Timestamp | None = None) -> PlanRequest:
     """Read and validate a plan request TOML file."""
     file = Path(path)
-    try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise RequestError(f"{file}: no such request file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RequestError(f"{file}: not valid TOML ({exc})") from exc
+    doc = read_toml(file, "request")
     try:
         return parse_request(doc, file.parent, start)
     except RequestError as exc:

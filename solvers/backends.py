@@ -138,7 +138,6 @@ def run_highs(lp, *, time_limit: float, mip_gap: float, start=None,
         highs.setSolution(sol)
     highs.run()
     seconds = time.perf_counter() - began
-    model_status = highs.getModelStatus()
     info = highs.getInfo()
     objective = None
     values = duals = None
@@ -148,14 +147,22 @@ def run_highs(lp, *, time_limit: float, mip_gap: float, start=None,
         values = np.asarray(solution.col_value)
         if not is_mip and solution.dual_valid:
             duals = np.asarray(solution.row_dual)
-    bound = float(info.mip_dual_bound) if is_mip else None
+    return (_highs_solution(highs, name, objective, is_mip, seconds), values, duals)
+
+
+def _highs_solution(highs: Any, name: str, objective: float | None, is_mip: bool,
+                    seconds: float) -> Solution:
+    """Status, bound and gap from HiGHS's own status (a MIP's dual bound; an LP's or a
+    proven optimum's objective)."""
+    model_status = highs.getModelStatus()
+    bound: float | None = float(highs.getInfo().mip_dual_bound) if is_mip else None
     if bound is not None and abs(bound) == float("inf"):
         bound = None
     status = highs_status(model_status, objective)
     if status is SolveStatus.OPTIMAL and bound is None:
         bound = objective
-    return (Solution(name, status, objective, bound, _gap(objective, bound), seconds,
-                     highs.modelStatusToString(model_status)), values, duals)
+    return Solution(name, status, objective, bound, _gap(objective, bound), seconds,
+                    highs.modelStatusToString(model_status))
 
 
 class HighsBackend(Backend):
@@ -174,20 +181,11 @@ class HighsBackend(Backend):
             problem.solve(solver)
         seconds = time.perf_counter() - began
         highs = problem.solverModel
-        model_status = highs.getModelStatus()
-        info = highs.getInfo()
         has_ints = any(v.cat == pulp.LpInteger for v in problem.variables())
         objective = None
-        if info.primal_solution_status == 2:  # kSolutionStatusFeasible
+        if highs.getInfo().primal_solution_status == 2:  # kSolutionStatusFeasible
             objective = float(highs.getObjectiveValue())
-        bound = float(info.mip_dual_bound) if has_ints else objective
-        if bound is not None and abs(bound) == float("inf"):
-            bound = None
-        status = highs_status(model_status, objective)
-        if status is SolveStatus.OPTIMAL and bound is None:
-            bound = objective
-        return Solution(self.name, status, objective, bound, _gap(objective, bound), seconds,
-                        highs.modelStatusToString(model_status))
+        return _highs_solution(highs, self.name, objective, has_ints, seconds)
 
 
 class CbcBackend(Backend):

@@ -29,7 +29,7 @@ import pandas as pd
 
 from planner.errors import RequestError
 from planner.model import PlanRequest, Zone
-from planner.request import TOP_KEYS, parse_request
+from planner.request import TOP_KEYS, parse_request, read_toml
 from planner.request import check_keys as _check_keys
 from planner.timeparse import duration, utc
 
@@ -243,13 +243,7 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a what-if spec TOML file."""
     file = Path(path)
-    try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RequestError(f"{file}: no such spec file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RequestError(f"{file}: not valid TOML ({exc})") from None
-    return parse_spec(doc, file.parent)
+    return parse_spec(read_toml(file, "spec"), file.parent)
 
 
 def _ceil(td: pd.Timedelta, step: pd.Timedelta) -> pd.Timedelta:
