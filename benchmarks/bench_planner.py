@@ -6,8 +6,9 @@
 Each run is end to end (build + solve) in a fresh process (so peak RSS is the
 run's own), with ``policy.time_limit`` = 0.9 x the instance's target seconds and
 ``policy.mip_gap`` = its target gap.  Figures are medians over the repeats.
-``objective`` is the model's (held slots run in full), ``plan kg`` the trimmed plan's
-emissions (what the plan reports); the MILP's advantage over greedy compares plan kg.
+``objective`` is the model's (GPU-hours run), ``plan kg`` the plan's emissions (what
+the plan reports; equal but for paid checkpoint moves and minimum run lengths); the
+MILP's advantage over greedy compares plan kg.
 Never asserted: a table to read.
 """
 

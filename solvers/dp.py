@@ -4,12 +4,16 @@ Applies to a rigid job that may not split, migrates for free and has no minimum
 run length: then the model's choices are which slots to hold, in which zone, with
 at most ``K = max_starts`` starts, and the cost is the sum of the held slots' costs.
 With ``N`` held slots and ``k`` starts the work row reads
-``N h G - k O G >= W``, i.e. ``N >= need(k) = ceil((W / G + k O) / h)``.
+``N h G - k O G >= W``, i.e. ``N >= need(k) = ceil((W / G + k O) / h)``.  The job
+stops when its work is done, so its last slot runs only ``1 - spare(k)`` of itself,
+``spare(k) = need(k) - (W / G + k O) / h`` (less when that slot is also a start and
+keeps its restart overhead); the saving is taken on the slot's running cost.
 
 State at the end of slot ``t``: ``(k starts, n held slots, zone or off)``; a slot
 held in zone ``z`` continues a run in ``z`` or starts one (``k + 1``).  Costs are
 non-negative, so more than ``need(K)`` held slots never pay and ``n`` is capped
-there.  ``O(slots x K x need(K) x zones)`` time, vectorised over the last three.
+there; a plan ending in slot ``t`` with ``need(k)`` slots held is priced as it ends.
+``O(slots x K x need(K) x zones)`` time, vectorised over the last three.
 """
 
 from __future__ import annotations
@@ -34,12 +38,19 @@ def need(problem: PlanningProblem, job: JobSpec, k: int) -> int:
     return max(1, math.ceil((job.work / job.gpus + k * job.overhead_h) / problem.slot_h - 1e-9))
 
 
+def spare(problem: PlanningProblem, job: JobSpec, k: int) -> float:
+    """Share of the last slot left unused by a plan of ``need(k)`` slots and ``k`` starts."""
+    used = (job.work / job.gpus + k * job.overhead_h) / problem.slot_h
+    return min(max(need(problem, job, k) - used, 0.0), 1.0)
+
+
 def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
               max_states: int = 4_000_000) -> tuple[float, np.ndarray] | None:
     """Cheapest plan for ``job`` alone.
 
     ``slot_cost[z, t]``: cost of holding the job in zone ``z`` during slot ``t`` (full
-    slot, >= 0; ``inf`` where it may not run).  Returns ``(cost, zone per slot, -1
+    slot, >= 0; ``inf`` where it may not run): its running cost (the part the last
+    slot saves, see module doc) plus any price on holding.  Returns ``(cost, zone per slot, -1
     off)`` or None when no plan exists or the state space exceeds ``max_states``.
 
     ``R[k, n, z]``: best cost with the job held in ``z`` in the current slot;
@@ -62,6 +73,13 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
         return None
     need1 = need(problem, job, 1)
     cost = np.ascontiguousarray(slot_cost[zones][:, first : last + 1].T)  # [slot, zone]
+    running = np.vstack([problem.cost_per_gpu_h(job, int(z))[first : last + 1]
+                         for z in zones]).T * (problem.slot_h * job.gpus)
+    ks = np.arange(1, K + 1)
+    need_k = np.array([need(problem, job, int(k)) for k in ks])
+    spare_k = np.array([spare(problem, job, int(k)) for k in ks])
+    restart_spare = 1.0 - job.restart_floor(problem.slot_h) / (problem.slot_h * job.gpus)
+    tail = (INF, -1, 0, 0, 0)  # best plan priced as it ends: (cost, slot, k, n, zone)
     R = np.full((K + 1, N + 1, n_z), INF)
     M = np.full((K + 1, N + 1), INF)
     M[0, 0] = 0.0
@@ -76,6 +94,17 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
         pick = rest_i[:, :, None] < cont  # restart beats continuing in z
         new_r = np.where(pick, rest_i[:, :, None], cont)
         new_r += cost[i]
+        ends = (need_k >= a) & (need_k <= hi) & (spare_k > 0)
+        if ends.any():
+            kk, nn = ks[ends], need_k[ends]
+            pk = pick[kk, nn - a, :]
+            sv = np.where(pk, np.minimum(spare_k[ends, None], restart_spare),
+                          spare_k[ends, None])
+            cand = new_r[kk, nn - a, :] - sv * running[i]
+            flat = int(cand.argmin())
+            r, zz = divmod(flat, n_z)
+            if cand[r, zz] < tail[0]:
+                tail = (float(cand[r, zz]), i, int(kk[r]), int(nn[r]), zz)
         arg = new_r.argmin(axis=2)
         r_min = np.take_along_axis(new_r, arg[:, :, None], 2)[:, :, 0]
         off = M[:, a : hi + 1]
@@ -94,12 +123,15 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
         n = int(sub.argmin())
         if sub[n] < best:
             best, state = float(sub[n]), (k, lo + n)
-    if state is None or not math.isfinite(best):
-        return None
     held = np.full(problem.n_slots, -1, np.int64)
-    k, n = state
-    z = -1  # -1: the state at this slot is M[k, n] (zone from args)
-    for i in range(window - 1, -1, -1):
+    if tail[0] < best and math.isfinite(tail[0]):
+        best, i_end, k, n, z = tail
+    elif state is not None and math.isfinite(best):
+        (k, n), i_end, z = state, window - 1, -1
+    else:
+        return None
+    # z = -1: the state at this slot is M[k, n] (zone from args)
+    for i in range(i_end, -1, -1):
         a = los[i]
         if z < 0:
             if n < a:

@@ -4,8 +4,10 @@ Same variables, rows and objective as the PuLP build (see that module's notation
 one vectorised function per constraint family with the same name.  Columns are laid
 out in blocks: ``x`` (one per key ``(j, z, t)`` in ``A(j)``), then ``s`` (same keys),
 then ``n`` (keys of elastic jobs), then ``a`` and ``m`` (jobs that migrate at a cost,
-keys over the whole window).  Rows carry their family; ``FastModel.family_rows``
-maps each family to its row range, so a row's name is ``family[row - first]``.
+keys over the whole window), then ``u`` (x keys whose slot could be their job's last)
+and ``l`` (per job and slot from its earliest possible last slot).  Rows carry their
+family; ``FastModel.family_rows`` maps each family to its row range, so a row's name
+is ``family[row - first]``.
 
 Two differences of form, not of model: "minrunend" rows ``s <= 0`` are column bounds
 here, and a ``keep`` mask may restrict ``A(j)`` (absent keys are ``x = 0``, exactly
@@ -39,6 +41,10 @@ class FastModel:
     aZ: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     aT: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     a_index: np.ndarray | None = None  # [job, zone, slot] -> a column, -1 when absent
+    u_x: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # x key of u
+    u_first: int = 0  # first u column; l columns follow the u columns
+    lJ: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    lT: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     n_cols: int = 0
     cost: np.ndarray = field(default_factory=lambda: np.zeros(0))
     lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -70,6 +76,12 @@ class FastModel:
 
     def m_col(self, i: np.ndarray) -> np.ndarray:
         return self.a_col(i) + self.n_a
+
+    def u_col(self, i: np.ndarray) -> np.ndarray:
+        return self.u_first + i
+
+    def l_col(self, i: np.ndarray) -> np.ndarray:
+        return self.u_first + len(self.u_x) + i
 
     def gpu_terms(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Column and coefficient of gpus(j,z,t) for x keys ``i``: G x (rigid) or n."""
@@ -225,17 +237,87 @@ def add_starts(fm: FastModel) -> None:
 
 
 def add_work(fm: FastModel) -> None:
-    """h sum_{z,t} gpus[j,z,t] - O_j sum_{z,t} s[j,z,t] >= W_j: all work done in the window."""
+    """h sum_{z,t} gpus[j,z,t] - O_j sum_{z,t} s[j,z,t] - sum_{z,t} u[j,z,t] >= W_j: all
+    work done in the window."""
     p = fm.problem
     i = np.arange(fm.n_x)
     gcols, gcoef = fm.gpu_terms(i)
     overhead = np.array([job.overhead_gpu_h for job in p.jobs], float)
     has_o = overhead[fm.J] > 0
-    rows = np.concatenate([fm.J, fm.J[has_o]])
-    cols = np.concatenate([gcols, fm.s_col(i[has_o])])
-    vals = np.concatenate([p.slot_h * gcoef, -overhead[fm.J[has_o]]])
+    k = np.arange(len(fm.u_x))
+    rows = np.concatenate([fm.J, fm.J[has_o], fm.J[fm.u_x]])
+    cols = np.concatenate([gcols, fm.s_col(i[has_o]), fm.u_col(k)])
+    vals = np.concatenate([p.slot_h * gcoef, -overhead[fm.J[has_o]], -np.ones(len(k))])
     work = np.array([job.work for job in p.jobs], float)
     fm.add_rows("work", rows, cols, vals, work, np.full(len(p.jobs), INF))
+
+
+def add_idle(fm: FastModel) -> None:
+    """u[j,z,t] + f_j s[j,z,t] - h gpus[j,z,t] <= 0 (f_j: a start slot's restart
+    overhead); l[j,t] >= x[j,z,t+1], l[j,t] >= l[j,t+1]; sum_z u[j,z,t] + h G_j l[j,t]
+    <= h G_j: only the last held slot may be partly run.  Creates the u, l columns."""
+    p = fm.problem
+    h = p.slot_h
+    last = np.array([job.earliest_last_slot(h) for job in p.jobs], np.int64)
+    fm.u_x = np.flatnonzero(last[fm.J] <= fm.T) if fm.n_x else np.zeros(0, np.int64)
+    lj, lt = [], []
+    for j, job in enumerate(p.jobs):
+        t = np.arange(last[j], job.last)
+        lj.append(np.full(len(t), j))
+        lt.append(t)
+    fm.lJ = np.concatenate(lj).astype(np.int64) if lj else np.zeros(0, np.int64)
+    fm.lT = np.concatenate(lt).astype(np.int64) if lt else np.zeros(0, np.int64)
+    gpus = np.array([job.gpus for job in p.jobs], float)
+    nu, nl = len(fm.u_x), len(fm.lJ)
+    fm.u_first = fm.n_cols
+    fm.lower = np.concatenate([fm.lower, np.zeros(nu + nl)])
+    fm.upper = np.concatenate([fm.upper, h * gpus[fm.J[fm.u_x]], np.ones(nl)])
+    fm.integer = np.concatenate([fm.integer, np.zeros(nu + nl, bool)])
+    fm.cost = np.concatenate([fm.cost, np.zeros(nu + nl)])
+    fm.n_cols = len(fm.lower)
+    k = np.arange(nu)
+    i = fm.u_x
+    gcols, gcoef = fm.gpu_terms(i)
+    floor = np.array([job.restart_floor(h) for job in p.jobs], float)[fm.J[i]]
+    fm.add_rows("idle", np.concatenate([k, k, k]),
+                np.concatenate([fm.u_col(k), fm.s_col(i), gcols]),
+                np.concatenate([np.ones(nu), floor, -h * gcoef]),
+                np.full(nu, -INF), np.zeros(nu))
+    if not nl:
+        return
+    l_index = np.full((len(p.jobs), p.n_slots), -1, np.int64)
+    l_index[fm.lJ, fm.lT] = np.arange(nl)
+    nxt = np.where(fm.lT + 1 < p.n_slots, l_index[fm.lJ, np.minimum(fm.lT + 1, p.n_slots - 1)],
+                   -1)
+    has = np.flatnonzero(nxt >= 0)
+    fm.add_rows("laterchain", np.concatenate([np.arange(len(has))] * 2),
+                np.concatenate([fm.l_col(has), fm.l_col(nxt[has])]),
+                np.concatenate([np.ones(len(has)), -np.ones(len(has))]),
+                np.zeros(len(has)), np.full(len(has), INF))
+    # l[j,t] >= x[j,z,t+1]: one row per (job, slot) summing the zones (at most one held)
+    # for jobs that may not split, one row per key for those that may
+    split = np.array([job.allow_split and len(job.zones) > 1 for job in p.jobs], bool)
+    src = np.full(fm.n_x, -1, np.int64)
+    has_prev = fm.T > 0
+    src[has_prev] = l_index[fm.J[has_prev], fm.T[has_prev] - 1]
+    xi = np.flatnonzero(src >= 0)
+    group = np.where(split[fm.J[xi]], nl + xi, src[xi])
+    uniq, row = np.unique(group, return_inverse=True)
+    member = np.zeros(len(uniq), np.int64)
+    member[row] = xi
+    fm.add_rows("later", np.concatenate([np.arange(len(uniq)), row]),
+                np.concatenate([fm.l_col(src[member]), xi]),
+                np.concatenate([np.ones(len(uniq)), -np.ones(len(xi))]),
+                np.zeros(len(uniq)), np.full(len(uniq), INF))
+    # sum_z u[j,z,t] + h G_j l[j,t] <= h G_j, where u exists
+    ul = l_index[fm.J[i], fm.T[i]]
+    got = np.flatnonzero(ul >= 0)
+    uniq_l, lr = np.unique(ul[got], return_inverse=True)
+    cap = h * gpus[fm.lJ[uniq_l]]
+    fm.add_rows("lastslot", np.concatenate([lr, np.arange(len(uniq_l))]),
+                np.concatenate([fm.u_col(k[got]), fm.l_col(uniq_l)]),
+                np.concatenate([np.ones(len(got)), cap]),
+                np.full(len(uniq_l), -INF), cap)
 
 
 def add_one_zone(fm: FastModel) -> None:
@@ -368,8 +450,9 @@ def add_migration(fm: FastModel) -> None:
 
 
 def set_objective(fm: FastModel) -> None:
-    """min sum c[j,z,t] h gpus[j,z,t] + sum mc[j,z,t] m[j,z,t], where c is kg CO2eq per
-    GPU-hour (intensity x PUE x power) plus weighted cost and soft-threshold penalty."""
+    """min sum c[j,z,t] (h gpus[j,z,t] - u[j,z,t]) + sum mc[j,z,t] m[j,z,t], where c is
+    kg CO2eq per GPU-hour (intensity x PUE x power) plus weighted cost and soft-threshold
+    penalty."""
     p = fm.problem
     coef = np.zeros((len(p.jobs), len(p.zones), p.n_slots))
     for j, job in enumerate(p.jobs):
@@ -378,6 +461,8 @@ def set_objective(fm: FastModel) -> None:
     i = np.arange(fm.n_x)
     cols, gcoef = fm.gpu_terms(i)
     fm.cost[cols] = p.slot_h * coef[fm.J, fm.Z, fm.T] * gcoef
+    u = fm.u_x
+    fm.cost[fm.u_col(np.arange(len(u)))] = -coef[fm.J[u], fm.Z[u], fm.T[u]]
     if fm.n_a:
         mig = np.zeros((len(p.jobs), len(p.zones), p.n_slots))
         for j, job in enumerate(p.jobs):
@@ -395,6 +480,7 @@ def build(problem: PlanningProblem, relax: bool = False,
     fm = FastModel(problem, relax, empty, empty, empty, np.zeros((0, 0, 0), np.int64), empty)
     add_variables(fm, keep)
     add_migration(fm)  # creates a, m first so every column exists before the rows
+    add_idle(fm)  # ... and u, l
     set_objective(fm)
     add_run_limits(fm)
     add_starts(fm)
@@ -458,4 +544,14 @@ def start_values(fm: FastModel, schedule: Schedule) -> np.ndarray | None:
         before = np.where(fm.aT > first, (loc[fm.aJ, np.maximum(fm.aT - 1, 0)] == fm.aZ),
                           fm.aZ == home).astype(float)
         v[fm.m_col(np.arange(fm.n_a))] = np.maximum(a - before, 0.0)
+    if len(fm.u_x) or len(fm.lJ):
+        any_held = np.asarray(held.any(axis=1))  # [job, slot]
+        slots = np.arange(p.n_slots)
+        last = np.where(any_held, slots, -1).max(axis=1)
+        i = fm.u_x
+        at_last = fm.T[i] == last[fm.J[i]]
+        unused = schedule.gpus[fm.J[i], fm.Z[i], fm.T[i]] * p.slot_h - \
+            schedule.run[fm.J[i], fm.Z[i], fm.T[i]]
+        v[fm.u_col(np.arange(len(i)))] = np.where(at_last, np.maximum(unused, 0.0), 0.0)
+        v[fm.l_col(np.arange(len(fm.lJ)))] = (fm.lT < last[fm.lJ]).astype(float)
     return v

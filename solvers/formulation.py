@@ -9,9 +9,11 @@ Variables
     s[j,z,t] >= 0       j starts (resumes) in z at t
     a[j,z,t] in [0,1]   j's checkpoint is in z (jobs that migrate at a cost)
     m[j,z,t] >= 0       j's checkpoint moves into z at t
-A held slot is run in full (h x gpus GPU-hours); the work constraint asks for at
-least the job's work, and the plan trims the excess from its dearest slot
-afterwards (:func:`solvers.schedule.trim_excess`).
+    u[j,z,t] >= 0       GPU-hours j leaves unused in z during t (it finished early)
+    l[j,t] in [0,1]     j holds GPUs after slot t (1 when it does, binary x forcing it)
+A held slot runs in full (h x gpus GPU-hours) except the job's last one, which stops
+when the work is done: u may be positive only where nothing is held later, so the
+objective charges exactly what the plan runs (:func:`solvers.schedule.trim_excess`).
 Constraint names are ``family[job|zone|slot]`` and deterministic.
 """
 
@@ -37,6 +39,8 @@ class Model:
     s: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     a: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     m: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+    u: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+    later: dict[tuple[int, int], pulp.LpVariable] = field(default_factory=dict)
 
     def gpus(self, key: Key) -> pulp.LpAffineExpression | pulp.LpVariable:
         job = self.problem.jobs[key[0]]
@@ -80,7 +84,8 @@ def add_starts(model: Model) -> None:
 
 
 def add_work(model: Model) -> None:
-    """h sum_{z,t} gpus[j,z,t] - O_j sum_{z,t} s[j,z,t] >= W_j: all work done in the window."""
+    """h sum_{z,t} gpus[j,z,t] - O_j sum_{z,t} s[j,z,t] - sum_{z,t} u[j,z,t] >= W_j:
+    all work done in the window."""
     p = model.problem
     keys: dict[int, list[Key]] = defaultdict(list)
     for k in model.x:
@@ -89,7 +94,51 @@ def add_work(model: Model) -> None:
         expr = pulp.lpSum(p.slot_h * model.gpus(k) for k in keys[j])
         if job.overhead_gpu_h > 0:
             expr -= job.overhead_gpu_h * pulp.lpSum(model.s[k] for k in keys[j])
+        expr -= pulp.lpSum(model.u[k] for k in keys[j] if k in model.u)
         model.lp += (expr >= job.work, f"work[{job.name}]")
+
+
+def idle_keys(problem: PlanningProblem, keys: list[Key]) -> list[Key]:
+    """The keys whose slot could be their job's last (u exists there)."""
+    last = [job.earliest_last_slot(problem.slot_h) for job in problem.jobs]
+    return [k for k in keys if k[2] >= last[k[0]]]
+
+
+def add_idle(model: Model) -> None:
+    """u[j,z,t] + f_j s[j,z,t] <= h gpus[j,z,t] (f_j: a start slot's restart overhead);
+    l[j,t] >= x[j,z,t+1], l[j,t] >= l[j,t+1]; sum_z u[j,z,t] <= h G_j (1 - l[j,t]):
+    only the last held slot may be partly run.  Call before :func:`add_work`."""
+    p = model.problem
+    per_slot: dict[tuple[int, int], list[Key]] = defaultdict(list)
+    for k in idle_keys(p, list(model.x)):
+        j, z, t = k
+        job = p.jobs[j]
+        u = model.u[k] = model.lp.add_variable(f"u_{j}_{z}_{t}", 0, p.slot_h * job.gpus)
+        floor = job.restart_floor(p.slot_h)
+        model.lp += (u + floor * model.s[k] <= p.slot_h * model.gpus(k),
+                     f"idle[{job.name}|{z}|{t}]")
+        per_slot[(j, t)].append(k)
+    held_at: dict[tuple[int, int], list[pulp.LpVariable]] = defaultdict(list)
+    for (j, _z, t), x in model.x.items():
+        held_at[(j, t)].append(x)
+    for j, job in enumerate(p.jobs):
+        for t in range(job.earliest_last_slot(p.slot_h), job.last):
+            model.later[(j, t)] = model.lp.add_variable(f"l_{j}_{t}", 0, 1)
+    for (j, t), later in model.later.items():
+        job = p.jobs[j]
+        nxt = model.later.get((j, t + 1))
+        if nxt is not None:
+            model.lp += (later >= nxt, f"laterchain[{job.name}|{t}]")
+        xs = held_at.get((j, t + 1), [])
+        if job.allow_split and len(xs) > 1:
+            for i, x in enumerate(xs):
+                model.lp += (later >= x, f"later[{job.name}|{t}|{i}]")
+        elif xs:
+            model.lp += (later >= pulp.lpSum(xs), f"later[{job.name}|{t}]")
+        keys = per_slot.get((j, t), [])
+        if keys:
+            model.lp += (pulp.lpSum(model.u[k] for k in keys) + p.slot_h * job.gpus * later
+                         <= p.slot_h * job.gpus, f"lastslot[{job.name}|{t}]")
 
 
 def add_one_zone(model: Model) -> None:
@@ -177,8 +226,9 @@ def add_migration(model: Model) -> None:
 
 
 def set_objective(model: Model) -> None:
-    """min sum c[j,z,t] h gpus[j,z,t] + sum mc[j,z,t] m[j,z,t], where c is kg CO2eq per
-    GPU-hour (intensity x PUE x power) plus weighted cost and soft-threshold penalty."""
+    """min sum c[j,z,t] (h gpus[j,z,t] - u[j,z,t]) + sum mc[j,z,t] m[j,z,t], where c is
+    kg CO2eq per GPU-hour (intensity x PUE x power) plus weighted cost and soft-threshold
+    penalty."""
     p = model.problem
     coef = {}
     for j, job in enumerate(p.jobs):
@@ -191,6 +241,8 @@ def set_objective(model: Model) -> None:
             terms.append((x, c * p.jobs[k[0]].gpus))
         else:
             terms.append((model.n[k], c))
+        if k in model.u:
+            terms.append((model.u[k], -float(coef[(k[0], k[1])][k[2]])))
     mig = {}
     for k, m in model.m.items():
         key = (k[0], k[1])
@@ -206,6 +258,7 @@ def build(problem: PlanningProblem, relax: bool = False) -> Model:
     add_variables(model, relax)
     add_run_limits(model)
     add_starts(model)
+    add_idle(model)
     add_work(model)
     add_one_zone(model)
     add_capacity(model)

@@ -2,8 +2,9 @@
 
 * :func:`exact_cleanest_slots` is optimal when nothing couples slots: one rigid job,
   no restart overhead, no paid migration, no limit on interruptions or run length.
-  Each slot then costs its cleanest allowed zone and the cheapest slots win (the
-  marginal one partly used).  It must equal the MILP's objective there.
+  Each slot then costs its cleanest allowed zone and the cheapest slots win, except
+  that the last of them runs only what is left: for each possible last slot, it and
+  the cheapest slots before it.  It must equal the MILP's objective there.
 * :func:`greedy` places jobs earliest-deadline first, each in the cheapest slots of
   one zone (or of the per-slot best zone when moving is free), within what capacity
   is left.  It is the fallback when the MILP finds nothing in time, and the
@@ -11,6 +12,8 @@
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
@@ -61,7 +64,20 @@ def exact_cleanest_slots(problem: PlanningProblem) -> Schedule | None:
     need = int(np.ceil(job.work / full - 1e-9))
     if len(usable) < need:
         return None
-    chosen = usable[np.argsort(cost[usable], kind="stable")[:need]]
+    used_last = job.work / full - (need - 1)  # share of the last slot run
+    best, last = np.inf, -1
+    earlier: list[float] = []  # max-heap (negated) of the need - 1 cheapest slots so far
+    total = 0.0
+    for t in usable.tolist():
+        if len(earlier) == need - 1 and total + used_last * cost[t] < best:
+            best, last = total + used_last * cost[t], t
+        if need > 1:
+            heapq.heappush(earlier, -cost[t])
+            total += cost[t]
+            if len(earlier) > need - 1:
+                total += heapq.heappop(earlier)
+    before = usable[usable < last]
+    chosen = np.append(before[np.argsort(cost[before], kind="stable")[: need - 1]], last)
     out = Schedule.empty(problem)
     _fill(problem, job, zone_of, np.sort(chosen), 0, out)
     return out

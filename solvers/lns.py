@@ -16,8 +16,8 @@
    rest (their GPUs leave the capacity), re-solve the freed jobs' restricted MILP,
    keep the result when it is cheaper; until the deadline.
 
-Plans are compared on the model objective (held slots run in full, migration
-charged at resume: :func:`model_objective`), the quantity the bounds bound.
+Plans are compared on the model objective (GPU-hours run, migration charged at
+resume: :func:`model_objective`), the quantity the bounds bound.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from solvers import bounds, dp, fastbuild
 from solvers.backends import SolveStatus, run_highs
 from solvers.heuristics import greedy
 from solvers.problem import PlanningProblem
-from solvers.schedule import Schedule, trim_excess
+from solvers.schedule import Schedule, objective, trim_excess
 
 NEIGHBOURS = 2  # slots either side of a marked slot kept in the restriction
 CHEAP_ZONES = 3  # per job, the zones cheapest on average over its window are kept
@@ -66,18 +66,13 @@ class Progress:
 
 
 def model_objective(problem: PlanningProblem, schedule: Schedule) -> float:
-    """The MILP objective of a schedule: every held slot run in full, migration
-    charged at resume (the model may charge it earlier, never more)."""
-    total = 0.0
-    for j, job in enumerate(problem.jobs):
-        for z in job.zones:
-            held = schedule.gpus[j, z]
-            if held.any():
-                total += float((held * problem.slot_h * problem.cost_per_gpu_h(job, z)).sum())
-        if job.migrates_at_cost:
-            for z, t in schedule.moves(j, job.home):
-                total += float(problem.migration_cost(job, z)[t])
-    return total
+    """The MILP objective of a schedule: GPU-hours run (the last held slot only partly,
+    see :func:`~solvers.schedule.trim_excess`), migration charged at resume (the model
+    may charge it earlier, never more)."""
+    trimmed = Schedule(schedule.gpus.copy(), schedule.run.copy())
+    for j in range(len(problem.jobs)):
+        trim_excess(problem, trimmed, j)
+    return objective(problem, trimmed)
 
 
 def _marks_from(fm: fastbuild.FastModel, values: np.ndarray, shape: tuple[int, ...],

@@ -49,6 +49,17 @@ class JobSpec:
         """GPU-hours lost per start (elastic jobs: at their largest size)."""
         return self.overhead_h * self.gpus
 
+    def restart_floor(self, slot_h: float) -> float:
+        """GPU-hours a start slot runs at least: its restart overhead (capped at the
+        smallest slot the job may hold)."""
+        return min(self.overhead_gpu_h, slot_h * self.gpus_min)
+
+    def earliest_last_slot(self, slot_h: float) -> int:
+        """The earliest slot the job's run could end in (at full size, one zone)."""
+        if self.allow_split and len(self.zones) > 1:
+            return self.first
+        return self.first + max(0, math.ceil(self.work / (self.gpus * slot_h) - 1e-9) - 1)
+
 
 @dataclass(frozen=True)
 class PlanningProblem:

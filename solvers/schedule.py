@@ -82,23 +82,27 @@ def objective(problem: PlanningProblem, schedule: Schedule) -> float:
 
 
 def trim_excess(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
-    """Cut the work done beyond job j's need from its dearest held slots (in place),
-    keeping each start slot's restart overhead: held slots stay reserved, only the
-    GPU-hours actually run shrink."""
+    """Cut job j's work beyond its need from the end of its run (in place): the job
+    stops once its work is done, so its last held slot is only partly run (earlier
+    slots too, in plans holding more than they need; the dearest zone first within a
+    slot).  A start slot keeps its restart overhead; a held slot left with nothing to
+    run is released (unless the job has a minimum run length)."""
     job = problem.jobs[j]
     excess = schedule.work_done(problem, j) - job.work
     if excess <= EPS:
         return
     cost = np.vstack([problem.cost_per_gpu_h(job, z) for z in range(len(problem.zones))])
     zs, ts = np.nonzero(schedule.gpus[j])
-    # dearest first; among equal costs the latest slot, so a run ends early in its last
-    # slot rather than idling part of an earlier one
-    for i in np.lexsort((-ts, -cost[zs, ts])).tolist():
+    floor_gpu_h = job.restart_floor(problem.slot_h)
+    for i in np.lexsort((-cost[zs, ts], -ts)).tolist():
         z, t = int(zs[i]), int(ts[i])
         starts_here = t == 0 or schedule.gpus[j, z, t - 1] == 0
-        floor = min(job.overhead_h, problem.slot_h) * schedule.gpus[j, z, t] if starts_here else 0
-        cut = min(excess, schedule.run[j, z, t] - floor)
-        schedule.run[j, z, t] -= cut
-        excess -= cut
+        cut = min(excess, schedule.run[j, z, t] - (floor_gpu_h if starts_here else 0.0))
+        if cut > 0:
+            schedule.run[j, z, t] -= cut
+            excess -= cut
+            if schedule.run[j, z, t] <= EPS and job.min_run_slots <= 1:
+                schedule.gpus[j, z, t] = 0
+                schedule.run[j, z, t] = 0.0
         if excess <= EPS:
             return

@@ -114,7 +114,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy) -> Outcome:
       it above ``LNS_ONLY_KEYS`` x variables;
     * then the full MILP (:mod:`solvers.fastbuild`) warm-started from that plan.
 
-    The objective is the model's (held slots in full); the bound is the best of the
+    The objective is the model's (GPU-hours run); the bound is the best of the
     decomposition's bounds and HiGHS's dual bound.
     """
     from solvers import dp, fastbuild

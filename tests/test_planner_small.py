@@ -20,6 +20,7 @@ from planner.intensity.frame import IntensityData
 from planner.model import Job, PlanRequest, Policy, Zone
 from planner.pipeline import Intensities, build_problem
 from planner.plan import SCHEMA_VERSION, Plan, assemble
+from solvers.dp import best_plan, job_slot_cost
 from solvers.heuristics import exact_applies
 from solvers.problem import JobSpec, PlanningProblem
 from solvers.schedule import emissions_kg, objective
@@ -124,22 +125,28 @@ def test_power_and_pue_scale_emissions():
 
 
 def test_checkpoint_overhead_makes_one_contiguous_run_cheaper():
-    # 3 GPU-h of work; each start costs 0.5 h x 2 GPUs = 1 GPU-h.  Slots 1 and 3 apart
-    # would deliver 4 - 2 = 2 GPU-h; the pair (3, 4) delivers 4 - 1 = 3 for 350 g/kWh,
-    # cheaper than any three slots (the best, {1, 3, 5}, costs 400).
-    without = solve(problem([500, 100, 400, 50, 300, 250], [spec(work=3.0)]))
+    # 3 GPU-h of work at 2 GPUs; the last slot held runs only what is left.  Without
+    # overhead, slots 1 and 3 (the latter half run) cost 2 x 100 + 1 x 50 = 250, less
+    # than (3, 4) at 2 x 50 + 1 x 160 = 260.  Each start costing 0.5 h x 2 GPUs = 1 GPU-h,
+    # the pair (3, 4) delivers 4 - 1 = 3 for 2 x (50 + 160) = 420, less than any plan
+    # with two starts (the best, {1, 3, 4}, costs 2 x 100 + 2 x 50 + 1 x 160 = 460).
+    costs = [500, 100, 400, 50, 160, 600]
+    free = problem(costs, [spec(work=3.0)])
+    without = solve(free)
     assert held_slots(without) == [1, 3]
-    p = problem([500, 100, 400, 50, 300, 250], [spec(work=3.0, overhead_h=0.5)])
+    assert emissions_kg(free, without.schedule, 0) == pytest.approx(0.25)
+    p = problem(costs, [spec(work=3.0, overhead_h=0.5)])
     out = solve(p)
     assert held_slots(out) == [3, 4]
     assert out.schedule.starts(0) == 1
     assert out.schedule.work_done(p, 0) == pytest.approx(3.0)
-    assert emissions_kg(p, out.schedule, 0) == pytest.approx((50 + 300) * 2 / 1000)
+    assert emissions_kg(p, out.schedule, 0) == pytest.approx((50 + 160) * 2 / 1000)
 
 
 def test_overhead_can_force_more_slots():
-    # 4 GPU-h with 1 GPU-h per start: two runs need 3 slots ({1, 3, 4}: 6 - 2 = 4).
-    p = problem(SIX, [spec(overhead_h=0.5)])
+    # 4 GPU-h with 1 GPU-h per start: two runs need 3 slots ({1, 3, 4}: 6 - 2 = 4, cost
+    # 2 x 450); one run needs 3 too ({3, 4, 5}, its last slot half run: 2 x 350 + 400).
+    p = problem([500, 100, 400, 50, 300, 400], [spec(overhead_h=0.5)])
     out = solve(p)
     assert held_slots(out) == [1, 3, 4]
     assert out.schedule.starts(0) == 2
@@ -302,20 +309,19 @@ def test_window_is_respected():
     assert held_slots(solve(p)) == [3, 4]
 
 
-MODEL_GAP = (
-    "solvers/formulation.py prices a held slot in full (h x gpus) although trim_excess "
-    "later runs only the work needed: with max_interruptions = 0 and 2.1 GPU-h it picks "
-    "window (3, 4, 5) at 101 held (56 g after trimming) over (0, 1, 2) at 102 held "
-    "(12 g after trimming); the objective should charge the GPU-hours run"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=MODEL_GAP)
-def test_plan_minimises_trimmed_emissions():
+def test_plan_minimises_the_emissions_it_reports():
+    # one run of 2.1 GPU-h: (0, 1, 2) holds 102 g/kWh-slots but runs only a tenth of
+    # slot 2, 12 g in all; (3, 4, 5) would run 50 + 50 + 0.1 x 1 = 100.1 g
     p = problem([1, 1, 100, 50, 50, 1], [spec(gpus=1, gpus_min=1, work=2.1, max_starts=1)])
-    out = solve(p)
-    assert held_slots(out) == [0, 1, 2]
-    assert emissions_kg(p, out.schedule, 0) == pytest.approx((1 + 1 + 0.1 * 100) / 1000)
+    for solver in ("highs", "cbc"):
+        out = solve(p, solver=solver)
+        assert held_slots(out) == [0, 1, 2]
+        assert emissions_kg(p, out.schedule, 0) == pytest.approx((1 + 1 + 0.1 * 100) / 1000)
+        assert out.solution.objective == pytest.approx(emissions_kg(p, out.schedule, 0))
+    found = best_plan(p, p.jobs[0], job_slot_cost(p, p.jobs[0]))
+    assert found is not None
+    assert found[0] == pytest.approx(0.012)
+    assert np.flatnonzero(found[1] >= 0).tolist() == [0, 1, 2]
 
 
 # --- through the request and the plan document ---------------------------------------
@@ -371,7 +377,9 @@ def test_segment_ends_when_the_work_is_done_not_when_the_gpus_are_released():
 
 
 def test_quarter_hour_slots():
-    values = np.repeat(SIX, 4).astype(float).tolist()
+    values = np.repeat(SIX, 4).astype(float)
+    values[14:16] = 60  # 03:00-03:30 the cleanest half hour
+    values = values.tolist()
     req = request([job(gpus=4, gpu_hours=2.0)], slot="15min")
     p = build_problem(req, data({"DE": values}, freq="15min"))
     assert p.slot_h == 0.25 and p.n_slots == 24

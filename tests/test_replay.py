@@ -180,15 +180,36 @@ def test_properties_on_random_instances(inst: tuple) -> None:
             if row.done:
                 ran = sched.loc[sched["job"] == j, "hours"].sum()
                 assert ran == pytest.approx(c.work[j] + row.overhead_h, abs=1e-6), name
-        if not f["missed"].any() and oracle.info["joint"] == 0:
-            # no policy beats the oracle (a lower bound over deadline-meeting schedules)
-                assert f["emissions_kg"].sum() >= best * (1 - 1e-9) - 1e-9, name
+        if not f["missed"].any():
+            # no policy beats the oracle (a lower bound over deadline-meeting schedules,
+            # whether its components were planned alone or jointly by the MILP)
+            assert f["emissions_kg"].sum() >= best * (1 - 1e-6) - 1e-9, name
         if capacity >= 64 and name != "run-now":  # ample room: nobody misses
             assert not f["missed"].any(), name
         # non-interruptible jobs run in one piece
         for j in np.flatnonzero(~c.interruptible).tolist():
             slots = np.sort(sched.loc[sched["job"] == j, "slot"].to_numpy())
             assert len(slots) == 0 or slots[-1] - slots[0] == len(slots) - 1, name
+
+
+def test_oracle_planned_jointly_is_still_a_lower_bound() -> None:
+    # three 8-GPU jobs with fractional work share 8 GPUs in zone A: their individual
+    # optima collide, so the oracle plans them with the MILP; its last slots are only
+    # partly run, as the engine charges them
+    actual = history(48, seed=3)
+    jobs = [job("a", "A", 0, 2.5, 20), job("b", "A", 1, 3.25, 19, overhead=0.25),
+            job("c", "A", 2, 1.5, 18, interruptible=False)]
+    c = Compiled(scenario(actual, jobs, 48, capacity=8))
+    results = {name: run_replay(c, get_policy(name)) for name in POLICIES}
+    oracle = results["oracle"]
+    assert oracle.info["joint"] == 1 and oracle.info["limited"] == 0
+    best = float(oracle.jobs["emissions_kg"].sum())
+    compared = []
+    for name, res in results.items():
+        if not res.jobs["missed"].any():
+            assert float(res.jobs["emissions_kg"].sum()) >= best * (1 - 1e-6), name
+            compared.append(name)
+    assert {"run-now", "threshold", "milp"} <= set(compared)
 
 
 def test_summary_columns_and_oracle_share() -> None:
