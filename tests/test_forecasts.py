@@ -172,3 +172,21 @@ def test_blend_block_demean_and_weight_interpolation() -> None:
     dense = m._weights_at(np.arange(0.5, 336))
     assert np.allclose(dense.sum(axis=-1), 1)  # still convex
     assert np.abs(np.diff(dense[:, 0, 0])).max() < 0.1  # no steps at bucket edges
+
+
+def test_gbm_bagging_averages_its_models(data: pd.DataFrame) -> None:
+    from forecasts.gbm import GradientBoosting
+
+    history = data[data.index < ISSUE]
+    bagged = GradientBoosting().fit(history)
+    assert len(bagged.models_) == bagged.n_models == 2
+    issue = int((ISSUE - data.index[0]) / pd.Timedelta("1h"))
+    last = np.array([issue - 1])
+    values = data.to_numpy()
+    both = bagged._point_batch(values, data.index[0], last, 1, 48)
+    singles = []
+    for member in bagged.models_:
+        bagged.models_ = [member]
+        singles.append(bagged._point_batch(values, data.index[0], last, 1, 48))
+    np.testing.assert_allclose(both, np.mean(singles, axis=0))
+    assert not np.allclose(singles[0], singles[1])  # fitted on different days
