@@ -16,8 +16,8 @@
    rest (their GPUs leave the capacity), re-solve the freed jobs' restricted MILP,
    keep the result when it is cheaper; until the deadline.
 
-Plans are compared on the model objective (GPU-hours run, migration charged at
-resume: :func:`model_objective`), the quantity the bounds bound.
+Plans are compared on the model objective (GPU-hours run, checkpoint moves charged
+where the model makes them: :func:`model_objective`), the quantity the bounds bound.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ class Progress:
 
 def model_objective(problem: PlanningProblem, schedule: Schedule) -> float:
     """The MILP objective of a schedule: GPU-hours run (the last held slot only partly,
-    see :func:`~solvers.schedule.trim_excess`), migration charged at resume (the model
-    may charge it earlier, never more)."""
+    see :func:`~solvers.schedule.trim_excess`), checkpoint moves at their cleanest
+    departure slot (:func:`~solvers.schedule.move_charges`)."""
     trimmed = Schedule(schedule.gpus.copy(), schedule.run.copy())
     for j in range(len(problem.jobs)):
         trim_excess(problem, trimmed, j)

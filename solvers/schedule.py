@@ -61,22 +61,39 @@ def emissions_kg(problem: PlanningProblem, schedule: Schedule, j: int) -> float:
     return float((run * coef).sum())
 
 
+def move_charges(problem: PlanningProblem, schedule: Schedule, j: int) -> list[tuple[int, int]]:
+    """(zone, slot) at which each checkpoint move of job j is charged: the cleanest slot
+    of the destination from the end of the previous run to the latest departure that
+    leaves the transfer time before the resume (where the model moves it); the resume
+    slot when that window is empty."""
+    job = problem.jobs[j]
+    ran = np.flatnonzero(schedule.held(j).any(axis=0))
+    out = []
+    for z, resume in schedule.moves(j, job.home):
+        before = ran[ran < resume]
+        lo = int(before[-1]) + 1 if len(before) else job.first
+        hi = resume - job.transfer_slots
+        t = lo + int(np.argmin(problem.intensity[z, lo : hi + 1])) if hi >= lo else resume
+        out.append((z, t))
+    return out
+
+
 def transfer_kg(problem: PlanningProblem, schedule: Schedule, j: int) -> float:
-    """Emissions of moving job j's checkpoint, charged at the destination's intensity
-    in the slot the job resumes there."""
+    """Emissions of moving job j's checkpoint (see :func:`move_charges`)."""
     job = problem.jobs[j]
     per_gb = job.checkpoint_gb * job.transfer_kwh_per_gb / 1000.0
-    return sum(per_gb * float(problem.intensity[z, t]) for z, t in schedule.moves(j, job.home))
+    charges = move_charges(problem, schedule, j)
+    return sum(per_gb * float(problem.intensity[z, t]) for z, t in charges)
 
 
 def objective(problem: PlanningProblem, schedule: Schedule) -> float:
-    """The MILP's objective evaluated on a schedule (migration charged at resume)."""
+    """The MILP's objective evaluated on a schedule."""
     total = 0.0
     for j, job in enumerate(problem.jobs):
         for z in job.zones:
             total += float((schedule.run[j, z] * problem.cost_per_gpu_h(job, z)).sum())
         if job.migrates_at_cost:
-            for z, t in schedule.moves(j, job.home):
+            for z, t in move_charges(problem, schedule, j):
                 total += float(problem.migration_cost(job, z)[t])
     return total
 

@@ -23,7 +23,7 @@ from planner.plan import SCHEMA_VERSION, Plan, assemble
 from solvers.dp import best_plan, job_slot_cost
 from solvers.heuristics import exact_applies
 from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import emissions_kg, objective
+from solvers.schedule import emissions_kg, move_charges, objective, transfer_kg
 from solvers.solve import Outcome, check_schedule, solve_problem
 
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
@@ -170,6 +170,21 @@ def test_cheap_checkpoint_transfer_still_moves():
     out = solve(p)
     assert held_zones(out) == [1]
     assert objective(p, out.schedule) == pytest.approx(0.4 + 0.06)
+
+
+def test_checkpoint_moves_while_paused_at_the_cleanest_slot():
+    # run slot 0 at home, then slots 4 and 5 in Z1; the 100 GB x 0.06 kWh/GB transfer
+    # takes a slot, so it may leave in slots 1..3 and goes at Z1's 5 g/kWh (slot 2):
+    # 0.1 + 0.01 + 0.01 + 6 x 5 / 1000 = 0.15 kg, and the plan charges it there too
+    p = problem([[100, 900, 900, 900, 900, 900], [900, 900, 5, 900, 10, 10]],
+                [spec(gpus=1, work=3.0, zones=(0, 1), checkpoint_gb=100.0,
+                      transfer_kwh_per_gb=0.06, transfer_slots=1)])
+    out = solve(p)
+    assert out.schedule.gpus[0].tolist() == [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1]]
+    assert move_charges(p, out.schedule, 0) == [(1, 2)]
+    assert transfer_kg(p, out.schedule, 0) == pytest.approx(0.03)
+    assert out.solution.objective == pytest.approx(0.15)
+    assert objective(p, out.schedule) == pytest.approx(0.15)
 
 
 def test_costly_checkpoint_transfer_keeps_the_job_home():

@@ -131,7 +131,8 @@ def plan_window(c: Compiled, t: int, end: int, intensity: np.ndarray,
     """Plan jobs on slots ``[t, end)`` with the planner's MILP.
 
     ``intensity``: [zone, end - t] what the plan is judged on; ``jobs``: (job index,
-    hours of work required, exclusive end slot); ``reserved``: [zone, end - t] GPUs
+    hours of work required, exclusive end slot), each released at its submission slot
+    or ``t``, whichever is later; ``reserved``: [zone, end - t] GPUs
     already taken.  Returns hours per slot for each job (over ``[t, end)``) and the
     solve status.  Raises :class:`~planner.errors.InfeasibleError` when no plan exists.
     """
@@ -152,7 +153,8 @@ def plan_window(c: Compiled, t: int, end: int, intensity: np.ndarray,
         zone = c.zones[int(c.zone[j])]
         req_jobs.append(Job(
             name=c.names[j], gpus=int(c.gpus[j]), gpu_hours=float(req_h * c.gpus[j]),
-            release=times[0], deadline=c.times[0] + stop * c.step, zones=(zone,),
+            release=c.times[0] + max(t, int(c.first[j])) * c.step,
+            deadline=c.times[0] + stop * c.step, zones=(zone,),
             home_zone=zone, gpu_power_kw=float(c.power[j]),
             checkpoint_overhead=pd.Timedelta(hours=float(c.overhead[j])),
             max_interruptions=None if c.interruptible[j] else 0,
