@@ -66,13 +66,11 @@ class Progress:
 
 
 def model_objective(problem: PlanningProblem, schedule: Schedule) -> float:
-    """The MILP objective of a schedule: GPU-hours run (the last held slot only partly,
-    see :func:`~solvers.schedule.trim_excess`), checkpoint moves at their cleanest
-    departure slot (:func:`~solvers.schedule.move_charges`)."""
-    trimmed = Schedule(schedule.gpus.copy(), schedule.run.copy())
-    for j in range(len(problem.jobs)):
-        trim_excess(problem, trimmed, j)
-    return objective(problem, trimmed)
+    """The MILP objective of a schedule: GPU-hours run, checkpoint moves at their
+    cleanest departure slot (:func:`~solvers.schedule.objective`).  Every producer of
+    plans here trims them (:func:`~solvers.schedule.trim_excess`), so this is the
+    model's cost of the held slots."""
+    return objective(problem, schedule)
 
 
 def _marks_from(fm: fastbuild.FastModel, values: np.ndarray, shape: tuple[int, ...],
