@@ -86,7 +86,7 @@ def solve_problem(problem: PlanningProblem, policy: Policy) -> Outcome:
 
 FAST_MIN_KEYS = 2_000  # x variables above which the vectorised HiGHS path is used
 LNS_ONLY_KEYS = 60_000  # ... and above which the full MILP is not attempted
-LNS_SHARE = 0.55  # share of the time limit the decomposition gets before the full MILP
+LNS_SHARE = 0.35  # share of the time limit the decomposition gets before the full MILP
 MILP_MIN_SECONDS = 4.0  # below this time limit the full MILP barely finishes its root LP
 # share of the decomposition's time in Lagrangian steps when the full MILP follows: its
 # root cuts bound better (instance C: 5399 after 5 s vs 5313), but each step's priced
