@@ -90,14 +90,10 @@ def check_offline(page: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def sweep_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from conftest import shared_data_dir
-
+def sweep_file(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[Path, Path]:
     from planner.whatif import load_spec, run_sweep
 
-    root = shared_data_dir()
-    if root is None:
-        pytest.skip("real data absent: set GREENEPOCH_DATA to a folder holding electricitymaps/")
+    root = real_data
     tmp = tmp_path_factory.mktemp("report")
     (tmp / "spec.toml").write_text(SWEEP, encoding="utf-8")
     out = tmp / "sweep.jsonl"
@@ -106,15 +102,11 @@ def sweep_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def plan_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from conftest import shared_data_dir
-
+def plan_file(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[Path, Path]:
     from planner.pipeline import plan
     from planner.request import load_request
 
-    root = shared_data_dir()
-    if root is None:
-        pytest.skip("real data absent: set GREENEPOCH_DATA to a folder holding electricitymaps/")
+    root = real_data
     tmp = tmp_path_factory.mktemp("plan")
     (tmp / "req.toml").write_text(PLAN, encoding="utf-8")
     out = tmp / "plan.json"

@@ -83,12 +83,8 @@ def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def serial(spec_path: Path, tmp_path_factory: pytest.TempPathFactory):
-    from conftest import shared_data_dir
-
-    root = shared_data_dir()
-    if root is None:
-        pytest.skip("real data absent: set GREENEPOCH_DATA to a folder holding electricitymaps/")
+def serial(spec_path: Path, tmp_path_factory: pytest.TempPathFactory, real_data: Path):
+    root = real_data
     out = tmp_path_factory.mktemp("serial") / "serial.jsonl"
     return run_sweep(load_spec(spec_path), out, data=str(root), workers=1, progress=False), root
 
