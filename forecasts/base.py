@@ -230,7 +230,7 @@ class Forecaster:
         """Hook: tune on the held-out window before residuals are taken (blends)."""
 
 
-REGISTRY: dict[str, Callable[[], Forecaster]] = {}
+REGISTRY: dict[str, Callable[..., Forecaster]] = {}
 #: ``--model default`` resolves to this name (chosen by the accuracy benchmark)
 DEFAULT_MODEL = "blend"
 BASELINES = ("persistence", "yesterday", "last_week", "mean7d")
@@ -259,7 +259,12 @@ def available() -> list[str]:
     return sorted(REGISTRY)
 
 
-def get_model(name: str) -> Forecaster:
+def get_model(name: str, **options: object) -> Forecaster:
+    """A new, unfitted model by registered name (or ``default``).
+
+    ``options`` go to the model's constructor, e.g. ``prices=`` (a
+    :class:`forecasts.prices.DayAheadPrices`) for ``gbm`` and ``blend``.
+    """
     _load_builtin()
     if name == "default":
         name = DEFAULT_MODEL
@@ -267,4 +272,11 @@ def get_model(name: str) -> Forecaster:
         raise ForecastError(
             f"unknown forecast model {name!r}; available: default, {', '.join(sorted(REGISTRY))}"
         )
-    return REGISTRY[name]()
+    if not options:
+        return REGISTRY[name]()
+    try:
+        return REGISTRY[name](**options)
+    except TypeError as exc:
+        raise ForecastError(
+            f"model {name!r} does not take option(s) {', '.join(sorted(options))}: {exc}"
+        ) from exc

@@ -24,6 +24,7 @@ from forecasts.base import BUCKETS_H, Forecaster, bucket_of, register
 from forecasts.baselines import MeanLast7Days
 from forecasts.climatology import Climatology
 from forecasts.gbm import GradientBoosting
+from forecasts.prices import DayAheadPrices
 
 #: weight of the 48 h shape error beside the absolute error when choosing weights
 SHAPE_WEIGHT = 1.0
@@ -40,8 +41,13 @@ class Blend(Forecaster):
     refit_after_calibration = False
     _cache: tuple[tuple, np.ndarray] | None = None
 
+    def __init__(self, prices: DayAheadPrices | None = None) -> None:
+        super().__init__()
+        #: published day-ahead prices handed to the gradient-boosting member
+        self.prices = prices
+
     def _members(self) -> list[Forecaster]:
-        return [GradientBoosting(), Climatology(), MeanLast7Days()]
+        return [GradientBoosting(self.prices), Climatology(), MeanLast7Days()]
 
     def _fit(self, history: pd.DataFrame) -> None:
         self.members_ = self._members()

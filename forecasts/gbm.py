@@ -45,6 +45,12 @@ docs/forecasts.md): one model per horizon band, per-zone models, a shape target
 (deviation from the 48 h block mean), recency-weighted training, other zones'
 anomalies as features, a squared-error member, and extra yesterday-vs-last-week /
 profile-ratio features.
+
+Optional known covariates (``prices=``, not in the default): published day-ahead
+prices (``forecasts/prices.py``) feed a second-stage model of the bagged models'
+out-of-bag residual, applied only where the target hour's price was public at the
+issue time.  Measured on 2022 H2 (daily issues): WAPE 1-24h 6.56 -> 6.49 % but
+median saving realised 80.0 -> 79.6 %; see docs/forecasts.md.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from forecasts.base import Forecaster, ForecastError, register
 from forecasts.baselines import seasonal_lag
 from forecasts.climatology import Climatology
+from forecasts.prices import PRICE_FEATURES, DayAheadPrices
 
 SEED = 20240
 
@@ -102,9 +109,21 @@ class GradientBoosting(Forecaster):
     #: bagging: models each fitted on every ``n_models``-th training day (disjoint
     #: days, own issue hours and seed) and averaged; same cost as one model
     n_models = 2
+    #: iterations of the price correction (only with ``prices``)
+    correction_iter = 80
+
+    def __init__(self, prices: DayAheadPrices | None = None) -> None:
+        super().__init__()
+        #: published day-ahead prices (known covariates, see forecasts/prices.py); ``None``
+        #: (the default): intensity history only.  With prices, a second-stage model
+        #: corrects the bagged models where the target hour's price is published.
+        self.prices = prices
+
+    def feature_names(self) -> tuple[str, ...]:
+        return FEATURES + (PRICE_FEATURES if self.prices is not None else ())
 
     def _keep(self) -> np.ndarray:
-        return np.array([f not in self.drop for f in FEATURES])
+        return np.array([f not in self.drop for f in self.feature_names()])
 
     def _steps(self) -> np.ndarray:
         ph = self.per_hour_
@@ -126,15 +145,36 @@ class GradientBoosting(Forecaster):
         first_day = max(7, len(values) // day - self.train_days)
         stride = self.issue_stride * self.n_models
         self.models_ = []
+        rows = []
         for b in range(self.n_models):
             # member b: every n_models-th training day, its own issue hours and seed
             days = np.arange(first_day + b * self.issue_stride, len(values) // day, stride)
             if len(days) == 0:
                 days = np.arange(first_day, len(values) // day, self.issue_stride)
-            self.models_.append(self._fit_one(values, days * day, SEED + b))
+            model, X, y = self._fit_one(values, days * day, SEED + b)
+            self.models_.append(model)
+            rows.append((X, y))
+        self.correction_ = None
+        if self.prices is not None:
+            self.correction_ = self._fit_correction(rows)
 
-    def _fit_one(self, values: np.ndarray, day_starts: np.ndarray,
-                 seed: int) -> HistGradientBoostingRegressor:
+    def _n_base(self) -> int:
+        """Columns the bagged models read: the kept features without the price block."""
+        return int(self._keep()[: len(FEATURES)].sum())
+
+    def _hgb(self, seed: int, **kw: object) -> HistGradientBoostingRegressor:
+        keep = self._keep()
+        params: dict = dict(
+            loss=self.loss, max_iter=self.max_iter, learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=100,
+            categorical_features=[0] if keep[0] else None,
+            random_state=seed, early_stopping=False,
+        )
+        params.update(kw)
+        return HistGradientBoostingRegressor(**params)
+
+    def _fit_one(self, values: np.ndarray, day_starts: np.ndarray, seed: int
+                 ) -> tuple[HistGradientBoostingRegressor, np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
         last = day_starts + rng.integers(0, int(pd.Timedelta("1D") / self.step_),
                                          size=len(day_starts)) - 1
@@ -142,18 +182,37 @@ class GradientBoosting(Forecaster):
         ok = np.tile((pos < len(values)).ravel(), len(self.zones_))
         y = values[np.minimum(pos, len(values) - 1)].transpose(2, 0, 1).reshape(-1)
         y = (y[ok] - base[ok]) / lvl[ok]
-        keep = self._keep()
-        return HistGradientBoostingRegressor(
-            loss=self.loss, max_iter=self.max_iter, learning_rate=self.learning_rate,
-            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=100,
-            categorical_features=[0] if keep[0] else None,
-            random_state=seed, early_stopping=False,
-        ).fit(X[ok][:, keep], y)
+        X = X[ok][:, self._keep()]
+        return self._hgb(seed).fit(X[:, : self._n_base()], y), X, y
+
+    def _fit_correction(self, rows: list[tuple[np.ndarray, np.ndarray]]
+                        ) -> HistGradientBoostingRegressor | None:
+        """Second stage on the rows whose target price was published: learns the
+        out-of-bag residual of the bagged models (member b's rows scored by the others)
+        from all features including the prices."""
+        col = self._n_base() + PRICE_FEATURES.index("da_published")
+        Xs, rs = [], []
+        for b, (X, y) in enumerate(rows):
+            known = X[:, col] == 1
+            others = [m for k, m in enumerate(self.models_) if k != b] or self.models_
+            Xk = X[known]
+            if len(Xk):
+                oob = np.mean([m.predict(Xk[:, : self._n_base()]) for m in others], axis=0)
+                Xs.append(Xk)
+                rs.append(y[known] - oob)
+        n = sum(len(x) for x in Xs)
+        if n < 200:
+            return None
+        return self._hgb(SEED + 99, max_iter=self.correction_iter, learning_rate=0.05,
+                         max_leaf_nodes=15, min_samples_leaf=min(500, max(20, n // 50))).fit(
+            np.vstack(Xs), np.concatenate(rs))
 
     def _features(self, values: np.ndarray, t0: pd.Timestamp, last: np.ndarray, offset: int,
                   steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Feature rows ordered zone-major, then issue, then step (columns as
-        ``FEATURES``); also the level ``L``, the base ``m7`` and the target positions."""
+        :meth:`feature_names`); also the level ``L``, the base ``m7`` and the target
+        positions.  The issue is slot ``last + offset``: price features read only
+        prices published by then."""
         ph = self.per_hour_
         day, week = 24 * ph, 168 * ph
         pos = last[:, None] + offset + steps[None, :]
@@ -204,6 +263,9 @@ class GradientBoosting(Forecaster):
                 lags28[:3].mean(axis=0).ravel(), lags28.mean(axis=0).ravel(), same_mean.ravel(),
                 weeks.mean(axis=0).ravel(),
             ])
+            if self.prices is not None:
+                da = self.prices.features(self.zones_[z], t0, self.step_, last + offset, pos)
+                cols = np.column_stack([cols, da.reshape(-1, da.shape[-1])])
             blocks.append(cols.astype(np.float32))
             levels.append(np.broadcast_to(L, pos.shape).ravel())
             bases.append((m7 * L).ravel())
@@ -213,5 +275,11 @@ class GradientBoosting(Forecaster):
                      offset: int, horizon: int) -> np.ndarray:
         X, lvl, base, _pos = self._features(values, t0, last, offset, np.arange(horizon))
         Xk = X[:, self._keep()]
-        pred = np.mean([m.predict(Xk) for m in self.models_], axis=0) * lvl + base
+        rel = np.mean([m.predict(Xk[:, : self._n_base()]) for m in self.models_], axis=0)
+        correction = getattr(self, "correction_", None)
+        if correction is not None:
+            known = Xk[:, self._n_base() + PRICE_FEATURES.index("da_published")] == 1
+            if known.any():
+                rel[known] += correction.predict(Xk[known])
+        pred = rel * lvl + base
         return pred.reshape(len(self.zones_), len(last), horizon).transpose(1, 2, 0)
