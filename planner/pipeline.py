@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, RequestError
 from planner.intensity.frame import IntensityData
 from planner.intensity.sources import data_dir, load_intensity, prices_dir
 from planner.model import PlanRequest
@@ -43,12 +44,16 @@ def load_intensities(
     model: str | None = None,
     signal: str = "direct",
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> Intensities:
     """Intensities for the request's zones over its horizon.
 
     ``oracle``: the plan sees what really happened.  Otherwise a forecast issued
     at the plan start from the history before it (``model``, default the
-    policy's ``forecast``) is what the plan is judged on.
+    policy's ``forecast``) is what the plan is judged on: the model is fitted on the
+    history before the start's week (kept on disk, :mod:`planner.forecast_cache`) and
+    reads the latest observations up to the start.  ``progress`` gets one-line notes
+    (fitting, cache use).
     """
     slots = slot_grid(request)
     zones = [z.id for z in request.zones]
@@ -59,13 +64,21 @@ def load_intensities(
                                 seed=seed)
         return Intensities(actual, actual, "oracle", None)
     from forecasts.base import get_model
+    from planner.forecast_cache import fit_cutoff, fitted_model, week_start
 
     name = model or request.policy.forecast
-    forecaster = get_model(name)
-    full = load_intensity(zones, slots[0] - forecaster.history_needed, end, data=data,
-                          signal=signal, slot=slot, seed=seed, clip_start=True)
+    needed = get_model(name).history_needed
+    first = week_start(slots[0]) - needed
+    full = load_intensity(zones, first, end, data=data, signal=signal, slot=slot, seed=seed,
+                          clip_start=True)
     history = full.values[full.values.index < slots[0]]
-    predicted = forecaster.fit(history).predict(slots[0], end - slots[0])
+    if history.empty:
+        raise RequestError(
+            f"no intensity history before the plan start {slots[0].isoformat()} to forecast "
+            "from; start later, or plan with --oracle")
+    forecaster = fitted_model(name, history, fit_cutoff(slots[0], history.index[0], needed),
+                              progress=progress)
+    predicted = forecaster.predict(slots[0], end - slots[0], data=history)
     mean = pd.DataFrame(predicted.xs("mean", axis=1, level=1)).reindex(columns=zones)
     mean = mean.clip(lower=0)
     mean.index.name = "time"
@@ -144,14 +157,15 @@ def build_problem(request: PlanRequest, judged: IntensityData,
 
 
 def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool = False,
-         model: str | None = None, signal: str = "direct", seed: int = 0):
+         model: str | None = None, signal: str = "direct", seed: int = 0,
+         progress: Callable[[str], None] | None = None):
     """Plan a request end to end and return a :class:`planner.plan.Plan`."""
     from planner.plan import assemble
     from solvers.solve import solve_problem
 
     began = time.perf_counter()
     intensities = load_intensities(request, data=data, oracle=oracle, model=model,
-                                   signal=signal, seed=seed)
+                                   signal=signal, seed=seed, progress=progress)
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
     outcome = solve_problem(problem, request.policy)

@@ -41,3 +41,16 @@ def real_data() -> Path:
     if root is None:
         pytest.skip("real data absent: set GREENEPOCH_DATA to a folder holding electricitymaps/")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forecast_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Fitted forecast models go to a per-run folder, never the user's cache."""
+    old = os.environ.get("GREENEPOCH_CACHE")
+    folder = tmp_path_factory.mktemp("greenepoch-cache")
+    os.environ["GREENEPOCH_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("GREENEPOCH_CACHE", None)
+    else:
+        os.environ["GREENEPOCH_CACHE"] = old

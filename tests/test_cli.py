@@ -88,7 +88,7 @@ def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
     result = runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"), "--data",
                                  str(real_data), "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.output)
+    printed = json.loads(result.stdout)  # notes on the forecast fit go to stderr
     assert printed == json.loads(out.read_text())
     assert printed["intensity"]["mode"] == "forecast"
     assert printed["intensity"]["model"] == "seasonal"

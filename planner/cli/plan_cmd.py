@@ -37,7 +37,7 @@ def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | Non
         raise click.UsageError("--oracle and --forecast exclude each other; pick one")
     request = load_request(request_file, utc(start, "--start") if start else None)
     result = make_plan(request, data=data_dir, oracle=oracle, model=model, signal=signal,
-                       seed=seed)
+                       seed=seed, progress=lambda note: click.echo(note, err=True))
     target = Path(out)
     result.to_json(target)
     result.to_csv(target.with_suffix(".csv"))

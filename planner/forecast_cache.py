@@ -1,0 +1,142 @@
+"""Fitted forecast models kept on disk, so re-planning does not refit them.
+
+Fitting ``blend`` takes tens of seconds; a plan only needs the model's parameters
+to be recent, not refitted at its exact start.  :func:`fitted_model` fits a model
+on the model's ``history_needed`` before ``fit_until`` (the plan sets it to 00:00
+UTC on the Monday of its start's week, :func:`fit_cutoff`) and keeps it under the
+cache folder; a later plan whose history in that window is identical loads it
+instead.  The key covers the model name,
+the history up to ``fit_until`` (times, zones, values) and the source of the
+``forecasts`` package, so new data or changed model code never reuse a stale fit.
+
+Folder: ``$GREENEPOCH_CACHE`` if set (``off`` disables the cache), else
+``$XDG_CACHE_HOME/greenepoch`` or ``~/.cache/greenepoch``.  Files are pickles
+written atomically; delete the folder to clear it.  A file that cannot be read is
+refitted and replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from forecasts.base import Forecaster
+
+Progress = Callable[[str], None]
+
+
+def cache_dir() -> Path | None:
+    """Where fitted models are kept, or None when ``GREENEPOCH_CACHE=off``."""
+    chosen = os.environ.get("GREENEPOCH_CACHE")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("off", "") else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "greenepoch"
+
+
+#: history the fit must keep when it stops at the week's start (or the model's own
+#: ``history_needed`` if shorter); with less it uses everything before the start
+MIN_FIT_HISTORY = pd.Timedelta("28D")
+
+
+def week_start(t: pd.Timestamp) -> pd.Timestamp:
+    """00:00 UTC on the Monday of ``t``'s week."""
+    day = t.tz_convert("UTC").normalize()
+    return day - pd.Timedelta(days=day.day_of_week)
+
+
+def fit_cutoff(start: pd.Timestamp, history_start: pd.Timestamp,
+               needed: pd.Timedelta = MIN_FIT_HISTORY) -> pd.Timestamp:
+    """When a plan starting at ``start`` fits a model that wants ``needed`` of history:
+    :func:`week_start`, or ``start`` itself when the data before the Monday is shorter
+    than ``min(needed, MIN_FIT_HISTORY)``."""
+    monday = week_start(start)
+    return monday if monday - history_start >= min(needed, MIN_FIT_HISTORY) else start
+
+
+_SOURCE_DIGEST: str | None = None
+
+
+def _source_digest() -> str:
+    """Digest of the ``forecasts`` package's source files (model code changes refit)."""
+    global _SOURCE_DIGEST
+    if _SOURCE_DIGEST is None:
+        import forecasts
+
+        h = hashlib.sha256()
+        for path in sorted(Path(forecasts.__file__).parent.glob("*.py")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+        _SOURCE_DIGEST = h.hexdigest()
+    return _SOURCE_DIGEST
+
+
+def history_key(name: str, history: pd.DataFrame) -> str:
+    """Cache key of fitting model ``name`` on ``history``."""
+    h = hashlib.sha256()
+    h.update(name.encode())
+    h.update(_source_digest().encode())
+    h.update("|".join(map(str, history.columns)).encode())
+    h.update(pd.DatetimeIndex(history.index).asi8.tobytes())
+    h.update(history.to_numpy(dtype="float64").tobytes())
+    return h.hexdigest()[:24]
+
+
+def fitted_model(name: str, history: pd.DataFrame, fit_until: pd.Timestamp, *,
+                 progress: Progress | None = None) -> Forecaster:
+    """Model ``name`` (registry name or ``default``) fitted on the rows of ``history``
+    in ``[fit_until - history_needed, fit_until)``, from the cache when it holds that
+    fit.  ``progress`` gets one-line notes."""
+    from forecasts.base import get_model
+
+    say = progress or (lambda _msg: None)
+    model = get_model(name)
+    index = history.index
+    train = history[(index >= fit_until - model.history_needed) & (index < fit_until)]
+    folder = cache_dir()
+    path = None
+    if folder is not None:
+        path = folder / "forecasts" / f"{model.name}-{history_key(model.name, train)}.pkl"
+    if path is not None and path.exists():
+        try:
+            with path.open("rb") as fh:
+                cached: Forecaster = pickle.load(fh)
+            say(f"forecast model '{model.name}' fitted before {fit_until:%Y-%m-%d}: from "
+                f"{path.parent}")
+            return cached
+        except Exception as exc:  # any unreadable file is refitted
+            say(f"forecast cache: cannot read {path} ({exc}); refitting")
+    zones = ", ".join(map(str, train.columns))
+    span = (f"{train.index[0]:%Y-%m-%d}..{fit_until:%Y-%m-%d}" if len(train)
+            else "no history")
+    say(f"fitting forecast model '{model.name}' on {zones} ({span}) ...")
+    began = time.perf_counter()
+    model.fit(train)
+    note = f"fitted in {time.perf_counter() - began:.0f} s"
+    if path is not None:
+        try:
+            _write(path, model)
+            note += f"; kept in {path.parent} for later plans"
+        except OSError as exc:
+            note += f"; not cached ({exc}; set GREENEPOCH_CACHE to a writable folder)"
+    say(note)
+    return model
+
+
+def _write(path: Path, model: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

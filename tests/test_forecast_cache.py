@@ -1,0 +1,164 @@
+"""Fitted forecast models kept on disk (planner/forecast_cache.py) and the plan's use of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecasts.base import Forecaster, get_model
+from planner.forecast_cache import MIN_FIT_HISTORY, fit_cutoff, fitted_model, week_start
+from tests.test_forecasts import synthetic
+
+START = pd.Timestamp("2023-02-23T05:00:00Z")  # a Thursday; its week starts 2023-02-20
+MONDAY = pd.Timestamp("2023-02-20T00:00:00Z")
+
+
+@pytest.fixture
+def fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts real fits (cache misses)."""
+    calls: list[int] = []
+    original = Forecaster.fit
+
+    def counted(self: Forecaster, history: pd.DataFrame) -> Forecaster:
+        calls.append(len(history))
+        return original(self, history)
+
+    monkeypatch.setattr(Forecaster, "fit", counted)
+    return calls
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GREENEPOCH_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def history() -> pd.DataFrame:
+    data = synthetic(days=60)
+    return data[data.index < START]
+
+
+def test_week_start_and_cutoff() -> None:
+    assert week_start(START) == MONDAY
+    assert week_start(MONDAY) == MONDAY
+    assert fit_cutoff(START, MONDAY - MIN_FIT_HISTORY) == MONDAY
+    # too little history before the Monday: fit on everything before the start
+    assert fit_cutoff(START, MONDAY - MIN_FIT_HISTORY + pd.Timedelta("1h")) == START
+    # a model that wants less history than MIN_FIT_HISTORY only needs its own
+    assert fit_cutoff(START, MONDAY - pd.Timedelta("8D"), pd.Timedelta("8D")) == MONDAY
+    assert fit_cutoff(START, MONDAY - pd.Timedelta("7D"), pd.Timedelta("8D")) == START
+
+
+def test_second_fit_comes_from_the_cache(cache: Path, fits: list[int]) -> None:
+    notes: list[str] = []
+    first = fitted_model("climatology", history(), MONDAY, progress=notes.append)
+    again = fitted_model("climatology", history(), MONDAY, progress=notes.append)
+    assert len(fits) == 1 and fits[0] == int((history().index < MONDAY).sum())
+    assert len(list((cache / "forecasts").glob("climatology-*.pkl"))) == 1
+    assert "fitting forecast model 'climatology'" in notes[0] and "from" in notes[-1]
+    horizon = pd.Timedelta("48h")
+    pd.testing.assert_frame_equal(first.predict(START, horizon, data=history()),
+                                  again.predict(START, horizon, data=history()))
+
+
+def test_new_data_before_the_cutoff_refits_after_it_only_moves_lags(
+        cache: Path, fits: list[int]) -> None:
+    base = history()
+    model = fitted_model("mean7d", base, MONDAY)
+    later = base.copy()
+    later.loc[later.index >= MONDAY, "DE"] += 50.0  # observed after the fit, before the start
+    reused = fitted_model("mean7d", later, MONDAY)
+    assert len(fits) == 1
+    horizon = pd.Timedelta("24h")
+    moved = reused.predict(START, horizon, data=later)
+    # the lags read the new observations: as a fresh fit on the same window would
+    fresh = get_model("mean7d")
+    window = (later.index >= MONDAY - fresh.history_needed) & (later.index < MONDAY)
+    fresh.fit(later[window])
+    pd.testing.assert_frame_equal(moved, fresh.predict(START, horizon, data=later))
+    assert (moved["DE"]["mean"] > model.predict(START, horizon, data=base)["DE"]["mean"]).all()
+    assert len(fits) == 2  # the fresh fit above
+    outside = base.copy()
+    outside.iloc[0, 0] += 1.0  # older than the fitted window (history_needed before it)
+    fitted_model("mean7d", outside, MONDAY)
+    assert len(fits) == 2
+    revised = base.copy()
+    revised.loc[MONDAY - pd.Timedelta("1h"), "DE"] += 1.0  # inside the fitted window
+    fitted_model("mean7d", revised, MONDAY)
+    assert len(fits) == 3 and len(list((cache / "forecasts").glob("*.pkl"))) == 2
+
+
+def test_unreadable_file_is_refitted(cache: Path, fits: list[int]) -> None:
+    fitted_model("climatology", history(), MONDAY)
+    (path,) = (cache / "forecasts").glob("*.pkl")
+    path.write_bytes(b"not a pickle")
+    notes: list[str] = []
+    model = fitted_model("climatology", history(), MONDAY, progress=notes.append)
+    assert len(fits) == 2 and "cannot read" in notes[0]
+    assert model.predict(START, pd.Timedelta("6h"), data=history()).notna().all().all()
+    assert path.read_bytes() != b"not a pickle"
+
+
+def test_cache_off_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  fits: list[int]) -> None:
+    monkeypatch.setenv("GREENEPOCH_CACHE", "off")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    fitted_model("mean7d", history(), MONDAY)
+    fitted_model("mean7d", history(), MONDAY)
+    assert len(fits) == 2 and not any(tmp_path.rglob("*.pkl"))
+
+
+REQUEST = """
+start = "2023-02-23T05:00:00Z"
+
+[[jobs]]
+name = "train"
+gpus = 8
+gpu_hours = 96
+release = "2023-02-23T05:00:00Z"
+deadline = "2023-02-26T05:00:00Z"
+zones = ["DE", "NO"]
+home_zone = "DE"
+
+[[zones]]
+id = "DE"
+capacity_gpus = 16
+
+[[zones]]
+id = "NO"
+capacity_gpus = 16
+
+[policy]
+forecast = "mean7d"
+"""
+
+
+def test_plan_forecast_reads_up_to_the_start_and_never_past_it(
+        tmp_path: Path, cache: Path, fits: list[int]) -> None:
+    from planner.pipeline import load_intensities
+    from planner.request import load_request
+    from tests.test_forecasts_backtest import write_exports
+
+    (tmp_path / "req.toml").write_text(REQUEST)
+    request = load_request(str(tmp_path / "req.toml"))
+    data = synthetic(days=70)
+
+    def judged(values: pd.DataFrame) -> pd.DataFrame:
+        folder = tmp_path / f"data{len(fits)}-{abs(hash(values.to_numpy().tobytes()))}"
+        folder.mkdir()
+        write_exports(folder, values)
+        return load_intensities(request, data=str(folder)).judged.values
+
+    plain = judged(data)
+    future = data.copy()
+    future.loc[future.index >= START, :] *= 3.0  # what happens after the start
+    pd.testing.assert_frame_equal(judged(future), plain)
+    recent = data.copy()
+    recent.loc[(recent.index >= MONDAY) & (recent.index < START), "DE"] += 40.0
+    moved = judged(recent)
+    assert (moved["DE"] > plain["DE"] + 1.0).all()  # the lags reach the start
+    pd.testing.assert_series_equal(moved["NO"], plain["NO"])
+    assert len(fits) == 1, fits  # all three plans used the fit made before the Monday
