@@ -168,5 +168,5 @@ def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool =
                                    signal=signal, seed=seed, progress=progress)
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
-    outcome = solve_problem(problem, request.policy)
+    outcome = solve_problem(problem, request.policy, progress)
     return assemble(request, problem, outcome, intensities, time.perf_counter() - began)

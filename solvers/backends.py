@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,12 +117,19 @@ def new_highs(*, time_limit: float, mip_gap: float | None = None, threads: int =
     return highs
 
 
+MIP_PROGRESS_EVERY = 5.0  # seconds between MIP progress reports
+
+
 def run_highs(lp, *, time_limit: float, mip_gap: float, start=None,
-              name: str = "highs", **options: Any):
+              name: str = "highs",
+              on_progress: Callable[[float, float | None, float | None], None] | None = None,
+              **options: Any):
     """Solve a ``highspy.HighsLp`` in process (a MIP start ``start`` if given).
 
     Returns ``(Solution, column values or None, row duals or None)``; the bound is
     HiGHS's dual bound for a MIP and the objective for a solved LP (duals: LPs only).
+    ``on_progress(seconds, incumbent, bound)`` is called about every
+    ``MIP_PROGRESS_EVERY`` s while a MIP runs (None where HiGHS has none yet).
     """
     import highspy
 
@@ -136,6 +143,8 @@ def run_highs(lp, *, time_limit: float, mip_gap: float, start=None,
         sol.col_value = list(map(float, start))
         sol.value_valid = True
         highs.setSolution(sol)
+    if on_progress is not None and is_mip:
+        highs.cbMipInterrupt.subscribe(_throttled(on_progress, began))
     highs.run()
     seconds = time.perf_counter() - began
     info = highs.getInfo()
@@ -148,6 +157,24 @@ def run_highs(lp, *, time_limit: float, mip_gap: float, start=None,
         if not is_mip and solution.dual_valid:
             duals = np.asarray(solution.row_dual)
     return (_highs_solution(highs, name, objective, is_mip, seconds), values, duals)
+
+
+def _throttled(on_progress: Callable[[float, float | None, float | None], None],
+               began: float) -> Callable[[Any], None]:
+    """A MIP-interrupt callback that forwards (seconds, incumbent, bound) now and then."""
+    last = [0.0]
+
+    def callback(event: Any) -> None:
+        now = time.perf_counter() - began
+        if now - last[0] < MIP_PROGRESS_EVERY:
+            return
+        last[0] = now
+        out = event.data_out
+        primal, dual = float(out.mip_primal_bound), float(out.mip_dual_bound)
+        on_progress(now, primal if abs(primal) < float("inf") else None,
+                    dual if abs(dual) < float("inf") else None)
+
+    return callback
 
 
 def _highs_solution(highs: Any, name: str, objective: float | None, is_mip: bool,

@@ -15,6 +15,8 @@ Every function returns None when it could not prove a bound within its time.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from solvers import fastbuild
@@ -68,7 +70,7 @@ def add_aggregate_work(fm: fastbuild.FastModel) -> None:
 
 
 def _solve_lp(fm: fastbuild.FastModel, time_limit: float,
-              **options: object) -> tuple[float | None, np.ndarray | None]:
+              **options: Any) -> tuple[float | None, np.ndarray | None]:
     """Solve ``fm`` as an LP; sets ``fm.capacity_prices`` (lambda[z,t] >= 0, the
     capacity rows' duals) when solved."""
     solution, values, duals = run_highs(fm.to_highs_lp(), time_limit=time_limit, mip_gap=0.0,

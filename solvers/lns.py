@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,20 +50,41 @@ TRANSPORT_QUICK_SIZE = 200_000  # than this many (job, zone, slot)s: its build a
 @dataclass
 class Progress:
     """The incumbent and bound as they evolve; ``events`` are (seconds, label, objective,
-    bound) for reporting."""
+    bound) for reporting.  ``report``, if set, gets a one-line note at most every
+    ``REPORT_EVERY`` seconds."""
 
     schedule: Schedule | None
     objective: float | None
     bound: float | None
     events: list[tuple[float, str, float | None, float | None]]
     began: float
+    report: Callable[[str], None] | None = None
+    reported: float = -1e9
 
     def note(self, label: str) -> None:
-        self.events.append((time.perf_counter() - self.began, label, self.objective, self.bound))
+        now = time.perf_counter() - self.began
+        self.events.append((now, label, self.objective, self.bound))
+        if self.report is not None and now - self.reported >= REPORT_EVERY:
+            self.reported = now
+            self.report(progress_line(now, self.objective, self.bound, label))
 
     def offer_bound(self, value: float | None) -> None:
         if value is not None and (self.bound is None or value > self.bound):
             self.bound = value
+
+
+REPORT_EVERY = 1.0  # seconds between progress notes
+
+
+def progress_line(seconds: float, objective: float | None, bound: float | None,
+                  label: str) -> str:
+    """``  12.3 s  plan 5,472.7  bound 5,359.1  gap 2.08 %  (label)``."""
+    plan = "-" if objective is None else f"{objective:,.1f}"
+    low = "-" if bound is None else f"{bound:,.1f}"
+    gap = ""
+    if objective is not None and bound is not None and objective > 0:
+        gap = f"  gap {100 * max(0.0, objective - bound) / objective:.2f} %"
+    return f"{seconds:6.1f} s  plan {plan}  bound {low}{gap}  ({label})"
 
 
 def model_objective(problem: PlanningProblem, schedule: Schedule) -> float:
@@ -213,14 +235,15 @@ def dp_lagrangian(problem: PlanningProblem, prices: np.ndarray, deadline: float
 
 
 def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0,
-              bound_share: float = 0.5) -> Progress:
+              bound_share: float = 0.5,
+              report: Callable[[str], None] | None = None) -> Progress:
     """Greedy, bounds, job-wise DP descent and LNS within ``time_limit`` s (module doc).
 
     ``bound_share`` of the time goes to the transport LP and Lagrangian steps; callers
     that follow with the full MILP (whose root cuts bound better) pass less."""
     began = time.perf_counter()
     deadline = began + time_limit
-    progress = Progress(None, None, None, [], began)
+    progress = Progress(None, None, None, [], began, report)
     incumbent, _note = greedy(problem)
     progress.offer_bound(bounds.separable_bound(problem))
     if incumbent is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,18 +47,25 @@ def extract(model: Model) -> Schedule:
     return out
 
 
-def solve_problem(problem: PlanningProblem, policy: Policy) -> Outcome:
+def solve_problem(problem: PlanningProblem, policy: Policy,
+                  progress: Callable[[str], None] | None = None) -> Outcome:
     """Plan with the MILP; fall back to greedy (labelled) if it finds nothing in time.
 
     With HiGHS, problems of more than ``FAST_MIN_KEYS`` x variables skip PuLP (see
-    :func:`solve_fast`); ``policy.time_limit`` bounds the whole solve.
+    :func:`solve_fast`); ``policy.time_limit`` bounds the whole solve.  ``progress``
+    gets one-line notes: what is solved, then the incumbent and bound as they improve.
     """
     for job in problem.jobs:
         reason = explain_job(problem, job)
         if reason:
             raise InfeasibleError("infeasible: " + reason)
-    if policy.solver == "highs" and count_keys(problem) > FAST_MIN_KEYS:
-        return solve_fast(problem, policy)
+    keys = count_keys(problem)
+    if progress is not None:
+        progress(f"solving {len(problem.jobs)} job(s) x {len(problem.zones)} zone(s) x "
+                 f"{problem.n_slots} slots ({keys:,} job-zone-slot choices) with "
+                 f"{policy.solver}, time limit {hours(policy.time_limit) * 3600:g} s")
+    if policy.solver == "highs" and keys > FAST_MIN_KEYS:
+        return solve_fast(problem, policy, progress)
     began = time.perf_counter()
     model = build(problem)
     build_seconds = time.perf_counter() - began
@@ -105,7 +113,8 @@ def _status(objective: float, bound: float | None, mip_gap: float) -> SolveStatu
     return SolveStatus.FEASIBLE
 
 
-def solve_fast(problem: PlanningProblem, policy: Policy) -> Outcome:
+def solve_fast(problem: PlanningProblem, policy: Policy,
+               progress: Callable[[str], None] | None = None) -> Outcome:
     """HiGHS without PuLP, in up to three steps within ``policy.time_limit``:
 
     * one job the exact DP applies to: :func:`solvers.dp.best_plan` (optimal);
@@ -119,7 +128,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy) -> Outcome:
     """
     from solvers import dp, fastbuild
     from solvers.backends import _gap, run_highs
-    from solvers.lns import decompose, model_objective
+    from solvers.lns import decompose, model_objective, progress_line
 
     began = time.perf_counter()
     limit = hours(policy.time_limit) * 3600
@@ -139,12 +148,13 @@ def solve_fast(problem: PlanningProblem, policy: Policy) -> Outcome:
                            "exact-dp", 0.0)
     keys = count_keys(problem)
     share = 1.0 if keys > LNS_ONLY_KEYS or limit < MILP_MIN_SECONDS else LNS_SHARE
-    progress = decompose(problem, share * limit,
-                         bound_share=0.5 if share == 1.0 else BOUND_SHARE_BEFORE_MILP)
+    decomposed = decompose(problem, share * limit,
+                           bound_share=0.5 if share == 1.0 else BOUND_SHARE_BEFORE_MILP,
+                           report=progress)
     build_seconds = 0.0
     method, message = "lns", "decomposition: " + ", ".join(
-        sorted({label.split(" ")[0] for _, label, _, _ in progress.events}))
-    schedule, value, bound = progress.schedule, progress.objective, progress.bound
+        sorted({label.split(" ")[0] for _, label, _, _ in decomposed.events}))
+    schedule, value, bound = decomposed.schedule, decomposed.objective, decomposed.bound
     left = deadline - time.perf_counter()
     if share < 1.0 and left > 0.5 and not (
             value is not None and _status(value, bound, policy.mip_gap) is SolveStatus.OPTIMAL):
@@ -153,8 +163,13 @@ def solve_fast(problem: PlanningProblem, policy: Policy) -> Outcome:
         lp = fm.to_highs_lp()
         build_seconds = time.perf_counter() - t0
         start = None if schedule is None else fastbuild.start_values(fm, schedule)
-        solution, values, _ = run_highs(lp, time_limit=deadline - time.perf_counter(),
-                                        mip_gap=policy.mip_gap, start=start)
+        if progress is not None:
+            left = deadline - time.perf_counter()
+            progress(progress_line(time.perf_counter() - began, value, bound,
+                                   f"full MILP for the last {left:.0f} s"))
+        solution, values, _ = run_highs(
+            lp, time_limit=deadline - time.perf_counter(), mip_gap=policy.mip_gap, start=start,
+            on_progress=None if progress is None else _milp_reporter(progress, began, bound))
         if solution.status is SolveStatus.INFEASIBLE:
             raise InfeasibleError(explain(problem))
         if solution.bound is not None and (bound is None or solution.bound > bound):
@@ -173,6 +188,21 @@ def solve_fast(problem: PlanningProblem, policy: Policy) -> Outcome:
     return Outcome(schedule, Solution("highs", _status(value, bound, policy.mip_gap), value,
                                       bound, _gap(value, bound), seconds, message),
                    method, build_seconds)
+
+
+def _milp_reporter(progress: Callable[[str], None], began: float, bound: float | None
+                   ) -> Callable[[float, float | None, float | None], None]:
+    """Progress notes from the full MILP's (seconds, incumbent, bound), on the solve's
+    clock and with the decomposition's bound when it is higher."""
+    from solvers.lns import progress_line
+
+    offset = time.perf_counter() - began
+
+    def report(seconds: float, incumbent: float | None, dual: float | None) -> None:
+        best = dual if bound is None or (dual is not None and dual > bound) else bound
+        progress(progress_line(offset + seconds, incumbent, best, "full MILP"))
+
+    return report
 
 
 def check_schedule(problem: PlanningProblem, schedule: Schedule, tol: float = 1e-4) -> list[str]:

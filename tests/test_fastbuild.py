@@ -178,3 +178,38 @@ def test_solve_problem_pulp_path_unchanged() -> None:
     assert outcome.method == "milp"
     assert check_schedule(problem, outcome.schedule) == []
     assert outcome.solution.objective == pytest.approx(pulp_objective(problem), rel=1e-6)
+
+
+def test_progress_notes_follow_the_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    import solvers.backends
+    import solvers.solve
+
+    monkeypatch.setattr(solvers.solve, "MILP_MIN_SECONDS", 1.0)
+    monkeypatch.setattr(lns, "REPORT_EVERY", 0.0)
+    monkeypatch.setattr(solvers.backends, "MIP_PROGRESS_EVERY", 0.0)
+    problem = synthetic(4, 3, 48, 14)
+    policy = Policy(time_limit=pd.Timedelta(seconds=4), mip_gap=1e-9)
+    notes: list[str] = []
+    solve_problem(problem, policy, notes.append)  # small: the PuLP path, one note
+    assert notes == [f"solving 4 job(s) x 3 zone(s) x 48 slots ({count_keys(problem):,} "
+                     "job-zone-slot choices) with highs, time limit 4 s"]
+    notes.clear()
+    outcome = solve_fast(problem, policy, notes.append)
+    line = re.compile(r"^\s*([\d.]+) s  plan ([\d,.]+)  bound ([\d,.]+)  gap [\d.]+ %  \((.+)\)$")
+    parsed = [m.groups() for m in map(line.match, notes) if m]
+    assert len(parsed) == len(notes) and len(parsed) >= 3
+    seconds = [float(s) for s, _, _, _ in parsed]
+    plans = [float(p.replace(",", "")) for _, p, _, _ in parsed]
+    assert seconds == sorted(seconds) and plans == sorted(plans, reverse=True)
+    assert parsed[0][3] == "greedy"
+    assert outcome.method == "lns+milp"
+    assert any(label.startswith("full MILP for the last") for *_, label in parsed)
+    assert plans[-1] >= outcome.solution.objective - 0.05  # printed to 0.1
+
+
+def test_progress_line() -> None:
+    assert lns.progress_line(12.34, 5472.7, 5359.1, "lns 3") == \
+        "  12.3 s  plan 5,472.7  bound 5,359.1  gap 2.08 %  (lns 3)"
+    assert lns.progress_line(0.0, None, None, "start") == "   0.0 s  plan -  bound -  (start)"
