@@ -43,6 +43,8 @@ LNS_SECONDS = 3.0  # time box of one LNS move
 JOINT_SECONDS = 1.0  # ... of one joint re-plan of all-DP jobs (all their keys) ...
 JOINT_MAX_KEYS = 8_000  # ... tried only when the freed jobs have at most this many keys
 MIP_GAP = 1e-3  # sub-MILPs
+SUBGRADIENT_STEP = 0.1  # first Polyak step factor of the Lagrangian steps ...
+SUBGRADIENT_DECAY = 0.95  # ... and its decay per step
 TRANSPORT_MIN_SECONDS = 15.0  # shorter limits skip the transport LP on problems of more
 TRANSPORT_QUICK_SIZE = 200_000  # than this many (job, zone, slot)s: its build alone takes ~1 s
 
@@ -274,11 +276,14 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0,
     # Lagrangian bound, improved by subgradient steps while time allows
     lag_deadline = began + bound_share * time_limit
     lam = prices.copy()
-    step = 1.0
+    best_lag = None
+    step = SUBGRADIENT_STEP
     while time.perf_counter() < lag_deadline:
         lag, use = dp_lagrangian(problem, lam, lag_deadline)
         if lag is None:
             break
+        if best_lag is None or lag > best_lag:
+            best_lag, prices = lag, lam  # the best multipliers price the LNS below
         progress.offer_bound(lag)
         progress.note("lagrangian")
         built = _insert(problem, sorted(range(n), key=lambda j: -problem.jobs[j].gpus),
@@ -290,7 +295,7 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0,
             break
         t_step = step * (progress.objective - lag) / norm
         lam = np.maximum(0.0, lam + t_step * sub)
-        step *= 0.9
+        step *= SUBGRADIENT_DECAY
     if progress.schedule is None:
         return progress
     # job-wise descent (exact per job) then LNS over small job sets
