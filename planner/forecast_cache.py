@@ -11,7 +11,8 @@ the history up to ``fit_until`` (times, zones, values) and the source of the
 
 Folder: ``$GREENEPOCH_CACHE`` if set (``off`` disables the cache), else
 ``$XDG_CACHE_HOME/greenepoch`` or ``~/.cache/greenepoch``.  Files are pickles
-written atomically; delete the folder to clear it.  A file that cannot be read is
+written atomically; the least recently used beyond ``MAX_FILES`` are deleted
+after each write; delete the folder to clear it.  A file that cannot be read is
 refitted and replaced.
 """
 
@@ -40,6 +41,9 @@ def cache_dir() -> Path | None:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "greenepoch"
 
+
+#: fitted models kept; the least recently used beyond this are deleted
+MAX_FILES = 64
 
 #: history the fit must keep when it stops at the week's start (or the model's own
 #: ``history_needed`` if shorter); with less it uses everything before the start
@@ -108,6 +112,7 @@ def fitted_model(name: str, history: pd.DataFrame, fit_until: pd.Timestamp, *,
         try:
             with path.open("rb") as fh:
                 cached: Forecaster = pickle.load(fh)
+            os.utime(path)  # recently used: pruned last
             say(f"forecast model '{model.name}' fitted before {fit_until:%Y-%m-%d}: from "
                 f"{path.parent}")
             return cached
@@ -123,6 +128,7 @@ def fitted_model(name: str, history: pd.DataFrame, fit_until: pd.Timestamp, *,
     if path is not None:
         try:
             _write(path, model)
+            _prune(path.parent, MAX_FILES)
             note += f"; kept in {path.parent} for later plans"
         except OSError as exc:
             note += f"; not cached ({exc}; set GREENEPOCH_CACHE to a writable folder)"
@@ -140,3 +146,10 @@ def _write(path: Path, model: object) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used model files in ``folder``."""
+    files = sorted(folder.glob("*.pkl"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)

@@ -162,3 +162,37 @@ def test_plan_forecast_reads_up_to_the_start_and_never_past_it(
     assert (moved["DE"] > plain["DE"] + 1.0).all()  # the lags reach the start
     pd.testing.assert_series_equal(moved["NO"], plain["NO"])
     assert len(fits) == 1, fits  # all three plans used the fit made before the Monday
+
+
+def test_least_recently_used_files_are_pruned(cache: Path, fits: list[int],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    import planner.forecast_cache as fc
+
+    monkeypatch.setattr(fc, "MAX_FILES", 2)
+    base = history()
+    variants = []
+    for k in range(3):
+        h = base.copy()
+        h.iloc[-200, 0] += k  # a different fitted window each time
+        variants.append(h)
+    folder = cache / "forecasts"
+    fitted_model("mean7d", variants[0], MONDAY)
+    fitted_model("mean7d", variants[1], MONDAY)
+    (first,) = [f for f in folder.glob("*.pkl")
+                if f.name.endswith(f"{fc.history_key('mean7d', _window(variants[0]))}.pkl")]
+    old = time.time() - 100
+    for f in folder.glob("*.pkl"):
+        os.utime(f, (old, old))
+    fitted_model("mean7d", variants[0], MONDAY)  # a cache hit marks it recently used
+    assert len(fits) == 2
+    fitted_model("mean7d", variants[2], MONDAY)  # a third fit: the least recent goes
+    kept = sorted(f.name for f in folder.glob("*.pkl"))
+    assert len(kept) == 2 and first.name in kept
+
+
+def _window(h: pd.DataFrame) -> pd.DataFrame:
+    needed = get_model("mean7d").history_needed
+    return h[(h.index >= MONDAY - needed) & (h.index < MONDAY)]
