@@ -92,7 +92,7 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
         rest_i = rest[:, : hi - a + 1]
         rest_i[1:] = M[:-1, a - 1 : hi]
         pick = rest_i[:, :, None] < cont  # restart beats continuing in z
-        new_r = np.where(pick, rest_i[:, :, None], cont)
+        new_r = np.minimum(rest_i[:, :, None], cont)  # = where(pick, rest, cont)
         new_r += cost[i]
         ends = (need_k >= a) & (need_k <= hi) & (spare_k > 0)
         if ends.any():
@@ -106,11 +106,12 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
             if cand[r, zz] < tail[0]:
                 tail = (float(cand[r, zz]), i, int(kk[r]), int(nn[r]), zz)
         arg = new_r.argmin(axis=2)
-        r_min = np.take_along_axis(new_r, arg[:, :, None], 2)[:, :, 0]
+        r_min = new_r.min(axis=2)
         off = M[:, a : hi + 1]
         use_off = off <= r_min
-        args.append(np.where(use_off, n_z, arg).astype(np.int16))
-        M[:, a : hi + 1] = np.where(use_off, off, r_min)
+        arg[use_off] = n_z
+        args.append(arg.astype(np.int16))
+        np.minimum(off, r_min, out=off)  # M[:, a : hi + 1] = where(use_off, off, r_min)
         R[:, a : hi + 1, :] = new_r
         picks.append(pick)
         los.append(a)
