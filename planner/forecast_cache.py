@@ -5,9 +5,9 @@ to be recent, not refitted at its exact start.  :func:`fitted_model` fits a mode
 on the model's ``history_needed`` before ``fit_until`` (the plan sets it to 00:00
 UTC on the Monday of its start's week, :func:`fit_cutoff`) and keeps it under the
 cache folder; a later plan whose history in that window is identical loads it
-instead.  The key covers the model name,
-the history up to ``fit_until`` (times, zones, values) and the source of the
-``forecasts`` package, so new data or changed model code never reuse a stale fit.
+instead.  The key covers the model name, the fitted window (times, zones, values)
+and the source of the ``forecasts`` package, so new data or changed model code
+never reuse a stale fit.
 
 Folder: ``$GREENEPOCH_CACHE`` if set (``off`` disables the cache), else
 ``$XDG_CACHE_HOME/greenepoch`` or ``~/.cache/greenepoch``.  Files are pickles
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecasts.base import Forecaster
+from forecasts.base import Forecaster, get_model
 
 Progress = Callable[[str], None]
 
@@ -98,8 +98,6 @@ def fitted_model(name: str, history: pd.DataFrame, fit_until: pd.Timestamp, *,
     """Model ``name`` (registry name or ``default``) fitted on the rows of ``history``
     in ``[fit_until - history_needed, fit_until)``, from the cache when it holds that
     fit.  ``progress`` gets one-line notes."""
-    from forecasts.base import get_model
-
     say = progress or (lambda _msg: None)
     model = get_model(name)
     index = history.index
