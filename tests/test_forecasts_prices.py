@@ -182,6 +182,8 @@ def test_cli_prices_flag_reaches_the_model(tmp_path: Path,
     assert not np.allclose(a["mean"][:23], b["mean"][:23])
     # 23:00 UTC is the next delivery day (CET), whose prices come out at 12:00 UTC that day
     assert np.isclose(a["mean"].iloc[23], b["mean"].iloc[23])
+    table = runner.invoke(_cli(), [*args[:-1], "--prices"])
+    assert table.exit_code == 0 and "day-ahead prices published by then" in table.stdout
 
 
 def test_cli_prices_flag_errors(tmp_path: Path, data: tuple[pd.DataFrame, pd.DataFrame]) -> None:

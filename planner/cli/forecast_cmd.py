@@ -144,5 +144,6 @@ def predict(data_dir: str | None, zone: str, issue: str, horizon: str, model: st
         return
     long["time"] = long["time"].dt.strftime("%Y-%m-%d %H:%M")
     click.echo(render(long))
+    covariates = " and the day-ahead prices published by then" if use_prices else ""
     click.echo(f"\ngCO2eq/kWh, {signal}; model {get_model(model).name}, issued "
-               f"{issue_time.isoformat()}, using data before it.")
+               f"{issue_time.isoformat()}, using data before it{covariates}.")
