@@ -38,7 +38,6 @@ def _run(name: str, time_limit: float, queue: mp.Queue) -> None:
     from benchmarks.instances import INSTANCES, build_instance
     from planner.model import Policy
     from solvers.heuristics import greedy
-    from solvers.lns import model_objective
     from solvers.schedule import objective
     from solvers.solve import check_schedule, solve_problem
 
@@ -59,7 +58,6 @@ def _run(name: str, time_limit: float, queue: mp.Queue) -> None:
         "status": sol.status.value, "method": outcome.method,
         "plan_kg": objective(problem, outcome.schedule),
         "greedy_kg": None if plan is None else objective(problem, plan),
-        "greedy_model": None if plan is None else model_objective(problem, plan),
         "greedy_s": greedy_s,
         "issues": check_schedule(problem, outcome.schedule),
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -107,8 +105,8 @@ def report(name: str, rows: list[dict], label: str, target_gap: float,
         f"{_fmt(_median(rows, 'bound'), '.2f')}   gap % {_fmt(gap, '.3f')}   status "
         f"{'/'.join(sorted({r['status'] for r in rows}))}   method "
         f"{'/'.join(sorted({r['method'] for r in rows}))}",
-        f"  plan kg {_fmt(plan_kg)}   greedy kg {_fmt(greedy_kg)} (model "
-        f"{_fmt(_median(rows, 'greedy_model'))}, {_fmt(_median(rows, 'greedy_s'), '.3f')} s)"
+        f"  plan kg {_fmt(plan_kg)}   greedy kg {_fmt(greedy_kg)} "
+        f"({_fmt(_median(rows, 'greedy_s'), '.3f')} s)"
         f"   advantage over greedy % {_fmt(adv)}   peak RSS MB {rss:.0f}",
         f"  plan check: {'ok' if not issues else '; '.join(issues)}",
         f"  target gap <= {100 * target_gap:g} % in < {target_s:g} s"

@@ -17,7 +17,8 @@
    keep the result when it is cheaper; until the deadline.
 
 Plans are compared on the model objective (GPU-hours run, checkpoint moves charged
-where the model makes them: :func:`model_objective`), the quantity the bounds bound.
+where the model makes them: :func:`~solvers.schedule.objective`), the quantity the
+bounds bound.
 """
 
 from __future__ import annotations
@@ -87,14 +88,6 @@ def progress_line(seconds: float, objective: float | None, bound: float | None,
     if objective is not None and bound is not None and objective > 0:
         gap = f"  gap {100 * max(0.0, objective - bound) / objective:.2f} %"
     return f"{seconds:6.1f} s  plan {plan}  bound {low}{gap}  ({label})"
-
-
-def model_objective(problem: PlanningProblem, schedule: Schedule) -> float:
-    """The MILP objective of a schedule: GPU-hours run, checkpoint moves at their
-    cleanest departure slot (:func:`~solvers.schedule.objective`).  Every producer of
-    plans here trims them (:func:`~solvers.schedule.trim_excess`), so this is the
-    model's cost of the held slots."""
-    return objective(problem, schedule)
 
 
 def _marks_from(fm: fastbuild.FastModel, values: np.ndarray, shape: tuple[int, ...],
@@ -250,7 +243,7 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0,
     progress.offer_bound(bounds.separable_bound(problem))
     if incumbent is not None:
         progress.schedule = incumbent
-        progress.objective = model_objective(problem, incumbent)
+        progress.objective = objective(problem, incumbent)
     progress.note("greedy")
     shape = (len(problem.jobs), len(problem.zones), problem.n_slots)
     marks = np.zeros(shape, bool)
@@ -337,7 +330,7 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0,
         better = solve_restricted(sub, current, sub_keep, box)
         if better is None:
             continue
-        if model_objective(sub, better) < model_objective(sub, current) - 1e-7:
+        if objective(sub, better) < objective(sub, current) - 1e-7:
             merged = Schedule(progress.schedule.gpus.copy(), progress.schedule.run.copy())
             merged.gpus[S] = better.gpus
             merged.run[S] = better.run
@@ -380,7 +373,7 @@ def _job_gaps(problem: PlanningProblem, schedule: Schedule) -> np.ndarray:
     for j in range(len(problem.jobs)):
         sub = dataclasses.replace(problem, jobs=(problem.jobs[j],))
         one = Schedule(schedule.gpus[j : j + 1], schedule.run[j : j + 1])
-        out[j] = model_objective(sub, one) - bounds.separable_bound(sub)
+        out[j] = objective(sub, one) - bounds.separable_bound(sub)
     return out
 
 
@@ -388,10 +381,10 @@ def _accept(problem: PlanningProblem, progress: Progress, found: Schedule | None
             label: str) -> None:
     if found is None:
         return
-    value = model_objective(problem, found)
+    value = objective(problem, found)
     if progress.objective is None or value < progress.objective - 1e-7:
         progress.schedule, progress.objective = found, value
         progress.note(label)
 
 
-__all__ = ["Progress", "SolveStatus", "decompose", "lagrangian_bound", "model_objective"]
+__all__ = ["Progress", "SolveStatus", "decompose", "lagrangian_bound"]

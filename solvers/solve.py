@@ -132,7 +132,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
     """
     from solvers import dp, fastbuild
     from solvers.backends import _gap, run_highs
-    from solvers.lns import decompose, model_objective, progress_line
+    from solvers.lns import decompose, progress_line
 
     began = time.perf_counter()
     limit = hours(policy.time_limit) * 3600
@@ -189,7 +189,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
         raise InfeasibleError(
             f"no plan found within {policy.time_limit} by the decomposition or the MILP; "
             "raise policy.time_limit or relax the request")
-    value = model_objective(problem, schedule) if value is None else value
+    value = objective(problem, schedule) if value is None else value
     return Outcome(schedule, Solution("highs", _status(value, bound, policy.mip_gap), value,
                                       bound, _gap(value, bound), seconds, message),
                    method, build_seconds)

@@ -120,7 +120,7 @@ def test_warm_start_is_feasible() -> None:
     assert start is not None
     solution, _, _ = run_highs(fm.to_highs_lp(), time_limit=10, mip_gap=1.0, start=start)
     assert solution.status.has_solution
-    assert solution.objective <= lns.model_objective(problem, plan) + 1e-6
+    assert solution.objective <= objective(problem, plan) + 1e-6
 
 
 def test_bounds_are_lower_bounds() -> None:
@@ -142,7 +142,7 @@ def test_decomposition_plans_pass_the_checks() -> None:
     assert progress.schedule is not None
     assert check_schedule(problem, progress.schedule) == []
     assert progress.bound <= progress.objective + 1e-6
-    assert progress.objective == pytest.approx(lns.model_objective(problem, progress.schedule))
+    assert progress.objective == pytest.approx(objective(problem, progress.schedule))
 
 
 @pytest.mark.parametrize(("n_jobs", "method"), [(1, "exact-dp"), (4, "lns"), (4, "lns+milp")])
