@@ -52,6 +52,31 @@ def test_plan_bad_request_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     assert not (tmp_path / "p.json").exists()
 
 
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("greenepoch: error: "), lines
+    return lines[0]
+
+
+def test_plan_request_that_is_a_folder(runner: CliRunner, tmp_path: Path) -> None:
+    line = _one_error_line(runner.invoke(cli, ["plan", str(tmp_path), "--out",
+                                               str(tmp_path / "p.json")]))
+    assert f"{tmp_path}: Is a directory" in line
+
+
+@pytest.mark.parametrize("command", [["plan", str(EXAMPLES / "minimal.toml")], ["demo"]])
+def test_out_in_a_missing_folder_fails_before_any_work(runner: CliRunner, tmp_path: Path,
+                                                       command: list[str]) -> None:
+    out = tmp_path / "missing" / "p.json"
+    line = _one_error_line(runner.invoke(cli, [*command, "--out", str(out)]))
+    assert f"folder {out.parent} does not exist; create it first" in line
+    line = _one_error_line(runner.invoke(cli, [*command, "--out", str(tmp_path)]))
+    assert "is a folder; give a file name inside it" in line
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.realdata
 def test_data_check_real_zone(runner: CliRunner, real_data: Path) -> None:
     path = real_data / "electricitymaps" / "DE_2023_hourly.csv"

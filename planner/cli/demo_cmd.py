@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from planner.cli.options import data_option
+from planner.cli.options import data_option, output_file
 from planner.cli.report import plan_summary
 from planner.intensity.sources import data_dir as resolve_data_dir
 from planner.pipeline import plan as make_plan
@@ -18,6 +18,7 @@ from planner.shipped import shipped_file
 @data_option
 @click.option("--oracle", is_flag=True, help="Plan with perfect foresight instead of a forecast.")
 @click.option("--out", default=None, type=click.Path(path_type=str),
+              callback=output_file,
               help="Also write the plan JSON (and its segment CSV) here.")
 def demo(data_dir: str | None, oracle: bool, out: str | None) -> None:
     """Plan the shipped sample request (two jobs, four zones).

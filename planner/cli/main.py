@@ -1,7 +1,8 @@
 """The ``greenepoch`` command: a thin click layer over the library.
 
 Commands parse, call and print.  A :class:`~planner.errors.GreenEpochError`
-anywhere below becomes one line on stderr and exit code 2.
+anywhere below, or a file that cannot be read or written (``OSError``), becomes one
+line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GreenEpochError as exc:
             click.echo(f"greenepoch: error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"greenepoch: error: {where}{exc.strerror or exc}", err=True)
             sys.exit(2)
 
 

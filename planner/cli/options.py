@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
+
+from planner.errors import GreenEpochError
 
 data_option = click.option(
     "--data",
@@ -33,3 +36,21 @@ def zones_option(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., 
         help="Comma-separated zone ids or cloud regions (e.g. DE,eu-north-1), or 'all'.",
         **kwargs,
     )
+
+
+def output_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check an output file's folder before any work is done (a long solve must not be
+    lost to a typo in ``--out``)."""
+    if value is None:
+        return None
+    path = Path(value)
+    name = "/".join(param.opts) if param.opts else "output"
+    if path.is_dir():
+        raise GreenEpochError(
+            f"{name} {value} is a folder; give a file name inside it, e.g. {path / 'out.json'}"
+        )
+    if not path.parent.is_dir():
+        raise GreenEpochError(
+            f"{name} {value}: folder {path.parent} does not exist; create it first"
+        )
+    return value

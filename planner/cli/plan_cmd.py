@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from planner.cli.options import data_option, json_option, signal_option
+from planner.cli.options import data_option, json_option, output_file, signal_option
 from planner.cli.report import plan_summary
 from planner.pipeline import plan as make_plan
 from planner.request import load_request
@@ -28,6 +28,7 @@ from planner.timeparse import utc
 @click.option("--seed", default=0, show_default=True,
               help="Seed of the synthetic traces (embedded default only).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=str),
+              callback=output_file,
               help="Plan JSON to write; a CSV of segments is written beside it.")
 @json_option
 def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | None,

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from planner.cli.options import data_option
+from planner.cli.options import data_option, output_file
 
 
 @click.command()
 @click.argument("source", type=click.Path(path_type=str))
 @data_option
 @click.option("--out", "out", required=True, type=click.Path(path_type=str),
+              callback=output_file,
               help="HTML file to write (self-contained: figures are embedded).")
 @click.option("--quiet", is_flag=True, help="Print only the path written.")
 def report(source: str, data_dir: str | None, out: str, quiet: bool) -> None:

@@ -8,7 +8,7 @@ import sys
 import click
 import pandas as pd
 
-from planner.cli.options import data_option, json_option
+from planner.cli.options import data_option, json_option, output_file
 from planner.cli.table import render
 
 ROW_COLUMNS = ["zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast",
@@ -40,6 +40,7 @@ def whatif_tables(frame: pd.DataFrame, limit: int = 20) -> str:
 @click.argument("spec_file", type=click.Path(path_type=str))
 @data_option
 @click.option("--out", "out", required=True, type=click.Path(path_type=str),
+              callback=output_file,
               help="Results file (JSON Lines, one row per scenario). Rows already in it "
                    "are kept and not run again: rerun the same command to resume.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
