@@ -90,7 +90,8 @@ def load_intensities(
 def zone_prices(request: PlanRequest, slots: pd.DatetimeIndex,
                 data: str | Path | None = None) -> np.ndarray | None:
     """USD/MWh per zone and slot: the request's price files, else the shared prices
-    folder (market from the region catalog); None when no zone has prices."""
+    folder (market from the region catalog); NaN rows for zones without prices, None
+    when no zone has prices."""
     from planner.prices import hourly_prices, shared_prices
     from planner.regions import load_catalog
 
@@ -104,11 +105,26 @@ def zone_prices(request: PlanRequest, slots: pd.DatetimeIndex,
             market = getattr(region, "electricity_market", None) or zone.id
             series = shared_prices(folder, market)
         if series is None or series.empty:
-            rows.append(np.zeros(len(slots)))
+            rows.append(np.full(len(slots), np.nan))
             continue
         found = True
         rows.append(hourly_prices(series, slots).to_numpy(dtype=float))
     return np.vstack(rows) if found else None
+
+
+def _require_prices(request: PlanRequest, prices: np.ndarray | None) -> None:
+    """Every zone a job may run in needs prices under ``carbon+cost``: a zone without
+    them would look free."""
+    used = {z for job in request.jobs for z in job.zones}
+    missing = [z.id for i, z in enumerate(request.zones)
+               if z.id in used and (prices is None or np.isnan(prices[i]).any())]
+    if missing:
+        raise RequestError(
+            f"objective 'carbon+cost' needs electricity prices for every zone a job may run "
+            f"in; none (over the whole horizon) for {', '.join(missing)}: give those "
+            "[[zones]] a price_file, put "
+            "their market's files in prices/ beside the data folder, or set "
+            "objective = 'carbon'")
 
 
 def build_problem(request: PlanRequest, judged: IntensityData,
@@ -146,6 +162,8 @@ def build_problem(request: PlanRequest, judged: IntensityData,
         ))
     capacity = np.vstack([z.capacity_at(slots).to_numpy() for z in request.zones])
     policy = request.policy
+    if policy.objective == "carbon+cost":
+        _require_prices(request, prices)
     return PlanningProblem(
         slots=slots, slot_h=slot_h, zones=zones, jobs=tuple(specs),
         intensity=values.to_numpy(dtype=float).T.copy(),

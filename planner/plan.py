@@ -124,6 +124,19 @@ def _kg(value: float) -> float | None:
     return round(value, 3) if np.isfinite(value) else None
 
 
+def _electricity_usd(problem: PlanningProblem, schedule: Schedule, j: int) -> float | None:
+    """What job ``j``'s GPU-hours cost at the zones' prices; None when it runs in a slot
+    without a price."""
+    job, total = problem.jobs[j], 0.0
+    for z in job.zones:
+        held = schedule.run[j, z] > 0
+        usd = problem.usd_per_gpu_h(job, z)[held]
+        if np.isnan(usd).any():
+            return None
+        total += float((schedule.run[j, z][held] * usd).sum())
+    return total
+
+
 def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.ndarray,
              actual: np.ndarray | None) -> dict[str, Any]:
     job = problem.jobs[j]
@@ -131,11 +144,9 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
     transfer = transfer_kg(problem, schedule, j)
     emissions = sum(s["emissions_kg"] for s in segments) + transfer
     moves = schedule.moves(j, job.home)
-    cost = 0.0
-    if problem.price is not None:
-        for z in job.zones:
-            cost += float((schedule.run[j, z] * problem.usd_per_gpu_h(job, z)).sum())
-    cost += len(moves) * job.checkpoint_gb * job.egress_usd_per_gb
+    cost = _electricity_usd(problem, schedule, j)
+    if cost is not None:
+        cost += len(moves) * job.checkpoint_gb * job.egress_usd_per_gb
     home_kg, home_finish = run_now(problem, job, job.home, judged)
     # NaN: the baseline does not finish within the horizon (a split job can beat it)
     best = min(job.zones, key=lambda z: np.nan_to_num(run_now(problem, job, z, judged)[0],
@@ -149,7 +160,7 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
         "migrations": len(moves),
         "transfer_emissions_kg": round(transfer, 3),
         "overhead_hours": round(job.overhead_h * schedule.starts(j), 3),
-        "cost_usd": round(cost, 2) if problem.price is not None or moves else None,
+        "cost_usd": None if cost is None else round(cost, 2),
     }
     baselines: dict[str, Any] = {
         "run_now_home": {"emissions_kg": _kg(home_kg), "finish": _iso(home_finish)},

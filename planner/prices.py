@@ -10,6 +10,7 @@ from planner.errors import DataError
 
 SHARED_TIME = "Datetime (UTC)"
 SHARED_PRICE = "Price (USD/MWh)"
+FILL_LIMIT = pd.Timedelta("3h")  # farthest known hour a missing hour's price is taken from
 
 
 def read_price_csv(path: Path, where: str = "") -> pd.Series:
@@ -44,9 +45,11 @@ def shared_prices(prices_dir: Path, market: str) -> pd.Series | None:
 
 def hourly_prices(series: pd.Series, slots: pd.DatetimeIndex) -> pd.Series:
     """Prices on the plan's slots: each slot takes the price of the hour it falls in;
-    hours missing from the series are filled from the nearest known hour."""
-    hourly = series.resample("1h").mean()
+    hours missing from the series are filled from the nearest known hour up to
+    ``FILL_LIMIT`` away, beyond that (a series of another year, say) they are NaN."""
+    hourly = series.resample("1h").mean().dropna()
     floor = slots.floor("1h")
     return pd.Series(
-        hourly.reindex(floor, method="nearest").to_numpy(), index=slots, name="price_usd_per_mwh"
+        hourly.reindex(floor, method="nearest", tolerance=FILL_LIMIT).to_numpy(),
+        index=slots, name="price_usd_per_mwh",
     )

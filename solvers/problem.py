@@ -94,13 +94,18 @@ class PlanningProblem:
         return job.power_kw * self.pue[z] * self.intensity[z] / 1000.0
 
     def usd_per_gpu_h(self, job: JobSpec, z: int) -> np.ndarray:
+        """Electricity cost of one GPU-hour per slot, USD; NaN where ``z`` has no price."""
         if self.price is None:
-            return np.zeros(self.n_slots)
+            return np.full(self.n_slots, np.nan)
         return job.power_kw * self.pue[z] * self.price[z] / 1000.0
 
     def cost_per_gpu_h(self, job: JobSpec, z: int) -> np.ndarray:
-        """Objective coefficient of one GPU-hour: emissions + weighted cost + soft penalty."""
-        coef = self.kg_per_gpu_h(job, z) + self.price_weight * self.usd_per_gpu_h(job, z)
+        """Objective coefficient of one GPU-hour: emissions + weighted cost (without
+        ``price``, only egress is priced; the planner requires prices in every zone a job
+        may use when ``price_weight`` > 0) + soft penalty."""
+        coef = self.kg_per_gpu_h(job, z)
+        if self.price_weight > 0 and self.price is not None:
+            coef = coef + self.price_weight * self.usd_per_gpu_h(job, z)
         if self.threshold is not None and self.threshold_mode == "soft":
             excess = np.clip(self.intensity[z] - self.threshold, 0, None)
             coef = coef + self.threshold_penalty * job.power_kw * self.pue[z] * excess / 1000.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -360,3 +361,15 @@ def test_invalid_toml_and_missing_file(tmp_path):
 
 def test_request_errors_are_greenepoch_errors():
     assert issubclass(RequestError, GreenEpochError)
+
+
+def test_prices_of_another_year_do_not_fill_the_plan():
+    """Missing hours take the nearest known price only up to 3 h away."""
+    from planner.prices import hourly_prices
+
+    known = pd.Series([50.0, 70.0], index=pd.DatetimeIndex(
+        ["2022-12-31T22:00Z", "2022-12-31T23:00Z"], tz="UTC"))
+    slots = pd.date_range("2023-01-01T00:00Z", periods=4, freq="1h")
+    got = hourly_prices(known, slots)
+    assert got.iloc[:3].tolist() == [70.0, 70.0, 70.0]
+    assert np.isnan(got.iloc[3])

@@ -130,7 +130,7 @@ def plan_row(doc: dict[str, Any]) -> dict[str, Any]:
     """The metrics of one plan document (docs/plan-schema.md), summed over its jobs."""
     forecast = doc["intensity"]["mode"] == "forecast"
     emissions = planned = run_now = energy = 0.0
-    cost: float | None = None
+    cost: float | None = 0.0  # None as soon as one job's cost is unknown
     interruptions = migrations = 0
     delays = []
     for job in doc["jobs"]:
@@ -142,8 +142,7 @@ def plan_row(doc: dict[str, Any]) -> dict[str, Any]:
         energy += s["energy_kwh"]
         interruptions += s["interruptions"]
         migrations += s["migrations"]
-        if s.get("cost_usd") is not None:
-            cost = (cost or 0.0) + s["cost_usd"]
+        cost = None if cost is None or s.get("cost_usd") is None else cost + s["cost_usd"]
         delays.append(_hours(s["finish"], home["finish"]))
     saving = float(run_now - emissions)
     return {
