@@ -45,6 +45,25 @@ def _enough(job: JobSpec, gpu_hours: np.ndarray) -> bool:
     return float(gpu_hours.sum()) - job.overhead_gpu_h >= job.work - EPS
 
 
+def _fewest_runs(job: JobSpec, gpu_hours: np.ndarray) -> int | None:
+    """Fewest runs (of at least min_run slots, a restart overhead each, the largest
+    stretches first) that hold the work; None if all of them together do not."""
+    runs = sorted(_runs(gpu_hours, job.min_run_slots), reverse=True)
+    done = np.cumsum(runs) - job.overhead_gpu_h * np.arange(1, len(runs) + 1)
+    fits = np.flatnonzero(done >= job.work - EPS)
+    return int(fits[0]) + 1 if len(fits) else None
+
+
+def _fits(job: JobSpec, gpu_hours: np.ndarray) -> bool:
+    """Room for the work, also in few enough runs of at least min_run slots."""
+    if not _enough(job, gpu_hours):
+        return False
+    if job.max_starts is None and job.min_run_slots <= 1:
+        return True
+    fewest = _fewest_runs(job, gpu_hours)
+    return fewest is not None and (job.max_starts is None or fewest <= job.max_starts)
+
+
 def _step(problem: PlanningProblem) -> pd.Timedelta:
     return pd.Timedelta(hours=problem.slot_h)
 
@@ -63,8 +82,11 @@ def _deadline_needed(problem: PlanningProblem, job: JobSpec,
     total = job.work + job.overhead_gpu_h
     done = np.cumsum(room)
     hit = np.flatnonzero(done >= total - EPS)
-    if len(hit):
-        return problem.slots[job.first + int(hit[0])] + _step(problem)
+    if len(hit):  # the first end with room, then the first that also fits the run limits
+        for end in range(int(hit[0]), len(room)):
+            if _fits(job, room[: end + 1]):
+                return problem.slots[job.first + end] + _step(problem)
+        return None
     if threshold is not None or room[-1] <= 0:
         return None
     extra = math.ceil((total - float(done[-1])) / float(room[-1]) - 1e-9)
@@ -72,14 +94,15 @@ def _deadline_needed(problem: PlanningProblem, job: JobSpec,
 
 
 def _threshold_needed(problem: PlanningProblem, job: JobSpec) -> float | None:
-    """Lowest hard threshold (g/kWh) under which the job has room in its window."""
+    """Lowest hard threshold (g/kWh) under which the job has room in its window, in few
+    enough runs."""
     levels = np.unique(problem.intensity[list(job.zones), job.first : job.last + 1])
     lo, hi = 0, len(levels) - 1
-    if hi < 0 or not _enough(job, _gpu_hours(problem, job, float(levels[hi]))):
+    if hi < 0 or not _fits(job, _gpu_hours(problem, job, float(levels[hi]))):
         return None
-    while lo < hi:  # room grows with the threshold: bisect on the levels
+    while lo < hi:  # usable stretches only grow and merge with the threshold: bisect
         mid = (lo + hi) // 2
-        if _enough(job, _gpu_hours(problem, job, float(levels[mid]))):
+        if _fits(job, _gpu_hours(problem, job, float(levels[mid]))):
             hi = mid
         else:
             lo = mid + 1
@@ -155,16 +178,13 @@ def explain_runs(problem: PlanningProblem, job: JobSpec) -> str | None:
     min_run slots each (runs across zones count as one: optimistic), else None."""
     if job.max_starts is None and job.min_run_slots <= 1:
         return None
-    runs = sorted(_runs(_gpu_hours(problem, job, _hard(problem)), job.min_run_slots),
-                  reverse=True)
-    done = np.cumsum(runs) - job.overhead_gpu_h * np.arange(1, len(runs) + 1)
-    fits = np.flatnonzero(done >= job.work - EPS)
-    fewest = int(fits[0]) + 1 if len(fits) else None
+    room = _gpu_hours(problem, job, _hard(problem))
+    fewest = _fewest_runs(job, room)
     if fewest is not None and (job.max_starts is None or fewest <= job.max_starts):
         return None
     limit = "unlimited" if job.max_starts is None else job.max_starts - 1
     if fewest is None:
-        most = sum(max(r - job.overhead_gpu_h, 0.0) for r in runs)
+        most = sum(max(r - job.overhead_gpu_h, 0.0) for r in _runs(room, job.min_run_slots))
         fix = (f"its free stretches{' of at least min_run' if job.min_run_slots > 1 else ''} "
                f"hold at most {most:g} of the {job.work:g} GPU-hours after a restart "
                f"overhead each; {'use a shorter minimum run, ' if job.min_run_slots > 1 else ''}"

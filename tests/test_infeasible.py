@@ -220,3 +220,17 @@ def test_the_job_with_too_few_interruptions_is_named_not_capacity():
     assert "job 'a' has enough usable slots, but not in few enough runs" in message
     assert "capacity shared too thin" not in message
     assert "'b'" not in message
+
+
+def test_threshold_needed_counts_the_runs_it_leaves():
+    # SIX = [500, 100, 400, 50, 300, 200], 3 slots of work, no interruption allowed.
+    # Room alone: 3 slots under 200 (slots 1, 3, 5), but in three runs; one run of three
+    # needs slots 3-5 (50, 300, 200): threshold 300.
+    message = infeasible([job(gpu_hours=6.0, max_interruptions=0)], threshold=150.0)
+    assert "threshold needed: 300 g/kWh" in message
+    # ... and that threshold is enough
+    req = PlanRequest(start=T0, jobs=(job(gpu_hours=6.0, max_interruptions=0),),
+                      zones=(Zone("DE", capacity_gpus=8, pue=1.0),),
+                      policy=Policy(threshold=300.0))
+    outcome = solve_problem(build_problem(req, data({"DE": SIX})), req.policy)
+    assert outcome.schedule.starts(0) == 1
