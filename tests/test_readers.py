@@ -335,3 +335,12 @@ def test_real_exports_known_values(real: IntensityData) -> None:
     assert share["IN-WE"] == 1.0
     assert share["JP-TK"] == 1.0
     assert 0.0 < share["SG"] < 1.0
+
+
+@pytest.mark.realdata
+def test_an_unknown_zone_lists_every_zone_of_the_folder(real_data: Path) -> None:
+    with pytest.raises(DataError) as err:
+        read_electricitymaps(real_data, zones=["XX", "DE"])
+    message = str(err.value)
+    assert "no export files for zone(s) XX; available: AU-NSW, AU-VIC, BR-CS" in message
+    assert "US-TEX-ERCO, ZA. Pick zones from that list" in message

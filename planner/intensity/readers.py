@@ -109,7 +109,7 @@ def read_electricitymaps(
         the zone of each row is always taken from its ``Zone Id`` column.
     """
     signal = _check_signal(signal)
-    files = _csv_files(Path(path))
+    files = every_file = _csv_files(Path(path))
     if zones is not None:
         wanted = set(zones)
         files = [f for f in files if _file_zone(f) in wanted or _file_zone(f) is None]
@@ -131,9 +131,12 @@ def read_electricitymaps(
     if zones is not None:
         absent = [z for z in zones if z not in per_zone]
         if absent:
+            named = {_file_zone(f) for f in every_file} - {None}
+            available = sorted(named | set(per_zone))
             raise DataError(
                 f"{path}: no export files for zone(s) {', '.join(absent)}; "
-                f"available: {', '.join(sorted(per_zone)) or 'none'}"
+                f"available: {', '.join(str(z) for z in available) or 'none'}. Pick zones "
+                "from that list (or add their exports to the folder)"
             )
     series = {}
     for zone, parts in per_zone.items():
