@@ -146,6 +146,38 @@ def test_hostile_values_are_literal_in_parsed_yaml(tmp_path, validate):
     subprocess.run(["bash", "-n"], input=resume, text=True, check=True)
 
 
+def test_resume_script_creates_kueue_jobs_at_their_window_start(tmp_path):
+    """Kueue unsuspends a queued Job on admission, so such Jobs are not applied early:
+    resume.sh creates them at their window start; the others it unsuspends."""
+    t0 = pd.Timestamp("2023-06-01T00:00:00Z")  # in the past: the script does not sleep
+    later = t0 + pd.Timedelta("2h")
+    plan = Plan(plan_doc({"llm": [segment("GB", t0, 60, 4), segment("DE", later, 60, 16)]}))
+    files = export_k8s(plan, parse_config(CONFIG), "job", now=t0 - pd.Timedelta("1h"))
+    deferred = [f for f in files if f.startswith("at-window-start/")]
+    assert len(deferred) == 1
+    queued = yaml.safe_load(files[deferred[0]])
+    assert queued["metadata"]["annotations"]["greenepoch.io/zone"] == "DE"
+    assert queued["metadata"]["labels"][KUEUE_QUEUE_LABEL] == "llm"
+    gb = next(f for f in files if f.endswith(".yaml") and not f.startswith("at-window-start/")
+              and yaml.safe_load(files[f])["kind"] == "Job")
+    gb_job = yaml.safe_load(files[gb])
+    assert KUEUE_QUEUE_LABEL not in gb_job["metadata"]["labels"]
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    log = tmp_path / "kubectl.log"
+    fake = tmp_path / "kubectl"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    subprocess.run(["bash", str(tmp_path / "resume.sh")], check=True, timeout=30,
+                   env={"PATH": "/usr/bin:/bin", "KUBECTL": str(fake)}, cwd="/")
+    assert log.read_text().splitlines() == [
+        f"patch job {gb_job['metadata']['name']} -n default --type=merge "
+        '-p {"spec":{"suspend":false}}',
+        f"create -f {deferred[0]}",
+    ]
+
+
 def test_cli_writes_validated_manifests_and_fails_cleanly(tmp_path, validate):
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(_plan().doc))

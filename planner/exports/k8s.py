@@ -1,6 +1,8 @@
 """Kubernetes export: per segment a ``batch/v1`` CronJob firing at the window start
 (default), or a ``batch/v1`` Job created suspended plus ``resume.sh`` that lifts the
-suspension at each window start.
+suspension at each window start.  A Job sent to a Kueue queue cannot wait suspended
+(Kueue lifts the suspension as soon as it admits the Job), so its file goes to
+``at-window-start/`` and ``resume.sh`` creates it at its window start instead.
 
 Either way the Job runs with ``activeDeadlineSeconds`` = window - grace period (the
 pods get SIGTERM, checkpoint within ``terminationGracePeriodSeconds`` = the job's
@@ -39,6 +41,7 @@ from planner.plan import Plan
 KINDS = ("cronjob", "job")
 INDEX = "export.json"
 RESUME = "resume.sh"
+DEFERRED = "at-window-start"  # Jobs resume.sh creates at their window start (Kueue)
 GPU = "nvidia.com/gpu"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
@@ -211,7 +214,8 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
                                                  "annotations": annotations},
                                     "spec": spec},
                 }}
-        files[f"{name}.yaml"] = [obj]
+        deferred = kind == "job" and bool(zone.queue)
+        files[f"{DEFERRED}/{name}.yaml" if deferred else f"{name}.yaml"] = [obj]
     for (namespace, queue), cluster_queue in sorted(queues.items()):
         files[f"localqueue-{namespace}-{queue}.yaml"] = [{
             "apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
@@ -228,27 +232,31 @@ def to_yaml(objs: list[dict[str, Any]]) -> str:
 
 
 def resume_script(objs: dict[str, list[dict[str, Any]]], pid: str) -> str:
-    """``resume.sh`` for suspended Jobs: wait for each window start, then unsuspend."""
+    """``resume.sh``: at each window start, unsuspend that Job, or create it when it goes
+    through a Kueue queue (its file is under ``at-window-start/``)."""
     lines = [
         "#!/usr/bin/env bash",
-        f"# Lift the suspension of each Job of greenepoch plan {pid} at its window start.",
-        "# Run it after 'kubectl apply -f .' and keep it running (e.g. in a tmux).",
+        f"# Start each Job of greenepoch plan {pid} at its window start: lift the",
+        f"# suspension of the Jobs applied with 'kubectl apply -f .', create those in {DEFERRED}/",
+        "# (Kueue would admit them at once). Keep it running (e.g. in a tmux).",
         "set -euo pipefail",
+        'cd "$(dirname "$0")"',
         'KUBECTL="${KUBECTL:-kubectl}"',
     ]
-    jobs = [o for group in objs.values() for o in group if o["kind"] == "Job"]
-    jobs.sort(key=lambda o: o["metadata"]["annotations"]["greenepoch.io/window-start"])
-    for o in jobs:
+    jobs = [(file, o) for file, group in objs.items() for o in group if o["kind"] == "Job"]
+    jobs.sort(key=lambda fo: fo[1]["metadata"]["annotations"]["greenepoch.io/window-start"])
+    for file, o in jobs:
         meta = o["metadata"]
         start = meta["annotations"]["greenepoch.io/window-start"]
         epoch = int(pd.Timestamp(start).timestamp())
-        lines += [
-            f"wait_s=$(( {epoch} - $(date +%s) )); "
-            f'[ "$wait_s" -le 0 ] || sleep "$wait_s"',
-            f'"$KUBECTL" patch job {shlex.quote(meta["name"])} -n '
-            f"{shlex.quote(meta['namespace'])} --type=merge "
-            "-p '{\"spec\":{\"suspend\":false}}'",
-        ]
+        lines.append(f"wait_s=$(( {epoch} - $(date +%s) )); "
+                     f'[ "$wait_s" -le 0 ] || sleep "$wait_s"')
+        if file.startswith(f"{DEFERRED}/"):
+            lines.append(f'"$KUBECTL" create -f {shlex.quote(file)}')
+        else:
+            lines.append(f'"$KUBECTL" patch job {shlex.quote(meta["name"])} -n '
+                         f"{shlex.quote(meta['namespace'])} --type=merge "
+                         "-p '{\"spec\":{\"suspend\":false}}'")
     return "\n".join(lines) + "\n"
 
 
