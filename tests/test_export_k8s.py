@@ -88,6 +88,7 @@ def test_manifests_carry_the_plan():
     start = pd.Timestamp(seg["start"])
     assert cron["spec"]["schedule"] == f"{start.minute} {start.hour} {start.day} {start.month} *"
     assert cron["spec"]["timeZone"] == "Etc/UTC"
+    assert "-j0-s0-" in job["metadata"]["name"]  # segment numbers from 0, as in the labels
     for o in objs:
         name = o["metadata"]["name"]
         assert len(name) <= 52 and name == name.lower()

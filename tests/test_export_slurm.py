@@ -120,7 +120,10 @@ def test_scripts_carry_the_plan(tmp_path):
                                                                  30, 2),
                           segment("Z2", t0 + pd.Timedelta("3h"), 30, 2)]})
     files = export_slurm(Plan(doc), parse_config(_simple_config(tmp_path)))
-    s1, _, s3 = (files[n] for n in sorted(n for n in files if n.endswith(".sbatch")))
+    names = sorted(n for n in files if n.endswith(".sbatch"))
+    assert names == ["j00-a-s000.sbatch", "j00-a-s001.sbatch", "j00-a-s002.sbatch"]  # from 0
+    s1, _, s3 = (files[n] for n in names)
+    assert "#SBATCH --job-name=ge-a-s0" in s1 and "GREENEPOCH_SEGMENT=0" in s1
     assert f"#SBATCH --begin={t0.strftime('%Y-%m-%dT%H:%M:%S')}" in s1
     assert "#SBATCH --time=91" in s1  # 90.5 min rounded up
     assert "#SBATCH --nodes=2" in s1 and "#SBATCH --gres=gpu:2" in s1

@@ -77,7 +77,7 @@ exec "$@"
 
 def resource_name(pid: str, seg: Segment) -> str:
     """DNS-1123 name, at most 52 characters (CronJob limit)."""
-    base = f"ge-{pid[:8]}-j{seg.job_index}-s{seg.index + 1}"
+    base = f"ge-{pid[:8]}-j{seg.job_index}-s{seg.index}"
     tail = slug(seg.job, 52, lower=True).replace("_", "-").replace(".", "-")
     name = f"{base}-{tail}"[:52].rstrip("-")
     return name

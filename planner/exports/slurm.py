@@ -106,7 +106,7 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
         depends = None
         if prev is not None and (prev.zone.cluster == zone.cluster or config.slurm_federation):
             depends = prev.script
-        name = f"j{seg.job_index:02d}-{slug(seg.job, 40)}-s{seg.index + 1:03d}.sbatch"
+        name = f"j{seg.job_index:02d}-{slug(seg.job, 40)}-s{seg.index:03d}.sbatch"
         item = SlurmSegment(seg, name, zone, nodes, gpu_option, minutes, lead, depends)
         previous[seg.job_index] = item
         out.append(item)
@@ -131,7 +131,7 @@ def sbatch_script(item: SlurmSegment, pid: str, settings: JobSettings) -> str:
     seg, zone = item.segment, item.zone
     ckpt = settings.checkpoint_dir.replace("{job}", slug(seg.job, 60))
     directives = [
-        f"--job-name=ge-{slug(seg.job, 40)}-s{seg.index + 1}",
+        f"--job-name=ge-{slug(seg.job, 40)}-s{seg.index}",
         f"--begin={seg.start.strftime('%Y-%m-%dT%H:%M:%S')}",
         f"--time={item.time_minutes}",
         f"--nodes={item.nodes}",
