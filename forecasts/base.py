@@ -259,6 +259,11 @@ def available() -> list[str]:
     return sorted(REGISTRY)
 
 
+def canonical_name(name: str) -> str:
+    """The registered name ``name`` stands for (``default`` -> ``DEFAULT_MODEL``)."""
+    return DEFAULT_MODEL if name == "default" else name
+
+
 def get_model(name: str, **options: object) -> Forecaster:
     """A new, unfitted model by registered name (or ``default``).
 
@@ -266,8 +271,7 @@ def get_model(name: str, **options: object) -> Forecaster:
     :class:`forecasts.prices.DayAheadPrices`) for ``gbm`` and ``blend``.
     """
     _load_builtin()
-    if name == "default":
-        name = DEFAULT_MODEL
+    name = canonical_name(name)
     if name not in REGISTRY:
         raise ForecastError(
             f"unknown forecast model {name!r}; available: default, {', '.join(sorted(REGISTRY))}"

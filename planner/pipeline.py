@@ -63,10 +63,10 @@ def load_intensities(
         actual = load_intensity(zones, slots[0], end, data=data, signal=signal, slot=slot,
                                 seed=seed)
         return Intensities(actual, actual, "oracle", None)
-    from forecasts.base import get_model
+    from forecasts.base import canonical_name, get_model
     from planner.forecast_cache import fit_cutoff, fitted_model, week_start
 
-    name = model or request.policy.forecast
+    name = canonical_name(model or request.policy.forecast)
     needed = get_model(name).history_needed
     first = week_start(slots[0]) - needed
     full = load_intensity(zones, first, end, data=data, signal=signal, slot=slot, seed=seed,

@@ -55,9 +55,13 @@ def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
     for key in ("name", "deadline"):
         if key not in raw:
             raise RequestError(f"{where}: missing '{key}'")
-    gpus = int(raw.get("gpus", raw.get("gpus_max", 0)))
-    if gpus <= 0:
+    key = "gpus" if "gpus" in raw or "gpus_max" not in raw else "gpus_max"
+    if key not in raw:
         raise RequestError(f"{where}: set 'gpus' (GPUs while running), e.g. gpus = 64")
+    gpus = raw[key]
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus <= 0:
+        raise RequestError(f"{where}: {key} = {gpus!r} must be a whole number of GPUs above 0, "
+                           "e.g. gpus = 64")
     if "gpu_hours" in raw and "duration" in raw:
         raise RequestError(f"{where}: give either 'gpu_hours' or 'duration', not both")
     if "gpu_hours" in raw:

@@ -196,3 +196,18 @@ def test_least_recently_used_files_are_pruned(cache: Path, fits: list[int],
 def _window(h: pd.DataFrame) -> pd.DataFrame:
     needed = get_model("mean7d").history_needed
     return h[(h.index >= MONDAY - needed) & (h.index < MONDAY)]
+
+
+def test_plan_records_the_model_default_stands_for(
+        tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import forecasts.base
+    from planner.pipeline import load_intensities
+    from planner.request import load_request
+    from tests.test_forecasts_backtest import write_exports
+
+    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "mean7d")  # quick to fit
+    (tmp_path / "req.toml").write_text(REQUEST)
+    write_exports(tmp_path, synthetic(days=70))
+    got = load_intensities(load_request(str(tmp_path / "req.toml")), data=str(tmp_path),
+                           model="default")
+    assert got.model == "mean7d"

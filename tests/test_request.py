@@ -373,3 +373,20 @@ def test_prices_of_another_year_do_not_fill_the_plan():
     got = hourly_prices(known, slots)
     assert got.iloc[:3].tolist() == [70.0, 70.0, 70.0]
     assert np.isnan(got.iloc[3])
+
+
+@pytest.mark.parametrize("value, shown", [("0", "0"), ('"64"', "'64'"), ("8.5", "8.5"),
+                                          ("true", "True")])
+def test_gpus_must_be_a_positive_whole_number(tmp_path, value, shown):
+    text = JOB.format(job=WORK, zone="", extra="").replace("gpus = 8", f"gpus = {value}", 1)
+    with pytest.raises(RequestError) as err:
+        load_request(write(tmp_path, text))
+    assert f"jobs[0] ('ft'): gpus = {shown} must be a whole number of GPUs above 0" in str(
+        err.value)
+
+
+def test_gpus_max_stands_for_gpus(tmp_path):
+    text = JOB.format(job=WORK, zone="", extra="").replace("gpus = 8", "gpus_max = 8\n"
+                                                           "gpus_min = 4", 1)
+    job = load_request(write(tmp_path, text)).jobs[0]
+    assert (job.gpus, job.gpus_min) == (8, 4)

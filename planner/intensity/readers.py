@@ -131,11 +131,11 @@ def read_electricitymaps(
     if zones is not None:
         absent = [z for z in zones if z not in per_zone]
         if absent:
-            named = {_file_zone(f) for f in every_file} - {None}
+            named = {z for z in map(_file_zone, every_file) if z is not None}
             available = sorted(named | set(per_zone))
             raise DataError(
                 f"{path}: no export files for zone(s) {', '.join(absent)}; "
-                f"available: {', '.join(str(z) for z in available) or 'none'}. Pick zones "
+                f"available: {', '.join(available) or 'none'}. Pick zones "
                 "from that list (or add their exports to the folder)"
             )
     series = {}

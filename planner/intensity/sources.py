@@ -74,7 +74,8 @@ def load_intensity(
     if start < covered[0] or end > last:
         raise DataError(
             f"the data in {root} covers {covered[0].isoformat()} .. {last.isoformat()}, "
-            f"but {start.isoformat()} .. {end.isoformat()} was asked for. Pick dates inside it "
-            "or add export files for the missing years"
+            f"but {start.isoformat()} .. {end.isoformat()} was asked for. Pick dates inside it, "
+            "add export files for the missing years, or plan on the embedded synthetic "
+            "default (no --data, GREENEPOCH_DATA unset or empty)"
         )
     return resample(loaded.select(zones, start, end), slot)
