@@ -132,3 +132,16 @@ def test_demo_runs_on_the_embedded_default(runner: CliRunner,
     planned, home = (float(x.replace(",", "")) for x in
                      (total.split()[1], total.split(" vs ")[1].split()[0]))
     assert planned < home
+
+
+def test_missing_data_folder_names_the_variable_it_came_from(runner: CliRunner, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    monkeypatch.setenv("GREENEPOCH_DATA", str(tmp_path / "nowhere"))
+    line = _one_error_line(runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"), "--oracle",
+                                               "--out", str(tmp_path / "p.json")]))
+    assert f"$GREENEPOCH_DATA points at {tmp_path / 'nowhere'}, which does not exist" in line
+    line = _one_error_line(runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"), "--oracle",
+                                               "--data", str(tmp_path / "other"),
+                                               "--out", str(tmp_path / "p.json")]))
+    assert f"--data points at {tmp_path / 'other'}, which does not exist" in line

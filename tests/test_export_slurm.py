@@ -20,6 +20,7 @@ import pytest
 from export_fixtures import hostile, now_floor, plan_doc, run_cli, segment
 from slurm_cluster import PARTITION, LocalSlurm, slurm_cluster  # noqa: F401 (fixture)
 
+from planner.exports.common import ExportError
 from planner.exports.config import parse_config
 from planner.exports.slurm import export_slurm, gpu_request, parse_comment
 from planner.exports.slurm_status import compare
@@ -406,3 +407,18 @@ def test_segments_checkpoint_on_signal_and_resume_after_requeue(slurm_cluster, t
         if canary.exists():
             canary.unlink()
         shutil.rmtree(workdir / "ckpt", ignore_errors=True)
+
+
+def test_failing_squeue_is_one_line(tmp_path, monkeypatch):
+    from planner.exports.slurm_status import squeue_json
+
+    fake = tmp_path / "squeue"
+    fake.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact' >&2\n"
+                    "echo 'second line' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with pytest.raises(ExportError) as err:
+        squeue_json()
+    assert str(err.value) == (
+        "squeue --json failed (exit 1): slurm_load_jobs error: Unable to contact / second "
+        "line; check that slurmctld is reachable, or pass --squeue-json FILE")

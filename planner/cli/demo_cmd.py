@@ -37,4 +37,4 @@ def demo(data_dir: str | None, oracle: bool, out: str | None) -> None:
     if out:
         result.to_json(out)
         result.to_csv(Path(out).with_suffix(".csv"))
-        click.echo(f"\nwrote {out}")
+        click.echo(f"\nwrote {out} and {Path(out).with_suffix('.csv')}")

@@ -94,7 +94,8 @@ def _zone(table: dict[str, Any], zone: str, kind: str, source: str, required: bo
     known = ", ".join(sorted(table)) or "none"
     raise ExportError(
         f"zone {zone!r} has no {kind} cluster mapping in {source} (mapped zones: {known}); "
-        f"add a [zones.{_toml_key(zone)}.{kind}] table")
+        f"add a [zones.{_toml_key(zone)}.{kind}] table to a clusters file and pass it with "
+        "--config (or $GREENEPOCH_CLUSTERS; examples/clusters.toml shows the format)")
 
 
 def _toml_key(key: str) -> str:

@@ -58,7 +58,9 @@ def squeue_json(env: dict[str, str] | None = None, timeout: float = 60) -> list[
     except subprocess.TimeoutExpired as exc:
         raise ExportError(f"squeue --json did not answer within {timeout:.0f} s") from exc
     if proc.returncode != 0:
-        raise ExportError(f"squeue --json failed: {proc.stderr.strip() or proc.returncode}")
+        said = " / ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        raise ExportError(f"squeue --json failed (exit {proc.returncode}): {said or 'no message'}; "
+                          "check that slurmctld is reachable, or pass --squeue-json FILE")
     return parse_squeue(proc.stdout)
 
 

@@ -27,7 +27,9 @@ def data_dir(explicit: str | Path | None = None) -> Path | None:
         return None
     path = Path(chosen).expanduser()
     if not path.exists():
-        origin = "--data" if explicit not in (None, "") else f"${DATA_ENV}"
+        # the CLI's --data falls back on the variable: name the variable when it was that
+        from_env = explicit in (None, "") or str(explicit) == os.environ.get(DATA_ENV)
+        origin = f"${DATA_ENV}" if from_env else "--data"
         raise DataError(
             f"{origin} points at {path}, which does not exist. Fix the path, or unset it "
             "to use the embedded synthetic default"
