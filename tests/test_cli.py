@@ -145,3 +145,13 @@ def test_missing_data_folder_names_the_variable_it_came_from(runner: CliRunner, 
                                                "--data", str(tmp_path / "other"),
                                                "--out", str(tmp_path / "p.json")]))
     assert f"--data points at {tmp_path / 'other'}, which does not exist" in line
+
+
+@pytest.mark.parametrize("args, said", [
+    (["regions", "--cloud", "foo"], "Invalid value for '--cloud': 'foo' is not one of"),
+    (["plan"], "Missing argument 'REQUEST_FILE'. (see 'greenepoch plan --help')"),
+    (["data", "check", "--signal", "xx", "f.csv"], "(see 'greenepoch data check --help')"),
+    (["nosuch"], "No such command 'nosuch'."),
+])
+def test_usage_errors_are_one_line(runner: CliRunner, args: list[str], said: str) -> None:
+    assert said in _one_error_line(runner.invoke(cli, args))

@@ -1,8 +1,8 @@
 """The ``greenepoch`` command: a thin click layer over the library.
 
 Commands parse, call and print.  A :class:`~planner.errors.GreenEpochError`
-anywhere below, or a file that cannot be read or written (``OSError``), becomes one
-line on stderr and exit code 2.
+anywhere below, a usage error (bad option value, missing argument) or a file that
+cannot be read or written (``OSError``) becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GreenEpochError as exc:
             click.echo(f"greenepoch: error: {exc}", err=True)
+            sys.exit(2)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a bad option value or a missing argument
+            where = exc.ctx.command_path if exc.ctx is not None else "greenepoch"
+            click.echo(f"greenepoch: error: {exc.format_message()} (see '{where} --help')",
+                       err=True)
             sys.exit(2)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
