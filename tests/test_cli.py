@@ -154,4 +154,4 @@ def test_missing_data_folder_names_the_variable_it_came_from(runner: CliRunner, 
     (["nosuch"], "No such command 'nosuch'."),
 ])
 def test_usage_errors_are_one_line(runner: CliRunner, args: list[str], said: str) -> None:
-    assert said in _one_error_line(runner.invoke(cli, args))
+    assert said in _one_error_line(runner.invoke(cli, args, prog_name="greenepoch"))
