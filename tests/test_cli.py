@@ -155,3 +155,15 @@ def test_missing_data_folder_names_the_variable_it_came_from(runner: CliRunner, 
 ])
 def test_usage_errors_are_one_line(runner: CliRunner, args: list[str], said: str) -> None:
     assert said in _one_error_line(runner.invoke(cli, args, prog_name="greenepoch"))
+
+
+def test_infeasible_request_names_its_file(runner: CliRunner, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
+    text = (EXAMPLES / "minimal.toml").read_text()
+    request = tmp_path / "tight.toml"
+    request.write_text(text.replace('deadline = "2023-06-08T00:00:00Z"',
+                                    'deadline = "2023-06-02T00:00:00Z"'))
+    line = _one_error_line(runner.invoke(cli, ["plan", str(request), "--oracle",
+                                               "--out", str(tmp_path / "p.json")]))
+    assert line.startswith(f"greenepoch: error: {request}: infeasible: job 'llm-pretrain'")

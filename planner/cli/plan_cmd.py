@@ -9,6 +9,7 @@ import click
 
 from planner.cli.options import data_option, json_option, output_file, signal_option
 from planner.cli.report import plan_summary
+from planner.errors import InfeasibleError
 from planner.pipeline import plan as make_plan
 from planner.request import load_request
 from planner.timeparse import utc
@@ -37,8 +38,11 @@ def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | Non
     if oracle and model:
         raise click.UsageError("--oracle and --forecast exclude each other; pick one")
     request = load_request(request_file, utc(start, "--start") if start else None)
-    result = make_plan(request, data=data_dir, oracle=oracle, model=model, signal=signal,
-                       seed=seed, progress=lambda note: click.echo(note, err=True))
+    try:
+        result = make_plan(request, data=data_dir, oracle=oracle, model=model, signal=signal,
+                           seed=seed, progress=lambda note: click.echo(note, err=True))
+    except InfeasibleError as exc:  # name the file, as request errors do
+        raise InfeasibleError(f"{request_file}: {exc}") from exc
     target = Path(out)
     result.to_json(target)
     result.to_csv(target.with_suffix(".csv"))
