@@ -16,6 +16,7 @@ import pandas as pd
 
 from planner.cli.options import data_option, json_option, signal_option, zones_option
 from planner.cli.table import render
+from planner.errors import RequestError
 
 DEFAULT_POLICIES = "run-now,threshold,greedy,milp,oracle"
 
@@ -24,9 +25,9 @@ def _ints(text: str, option: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise click.UsageError(f"{option} {text!r}: give whole hours like 1,6,24") from None
+        raise RequestError(f"{option} {text!r}: give whole hours like 1,6,24") from None
     if not values:
-        raise click.UsageError(f"{option} is empty: give whole hours like 1,6,24")
+        raise RequestError(f"{option} is empty: give whole hours like 1,6,24")
     return values
 
 
@@ -73,13 +74,14 @@ def _zone_list(spec: str | None) -> list[str] | None:
 @click.option("--forecast", "model", default="seasonal", show_default=True,
               help="Forecast model the forecast-driven policies (greedy, milp) use.")
 @click.option("--forecast-every", default="24h", show_default=True,
-              help="How often a new forecast is issued.")
+              help="How often a new forecast is issued (whole data slots, 1h or more).")
 @signal_option
 @click.option("--threshold", "threshold", default="q0.3", show_default=True,
               help="Threshold policy: pause above this many g/kWh, or 'qF' for the F "
                    "quantile of the last week's intensity (e.g. q0.3).")
 @click.option("--hysteresis", default=0.1, show_default=True,
-              help="Threshold policy: resume only below threshold x (1 - hysteresis).")
+              help="Threshold policy: start/resume at or below the threshold; once "
+                   "running, pause only above threshold x (1 + hysteresis). In [0, 1].")
 @click.option("--min-run", "min_run", default="2h", show_default=True,
               help="Threshold policy: shortest run once resumed.")
 @click.option("--replan-every", "replan_every", default="24h", show_default=True,
@@ -108,6 +110,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     from planner.replay.engine import Scenario
     from planner.replay.jobs import generate_jobs, read_jobs_csv
     from planner.replay.metrics import job_metrics, summary
+    from planner.replay.policies import get_policy
     from planner.replay.runner import (
         jobs_zones,
         load_actual,
@@ -120,18 +123,23 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     from planner.timeparse import duration
 
     if (jobs_csv is None) == (spec is None):
-        raise click.UsageError("give exactly one of --jobs JOBS.csv or --generate SPEC")
+        raise RequestError("give exactly one of --jobs JOBS.csv or --generate SPEC")
     if start is None or until is None:
-        raise click.UsageError("give the replay period with --from DATE and --until DATE")
+        raise RequestError("give the replay period with --from DATE and --until DATE")
     t0, t1 = parse_day(start, "--from"), parse_day(until, "--until")
     if t1 <= t0:
-        raise click.UsageError("--until must be after --from")
+        raise RequestError(f"--until {until} is not after --from {start}; give an --until "
+                           "later than --from")
     names = [p.strip() for p in policies.split(",") if p.strip()]
+    settings = _policy_settings(threshold, hysteresis, min_run, replan_every, milp_horizon,
+                                milp_time_limit)
+    for name in names:
+        get_policy(name, **settings.get(name, {}))  # bad settings fail before any work
     zone_ids = _zone_list(zones)
     jobs = read_jobs_csv(jobs_csv) if jobs_csv else None
     if zone_ids is None:
         if jobs is None:
-            raise click.UsageError("--generate needs --zones (e.g. --zones DE,GB,ES,NO)")
+            raise RequestError("--generate needs --zones (e.g. --zones DE,GB,ES,NO)")
         zone_ids = jobs_zones(jobs)
     actual, root = load_actual(zone_ids, t0, t1, data=data_dir, signal=signal)
     if jobs is None:
@@ -144,8 +152,6 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
         epoch=duration(epoch, "--epoch"), forecast=model,
         forecast_every=duration(forecast_every, "--forecast-every"),
     )
-    settings = _policy_settings(threshold, hysteresis, min_run, replan_every, milp_horizon,
-                                milp_time_limit)
     results = run_policies(scenario, names, progress=_bar(False), settings=settings)
     table = summary(results)
     per = job_metrics(results)
@@ -157,7 +163,8 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
             "zones": zone_ids, "signal": signal, "source": "real" if root else "synthetic",
             "forecast": model, "n_jobs": len(jobs),
             "summary": to_records(table),
-            "info": {name: res.info for name, res in results.items()},
+            # only policies with something to report (milp, oracle)
+            "info": {name: res.info for name, res in results.items() if res.info},
             "jobs": to_records(per),
         }
         click.echo(json.dumps(doc, indent=2))
@@ -229,8 +236,8 @@ def _policy_settings(threshold: str, hysteresis: float, min_run: str, replan_eve
         fixed = None if text.startswith("q") else float(text)
         quantile = float(text[1:]) if text.startswith("q") else 0.3
     except ValueError as exc:
-        raise click.BadParameter(f"{threshold!r}: give g/kWh (e.g. 250) or a quantile "
-                                 "like q0.3", param_hint="--threshold") from exc
+        raise RequestError(f"--threshold {threshold!r}: give g/kWh (e.g. 250) or a quantile "
+                           "like q0.3") from exc
     return {
         "threshold": {"threshold": fixed, "quantile": quantile, "hysteresis": hysteresis,
                       "min_run_h": hours(duration(min_run, "--min-run"))},

@@ -2,7 +2,10 @@
 
 Time is cut into slots of the data's step (1 h for the shared exports); slot ``t``
 covers ``[times[t], times[t] + slot_h)``.  Decisions are taken at epochs, every
-``epoch`` (a whole number of slots, default 1 h).  At the epoch starting at slot
+``epoch`` (a whole number of slots, default 1 h) from the replay start.  A job is
+first seen at the first epoch at or after its submission (``Compiled.first``): no
+policy can run it earlier, so that slot starts its window for every policy, the
+oracle included.  At the epoch starting at slot
 ``t`` a policy sees a :class:`View`: the intensities of slots before ``t`` only
 (``known``), forecasts issued from them, and the state of the jobs submitted by
 then.  It returns, per active job and per slot of the epoch, whether the job holds its
@@ -20,6 +23,7 @@ checkpoint overhead of running time without progress; a run in slot ``t`` of
 ``r`` hours per GPU uses ``r x gpus x gpu_power_kw x PUE`` kWh, emits that x
 intensity / 1000 kg CO2eq and costs that x price / 1000 USD.  A job stops as soon
 as its work is done; it completes at the slot start plus the hours run in it.
+Outcomes report the job's real submission time; ``latency_h`` counts from it.
 """
 
 from __future__ import annotations
@@ -82,12 +86,9 @@ class Compiled:
                 f"replay period {sc.start} .. {sc.end} holds no data; data covers "
                 f"{idx[0]} .. {idx[-1] + self.step}"
             )
-        ratio = sc.epoch / self.step
-        if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
-            raise RequestError(
-                f"epoch {sc.epoch} must be a whole number of data slots ({self.step})"
-            )
-        self.epoch_slots = round(ratio)
+        self.epoch_slots = _whole_slots(sc.epoch, self.step, "--epoch")
+        self.forecast_every_slots = _whole_slots(sc.forecast_every, self.step,
+                                                 "--forecast-every")
         self.pue = np.array([sc.pue.get(z, DEFAULT_PUE) for z in self.zones])
         self.capacity = np.array([sc.capacity.get(z, 0) for z in self.zones], dtype=np.int64)
         self.price = None if sc.prices is None else np.ascontiguousarray(
@@ -118,7 +119,10 @@ class Compiled:
                 )
         self.names = [j.name for j in jobs]
         self.zone = np.array([zi[j.zone] for j in jobs])
-        self.first = np.array([idx.searchsorted(j.submit.ceil(self.step)) for j in jobs])
+        # first slot: the first epoch at or after submission (epochs start at t0)
+        sub = np.array([idx.searchsorted(j.submit.ceil(self.step)) for j in jobs])
+        e = self.epoch_slots
+        self.first = self.t0 + -((self.t0 - sub) // e) * e
         self.last = np.array([idx.searchsorted(j.deadline.floor(self.step)) - 1 for j in jobs])
         self.gpus = np.array([j.gpus for j in jobs], dtype=np.int64)
         self.work = np.array([j.duration_h for j in jobs])
@@ -128,10 +132,16 @@ class Compiled:
         short = np.flatnonzero((self.last - self.first + 1) * self.slot_h
                                < self.work + self.overhead - EPS)
         if len(short):
-            j = jobs[int(short[0])]
+            k = int(short[0])
+            j = jobs[k]
+            seen = idx[self.first[k]] if self.first[k] < len(idx) else sc.end
+            later = "" if e == 1 else (
+                f" (it is first seen at the next {_hours(sc.epoch)} epoch, {seen.isoformat()})")
             raise RequestError(
-                f"job '{j.name}': too few whole {self.step} slots between submit and deadline "
-                "for its duration; move the deadline later"
+                f"job '{j.name}': too few whole {_hours(self.step)} slots between submit"
+                f"{later} and deadline {j.deadline.isoformat()} for its "
+                f"{j.duration_h + j.checkpoint_overhead_h:g} h; move the deadline later"
+                + ("" if e == 1 else " or use a shorter --epoch")
             )
 
     def slots_needed(self, jobs: np.ndarray, remaining: np.ndarray,
@@ -140,6 +150,21 @@ class Compiled:
         not running."""
         extra = np.where(running, 0.0, self.overhead[jobs])
         return np.ceil((remaining + extra) / self.slot_h - 1e-9).astype(np.int64)
+
+
+def _hours(td: pd.Timedelta) -> str:
+    return f"{td / pd.Timedelta('1h'):g} h"
+
+
+def _whole_slots(td: pd.Timedelta, step: pd.Timedelta, flag: str) -> int:
+    """``td`` as a whole number (>= 1) of data slots."""
+    ratio = td / step
+    if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-9:
+        raise RequestError(
+            f"{flag} {_hours(td)} must be a whole number (1 or more) of data slots "
+            f"({_hours(step)}); give e.g. {flag} {_hours(step).replace(' ', '')}"
+        )
+    return round(ratio)
 
 
 @dataclass
@@ -222,7 +247,7 @@ class ForecastFeed:
     def __init__(self, c: Compiled, model: str, every_slots: int, horizon_slots: int,
                  perfect: bool = False) -> None:
         self.c = c
-        self.every = max(1, every_slots)
+        self.every = every_slots
         self.horizon = horizon_slots + self.every
         self.perfect = perfect
         self.issue = -1
@@ -311,7 +336,7 @@ def run_replay(c: Compiled, policy: ReplayPolicy, *, progress: Callable[[int], N
     feed = None
     horizon = int((c.last - c.first).max()) + 2
     if policy.uses_forecast:
-        feed = ForecastFeed(c, c.sc.forecast, round(c.sc.forecast_every / c.step), horizon,
+        feed = ForecastFeed(c, c.sc.forecast, c.forecast_every_slots, horizon,
                             perfect=policy.clairvoyant)
     policy.reset(c, c.intensity if policy.clairvoyant else None, feed)
     s = JobState.new(c)
@@ -407,7 +432,8 @@ def _advance(c: Compiled, s: JobState, act: np.ndarray, plan: np.ndarray, t0: in
 def _outcomes(c: Compiled, s: JobState) -> pd.DataFrame:
     base = c.times[0]
     completion = pd.DatetimeIndex(base + pd.to_timedelta(s.completion, unit="h"))
-    submit = c.times[c.first]
+    # the real submission, not the epoch it was first seen at
+    submit = pd.DatetimeIndex([j.submit for j in c.sc.jobs])
     deadline = pd.DatetimeIndex([j.deadline for j in c.sc.jobs])
     frame = pd.DataFrame({
         "zone": [c.zones[z] for z in c.zone],

@@ -11,7 +11,7 @@ CSV columns (one row per job, header required)
 column                        required  meaning
 ============================  ========  =============================================
 ``name``                      yes       unique job name
-``zone``                      yes       home zone id (e.g. ``DE``)
+``zone``                      yes       home zone id (``DE``) or cloud region (``eu-central-1``)
 ``submit``                    yes       submission time, ISO 8601 with offset (UTC)
 ``gpus``                      yes       GPUs held while running (integer >= 1)
 ``duration_h``                yes       running time at full size, hours (> 0)
@@ -37,7 +37,8 @@ Generator spec: comma-separated ``key=value`` pairs, e.g.
 * ``interruptible`` share of interruptible jobs in [0, 1], or true/false (default 1);
 * ``overhead`` checkpoint overhead per start, a duration (default ``0h``);
 * ``power`` kW per GPU (default 1.0);
-* ``zones`` ``DE;GB`` home zones to draw from (default: all replayed zones);
+* ``zones`` ``DE;GB`` home zones (or cloud regions) to draw from (default: all
+  replayed zones);
 * ``seed`` random seed (default 0).
 """
 
@@ -97,6 +98,18 @@ class ReplayJob:
 CSV_REQUIRED = ("name", "zone", "submit", "gpus", "duration_h")
 
 
+def zone_id(name: str) -> str:
+    """Zone id of a zone id or cloud region name (``eu-central-1`` -> ``DE``); a name
+    outside the region catalog is kept as given (the data may still hold it)."""
+    from planner.errors import GreenEpochError
+    from planner.regions import resolve_zone
+
+    try:
+        return resolve_zone(name)
+    except GreenEpochError:
+        return name
+
+
 def _truthy(value: object, where: str) -> bool:
     text = str(value).strip().lower()
     if text in ("true", "1", "yes", "y"):
@@ -132,7 +145,7 @@ def read_jobs_csv(path: str | Path) -> tuple[ReplayJob, ...]:
             else:
                 deadline = submit + pd.Timedelta(hours=dur + float(row["slack_h"]))
             jobs.append(ReplayJob(
-                name=row["name"].strip(), zone=row["zone"].strip(), submit=submit,
+                name=row["name"].strip(), zone=zone_id(row["zone"].strip()), submit=submit,
                 gpus=gpus, duration_h=dur, deadline=deadline,
                 interruptible=_truthy(row.get("interruptible") or "true", where),
                 checkpoint_overhead_h=float(row.get("checkpoint_overhead_h") or 0.0),
@@ -238,7 +251,8 @@ def generate_jobs(spec: str, zones: Sequence[str], start: pd.Timestamp, end: pd.
     if not 0.0 <= share <= 1.0:
         raise RequestError(f"--generate: interruptible={inter_text!r}; give a share in [0, 1]")
     overhead = hours(duration(keys.get("overhead", "0h"), "--generate: overhead"))
-    pool = [z.strip() for z in keys["zones"].split(";")] if "zones" in keys else list(zones)
+    pool = [zone_id(z.strip()) for z in keys["zones"].split(";")] if "zones" in keys \
+        else list(zones)
     unknown = [z for z in pool if z not in zones]
     if unknown or not pool:
         raise RequestError(

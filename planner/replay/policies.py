@@ -2,19 +2,22 @@
 
 * ``run-now``: carbon-agnostic, runs from submission until done.
 * ``threshold``: runs while the live intensity (the last observed slot) is low:
-  starts/resumes when it is at or below the zone's threshold, pauses when it rises
-  above threshold x (1 + hysteresis), never pauses a run younger than the minimum
-  run length, and a deadline guard forces running when pausing for one more epoch
-  would leave too few slots.  The threshold is fixed (gCO2eq/kWh) or, by default,
-  the ``quantile`` of the last ``window_h`` hours of known data per zone.
-* ``greedy``: from the latest forecast, an interruptible job runs now when the
-  current slot is among the ``k`` lowest-forecast slots before its deadline
+  starts/resumes when it is at or below the zone's threshold, and once running
+  pauses only when it rises above threshold x (1 + hysteresis), never pauses a
+  run younger than the minimum run length, and a deadline guard forces running
+  when pausing for one more epoch would leave too few slots.  The threshold is
+  fixed (gCO2eq/kWh) or, by default, the ``quantile`` of the last ``window_h``
+  hours of known data per zone.
+* ``greedy``: from the latest forecast, an interruptible job holds each slot of
+  the epoch that is among the ``k`` lowest-forecast slots before its deadline
   (``k`` = slots still needed); a non-interruptible job starts when the
-  lowest-mean contiguous window of its length starts now.
+  lowest-mean contiguous window of its length starts in the epoch; a deadline
+  guard runs the whole epoch when that would leave too few slots after it.
 * ``milp``: the planner's MILP (``build_problem`` + ``solve_problem``) on the
   forecast, re-planned every ``replan_every_h`` hours (and when a job arrives or
   the plan could not be followed) over at most ``horizon_h`` hours.
-* ``oracle``: the same MILP with perfect foresight over each job's whole window.
+* ``oracle``: perfect foresight over each job's whole window (from the epoch it is
+  first seen at to its deadline), exact per job, the MILP for jobs that share capacity.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pandas as pd
 from planner.errors import GreenEpochError, RequestError
 from planner.intensity.frame import IntensityData
 from planner.model import Job, PlanRequest, Policy, Zone
-from planner.replay.engine import Compiled, ForecastFeed, ReplayPolicy, View
+from planner.replay.engine import Compiled, ForecastFeed, JobState, ReplayPolicy, View
 
 
 def _full(view: View) -> np.ndarray:
@@ -51,7 +54,15 @@ class Threshold(ReplayPolicy):
                  window_h: float = 168.0, hysteresis: float = 0.1, min_run_h: float = 2.0,
                  ) -> None:
         if threshold is None and not 0 < quantile < 1:
-            raise RequestError(f"threshold quantile = {quantile}; give a value in (0, 1)")
+            raise RequestError(f"threshold quantile = {quantile}; give a value in (0, 1), "
+                               "e.g. --threshold q0.3")
+        if threshold is not None and not threshold >= 0:
+            raise RequestError(f"threshold = {threshold:g} g/kWh is below 0; give 0 or more "
+                               "(e.g. --threshold 250) or a quantile like q0.3")
+        # a running job pauses above threshold x (1 + hysteresis): a fraction of it
+        if not 0 <= hysteresis <= 1:
+            raise RequestError(f"hysteresis = {hysteresis:g}; give a fraction of the threshold "
+                               "in [0, 1], e.g. --hysteresis 0.1 for 10 %")
         self.threshold = threshold
         self.quantile = quantile
         self.window_h = window_h
@@ -93,34 +104,68 @@ class Threshold(ReplayPolicy):
         return np.where(run[:, None], view.slot_h, 0.0).repeat(view.n_slots, axis=1)
 
 
+def _greedy_slots(f: np.ndarray, need: int, interruptible: bool, n: int) -> np.ndarray:
+    """Which of the first ``n`` slots of ``f`` to hold (bool): those among the ``need``
+    cheapest (interruptible), or from the start of the cheapest window of ``need``
+    slots on when it starts among them (not).  Slots past ``f`` are held."""
+    held = np.ones(n, bool)
+    if need >= len(f):
+        return held
+    if interruptible:
+        head = f[:n] <= np.partition(f, need - 1)[need - 1]
+        held[: len(head)] = head
+        return held
+    csum = np.concatenate(([0.0], np.cumsum(f)))
+    s0 = int(np.argmin(csum[need:] - csum[:-need]))
+    held[: min(s0, n)] = False
+    return held
+
+
 def _greedy_runs_now(f: np.ndarray, need: int, interruptible: bool) -> bool:
     """Does slot 0 belong to the k cheapest slots / start the cheapest window of ``f``?"""
-    if need >= len(f):
-        return True
-    if interruptible:
-        return bool(f[0] <= np.partition(f, need - 1)[need - 1])
-    csum = np.concatenate(([0.0], np.cumsum(f)))
-    sums = csum[need:] - csum[:-need]
-    return int(np.argmin(sums)) == 0
+    return bool(_greedy_slots(f, need, interruptible, 1)[0])
+
+
+def _slots_after(c: Compiled, s: JobState, j: int, held: np.ndarray) -> int:
+    """Whole slots job ``j`` still needs after holding ``held`` (the engine's rule)."""
+    left, running = float(s.remaining[j]), bool(s.running[j])
+    for h in held.tolist():
+        if h and left > 1e-7:
+            oh = 0.0 if running else float(c.overhead[j])
+            left -= min(c.slot_h, left + oh) - oh
+        running = bool(h) and left > 1e-7
+    if left <= 1e-7:
+        return 0
+    return int(c.slots_needed(np.array([j]), np.array([left]), np.array([running]))[0])
 
 
 class Greedy(ReplayPolicy):
-    """k lowest-forecast slots (interruptible) or lowest-mean window (not)."""
+    """k lowest-forecast slots (interruptible) or lowest-mean window (not).
+
+    Decided slot by slot over the epoch from the forecast issued by its start; when
+    that would leave too few slots before the deadline, the whole epoch runs.
+    """
 
     name = "greedy"
     uses_forecast = True
 
     def decide(self, view: View) -> np.ndarray:
-        c, s, t = view.c, view.s, view.t
+        c, s, t, n = view.c, view.s, view.t, view.n_slots
         fc = view.forecast()
-        out = np.zeros((len(view.active), view.n_slots))
+        out = np.zeros((len(view.active), n))
         act = view.active
         need = c.slots_needed(act, s.remaining[act], s.running[act])
         for i, j in enumerate(act.tolist()):
             left = int(c.last[j]) - t + 1
-            if left <= 0 or (s.running[j] and not c.interruptible[j]) or \
-                    _greedy_runs_now(fc[c.zone[j], :left], int(need[i]), bool(c.interruptible[j])):
+            if left <= 0 or (s.running[j] and not c.interruptible[j]):
                 out[i] = view.slot_h
+                continue
+            held = _greedy_slots(fc[c.zone[j], :left], int(need[i]),
+                                 bool(c.interruptible[j]), n)
+            # deadline guard: what the epoch leaves undone must fit in the slots after it
+            if _slots_after(c, s, j, held) > max(left - n, 0):
+                held[:] = True
+            out[i] = np.where(held, view.slot_h, 0.0)
         return out
 
 
@@ -191,6 +236,12 @@ class Milp(ReplayPolicy):
 
     def __init__(self, replan_every_h: float = 24.0, horizon_h: float = 168.0,
                  time_limit_s: float = 10.0, mip_gap: float = 1e-3) -> None:
+        for value, flag, example in ((replan_every_h, "--replan-every", "24h"),
+                                     (horizon_h, "--milp-horizon", "168h"),
+                                     (time_limit_s, "--milp-time-limit", "10s")):
+            if not value > 0:
+                raise RequestError(f"{flag} must be longer than 0; give e.g. "
+                                   f"{flag} {example}")
         self.replan_every_h = replan_every_h
         self.horizon_h = horizon_h
         self.time_limit_s = time_limit_s
@@ -284,7 +335,8 @@ class Oracle(ReplayPolicy):
     jobs' individual optima fit the capacity is optimal as is, otherwise it is
     planned jointly by the MILP (``time_limit_s``; a time-limited component is
     recorded in ``info['limited']``).  Individual optima are exact in numpy when a
-    job has no checkpoint overhead and whole-slot work, else the MILP.
+    job has no checkpoint overhead and whole-slot work, else a dynamic programme
+    (:func:`best_held_slots`).
     """
 
     name = "oracle"

@@ -30,19 +30,24 @@ def parse_day(value: str, field: str) -> pd.Timestamp:
 
 
 def parse_capacity(text: str, zones: Sequence[str]) -> dict[str, int]:
-    """``256`` (every zone) or ``DE=512,GB=128`` (others get 0)."""
+    """``256`` (every zone) or ``DE=512,GB=128`` (others get 0); keys may be cloud
+    regions."""
+    from planner.replay.jobs import zone_id
+
     try:
         if "=" not in text:
             return {z: int(text) for z in zones}
         out = {z: 0 for z in zones}
         for part in text.split(","):
             key, value = part.split("=", 1)
-            out[key.strip()] = int(value)
-        return out
+            out[zone_id(key.strip())] = int(value)
     except ValueError:
         raise RequestError(
             f"--capacity {text!r}; give GPUs per zone as 256 or DE=512,GB=128"
         ) from None
+    if any(v < 0 for v in out.values()):
+        raise RequestError(f"--capacity {text!r} has a negative number of GPUs; give 0 or more")
+    return out
 
 
 def load_actual(zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, *,
