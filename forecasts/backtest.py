@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from forecasts.base import BANDS, BASELINES, ForecastError, get_model
+from forecasts.base import BANDS, BASELINES, ForecastError, get_model, span_text
 
 K_HOURS = 8
 WINDOW_H = 48
@@ -49,18 +49,32 @@ class BacktestConfig:
     horizon: pd.Timedelta = pd.Timedelta("14D")
 
     def __post_init__(self) -> None:
+        # messages name the CLI flags (``forecast backtest``) the fields come from
         for name in ("train_until", "test_from", "test_until"):
             if getattr(self, name).tzinfo is None:
-                raise ForecastError(f"{name} must be tz-aware (UTC)")
+                raise ForecastError(f"--{name.replace('_', '-')} must be tz-aware (UTC)")
         if self.test_from < self.train_until:
             raise ForecastError(
-                f"test_from {self.test_from.date()} is before the end of training "
-                f"{self.train_until.date()}: test on days after the training history"
+                f"--test-from {_day(self.test_from)} is before the end of training "
+                f"(--train-until {_day(self.train_until, inclusive_end=True)}): test on days "
+                f"after the training history, from {_day(self.train_until)} on"
             )
         if self.test_until < self.test_from:
-            raise ForecastError("test_until is before test_from: swap them")
+            raise ForecastError(
+                f"--test-until {_day(self.test_until)} is before --test-from "
+                f"{_day(self.test_from)}: swap them"
+            )
         if not 0 <= self.issue_hour <= 23:
-            raise ForecastError(f"issue_hour must be 0-23, got {self.issue_hour}")
+            raise ForecastError(f"--issue-hour must be 0-23, got {self.issue_hour}")
+        if self.refit is not None and self.refit <= pd.Timedelta(0):
+            raise ForecastError(
+                f"--refit {span_text(self.refit)} must be positive: give a cadence like 7D or "
+                "28D, or 'none' to fit once"
+            )
+        if self.issue_every <= pd.Timedelta(0):
+            raise ForecastError(f"issue_every {span_text(self.issue_every)} must be positive")
+        if self.delay < pd.Timedelta(0):
+            raise ForecastError("--delay must be zero or positive, e.g. 0h or 3h")
 
     def issues(self) -> pd.DatetimeIndex:
         start = self.test_from.normalize() + pd.Timedelta(hours=self.issue_hour)
@@ -98,13 +112,24 @@ def run_backtest(values: pd.DataFrame, model: str, config: BacktestConfig,
     step = pd.Timedelta(values.index[1] - values.index[0])
     issues = config.issues()
     t0 = values.index[0]
+    end = values.index[-1]
     if issues[0] - config.delay <= t0 + pd.Timedelta("14D"):
-        raise ForecastError("the test starts too close to the start of the data: "
-                            "leave at least 14 days of history before test_from")
-    if issues[0] > values.index[-1]:
         raise ForecastError(
-            f"test_from {config.test_from.date()} is after the data ends "
-            f"({values.index[-1].date()}): pick test dates inside the data"
+            f"--test-from {_day(config.test_from)} is too close to the start of the data "
+            f"({_day(t0)}): leave at least 14 days of history before --test-from"
+        )
+    if issues[-1] > end:
+        # an issue after the last observation has no history to read and nothing to score
+        last_day = _day((end - pd.Timedelta(hours=config.issue_hour)).normalize())
+        span = f"the data covers {t0.isoformat()} to {end.isoformat()}"
+        if issues[0] > end:
+            raise ForecastError(
+                f"--test-from {_day(config.test_from)} is after the data ends ({span}): "
+                f"pick test dates inside the data (--test-until {last_day} at the latest)"
+            )
+        raise ForecastError(
+            f"--test-until {_day(config.test_until)} is after the data ends ({span}): "
+            f"give --test-until {last_day} or earlier (or add the missing data)"
         )
     arr = values.to_numpy(dtype=float)
     horizon = int(config.horizon / step)
@@ -165,8 +190,9 @@ def _window_scores(mean: np.ndarray, truth: np.ndarray) -> tuple[float, float, f
     rf -= rf.mean(axis=1, keepdims=True)
     rt -= rt.mean(axis=1, keepdims=True)
     den = np.sqrt((rf**2).sum(axis=1) * (rt**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.nanmean(np.where(den > 0, (rf * rt).sum(axis=1) / den, np.nan))
+    ranked = den > 0  # a constant forecast or truth has no rank correlation
+    rho = (float(((rf * rt).sum(axis=1)[ranked] / den[ranked]).mean()) if ranked.any()
+           else np.nan)
     chosen = np.take_along_axis(truth, np.argsort(mean, axis=1, kind="stable")[:, :K_HOURS],
                                 axis=1).sum(axis=1)
     best = np.sort(truth, axis=1)[:, :K_HOURS].sum(axis=1)
@@ -222,6 +248,28 @@ def score(name: str, fc: np.ndarray, truth: np.ndarray, zones: list[str],
                 "rank_corr_48h": rho, "regret_pct": regret, "saving_realised_pct": saving,
             })
     return rows
+
+
+def json_records(metrics: pd.DataFrame, decimals: int = 6) -> list[dict[str, object]]:
+    """``metrics`` rows as JSON-ready dicts: floats rounded to ``decimals`` places
+    (no float noise like 95.99999999999999), NaN as ``None``; keys unchanged."""
+    def clean(v: object) -> object:
+        if isinstance(v, float | np.floating):
+            return None if np.isnan(v) else round(float(v), decimals)
+        if isinstance(v, np.integer):
+            return int(v)
+        return v
+
+    return [{str(k): clean(v) for k, v in row.items()}
+            for row in metrics.to_dict(orient="records")]
+
+
+def _day(ts: pd.Timestamp, inclusive_end: bool = False) -> str:
+    """A boundary as the user wrote it: the date at midnight (with ``inclusive_end``,
+    the day an exclusive midnight bound ends), else the full ISO time."""
+    if ts != ts.normalize():
+        return ts.isoformat()
+    return str((ts - pd.Timedelta("1D") if inclusive_end else ts).date())
 
 
 def _hourly(x: np.ndarray, ph: int) -> np.ndarray:

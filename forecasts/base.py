@@ -4,7 +4,8 @@ Invariants every registered model keeps (checked by ``tests/test_forecasts.py``)
 
 * ``fit(history) -> self`` learns from a frame of past intensities (gCO2eq/kWh,
   tz-aware UTC index ``time`` at one regular step, one column per zone, no NaN).
-  ``fit`` never mutates ``history``.
+  ``fit`` never mutates ``history`` and refuses one shorter than
+  ``min_history_days()`` (4 days for conformal models, 27 for ``gbm``/``blend``).
 * ``predict(issue_time, horizon)`` returns, per zone, the point forecast and
   quantiles for the slots in ``[issue_time, issue_time + horizon)``: a frame on a
   UTC index ``time`` with columns ``(zone, 'mean' | 'p10' | 'p50' | 'p90')``,
@@ -23,6 +24,7 @@ point forecast.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -42,6 +44,16 @@ BANDS: dict[str, tuple[int, int]] = {
 #: Finer horizon buckets (upper bound, hours) the conformal quantiles and blend
 #: weights are calibrated on; each lies inside one reporting band.
 BUCKETS_H = np.array([3, 6, 12, 24, 36, 48, 72, 96, 168, 240, 336, 10**9])
+
+
+def span_text(td: pd.Timedelta) -> str:
+    """A duration as the user would write it: ``14D``, ``36h``, ``15min``, ``30s``."""
+    if td == pd.Timedelta(0):
+        return "0"
+    for unit, size in (("D", "1D"), ("h", "1h"), ("min", "1min"), ("s", "1s")):
+        if td % pd.Timedelta(size) == pd.Timedelta(0):
+            return f"{td // pd.Timedelta(size)}{unit}"
+    return f"{td / pd.Timedelta('1s'):g}s"
 
 
 def bucket_of(lead_h: np.ndarray) -> np.ndarray:
@@ -66,6 +78,8 @@ class Forecaster:
     history_needed = pd.Timedelta("8D")
     conformal = False
     calibration_days = 91
+    #: whole days the point model needs to learn from (after the calibration hold-out)
+    min_fit_days = 0
     #: refit on the whole history after calibrating (costs a second fit)
     refit_after_calibration = True
 
@@ -82,8 +96,10 @@ class Forecaster:
             raise ForecastError(
                 f"history has {len(history)} row(s); give at least a few days of data to fit on"
             )
-        self.history_ = history.copy()
-        self._setup(self.history_)
+        history = history.copy()
+        self._setup(history)
+        self._check_length(history)
+        self.history_ = history
         if self.conformal:
             self._fit_conformal(self.history_)
         else:
@@ -108,9 +124,37 @@ class Forecaster:
             raise ForecastError(f"no history before {issue_time.isoformat()} to forecast from")
         step = self.step_
         if horizon < step:
-            raise ForecastError(f"horizon {horizon} is shorter than one slot ({step})")
+            raise ForecastError(
+                f"horizon {span_text(horizon)} is shorter than one slot ({span_text(step)}): "
+                f"ask for at least {span_text(step)}, e.g. 96h or 4D"
+            )
         index = pd.date_range(issue_time, issue_time + horizon - step, freq=step, name="time")
         return self._predict(past, index)
+
+    def min_history_days(self) -> int:
+        """Whole days of history ``fit`` needs: the point model's ``min_fit_days``
+        plus, for conformal models, the held-out days (half of a short history) its
+        quantiles are calibrated on; at least 4, so that the hold-out always holds a
+        00:00 UTC issue (with 2-3 days it may hold none, leaving P10 = P50 = P90)."""
+        if not self.conformal:
+            return 0
+        days = 4
+        while days - min(self.calibration_days, days // 2) < self.min_fit_days:
+            days += 1
+        return days
+
+    def _check_length(self, history: pd.DataFrame) -> None:
+        need = self.min_history_days()
+        n_day = pd.Timedelta("1D") / self.step_
+        if len(history) >= need * n_day:
+            return
+        held = min(self.calibration_days, need // 2)
+        raise ForecastError(
+            f"model '{self.name}' needs at least {need} days of history ({need - held} to "
+            f"fit on, {held} held out to calibrate its P10/P50/P90), got "
+            f"{np.floor(10 * len(history) / n_day) / 10:.1f} days; give more history"
+            + ("" if self.min_fit_days == 0 else " or use 'climatology' or 'mean7d'")
+        )
 
     # ------------------------------------------------------------- subclassing
     def _setup(self, history: pd.DataFrame) -> None:
@@ -276,11 +320,23 @@ def get_model(name: str, **options: object) -> Forecaster:
         raise ForecastError(
             f"unknown forecast model {name!r}; available: default, {', '.join(sorted(REGISTRY))}"
         )
-    if not options:
-        return REGISTRY[name]()
-    try:
-        return REGISTRY[name](**options)
-    except TypeError as exc:
+    unknown = [o for o in sorted(options) if not _takes(REGISTRY[name], o)]
+    if unknown:
+        takers = "; ".join(f"models that take {o}: {', '.join(models_taking(o)) or 'none'}"
+                           for o in unknown)
         raise ForecastError(
-            f"model {name!r} does not take option(s) {', '.join(sorted(options))}: {exc}"
-        ) from exc
+            f"model {name!r} does not take option(s) {', '.join(unknown)} ({takers}); pick "
+            "one of those models or drop the option"
+        )
+    return REGISTRY[name](**options)
+
+
+def _takes(cls: Callable[..., Forecaster], option: str) -> bool:
+    params = inspect.signature(cls).parameters
+    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def models_taking(option: str) -> list[str]:
+    """Registered model names whose constructor takes ``option`` (e.g. ``prices``)."""
+    _load_builtin()
+    return [n for n in sorted(REGISTRY) if _takes(REGISTRY[n], option)]

@@ -37,6 +37,7 @@ GRID = np.array([w for w in itertools.product(np.linspace(0, 1, 11), repeat=2)
 @register("blend")
 class Blend(Forecaster):
     history_needed = pd.Timedelta("400D")
+    min_fit_days = GradientBoosting.min_fit_days  # its gbm member fits on the same days
     conformal = True
     refit_after_calibration = False
     _cache: tuple[tuple, np.ndarray] | None = None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
-from forecasts.base import ForecastError
+from forecasts.base import ForecastError, span_text
+
+_BARE_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def load_values(data_dir: str | None, signal: str = "direct",
@@ -31,9 +35,11 @@ def load_values(data_dir: str | None, signal: str = "direct",
     if wanted is not None:
         missing = [z for z in wanted if z not in values.columns]
         if missing:
+            # the reader already lists the folder's zones when a file is missing; this
+            # catches rows the reader dropped, so only the zones read are known here
             raise ForecastError(
-                f"zone(s) {', '.join(missing)} not found in {data_dir}; it holds "
-                f"{', '.join(map(str, values.columns))}"
+                f"{data_dir}: no data for zone(s) {', '.join(missing)} in the exports read; "
+                "check the 'Zone Id' column of its export files"
             )
         values = values[wanted]
     return values
@@ -53,3 +59,49 @@ def parse_day(value: str, field: str, end_of_day: bool = False) -> pd.Timestamp:
     if end_of_day and ts == ts.normalize():
         ts += pd.Timedelta("1D")
     return ts
+
+
+def parse_span(value: str, field: str, positive: bool = True) -> pd.Timedelta:
+    """A duration with a unit (``96h``, ``4D``, ``15min``); a bare number is refused
+    (pandas would read ``96`` as 96 nanoseconds).  ``positive``: refuse zero."""
+    from planner.timeparse import duration
+
+    text = str(value).strip()
+    if _BARE_NUMBER.fullmatch(text) and float(text) != 0:
+        raise ForecastError(
+            f"{field} {text}: give a unit, e.g. {text}h or {text}D (h = hours, D = days, "
+            "min = minutes)"
+        )
+    span = duration(text, field)
+    if positive and span <= pd.Timedelta(0):
+        raise ForecastError(f"{field} {text}: must be longer than zero, e.g. 96h or 4D")
+    return span
+
+
+def history_before(values: pd.DataFrame, issue_time: pd.Timestamp,
+                   field: str = "issue time") -> pd.DataFrame:
+    """The rows of ``values`` before ``issue_time``, after checking that the issue is on
+    the data's slot grid, has data before it and is at most one slot after the last
+    observation (a later issue would forecast from stale history)."""
+    index = pd.DatetimeIndex(values.index)
+    step = pd.Timedelta(index[1] - index[0]) if len(index) > 1 else pd.Timedelta("1h")
+    start, last = index[0], index[-1]
+    when = issue_time.isoformat()
+    if (issue_time - start) % step != pd.Timedelta(0):
+        before = start + (issue_time - start) // step * step
+        raise ForecastError(
+            f"{field} {when} is off the data's {span_text(step)} slot grid: use a time on "
+            f"the grid, e.g. {before.isoformat()} or {(before + step).isoformat()}"
+        )
+    if issue_time <= start:
+        raise ForecastError(
+            f"{field} {when} has no data before it (the data starts at {start.isoformat()}): "
+            "pick a later issue time"
+        )
+    if issue_time > last + step:
+        raise ForecastError(
+            f"{field} {when} is after the data ends (last observation {last.isoformat()}), "
+            f"so the forecast would read stale history: pick an issue time at or before "
+            f"{(last + step).isoformat()}, or add newer data"
+        )
+    return values[index < issue_time]

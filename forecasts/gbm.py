@@ -95,6 +95,7 @@ def _rolling_extreme(x: np.ndarray, last: np.ndarray, width: int) -> tuple[np.nd
 @register("gbm")
 class GradientBoosting(Forecaster):
     history_needed = pd.Timedelta("400D")
+    min_fit_days = 14  # fit() then needs 27 days: 13 more are held out for the quantiles
     conformal = True
     refit_after_calibration = False  # measured: a second fit costs 2x for ~no gain
     train_days = 730
@@ -133,10 +134,12 @@ class GradientBoosting(Forecaster):
     def _fit(self, history: pd.DataFrame) -> None:
         day = int(pd.Timedelta("1D") / self.step_)
         values = history.to_numpy(dtype=float)
-        if len(values) < 14 * day:
+        if len(values) < self.min_fit_days * day:
+            # fit() checks the whole history first; this guards direct calls (blend members)
             raise ForecastError(
-                f"model '{self.name}' needs at least 14 days of history to learn from, got "
-                f"{len(values) / day:.1f}; give more history or use 'climatology' or 'mean7d'"
+                f"model '{self.name}' needs at least {self.min_fit_days} days of history to "
+                f"learn from, got {len(values) / day:.1f}; give more history or use "
+                "'climatology' or 'mean7d'"
             )
         self.clim_ = Climatology()  # only its calendar cache is used
         self.clim_._setup(history)

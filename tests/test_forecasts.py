@@ -128,7 +128,7 @@ def test_errors_say_what_to_do(data: pd.DataFrame) -> None:
         get_model("nope")
     with pytest.raises(ForecastError, match="not fitted"):
         get_model("mean7d").predict(ISSUE, pd.Timedelta("1h"))
-    with pytest.raises(ForecastError, match="at least 14 days"):
+    with pytest.raises(ForecastError, match="at least 27 days"):
         get_model("gbm").fit(data.iloc[: 24 * 10])
     naive = data.tz_localize(None)
     with pytest.raises(ForecastError, match="tz-aware"):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from planner.cli.options import data_option, json_option, signal_option
 from planner.cli.table import render
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 model_option = click.option(
     "--model", default="default", show_default=True,
@@ -24,13 +27,15 @@ prices_option = click.option(
 )
 
 
-def _model_options(use_prices: bool, data_dir: str | None, zones: list[str]) -> dict:
+def _model_options(use_prices: bool, data_dir: str | None, zones: list[str],
+                   model: str) -> dict:
     """Constructor options for the model: ``prices=`` when ``--prices`` is given."""
     if not use_prices:
         return {}
-    from forecasts.base import ForecastError
+    from forecasts.base import ForecastError, get_model
     from forecasts.prices import load_prices
 
+    get_model(model, prices=None)  # a model without the option fails before loading
     if not data_dir:
         raise ForecastError("--prices needs --data DIR (or GREENEPOCH_DATA) with a prices/ "
                             "folder")
@@ -65,41 +70,47 @@ def backtest(data_dir: str | None, zones: str, train_until: str, test_from: str,
              refit: str, delay: str, as_json: bool) -> None:
     """Rolling-origin backtest of a model beside the four baselines, per zone and band."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from forecasts.backtest import BacktestConfig, run_backtest
+    from forecasts.backtest import BacktestConfig, json_records, run_backtest
     from forecasts.base import DEFAULT_MODEL, get_model
-    from forecasts.data import load_values, parse_day
-    from planner.timeparse import duration
+    from forecasts.data import load_values, parse_day, parse_span
 
-    values = load_values(data_dir, signal, zones)
     config = BacktestConfig(
         train_until=parse_day(train_until, "--train-until", end_of_day=True),
         test_from=parse_day(test_from, "--test-from"),
         test_until=parse_day(test_until, "--test-until"),
         issue_hour=issue_hour,
-        refit=None if refit.strip().lower() == "none" else duration(refit, "--refit"),
-        delay=duration(delay, "--delay"),
+        refit=(None if refit.strip().lower() == "none"
+               else parse_span(refit, "--refit", positive=False)),
+        delay=parse_span(delay, "--delay", positive=False),
     )
     name = DEFAULT_MODEL if model == "default" else model
-    options = _model_options(use_prices, data_dir, [str(c) for c in values.columns])
-    get_model(name, **options)  # an unknown option fails here, before any work
+    get_model(name)  # an unknown model fails before the data is read
+    values = load_values(data_dir, signal, zones)
+    options = _model_options(use_prices, data_dir, [str(c) for c in values.columns], name)
     result = run_backtest(values, name, config, progress=True,
                           factory=lambda n: get_model(n, **options) if n == name
                           else get_model(n))
     metrics = result.metrics()
     if as_json:
-        records = [{k: (None if isinstance(v, float) and math.isnan(v) else v)
-                    for k, v in row.items()} for row in metrics.to_dict(orient="records")]
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps(json_records(metrics), indent=2))
         return
-    shown = metrics.drop(columns=["n", "pinball"])
-    click.echo(render(shown))
+    click.echo(render(_corr_2dp(metrics.drop(columns=["n", "pinball"]))))
     summary = (metrics.groupby(["model", "band"], sort=False)
                [["wape", "mape", "coverage_p10_p90", "rank_corr_48h", "regret_pct",
                  "saving_realised_pct"]].median().reset_index())
     click.echo("\nMedian across zones:")
-    click.echo(render(summary))
+    click.echo(render(_corr_2dp(summary)))
     click.echo(f"\n{len(result.zones)} zone(s), {len(result.issues)} issue(s); fit+predict "
                + ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()))
+
+
+def _corr_2dp(frame: pd.DataFrame) -> pd.DataFrame:
+    """``rank_corr_48h`` as text with 2 decimals (the table's 1 is too coarse for it),
+    right-aligned under its header."""
+    col = "rank_corr_48h"
+    out = frame.copy()
+    out[col] = out[col].map(lambda v: f"{v:.2f}").str.rjust(len(col))
+    return out
 
 
 @forecast.command()
@@ -107,10 +118,10 @@ def backtest(data_dir: str | None, zones: str, train_until: str, test_from: str,
 @click.option("--zone", "zone", required=True,
               help="Zone id or cloud region (comma-separate several).")
 @click.option("--issue", required=True,
-              help="Issue time, ISO 8601 with offset, e.g. 2023-06-01T00:00:00Z. "
-              "Only data before it is used.")
+              help="Issue time, ISO 8601 with offset, on the data's slot grid, e.g. "
+              "2023-06-01T00:00:00Z. Only data before it is used.")
 @click.option("--horizon", default="96h", show_default=True,
-              help="How far ahead to forecast, e.g. 96h or 14D.")
+              help="How far ahead to forecast, with a unit, e.g. 96h or 14D.")
 @model_option
 @signal_option
 @prices_option
@@ -119,31 +130,26 @@ def predict(data_dir: str | None, zone: str, issue: str, horizon: str, model: st
             signal: str, use_prices: bool, as_json: bool) -> None:
     """Forecast mean and P10/P50/P90 for the slots from ISSUE over HORIZON."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from forecasts.backtest import json_records
     from forecasts.base import get_model
-    from forecasts.data import load_values
-    from planner.timeparse import duration, utc
+    from forecasts.data import history_before, load_values, parse_span
+    from planner.timeparse import utc
 
     issue_time = utc(issue, "--issue")
-    span = duration(horizon, "--horizon")
+    span = parse_span(horizon, "--horizon")
+    get_model(model)  # an unknown model fails before the data is read
     values = load_values(data_dir, signal, zone)
-    history = values[values.index < issue_time]
-    if history.empty:
-        from forecasts.base import ForecastError
-
-        raise ForecastError(
-            f"--issue {issue_time.isoformat()} is before the data starts "
-            f"({values.index[0].isoformat()}): pick a later issue time"
-        )
-    options = _model_options(use_prices, data_dir, [str(c) for c in values.columns])
+    history = history_before(values, issue_time, "--issue")
+    options = _model_options(use_prices, data_dir, [str(c) for c in values.columns], model)
     predicted = get_model(model, **options).fit(history).predict(issue_time, span)
     long = predicted.stack(level=0, future_stack=True).rename_axis(["time", "zone"])
     long = long[["mean", "p10", "p50", "p90"]].reset_index()
     if as_json:
         long["time"] = long["time"].map(lambda t: t.isoformat())
-        click.echo(json.dumps(long.to_dict(orient="records"), indent=2))
+        click.echo(json.dumps(json_records(long), indent=2))
         return
     long["time"] = long["time"].dt.strftime("%Y-%m-%d %H:%M")
-    click.echo(render(long))
+    click.echo(render(long.rename(columns={"time": "time (UTC)"})))
     covariates = " and the day-ahead prices published by then" if use_prices else ""
     click.echo(f"\ngCO2eq/kWh, {signal}; model {get_model(model).name}, issued "
                f"{issue_time.isoformat()}, using data before it{covariates}.")
