@@ -29,6 +29,10 @@ def duration(value: object, field: str) -> pd.Timedelta:
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             td = pd.Timedelta(seconds=float(value))
+        elif _bare_number(str(value)):  # pandas would read '96' as nanoseconds
+            bare = str(value).strip()
+            raise RequestError(f"{field}: {value!r} has no unit; write e.g. '{bare}h', "
+                               f"'{bare}min' or '{bare}s'")
         else:
             td = pd.Timedelta(str(value))
     except (ValueError, TypeError) as exc:
@@ -38,6 +42,13 @@ def duration(value: object, field: str) -> pd.Timedelta:
     if td is pd.NaT or td < pd.Timedelta(0):
         raise RequestError(f"{field}: duration {value!r} must be zero or positive")
     return td
+
+
+def _bare_number(text: str) -> bool:
+    try:
+        return float(text) != 0
+    except ValueError:
+        return False
 
 
 def hours(td: pd.Timedelta) -> float:

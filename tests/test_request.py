@@ -390,3 +390,10 @@ def test_gpus_max_stands_for_gpus(tmp_path):
                                                            "gpus_min = 4", 1)
     job = load_request(write(tmp_path, text)).jobs[0]
     assert (job.gpus, job.gpus_min) == (8, 4)
+
+
+def test_a_duration_text_without_unit_is_refused(tmp_path):
+    message = rejected(tmp_path, job=WORK + '\ncheckpoint_overhead = "15"')
+    assert "checkpoint_overhead: '15' has no unit; write e.g. '15h', '15min' or '15s'" in message
+    assert request(tmp_path, job=WORK + "\ncheckpoint_overhead = 900").jobs[0] \
+        .checkpoint_overhead == pd.Timedelta("15min")  # a TOML number is seconds
