@@ -6,7 +6,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -18,23 +17,9 @@ from planner.errors import RequestError
 from planner.replay.engine import Compiled, Scenario, run_replay
 from planner.replay.jobs import ReplayJob, read_jobs_csv
 from planner.replay.policies import POLICIES, Threshold, get_policy
+from tests.test_replay import HISTORY_H, START, history
 
-START = pd.Timestamp("2023-03-01", tz="UTC")
-HISTORY_H = 8 * 24
 PUE = 1.2
-
-
-def history(hours: int, seed: int = 0) -> pd.DataFrame:
-    """Hourly intensities of zones A and B: a daily cycle plus noise, from 8 days before."""
-    rng = np.random.default_rng(seed)
-    idx = pd.date_range(START - pd.Timedelta(hours=HISTORY_H), periods=HISTORY_H + hours,
-                        freq="1h", name="time")
-    hour = idx.hour.to_numpy()
-    cols = {}
-    for k, z in enumerate(("A", "B")):
-        base = 300 + 100 * k + 150 * np.sin(2 * np.pi * (hour - 6 * k) / 24)
-        cols[z] = np.clip(base + rng.normal(0, 40, len(idx)), 5, None)
-    return pd.DataFrame(cols, index=idx)
 
 
 def job(name: str, zone: str, at_h: float, dur: float, slack: float, gpus: int = 8,
