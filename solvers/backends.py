@@ -39,7 +39,9 @@ class SolveStatus(enum.Enum):
 @dataclass(frozen=True)
 class Solution:
     """Outcome of one solve.  ``bound`` is the best proven lower bound (minimisation);
-    ``gap`` the relative gap (objective - bound) / |objective|; None when unknown."""
+    ``gap`` the relative gap (objective - bound) / |objective|; None when unknown.
+    ``incumbent``: the solver's own objective when ``objective`` was re-scored on the
+    plan returned (see :func:`solvers.solve.rescored`)."""
 
     backend: str
     status: SolveStatus
@@ -48,6 +50,7 @@ class Solution:
     gap: float | None
     seconds: float
     message: str = ""
+    incumbent: float | None = None
 
 
 class Backend:

@@ -58,9 +58,9 @@ def _fits(job: JobSpec, gpu_hours: np.ndarray) -> bool:
     """Room for the work, also in few enough runs of at least min_run slots."""
     if not _enough(job, gpu_hours):
         return False
-    if job.max_starts is None and job.min_run_slots <= 1:
+    if job.max_starts is None and job.min_run_slots <= 1 and job.overhead_gpu_h <= 0:
         return True
-    fewest = _fewest_runs(job, gpu_hours)
+    fewest = _fewest_runs(job, gpu_hours)  # each run pays its restart overhead
     return fewest is not None and (job.max_starts is None or fewest <= job.max_starts)
 
 
@@ -150,7 +150,7 @@ def explain_job(problem: PlanningProblem, job: JobSpec) -> str | None:
             excluded = int((no_threshold > 0).sum()) - have
             parts.append(
                 f"the carbon threshold {problem.threshold:g} g/kWh excludes {excluded} slots; "
-                f"threshold needed: {math.ceil(needed * 10 - 1e-6) / 10:g} g/kWh"
+                f"threshold needed: {_tenth_up(needed):g} g/kWh"
             )
         end = _deadline_needed(problem, job, problem.threshold)
         if end is not None:
@@ -176,7 +176,7 @@ def _runs(gpu_hours: np.ndarray, min_len: int) -> list[float]:
 def explain_runs(problem: PlanningProblem, job: JobSpec) -> str | None:
     """A sentence if ``job`` has room, but not in max_interruptions + 1 runs of at least
     min_run slots each (runs across zones count as one: optimistic), else None."""
-    if job.max_starts is None and job.min_run_slots <= 1:
+    if job.max_starts is None and job.min_run_slots <= 1 and job.overhead_gpu_h <= 0:
         return None
     room = _gpu_hours(problem, job, _hard(problem))
     fewest = _fewest_runs(job, room)
@@ -187,14 +187,23 @@ def explain_runs(problem: PlanningProblem, job: JobSpec) -> str | None:
         most = sum(max(r - job.overhead_gpu_h, 0.0) for r in _runs(room, job.min_run_slots))
         fix = (f"its free stretches{' of at least min_run' if job.min_run_slots > 1 else ''} "
                f"hold at most {most:g} of the {job.work:g} GPU-hours after a restart "
-               f"overhead each; {'use a shorter minimum run, ' if job.min_run_slots > 1 else ''}"
+               f"overhead ({job.overhead_gpu_h:g} GPU-hours) each; "
+               f"{'use a shorter minimum run, ' if job.min_run_slots > 1 else ''}"
                "move the deadline later or free capacity")
+        needed = _threshold_needed(problem, job) if _hard(problem) is not None else None
+        if needed is not None:
+            fix += f", or raise the threshold (threshold needed: {_tenth_up(needed):g} g/kWh)"
     else:
         fix = f"raise max_interruptions to at least {fewest - 1}"
     return (
         f"job '{job.name}' has enough usable slots, but not in few enough runs: "
         f"max_interruptions = {limit}, min_run = {job.min_run_slots} slot(s); {fix}"
     )
+
+
+def _tenth_up(value: float) -> float:
+    """Rounded up to 0.1 g/kWh (a suggested threshold must not fall below the need)."""
+    return math.ceil(value * 10 - 1e-6) / 10
 
 
 def explain_shared(problem: PlanningProblem) -> str:

@@ -98,12 +98,57 @@ def objective(problem: PlanningProblem, schedule: Schedule) -> float:
     return total
 
 
+def _runs(held: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) slot of each maximal stretch of True in ``held``."""
+    edges = np.diff(np.concatenate(([0], held.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(),
+                    (np.flatnonzero(edges == -1) - 1).tolist(), strict=True))
+
+
+def drop_idle_runs(problem: PlanningProblem, schedule: Schedule, j: int) -> bool:
+    """Release job j's runs that do no work (in place): runs of no more GPU-hours than
+    their own restart overhead (time-limited MILP plans can end in such restarts).
+    Fewer starts and moves, so every limit still holds.  True if any was released."""
+    job = problem.jobs[j]
+    dropped = False
+    for z in range(len(problem.zones)):
+        for t0, t1 in _runs(schedule.held(j)[z]):
+            if float(schedule.run[j, z, t0 : t1 + 1].sum()) <= job.overhead_gpu_h + EPS:
+                schedule.gpus[j, z, t0 : t1 + 1] = 0
+                schedule.run[j, z, t0 : t1 + 1] = 0.0
+                dropped = True
+    return dropped
+
+
+def _release_idle_tails(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
+    """Release held slots that run nothing at the end of a run while the run stays
+    at least the minimum run length long."""
+    job = problem.jobs[j]
+    for z in range(len(problem.zones)):
+        for t0, t1 in _runs(schedule.held(j)[z]):
+            while t1 - t0 + 1 > job.min_run_slots and schedule.run[j, z, t1] <= EPS:
+                schedule.gpus[j, z, t1] = 0
+                schedule.run[j, z, t1] = 0.0
+                t1 -= 1
+
+
 def trim_excess(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
-    """Cut job j's work beyond its need from the end of its run (in place): the job
+    """Cut job j's work beyond its need (in place), from the end of its run: the job
     stops once its work is done, so its last held slot is only partly run (earlier
     slots too, in plans holding more than they need; the dearest zone first within a
-    slot).  A start slot keeps its restart overhead; a held slot left with nothing to
-    run is released (unless the job has a minimum run length)."""
+    slot).  A start slot keeps its restart overhead; runs left doing no work are
+    released (:func:`drop_idle_runs`: each frees its overhead, trimmed again), and so
+    are held slots with nothing to run (with a minimum run length, only while the run
+    stays that long).  The plan's cost never rises."""
+    job = problem.jobs[j]
+    _trim_work(problem, schedule, j)
+    while job.overhead_gpu_h > 0 and drop_idle_runs(problem, schedule, j):
+        _trim_work(problem, schedule, j)  # a trim may leave another run doing nothing
+    if job.min_run_slots > 1:
+        _release_idle_tails(problem, schedule, j)
+
+
+def _trim_work(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
     job = problem.jobs[j]
     excess = schedule.work_done(problem, j) - job.work
     if excess <= EPS:

@@ -200,8 +200,18 @@ def test_restart_overhead_eats_short_free_stretches():
     message = infeasible([job(max_interruptions=5, checkpoint_overhead=pd.Timedelta("30min"))],
                          zones=GAPPY)
     assert "job 'train' has enough usable slots, but not in few enough runs" in message
-    assert "hold at most 3 of the 4 GPU-hours after a restart overhead each" in message
+    assert ("hold at most 3 of the 4 GPU-hours after a restart overhead (1 GPU-hours) each"
+            in message)
     assert "shorter minimum run" not in message
+
+
+def test_restart_overhead_counts_without_an_interruption_limit():
+    # the same without max_interruptions: still infeasible, for the same reason (it
+    # fell through to a message blaming every limit at once)
+    message = infeasible([job(checkpoint_overhead=pd.Timedelta("30min"))], zones=GAPPY)
+    assert "not in few enough runs: max_interruptions = unlimited" in message
+    assert ("hold at most 3 of the 4 GPU-hours after a restart overhead (1 GPU-hours) each"
+            in message)
 
 
 def test_min_run_longer_than_any_free_stretch():
@@ -234,3 +244,18 @@ def test_threshold_needed_counts_the_runs_it_leaves():
                       policy=Policy(threshold=300.0))
     outcome = solve_problem(build_problem(req, data({"DE": SIX})), req.policy)
     assert outcome.schedule.starts(0) == 1
+
+
+def test_threshold_needed_pays_a_restart_per_scattered_slot():
+    # SIX = [500, 100, 400, 50, 300, 200], 4 GPU-h at 2 GPUs, 1 GPU-h per start, no
+    # interruption limit.  Under 200: slots 1, 3, 5 apart, 6 - 3 = 3 < 4; under 300:
+    # slot 1 and run 3-5, the run alone gives 6 - 1 = 5: threshold 300.
+    overhead = {"checkpoint_overhead": pd.Timedelta("30min")}
+    message = infeasible([job(**overhead)], threshold=150.0)
+    assert "threshold needed: 300 g/kWh" in message
+    message = infeasible([job(**overhead)], threshold=200.0)
+    assert "not in few enough runs: max_interruptions = unlimited" in message
+    assert "threshold needed: 300 g/kWh" in message
+    req = PlanRequest(start=T0, jobs=(job(**overhead),),
+                      zones=(Zone("DE", capacity_gpus=8, pue=1.0),), policy=Policy(threshold=300.0))
+    assert solve_problem(build_problem(req, data({"DE": SIX})), req.policy).schedule.starts(0) >= 1

@@ -23,7 +23,14 @@ from planner.plan import SCHEMA_VERSION, Plan, assemble
 from solvers.dp import best_plan, job_slot_cost
 from solvers.heuristics import exact_applies
 from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import emissions_kg, move_charges, objective, transfer_kg
+from solvers.schedule import (
+    Schedule,
+    emissions_kg,
+    move_charges,
+    objective,
+    transfer_kg,
+    trim_excess,
+)
 from solvers.solve import Outcome, check_schedule, solve_problem
 
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
@@ -494,3 +501,19 @@ def test_plan_rejects_unreadable_json(tmp_path):
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(GreenEpochError, match="cannot read plan JSON"):
         Plan.from_json(path)
+
+
+def test_trim_releases_restarts_that_do_no_work():
+    # A time-limited incumbent may end in a restart that runs only its overhead
+    # (1 GPU-h): trimming releases it, so the plan has one run and costs less.
+    p = problem([100, 100, 100, 500, 900, 500], [spec(overhead_h=0.5)])
+    plan = Schedule.empty(p)
+    plan.gpus[0, 0, [0, 1, 2, 4]] = 2
+    plan.run[0, 0, [0, 1, 2]] = 2.0
+    plan.run[0, 0, 4] = 1.0
+    before = objective(p, plan)
+    trim_excess(p, plan, 0)
+    assert np.flatnonzero(plan.gpus[0].sum(axis=0)).tolist() == [0, 1, 2]
+    assert plan.starts(0) == 1 and plan.work_done(p, 0) == pytest.approx(4.0)
+    assert plan.run[0, 0, :3].tolist() == [2.0, 2.0, 1.0]
+    assert objective(p, plan) == pytest.approx(before - 0.9 - 0.1)
