@@ -37,6 +37,7 @@ zones = ["DE", "ES"]
 months = ["2023-02", "2023-08"]
 slack = ["0h", "24h"]
 threshold = ["none", 250]
+forecast = ["oracle"]
 """
 
 PLAN = """
@@ -196,3 +197,38 @@ def test_report_cli_writes_html_and_prints_tables(sweep_file: tuple[Path, Path],
     bad = CliRunner().invoke(_cli(), ["report", str(tmp_path / "nope.json"), "--out",
                                       str(out)])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1
+
+
+def _all_scenarios(page: str) -> list[list[str]]:
+    """The cells of the report's "All scenarios" table, header first."""
+    table = page.split("<h2>All scenarios</h2>")[1]
+    head = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+    return [head] + [re.findall(r"<td[^>]*>([^<]*)</td>", r)
+                     for r in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+
+
+@pytest.mark.parametrize("with_error", [False, True])
+def test_result_report_counts_are_whole_numbers(with_error: bool) -> None:
+    """Interruptions are whole numbers in every report, whether or not some row has
+    no plan (a null); views' means have 2 decimals, no threshold prints ``none``."""
+    from test_whatif_views import row
+
+    from planner.report import result_report
+
+    rows = [row(0, 10.0, zones="DE", threshold=None, interruptions=2),
+            row(1, 9.0, zones="DE", threshold=200.0, interruptions=1),
+            row(2, 4.0, zones="GB", threshold=None),
+            row(3, None if with_error else 4.0, zones="GB", threshold=200.0)]
+    header = {"kind": "greenepoch-whatif", "version": 1, "data": None, "signal": "direct"}
+    page = result_report(header, {r["scenario_id"]: r for r in rows}).html()
+    table = _all_scenarios(page)
+    column = table[0].index("interruptions")
+    expect = ["2", "1", "0", "-" if with_error else "0"]
+    assert [r[column] for r in table[1:]] == expect
+    thresholds = [r[table[0].index("threshold")] for r in table[1:]]
+    assert thresholds == ["none", "200.00", "none", "200.00"]
+    assert "planned on oracle (perfect foresight) 4" in page
+    curve = page.split("<h2>Carbon threshold trade-off</h2>")[1].split("<h2>")[0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", curve)
+    assert "none" in cells and "nan" not in cells
+    assert "every row averages the same" in curve

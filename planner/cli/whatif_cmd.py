@@ -9,7 +9,6 @@ import click
 import pandas as pd
 
 from planner.cli.options import data_option, json_option, output_file
-from planner.cli.table import render
 
 ROW_COLUMNS = ["zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast",
                "status", "emissions_kg", "savings_pct", "delay_mean_h", "delay_p95_h",
@@ -17,17 +16,21 @@ ROW_COLUMNS = ["zones", "season", "start", "slack_h", "threshold", "overhead_min
 
 
 def whatif_tables(frame: pd.DataFrame, limit: int = 20) -> str:
-    """The built-in views as terminal tables (and the rows when no view applies)."""
-    from planner.whatif.views import views
+    """The built-in views as terminal tables (and the rows when no view applies);
+    cells as in planner.report.cells (``none``: no threshold, ``-``: no value)."""
+    from planner.report.cells import text_table
+    from planner.whatif.views import PAIRED, VIEW_COUNTS, paired_note, views
 
     parts = []
     for title, view in views(frame).items():
-        shown = view.head(limit)
+        shown = view.head(limit).reset_index(drop=True)
         more = f"\n({len(view) - limit} more rows)" if len(view) > limit else ""
-        parts.append(f"{title}\n\n{render(shown.reset_index(drop=True))}{more}")
+        note = f"\n{paired_note(view, PAIRED[title])}" if title in PAIRED else ""
+        counts = VIEW_COUNTS if title in PAIRED else ()
+        parts.append(f"{title}\n\n{text_table(shown, counts)}{more}{note}")
     if not parts and not frame.empty:
         cols = [c for c in ROW_COLUMNS if c in frame]
-        parts.append(f"scenarios\n\n{render(frame[cols].head(limit).reset_index(drop=True))}")
+        parts.append(f"scenarios\n\n{text_table(frame[cols].head(limit).reset_index(drop=True))}")
     failed = frame[frame["status"] != "ok"] if "status" in frame else frame.iloc[0:0]
     if len(failed):
         first = failed.iloc[0]
@@ -66,9 +69,11 @@ def whatif(spec_file: str, data_dir: str | None, out: str, workers: int,
         records = json.loads(frame.reset_index().to_json(orient="records"))
         click.echo(json.dumps(records, indent=2))
     else:
+        from planner.whatif.views import planned_on
+
         source = f"real data in {data}" if data else "synthetic intensities"
         click.echo(f"{result.done} of {result.total} scenarios ({result.reused} from {out}, "
-                   f"{result.backend}; {source})\n")
+                   f"{result.backend}; {source}; planned on {planned_on(frame)})\n")
         click.echo(whatif_tables(frame))
     if result.interrupted:
         click.echo(f"greenepoch: interrupted: kept {result.done} of {result.total} rows in "

@@ -216,6 +216,12 @@ def _require_rows(file: Path, frame: pd.DataFrame) -> None:
         )
 
 
+def named_zones(path: str | Path) -> list[str | None]:
+    """The zone each export file under ``path`` is named after (``DE_2023_hourly.csv``:
+    ``DE``), None for a file whose name does not say (only reading it would tell)."""
+    return [_file_zone(f) for f in _csv_files(Path(path))]
+
+
 def _file_zone(file: Path) -> str | None:
     match = re.match(r"^(.+?)_\d{4}_", file.name)
     return match.group(1) if match else None

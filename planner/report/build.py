@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from planner.cli.table import render
 from planner.errors import DataError, GreenEpochError
+from planner.report.cells import HTML_DECIMALS, ROW_COUNTS, cell, numeric_columns, text_table
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:
@@ -68,9 +69,12 @@ class Report:
                           f"<figcaption>{alt}</figcaption></figure>")
         self.figures += 1
 
-    def table(self, frame: pd.DataFrame, title: str) -> None:
-        self.parts.append(_html_table(frame))
-        self.text.append(f"{title}\n\n{render(frame.reset_index(drop=True))}")
+    def table(self, frame: pd.DataFrame, title: str,
+              counts: Iterable[str] = ROW_COUNTS) -> None:
+        """The table in HTML and as text; ``counts``: its columns of whole numbers
+        (planner.report.cells)."""
+        self.parts.append(_html_table(frame, counts))
+        self.text.append(f"{title}\n\n{text_table(frame.reset_index(drop=True), counts)}")
 
     def html(self) -> str:
         body = "\n".join(self.parts)
@@ -81,23 +85,17 @@ class Report:
                 f"<h1>{title}</h1>\n{body}\n<script>{SCRIPT}</script>\n</body></html>\n")
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return html.escape(str(value))
-
-
-def _html_table(frame: pd.DataFrame) -> str:
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+def _html_table(frame: pd.DataFrame, counts: Iterable[str] = ROW_COUNTS) -> str:
+    numeric = numeric_columns(frame)
     head = "".join(f'<th class="{"num" if n else "text"}">{html.escape(str(c))}</th>'
                    for c, n in zip(frame.columns, numeric, strict=True))
+    counts = tuple(counts)
     rows = []
     for row in frame.itertuples(index=False):
-        cells = "".join(f'<td class="{"num" if n else "text"}">{_cell(v)}</td>'
-                        for v, n in zip(row, numeric, strict=True))
-        rows.append(f"<tr>{cells}</tr>")
+        tds = "".join(f'<td class="{"num" if n else "text"}">'
+                      f"{html.escape(cell(v, str(c), counts=counts, decimals=HTML_DECIMALS))}"
+                      "</td>" for v, c, n in zip(row, frame.columns, numeric, strict=True))
+        rows.append(f"<tr>{tds}</tr>")
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
@@ -201,9 +199,13 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
     from planner.report import figures
     from planner.whatif.results import results_frame
     from planner.whatif.views import (
+        PAIRED,
         PARETO_OBJECTIVES,
+        VIEW_COUNTS,
         best_zone_season,
+        paired_note,
         pareto_front,
+        planned_on,
         slack_returns,
         threshold_curve,
     )
@@ -217,7 +219,7 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
     ok = frame[frame["status"] == "ok"]
     report = Report("GreenEpoch what-if report")
     report.note(f"{len(frame)} scenarios ({len(ok)} planned, {len(frame) - len(ok)} without "
-                f"a plan) on {source} {signal} intensities")
+                f"a plan) on {source} {signal} intensities; planned on {planned_on(frame)}")
     if ok.empty:
         raise GreenEpochError("no scenario of the results file has a plan; nothing to report")
 
@@ -237,8 +239,9 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
     if not ranked.empty:
         report.heading("Best zone and season")
         report.figure(figures.ranked_bars(ranked), "mean emissions per zone set and season "
-                      "(means over the other axes)")
-        report.table(ranked, "best zone and season")
+                      "(means over the same scenarios in every bar)")
+        report.table(ranked, "best zone and season", VIEW_COUNTS)
+        report.note(paired_note(ranked, PAIRED["best zone and season"]))
     curve = threshold_curve(frame)
     if not curve.empty:
         report.heading("Carbon threshold trade-off")
@@ -246,7 +249,8 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
                                        "completion delay, mean (h)", "emissions (kg CO2eq)",
                                        "threshold: emissions vs delay"),
                       "each point a threshold in gCO2eq/kWh (none: no threshold)")
-        report.table(curve, "carbon threshold trade-off")
+        report.table(curve, "carbon threshold trade-off", VIEW_COUNTS)
+        report.note(paired_note(curve, PAIRED["carbon threshold trade-off"]))
     slack = slack_returns(frame)
     if not slack.empty:
         report.heading("Diminishing returns of slack")
@@ -254,7 +258,8 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
                                        "deadline slack (h)", "savings vs run-now (%)",
                                        "savings by slack"),
                       "mean savings per deadline slack")
-        report.table(slack, "diminishing returns of slack")
+        report.table(slack, "diminishing returns of slack", VIEW_COUNTS)
+        report.note(paired_note(slack, PAIRED["diminishing returns of slack"]))
     front = pareto_front(frame)
     if not front.empty:
         used = [c for c in PARETO_OBJECTIVES if c in front]

@@ -16,6 +16,7 @@ Invariants of :class:`Scenario`:
 from __future__ import annotations
 
 import calendar
+import difflib
 import hashlib
 import itertools
 import json
@@ -27,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from planner.errors import RequestError
+from planner.errors import CatalogError, RequestError
 from planner.model import PlanRequest, Zone
 from planner.request import TOP_KEYS, parse_request, read_toml
 from planner.request import check_keys as _check_keys
@@ -82,7 +83,7 @@ class Spec:
     slacks: tuple[pd.Timedelta, ...] | None
     thresholds: tuple[float | None, ...] | None
     overheads: tuple[pd.Timedelta, ...] | None
-    forecasts: tuple[str, ...]
+    forecasts: tuple[str, ...]  # the axis, or the base's [policy] forecast alone
     starts_per_season: int = 1
     signal: str = "direct"
     seed: int = 0
@@ -91,6 +92,10 @@ class Spec:
         """Every scenario of the sweep, in table order (``data``: the resolved data
         folder, part of the ids)."""
         return expand(self, data)
+
+    def check_zones(self, data: str | None = None) -> None:
+        """Refuse a zone no scenario could be planned in (see :func:`check_zones`)."""
+        check_zones(self, data)
 
 
 def _list(raw: dict[str, Any], key: str) -> list[Any] | None:
@@ -209,14 +214,16 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
     signal = str(head.get("signal", "direct"))
     if signal not in ("direct", "lca"):
         raise RequestError(f"[whatif].signal = {signal!r}; use 'direct' or 'lca'")
-    if forecasts is not None:
-        from forecasts.base import available
+    # no forecast axis: every scenario plans like the base request would
+    models = forecasts if forecasts is not None else [base.policy.forecast]
+    where = "[sweep].forecast" if forecasts is not None else "[policy].forecast"
+    from forecasts.base import available
 
-        known = available()
-        for name in forecasts:
-            if name not in (ORACLE, "default", *known):
-                raise RequestError(f"[sweep].forecast: unknown model {name!r}; use 'oracle' "
-                                   f"or one of {', '.join(known)}")
+    known = available()
+    for name in models:
+        if name not in (ORACLE, "default", *known):
+            raise RequestError(f"{where}: unknown model {name!r}; use 'oracle' "
+                               f"or one of {', '.join(known)}")
     return Spec(
         base=base,
         fingerprint=_digest(request_doc),
@@ -233,11 +240,69 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
             _threshold(v, f"[sweep].threshold[{i}]") for i, v in enumerate(thresholds)),
         overheads=None if overheads is None else tuple(
             duration(v, f"[sweep].checkpoint_overhead[{i}]") for i, v in enumerate(overheads)),
-        forecasts=tuple(str(f) for f in forecasts) if forecasts else (ORACLE,),
+        forecasts=tuple(str(f) for f in models),
         starts_per_season=per_season,
         signal=signal,
         seed=int(head.get("seed", 0)),
     )
+
+
+def data_zones(data: str | None, signal: str = "direct") -> frozenset[str] | None:
+    """The zones with intensities: those the export files in ``data`` are named after
+    (``DE_2023_hourly.csv``), or the synthetic default's (``data`` None).  None when
+    a file name does not say its zone (only reading it would tell)."""
+    if data is None:
+        from planner.intensity.climatology import embedded_climatology
+
+        return frozenset(embedded_climatology(signal).zones)
+    from planner.intensity.readers import named_zones
+
+    named = named_zones(data)
+    return None if None in named else frozenset(z for z in named if z is not None)
+
+
+def check_zones(spec: Spec, data: str | None = None) -> None:
+    """Refuse, before anything is planned, a zone of the sweep (the ``zones`` axis, or
+    the base's job zones without one) that has no intensities in ``data`` (the
+    resolved data folder; None: the synthetic default).
+
+    Names were resolved like the base request's (zone ids, cloud regions); a name
+    outside the region catalog is fine when the data has it.
+    """
+    from planner.regions import load_catalog, resolve_zone
+
+    have = data_zones(data, spec.signal)
+    if have is None:
+        return
+    # suggestions: the zones with data and their cloud regions
+    names = sorted(have) + [r for z in load_catalog().values() if z.id in have
+                            for r in z.cloud_regions()]
+    if spec.zone_sets is not None:
+        places = [(f"[sweep].zones[{i}]", zones) for i, zones in enumerate(spec.zone_sets)]
+    else:
+        places = [(f"jobs[{i}] ('{job.name}').zones", job.zones)
+                  for i, job in enumerate(spec.base.jobs)]
+    where_data = f"{data} has" if data else "the synthetic default (no --data) has"
+    fix = ("add its exports to the folder" if data else
+           "plan on real exports that have it (--data or $GREENEPOCH_DATA)")
+    for where, zones in places:
+        for zone in zones:
+            if zone in have:
+                continue
+            near = difflib.get_close_matches(zone, names, n=1)
+            use = f"did you mean {near[0]}? Otherwise use" if near else "use"
+            try:
+                resolve_zone(zone)
+            except CatalogError:
+                raise RequestError(
+                    f"{where}: unknown zone '{zone}': not in the region catalog, and "
+                    f"{where_data} no intensities for it; {use} one of "
+                    f"{', '.join(sorted(have))}"
+                ) from None
+            raise RequestError(
+                f"{where}: {where_data} no intensities for zone '{zone}'; {use} one of "
+                f"{', '.join(sorted(have))}, or {fix}"
+            )
 
 
 def load_spec(path: str | Path) -> Spec:

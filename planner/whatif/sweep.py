@@ -99,11 +99,13 @@ def run_sweep(spec: Spec, out: str | Path, *, data: str | None = None,
     """Run the spec's scenarios not yet in ``out`` and return all of its rows.
 
     ``data`` is the resolved data folder (None: the synthetic default); workers on a
-    Dask cluster must see it at the same path.  ``workers <= 1`` runs serially in
+    Dask cluster must see it at the same path.  A zone without intensities there is
+    refused (RequestError) before anything runs.  ``workers <= 1`` runs serially in
     this process.  ``on_row`` is called after each new row is stored.
     """
     from tqdm import tqdm
 
+    spec.check_zones(data)  # a typo in a zone is bad input, not a row of errors
     scenarios = spec.scenarios(data)
     header = {"base": spec.fingerprint, "data": data, "signal": spec.signal,
               "seed": spec.seed}

@@ -1,7 +1,12 @@
 """Built-in views of a sweep's rows (a frame from :func:`results_frame`).
 
-Only rows with ``status == "ok"`` enter a view.  Each view returns a DataFrame and
-is empty when its axis was not swept.
+Each view returns a DataFrame and is empty when its axis was not swept.  The views
+that average (zone set x season, threshold, slack) compare like with like: a row's
+means are over the *paired* scenarios, those whose other axis values (zone set,
+start, slack, ...) planned (``status == "ok"``) under every value of the view's
+axis, so every row averages the same scenarios.  ``scenarios`` counts them;
+``no_plan`` counts the row's scenarios without a plan (infeasible or error), and
+``left_out`` those left out of its means (no plan here, or under another value).
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ import numpy as np
 import pandas as pd
 
 PARETO_OBJECTIVES = ("emissions_kg", "delay_mean_h", "cost_usd")
+AXES = ("zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast")
+# columns of the averaging views that count scenarios (printed as whole numbers)
+VIEW_COUNTS = ("rank", "scenarios", "no_plan", "left_out")
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
@@ -18,49 +26,105 @@ def _ok(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "ok"]
 
 
-def _mean(frame: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
+def _key(frame: pd.DataFrame, cols: list[str]) -> pd.Series:
+    """One string per row naming its values of ``cols`` (NaN and None included)."""
+    rows = frame[cols].itertuples(index=False) if cols else [()] * len(frame)
+    return pd.Series(["\x1f".join(map(str, row)) for row in rows], index=frame.index)
+
+
+def _paired(frame: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
+    """Per value of ``by``: the means of ``cols`` over the paired scenarios, and the
+    counts ``scenarios``, ``no_plan`` and ``left_out`` (module docstring)."""
+    others = [c for c in AXES if c in frame and c not in by]
+    pairs = frame[others].copy()
+    if "season" in by and "start" in others:
+        # each season has its own start dates: pair the n-th start of every season
+        nth = {season: {t: i for i, t in enumerate(sorted(starts.unique()))}
+               for season, starts in frame.groupby("season")["start"]}
+        pairs["start"] = [nth[s][t] for s, t in zip(frame["season"], frame["start"],
+                                                    strict=True)]
+    cell, pair = _key(frame, by), _key(pairs, others)
+    ok = frame["status"].eq("ok")
+    planned = cell[ok].groupby(pair[ok]).nunique()
+    used = ok & pair.isin(planned.index[planned == cell.nunique()])
+    work = frame[by].copy()
     present = [c for c in cols if c in frame]
-    out = frame.groupby(by, sort=False, dropna=False)[present].mean()
-    out["scenarios"] = frame.groupby(by, sort=False, dropna=False).size()
+    for col in present:
+        work[col] = pd.to_numeric(frame[col], errors="coerce").where(used)
+    work["scenarios"] = used.astype(int)
+    work["no_plan"] = (~ok).astype(int)
+    work["left_out"] = (~used).astype(int)
+    groups = work.groupby(by, sort=False, dropna=False)
+    out = groups[present].mean()
+    out[["scenarios", "no_plan", "left_out"]] = groups[["scenarios", "no_plan",
+                                                        "left_out"]].sum()
     return out.reset_index()
 
 
+def _swept(frame: pd.DataFrame, col: str) -> bool:
+    return col in frame and frame[col].nunique(dropna=False) >= 2
+
+
 def best_zone_season(frame: pd.DataFrame) -> pd.DataFrame:
-    """Zone set x season, ranked by mean emissions (lowest first); means over the
-    other axes (start dates, slacks, ...)."""
-    ok = _ok(frame)
-    if ok.empty or (ok["zones"].nunique() < 2 and ok["season"].nunique() < 2):
+    """Zone set x season, ranked by mean emissions over the paired scenarios (lowest
+    first), and how much cleaner the best row is than each: ``best_cleaner_kg`` =
+    emissions_kg - the best row's, ``best_cleaner_pct`` = 100 x that / emissions_kg."""
+    if _ok(frame).empty or not (_swept(frame, "zones") or _swept(frame, "season")):
         return pd.DataFrame()
     cols = ["emissions_kg", "savings_pct", "delay_mean_h", "cost_usd"]
-    out = _mean(ok, ["zones", "season"], cols)
-    out = out.sort_values(["emissions_kg", "zones", "season"], kind="stable")
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
-    if out["cost_usd"].isna().all():
+    out = _paired(frame, ["zones", "season"], cols)
+    out = out.sort_values(["emissions_kg", "zones", "season"], kind="stable",
+                          na_position="last").reset_index(drop=True)
+    emissions = out["emissions_kg"]
+    out["rank"] = pd.Series(np.arange(1, len(out) + 1), dtype="Int64").where(emissions.notna())
+    out["best_cleaner_kg"] = emissions - emissions.min()
+    out["best_cleaner_pct"] = (100 * out["best_cleaner_kg"] / emissions).where(emissions > 0)
+    if "cost_usd" in out and out["cost_usd"].isna().all():
         out = out.drop(columns="cost_usd")
-    return out.reset_index(drop=True)
+    order = ["rank", "zones", "season", "emissions_kg", "best_cleaner_kg", "best_cleaner_pct"]
+    return out[order + [c for c in out if c not in order]]
 
 
 def threshold_curve(frame: pd.DataFrame) -> pd.DataFrame:
-    """Carbon threshold -> mean emissions and completion delay (the trade-off curve);
-    ``none`` (no threshold) sorts last."""
-    ok = _ok(frame)
-    if ok.empty or ok["threshold"].nunique(dropna=False) < 2:
+    """Carbon threshold -> mean emissions and completion delay over the paired
+    scenarios (the trade-off curve); ``none`` (no threshold, NaN) sorts last."""
+    if _ok(frame).empty or not _swept(frame, "threshold"):
         return pd.DataFrame()
-    out = _mean(ok, ["threshold"], ["emissions_kg", "savings_pct", "delay_mean_h",
-                                    "delay_p95_h", "interruptions"])
+    out = _paired(frame, ["threshold"], ["emissions_kg", "savings_pct", "delay_mean_h",
+                                          "delay_p95_h", "interruptions"])
     return out.sort_values("threshold", na_position="last").reset_index(drop=True)
 
 
 def slack_returns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Deadline slack -> mean savings, and the extra saving per extra hour of slack
-    (``marginal_pct_per_h``): diminishing returns show as it falls."""
-    ok = _ok(frame)
-    if ok.empty or ok["slack_h"].nunique() < 2:
+    """Deadline slack -> mean savings over the paired scenarios, and the extra saving
+    per extra hour of slack (``marginal_pct_per_h``): diminishing returns show as it
+    falls."""
+    if _ok(frame).empty or not _swept(frame, "slack_h"):
         return pd.DataFrame()
-    out = _mean(ok, ["slack_h"], ["emissions_kg", "savings_pct", "delay_mean_h"])
+    out = _paired(frame, ["slack_h"], ["emissions_kg", "savings_pct", "delay_mean_h"])
     out = out.sort_values("slack_h").reset_index(drop=True)
     out["marginal_pct_per_h"] = out["savings_pct"].diff() / out["slack_h"].diff()
     return out
+
+
+def paired_note(view: pd.DataFrame, axis: str) -> str:
+    """One line saying which scenarios a paired view's means are over."""
+    same = int(view["scenarios"].max()) if len(view) else 0
+    left = int(view["left_out"].sum())
+    return (f"every row averages the same {same} scenarios, those that planned under every "
+            f"{axis}; {left} of {same * len(view) + left} rows left out (no plan under "
+            f"some {axis}: see no_plan)")
+
+
+def planned_on(frame: pd.DataFrame) -> str:
+    """What the plans were made on, with the number of rows of each: ``oracle``
+    (perfect foresight) or a forecast model."""
+    if frame.empty or "forecast" not in frame:
+        return "-"
+    counts = frame["forecast"].value_counts(sort=False)
+    names = {"oracle": "oracle (perfect foresight)"}
+    return ", ".join(f"{names.get(str(name), f'{name} forecast')} {n}"
+                     for name, n in counts.items())
 
 
 def dominated(points: np.ndarray) -> np.ndarray:
@@ -92,6 +156,12 @@ def pareto_front(frame: pd.DataFrame,
                           "forecast") if c in rows]
     out = rows.loc[keep, labels + used + ["savings_pct"]]
     return out.sort_values(used, kind="stable")
+
+
+# the averaging views by title, and the axis they pair scenarios across
+PAIRED = {"best zone and season": "zone set and season",
+          "carbon threshold trade-off": "threshold",
+          "diminishing returns of slack": "slack"}
 
 
 def views(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
