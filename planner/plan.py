@@ -103,14 +103,24 @@ def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
 def run_now(problem: PlanningProblem, job: JobSpec, z: int,
             intensity: np.ndarray) -> tuple[float, pd.Timestamp]:
     """Carbon-agnostic baseline: start at release in zone z at full size, run to the end
-    (one start overhead).  Returns (emissions kg, finish time)."""
+    (one start overhead).  Slots where the zone cannot hold the job (capacity below its
+    GPUs, the job alone) are waited out, and each resumption after one pays the
+    restart overhead again.  Returns (emissions kg, finish time); NaN when it does not
+    finish within the horizon."""
     full = job.gpus * problem.slot_h
     remaining = job.work + job.overhead_gpu_h
-    kg, t = 0.0, job.first
+    kg, t, running = 0.0, job.first, False
     step = problem.slots[1] - problem.slots[0] if problem.n_slots > 1 else pd.Timedelta("1h")
     while remaining > EPS:
         if t >= problem.n_slots:
             return float("nan"), problem.slots[-1] + step
+        if problem.capacity[z, t] < job.gpus:
+            if running:
+                remaining += job.overhead_gpu_h
+            running = False
+            t += 1
+            continue
+        running = True
         run = min(full, remaining)
         kg += run * job.power_kw * problem.pue[z] * intensity[z, t] / 1000
         remaining -= run

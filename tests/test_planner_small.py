@@ -517,3 +517,18 @@ def test_trim_releases_restarts_that_do_no_work():
     assert plan.starts(0) == 1 and plan.work_done(p, 0) == pytest.approx(4.0)
     assert plan.run[0, 0, :3].tolist() == [2.0, 2.0, 1.0]
     assert objective(p, plan) == pytest.approx(before - 0.9 - 0.1)
+
+
+def test_run_now_baseline_waits_where_the_zone_cannot_hold_the_job():
+    from planner.plan import run_now
+
+    # 2 GPUs, 4 GPU-h, 1 GPU-h per start; the zone holds no GPUs in slot 1
+    p = problem([100, 900, 200, 300, 400, 500], [spec(overhead_h=0.5)],
+                capacity=[[8, 0, 8, 8, 8, 8]])
+    kg, finish = run_now(p, p.jobs[0], 0, p.intensity)
+    # 4 + 1 GPU-h from slot 0; the resumption after slot 1 pays 1 GPU-h again: 2 GPU-h
+    # in each of slots 0, 2 and 3, nothing in slot 1
+    assert kg == pytest.approx((2 * 100 + 2 * 200 + 2 * 300) / 1000)
+    assert finish == p.slots[3] + pd.Timedelta("1h")
+    never = problem([100] * 6, [spec()], capacity=[[0] * 6])
+    assert np.isnan(run_now(never, never.jobs[0], 0, never.intensity)[0])
