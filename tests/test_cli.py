@@ -167,3 +167,16 @@ def test_infeasible_request_names_its_file(runner: CliRunner, tmp_path: Path,
     line = _one_error_line(runner.invoke(cli, ["plan", str(request), "--oracle",
                                                "--out", str(tmp_path / "p.json")]))
     assert line.startswith(f"greenepoch: error: {request}: infeasible: job 'llm-pretrain'")
+
+
+@pytest.mark.realdata
+def test_plan_before_the_data_says_what_the_data_covers(runner: CliRunner, real_data: Path,
+                                                        tmp_path: Path) -> None:
+    text = (EXAMPLES / "minimal.toml").read_text().replace("2023-06-0", "2019-06-0")
+    request = tmp_path / "early.toml"
+    request.write_text(text)
+    for mode in (["--oracle"], ["--forecast", "mean7d"]):
+        line = _one_error_line(runner.invoke(cli, ["plan", str(request), *mode, "--data",
+                                                   str(real_data), "--out",
+                                                   str(tmp_path / "p.json")]))
+        assert "covers 2021-01-01T00:00:00+00:00 .. 2024-01-01T00:00:00+00:00, but 2019-" in line

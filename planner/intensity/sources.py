@@ -71,7 +71,7 @@ def load_intensity(
     loaded = read_electricitymaps(root, signal=signal, allow_gaps=allow_gaps, zones=zones)
     covered = loaded.values.index
     last = covered[-1] + loaded.step
-    if clip_start:
+    if clip_start and end > covered[0]:  # history before the data is nice to have
         start = max(start, covered[0])
     if start < covered[0] or end > last:
         raise DataError(
