@@ -118,6 +118,16 @@ def run_backtest(values: pd.DataFrame, model: str, config: BacktestConfig,
             f"--test-from {_day(config.test_from)} is too close to the start of the data "
             f"({_day(t0)}): leave at least 14 days of history before --test-from"
         )
+    probe = factory(model) if factory is not None else get_model(model)
+    need = getattr(probe, "min_history_days", lambda: 0)()  # the first fit's history:
+    have = (config.train_until - config.delay - t0) / pd.Timedelta("1D")  # before --train-until
+    if have < need:
+        raise ForecastError(
+            f"model '{model}' needs at least {need} days of history for its first fit, "
+            f"but the data from {_day(t0)} to --train-until "
+            f"{_day(config.train_until, inclusive_end=True)} holds {have:.1f}: move "
+            "--train-until (and the test dates) later"
+        )
     if issues[-1] > end:
         # an issue after the last observation has no history to read and nothing to score
         last_day = _day((end - pd.Timedelta(hours=config.issue_hour)).normalize())

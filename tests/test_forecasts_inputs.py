@@ -278,3 +278,15 @@ def test_tables_show_correlation_to_2_decimals_and_utc_times(folder: Path) -> No
     assert {r[col] for r in rows if r[1] == "persistence"} == {"nan"}
     res = predict(folder, "--issue", "2023-02-10T00:00Z", "--horizon", "3h")
     assert res.stdout.splitlines()[0].startswith("time (UTC)")
+
+
+def test_backtest_says_when_training_is_too_short_for_the_model() -> None:
+    values = synthetic(days=60)
+    t0 = values.index[0]
+    config = BacktestConfig(t0 + pd.Timedelta("20D"), t0 + pd.Timedelta("20D"),
+                            t0 + pd.Timedelta("22D"), refit=None)
+    with pytest.raises(ForecastError) as info:
+        run_backtest(values, "gbm", config, baselines=(), progress=False)
+    assert "model 'gbm' needs at least 27 days of history for its first fit, but the data " \
+           f"from {t0:%Y-%m-%d} to --train-until" in str(info.value)
+    assert "holds 20.0: move --train-until (and the test dates) later" in str(info.value)
