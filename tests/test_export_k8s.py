@@ -15,10 +15,13 @@ from export_fixtures import hostile, need, now_floor, plan_doc, run_cli, segment
 
 from planner.exports.common import ExportError
 from planner.exports.config import parse_config
-from planner.exports.k8s import KUEUE_QUEUE_LABEL, export_k8s, manifests
+from planner.exports.k8s import KUEUE_QUEUE_LABEL, RESUME_SH, export_k8s, manifests
 from planner.plan import Plan
 
 CRDS = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "kubernetes-crds"
+
+#: Text Kubernetes would rewrite in a container's command, args and env values.
+DOLLARS = " $(GREENEPOCH_PLAN_ID) $$x p@$$word $(GREENEPOCH_JOB)$(HOME) $( end$"
 
 CONFIG = {
     "defaults": {"command": ["python", "train.py"], "image": "registry.example/train:1",
@@ -43,6 +46,46 @@ def validate():
     from planner.exports.k8s_validate import validate as check
 
     return lambda obj: check(obj, CRDS)
+
+
+def kube_expand(text: str, env: dict[str, str]) -> str:
+    """What Kubernetes makes of a container's command, args or env value: ``$(NAME)``
+    -> NAME's value when defined, ``$$`` -> ``$`` (a port of Kubernetes'
+    third_party/forked/golang/expansion ``Expand``)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] != "$" or i + 1 == len(text):
+            out.append(text[i])
+            i += 1
+            continue
+        nxt = text[i + 1]
+        close = text.find(")", i + 2) if nxt == "(" else -1
+        if nxt == "$":
+            out.append("$")
+        elif close != -1:
+            name = text[i + 2:close]
+            out.append(env.get(name, f"$({name})"))
+            i = close + 1
+            continue
+        else:
+            out.append("$" + nxt)
+        i += 2
+    return "".join(out)
+
+
+def kube_run(container: dict) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment the kubelet starts ``container`` with: env values
+    expanded in order against the ones before, then command against them all."""
+    env: dict[str, str] = {}
+    for var in container["env"]:
+        env[var["name"]] = kube_expand(var["value"], env)
+    return [kube_expand(word, env) for word in container["command"]], env
+
+
+def test_kube_expand_follows_kubernetes():
+    env = {"A": "1"}
+    assert kube_expand("$(A)-$$(A)-$$$(A)-$(B)-$A-$(A", env) == "1-$(A)-$1-$(B)-$A-$(A"
+    assert kube_expand("x$", env) == "x$"
 
 
 def _plan(name: str = "llm") -> Plan:
@@ -112,9 +155,61 @@ def test_broken_manifests_fail(validate):
         validate(bad_queue)
 
 
+def test_zone_label_is_a_valid_label_value(validate):
+    config = copy.deepcopy(CONFIG)
+    config["zones"]["_a_"] = {"kubernetes": {}}
+    config["zones"]["x" * 70 + "_"] = {"kubernetes": {}}
+    t0 = now_floor() + pd.Timedelta("1h")
+    plan = Plan(plan_doc({"a": [segment("_a_", t0, 60, 1)],
+                          "b": [segment("x" * 70 + "_", t0, 60, 1)]}))
+    for kind in ("cronjob", "job"):
+        objs = [o for g in manifests(plan, parse_config(config), kind).values() for o in g]
+        zones = {o["metadata"]["labels"]["greenepoch.io/zone"] for o in objs}
+        assert zones == {"a", "x" * 63}
+        for obj in objs:
+            validate(obj)
+
+
+def test_validate_rejects_bad_labels(validate):
+    objs = manifests(_plan(), parse_config(CONFIG), "cronjob")
+    cron = next(o for g in objs.values() for o in g if o["kind"] == "CronJob")
+    for where, key, value in [
+            (["metadata"], "greenepoch.io/zone", "-a-"),
+            (["spec", "jobTemplate", "metadata"], "greenepoch.io/zone", "a" * 64),
+            (["spec", "jobTemplate", "spec", "template", "metadata"], "greenepoch.io/x", "a b"),
+            (["metadata"], "-bad", "v"),
+            (["metadata"], "Bad.Prefix/x", "v"),
+            (["metadata"], "a/b/c", "v")]:
+        bad = copy.deepcopy(cron)
+        node = bad
+        for step in where:
+            node = node[step]
+        node["labels"][key] = value
+        with pytest.raises(ExportError, match="invalid label at " + "/".join(where)):
+            validate(bad)
+
+
+def test_yaml_has_no_anchors_and_the_start_deadline_has_a_floor():
+    t0 = now_floor() + pd.Timedelta("1h")
+    plan = Plan(plan_doc({"llm": [segment("DE", t0, 120, 16),
+                                  segment("GB", t0 + pd.Timedelta("3h"), 0.5, 1)]}))
+    files = export_k8s(plan, parse_config(CONFIG))
+    crons = [f for f in files if f.endswith(".yaml") and "CronJob" in files[f]]
+    assert len(crons) == 2
+    deadlines = []
+    for name in crons:
+        assert "&id" not in files[name] and "*id" not in files[name]
+        obj = yaml.safe_load(files[name])
+        template = obj["spec"]["jobTemplate"]["metadata"]
+        assert template["annotations"] == obj["metadata"]["annotations"]
+        deadlines.append(obj["spec"]["startingDeadlineSeconds"])
+    # min(300, window/4), at least 10 s
+    assert sorted(deadlines) == [10, 300]
+
+
 def test_hostile_values_are_literal_in_parsed_yaml(tmp_path, validate):
     canary = tmp_path / "PWNED"
-    evil = hostile(canary)
+    evil = hostile(canary) + DOLLARS
     config = copy.deepcopy(CONFIG)
     config["defaults"]["command"] = ["/bin/sh", "-c", 'printf "%s\\n" "$@" > "$0"',
                                      str(tmp_path / "argv.txt"), evil]
@@ -129,17 +224,20 @@ def test_hostile_values_are_literal_in_parsed_yaml(tmp_path, validate):
     job = next(o for o in objs if o["kind"] == "Job"
                and o["metadata"]["annotations"]["greenepoch.io/job-name"] == evil)
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"][-3:] == [evil, "--resume={checkpoint}", evil]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    # what the kubelet starts after expanding $(VAR) and $$: the user's strings verbatim
+    command, env = kube_run(container)
+    assert command[2] == RESUME_SH  # the fixed script needs no escaping
+    assert command[-3:] == [evil, "--resume={checkpoint}", evil]
     assert env["GREENEPOCH_JOB"] == evil and env["EVIL"] == evil
-    # run the container's command with sh: the argv arrives verbatim, then resumes
+    # run that command with sh: the argv arrives verbatim, then resumes
     run_env = {"PATH": "/usr/bin:/bin", **env}
     ckpt = Path(env["GREENEPOCH_CHECKPOINT_DIR"])
-    subprocess.run(container["command"], env=run_env, check=True, timeout=30)
+    assert str(tmp_path / "ck ") in str(ckpt) and "$$" not in str(ckpt)
+    subprocess.run(command, env=run_env, check=True, timeout=30)
     assert (tmp_path / "argv.txt").read_text() == evil + "\n"
     ckpt.mkdir(parents=True, exist_ok=True)
     (ckpt / "step-7").write_text("x")
-    subprocess.run(container["command"], env=run_env, check=True, timeout=30)
+    subprocess.run(command, env=run_env, check=True, timeout=30)
     assert (tmp_path / "argv.txt").read_text().split("\n")[:-1] == [
         *evil.split("\n"), f"--resume={ckpt / 'step-7'}", *evil.split("\n")]
     assert not canary.exists()
@@ -147,36 +245,94 @@ def test_hostile_values_are_literal_in_parsed_yaml(tmp_path, validate):
     subprocess.run(["bash", "-n"], input=resume, text=True, check=True)
 
 
+def _fake_kubectl(tmp_path: Path, broken: bool = False) -> tuple[Path, Path]:
+    """A kubectl that logs its arguments and, like the real one, fails ``create -f FILE``
+    with AlreadyExists when FILE was created before, and finds it with ``get -f``.
+    ``broken``: every create and get fails (no API server)."""
+    log, made = tmp_path / "kubectl.log", tmp_path / "created"
+    fake = tmp_path / "kubectl"
+    fake.write_text(f"""#!/bin/sh
+echo "$*" >> '{log}'
+if {"true" if broken else "false"}; then
+  echo 'The connection to the server localhost:8080 was refused' >&2; exit 1
+fi
+case "$1" in
+  create) if grep -qxF -- "$3" '{made}' 2>/dev/null; then
+            echo 'Error from server (AlreadyExists): jobs.batch "x" already exists' >&2
+            exit 1
+          fi
+          echo "$3" >> '{made}' ;;
+  get) grep -qxF -- "$3" '{made}' ;;
+esac
+""")
+    fake.chmod(0o755)
+    return fake, log
+
+
+def _resume(out: Path, fake: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(out / "resume.sh")], capture_output=True, text=True,
+                          timeout=30, env={"PATH": "/usr/bin:/bin", "KUBECTL": str(fake)},
+                          cwd="/")
+
+
 def test_resume_script_creates_kueue_jobs_at_their_window_start(tmp_path):
     """Kueue unsuspends a queued Job on admission, so such Jobs are not applied early:
-    resume.sh creates them at their window start; the others it unsuspends."""
-    t0 = pd.Timestamp("2023-06-01T00:00:00Z")  # in the past: the script does not sleep
-    later = t0 + pd.Timedelta("2h")
-    plan = Plan(plan_doc({"llm": [segment("GB", t0, 60, 4), segment("DE", later, 60, 16)]}))
-    files = export_k8s(plan, parse_config(CONFIG), "job", now=t0 - pd.Timedelta("1h"))
-    deferred = [f for f in files if f.startswith("at-window-start/")]
-    assert len(deferred) == 1
-    queued = yaml.safe_load(files[deferred[0]])
-    assert queued["metadata"]["annotations"]["greenepoch.io/zone"] == "DE"
+    resume.sh creates them at their window start; the others it unsuspends.  Jobs whose
+    window is over are skipped, and a rerun (a restart) does not stop at Jobs that
+    exist already."""
+    now = now_floor()
+    h = pd.Timedelta("1h")
+    # windows that started already (the script does not sleep): two over, two running
+    plan = Plan(plan_doc({"llm": [segment("GB", now - 3 * h, 60, 4),
+                                  segment("DE", now - h / 2, 90, 16)],
+                          "old": [segment("DE", now - 2.5 * h, 60, 8)],
+                          "small": [segment("GB", now - h / 3, 120, 1)]}))
+    files = export_k8s(plan, parse_config(CONFIG), "job", now=now - 4 * h)
+    deferred = sorted(f for f in files if f.startswith("at-window-start/"))
+    assert len(deferred) == 2
+    jobs = {}
+    for rel, text in files.items():
+        if rel.endswith(".yaml") and yaml.safe_load(text)["kind"] == "Job":
+            obj = yaml.safe_load(text)
+            jobs[(obj["metadata"]["annotations"]["greenepoch.io/job-name"],
+                  obj["metadata"]["labels"]["greenepoch.io/segment"])] = (rel, obj)
+    queued_file, queued = jobs[("llm", "1")]
+    assert queued_file in deferred
     assert queued["metadata"]["labels"][KUEUE_QUEUE_LABEL] == "llm"
-    gb = next(f for f in files if f.endswith(".yaml") and not f.startswith("at-window-start/")
-              and yaml.safe_load(files[f])["kind"] == "Job")
-    gb_job = yaml.safe_load(files[gb])
-    assert KUEUE_QUEUE_LABEL not in gb_job["metadata"]["labels"]
+    assert KUEUE_QUEUE_LABEL not in jobs[("small", "0")][1]["metadata"]["labels"]
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
-    log = tmp_path / "kubectl.log"
-    fake = tmp_path / "kubectl"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
-    fake.chmod(0o755)
-    subprocess.run(["bash", str(tmp_path / "resume.sh")], check=True, timeout=30,
-                   env={"PATH": "/usr/bin:/bin", "KUBECTL": str(fake)}, cwd="/")
+    fake, log = _fake_kubectl(tmp_path)
+    patch_small = (f"patch job {jobs[('small', '0')][1]['metadata']['name']} -n default "
+                   '--type=merge -p {"spec":{"suspend":false}}')
+    first = _resume(tmp_path, fake)
+    assert first.returncode == 0, first.stderr
+    assert log.read_text().splitlines() == [f"create -f {queued_file}", patch_small]
+    for key in [("llm", "0"), ("old", "0")]:  # window over: skipped, with a note
+        assert f"skipping Job {jobs[key][1]['metadata']['name']} " in first.stderr
+    assert "its window is over" in first.stderr
+    # restarted: create meets AlreadyExists, get finds the Job, the rest still runs
+    log.unlink()
+    second = _resume(tmp_path, fake)
+    assert second.returncode == 0, second.stderr
     assert log.read_text().splitlines() == [
-        f"patch job {gb_job['metadata']['name']} -n default --type=merge "
-        '-p {"spec":{"suspend":false}}',
-        f"create -f {deferred[0]}",
-    ]
+        f"create -f {queued_file}", f"get -f {queued_file}", patch_small]
+    assert f"{queued_file} already exists; left as is" in second.stderr
+
+
+def test_resume_script_stops_when_a_create_really_fails(tmp_path):
+    now = now_floor()
+    plan = Plan(plan_doc({"llm": [segment("DE", now - pd.Timedelta("10min"), 60, 8)]}))
+    files = export_k8s(plan, parse_config(CONFIG), "job", now=now - pd.Timedelta("1h"))
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    fake, log = _fake_kubectl(tmp_path, broken=True)
+    result = _resume(tmp_path, fake)
+    assert result.returncode == 1
+    assert "could not create at-window-start/" in result.stderr
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["create", "get"]
 
 
 def test_cli_writes_validated_manifests_and_fails_cleanly(tmp_path, validate):

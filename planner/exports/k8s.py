@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,15 @@ def resource_name(pid: str, seg: Segment) -> str:
 
 
 def _label_value(text: str) -> str:
-    return slug(text, 63).replace("_", "-") or "x"
+    """A label value: at most 63 of ``[A-Za-z0-9_.-]``, alphanumeric at both ends."""
+    value = slug(text, 63).replace("_", "-")
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value) or "x"
+
+
+def _literal(text: str) -> str:
+    """``text`` escaped for a container's command, args or env value, which Kubernetes
+    expands: ``$(VAR)`` becomes VAR's value and ``$$`` a single ``$``."""
+    return text.replace("$", "$$")
 
 
 def _cron(ts: pd.Timestamp) -> str:
@@ -126,9 +135,11 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
     container: dict[str, Any] = {
         "name": "train",
         "image": settings.image,
+        # RESUME_SH stays as is: no "$$" and no "$(NAME)" a variable could match
         "command": ["/bin/sh", "-c", RESUME_SH, "greenepoch-resume",
-                    str(len(settings.command)), *settings.command, *settings.resume_args],
-        "env": [{"name": k, "value": v} for k, v in env.items()],
+                    str(len(settings.command)),
+                    *map(_literal, (*settings.command, *settings.resume_args))],
+        "env": [{"name": k, "value": _literal(v)} for k, v in env.items()],
         "resources": {"limits": {GPU: seg.gpus // pods}, "requests": {GPU: seg.gpus // pods}},
     }
     if settings.workdir:
@@ -226,37 +237,63 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
     return files
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a dict shared by two places twice, not as an ``&id001`` anchor + alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(objs: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(objs, sort_keys=False, default_flow_style=False,
-                              allow_unicode=False, width=1 << 20)
+    return yaml.dump_all(objs, Dumper=_NoAliasDumper, sort_keys=False,
+                         default_flow_style=False, allow_unicode=False, width=1 << 20)
 
 
 def resume_script(objs: dict[str, list[dict[str, Any]]], pid: str) -> str:
     """``resume.sh``: at each window start, unsuspend that Job, or create it when it goes
-    through a Kueue queue (its file is under ``at-window-start/``)."""
+    through a Kueue queue (its file is under ``at-window-start/``).  Jobs whose window
+    is over are skipped; a rerun (after a restart) leaves Jobs it finds created alone."""
     lines = [
         "#!/usr/bin/env bash",
         f"# Start each Job of greenepoch plan {pid} at its window start: lift the",
         f"# suspension of the Jobs applied with 'kubectl apply -f .', create those in {DEFERRED}/",
-        "# (Kueue would admit them at once). Keep it running (e.g. in a tmux).",
+        "# (Kueue would admit them at once). Keep it running (e.g. in a tmux); safe to rerun.",
         "set -euo pipefail",
         'cd "$(dirname "$0")"',
         'KUBECTL="${KUBECTL:-kubectl}"',
+        "# at_start START END NAME: sleep until START; false (with a note) once END has passed",
+        "at_start() {",
+        '  local wait_s=$(( $1 - $(date +%s) ))',
+        '  [ "$wait_s" -le 0 ] || sleep "$wait_s"',
+        '  if [ "$(date +%s)" -ge "$2" ]; then',
+        '    echo "greenepoch: skipping $3: its window is over" >&2; return 1',
+        "  fi",
+        "}",
+        "# create_job FILE: an object that already exists (an earlier run made it) is fine",
+        "create_job() {",
+        '  "$KUBECTL" create -f "$1" && return 0',
+        '  if "$KUBECTL" get -f "$1" >/dev/null; then',
+        '    echo "greenepoch: $1 already exists; left as is" >&2; return 0',
+        "  fi",
+        '  echo "greenepoch: could not create $1; fix the error above and rerun $0" >&2',
+        "  exit 1",
+        "}",
     ]
     jobs = [(file, o) for file, group in objs.items() for o in group if o["kind"] == "Job"]
     jobs.sort(key=lambda fo: fo[1]["metadata"]["annotations"]["greenepoch.io/window-start"])
     for file, o in jobs:
         meta = o["metadata"]
-        start = meta["annotations"]["greenepoch.io/window-start"]
-        epoch = int(pd.Timestamp(start).timestamp())
-        lines.append(f"wait_s=$(( {epoch} - $(date +%s) )); "
-                     f'[ "$wait_s" -le 0 ] || sleep "$wait_s"')
+        ann = meta["annotations"]
+        start, end = (int(pd.Timestamp(ann[f"greenepoch.io/window-{k}"]).timestamp())
+                      for k in ("start", "end"))
+        what = shlex.quote(f"Job {meta['name']} (window ends {ann['greenepoch.io/window-end']})")
         if file.startswith(f"{DEFERRED}/"):
-            lines.append(f'"$KUBECTL" create -f {shlex.quote(file)}')
-        else:
-            lines.append(f'"$KUBECTL" patch job {shlex.quote(meta["name"])} -n '
-                         f"{shlex.quote(meta['namespace'])} --type=merge "
-                         "-p '{\"spec\":{\"suspend\":false}}'")
+            action = f"create_job {shlex.quote(file)}"
+        else:  # patching an unsuspended Job again changes nothing
+            action = (f'"$KUBECTL" patch job {shlex.quote(meta["name"])} -n '
+                      f"{shlex.quote(meta['namespace'])} --type=merge "
+                      "-p '{\"spec\":{\"suspend\":false}}'")
+        lines.append(f"if at_start {start} {end} {what}; then {action}; fi")
     return "\n".join(lines) + "\n"
 
 

@@ -6,13 +6,15 @@ variant: undeclared properties are errors).  Custom resources (Kueue, JobSet) ag
 the ``openAPIV3Schema`` of their CRD, made strict the same way: every object schema
 that declares ``properties`` gets ``additionalProperties: false`` unless it sets
 ``x-kubernetes-preserve-unknown-fields`` (the API server would drop such fields
-silently).
+silently).  The schemas leave label syntax unchecked, so every ``metadata.labels``
+is also checked against the API server's rules for label keys and values.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,36 @@ from planner.exports.common import ExportError
 
 #: The Kubernetes version manifests are validated against.
 KUBERNETES_VERSION = "1.30.0"
+
+#: A label value, and the name part of a label key (at most 63 characters each).
+LABEL_NAME = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+#: The optional prefix of a label key: a DNS-1123 subdomain (at most 253 characters).
+LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_RULE = "at most 63 of [A-Za-z0-9_.-], beginning and ending with a letter or digit"
+
+
+def label_errors(obj: Any, path: str = "") -> list[str]:
+    """Every invalid label key or value in ``metadata.labels`` anywhere in ``obj``,
+    as ``"<path>: <problem>"``."""
+    out: list[str] = []
+    if isinstance(obj, dict):
+        meta = obj.get("metadata")
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        for key, value in labels.items() if isinstance(labels, dict) else ():
+            where = f"{path}metadata/labels/{key}"
+            prefix, slash, name = str(key).rpartition("/")
+            if slash and (len(prefix) > 253 or not LABEL_PREFIX.fullmatch(prefix)):
+                out.append(f"{where}: key prefix {prefix!r} must be a lowercase DNS subdomain")
+            if not name or len(name) > 63 or not LABEL_NAME.fullmatch(name):
+                out.append(f"{where}: key name {name!r} must be {_LABEL_RULE}")
+            if not isinstance(value, str) or len(value) > 63 or not LABEL_NAME.fullmatch(value):
+                out.append(f"{where}: value {value!r} must be a string of {_LABEL_RULE}")
+        for k, v in obj.items():
+            out += label_errors(v, f"{path}{k}/")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += label_errors(v, f"{path}{i}/")
+    return out
 
 
 def strict_schema(schema: Any) -> Any:
@@ -79,6 +111,10 @@ def validate(obj: dict[str, Any], crd_dir: str | Path | None = None,
                           "(pip install kubernetes-validate)") from exc
     what = f"{obj.get('kind')} {obj.get('metadata', {}).get('name')!r}"
     key = (str(obj.get("apiVersion")), str(obj.get("kind")))
+    bad_labels = label_errors(obj)
+    if bad_labels:
+        raise ExportError(f"{what}: invalid label at {bad_labels[0]} (the API server would "
+                          "reject it)")
     if crd_dir is not None and key in _crd_schemas(str(crd_dir)):
         schema = _crd_schemas(str(crd_dir))[key]
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj),
