@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +50,45 @@ for _ in range(int(os.environ.get("GE_TEST_SLEEP", "300"))):
     time.sleep(1)
 note(event="done", restart=restart)
 '''
+
+
+#: A training relying on Python's default SIGINT handler (KeyboardInterrupt).
+INT_TRAIN = r"""
+import json, os, signal, sys, time
+from pathlib import Path
+out = Path(os.environ["GE_TEST_RESULTS"]) / "int.jsonl"
+def note(**kw):
+    with open(out, "a") as fh:
+        fh.write(json.dumps(kw) + "\n")
+note(event="start", handler=str(signal.getsignal(signal.SIGINT)))
+try:
+    for _ in range(int(os.environ.get("GE_TEST_SLEEP", "300")) * 10):
+        time.sleep(0.1)
+except KeyboardInterrupt:
+    note(event="interrupted")
+    sys.exit(0)
+note(event="done")
+"""
+
+
+def _int_config(tmp_path: Path, results: Path) -> dict:
+    train = tmp_path / "int_train.py"
+    train.write_text(INT_TRAIN)
+    return {"defaults": {"command": [sys.executable, str(train)], "checkpoint_signal": "INT",
+                         "checkpoint_dir": str(tmp_path / "ckpt"), "workdir": str(tmp_path),
+                         "env": {"GE_TEST_RESULTS": str(results)}},
+            "zones": {"Z1": {"slurm": {"partition": PARTITION, "gpus_per_node": 2}}}}
+
+
+def _wait_notes(path: Path, event: str, timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            notes = [json.loads(line) for line in path.read_text().splitlines()]
+            if any(n["event"] == event for n in notes):
+                return notes
+        time.sleep(0.2)
+    raise AssertionError(f"no {event!r} note in {path} after {timeout:.0f} s")
 
 
 def _config(tmp_path: Path, workdir: Path, results: Path, *, lead: str = "10min",
@@ -127,6 +167,9 @@ def test_scripts_carry_the_plan(tmp_path):
     assert "#SBATCH --job-name=ge-a-s0" in s1 and "GREENEPOCH_SEGMENT=0" in s1
     assert f"#SBATCH --begin={t0.strftime('%Y-%m-%dT%H:%M:%S')}" in s1
     assert "#SBATCH --time=91" in s1  # 90.5 min rounded up
+    end = t0 + pd.Timedelta(minutes=90.5, seconds=59)
+    assert f"#SBATCH --deadline={end.strftime('%Y-%m-%dT%H:%M:%S')}" in s1
+    assert "#SBATCH --time-min=1" in s1
     assert "#SBATCH --nodes=2" in s1 and "#SBATCH --gres=gpu:2" in s1
     assert "#SBATCH --signal=B:USR1@600" in s1 and "#SBATCH --requeue" in s1
     assert f"#SBATCH --partition={PARTITION}" in s1
@@ -245,6 +288,30 @@ def test_hostile_values_stay_literal_when_the_script_runs(tmp_path):
     assert starts[1]["argv"][2] == "--resume"
     assert Path(starts[1]["argv"][3]).name == "step-0"
     assert not canary.exists()
+
+
+def test_int_checkpoint_signal_reaches_the_training(tmp_path):
+    """Run the batch script with bash (no Slurm) and send INT to the batch shell, as
+    ``--signal=B:INT`` does: the training must start with Python's default SIGINT
+    handler and get KeyboardInterrupt; the script exits with the training's code."""
+    results = tmp_path / "results"
+    results.mkdir()
+    doc = plan_doc({"a": [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, 2)]})
+    files = export_slurm(Plan(doc), parse_config(_int_config(tmp_path, results)))
+    script = next(v for k, v in files.items() if k.endswith(".sbatch"))
+    proc = subprocess.Popen(["bash", "-c", script], env={"PATH": "/usr/bin:/bin"},
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        notes = _wait_notes(results / "int.jsonl", "start", 30)
+        assert notes[0]["handler"] != "Handlers.SIG_IGN", notes
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert "INT received" in err
+    assert [n["event"] for n in _wait_notes(results / "int.jsonl", "interrupted", 5)] == [
+        "start", "interrupted"]
+    assert proc.returncode == 0, err
 
 
 def test_status_reports_drift_from_saved_squeue(tmp_path):
@@ -422,3 +489,67 @@ def test_failing_squeue_is_one_line(tmp_path, monkeypatch):
     assert str(err.value) == (
         "squeue --json failed (exit 1): slurm_load_jobs error: Unable to contact / second "
         "line; check that slurmctld is reachable, or pass --squeue-json FILE")
+
+
+@pytest.mark.slurm
+def test_int_checkpoint_signal_on_slurm(slurm_cluster, tmp_path, monkeypatch):  # noqa: F811
+    """``checkpoint_signal = "INT"`` on the real Slurm: INT to the batch shell (what
+    ``--signal=B:INT@lead`` sends) reaches the training, which exits 0."""
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    monkeypatch.setenv("PATH", slurm_cluster.env["PATH"])
+    results = tmp_path / "results"
+    results.mkdir()
+    doc = plan_doc({"int": [segment("Z1", now_floor() + pd.Timedelta("3s"), 2, 2)]})
+    plan, cfg = _write(tmp_path, doc, _int_config(tmp_path, results))
+    out = tmp_path / "export"
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
+                      "--submit"])
+    assert result.exit_code == 0, result.output
+    job_id = (out / "job_ids.tsv").read_text().splitlines()[1].split("\t")[3]
+    try:
+        notes = _wait_notes(results / "int.jsonl", "start", 40)
+        assert notes[0]["handler"] != "Handlers.SIG_IGN", notes
+        slurm_cluster.run("scancel", "--signal=INT", "--batch", job_id)
+        _wait_notes(results / "int.jsonl", "interrupted", 20)
+        assert slurm_cluster.wait_state(job_id, {"COMPLETED"}, 20) == "COMPLETED"
+    finally:
+        slurm_cluster.run("scancel", job_id, check=False)
+
+
+@pytest.mark.slurm
+def test_a_requeued_segment_ends_by_its_window_end(slurm_cluster, tmp_path,  # noqa: F811
+                                                    monkeypatch):
+    """Requeued a minute into its 2-minute window, a segment must not get its full
+    --time again: its limit is cut so it ends by window end + 59 s (--deadline)."""
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    monkeypatch.setenv("PATH", slurm_cluster.env["PATH"])
+    results = tmp_path / "results"
+    results.mkdir()
+    t0 = now_floor() + pd.Timedelta("3s")
+    doc = plan_doc({"rq": [segment("Z1", t0, 2, 2)]})
+    plan, cfg = _write(tmp_path, doc, _int_config(tmp_path, results))
+    out = tmp_path / "export"
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
+                      "--submit"])
+    assert result.exit_code == 0, result.output
+    job_id = (out / "job_ids.tsv").read_text().splitlines()[1].split("\t")[3]
+    latest_end = t0 + pd.Timedelta(minutes=2, seconds=59)
+
+    def end_time() -> pd.Timestamp:
+        return pd.Timestamp(slurm_cluster.job(job_id)["EndTime"], tz="UTC")
+
+    try:
+        slurm_cluster.wait_state(job_id, {"RUNNING"}, 30)
+        assert slurm_cluster.job(job_id)["TimeLimit"] == "00:02:00"  # on time: whole --time
+        assert end_time() <= latest_end
+        time.sleep(max(0.0, (t0 + pd.Timedelta("65s") - now_floor()).total_seconds()))
+        slurm_cluster.run("scontrol", "requeue", job_id)
+        deadline = time.monotonic() + 40
+        while slurm_cluster.job(job_id).get("Restarts") != "1" or \
+                slurm_cluster.job(job_id).get("JobState") != "RUNNING":
+            assert time.monotonic() < deadline, slurm_cluster.job(job_id)
+            time.sleep(0.5)
+        assert slurm_cluster.job(job_id)["TimeLimit"] == "00:01:00"
+        assert end_time() <= latest_end
+    finally:
+        slurm_cluster.run("scancel", job_id, check=False)

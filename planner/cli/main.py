@@ -2,11 +2,13 @@
 
 Commands parse, call and print.  A :class:`~planner.errors.GreenEpochError`
 anywhere below, a usage error (bad option value, missing argument) or a file that
-cannot be read or written (``OSError``) becomes one line on stderr and exit code 2.
+cannot be read or written (``OSError``) becomes one line on stderr and exit code 2;
+a closed stdout (``BrokenPipeError``, e.g. ``| head``) ends quietly with exit code 0.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -32,10 +34,22 @@ class _Group(click.Group):
             click.echo(f"greenepoch: error: {exc.format_message()} (see '{where} --help')",
                        err=True)
             sys.exit(2)
+        except BrokenPipeError:  # stdout closed early (e.g. `| head`): end quietly
+            _quiet_stdout()
+            sys.exit(0)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"greenepoch: error: {where}{exc.strerror or exc}", err=True)
             sys.exit(2)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner)
+        pass
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

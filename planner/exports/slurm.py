@@ -1,13 +1,16 @@
 """Slurm export: one sbatch script per plan segment and a ``submit.sh`` for the chain.
 
-Per segment: ``--begin`` at its start (UTC; ``submit.sh`` runs sbatch with ``TZ=UTC``),
-``--time`` covering it (whole minutes, rounded up), GPUs (``--gres=gpu:N`` per node or
-``--gpus=N``) and ``--nodes``, partition/account/cluster/qos of its zone,
-``--signal=B:USR1@<lead>`` (the batch shell forwards the job's checkpoint signal to
-the training), ``--requeue``, and ``--comment=greenepoch:<plan>:<job>:<segment>`` which
-``greenepoch slurm status`` uses to find the segment again.  ``submit.sh`` adds
-``--dependency=afterany:<previous segment>`` (same cluster, or any with
-``[slurm] federation = true``) and records job ids in ``job_ids.tsv``.
+Per segment: ``--begin`` at its start (UTC; ``submit.sh`` runs sbatch with
+``TZ=UTC``), ``--time`` covering it (whole minutes, rounded up) with ``--deadline`` 59
+s after its end and ``--time-min=1`` (Slurm cuts the limit of every start, requeues
+included, to end by the deadline; a start that cannot get a minute ends as DEADLINE),
+GPUs (``--gres=gpu:N`` per node or ``--gpus=N``) and ``--nodes``,
+partition/account/cluster/qos of its zone, ``--signal=B:USR1@<lead>`` (the batch shell
+forwards the job's checkpoint signal to the training), ``--requeue``, and
+``--comment=greenepoch:<plan>:<job>:<segment>`` which ``greenepoch slurm status`` uses
+to find the segment again. ``submit.sh`` adds ``--dependency=afterany:<previous
+segment>`` (same cluster, or any with ``[slurm] federation = true``) and records job
+ids in ``job_ids.tsv``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ COMMENT_PREFIX = "greenepoch"
 SUBMIT = "submit.sh"
 JOB_IDS = "job_ids.tsv"
 INDEX = "export.json"
+#: ``--deadline`` is this long after the window end (limits are whole minutes).
+DEADLINE_SLACK_S = 59
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,12 @@ def gpu_request(gpus: int, zone: SlurmZone) -> tuple[int, str]:
     if zone.gpu_flag == "gres" and gpus % nodes == 0:
         return nodes, f"--gres=gpu:{gpus // nodes}"
     return nodes, f"--gpus={gpus}"
+
+
+def deadline(seg: Segment) -> pd.Timestamp:
+    """``--deadline``: the window end plus 59 s, so that an on-time start keeps its whole
+    ``--time`` (Slurm floors the cut limit to whole minutes)."""
+    return seg.end + pd.Timedelta(seconds=DEADLINE_SLACK_S)
 
 
 def _settings(config: ClusterConfig, seg: Segment) -> JobSettings:
@@ -134,6 +145,9 @@ def sbatch_script(item: SlurmSegment, pid: str, settings: JobSettings) -> str:
         f"--job-name=ge-{slug(seg.job, 40)}-s{seg.index}",
         f"--begin={seg.start.strftime('%Y-%m-%dT%H:%M:%S')}",
         f"--time={item.time_minutes}",
+        # every (re)start gets its limit cut to end by then (limits are whole minutes)
+        f"--deadline={deadline(seg).strftime('%Y-%m-%dT%H:%M:%S')}",
+        "--time-min=1",
         f"--nodes={item.nodes}",
         item.gpu_option,
         f"--signal=B:{settings.checkpoint_signal}@{item.signal_lead_s}",
@@ -189,8 +203,12 @@ def sbatch_script(item: SlurmSegment, pid: str, settings: JobSettings) -> str:
     lines += [
         'echo "greenepoch: segment $((GREENEPOCH_SEGMENT + 1))/$GREENEPOCH_SEGMENTS,'
         ' restart ${SLURM_RESTART_COUNT:-0}, resume from ${latest:-nothing}" >&2',
+        "# job control on for the launch only: a background command of a non-interactive",
+        "# shell would start with INT and QUIT ignored; it also gets its own process group",
+        "set -m",
         '"${cmd[@]}" &',
         "child=$!",
+        "set +m",
         f"trap 'echo \"greenepoch: {sig} received, asking the training to checkpoint\" >&2;"
         f" kill -s {sig} \"$child\" 2>/dev/null' {sig}",
         "trap 'kill -s TERM \"$child\" 2>/dev/null' TERM",

@@ -1,12 +1,19 @@
 """``greenepoch slurm status``: what the cluster holds (``squeue --json``) against the
 plan.  Segments are found by their ``--comment=greenepoch:<plan>:<job>:<segment>``.
 
-Drift, per planned segment: ``missing`` (not in the queue although its window has not
-ended), ``begin`` (eligible time differs from the planned start), ``gpus``,
-``partition`` / ``account`` (against the config, when given), ``time`` (time limit
-shorter than the window), ``late`` (still pending after its window started, with
-Slurm's reason), ``duplicate`` (several queue jobs for one segment).  Queue jobs of
-the plan that match no segment are reported as ``unplanned``.
+``squeue`` also lists jobs that ended (for ``MinJobAge``); only live jobs (pending,
+running, requeued, ...) count as a segment's queue job. Drift, per planned segment:
+``missing`` (no job at all and its window has not started), ``dead`` (its window has
+not ended, no live job, and its newest ended job ended other than COMPLETED, e.g.
+CANCELLED or FAILED), ``begin`` (eligible time differs from the planned start),
+``gpus``, ``partition`` / ``account`` (against the config, when given), ``time`` (a
+pending job's time limit shorter than the window), ``late`` (still pending after its
+window started, with Slurm's reason), ``duplicate`` (several live jobs for one
+segment). Live jobs of the plan that match no segment are reported as ``unplanned``.
+
+A segment absent from squeue after its window started is not drift: it may have ended
+early as planned (checkpoint signal) and been purged, or never run; squeue cannot tell
+(its state is ``gone (finished or purged)``).
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ from planner.plan import Plan
 #: A pending job may wait this long past its planned start before it counts as late.
 LATE_AFTER_S = 120
 
+#: Base states of a job that has ended (squeue keeps them for MinJobAge).
+ENDED = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL",
+                   "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED"})
+#: Flags that mean the job runs again (e.g. PREEMPTED with requeue).
+REQUEUE_FLAGS = frozenset({"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"})
+
 
 @dataclass
 class SegmentStatus:
@@ -41,6 +54,7 @@ class SegmentStatus:
     slurm_job_id: int | None = None
     state: str = "not in queue"
     eligible: str | None = None
+    ended: list[str] = field(default_factory=list)  # "<job id> <state>" of ended jobs
     drift: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,6 +102,16 @@ def _state(value: Any) -> str:
     return str(value or "")
 
 
+def is_live(job: dict[str, Any]) -> bool:
+    """False for a job that has ended and will not run again."""
+    words = set(_state(job.get("job_state")).replace(",", " ").split())
+    return not (words & ENDED) or bool(words & REQUEUE_FLAGS)
+
+
+def _job_id(job: dict[str, Any]) -> int:
+    return _number(job.get("job_id")) or 0
+
+
 def queued_gpus(job: dict[str, Any]) -> int | None:
     """Total GPUs a queue job asks for (per-node GRES times nodes, or per job)."""
     def count(tres: str) -> int | None:
@@ -120,23 +144,23 @@ def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None
         key = (tag[1], tag[2])
         if key in by_key:
             found.setdefault(key, []).append(job)
-        else:
+        elif is_live(job):  # an ended stray job is history, not drift
             unplanned.append({"slurm_job_id": job.get("job_id"), "name": job.get("name"),
                               "comment": job.get("comment")})
     out = []
     for seg in segments:
         st = SegmentStatus(seg.job, seg.index, seg.zone, iso(seg.start), iso(seg.end), seg.gpus)
         out.append(st)
-        queued = found.get((seg.job_index, seg.index), [])
+        matched = sorted(found.get((seg.job_index, seg.index), []), key=_job_id)
+        queued = [j for j in matched if is_live(j)]
+        ended = [j for j in matched if not is_live(j)]
+        st.ended = [f"{j.get('job_id')} {_state(j.get('job_state'))}" for j in ended]
         if not queued:
-            if seg.end > now:
-                st.drift.append("missing: not in the queue although its window has not ended")
-            else:
-                st.state = "gone (window over)"
+            _no_live_job(st, seg, ended, now)
             continue
         if len(queued) > 1:
             ids = ", ".join(str(j.get("job_id")) for j in queued)
-            st.drift.append(f"duplicate: {len(queued)} queue jobs ({ids})")
+            st.drift.append(f"duplicate: {len(queued)} live queue jobs ({ids})")
         job = queued[-1]
         st.slurm_job_id = job.get("job_id")
         st.state = _state(job.get("job_state"))
@@ -152,7 +176,9 @@ def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None
         if gpus is not None and gpus != seg.gpus:
             st.drift.append(f"gpus: {gpus} requested, {seg.gpus} planned")
         limit = _number(job.get("time_limit"))
-        if limit is not None and limit < math.ceil(seg.duration_s / 60):
+        # a started job's limit is cut to end by the window end (--deadline)
+        if (limit is not None and "PENDING" in st.state
+                and limit < math.ceil(seg.duration_s / 60)):
             st.drift.append(f"time: limit {limit} min shorter than the {seg.duration_s} s "
                             "window")
         if "PENDING" in st.state and (now - seg.start).total_seconds() > LATE_AFTER_S:
@@ -170,3 +196,23 @@ def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None
             if got_nodes is not None and got_nodes != nodes:
                 st.drift.append(f"nodes: {got_nodes} in the queue, {nodes} planned")
     return out, unplanned
+
+
+def _no_live_job(st: SegmentStatus, seg: Segment, ended: list[dict[str, Any]],
+                 now: pd.Timestamp) -> None:
+    """State and drift of a segment without a live queue job."""
+    if ended:
+        last = ended[-1]
+        st.slurm_job_id = last.get("job_id")
+        st.state = _state(last.get("job_state"))
+        if seg.end > now and "COMPLETED" not in st.state.split(","):
+            st.drift.append(f"dead: job {st.slurm_job_id} ended {st.state} and no live job "
+                            "is left for this segment; resubmit its sbatch script")
+    elif seg.end <= now:
+        st.state = "gone (window over)"
+    elif seg.start <= now:
+        # ended early after the checkpoint signal and purged (MinJobAge), or never ran:
+        # squeue cannot tell, so this is not drift
+        st.state = "gone (finished or purged)"
+    else:
+        st.drift.append("missing: not in the queue although its window has not started")

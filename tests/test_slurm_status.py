@@ -1,0 +1,117 @@
+"""``slurm status`` rules on ``squeue --json`` documents built by hand: ended jobs
+(squeue keeps them for MinJobAge) and segments that left the queue."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from export_fixtures import now_floor, plan_doc, run_cli, segment
+
+from planner.exports.common import plan_id
+from planner.exports.slurm_status import compare
+from planner.plan import Plan
+
+
+def _plan(start: pd.Timestamp, minutes: float = 30) -> Plan:
+    return Plan(plan_doc({"a": [segment("Z1", start, minutes, 2)]}))
+
+
+def _job(plan: Plan, job_id: int, state: str | list[str], seg: int = 0) -> dict:
+    return {"job_id": job_id, "comment": f"greenepoch:{plan_id(plan)}:0:{seg}",
+            "job_state": state, "tres_per_node": "gres:gpu:2", "node_count": 1}
+
+
+@pytest.mark.parametrize("state", ["CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL",
+                                   "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+                                   ["CANCELLED"]])  # Slurm >= 23.02 gives a list
+def test_a_dead_job_is_drift(state):
+    plan = _plan(now_floor() + pd.Timedelta("1h"))
+    rows, unplanned = compare(plan, [_job(plan, 4, state)])
+    assert rows[0].slurm_job_id == 4
+    assert [d.split(":")[0] for d in rows[0].drift] == ["dead"], rows[0].drift
+    assert unplanned == []
+
+
+def test_a_requeued_preempted_job_is_live():
+    plan = _plan(now_floor() + pd.Timedelta("1h"))
+    rows, _ = compare(plan, [_job(plan, 4, ["PREEMPTED", "REQUEUED"])])
+    assert not any(d.startswith("dead") for d in rows[0].drift)
+
+
+def test_an_ended_duplicate_neither_counts_nor_hides_the_live_job():
+    plan = _plan(now_floor() + pd.Timedelta("1h"))
+    jobs = [_job(plan, 2, "PENDING"), _job(plan, 5, "CANCELLED"),
+            _job(plan, 6, "CANCELLED", seg=1)]  # seg 1 is not in the plan
+    rows, unplanned = compare(plan, jobs)
+    assert rows[0].slurm_job_id == 2 and rows[0].state == "PENDING"
+    assert rows[0].drift == [] and rows[0].ended == ["5 CANCELLED"]
+    assert unplanned == []
+    jobs += [_job(plan, 7, "PENDING"), _job(plan, 8, "PENDING", seg=1)]
+    rows, unplanned = compare(plan, jobs)
+    assert rows[0].slurm_job_id == 7
+    assert rows[0].drift == ["duplicate: 2 live queue jobs (2, 7)"]
+    assert [u["slurm_job_id"] for u in unplanned] == [8]
+
+
+def test_a_completed_job_in_its_window_is_not_drift():
+    start = now_floor() - pd.Timedelta("20min")
+    plan = _plan(start)
+    rows, _ = compare(plan, [_job(plan, 3, "COMPLETED")])
+    assert rows[0].drift == [] and rows[0].state == "COMPLETED"
+
+
+@pytest.mark.parametrize(("start_in", "state", "drift"), [
+    ("1h", "not in queue", ["missing"]),           # window not started: never submitted
+    ("-20min", "gone (finished or purged)", []),   # ended early (checkpoint) and purged
+    ("-29min", "gone (finished or purged)", []),
+    ("-2h", "gone (window over)", []),
+])
+def test_a_segment_absent_from_squeue(start_in, state, drift):
+    plan = _plan(now_floor() + pd.Timedelta(start_in))
+    rows, _ = compare(plan, [])
+    assert rows[0].state == state
+    assert [d.split(":")[0] for d in rows[0].drift] == drift
+
+
+def test_cli_fails_on_a_dead_segment_but_not_on_a_purged_one(tmp_path):
+    t0 = now_floor()
+    doc = plan_doc({"a": [segment("Z1", t0 - pd.Timedelta("25min"), 30, 2),
+                          segment("Z1", t0 + pd.Timedelta("1h"), 30, 2)]})
+    plan = tmp_path / "p.json"
+    plan.write_text(json.dumps(doc))
+    squeue = tmp_path / "sq.json"
+    squeue.write_text(json.dumps({"jobs": [_job(Plan(doc), 9, "CANCELLED", seg=1)]}))
+    result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(squeue),
+                      "--fail-on-drift", "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["drift"] == 1
+    assert report["segments"][0]["state"] == "gone (finished or purged)"
+    assert report["segments"][1]["drift"][0].startswith("dead: job 9 ended CANCELLED")
+    squeue.write_text(json.dumps({"jobs": [_job(Plan(doc), 9, "PENDING", seg=1)]}))
+    result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(squeue),
+                      "--fail-on-drift"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path):
+    t0 = now_floor() + pd.Timedelta("1h")
+    doc = plan_doc({"a": [segment("Z1", t0 + pd.Timedelta(hours=k), 30, 2)
+                          for k in range(3000)]})
+    plan = tmp_path / "p.json"
+    plan.write_text(json.dumps(doc))
+    squeue = tmp_path / "sq.json"
+    squeue.write_text('{"jobs": []}')
+    proc = subprocess.Popen([sys.executable, "-m", "planner.cli.main", "slurm", "status",
+                             str(plan), "--squeue-json", str(squeue)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b'"a" segment 1')
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141, -13), err
+    assert err == ""
