@@ -491,6 +491,17 @@ def test_failing_squeue_is_one_line(tmp_path, monkeypatch):
         "line; check that slurmctld is reachable, or pass --squeue-json FILE")
 
 
+def _submit_one(tmp_path: Path, results: Path, name: str, start: pd.Timestamp) -> str:
+    """Export and submit one 2-minute segment of job ``name`` (INT config); its Slurm id."""
+    doc = plan_doc({name: [segment("Z1", start, 2, 2)]})
+    plan, cfg = _write(tmp_path, doc, _int_config(tmp_path, results))
+    out = tmp_path / "export"
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
+                      "--submit"])
+    assert result.exit_code == 0, result.output
+    return (out / "job_ids.tsv").read_text().splitlines()[1].split("\t")[3]
+
+
 @pytest.mark.slurm
 def test_int_checkpoint_signal_on_slurm(slurm_cluster, tmp_path, monkeypatch):  # noqa: F811
     """``checkpoint_signal = "INT"`` on the real Slurm: INT to the batch shell (what
@@ -499,13 +510,7 @@ def test_int_checkpoint_signal_on_slurm(slurm_cluster, tmp_path, monkeypatch):  
     monkeypatch.setenv("PATH", slurm_cluster.env["PATH"])
     results = tmp_path / "results"
     results.mkdir()
-    doc = plan_doc({"int": [segment("Z1", now_floor() + pd.Timedelta("3s"), 2, 2)]})
-    plan, cfg = _write(tmp_path, doc, _int_config(tmp_path, results))
-    out = tmp_path / "export"
-    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
-                      "--submit"])
-    assert result.exit_code == 0, result.output
-    job_id = (out / "job_ids.tsv").read_text().splitlines()[1].split("\t")[3]
+    job_id = _submit_one(tmp_path, results, "int", now_floor() + pd.Timedelta("3s"))
     try:
         notes = _wait_notes(results / "int.jsonl", "start", 40)
         assert notes[0]["handler"] != "Handlers.SIG_IGN", notes
@@ -526,13 +531,7 @@ def test_a_requeued_segment_ends_by_its_window_end(slurm_cluster, tmp_path,  # n
     results = tmp_path / "results"
     results.mkdir()
     t0 = now_floor() + pd.Timedelta("3s")
-    doc = plan_doc({"rq": [segment("Z1", t0, 2, 2)]})
-    plan, cfg = _write(tmp_path, doc, _int_config(tmp_path, results))
-    out = tmp_path / "export"
-    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
-                      "--submit"])
-    assert result.exit_code == 0, result.output
-    job_id = (out / "job_ids.tsv").read_text().splitlines()[1].split("\t")[3]
+    job_id = _submit_one(tmp_path, results, "rq", t0)
     latest_end = t0 + pd.Timedelta(minutes=2, seconds=59)
 
     def end_time() -> pd.Timestamp:
