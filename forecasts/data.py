@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from forecasts.base import ForecastError, span_text
-
-_BARE_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def load_values(data_dir: str | None, signal: str = "direct",
@@ -63,16 +59,15 @@ def parse_day(value: str, field: str, end_of_day: bool = False) -> pd.Timestamp:
 
 def parse_span(value: str, field: str, positive: bool = True) -> pd.Timedelta:
     """A duration with a unit (``96h``, ``4D``, ``15min``); a bare number is refused
-    (pandas would read ``96`` as 96 nanoseconds).  ``positive``: refuse zero."""
+    (:func:`planner.timeparse.duration`).  ``positive``: refuse zero."""
+    from planner.errors import RequestError
     from planner.timeparse import duration
 
     text = str(value).strip()
-    if _BARE_NUMBER.fullmatch(text) and float(text) != 0:
-        raise ForecastError(
-            f"{field} {text}: give a unit, e.g. {text}h or {text}D (h = hours, D = days, "
-            "min = minutes)"
-        )
-    span = duration(text, field)
+    try:
+        span = duration(text, field)
+    except RequestError as exc:
+        raise ForecastError(str(exc)) from exc
     if positive and span <= pd.Timedelta(0):
         raise ForecastError(f"{field} {text}: must be longer than zero, e.g. 96h or 4D")
     return span

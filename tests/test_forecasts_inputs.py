@@ -162,7 +162,7 @@ def test_missing_zone_lists_the_zones_of_the_folder(folder: Path) -> None:
 # ------------------------------------------------------------------------ horizon
 def test_horizon_needs_a_unit(folder: Path) -> None:
     msg = one_line_error(predict(folder, "--issue", "2023-02-10T00:00Z", "--horizon", "96"))
-    assert "give a unit, e.g. 96h or 96D" in msg and "days 00:" not in msg
+    assert "--horizon: '96' has no unit; write e.g. '96h'" in msg and "days 00:" not in msg
     msg = one_line_error(predict(folder, "--issue", "2023-02-10T00:00Z", "--horizon", "0h"))
     assert "longer than zero" in msg and "days 00:" not in msg
     msg = one_line_error(predict(folder, "--issue", "2023-02-10T00:00Z", "--horizon", "30min"))
@@ -171,7 +171,7 @@ def test_horizon_needs_a_unit(folder: Path) -> None:
     assert parse_span("0", "--delay", positive=False) == pd.Timedelta(0)
     msg = one_line_error(backtest(folder, "--test-from", "2023-02-01",
                                   "--test-until", "2023-02-02", "--delay", "3"))
-    assert "--delay 3: give a unit" in msg
+    assert "--delay: '3' has no unit" in msg
 
 
 # ------------------------------------------------------------------------ options
