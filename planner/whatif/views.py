@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 PARETO_OBJECTIVES = ("emissions_kg", "delay_mean_h", "cost_usd")
+# a scenario's axis columns (spec.Scenario.labels), in table order
 AXES = ("zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast")
 # columns of the averaging views that count scenarios (printed as whole numbers)
 VIEW_COUNTS = ("rank", "scenarios", "no_plan", "left_out")
@@ -152,8 +153,7 @@ def pareto_front(frame: pd.DataFrame,
         return pd.DataFrame()
     rows = ok
     keep = ~dominated(rows[used].to_numpy(dtype=float))
-    labels = [c for c in ("zones", "season", "start", "slack_h", "threshold", "overhead_min",
-                          "forecast") if c in rows]
+    labels = [c for c in AXES if c in rows]
     out = rows.loc[keep, labels + used + ["savings_pct"]]
     return out.sort_values(used, kind="stable")
 
