@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from solvers.problem import JobSpec, PlanningProblem
+from solvers.schedule import stretches
 
 EPS = 1e-6
 
@@ -160,17 +161,8 @@ def explain_job(problem: PlanningProblem, job: JobSpec) -> str | None:
 
 def _runs(gpu_hours: np.ndarray, min_len: int) -> list[float]:
     """GPU-hours of each maximal run of usable slots at least ``min_len`` long."""
-    out, t = [], 0
-    while t < len(gpu_hours):
-        if gpu_hours[t] <= 0:
-            t += 1
-            continue
-        s = t
-        while t < len(gpu_hours) and gpu_hours[t] > 0:
-            t += 1
-        if t - s >= min_len:
-            out.append(float(gpu_hours[s:t].sum()))
-    return out
+    return [float(gpu_hours[s : e + 1].sum()) for s, e in stretches(gpu_hours > 0)
+            if e - s + 1 >= min_len]
 
 
 def explain_runs(problem: PlanningProblem, job: JobSpec) -> str | None:

@@ -98,8 +98,8 @@ def objective(problem: PlanningProblem, schedule: Schedule) -> float:
     return total
 
 
-def _runs(held: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) slot of each maximal stretch of True in ``held``."""
+def stretches(held: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each maximal stretch of True in ``held``."""
     edges = np.diff(np.concatenate(([0], held.astype(np.int8), [0])))
     return list(zip(np.flatnonzero(edges == 1).tolist(),
                     (np.flatnonzero(edges == -1) - 1).tolist(), strict=True))
@@ -112,7 +112,7 @@ def drop_idle_runs(problem: PlanningProblem, schedule: Schedule, j: int) -> bool
     job = problem.jobs[j]
     dropped = False
     for z in range(len(problem.zones)):
-        for t0, t1 in _runs(schedule.held(j)[z]):
+        for t0, t1 in stretches(schedule.held(j)[z]):
             if float(schedule.run[j, z, t0 : t1 + 1].sum()) <= job.overhead_gpu_h + EPS:
                 schedule.gpus[j, z, t0 : t1 + 1] = 0
                 schedule.run[j, z, t0 : t1 + 1] = 0.0
@@ -125,7 +125,7 @@ def _release_idle_tails(problem: PlanningProblem, schedule: Schedule, j: int) ->
     at least the minimum run length long."""
     job = problem.jobs[j]
     for z in range(len(problem.zones)):
-        for t0, t1 in _runs(schedule.held(j)[z]):
+        for t0, t1 in stretches(schedule.held(j)[z]):
             while t1 - t0 + 1 > job.min_run_slots and schedule.run[j, z, t1] <= EPS:
                 schedule.gpus[j, z, t1] = 0
                 schedule.run[j, z, t1] = 0.0
