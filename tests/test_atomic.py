@@ -1,0 +1,59 @@
+"""planner.atomic: outputs are replaced whole or not at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.atomic import write_atomic, write_together
+from planner.errors import GreenEpochError
+
+
+def test_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "plan.json"
+    target.write_text("old", encoding="utf-8")
+    write_atomic(target, "new content")
+    assert target.read_text(encoding="utf-8") == "new content"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
+
+
+def test_failed_staging_leaves_every_target_untouched(tmp_path, monkeypatch):
+    a, b = tmp_path / "p.json", tmp_path / "p.csv"
+    a.write_text("good json", encoding="utf-8")
+    b.write_text("good csv", encoding="utf-8")
+    calls = []
+    import planner.atomic as atomic
+
+    real = atomic._stage
+
+    def fail_second(target, content):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(target, content)
+
+    monkeypatch.setattr(atomic, "_stage", fail_second)
+    with pytest.raises(OSError):
+        write_together({a: "new json", b: "new csv"})
+    assert a.read_text(encoding="utf-8") == "good json"
+    assert b.read_text(encoding="utf-8") == "good csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "p.json"]
+
+
+def test_same_path_twice_is_refused(tmp_path):
+    a = tmp_path / "p.csv"
+    with pytest.raises(GreenEpochError, match="given twice"):
+        write_together({a: "1", tmp_path / "." / "p.csv": "2"})
+    assert not a.exists()
+
+
+def test_missing_folder_and_directory_target_are_errors(tmp_path):
+    with pytest.raises(GreenEpochError, match="does not exist"):
+        write_atomic(tmp_path / "nope" / "x.json", "x")
+    with pytest.raises(GreenEpochError, match="is a directory"):
+        write_atomic(tmp_path, "x")
+
+
+def test_bytes_are_written_verbatim(tmp_path):
+    target = tmp_path / "fig.png"
+    write_atomic(target, b"\x89PNG\x00\xff")
+    assert target.read_bytes() == b"\x89PNG\x00\xff"
