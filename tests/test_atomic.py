@@ -41,8 +41,9 @@ def test_failed_staging_leaves_every_target_untouched(tmp_path, monkeypatch):
 
 def test_same_path_twice_is_refused(tmp_path):
     a = tmp_path / "p.csv"
+    (tmp_path / "sub").mkdir()
     with pytest.raises(GreenEpochError, match="given twice"):
-        write_together({a: "1", tmp_path / "." / "p.csv": "2"})
+        write_together({a: "1", tmp_path / "sub" / ".." / "p.csv": "2"})
     assert not a.exists()
 
 
