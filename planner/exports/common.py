@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -117,9 +118,38 @@ def iso(ts: pd.Timestamp) -> str:
 
 
 def slug(text: str, limit: int = 40, lower: bool = False) -> str:
-    """A name made of ``[A-Za-z0-9_.-]`` from any text (never empty)."""
+    """A name made of ``[A-Za-z0-9_.-]`` from any text (never empty).  Many texts share
+    a slug (``team/a b`` and ``team-a-b``; every non-ASCII name is ``job``): use
+    :func:`job_key` where the name must stay apart from every other."""
     out = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.lower() if lower else text).strip("-.")
     return out[:limit].strip("-.") or "job"
+
+
+def job_key(name: str) -> str:
+    """A file-safe name that is different for every job name: its slug (at most 40
+    characters), ``-`` and the first 10 hex digits of the sha256 of the exact name
+    (UTF-8).  ``{job}`` in ``checkpoint_dir`` becomes this."""
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+    return f"{slug(name, 40)}-{digest}"
+
+
+def checkpoint_dirs(dirs: Mapping[str, tuple[str, str | None]]) -> None:
+    """Refuse two jobs sharing a checkpoint directory (one would resume the other's).
+
+    ``dirs`` maps each plan job name to its checkpoint dir (``{job}`` already replaced)
+    and its ``workdir``; a relative dir is taken inside the workdir (jobs without one
+    share the submit directory).  Raises :class:`ExportError` naming both jobs.
+    """
+    seen: dict[str, str] = {}
+    for name, (ckpt, workdir) in dirs.items():
+        where = posixpath.normpath(posixpath.join(workdir or "", ckpt))
+        other = seen.setdefault(where, name)
+        if other != name:
+            raise ExportError(
+                f"jobs {other!r} and {name!r} would share the checkpoint directory "
+                f"{where!r} (checkpoint_dir {ckpt!r}), so one would resume from the other's "
+                "checkpoint; put {job} in checkpoint_dir (in [defaults] or both "
+                "[jobs.\"...\"] tables) or give each job its own checkpoint_dir")
 
 
 def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,

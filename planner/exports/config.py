@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from planner.errors import RequestError
-from planner.exports.common import ExportError
+from planner.exports.common import ExportError, checkpoint_dirs, job_key
 from planner.timeparse import duration
 
 #: Slurm partition/account/cluster/qos names: what Slurm itself accepts, nothing that
@@ -32,7 +32,8 @@ _K8S_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 class JobSettings:
     """How to run one plan job.  ``command`` is an argv list, never run by a shell;
     ``resume_args`` are appended when a checkpoint exists, ``{checkpoint}`` replaced
-    by its path at run time; ``checkpoint_dir`` may hold ``{job}`` (the job's slug)."""
+    by its path at run time; ``checkpoint_dir`` may hold ``{job}`` (the job's
+    :func:`~planner.exports.common.job_key`: its slug and a hash of the exact name)."""
 
     command: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ("--resume", "{checkpoint}")
@@ -42,6 +43,10 @@ class JobSettings:
     workdir: str | None = None
     image: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+
+    def checkpoint_path(self, job: str) -> str:
+        """``checkpoint_dir`` of plan job ``job``, ``{job}`` replaced."""
+        return self.checkpoint_dir.replace("{job}", job_key(job))
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,27 @@ class ClusterConfig:
 
     def job(self, name: str) -> JobSettings:
         return self.jobs.get(name, self.defaults)
+
+    def check_plan_jobs(self, names: list[str], running: set[str]) -> None:
+        """Refuse what would silently run the wrong thing for the plan's jobs ``names``:
+        a name given twice, a ``[jobs."..."]`` table naming no plan job (its settings
+        would be ignored: a trailing space made every segment run the default command),
+        and two jobs with segments (``running``) sharing a checkpoint directory."""
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise ExportError(f"plan jobs[{i}]: name {name!r} is given to two jobs; "
+                                  "job names must be unique for export (rename one and "
+                                  "re-plan)")
+            seen.add(name)
+        unknown = [n for n in self.jobs if n not in seen]
+        if unknown:
+            raise ExportError(
+                f"{self.source}: [jobs.{_toml_key(unknown[0])}] names no job of the plan "
+                f"(found {unknown[0]!r}; the plan's jobs: {', '.join(map(repr, names))}); "
+                "correct the name (spaces and case count) or remove the table")
+        checkpoint_dirs({n: (self.job(n).checkpoint_path(n), self.job(n).workdir)
+                         for n in names if n in running})
 
     def slurm_zone(self, zone: str, *, required: bool = True) -> SlurmZone:
         return _zone(self.slurm, zone, "slurm", self.source, required)

@@ -124,7 +124,7 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
         raise ExportError(f"job {seg.job!r} segment {seg.index}: {seg.gpus} GPUs do not split "
                           f"evenly over {pods} pods of at most {per_node}; change "
                           "gpus_per_node of the zone")
-    ckpt = settings.checkpoint_dir.replace("{job}", slug(seg.job, 60))
+    ckpt = settings.checkpoint_path(seg.job)
     env = {
         "GREENEPOCH_PLAN_ID": pid, "GREENEPOCH_JOB": seg.job,
         "GREENEPOCH_SEGMENT": str(seg.index), "GREENEPOCH_SEGMENTS": str(seg.count),
@@ -178,6 +178,7 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
     if not segments:
         raise ExportError("the plan has no segments to export")
     require_future(segments, now)
+    config.check_plan_jobs([job["name"] for job in plan.jobs], {s.job for s in segments})
     pid = plan_id(plan)
     files: dict[str, list[dict[str, Any]]] = {}
     queues: dict[tuple[str, str], str] = {}

@@ -105,6 +105,7 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
     if not segments:
         raise ExportError("the plan has no segments to export")
     require_future(segments, now)
+    config.check_plan_jobs([job["name"] for job in plan.jobs], {s.job for s in segments})
     out: list[SlurmSegment] = []
     previous: dict[int, SlurmSegment] = {}
     for seg in segments:
@@ -140,7 +141,7 @@ def _resume_words(args: tuple[str, ...]) -> str:
 def sbatch_script(item: SlurmSegment, pid: str, settings: JobSettings) -> str:
     """The batch script of one segment (bash)."""
     seg, zone = item.segment, item.zone
-    ckpt = settings.checkpoint_dir.replace("{job}", slug(seg.job, 60))
+    ckpt = settings.checkpoint_path(seg.job)
     directives = [
         f"--job-name=ge-{slug(seg.job, 40)}-s{seg.index}",
         f"--begin={seg.start.strftime('%Y-%m-%dT%H:%M:%S')}",
