@@ -7,6 +7,7 @@ checkpoints, USD for money, gCO2eq/kWh for intensity thresholds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -16,6 +17,9 @@ from planner.errors import RequestError
 DEFAULT_GPU_POWER_KW = 1.0
 """kW per GPU, host share included: a DGX H100 node draws at most 10.2 kW for
 8 GPUs (1.275 kW per GPU); sustained training runs near 80 % of that."""
+MAX_GPU_POWER_KW = 3.0
+"""Largest plausible kW per GPU, host share included (a GB200 NVL72 rack draws about
+120-132 kW for 72 GPUs, under 2 kW each); 700 is a GPU's watts typed as kW."""
 DEFAULT_PUE = 1.2
 DEFAULT_EGRESS_USD_PER_GB = 0.02
 DEFAULT_TRANSFER_KWH_PER_GB = 0.06
@@ -30,6 +34,10 @@ SOLVERS = ("highs", "cbc")
 def _require(cond: bool, msg: str) -> None:
     if not cond:
         raise RequestError(msg)
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,17 @@ class Job:
             1 <= self.gpus_min <= self.gpus,
             f"{where}: gpus_min = {self.gpus_min} must be between 1 and gpus = {self.gpus}",
         )
-        _require(self.gpu_hours > 0, f"{where}: gpu_hours = {self.gpu_hours} must be positive")
+        _require(_finite(self.gpu_hours) and self.gpu_hours > 0,
+                 f"{where}: gpu_hours = {self.gpu_hours} must be a finite number above 0")
         _require(
-            self.gpu_power_kw > 0,
+            _finite(self.gpu_power_kw) and self.gpu_power_kw > 0,
             f"{where}: gpu_power_kw = {self.gpu_power_kw} must be positive (kW per GPU)",
+        )
+        _require(
+            self.gpu_power_kw <= MAX_GPU_POWER_KW,
+            f"{where}: gpu_power_kw = {self.gpu_power_kw} kW per GPU is above the plausible "
+            f"{MAX_GPU_POWER_KW:g} kW; the value is in kW per GPU, host share included "
+            f"(a GPU's watts, e.g. 700 W, are {700 / 1000:g} kW)",
         )
         _require(
             self.deadline > self.release,
@@ -94,7 +109,9 @@ class Job:
             f"{where}: max_interruptions must be 0 or more",
         )
         for name in ("checkpoint_gb", "egress_usd_per_gb", "transfer_kwh_per_gb"):
-            _require(getattr(self, name) >= 0, f"{where}: {name} must be 0 or more")
+            value = getattr(self, name)
+            _require(_finite(value) and value >= 0,
+                     f"{where}: {name} = {value} must be a finite number, 0 or more")
         for name in ("checkpoint_overhead", "min_run", "transfer_time"):
             value = getattr(self, name)
             _require(value >= pd.Timedelta(0), f"{where}: {name} = {value} must be 0 or more")
@@ -174,10 +191,19 @@ class Policy:
         )
         _require(self.time_limit > pd.Timedelta(0), "policy.time_limit must be positive")
         _require(0 <= self.mip_gap < 1, f"policy.mip_gap = {self.mip_gap} must be in [0, 1)")
-        _require(self.price_weight >= 0, "policy.price_weight must be 0 or more")
+        _require(_finite(self.price_weight) and self.price_weight >= 0,
+                 f"policy.price_weight = {self.price_weight} must be a finite number, 0 or more")
         _require(
-            self.threshold is None or self.threshold >= 0,
-            "policy.carbon_threshold must be 0 or more (gCO2eq/kWh)",
+            self.threshold is None or (_finite(self.threshold) and self.threshold >= 0),
+            f"policy.carbon_threshold = {self.threshold} must be a finite number, 0 or more "
+            "(gCO2eq/kWh)",
+        )
+        # a negative penalty rewards running above the threshold (it planned 48.5 kg
+        # against 25.3 kg running now and reported "-91.9 % less")
+        _require(
+            _finite(self.threshold_penalty) and self.threshold_penalty >= 0,
+            f"policy.threshold_penalty = {self.threshold_penalty} must be a finite number, "
+            "0 or more",
         )
 
     @property

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 
 from planner.errors import GreenEpochError, RequestError
-from planner.model import Job, PlanRequest, Policy, Zone
-from planner.timeparse import duration, utc
+from planner.model import DEFAULT_PUE, Job, PlanRequest, Policy, Zone
+from planner.timeparse import boolean, count, duration, kind, number, table, tables, text, utc
 
 JOB_KEYS = {
     "name", "gpus", "gpus_min", "gpus_max", "gpu_hours", "duration", "gpu_power_kw",
@@ -49,8 +49,15 @@ def _zone_id(name: str) -> str:
         return name  # a zone outside the catalog is allowed when the data has it
 
 
+def _text_list(value: object, field: str) -> list[str]:
+    if not isinstance(value, list):
+        raise RequestError(f"{field} = {value!r}: expected a list of zone ids, found "
+                           f"{kind(value)}; write e.g. zones = [\"DE\", \"GB\"]")
+    return [text(v, f"{field}[{i}]", "'DE'") for i, v in enumerate(value)]
+
+
 def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
-    where = f"jobs[{index}]" + (f" ('{raw['name']}')" if "name" in raw else "")
+    where = f"jobs[{index}]" + (f" ('{raw['name']}')" if isinstance(raw.get("name"), str) else "")
     check_keys(raw, JOB_KEYS, where)
     for key in ("name", "deadline"):
         if key not in raw:
@@ -58,57 +65,66 @@ def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
     key = "gpus" if "gpus" in raw or "gpus_max" not in raw else "gpus_max"
     if key not in raw:
         raise RequestError(f"{where}: set 'gpus' (GPUs while running), e.g. gpus = 64")
-    gpus = raw[key]
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus <= 0:
-        raise RequestError(f"{where}: {key} = {gpus!r} must be a whole number of GPUs above 0, "
-                           "e.g. gpus = 64")
+    gpus = count(raw[key], f"{where}.{key}", low=1, example=f"{key} = 64")
     if "gpu_hours" in raw and "duration" in raw:
         raise RequestError(f"{where}: give either 'gpu_hours' or 'duration', not both")
     if "gpu_hours" in raw:
-        gpu_hours = float(raw["gpu_hours"])
+        gpu_hours = number(raw["gpu_hours"], f"{where}.gpu_hours", unit="GPU-hours",
+                           example="gpu_hours = 512")
     elif "duration" in raw:
         gpu_hours = gpus * duration(raw["duration"], f"{where}.duration") / pd.Timedelta("1h")
     else:
         raise RequestError(f"{where}: set 'gpu_hours' (work) or 'duration' (at full size)")
     if "zones" not in raw and "home_zone" not in raw:
         raise RequestError(f"{where}: set 'zones' (where it may run), e.g. zones = [\"DE\"]")
-    names = raw.get("zones", [raw.get("home_zone")])
-    if not isinstance(names, list):
-        raise RequestError(
-            f"{where}: zones = {names!r} must be a list of zone ids, e.g. zones = [\"DE\", \"GB\"]"
-        )
+    home_raw = (text(raw["home_zone"], f"{where}.home_zone", "home_zone = 'DE'")
+                if "home_zone" in raw else None)
+    names = _text_list(raw["zones"], f"{where}.zones") if "zones" in raw else [home_raw]
     zones = tuple(_zone_id(str(z)) for z in names)
-    home = _zone_id(str(raw.get("home_zone", zones[0] if zones else "")))
-    interruptions = raw.get("max_interruptions")
+    home = _zone_id(home_raw if home_raw is not None else (zones[0] if zones else ""))
     fields: dict[str, Any] = {
-        "name": str(raw["name"]),
+        "name": text(raw["name"], f"{where}.name", "name = 'pretrain'"),
         "gpus": gpus,
-        "gpus_min": int(raw.get("gpus_min", gpus)),
+        # 0 would mean "rigid" to Job: a written gpus_min must be a real size
+        "gpus_min": (count(raw["gpus_min"], f"{where}.gpus_min", low=1,
+                           example="gpus_min = 16") if "gpus_min" in raw else gpus),
         "gpu_hours": gpu_hours,
         "release": utc(raw["release"], f"{where}.release") if "release" in raw else start,
         "deadline": utc(raw["deadline"], f"{where}.deadline"),
         "zones": zones,
         "home_zone": home,
-        "max_interruptions": None if interruptions is None else int(interruptions),
-        "allow_split": bool(raw.get("allow_split", False)),
+        "max_interruptions": (count(raw["max_interruptions"], f"{where}.max_interruptions",
+                                    example="max_interruptions = 2")
+                              if "max_interruptions" in raw else None),
+        "allow_split": (boolean(raw["allow_split"], f"{where}.allow_split")
+                        if "allow_split" in raw else False),
     }
     for key in ("checkpoint_overhead", "min_run", "transfer_time"):
         if key in raw:
             fields[key] = duration(raw[key], f"{where}.{key}")
-    for key in ("gpu_power_kw", "checkpoint_gb", "egress_usd_per_gb", "transfer_kwh_per_gb"):
+    units = {"gpu_power_kw": "kW per GPU", "checkpoint_gb": "GB",
+             "egress_usd_per_gb": "USD per GB", "transfer_kwh_per_gb": "kWh per GB"}
+    for key, unit in units.items():
         if key in raw:
-            fields[key] = float(raw[key])
+            fields[key] = number(raw[key], f"{where}.{key}", unit=unit,
+                                 example=f"{key} = {getattr(Job, key)}")
     return Job(**fields)
 
 
 def _zone(raw: dict[str, Any], index: int, base: Path) -> Zone:
-    where = f"zones[{index}]" + (f" ('{raw['id']}')" if "id" in raw else "")
+    where = f"zones[{index}]" + (f" ('{raw['id']}')" if isinstance(raw.get("id"), str) else "")
     check_keys(raw, ZONE_KEYS, where)
     if "id" not in raw:
         raise RequestError(f"{where}: missing 'id' (a zone id like 'DE' or a cloud region)")
+    zone_id = text(raw["id"], f"{where}.id", "id = 'DE'")
     if "capacity_gpus" not in raw and "capacity_schedule" not in raw:
         raise RequestError(f"{where}: set 'capacity_gpus' (GPUs available per slot)")
     steps = raw.get("capacity_schedule", [])
+    if not isinstance(steps, list):
+        raise RequestError(f"{where}.capacity_schedule = {steps!r}: expected a list of tables "
+                           "like [{from = \"2023-06-01T12:00:00Z\", gpus = 64}], found "
+                           f"{kind(steps)}")
+    schedule = []
     for i, step in enumerate(steps):
         at = f"{where}.capacity_schedule[{i}]"
         if not isinstance(step, dict):
@@ -118,16 +134,19 @@ def _zone(raw: dict[str, Any], index: int, base: Path) -> Zone:
         missing = sorted(STEP_KEYS - set(step))
         if missing:
             raise RequestError(f"{at}: missing '{missing[0]}'")
-    schedule = tuple(
-        (utc(step["from"], f"{where}.capacity_schedule[{i}].from"), int(step["gpus"]))
-        for i, step in enumerate(steps)
-    )
-    prices = _read_prices(base / raw["price_file"], where) if "price_file" in raw else None
+        schedule.append((utc(step["from"], f"{at}.from"),
+                         count(step["gpus"], f"{at}.gpus", example="gpus = 64")))
+    prices = None
+    if "price_file" in raw:
+        name = text(raw["price_file"], f"{where}.price_file", "price_file = 'prices_DE.csv'")
+        prices = _read_prices(base / name, where)
     return Zone(
-        id=_zone_id(str(raw["id"])),
-        capacity_gpus=int(raw.get("capacity_gpus", 0)),
-        pue=float(raw.get("pue", Zone.__dataclass_fields__["pue"].default)),
-        capacity_schedule=schedule,
+        id=_zone_id(zone_id),
+        capacity_gpus=(count(raw["capacity_gpus"], f"{where}.capacity_gpus",
+                             example="capacity_gpus = 64") if "capacity_gpus" in raw else 0),
+        pue=(number(raw["pue"], f"{where}.pue", example="pue = 1.2") if "pue" in raw
+             else DEFAULT_PUE),
+        capacity_schedule=tuple(schedule),
         price_usd_per_mwh=prices,
     )
 
@@ -138,33 +157,68 @@ def _read_prices(path: Path, where: str) -> pd.Series:
     return read_price_csv(path, where)
 
 
-def _policy(raw: dict[str, Any]) -> Policy:
+def _policy(raw: dict[str, Any], threshold_elsewhere: bool = False) -> Policy:
+    """The ``[policy]`` table; ``threshold_elsewhere``: a carbon threshold comes from
+    outside the table (a what-if threshold axis), so threshold settings are not idle."""
     check_keys(raw, POLICY_KEYS, "[policy]")
     fields: dict[str, Any] = {}
     for key in ("objective", "threshold_mode", "slot", "solver", "forecast"):
         if key in raw:
-            fields[key] = str(raw[key])
-    for key in ("price_weight", "threshold_penalty", "mip_gap"):
-        if key in raw:
-            fields[key] = float(raw[key])
+            fields[key] = text(raw[key], f"[policy].{key}", f"{key} = '{getattr(Policy, key)}'")
+    if "price_weight" in raw:
+        fields["price_weight"] = number(raw["price_weight"], "[policy].price_weight",
+                                        low=0, unit="kg CO2eq per USD",
+                                        example="price_weight = 5.0")
+    if "threshold_penalty" in raw:
+        fields["threshold_penalty"] = number(raw["threshold_penalty"],
+                                             "[policy].threshold_penalty", low=0,
+                                             example="threshold_penalty = 1.0")
+    if "mip_gap" in raw:
+        fields["mip_gap"] = number(raw["mip_gap"], "[policy].mip_gap", low=0,
+                                   example="mip_gap = 0.0001")
     if "carbon_threshold" in raw:
-        fields["threshold"] = float(raw["carbon_threshold"])
+        fields["threshold"] = number(raw["carbon_threshold"], "[policy].carbon_threshold",
+                                     low=0, unit="gCO2eq/kWh", example="carbon_threshold = 200")
     if "time_limit" in raw:
         fields["time_limit"] = duration(raw["time_limit"], "[policy].time_limit")
-    if fields.get("objective") == "carbon+cost" and "price_weight" not in fields:
+    policy = Policy(**fields)  # checks the choices (objective, mode, ...) first
+    objective = policy.objective
+    if objective == "carbon+cost" and "price_weight" not in fields:
         raise RequestError(
             "[policy]: objective 'carbon+cost' needs price_weight (kg CO2eq per USD)"
         )
-    return Policy(**fields)
+    if "price_weight" in fields and objective != "carbon+cost":
+        raise RequestError(
+            f"[policy].price_weight = {raw['price_weight']!r} does nothing with objective "
+            f"{objective!r}; set objective = \"carbon+cost\" or remove price_weight"
+        )
+    has_threshold = "threshold" in fields or threshold_elsewhere
+    for key in ("threshold_mode", "threshold_penalty"):
+        if key in raw and not has_threshold:
+            raise RequestError(
+                f"[policy].{key} = {raw[key]!r} does nothing without a carbon threshold; "
+                f"set carbon_threshold (gCO2eq/kWh) or remove {key}"
+            )
+    mode = policy.threshold_mode
+    if "threshold_penalty" in fields and mode != "soft":
+        raise RequestError(
+            f"[policy].threshold_penalty = {raw['threshold_penalty']!r} does nothing with "
+            f"threshold_mode {mode!r}; set threshold_mode = \"soft\" or remove "
+            "threshold_penalty"
+        )
+    return policy
 
 
 def parse_request(doc: dict[str, Any], base: Path = Path("."),
-                  start: pd.Timestamp | None = None) -> PlanRequest:
+                  start: pd.Timestamp | None = None, *,
+                  threshold_elsewhere: bool = False) -> PlanRequest:
     """Build a :class:`PlanRequest` from a parsed TOML document.
 
     ``start`` (the CLI's ``--start``) moves the whole request in time: releases,
     deadlines and capacity steps keep their offsets from the document's ``start``.
     Without a document ``start``, it is simply the plan start.
+    ``threshold_elsewhere``: a carbon threshold is given outside the document (a
+    what-if threshold axis), so ``threshold_mode``/``threshold_penalty`` are not idle.
     """
     check_keys(doc, TOP_KEYS, "request")
     if "start" in doc:
@@ -174,10 +228,12 @@ def parse_request(doc: dict[str, Any], base: Path = Path("."),
     else:
         raise RequestError("request: missing 'start' (plan start time, e.g. "
                            "start = \"2023-06-01T00:00:00Z\"), or pass --start")
-    jobs = tuple(_job(raw, i, written) for i, raw in enumerate(doc.get("jobs", [])))
-    zones = tuple(_zone(raw, i, base) for i, raw in enumerate(doc.get("zones", [])))
-    request = PlanRequest(start=written, jobs=jobs, zones=zones,
-                          policy=_policy(doc.get("policy", {})))
+    jobs = tuple(_job(raw, i, written)
+                 for i, raw in enumerate(tables(doc.get("jobs", []), "jobs")))
+    zones = tuple(_zone(raw, i, base)
+                  for i, raw in enumerate(tables(doc.get("zones", []), "zones")))
+    policy = _policy(table(doc.get("policy", {}), "[policy]"), threshold_elsewhere)
+    request = PlanRequest(start=written, jobs=jobs, zones=zones, policy=policy)
     return request if start is None else shift(request, start - written)
 
 
@@ -199,6 +255,9 @@ def read_toml(file: Path, what: str) -> dict[str, Any]:
         return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise RequestError(f"{file}: no such {what} file") from exc
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"{file}: not a UTF-8 text file (byte {exc.start}: "
+                           f"{exc.reason}); save the {what} as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise RequestError(f"{file}: not valid TOML ({exc})") from exc
 
@@ -211,5 +270,5 @@ def load_request(path: str | Path, start: pd.Timestamp | None = None) -> PlanReq
         return parse_request(doc, file.parent, start)
     except RequestError as exc:
         raise RequestError(f"{file}: {exc}") from exc
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # a backstop: fields are typed above
         raise RequestError(f"{file}: a value has the wrong type ({exc})") from exc

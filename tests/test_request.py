@@ -194,7 +194,7 @@ def test_job_without_zones_is_rejected(tmp_path):
 
 def test_zones_must_be_a_list(tmp_path):
     job = WORK.replace('["DE", "GB"]', '"DE"')
-    assert "zones = 'DE' must be a list of zone ids" in rejected(tmp_path, job)
+    assert "zones = 'DE': expected a list of zone ids" in rejected(tmp_path, job)
 
 
 def test_zone_listed_twice_in_a_job(tmp_path):
@@ -335,9 +335,10 @@ def test_duplicate_job_names(tmp_path):
         load_request(write(tmp_path, text))
 
 
-def test_wrong_value_type(tmp_path):
+def test_wrong_value_type_names_the_field(tmp_path):
     message = rejected(tmp_path, WORK.replace("gpu_hours = 64", 'gpu_hours = "lots"'))
-    assert "a value has the wrong type" in message
+    assert "jobs[0] ('ft').gpu_hours = 'lots': expected a number of GPU-hours, found text" \
+        in message
 
 
 def test_no_jobs(tmp_path):
@@ -375,14 +376,19 @@ def test_prices_of_another_year_do_not_fill_the_plan():
     assert np.isnan(got.iloc[3])
 
 
-@pytest.mark.parametrize("value, shown", [("0", "0"), ('"64"', "'64'"), ("8.5", "8.5"),
-                                          ("true", "True")])
-def test_gpus_must_be_a_positive_whole_number(tmp_path, value, shown):
+@pytest.mark.parametrize("value, message", [
+    ("0", "gpus = 0: must be a whole number from 1 to 1000000"),
+    ('"64"', "gpus = '64': expected a whole number, found text"),
+    ("8.5", "gpus = 8.5: expected a whole number, found a fractional number"),
+    ("true", "gpus = true: expected a whole number, found a boolean"),
+    ("12345678901234567890", "gpus = 12345678901234567890: must be a whole number from 1 to "
+                             "1000000"),
+])
+def test_gpus_must_be_a_positive_whole_number(tmp_path, value, message):
     text = JOB.format(job=WORK, zone="", extra="").replace("gpus = 8", f"gpus = {value}", 1)
     with pytest.raises(RequestError) as err:
         load_request(write(tmp_path, text))
-    assert f"jobs[0] ('ft'): gpus = {shown} must be a whole number of GPUs above 0" in str(
-        err.value)
+    assert f"jobs[0] ('ft').{message}" in str(err.value)
 
 
 def test_gpus_max_stands_for_gpus(tmp_path):
@@ -397,3 +403,143 @@ def test_a_duration_text_without_unit_is_refused(tmp_path):
     assert "checkpoint_overhead: '15' has no unit; write e.g. '15h', '15min' or '15s'" in message
     assert request(tmp_path, job=WORK + "\ncheckpoint_overhead = 900").jobs[0] \
         .checkpoint_overhead == pd.Timedelta("15min")  # a TOML number is seconds
+
+
+# --- issue 13 item 5: booleans are booleans, counts whole, quantities finite numbers -----
+
+
+@pytest.mark.parametrize("line, message", [
+    ('allow_split = "false"', "jobs[0] ('ft').allow_split = 'false': expected a boolean, "
+                              "found text; write true or false without quotes"),
+    ("allow_split = 1", "jobs[0] ('ft').allow_split = 1: expected a boolean, found a whole "
+                        "number"),
+    ("max_interruptions = 2.7", "jobs[0] ('ft').max_interruptions = 2.7: expected a whole "
+                                "number, found a fractional number"),
+    ("max_interruptions = -1", "jobs[0] ('ft').max_interruptions = -1: must be a whole number "
+                               "from 0 to"),
+    ("gpus_min = 0", "jobs[0] ('ft').gpus_min = 0: must be a whole number from 1 to"),
+    ("gpus_min = 4.5", "jobs[0] ('ft').gpus_min = 4.5: expected a whole number"),
+    ("gpu_power_kw = true", "jobs[0] ('ft').gpu_power_kw = true: expected a number of kW per "
+                            "GPU, found a boolean"),
+    ('checkpoint_gb = "10"', "jobs[0] ('ft').checkpoint_gb = '10': expected a number of GB, "
+                             "found text"),
+    ("checkpoint_gb = nan", "jobs[0] ('ft').checkpoint_gb = nan: expected a finite number"),
+    ("name = 5", "jobs[0].name = 5: expected text, found a whole number"),
+])
+def test_job_values_are_strictly_typed(tmp_path, line, message):
+    job = WORK + "\n" + line
+    if line.startswith("name"):
+        job = WORK + "\n"
+        text = JOB.format(job=job, zone="", extra="").replace('name = "ft"', line)
+        with pytest.raises(RequestError) as err:
+            load_request(write(tmp_path, text))
+        assert message in str(err.value)
+        return
+    assert message in rejected(tmp_path, job=job)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("true", "gpu_hours = true: expected a number of GPU-hours, found a boolean"),
+    ("inf", "gpu_hours = inf: expected a finite number of GPU-hours"),
+    ("nan", "gpu_hours = nan: expected a finite number of GPU-hours"),
+    ("[64]", "gpu_hours = [64]: expected a number of GPU-hours, found a list"),
+])
+def test_gpu_hours_must_be_a_finite_number(tmp_path, value, message):
+    assert f"jobs[0] ('ft').{message}" in rejected(
+        tmp_path, WORK.replace("gpu_hours = 64", f"gpu_hours = {value}"))
+
+
+@pytest.mark.parametrize("line, message", [
+    ("capacity_gpus = 12.9", "zones[0] ('DE').capacity_gpus = 12.9: expected a whole number"),
+    ('capacity_gpus = "16"', "zones[0] ('DE').capacity_gpus = '16': expected a whole number, "
+                             "found text"),
+    ('pue = "1.2"', "zones[0] ('DE').pue = '1.2': expected a number, found text"),
+    ('capacity_schedule = [{from = "2023-06-01T12:00:00Z", gpus = 3.5}]',
+     "zones[0] ('DE').capacity_schedule[0].gpus = 3.5: expected a whole number"),
+    ('capacity_schedule = "soon"', "zones[0] ('DE').capacity_schedule = 'soon': expected a "
+                                   "list of tables"),
+])
+def test_zone_values_are_strictly_typed(tmp_path, line, message):
+    zone = line if line.startswith("capacity_schedule") or line.startswith("pue") else ""
+    if line.startswith("capacity_gpus"):
+        text = JOB.format(job=WORK, zone="", extra="").replace("capacity_gpus = 16", line, 1)
+        with pytest.raises(RequestError) as err:
+            load_request(write(tmp_path, text))
+        assert message in str(err.value)
+        return
+    assert message in rejected(tmp_path, zone=zone)
+
+
+def test_integral_floats_are_accepted_as_counts(tmp_path):
+    text = JOB.format(job=WORK, zone="", extra="").replace("capacity_gpus = 16",
+                                                           "capacity_gpus = 12.0", 1)
+    got = load_request(write(tmp_path, text))
+    assert got.zones[0].capacity_gpus == 12 and isinstance(got.zones[0].capacity_gpus, int)
+    job = request(tmp_path, job=WORK + "\nmax_interruptions = 2.0").jobs[0]
+    assert job.max_interruptions == 2 and isinstance(job.max_interruptions, int)
+
+
+def test_toml_booleans_are_read_as_written(tmp_path):
+    assert request(tmp_path, job=WORK + "\nallow_split = true").jobs[0].allow_split is True
+    assert request(tmp_path, job=WORK + "\nallow_split = false").jobs[0].allow_split is False
+
+
+@pytest.mark.parametrize("doc, message", [
+    ("jobs = 5", "jobs: expected a list of tables ([[jobs]]), found a whole number"),
+    ("jobs = [1, 2]", "jobs[0]: expected a table, found a whole number"),
+    ("zones = \"DE\"", "zones: expected a list of tables ([[zones]]), found text"),
+    ("policy = 3", "[policy]: expected a table, found a whole number"),
+])
+def test_tables_of_the_wrong_type(tmp_path, doc, message):
+    path = write(tmp_path, 'start = "2023-06-01T00:00:00Z"\n' + doc + "\n")
+    with pytest.raises(RequestError) as err:
+        load_request(path)
+    assert message in str(err.value)
+
+
+def test_a_request_that_is_not_utf8(tmp_path):
+    path = tmp_path / "request.toml"
+    path.write_bytes(JOB.format(job=WORK + '\n# caf\xe9', zone="", extra="")
+                     .encode("latin-1"))
+    with pytest.raises(RequestError, match=r"request.toml: not a UTF-8 text file .*save the "
+                                           r"request as UTF-8 TOML"):
+        load_request(path)
+
+
+# --- issue 13 item 7: settings that do nothing, implausible values --------------------
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("[policy]\nprice_weight = 0.5", "[policy].price_weight = 0.5 does nothing with objective "
+                                     "'carbon'; set objective = \"carbon+cost\""),
+    ('[policy]\nthreshold_mode = "soft"', "[policy].threshold_mode = 'soft' does nothing "
+                                          "without a carbon threshold; set carbon_threshold"),
+    ("[policy]\nthreshold_penalty = 2", "[policy].threshold_penalty = 2 does nothing without "
+                                        "a carbon threshold"),
+    ("[policy]\ncarbon_threshold = 200\nthreshold_penalty = 2",
+     "[policy].threshold_penalty = 2 does nothing with threshold_mode 'hard'; set "
+     "threshold_mode = \"soft\""),
+    ('[policy]\ncarbon_threshold = 200\nthreshold_mode = "soft"\nthreshold_penalty = -3',
+     "[policy].threshold_penalty = -3: must be 0 or more"),
+    ('[policy]\ncarbon_threshold = 200\nthreshold_mode = "soft"\nthreshold_penalty = inf',
+     "[policy].threshold_penalty = inf: expected a finite number"),
+    ("[policy]\ncarbon_threshold = inf", "[policy].carbon_threshold = inf: expected a finite "
+                                         "number of gCO2eq/kWh"),
+    ('[policy]\nobjective = "carbon+cost"\nprice_weight = -1',
+     "[policy].price_weight = -1: must be 0 or more kg CO2eq per USD"),
+])
+def test_idle_and_nonsense_policy_settings_are_refused(tmp_path, extra, message):
+    assert message in rejected(tmp_path, extra=extra)
+
+
+def test_negative_threshold_penalty_is_refused_when_built_directly():
+    with pytest.raises(RequestError, match=r"threshold_penalty = -1.0 must be a finite number, "
+                                           r"0 or more"):
+        Policy(threshold=200.0, threshold_mode="soft", threshold_penalty=-1.0)
+
+
+def test_gpu_power_in_watts_is_refused_with_the_hint(tmp_path):
+    message = rejected(tmp_path, job=WORK + "\ngpu_power_kw = 700")
+    assert "gpu_power_kw = 700.0 kW per GPU is above the plausible 3 kW" in message
+    assert "700 W, are 0.7 kW" in message
+    assert request(tmp_path, job=WORK + "\ngpu_power_kw = 3").jobs[0].gpu_power_kw == 3.0

@@ -21,7 +21,6 @@ import hashlib
 import itertools
 import json
 import math
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from planner.errors import CatalogError, RequestError
 from planner.model import PlanRequest, Zone
 from planner.request import TOP_KEYS, parse_request, read_toml
 from planner.request import check_keys as _check_keys
-from planner.timeparse import duration, utc
+from planner.timeparse import count, duration, number, table, text, utc
 
 WHATIF_KEYS = {"request", "signal", "starts_per_season", "seed"}
 SWEEP_KEYS = {"zones", "months", "quarters", "starts", "slack", "threshold",
@@ -119,7 +118,10 @@ _EXAMPLES = {
 def _zone_set(value: Any, where: str) -> tuple[str, ...]:
     from planner.request import _zone_id
 
-    names = value if isinstance(value, list) else str(value).split("+")
+    if isinstance(value, list):
+        names = [text(n, f"{where}[{i}]", "'DE'") for i, n in enumerate(value)]
+    else:
+        names = text(value, where, "'DE' or ['DE', 'GB']").split("+")
     ids = tuple(_zone_id(str(n).strip()) for n in names if str(n).strip())
     if not ids or len(set(ids)) != len(ids):
         raise RequestError(f"{where}: {value!r} is not a zone set; give 'DE' or ['DE', 'GB']")
@@ -127,14 +129,14 @@ def _zone_set(value: Any, where: str) -> tuple[str, ...]:
 
 
 def _season(value: Any, where: str) -> str:
-    text = str(value).strip().upper()
+    name = text(value, where, "'2023-03' or '2023Q1'").strip().upper()
     try:
-        season_range(text)
-    except (ValueError, IndexError):
+        season_range(name)
+    except (ValueError, IndexError, OverflowError):
         raise RequestError(
             f"{where}: {value!r} is not a month 'YYYY-MM' or a quarter 'YYYYQn'"
         ) from None
-    return text
+    return name
 
 
 def season_range(season: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -159,22 +161,19 @@ def season_starts(season: str, n: int) -> list[pd.Timestamp]:
 
 
 def _threshold(value: Any, where: str) -> float | None:
-    if isinstance(value, str) and value.strip().lower() == NO_THRESHOLD:
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise RequestError(f"{where}: {value!r}; give gCO2eq/kWh or 'none'") from None
-    if out < 0 or math.isnan(out):
-        raise RequestError(f"{where}: {value!r} must be 0 or more gCO2eq/kWh, or 'none'")
-    return out
+    if isinstance(value, str):
+        if value.strip().lower() == NO_THRESHOLD:
+            return None
+        raise RequestError(f"{where} = {value!r}: expected a number of gCO2eq/kWh or "
+                           "'none'; write numbers without quotes, e.g. 150")
+    return number(value, where, low=0, unit="gCO2eq/kWh", example="150 or 'none'")
 
 
 def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
     """Build a :class:`Spec` from a parsed TOML document."""
     _check_keys(doc, TOP_KEYS | {"whatif", "sweep"}, "spec")
-    head = doc.get("whatif", {})
-    sweep = doc.get("sweep", {})
+    head = table(doc.get("whatif", {}), "[whatif]")
+    sweep = table(doc.get("sweep", {}), "[sweep]")
     _check_keys(head, WHATIF_KEYS, "[whatif]")
     _check_keys(sweep, SWEEP_KEYS, "[sweep]")
     inline = {k: v for k, v in doc.items() if k in TOP_KEYS}
@@ -184,20 +183,24 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
                 f"spec: [whatif].request names a file and the spec also has {sorted(inline)}; "
                 "keep the base request in one place"
             )
-        path = base_dir / str(head["request"])
-        try:
-            request_doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RequestError(f"[whatif].request: no such request file {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise RequestError(f"{path}: not valid TOML ({exc})") from None
+        path = base_dir / text(head["request"], "[whatif].request", "'plan.toml'")
+        if not path.is_file():
+            raise RequestError(f"[whatif].request: no such request file {path}")
+        request_doc = read_toml(path, "request")
         request_base = path.parent
     else:
         if not inline:
             raise RequestError("spec: no base request; set [whatif].request = \"plan.toml\" "
                                "or give start, [[jobs]] and [[zones]] inline")
         request_doc, request_base = inline, base_dir
-    base = parse_request(request_doc, request_base)
+    # a threshold axis gives the threshold the base's threshold_mode/penalty act on
+    has_axis = isinstance(sweep.get("threshold"), list) and bool(sweep["threshold"])
+    try:
+        base = parse_request(request_doc, request_base, threshold_elsewhere=has_axis)
+    except RequestError as exc:
+        if "request" in head:
+            raise RequestError(f"{path}: {exc}") from None
+        raise
 
     zone_sets = _list(sweep, "zones")
     months, quarters, starts = (_list(sweep, k) for k in ("months", "quarters", "starts"))
@@ -208,10 +211,10 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
     thresholds = _list(sweep, "threshold")
     overheads = _list(sweep, "checkpoint_overhead")
     forecasts = _list(sweep, "forecast")
-    per_season = int(head.get("starts_per_season", 1))
-    if per_season < 1:
-        raise RequestError("[whatif].starts_per_season must be 1 or more")
-    signal = str(head.get("signal", "direct"))
+    per_season = count(head.get("starts_per_season", 1), "[whatif].starts_per_season",
+                       low=1, high=366, example="starts_per_season = 4")
+    seed = count(head.get("seed", 0), "[whatif].seed", high=2**32 - 1, example="seed = 0")
+    signal = text(head.get("signal", "direct"), "[whatif].signal", "'direct'")
     if signal not in ("direct", "lca"):
         raise RequestError(f"[whatif].signal = {signal!r}; use 'direct' or 'lca'")
     # no forecast axis: every scenario plans like the base request would
@@ -220,7 +223,8 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
     from forecasts.base import available
 
     known = available()
-    for name in models:
+    for i, name in enumerate(models):
+        text(name, f"{where}[{i}]" if forecasts is not None else where, "'seasonal'")
         if name not in (ORACLE, "default", *known):
             raise RequestError(f"{where}: unknown model {name!r}; use 'oracle' "
                                f"or one of {', '.join(known)}")
@@ -243,7 +247,7 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
         forecasts=tuple(str(f) for f in models),
         starts_per_season=per_season,
         signal=signal,
-        seed=int(head.get("seed", 0)),
+        seed=seed,
     )
 
 
@@ -308,7 +312,11 @@ def check_zones(spec: Spec, data: str | None = None) -> None:
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a what-if spec TOML file."""
     file = Path(path)
-    return parse_spec(read_toml(file, "spec"), file.parent)
+    doc = read_toml(file, "spec")
+    try:
+        return parse_spec(doc, file.parent)
+    except (TypeError, ValueError, OverflowError) as exc:  # a backstop: fields are typed
+        raise RequestError(f"{file}: a value has the wrong type ({exc})") from exc
 
 
 def _ceil(td: pd.Timedelta, step: pd.Timedelta) -> pd.Timedelta:
