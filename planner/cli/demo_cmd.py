@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from planner.cli.options import data_option, output_file
 from planner.cli.report import plan_summary
 from planner.intensity.sources import data_dir as resolve_data_dir
 from planner.pipeline import plan as make_plan
+from planner.plan import Plan
 from planner.request import load_request
 from planner.shipped import shipped_file
 
@@ -32,9 +31,10 @@ def demo(data_dir: str | None, oracle: bool, out: str | None) -> None:
     click.echo("data: " + (f"real exports from {source}" if source else
                                   "embedded default (synthetic traces from the shipped "
                                   "climatology)"))
+    if out:
+        Plan.csv_path(out)  # '--out p.csv' would write the CSV over the plan: refuse now
     result = make_plan(load_request(request_file), data=data_dir, oracle=oracle)
     click.echo(plan_summary(result))
     if out:
-        result.to_json(out)
-        result.to_csv(Path(out).with_suffix(".csv"))
-        click.echo(f"\nwrote {out} and {Path(out).with_suffix('.csv')}")
+        json_file, csv_file = result.write(out)  # together or not at all
+        click.echo(f"\nwrote {json_file} and {csv_file}")

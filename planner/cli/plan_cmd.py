@@ -11,6 +11,7 @@ from planner.cli.options import data_option, json_option, output_file, signal_op
 from planner.cli.report import plan_summary
 from planner.errors import InfeasibleError
 from planner.pipeline import plan as make_plan
+from planner.plan import Plan
 from planner.request import load_request
 from planner.timeparse import utc
 
@@ -37,6 +38,7 @@ def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | Non
     """Plan the jobs of REQUEST_FILE (TOML) across zones and time."""
     if oracle and model:
         raise click.UsageError("--oracle and --forecast exclude each other; pick one")
+    Plan.csv_path(out)  # '--out p.csv' would write the CSV over the plan: refuse now
     request = load_request(request_file, utc(start, "--start") if start else None)
     try:
         result = make_plan(request, data=data_dir, oracle=oracle, model=model, signal=signal,
@@ -44,8 +46,7 @@ def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | Non
     except InfeasibleError as exc:  # name the file, as request errors do
         raise InfeasibleError(f"{request_file}: {exc}") from exc
     target = Path(out)
-    result.to_json(target)
-    result.to_csv(target.with_suffix(".csv"))
+    result.write(target)  # JSON and CSV replaced together or not at all
     if as_json:
         click.echo(json.dumps(result.doc, indent=2))
     else:

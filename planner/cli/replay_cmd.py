@@ -156,7 +156,9 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     table = summary(results)
     per = job_metrics(results)
     if per_job:
-        per.to_csv(per_job, index=False)
+        from planner.atomic import write_atomic
+
+        write_atomic(per_job, per.to_csv(index=False, lineterminator="\n"))
     if as_json:
         doc = {
             "period": {"from": t0.isoformat(), "until": t1.isoformat()},

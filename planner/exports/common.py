@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from planner.atomic import write_atomic
 from planner.errors import GreenEpochError
 from planner.plan import Plan
 
@@ -202,20 +203,6 @@ def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
 
 
 def write_file(text: str, path: str | Path) -> Path:
-    """Write one file atomically (temp file beside it, renamed at the end)."""
-    target = Path(path)
-    if target.is_dir():
-        raise ExportError(f"--out {target}: is a directory; give a file name")
-    parent = target.absolute().parent
-    if not parent.is_dir():
-        raise ExportError(f"--out {target}: parent directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.tmp-", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write one file atomically (:func:`planner.atomic.write_atomic`: a temp file
+    beside it, renamed at the end)."""
+    return write_atomic(path, text)
