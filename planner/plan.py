@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from planner.atomic import write_atomic, write_together
 from planner.errors import GreenEpochError
 from planner.model import PlanRequest
 from solvers.problem import JobSpec, PlanningProblem
@@ -38,10 +39,42 @@ class Plan:
         return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.doc, indent=2) + "\n", encoding="utf-8")
+        """Write the plan JSON to ``path`` atomically (:mod:`planner.atomic`)."""
+        write_atomic(path, self._json_text())
 
     def to_csv(self, path: str | Path) -> None:
-        self.segments().to_csv(path, index=False)
+        """Write the segment CSV to ``path`` atomically (:mod:`planner.atomic`)."""
+        write_atomic(path, self._csv_text())
+
+    def _json_text(self) -> str:
+        return json.dumps(self.doc, indent=2) + "\n"
+
+    def _csv_text(self) -> str:
+        return str(self.segments().to_csv(index=False, lineterminator="\n"))
+
+    @staticmethod
+    def csv_path(json_path: str | Path) -> Path:
+        """Where :meth:`write` puts the segment CSV of a plan written to ``json_path``:
+        beside it with the suffix ``.csv``.  Refuses a ``json_path`` that is that CSV (or
+        whose CSV is a folder), so callers can check before planning."""
+        target = Path(json_path)
+        csv_file = target.with_suffix(".csv")
+        if csv_file.absolute() == target.absolute():
+            raise GreenEpochError(
+                f"--out {json_path}: the plan's segment CSV is written beside the plan JSON "
+                f"as {csv_file}, the same file; give the plan a .json name, e.g. "
+                f"{target.with_suffix('.json')}")
+        if csv_file.is_dir():
+            raise GreenEpochError(f"--out {json_path}: the plan's segment CSV {csv_file} is a "
+                                  "folder; pick another --out name")
+        return csv_file
+
+    def write(self, json_path: str | Path) -> tuple[Path, Path]:
+        """Write the plan JSON to ``json_path`` and its segment CSV beside it
+        (:meth:`csv_path`), replaced together or not at all.  Returns both paths."""
+        csv_file = self.csv_path(json_path)
+        write_together({json_path: self._json_text(), csv_file: self._csv_text()})
+        return Path(json_path), csv_file
 
     @classmethod
     def from_json(cls, path: str | Path) -> Plan:
