@@ -27,6 +27,8 @@ class Intensities:
     actual: IntensityData | None
     mode: str  # oracle | forecast
     model: str | None
+    #: forecast mode: the forecast's 'p10' and 'p90' (time x zone, gCO2eq/kWh)
+    quantiles: dict[str, pd.DataFrame] | None = None
 
 
 def slot_grid(request: PlanRequest) -> pd.DatetimeIndex:
@@ -45,6 +47,7 @@ def load_intensities(
     signal: str = "direct",
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    fit_until: pd.Timestamp | None = None,
 ) -> Intensities:
     """Intensities for the request's zones over its horizon.
 
@@ -52,7 +55,9 @@ def load_intensities(
     at the plan start from the history before it (``model``, default the
     policy's ``forecast``) is what the plan is judged on: the model is fitted on the
     history before the start's week (kept on disk, :mod:`planner.forecast_cache`) and
-    reads the latest observations up to the start.  ``progress`` gets one-line notes
+    reads the latest observations up to the start.  ``fit_until`` (at or before the
+    start) fits on the history before it instead, e.g. one fit through 2022 for every
+    plan of 2023 (benchmarks/bench_forecast_plans.py).  ``progress`` gets one-line notes
     (fitting, cache use).
     """
     slots = slot_grid(request)
@@ -68,7 +73,7 @@ def load_intensities(
 
     name = canonical_name(model or request.policy.forecast)
     needed = get_model(name).history_needed
-    first = week_start(slots[0]) - needed
+    first = (week_start(slots[0]) if fit_until is None else min(fit_until, slots[0])) - needed
     full = load_intensity(zones, first, end, data=data, signal=signal, slot=slot, seed=seed,
                           clip_start=True)
     history = full.values[full.values.index < slots[0]]
@@ -76,15 +81,19 @@ def load_intensities(
         raise RequestError(
             f"no intensity history before the plan start {slots[0].isoformat()} to forecast "
             "from; start later, or plan with --oracle")
-    forecaster = fitted_model(name, history, fit_cutoff(slots[0], history.index[0], needed),
-                              progress=progress)
+    if fit_until is not None and fit_until > slots[0]:
+        raise RequestError(
+            f"fit_until {fit_until.isoformat()} is after the plan start "
+            f"{slots[0].isoformat()}: a forecast cannot be fitted on what it predicts")
+    cutoff = fit_cutoff(slots[0], history.index[0], needed) if fit_until is None else fit_until
+    forecaster = fitted_model(name, history, cutoff, progress=progress)
     predicted = forecaster.predict(slots[0], end - slots[0], data=history)
-    mean = pd.DataFrame(predicted.xs("mean", axis=1, level=1)).reindex(columns=zones)
-    mean = mean.clip(lower=0)
-    mean.index.name = "time"
+    stats = {stat: pd.DataFrame(predicted.xs(stat, axis=1, level=1)).reindex(columns=zones)
+             .clip(lower=0).rename_axis("time") for stat in ("mean", "p10", "p90")}
+    mean = stats.pop("mean")
     flags = pd.DataFrame(False, index=mean.index, columns=zones)
     judged = IntensityData(mean, flags, flags, full.source, full.signal, full.files)
-    return Intensities(judged, full.select(zones, slots[0], end), "forecast", name)
+    return Intensities(judged, full.select(zones, slots[0], end), "forecast", name, stats)
 
 
 def zone_prices(request: PlanRequest, slots: pd.DatetimeIndex,
@@ -176,14 +185,15 @@ def build_problem(request: PlanRequest, judged: IntensityData,
 
 def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool = False,
          model: str | None = None, signal: str = "direct", seed: int = 0,
-         progress: Callable[[str], None] | None = None):
+         progress: Callable[[str], None] | None = None, fit_until: pd.Timestamp | None = None):
     """Plan a request end to end and return a :class:`planner.plan.Plan`."""
     from planner.plan import assemble
     from solvers.solve import solve_problem
 
     began = time.perf_counter()
     intensities = load_intensities(request, data=data, oracle=oracle, model=model,
-                                   signal=signal, seed=seed, progress=progress)
+                                   signal=signal, seed=seed, progress=progress,
+                                   fit_until=fit_until)
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
     outcome = solve_problem(problem, request.policy, progress)

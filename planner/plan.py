@@ -17,7 +17,7 @@ from planner.atomic import write_atomic, write_together
 from planner.errors import GreenEpochError
 from planner.model import PlanRequest
 from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import EPS, Schedule, transfer_kg
+from solvers.schedule import EPS, Schedule, move_charges, transfer_kg
 
 SCHEMA_VERSION = "1.0"
 SEGMENT_COLUMNS = ["job", "zone", "start", "end", "gpus", "energy_kwh", "emissions_kg"]
@@ -78,9 +78,17 @@ class Plan:
 
     @classmethod
     def from_json(cls, path: str | Path) -> Plan:
+        """Read a plan JSON; the jobs and their segments (what every consumer reads) are
+        checked for type: a malformed file is one GreenEpochError naming the field."""
+        from planner.timeparse import count, number, tables, text, utc
+
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise GreenEpochError(f"{path}: not a plan JSON (not UTF-8 text: byte {exc.start}, "
+                                  f"{exc.reason}); give the plan JSON 'greenepoch plan' "
+                                  "wrote") from None
+        except (OSError, ValueError) as exc:  # JSONDecodeError, or a number beyond a float
             raise GreenEpochError(f"{path}: cannot read plan JSON ({exc})") from exc
         version = doc.get("schema_version") if isinstance(doc, dict) else None
         if version != SCHEMA_VERSION:
@@ -88,6 +96,34 @@ class Plan:
                 f"{path}: plan schema_version {version!r} is not supported (this GreenEpoch "
                 f"reads {SCHEMA_VERSION!r}); re-create the plan with 'greenepoch plan'"
             )
+        try:
+            if "jobs" not in doc:
+                raise GreenEpochError("missing 'jobs'")
+            for i, job in enumerate(tables(doc["jobs"], "jobs")):
+                for key in ("name", "segments"):
+                    if key not in job:
+                        raise GreenEpochError(f"jobs[{i}]: missing '{key}'")
+                text(job["name"], f"jobs[{i}].name", "'pretrain'")
+                for k, seg in enumerate(tables(job["segments"], f"jobs[{i}].segments")):
+                    at = f"jobs[{i}].segments[{k}]"
+                    missing = [c for c in SEGMENT_COLUMNS[1:5] if c not in seg]
+                    if missing:
+                        raise GreenEpochError(f"{at}: missing '{missing[0]}'")
+                    text(seg["zone"], f"{at}.zone", "'DE'")
+                    start = utc(text(seg["start"], f"{at}.start", "'2023-06-01T07:00:00Z'"),
+                                f"{at}.start")
+                    end = utc(text(seg["end"], f"{at}.end", "'2023-06-01T18:00:00Z'"),
+                              f"{at}.end")
+                    if end <= start:
+                        raise GreenEpochError(f"{at}: end {seg['end']} is not after start "
+                                              f"{seg['start']}")
+                    count(seg["gpus"], f"{at}.gpus", low=1, example="64")
+                    for key in ("energy_kwh", "emissions_kg"):
+                        if seg.get(key) is not None:
+                            number(seg[key], f"{at}.{key}", example="1.5")
+        except GreenEpochError as exc:
+            raise GreenEpochError(f"{path}: not a valid plan ({exc}); give the plan JSON "
+                                  "'greenepoch plan' wrote") from None
         return cls(doc)
 
 
@@ -133,20 +169,22 @@ def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
     return sorted(out, key=lambda seg: seg["start"])
 
 
-def run_now(problem: PlanningProblem, job: JobSpec, z: int,
-            intensity: np.ndarray) -> tuple[float, pd.Timestamp]:
-    """Carbon-agnostic baseline: start at release in zone z at full size, run to the end
-    (one start overhead).  Slots where the zone cannot hold the job (capacity below its
-    GPUs, the job alone) are waited out, and each resumption after one pays the
-    restart overhead again.  Returns (emissions kg, finish time); NaN when it does not
-    finish within the horizon."""
+def run_now_runs(problem: PlanningProblem, job: JobSpec,
+                 z: int) -> tuple[np.ndarray, pd.Timestamp, bool]:
+    """The carbon-agnostic baseline's schedule: GPU-hours per slot in zone z (start at
+    release at full size, one start overhead; slots where the zone cannot hold the job,
+    capacity below its GPUs with the job alone, are waited out and each resumption pays
+    the restart overhead again), its finish time, and whether it finishes within the
+    horizon."""
     full = job.gpus * problem.slot_h
     remaining = job.work + job.overhead_gpu_h
-    kg, t, running = 0.0, job.first, False
+    runs = np.zeros(problem.n_slots)
+    t, running = job.first, False
     step = problem.slots[1] - problem.slots[0] if problem.n_slots > 1 else pd.Timedelta("1h")
+    finish = problem.slots[-1] + step
     while remaining > EPS:
         if t >= problem.n_slots:
-            return float("nan"), problem.slots[-1] + step
+            return runs, problem.slots[-1] + step, False
         if problem.capacity[z, t] < job.gpus:
             if running:
                 remaining += job.overhead_gpu_h
@@ -154,12 +192,42 @@ def run_now(problem: PlanningProblem, job: JobSpec, z: int,
             t += 1
             continue
         running = True
-        run = min(full, remaining)
-        kg += run * job.power_kw * problem.pue[z] * intensity[z, t] / 1000
-        remaining -= run
-        finish = problem.slots[t] + (step * (run / full)).round("1s")
+        runs[t] = min(full, remaining)
+        remaining -= runs[t]
+        finish = problem.slots[t] + (step * (runs[t] / full)).round("1s")
         t += 1
-    return kg, finish
+    return runs, finish, True
+
+
+def run_now(problem: PlanningProblem, job: JobSpec, z: int,
+            intensity: np.ndarray) -> tuple[float, pd.Timestamp]:
+    """Carbon-agnostic baseline (:func:`run_now_runs`) charged at ``intensity``
+    ([zone, slot], gCO2eq/kWh).  Returns (emissions kg, finish time); NaN when it does
+    not finish within the horizon."""
+    runs, finish, done = run_now_runs(problem, job, z)
+    if not done:
+        return float("nan"), finish
+    return float((runs * job.power_kw * problem.pue[z] * intensity[z]).sum()) / 1000, finish
+
+
+def charged_kg(problem: PlanningProblem, schedule: Schedule, j: int,
+               intensity: np.ndarray) -> float:
+    """Job ``j``'s schedule charged at ``intensity`` ([zone, slot], gCO2eq/kWh): the
+    energy of its runs plus its checkpoint transfers (each charged in the slot the plan
+    moves it, :func:`solvers.schedule.move_charges`).  Every emissions figure of a plan
+    (judged, P10/P90, realised) counts these same two things."""
+    job = problem.jobs[j]
+    kg = sum(float((schedule.run[j, z] * job.power_kw * problem.pue[z] * intensity[z]).sum())
+             for z in job.zones) / 1000
+    per_gb = job.checkpoint_gb * job.transfer_kwh_per_gb / 1000.0
+    return kg + sum(per_gb * float(intensity[z, t]) for z, t in move_charges(problem, schedule, j))
+
+
+def _pct(base: float, value: float) -> float | None:
+    """Saving of ``value`` against ``base`` in %; None when the base is unknown."""
+    if not np.isfinite(base) or not np.isfinite(value):
+        return None
+    return round(100 * (base - value) / base, 2) if base > 0 else 0.0
 
 
 def _kg(value: float) -> float | None:
@@ -180,8 +248,20 @@ def _electricity_usd(problem: PlanningProblem, schedule: Schedule, j: int) -> fl
     return total
 
 
+def _run_now_usd(problem: PlanningProblem, job: JobSpec, z: int) -> float | None:
+    """What the run-now baseline in zone z pays for electricity; None without a price in
+    one of its slots (or when it does not finish)."""
+    runs, _finish, done = run_now_runs(problem, job, z)
+    held = runs > 0
+    usd = problem.usd_per_gpu_h(job, z)[held]
+    if not done or np.isnan(usd).any():
+        return None
+    return round(float((runs[held] * usd).sum()), 2)
+
+
 def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.ndarray,
-             actual: np.ndarray | None) -> dict[str, Any]:
+             actual: np.ndarray | None,
+             bands: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     job = problem.jobs[j]
     segments = _segments(problem, schedule, j, judged)
     transfer = transfer_kg(problem, schedule, j)
@@ -206,36 +286,54 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
         "cost_usd": None if cost is None else round(cost, 2),
     }
     baselines: dict[str, Any] = {
-        "run_now_home": {"emissions_kg": _kg(home_kg), "finish": _iso(home_finish)},
+        "run_now_home": {"emissions_kg": _kg(home_kg), "finish": _iso(home_finish),
+                         "cost_usd": _run_now_usd(problem, job, job.home)},
         "run_now_best_zone": {"zone": problem.zones[best], "emissions_kg": _kg(best_kg),
                               "finish": _iso(best_finish)},
     }
-    if actual is not None:
-        realised = sum(
-            float((schedule.run[j, z] * job.power_kw * problem.pue[z] * actual[z]).sum()) / 1000
-            for z in job.zones
-        )
-        summary["realised_emissions_kg"] = round(realised, 3)
-        baselines["run_now_home"]["realised_emissions_kg"] = _kg(
-            run_now(problem, job, job.home, actual)[0])
-    return {
+    doc: dict[str, Any] = {
         "name": job.name,
         "segments": segments,
         "summary": summary,
         "baselines": baselines,
-        "savings_pct": (None if not np.isfinite(home_kg) else
-                        round(100 * (home_kg - emissions) / home_kg, 2) if home_kg > 0 else 0.0),
+        "savings_pct": _pct(home_kg, emissions),
+        "savings_pct_p10_p90": None,
+        "robust": None,
+        "realised_savings_pct": None,
     }
+    if bands is not None:
+        low, high = (charged_kg(problem, schedule, j, bands[q]) for q in ("p10", "p90"))
+        summary["emissions_p10_kg"], summary["emissions_p90_kg"] = _kg(low), _kg(high)
+        for q in ("p10", "p90"):
+            baselines["run_now_home"][f"emissions_{q}_kg"] = _kg(
+                run_now(problem, job, job.home, bands[q])[0])
+        doc["savings_pct_p10_p90"] = [_pct(home_kg, high), _pct(home_kg, low)]
+        doc["robust"] = bool(np.isfinite(home_kg) and high <= home_kg + EPS)
+    if actual is not None:
+        realised = charged_kg(problem, schedule, j, actual)
+        home_realised = run_now(problem, job, job.home, actual)[0]
+        summary["realised_emissions_kg"] = round(realised, 3)
+        baselines["run_now_home"]["realised_emissions_kg"] = _kg(home_realised)
+        doc["realised_savings_pct"] = _pct(home_realised, realised)
+    return doc
+
+
+def _grid(frame: pd.DataFrame, problem: PlanningProblem) -> np.ndarray:
+    """A time x zone frame as the problem's [zone, slot] array."""
+    return frame.reindex(index=problem.slots, columns=list(problem.zones)).to_numpy(
+        dtype=float).T
 
 
 def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, intensities: Any,
              seconds: float) -> Plan:
     """Build the plan document from a solved problem."""
     actual = None
-    if intensities.mode == "forecast" and intensities.actual is not None:
-        actual = intensities.actual.values.reindex(
-            index=problem.slots, columns=list(problem.zones)).to_numpy().T
-    jobs = [_job_doc(problem, outcome.schedule, j, problem.intensity, actual)
+    if intensities.actual is not None:
+        actual = _grid(intensities.actual.values, problem)
+    bands = None
+    if getattr(intensities, "quantiles", None):
+        bands = {q: _grid(frame, problem) for q, frame in intensities.quantiles.items()}
+    jobs = [_job_doc(problem, outcome.schedule, j, problem.intensity, actual, bands)
             for j in range(len(problem.jobs))]
     sol = outcome.solution
     doc = {

@@ -180,3 +180,121 @@ def test_plan_before_the_data_says_what_the_data_covers(runner: CliRunner, real_
                                                    str(real_data), "--out",
                                                    str(tmp_path / "p.json")]))
         assert "covers 2021-01-01T00:00:00+00:00 .. 2024-01-01T00:00:00+00:00, but 2019-" in line
+
+
+# --- forecast plans that tell the truth (issue 13 items 14, 18, 20) ---------------------
+
+
+def _forecast_plan(scale_p90: float = 1.5, **policy: object):
+    """A job that moves from dirty home zone A to clean B (100 GB checkpoint), planned
+    on a forecast whose P10/P90 are 0.5x/``scale_p90``x the mean, while what happened
+    is twice the forecast everywhere (so every realised kg is exactly 2x the planned)."""
+    import numpy as np
+    import pandas as pd
+
+    from planner.intensity.frame import IntensityData
+    from planner.model import Job, PlanRequest, Policy, Zone
+    from planner.pipeline import Intensities, build_problem
+    from planner.plan import assemble
+    from solvers.solve import solve_problem
+
+    t0 = pd.Timestamp("2023-06-01T00:00:00Z")
+    index = pd.date_range(t0, periods=6, freq="1h", name="time")
+
+    def frame(scale: float) -> pd.DataFrame:
+        return pd.DataFrame({"A": [500.0] * 6, "B": [100.0] * 6}, index=index) * scale
+
+    def intensity_data(values: pd.DataFrame) -> IntensityData:
+        flags = pd.DataFrame(False, index=index, columns=values.columns)
+        return IntensityData(values, flags, flags.copy(), "real", "direct")
+
+    prices = pd.Series([50.0] * 6, index=index)
+    job = Job(name="train", gpus=2, gpu_hours=4.0, release=t0, deadline=t0 + pd.Timedelta("6h"),
+              zones=("A", "B"), home_zone="A", gpu_power_kw=1.0, checkpoint_gb=100.0)
+    zones = (Zone("A", 8, pue=1.0, price_usd_per_mwh=prices),
+             Zone("B", 8, pue=1.0, price_usd_per_mwh=prices * 2))
+    request = PlanRequest(start=t0, jobs=(job,), zones=zones,
+                          policy=Policy(mip_gap=0.0, **policy))  # type: ignore[arg-type]
+    judged = intensity_data(frame(1.0))
+    price = np.vstack([prices.to_numpy(), 2 * prices.to_numpy()])
+    problem = build_problem(request, judged, price)
+    outcome = solve_problem(problem, request.policy)
+    intensities = Intensities(judged, intensity_data(frame(2.0)), "forecast", "test",
+                              {"p10": frame(0.5), "p90": frame(scale_p90)})
+    return assemble(request, problem, outcome, intensities, 0.0)
+
+
+def test_realised_emissions_count_checkpoint_transfers() -> None:
+    job = _forecast_plan().doc["jobs"][0]
+    s = job["summary"]
+    assert s["migrations"] == 1 and s["transfer_emissions_kg"] == pytest.approx(0.6)
+    # runs 0.4 kg + transfer 0.6 kg on the forecast; what happened is twice that
+    assert s["emissions_kg"] == pytest.approx(1.0)
+    assert s["realised_emissions_kg"] == pytest.approx(2 * s["emissions_kg"])
+    home = job["baselines"]["run_now_home"]
+    assert home["realised_emissions_kg"] == pytest.approx(2 * home["emissions_kg"])
+
+
+def test_forecast_plan_has_a_p10_p90_range_and_realised_saving() -> None:
+    job = _forecast_plan().doc["jobs"][0]
+    s, home = job["summary"], job["baselines"]["run_now_home"]
+    assert (s["emissions_p10_kg"], s["emissions_p90_kg"]) == pytest.approx((0.5, 1.5))
+    assert (home["emissions_p10_kg"], home["emissions_p90_kg"]) == pytest.approx((1.0, 3.0))
+    assert home["emissions_kg"] == pytest.approx(2.0)
+    assert job["savings_pct"] == pytest.approx(50.0)
+    assert job["savings_pct_p10_p90"] == pytest.approx([25.0, 75.0])  # at P90, at P10
+    assert job["robust"] is True
+    assert job["realised_savings_pct"] == pytest.approx(50.0)
+
+
+def test_printed_forecast_summary_says_expected_range_and_realised() -> None:
+    from planner.cli.report import plan_summary
+
+    text = plan_summary(_forecast_plan())
+    header = next(line for line in text.splitlines() if line.startswith("job "))
+    for column in ("expected_saving_%", "P10-P90_%", "realised_kg", "realised_saving_%"):
+        assert column in header
+    assert "saving_% " not in header.replace("expected_saving_%", "").replace(
+        "realised_saving_%", "")  # no bare saving_% whose basis the reader must guess
+    assert "25.0..75.0" in text
+    total = next(line for line in text.splitlines() if line.startswith("total:"))
+    assert ("1.0 kg CO2eq planned vs 2.0 kg running now at home on the forecast "
+            "(50.0 % less expected, P10-P90 25.0..75.0 %); realised: 2.0 kg vs 4.0 kg "
+            "running now (50.0 % less)") in total
+    assert "WARNING" not in text
+
+
+def test_summary_warns_when_the_saving_is_not_robust() -> None:
+    from planner.cli.report import plan_summary
+
+    plan = _forecast_plan(scale_p90=2.5)
+    job = plan.doc["jobs"][0]
+    assert job["robust"] is False
+    assert job["savings_pct_p10_p90"] == pytest.approx([-25.0, 75.0])
+    assert ("WARNING: job 'train': the expected saving is not robust: at the forecast's P90 "
+            "the plan emits 2.5 kg, more than the 2.0 kg expected running now."
+            ) in plan_summary(plan)
+
+
+def test_carbon_cost_plan_prints_cost_and_run_now_cost() -> None:
+    from planner.cli.report import plan_summary
+
+    plan = _forecast_plan(objective="carbon+cost", price_weight=0.001)
+    job = plan.doc["jobs"][0]
+    # plan: 4 GPU-h in B at 100 USD/MWh = 0.40 USD + 100 GB egress x 0.02 = 2.00 USD;
+    # run now: 4 GPU-h in A at 50 USD/MWh = 0.20 USD
+    assert job["summary"]["cost_usd"] == pytest.approx(2.4)
+    assert job["baselines"]["run_now_home"]["cost_usd"] == pytest.approx(0.2)
+    text = plan_summary(plan)
+    header = next(line for line in text.splitlines() if line.startswith("job "))
+    assert "cost_usd" in header and "run_now_cost_usd" in header
+    assert "; cost 2.40 USD vs 0.20 USD running now at home." in text
+
+
+def test_plan_realised_saving_is_whatifs_savings_pct() -> None:
+    from planner.whatif.evaluate import plan_row
+
+    for scale in (1.5, 2.5):
+        doc = _forecast_plan(scale_p90=scale).doc
+        assert plan_row(doc)["savings_pct"] == pytest.approx(
+            doc["jobs"][0]["realised_savings_pct"], abs=0.01)
