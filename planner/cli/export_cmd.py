@@ -19,7 +19,13 @@ config_option = click.option(
     "--config", "config_file", type=click.Path(path_type=str), default=None,
     envvar="GREENEPOCH_CLUSTERS",
     help="Clusters TOML: command per job and cluster per zone (default $GREENEPOCH_CLUSTERS; "
-         "see examples/clusters.toml).")
+         "see examples/clusters.toml in the GreenEpoch source repository).")
+
+
+force_option = click.option(
+    "--force", is_flag=True,
+    help="Replace an earlier export in --out that was submitted (it holds job_ids.tsv or "
+         "logs/); those two are kept, never deleted.")
 
 
 def _print_files(files: dict[str, str]) -> None:
@@ -41,8 +47,9 @@ def export() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the scripts; write and submit nothing.")
 @click.option("--submit", "do_submit", is_flag=True,
               help="After writing, run submit.sh (sbatch must work here).")
+@force_option
 def slurm(plan_file: str, out_dir: str | None, config_file: str | None, dry_run: bool,
-          do_submit: bool) -> None:
+          do_submit: bool, force: bool) -> None:
     """One sbatch script per segment of PLAN.json, chained by submit.sh."""
     if dry_run and do_submit:
         raise click.UsageError("--dry-run and --submit exclude each other")
@@ -56,7 +63,8 @@ def slurm(plan_file: str, out_dir: str | None, config_file: str | None, dry_run:
         return
     assert out_dir is not None
     target = slurm_export.write_tree(
-        files, out_dir, executable=frozenset(n for n in files if n.endswith((".sbatch", ".sh"))))
+        files, out_dir, executable=frozenset(n for n in files if n.endswith((".sbatch", ".sh"))),
+        force=force)
     n = len(files) - 2
     click.echo(f"wrote {n} sbatch script(s) and {slurm_export.SUBMIT} to {target}")
     if do_submit:
@@ -83,8 +91,9 @@ def slurm(plan_file: str, out_dir: str | None, config_file: str | None, dry_run:
               type=click.Path(path_type=str),
               help="Validate every manifest strictly (needs kubernetes-validate); give a "
                    "folder of CRDs to check Kueue objects too.")
+@force_option
 def k8s(plan_file: str, out_dir: str | None, config_file: str | None, kind: str,
-        dry_run: bool, crd_dir: str | None) -> None:
+        dry_run: bool, crd_dir: str | None, force: bool) -> None:
     """Kubernetes manifests for each segment of PLAN.json."""
     if not dry_run and out_dir is None:
         raise click.UsageError("--out DIR is required (or use --dry-run)")
@@ -104,7 +113,8 @@ def k8s(plan_file: str, out_dir: str | None, config_file: str | None, kind: str,
         _print_files(files)
         return
     assert out_dir is not None
-    target = k8s_export.write_tree(files, out_dir, executable=frozenset({k8s_export.RESUME}))
+    target = k8s_export.write_tree(files, out_dir, executable=frozenset({k8s_export.RESUME}),
+                                   force=force)
     click.echo(f"wrote {len(objs)} manifest file(s) to {target}; apply with: "
                f"kubectl apply -f {target}")
     if kind == "job":

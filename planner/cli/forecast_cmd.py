@@ -16,14 +16,15 @@ if TYPE_CHECKING:
 
 model_option = click.option(
     "--model", default="default", show_default=True,
-    help="Forecast model by name ('default' is the recommended one); see "
-    "docs/forecasts.md for the list.",
+    help="Forecast model by name ('default' is the recommended one; an unknown name "
+    "lists the available ones); see docs/forecasts.md of the source repository.",
 )
 prices_option = click.option(
     "--prices", "use_prices", is_flag=True,
     help="Give 'gbm'/'blend' the published day-ahead prices in DIR/prices as known "
     "covariates (each hour only once its auction result was public; off by default: "
-    "measured to lower 1-24 h WAPE but not the saving realised, see docs/forecasts.md).",
+    "measured to lower 1-24 h WAPE but not the saving realised, see docs/forecasts.md of "
+    "the source repository).",
 )
 
 

@@ -62,10 +62,10 @@ def _zone_list(spec: str | None) -> list[str] | None:
 @click.option("--from", "start", default=None, help="Replay start, YYYY-MM-DD (UTC) or ISO 8601.")
 @click.option("--until", "until", default=None, help="Replay end (exclusive), as --from.")
 @click.option("--jobs", "jobs_csv", default=None, type=click.Path(path_type=str),
-              help="CSV of jobs (columns in docs/replay.md).")
+              help="CSV of jobs (columns in docs/replay.md of the source repository).")
 @click.option("--generate", "spec", default=None,
               help="Generator spec, e.g. n=200,dur=2-48,submit=weekdays09-17,slack=24h,"
-                   "gpus=8-64,seed=1 (grammar in docs/replay.md).")
+                   "gpus=8-64,seed=1 (grammar in docs/replay.md of the source repository).")
 @click.option("--policies", default=DEFAULT_POLICIES, show_default=True,
               help="Comma-separated policies; run-now always runs (the baseline).")
 @click.option("--capacity", default="512", show_default=True,

@@ -55,7 +55,8 @@ def whatif_tables(frame: pd.DataFrame, limit: int = 20) -> str:
 @json_option
 def whatif(spec_file: str, data_dir: str | None, out: str, workers: int,
            scheduler: str | None, quiet: bool, as_json: bool) -> None:
-    """Sweep the scenarios of SPEC_FILE (TOML, docs/whatif.md) through the planner."""
+    """Sweep the scenarios of SPEC_FILE (TOML, docs/whatif.md of the source repository)
+    through the planner."""
     from planner.intensity.sources import data_dir as resolve
     from planner.whatif import load_spec, run_sweep
 
