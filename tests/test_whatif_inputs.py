@@ -149,3 +149,91 @@ def test_sweep_without_forecast_axis_plans_on_the_forecast(
     assert "planned on seasonal forecast 1)" in res.output
     rows = [json.loads(line) for line in out.read_text().splitlines()[1:]]
     assert [r["forecast"] for r in rows] == ["seasonal"]
+
+
+# -- issue 13 items 5-7: spec values are strictly typed -----------------------------------
+
+@pytest.mark.parametrize("head, message", [
+    ('seed = "abc"', "[whatif].seed = 'abc': expected a whole number, found text"),
+    ("seed = 1.5", "[whatif].seed = 1.5: expected a whole number, found a fractional number"),
+    ("seed = 123456789012345678901", "[whatif].seed = 123456789012345678901: must be a whole "
+                                     "number from 0 to 4294967295"),
+    ('starts_per_season = "x"', "[whatif].starts_per_season = 'x': expected a whole number"),
+    ("starts_per_season = 2.5", "[whatif].starts_per_season = 2.5: expected a whole number"),
+    ("starts_per_season = 0", "[whatif].starts_per_season = 0: must be a whole number from 1"),
+    ("signal = 1", "[whatif].signal = 1: expected text, found a whole number"),
+])
+def test_whatif_head_values_are_strictly_typed(tmp_path: Path, head: str, message: str) -> None:
+    path = write(tmp_path, 'months = ["2023-03"]', f"\n[whatif]\n{head}\n")
+    with pytest.raises(RequestError) as err:
+        load_spec(path)
+    assert message in str(err.value)
+
+
+def test_integral_float_counts_are_accepted_in_specs(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, 'months = ["2023-03"]',
+                           "\n[whatif]\nstarts_per_season = 2.0\nseed = 7\n"))
+    assert (spec.starts_per_season, spec.seed) == (2, 7)
+    assert len(spec.scenarios()) == 2
+
+
+@pytest.mark.parametrize("axis, message", [
+    ('threshold = ["150"]', "[sweep].threshold[0] = '150': expected a number of gCO2eq/kWh "
+                            "or 'none'; write numbers without quotes"),
+    ("threshold = [true]", "[sweep].threshold[0] = true: expected a number of gCO2eq/kWh, "
+                           "found a boolean"),
+    ("threshold = [inf]", "[sweep].threshold[0] = inf: expected a finite number"),
+    ("threshold = [-5]", "[sweep].threshold[0] = -5: must be 0 or more gCO2eq/kWh"),
+    ("zones = [5]", "[sweep].zones[0] = 5: expected text, found a whole number"),
+    ("zones = [[\"DE\", 5]]", "[sweep].zones[0][1] = 5: expected text"),
+    ("months = [202303]", "[sweep].months[0] = 202303: expected text, found a whole number"),
+    ("forecast = [1]", "[sweep].forecast[0] = 1: expected text, found a whole number"),
+])
+def test_sweep_axis_values_are_strictly_typed(tmp_path: Path, axis: str, message: str) -> None:
+    with pytest.raises(RequestError) as err:
+        load_spec(write(tmp_path, axis))
+    assert message in str(err.value)
+
+
+def test_threshold_axis_gives_the_base_soft_mode_a_threshold(tmp_path: Path) -> None:
+    """threshold_mode/penalty without carbon_threshold are idle in a plan request, but
+    not in a sweep base whose threshold axis sets the threshold."""
+    policy = 'threshold_mode = "soft"\nthreshold_penalty = 2\n'
+    spec = load_spec(write(tmp_path, 'threshold = ["none", 200]', policy))
+    assert [s.request.policy.threshold for s in spec.scenarios()] == [None, 200.0]
+    assert {s.request.policy.threshold_mode for s in spec.scenarios()} == {"soft"}
+    with pytest.raises(RequestError, match=r"\[policy\].threshold_mode = 'soft' does nothing "
+                                           r"without a carbon threshold"):
+        load_spec(write(tmp_path, 'slack = ["0h"]', policy))
+
+
+@pytest.mark.parametrize("table, message", [
+    ("whatif = 3", "[whatif]: expected a table, found a whole number"),
+    ("sweep = [1]", "[sweep]: expected a table, found a list"),
+])
+def test_spec_tables_of_the_wrong_type(tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "spec.toml"
+    path.write_text(table + "\n" + BASE, encoding="utf-8")
+    with pytest.raises(RequestError) as err:
+        load_spec(path)
+    assert message in str(err.value)
+
+
+def test_base_request_file_that_is_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "plan.toml").write_bytes((BASE + "# caf\xe9\n").encode("latin-1"))
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[whatif]\nrequest = "plan.toml"\n[sweep]\nslack = ["0h"]\n',
+                    encoding="utf-8")
+    with pytest.raises(RequestError, match=r"plan.toml: not a UTF-8 text file"):
+        load_spec(spec)
+
+
+def test_base_request_file_errors_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "plan.toml").write_text(BASE.replace("gpus = 8", "gpus = 8.5"),
+                                        encoding="utf-8")
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[whatif]\nrequest = "plan.toml"\n[sweep]\nslack = ["0h"]\n',
+                    encoding="utf-8")
+    with pytest.raises(RequestError) as err:
+        load_spec(spec)
+    assert str(err.value).startswith(str(tmp_path / "plan.toml") + ": jobs[0] ('ft').gpus = 8.5")
