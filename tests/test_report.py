@@ -232,3 +232,37 @@ def test_result_report_counts_are_whole_numbers(with_error: bool) -> None:
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", curve)
     assert "none" in cells and "nan" not in cells
     assert "every row averages the same" in curve
+
+
+def test_report_html_is_written_atomically(tmp_path: Path) -> None:
+    """A report write that fails half way (file size cap, as on a full disk) leaves the
+    previous report whole (it used to leave the first bytes of the new page)."""
+    import json
+    import subprocess
+    import sys
+
+    from test_whatif_views import row
+
+    source = tmp_path / "sweep.jsonl"
+    header = {"kind": "greenepoch-whatif", "version": 1, "base": "b", "data": None,
+              "signal": "direct", "seed": 0}
+    rows = [row(0, 10.0, zones="DE"), row(1, 4.0, zones="GB")]
+    source.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + "\n")
+    out = tmp_path / "r.html"
+    out.write_text("<!DOCTYPE html>old report\n", encoding="utf-8")
+    runner = ("import resource, signal, sys\nimport matplotlib.pyplot\n"
+              "from planner.cli.main import cli\nfrom planner.cli.report_cmd import report\n"
+              "if 'report' not in cli.commands: cli.add_command(report)\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+              "sys.argv[0] = 'greenepoch'; cli()")
+    res = subprocess.run([sys.executable, "-c", runner, "report", str(source), "--out",
+                          str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert out.read_text(encoding="utf-8") == "<!DOCTYPE html>old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "sweep.jsonl"]
+    ok = subprocess.run([sys.executable, "-c", runner.replace("20000", "10**9"), "report",
+                         str(source), "--out", str(out), "--quiet"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>\n<html")

@@ -388,3 +388,150 @@ def test_ctrl_c_keeps_rows_and_rerun_resumes(real_data: Path, tmp_path: Path) ->
     assert f"48 of 48 scenarios ({len(rows)} from" in again.stdout
     _, final = read_results(out)
     assert len(final) == 48
+
+
+# -- results file: atomic header, torn last line, one run at a time, no orphans ---------------
+
+HEADER = {"base": "b" * 64, "data": None, "signal": "direct", "seed": 0}
+
+
+def _row(i: int) -> dict:
+    return {"scenario_id": f"s{i}", "index": i, "status": "ok", "emissions_kg": float(i)}
+
+
+def test_torn_last_line_is_cut_off_on_resume(tmp_path: Path) -> None:
+    """A hard kill mid-write leaves half a row: reopening cuts it off, so the file is
+    again one JSON document per line (it used to stay in the middle of the file)."""
+    from planner.whatif.results import ResultStore
+
+    out = tmp_path / "r.jsonl"
+    with ResultStore(out, HEADER) as store:
+        store.append(_row(0))
+        store.append(_row(1))
+    with open(out, "a", encoding="utf-8") as fh:
+        fh.write('{"scenario_id": "s2", "ind')  # killed mid-write
+    with ResultStore(out, HEADER) as store:
+        assert list(store.rows) == ["s0", "s1"]
+        store.append(_row(2))
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line).get("scenario_id") for line in lines] == [None, "s0", "s1", "s2"]
+    # killed between a whole row and its newline: the row is kept
+    with open(out, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(_row(3)))
+    with ResultStore(out, HEADER) as store:
+        assert list(store.rows) == ["s0", "s1", "s2", "s3"]
+        store.append(_row(4))
+    assert list(read_results(out)[1]) == ["s0", "s1", "s2", "s3", "s4"]
+    assert all(json.loads(line) for line in out.read_text(encoding="utf-8").splitlines())
+
+
+def _limited(code: str, limit: int) -> str:
+    """Python source running ``code`` with files capped at ``limit`` bytes (a full disk:
+    a write past it fails with EFBIG instead of killing the process)."""
+    return ("import resource, signal, sys\n"
+            "import matplotlib.pyplot\n"  # font cache read before the cap
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n" + code)
+
+
+def test_header_write_is_atomic(tmp_path: Path) -> None:
+    """A header write that fails half way (file size cap) leaves no results file, so
+    the rerun starts cleanly (a torn header made it 'not a what-if results file')."""
+    out = tmp_path / "r.jsonl"
+    code = ("from planner.whatif.results import ResultStore\n"
+            f"ResultStore(sys.argv[1], {HEADER!r})\n")
+    failed = subprocess.run([sys.executable, "-c", _limited(code, 60), str(out)],
+                            capture_output=True, text=True, timeout=60)
+    assert failed.returncode != 0 and "File too large" in failed.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl.lock"]  # no temp file left
+    from planner.whatif.results import ResultStore
+
+    with ResultStore(out, HEADER) as store:
+        store.append(_row(0))
+    assert list(read_results(out)[1]) == ["s0"]
+
+
+def test_a_second_run_on_the_same_results_file_is_refused(tmp_path: Path) -> None:
+    """A real second process on a results file in use: one line, exit 2, nothing run."""
+    from planner.whatif.results import ResultStore
+
+    spec = write_spec(tmp_path)
+    out = tmp_path / "busy.jsonl"
+    runner = ("import sys; from planner.cli.main import cli; from planner.cli.whatif_cmd "
+              "import whatif\nif 'whatif' not in cli.commands: cli.add_command(whatif)\n"
+              "sys.argv[0] = 'greenepoch'; cli()")
+    with ResultStore(out, HEADER):  # held, as a running sweep holds it
+        before = out.read_bytes()
+        res = subprocess.run([sys.executable, "-c", runner, "whatif", str(spec), "--out",
+                              str(out), "--workers", "1", "--quiet"],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+        assert res.stderr.startswith("greenepoch: error: ")
+        assert f"{out} is in use by another whatif run (pid {os.getpid()})" in res.stderr
+        assert "pass another --out" in res.stderr
+        assert out.read_bytes() == before
+    # released on close: the lock is no longer held
+    from planner.whatif.results import lock_results
+
+    lock_results(out).close()
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.realdata
+def test_sigkill_of_the_parent_leaves_no_worker_and_frees_the_results(
+        real_data: Path, tmp_path: Path) -> None:
+    """kill -9 of a sweep on 2 worker processes: the workers exit within seconds (they
+    used to block forever), the lock dies with the run, and a rerun resumes."""
+    import psutil
+
+    text = SPEC.replace('slack = ["0h", "12h", "36h"]', 'slack = ["0h", "6h", "12h", "24h", '
+                        '"36h", "48h"]')
+    path = write_spec(tmp_path, text)
+    out = tmp_path / "kill.jsonl"
+    runner = ("import sys; from planner.cli.main import cli; from planner.cli.whatif_cmd "
+              "import whatif\nif 'whatif' not in cli.commands: cli.add_command(whatif)\n"
+              "sys.argv[0] = 'greenepoch'; cli()")
+    args = [sys.executable, "-c", runner, "whatif", str(path), "--data", str(real_data),
+            "--out", str(out), "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+            if len(workers) >= 2 and out.exists() and \
+                    len(out.read_text().splitlines()) >= 2:  # header + a row
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None and len(workers) >= 2, "the sweep ended before the kill"
+        # a concurrent run on the same --out is refused while this one holds it
+        busy = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert busy.returncode == 2 and "is in use by another whatif run" in busy.stderr
+        proc.kill()  # SIGKILL: no cleanup runs in the parent
+        proc.wait(timeout=30)
+        gone_by = time.monotonic() + 10
+        while time.monotonic() < gone_by and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)], "workers outlived their parent"
+    finally:
+        for pid in workers:  # only what this test started
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _, rows = read_results(out)
+    again = subprocess.run(args, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert f"48 of 48 scenarios ({len(rows)} from" in again.stdout

@@ -24,7 +24,7 @@ def report(source: str, data_dir: str | None, out: str, quiet: bool) -> None:
     root = resolve(data_dir)
     made = build_report(source, data=None if root is None else str(root))
     target = Path(out)
-    target.write_text(made.html(), encoding="utf-8")
+    made.write(target)
     if not quiet:
         click.echo("\n\n".join(made.text))
         click.echo("")

@@ -76,6 +76,13 @@ class Report:
         self.parts.append(_html_table(frame, counts))
         self.text.append(f"{title}\n\n{text_table(frame.reset_index(drop=True), counts)}")
 
+    def write(self, path: str | Path) -> Path:
+        """Write the HTML page to ``path`` atomically (planner.atomic): a reader sees
+        the old report or the new one, never half a page."""
+        from planner.atomic import write_atomic
+
+        return write_atomic(path, self.html())
+
     def html(self) -> str:
         body = "\n".join(self.parts)
         title = html.escape(self.title)

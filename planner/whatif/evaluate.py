@@ -57,9 +57,10 @@ def _signature(path: str) -> tuple[tuple[str, int, int], ...]:
 
 @functools.lru_cache(maxsize=16)
 def _read_exports(path: str, signal: str, allow_gaps: bool, zones: tuple[str, ...] | None,
-                  signature: tuple) -> IntensityData:
+                  allow_implausible: bool | None, signature: tuple) -> IntensityData:
+    extra = {} if allow_implausible is None else {"allow_implausible": allow_implausible}
     return _ORIGINAL["read_electricitymaps"](path, signal=signal, allow_gaps=allow_gaps,
-                                             zones=zones)
+                                             zones=zones, **extra)
 
 
 @functools.lru_cache(maxsize=64)
@@ -68,9 +69,12 @@ def _read_prices(folder: str, market: str, signature: tuple) -> pd.Series | None
 
 
 def _cached_exports(path: str | Path, signal: str = "direct", allow_gaps: bool = False,
-                    zones: Any = None) -> IntensityData:
+                    zones: Any = None, allow_implausible: bool | None = None,
+                    progress: Any = None) -> IntensityData:
+    # progress notes are not repeated for a cached read
     key = None if zones is None else tuple(sorted(zones))
-    return _read_exports(str(path), signal, allow_gaps, key, _signature(str(path)))
+    return _read_exports(str(path), signal, allow_gaps, key, allow_implausible,
+                         _signature(str(path)))
 
 
 def _cached_prices(prices_dir: Path, market: str) -> pd.Series | None:

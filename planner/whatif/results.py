@@ -3,8 +3,10 @@
 Line 1 is a header ``{"kind": "greenepoch-whatif", "version": 1, "base": ...,
 "data": ..., "signal": ...}``; every further line is one scenario's row, written in
 one ``write`` and flushed as soon as the scenario finishes, keyed by
-``scenario_id``.  A line cut short by a crash is ignored on reading, and a row whose
-id appears twice keeps its first copy.  Rows are tidy: one scenario each, the
+``scenario_id``.  A line cut short by a crash is ignored on reading and cut off when
+the file is opened to append, and a row whose id appears twice keeps its first copy.
+The header is written atomically; ``<results>.lock`` beside the file keeps a second
+sweep out while one runs.  Rows are tidy: one scenario each, the
 columns of :data:`planner.whatif.evaluate.METRICS` plus the axis labels.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from planner.atomic import write_atomic
 from planner.errors import GreenEpochError
 
 KIND = "greenepoch-whatif"
@@ -40,30 +43,111 @@ def is_result_file(path: str | Path) -> bool:
     return isinstance(head, dict) and head.get("kind") == KIND
 
 
+class _Lock:
+    """An open lock file; closing it (or the process dying) releases the lock."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file of a results file: ``<results>.lock`` beside it (left in place:
+    removing a lock file others may have open would let two runs lock different files)."""
+    file = Path(path)
+    return file.with_name(file.name + ".lock")
+
+
+def lock_results(path: str | Path) -> _Lock:
+    """Lock the results file ``path`` for this process, or refuse when another run holds it.
+
+    An advisory ``flock`` on :func:`lock_path`: the kernel releases it when the holder
+    exits, however it ends (SIGKILL included), so a stale lock cannot outlive its run.
+    The holder's pid is written into the lock file for the refusal message.  Where
+    ``fcntl`` does not exist (Windows) no lock is taken.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return _Lock(None)
+    target = lock_path(path)
+    try:
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise GreenEpochError(f"{target}: cannot open the lock file of --out {path} ({exc}); "
+                              "pass an --out in a folder you can write to") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise GreenEpochError(
+            f"{path} is in use by another whatif run (pid {holder}); wait for it to finish "
+            "(it keeps every row it plans) or pass another --out"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return _Lock(fd)
+
+
 class ResultStore:
-    """Rows already finished, and an appender for new ones."""
+    """Rows already finished, and an appender for new ones.
+
+    Opening takes an exclusive lock on ``<results>.lock`` beside the file (see
+    :func:`lock_results`) for as long as the store is open: a second sweep on the same
+    results file is refused instead of planning every scenario again.  The header is
+    written atomically (:func:`planner.atomic.write_atomic`); a last line cut short by
+    a hard kill is cut off (or completed, when it is a whole row) before new rows are
+    appended, so the file stays one valid JSON document per line.
+    """
 
     def __init__(self, path: str | Path, header: dict[str, Any]) -> None:
         self.path = Path(path)
         self.header = {"kind": KIND, "version": VERSION, **header}
         self.rows: dict[str, dict[str, Any]] = {}
-        if self.path.exists() and self.path.stat().st_size > 0:
-            found, self.rows = read_results(self.path)
-            if found.get("base") != self.header.get("base") or \
-                    found.get("data") != self.header.get("data") or \
-                    found.get("signal") != self.header.get("signal"):
-                raise GreenEpochError(
-                    f"{self.path} holds the results of another sweep (base request, data or "
-                    "signal differ); pass another --out or delete the file to start over"
-                )
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.header) + "\n", encoding="utf-8")
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        with open(self.path, "rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":  # a torn last line: start the next row on its own
-                self._fh.write("\n")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_results(self.path)
+        try:
+            if self.path.exists() and self.path.stat().st_size > 0:
+                self._check_and_repair()
+            else:
+                write_atomic(self.path, json.dumps(self.header) + "\n")
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _check_and_repair(self) -> None:
+        found, self.rows = read_results(self.path)
+        if found.get("base") != self.header.get("base") or \
+                found.get("data") != self.header.get("data") or \
+                found.get("signal") != self.header.get("signal"):
+            raise GreenEpochError(
+                f"{self.path} holds the results of another sweep (base request, data or "
+                "signal differ); pass another --out or delete the file to start over"
+            )
+        with open(self.path, "rb+") as fh:
+            content = fh.read()
+            if content.endswith(b"\n"):
+                return
+            cut = content.rfind(b"\n") + 1  # the torn line starts here
+            try:
+                whole = isinstance(json.loads(content[cut:]), dict)
+            except ValueError:
+                whole = False
+            if whole:  # killed between the row and its newline: keep the row
+                fh.write(b"\n")
+            else:
+                fh.truncate(cut)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.setdefault(row["scenario_id"], row)
@@ -73,7 +157,10 @@ class ResultStore:
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> ResultStore:
         return self

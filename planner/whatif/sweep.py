@@ -4,13 +4,18 @@ Every scenario is planned independently by :func:`planner.whatif.evaluate.evalua
 a pure function of the scenario, the data folder and the signal, so the rows do
 not depend on where or in which order they ran (only ``seconds``, the wall time,
 does).  Finished rows go to the results file at once; Ctrl-C (KeyboardInterrupt)
-cancels what has not started, keeps what finished, and a rerun skips them.
+cancels what has not started, keeps what finished, and a rerun skips them.  Local
+worker processes end when this process dies (even by SIGKILL), and a second sweep
+on the same results file is refused (:class:`planner.whatif.results.ResultStore`).
 """
 
 from __future__ import annotations
 
+import os
 import signal as signals
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +46,46 @@ class SweepResult:
         return len(self.frame)
 
 
-def _ignore_sigint() -> None:
-    # Worker processes leave Ctrl-C to the parent, which cancels and keeps the rows.
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_S = 0.5  # how often a worker without PR_SET_PDEATHSIG looks for its parent
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` dies, even by SIGKILL (which runs no cleanup).
+
+    A pool worker waits on a pipe whose write end it holds itself, so it would never
+    see the parent go and would block forever.  On Linux the kernel sends SIGKILL on
+    the parent's death (``prctl(PR_SET_PDEATHSIG)``, immune to a solve holding the
+    GIL); elsewhere a daemon thread polls ``os.getppid()``.  Either way, a parent that
+    died before this ran is noticed at once.
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, int(signals.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):  # pragma: no cover - no usable libc
+            armed = False
+    if os.getppid() != parent:  # already orphaned (re-parented to init or a subreaper)
+        os._exit(1)
+    if armed:
+        return
+
+    def watch() -> None:  # pragma: no cover - Linux uses prctl
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="whatif-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent: int) -> None:
+    # Worker processes leave Ctrl-C to the parent, which cancels and keeps the rows,
+    # and end when the parent dies.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
+    _die_with_parent(parent)
 
 
 def _serial(todo: Sequence[Scenario], data: str | None, spec: Spec) -> Iterator[dict]:
@@ -55,7 +97,8 @@ def _processes(todo: Sequence[Scenario], data: str | None, spec: Spec,
                workers: int) -> Iterator[dict]:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                               initargs=(os.getpid(),))
     futures = [pool.submit(evaluate, s, data, spec.signal, spec.seed) for s in todo]
     try:
         for future in as_completed(futures):
