@@ -3,6 +3,7 @@ and the CLI with the export groups registered."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,23 @@ def plan_doc(jobs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """A minimal plan document (schema 1.0) with the given job -> segments."""
     return {"schema_version": "1.0", "created_by": "tests", "zones": [],
             "jobs": [{"name": name, "segments": segs} for name, segs in jobs.items()]}
+
+
+def toml(doc: dict[str, Any], prefix: str = "") -> str:
+    """A TOML writer for test configs (strings, lists, bools, numbers, nested tables)."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v) if isinstance(v, str) else str(v)
+
+    lines = [f"{json.dumps(k)} = {value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            name = f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k)
+            lines += [f"[{name}]", toml(v, name)]
+    return "\n".join(lines) + "\n"
 
 
 def now_floor() -> pd.Timestamp:

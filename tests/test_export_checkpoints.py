@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from export_fixtures import now_floor, plan_doc, run_cli, segment
+from export_fixtures import now_floor, plan_doc, run_cli, segment, toml
 
 from planner.exports.common import ExportError, job_key, slug
 from planner.exports.config import parse_config
@@ -123,7 +123,7 @@ def test_a_shared_checkpoint_dir_is_refused(tmp_path, kind, case):
     plan = tmp_path / "p.json"
     plan.write_text(json.dumps(doc))
     cfg = tmp_path / "c.toml"
-    cfg.write_text(_toml(config))
+    cfg.write_text(toml(config))
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run_cli(["export", kind, str(plan), "--config", str(cfg), "--out",
                       str(tmp_path / "out")])
@@ -147,23 +147,6 @@ def test_a_fixed_checkpoint_dir_is_fine_for_one_job_or_separate_workdirs():
     export_slurm(Plan(two), parse_config(config))  # different folders: no error
 
 
-def _toml(doc: dict, prefix: str = "") -> str:
-    """A TOML writer for the test configs (strings, lists, bools, ints, tables)."""
-    def value(v):
-        if isinstance(v, bool):
-            return str(v).lower()
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(v) if isinstance(v, str) else str(v)
-
-    lines = [f"{json.dumps(k)} = {value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            name = f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k)
-            lines += [f"[{name}]", _toml(v, name)]
-    return "\n".join(lines) + "\n"
-
-
 @pytest.mark.parametrize("kind", ["slurm", "k8s"])
 def test_an_override_for_a_job_not_in_the_plan_is_refused(tmp_path, kind):
     """``[jobs."train "]`` (trailing space) used to be ignored: the job ran the default
@@ -176,7 +159,7 @@ def test_an_override_for_a_job_not_in_the_plan_is_refused(tmp_path, kind):
     plan = tmp_path / "p.json"
     plan.write_text(json.dumps(doc))
     cfg = tmp_path / "c.toml"
-    cfg.write_text(_toml(config))
+    cfg.write_text(toml(config))
     result = run_cli(["export", kind, str(plan), "--config", str(cfg), "--out",
                       str(tmp_path / "out")])
     assert result.exit_code == 2, result.output

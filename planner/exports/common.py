@@ -23,6 +23,9 @@ from planner.plan import Plan
 
 #: Marker file in every export directory: only such a directory may be replaced.
 MARKER = ".greenepoch-export"
+#: What submitting an export adds to it (Slurm's ``submit.sh``): the record of what was
+#: submitted.  A re-export keeps them (and needs ``force``); nothing deletes them.
+SUBMITTED = ("job_ids.tsv", "logs")
 
 
 class ExportError(GreenEpochError):
@@ -154,14 +157,17 @@ def checkpoint_dirs(dirs: Mapping[str, tuple[str, str | None]]) -> None:
 
 
 def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
-               executable: frozenset[str] = frozenset()) -> Path:
+               executable: frozenset[str] = frozenset(), *, force: bool = False) -> Path:
     """Write ``files`` (relative path -> content) as directory ``out_dir``, all or nothing.
 
     Files go to a temp dir beside ``out_dir`` which is renamed into place at the end.
     An existing ``out_dir`` is replaced only when empty or written by an earlier export
-    (it holds :data:`MARKER`); otherwise :class:`ExportError`.
+    (it holds :data:`MARKER`); otherwise :class:`ExportError`.  An earlier export that
+    was submitted (it holds an entry of :data:`SUBMITTED`) is replaced only with
+    ``force``, and those entries are moved into the new directory, never deleted.
     """
     target = Path(out_dir)
+    kept: list[str] = []
     if target.exists():
         if not target.is_dir():
             raise ExportError(f"--out {target}: exists and is not a directory; "
@@ -169,10 +175,22 @@ def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
         if any(target.iterdir()) and not (target / MARKER).exists():
             raise ExportError(f"--out {target}: directory exists, is not empty and was not "
                               "written by 'greenepoch export'; pick a new or empty directory")
+        kept = [n for n in SUBMITTED if os.path.lexists(target / n)]
+        if kept and not force:
+            found = " and ".join(kept)
+            raise ExportError(
+                f"--out {target}: holds {found} of a submitted export, the only record of "
+                f"the jobs it submitted; pick a new directory, or pass --force to replace "
+                f"the scripts and keep {found} (cancel the submitted jobs first if the new "
+                "plan replaces them)")
+    clash = sorted({rel.split("/")[0] for rel in files} & set(SUBMITTED))
+    if clash:
+        raise ExportError(f"export file {clash[0]!r} would replace the submission record")
     parent = target.absolute().parent
     if not parent.is_dir():
         raise ExportError(f"--out {target}: parent directory {parent} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.tmp-", dir=parent))
+    moved: list[str] = []
     try:
         for rel, content in {**files, MARKER: "written by greenepoch export\n"}.items():
             path = tmp / rel
@@ -184,6 +202,9 @@ def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
             if rel in executable:
                 path.chmod(0o755)
         tmp.chmod(0o755)
+        for name in kept:  # the submission record moves into the new export
+            os.rename(target / name, tmp / name)
+            moved.append(name)
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.old-", dir=parent))
@@ -194,9 +215,12 @@ def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
             if old is not None:  # put the earlier export back
                 os.rename(old / "x", target)
             raise
+        moved = []  # in place with the new export
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        for name in moved:  # back into the earlier export, which is in place again
+            os.rename(tmp / name, target / name)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target

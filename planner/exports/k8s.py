@@ -314,6 +314,6 @@ def export_k8s(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
 
 
 def write_k8s(plan: Plan, config: ClusterConfig, out_dir: str | Path, kind: str = "cronjob",
-              now: pd.Timestamp | None = None) -> Path:
+              now: pd.Timestamp | None = None, *, force: bool = False) -> Path:
     files = export_k8s(plan, config, kind, now)
-    return write_tree(files, out_dir, executable=frozenset({RESUME}))
+    return write_tree(files, out_dir, executable=frozenset({RESUME}), force=force)

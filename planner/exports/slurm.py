@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from planner.exports.common import (
+    SUBMITTED,
     ExportError,
     Segment,
     iso,
@@ -39,7 +40,7 @@ from planner.plan import Plan
 
 COMMENT_PREFIX = "greenepoch"
 SUBMIT = "submit.sh"
-JOB_IDS = "job_ids.tsv"
+JOB_IDS, LOGS = SUBMITTED  # "job_ids.tsv", "logs": kept by every re-export
 INDEX = "export.json"
 #: ``--deadline`` is this long after the window end (limits are whole minutes).
 DEADLINE_SLACK_S = 59
@@ -234,8 +235,10 @@ def submit_script(items: list[SlurmSegment], pid: str) -> str:
         'cd "$(dirname "$0")"',
         "export TZ=UTC",
         'SBATCH="${SBATCH:-sbatch}"',
-        "mkdir -p logs",
-        f"printf 'job_index\\tsegment\\tscript\\tslurm_job_id\\tcluster\\n' > {JOB_IDS}",
+        f"mkdir -p {LOGS}",
+        "# appended to: a re-export (--force) keeps the ids of earlier submissions",
+        f"[ -s {JOB_IDS} ] || printf 'job_index\\tsegment\\tscript\\tslurm_job_id\\tcluster\\n'"
+        f" > {JOB_IDS}",
         "submitted=()",
         "submit() {  # submit JOB SEGMENT SCRIPT [sbatch options...]",
         '    local job=$1 segment=$2 script=$3 out id cluster',
@@ -296,16 +299,20 @@ def export_slurm(plan: Plan, config: ClusterConfig,
 
 
 def write_slurm(plan: Plan, config: ClusterConfig, out_dir: str | Path,
-                now: pd.Timestamp | None = None) -> Path:
+                now: pd.Timestamp | None = None, *, force: bool = False) -> Path:
+    """Write the export to ``out_dir``; over a submitted one only with ``force``
+    (:func:`~planner.exports.common.write_tree` keeps its job ids and logs)."""
     files = export_slurm(plan, config, now)
     scripts = frozenset(n for n in files if n.endswith((".sbatch", ".sh")))
-    return write_tree(files, out_dir, executable=scripts)
+    return write_tree(files, out_dir, executable=scripts, force=force)
 
 
 def submit(out_dir: str | Path, env: dict[str, str] | None = None,
            timeout: float = 300) -> list[dict[str, str]]:
-    """Run ``submit.sh`` of an export directory; return the rows of ``job_ids.tsv``."""
+    """Run ``submit.sh`` of an export directory; return the rows it added to
+    ``job_ids.tsv`` (rows of earlier submissions stay in the file)."""
     out = Path(out_dir)
+    before = len(read_job_ids(out)) if (out / JOB_IDS).exists() else 0
     try:
         proc = subprocess.run(["bash", str(out / SUBMIT)], capture_output=True, text=True,
                               env=env, timeout=timeout)
@@ -317,7 +324,7 @@ def submit(out_dir: str | Path, env: dict[str, str] | None = None,
         detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
         raise ExportError(f"submitting failed: {detail[-1] if detail else 'no output'} "
                           f"(job ids submitted so far are in {out / JOB_IDS})")
-    return read_job_ids(out)
+    return read_job_ids(out)[before:]  # this submission's rows
 
 
 def read_job_ids(out_dir: str | Path) -> list[dict[str, str]]:
