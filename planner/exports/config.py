@@ -15,7 +15,7 @@ import pandas as pd
 
 from planner.errors import RequestError
 from planner.exports.common import ExportError, checkpoint_dirs, job_key
-from planner.timeparse import duration
+from planner.timeparse import boolean, count, duration, kind, shown, table, text
 
 #: Slurm partition/account/cluster/qos names: what Slurm itself accepts, nothing that
 #: could break out of an ``#SBATCH`` line.
@@ -128,17 +128,38 @@ def _toml_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else '"' + key.replace('"', '\\"') + '"'
 
 
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
+def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(doc) - allowed)
     if unknown:
         raise ExportError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
                           f"allowed: {', '.join(sorted(allowed))}")
 
 
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ExportError(f"{where}: expected a string, found {value!r}")
-    return value
+def _typed(read: Any, value: Any, where: str, **kw: Any) -> Any:
+    """``read`` (a :mod:`planner.timeparse` reader: one rule for every file GreenEpoch
+    reads) with its error raised as an :class:`ExportError`."""
+    try:
+        return read(value, where, **kw)
+    except RequestError as exc:
+        raise ExportError(str(exc)) from exc
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = _typed(table, value, where)
+    return out
+
+
+def _str(value: Any, where: str, example: str = "'gpu'") -> str:
+    out: str = _typed(text, value, where, example=example)
+    return out
+
+
+def _nonempty(value: Any, where: str, example: str) -> str:
+    out = _str(value, where, example)
+    if not out.strip():
+        raise ExportError(f"{where} = {shown(value)}: must not be empty; write e.g. {example} "
+                          "or leave the key out")
+    return out
 
 
 def _argv(value: Any, where: str) -> tuple[str, ...]:
@@ -150,24 +171,31 @@ def _argv(value: Any, where: str) -> tuple[str, ...]:
         except ValueError as exc:
             raise ExportError(f"{where}: cannot split {value!r} into arguments ({exc}); "
                               "write it as a list of strings") from exc
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            if not isinstance(v, str):
+                raise ExportError(f"{where}[{i}] = {shown(v)}: expected text, found {kind(v)}; "
+                                  "every argument is a string (quote numbers: \"8\")")
         return tuple(value)
-    raise ExportError(f"{where}: expected a list of strings (argv), found {value!r}")
+    raise ExportError(f"{where} = {shown(value)}: expected a list of strings (argv), found "
+                      f"{kind(value)}; write e.g. [\"python\", \"train.py\"]")
 
 
 def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ExportError(f"{where}: expected a positive integer, found {value!r}")
-    return value
+    out: int = _typed(count, value, where, low=1)
+    return out
 
 
 def _seconds(value: Any, where: str) -> int:
-    try:
-        td = duration(value, where)
-    except RequestError as exc:
-        raise ExportError(str(exc)) from exc
+    if isinstance(value, bool):
+        raise ExportError(f"{where} = {shown(value)}: expected a duration, found a boolean; "
+                          "write e.g. '10min'")
+    td = _typed(duration, value, where)
     if td <= pd.Timedelta(0):
-        raise ExportError(f"{where}: duration {value!r} must be positive")
+        raise ExportError(f"{where} = {shown(value)}: must be positive; write e.g. '10min'")
+    if td % pd.Timedelta("1s"):
+        raise ExportError(f"{where} = {shown(value)}: must be whole seconds (signals and "
+                          "grace periods are set in seconds); write e.g. '90s' or '2min'")
     return int(td.total_seconds())
 
 
@@ -175,9 +203,8 @@ _JOB_KEYS = {"command", "resume_args", "checkpoint_dir", "checkpoint_lead",
              "checkpoint_signal", "workdir", "image", "env"}
 
 
-def _job_settings(table: dict[str, Any], base: JobSettings, where: str) -> JobSettings:
-    if not isinstance(table, dict):
-        raise ExportError(f"{where}: expected a table")
+def _job_settings(value: Any, base: JobSettings, where: str) -> JobSettings:
+    table = _table(value, where)
     _check_keys(table, _JOB_KEYS, where)
     kw: dict[str, Any] = {}
     if "command" in table:
@@ -186,26 +213,32 @@ def _job_settings(table: dict[str, Any], base: JobSettings, where: str) -> JobSe
             raise ExportError(f"{where}.command: must not be empty")
     if "resume_args" in table:
         kw["resume_args"] = _argv(table["resume_args"], f"{where}.resume_args")
-    for key in ("checkpoint_dir", "workdir", "image"):
+    for key, example in (("checkpoint_dir", "'checkpoints/{job}'"), ("workdir", "'/home/ml'"),
+                         ("image", "'ghcr.io/org/train:1'")):
         if key in table:
-            kw[key] = _str(table[key], f"{where}.{key}")
+            kw[key] = _nonempty(table[key], f"{where}.{key}", example)
+    if "checkpoint_dir" in kw:
+        other = sorted(set(re.findall(r"\{[^{}]*\}", kw["checkpoint_dir"])) - {"{job}"})
+        if other:
+            raise ExportError(f"{where}.checkpoint_dir = {shown(kw['checkpoint_dir'])}: "
+                              f"unknown placeholder {other[0]}; only {{job}} is replaced "
+                              "(the job's name as a unique file-safe key)")
     if "checkpoint_lead" in table:
         kw["checkpoint_lead_s"] = _seconds(table["checkpoint_lead"], f"{where}.checkpoint_lead")
     if "checkpoint_signal" in table:
-        sig = _str(table["checkpoint_signal"], f"{where}.checkpoint_signal").upper()
-        sig = sig.removeprefix("SIG")
+        given = _str(table["checkpoint_signal"], f"{where}.checkpoint_signal", "'USR1'")
+        sig = given.upper().removeprefix("SIG")
         if sig not in SIGNALS:
-            raise ExportError(f"{where}.checkpoint_signal: {sig!r} is not one of "
-                              f"{', '.join(SIGNALS)}")
+            raise ExportError(f"{where}.checkpoint_signal = {shown(given)}: not one of "
+                              f"{', '.join(SIGNALS)} (SIG prefix and case optional)")
         kw["checkpoint_signal"] = sig
     if "env" in table:
-        env = table["env"]
-        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-            raise ExportError(f"{where}.env: expected a table of strings")
-        for k in env:
+        env = _table(table["env"], f"{where}.env")
+        for k, v in env.items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
                 raise ExportError(f"{where}.env: {k!r} is not a valid environment variable "
                                   "name ([A-Za-z_][A-Za-z0-9_]*)")
+            _str(v, f"{where}.env.{k}", "'offline' (quote numbers and booleans)")
         kw["env"] = tuple(sorted(env.items()))
     return JobSettings(**{**base.__dict__, **kw})
 
@@ -218,7 +251,8 @@ def _slurm_name(value: Any, where: str) -> str:
     return text
 
 
-def _slurm_zone(table: dict[str, Any], where: str) -> SlurmZone:
+def _slurm_zone(value: Any, where: str) -> SlurmZone:
+    table = _table(value, where)
     _check_keys(table, {"partition", "account", "cluster", "qos", "gpus_per_node",
                         "gpu_flag"}, where)
     kw: dict[str, Any] = {}
@@ -229,21 +263,22 @@ def _slurm_zone(table: dict[str, Any], where: str) -> SlurmZone:
         kw["gpus_per_node"] = _positive_int(table["gpus_per_node"], f"{where}.gpus_per_node")
     if "gpu_flag" in table:
         if table["gpu_flag"] not in ("gres", "gpus"):
-            raise ExportError(f"{where}.gpu_flag: expected 'gres' or 'gpus', "
-                              f"found {table['gpu_flag']!r}")
+            raise ExportError(f"{where}.gpu_flag = {shown(table['gpu_flag'])}: expected "
+                              "'gres' or 'gpus'")
         kw["gpu_flag"] = table["gpu_flag"]
     return SlurmZone(**kw)
 
 
 def _k8s_name(value: Any, where: str) -> str:
-    text = _str(value, where)
+    text = _str(value, where, "'training'")
     if len(text) > 63 or not _K8S_NAME.fullmatch(text):
         raise ExportError(f"{where}: {text!r} is not a Kubernetes name "
                           "(lower-case letters, digits and '-', at most 63)")
     return text
 
 
-def _kube_zone(table: dict[str, Any], where: str) -> KubeZone:
+def _kube_zone(value: Any, where: str) -> KubeZone:
+    table = _table(value, where)
     _check_keys(table, {"namespace", "node_affinity", "queue", "cluster_queue",
                         "gpus_per_node", "checkpoint_claim", "priority_class"}, where)
     kw: dict[str, Any] = {}
@@ -253,9 +288,7 @@ def _kube_zone(table: dict[str, Any], where: str) -> KubeZone:
     if "gpus_per_node" in table:
         kw["gpus_per_node"] = _positive_int(table["gpus_per_node"], f"{where}.gpus_per_node")
     if "node_affinity" in table:
-        aff = table["node_affinity"]
-        if not isinstance(aff, dict):
-            raise ExportError(f"{where}.node_affinity: expected a table of label = value(s)")
+        aff = _table(table["node_affinity"], f"{where}.node_affinity")
         terms = []
         for key, values in aff.items():
             vals = [values] if isinstance(values, str) else values
@@ -276,26 +309,21 @@ def parse_config(doc: dict[str, Any], source: str = "(config)") -> ClusterConfig
     _check_keys(doc, {"defaults", "jobs", "zones", "slurm"}, source)
     defaults = _job_settings(doc.get("defaults", {}), JobSettings(), f"{source}: [defaults]")
     jobs = {}
-    jobs_table = doc.get("jobs", {})
-    if not isinstance(jobs_table, dict):
-        raise ExportError(f"{source}: [jobs] must be a table of tables keyed by plan job name")
-    for name, table in jobs_table.items():
-        jobs[name] = _job_settings(table, defaults, f"{source}: [jobs.{_toml_key(name)}]")
+    jobs_table = _table(doc.get("jobs", {}), f"{source}: [jobs]")
+    for name, value in jobs_table.items():
+        jobs[name] = _job_settings(value, defaults, f"{source}: [jobs.{_toml_key(name)}]")
     slurm, kube = {}, {}
-    for zone, table in (doc.get("zones") or {}).items():
+    for zone, value in _table(doc.get("zones", {}), f"{source}: [zones]").items():
         where = f"{source}: [zones.{_toml_key(zone)}]"
-        if not isinstance(table, dict):
-            raise ExportError(f"{where}: expected a table")
-        _check_keys(table, {"slurm", "kubernetes"}, where)
-        if "slurm" in table:
-            slurm[zone] = _slurm_zone(table["slurm"], f"{where[:-1]}.slurm]")
-        if "kubernetes" in table:
-            kube[zone] = _kube_zone(table["kubernetes"], f"{where[:-1]}.kubernetes]")
-    top = doc.get("slurm", {})
+        zone_table = _table(value, where)
+        _check_keys(zone_table, {"slurm", "kubernetes"}, where)
+        if "slurm" in zone_table:
+            slurm[zone] = _slurm_zone(zone_table["slurm"], f"{where[:-1]}.slurm]")
+        if "kubernetes" in zone_table:
+            kube[zone] = _kube_zone(zone_table["kubernetes"], f"{where[:-1]}.kubernetes]")
+    top = _table(doc.get("slurm", {}), f"{source}: [slurm]")
     _check_keys(top, {"federation"}, f"{source}: [slurm]")
-    federation = top.get("federation", False)
-    if not isinstance(federation, bool):
-        raise ExportError(f"{source}: [slurm].federation: expected true or false")
+    federation = _typed(boolean, top.get("federation", False), f"{source}: [slurm].federation")
     return ClusterConfig(defaults, jobs, slurm, kube, federation, source)
 
 
@@ -307,6 +335,9 @@ def load_config(path: str | Path | None) -> ClusterConfig:
         doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ExportError(f"{path}: cannot read the clusters config ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"{path}: the clusters config is not UTF-8 text ({exc.reason} at "
+                          f"byte {exc.start}); save it as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ExportError(f"{path}: not valid TOML ({exc})") from exc
     return parse_config(doc, str(path))
