@@ -75,7 +75,7 @@ def solve_problem(problem: PlanningProblem, policy: Policy,
                              mip_gap=policy.mip_gap)
     if solution.status.has_solution:
         schedule = extract(model)
-        return Outcome(schedule, rescored(solution, objective(problem, schedule), policy.mip_gap),
+        return Outcome(schedule, rescored(solution, objective(problem, schedule)),
                        "milp", build_seconds)
     if solution.status is SolveStatus.INFEASIBLE:
         raise InfeasibleError(explain(problem))
@@ -114,23 +114,29 @@ def count_keys(problem: PlanningProblem) -> int:
     return sum(int(problem.allowed(job, z).sum()) for job in problem.jobs for z in job.zones)
 
 
-def rescored(solution: Solution, value: float, mip_gap: float) -> Solution:
+def rescored(solution: Solution, value: float) -> Solution:
     """``solution`` with the objective of the plan actually returned: extraction trims
     work and restarts a time-limited incumbent held beyond its need, so the plan can
-    cost less than the solver's incumbent (its gap is then smaller)."""
+    cost less than the solver's incumbent (its gap is then smaller).  The status stays
+    the solver's own: a proven optimum is re-read within the solver's tolerances (the
+    plan can read 1e-6 above the bound HiGHS stopped at), a time-limited incumbent
+    stays ``feasible`` however small its gap."""
     from solvers.backends import _gap
 
-    status = solution.status
-    if solution.bound is not None and status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-        status = _status(value, solution.bound, mip_gap)
-    return dataclasses.replace(solution, status=status, objective=value,
-                               gap=_gap(value, solution.bound), incumbent=solution.objective)
+    return dataclasses.replace(solution, objective=value, gap=_gap(value, solution.bound),
+                               incumbent=solution.objective)
 
 
-def _status(objective: float, bound: float | None, mip_gap: float) -> SolveStatus:
-    if bound is not None and objective - bound <= mip_gap * max(abs(objective), 1e-9) + 1e-9:
-        return SolveStatus.OPTIMAL
-    return SolveStatus.FEASIBLE
+MIP_ABS_GAP = 1e-6  # HiGHS's default mip_abs_gap: it stops when plan - bound is below
+
+
+def proved_within_gap(objective: float | None, bound: float | None, mip_gap: float) -> bool:
+    """True when ``bound`` proves ``objective`` within ``mip_gap`` by HiGHS's own stopping
+    rule (relative gap, or absolute gap ``MIP_ABS_GAP``).  Only for plans no solver
+    judged (the decomposition's): a solver's plan takes the solver's status."""
+    if objective is None or bound is None:
+        return False
+    return objective - bound <= max(mip_gap * abs(objective), MIP_ABS_GAP)
 
 
 def solve_fast(problem: PlanningProblem, policy: Policy,
@@ -176,8 +182,8 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
         sorted({label.split(" ")[0] for _, label, _, _ in decomposed.events}))
     schedule, value, bound = decomposed.schedule, decomposed.objective, decomposed.bound
     left = deadline - time.perf_counter()
-    if share < 1.0 and left > 0.5 and not (
-            value is not None and _status(value, bound, policy.mip_gap) is SolveStatus.OPTIMAL):
+    proved = proved_within_gap(value, bound, policy.mip_gap)  # by the decomposition's bound
+    if share < 1.0 and left > 0.5 and not proved:
         t0 = time.perf_counter()
         fm = fastbuild.build(problem)
         lp = fm.to_highs_lp()
@@ -198,6 +204,8 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
         if values is not None and solution.objective is not None and (
                 value is None or solution.objective < value - 1e-7):
             schedule, value = fastbuild.schedule_from(fm, values), solution.objective
+        # HiGHS's proof covers the plan returned: it is no dearer than HiGHS's incumbent
+        proved = proved or solution.status is SolveStatus.OPTIMAL
         method = "lns+milp"
         message += f"; full MILP: {solution.message}"
     seconds = time.perf_counter() - began
@@ -206,7 +214,8 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
             f"no plan found within {policy.time_limit} by the decomposition or the MILP; "
             "raise policy.time_limit or relax the request")
     value = objective(problem, schedule)  # the returned plan's (trimmed) value
-    return Outcome(schedule, Solution("highs", _status(value, bound, policy.mip_gap), value,
+    status = SolveStatus.OPTIMAL if proved else SolveStatus.FEASIBLE
+    return Outcome(schedule, Solution("highs", status, value,
                                       bound, _gap(value, bound), seconds, message),
                    method, build_seconds)
 
