@@ -59,3 +59,15 @@ def test_unknown_schema_version_exit_2(tmp_path):
     assert result.exit_code == 2
     assert "schema_version '9.9' is not supported" in result.stderr
     assert not out.exists()
+
+
+def test_out_over_the_plan_itself_is_refused(tmp_path):
+    plan = _plan(tmp_path)
+    before = plan.read_bytes()
+    for fmt in ("json", "csv"):
+        result = run_cli(["export", fmt, str(plan), "--out", str(tmp_path / "." / "plan.json")])
+        assert result.exit_code == 2, result.output
+        assert "is the plan file itself" in result.stderr
+        assert result.stderr.count("\n") == 1
+    assert plan.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]

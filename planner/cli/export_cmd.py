@@ -4,12 +4,13 @@ write its segment table (JSON, CSV).  Contracts: docs/exports.md."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from planner.exports import k8s as k8s_export
 from planner.exports import slurm as slurm_export
-from planner.exports.common import write_file
+from planner.exports.common import ExportError, write_file
 from planner.exports.config import load_config
 from planner.exports.generic import to_csv, to_json
 from planner.plan import Plan
@@ -127,6 +128,9 @@ def _table_command(name: str, render: object, help_text: str) -> click.Command:
     @click.option("--out", "out_file", type=click.Path(path_type=str), default=None,
                   help="File to write (default: standard output).")
     def command(plan_file: str, out_file: str | None) -> None:
+        if out_file is not None and Path(out_file).resolve() == Path(plan_file).resolve():
+            raise ExportError(f"--out {out_file}: is the plan file itself, which the table "
+                              "would replace; give another file name")
         plan = Plan.from_json(plan_file)
         text = render(plan)  # type: ignore[operator]
         if out_file is None:
