@@ -21,7 +21,7 @@ import pytest
 from export_fixtures import hostile, now_floor, plan_doc, run_cli, segment
 from slurm_cluster import PARTITION, LocalSlurm, slurm_cluster  # noqa: F401 (fixture)
 
-from planner.exports.common import ExportError
+from planner.exports.common import ExportError, job_key
 from planner.exports.config import parse_config
 from planner.exports.slurm import export_slurm, gpu_request, parse_comment
 from planner.exports.slurm_status import compare
@@ -465,7 +465,7 @@ def test_segments_checkpoint_on_signal_and_resume_after_requeue(slurm_cluster, t
                               "the checkpoint signal in Z1")
         assert signalled["restart"] == "0"
         assert any(p.name == "step-0-signal"
-                   for p in (workdir / "ckpt" / "sig").iterdir())
+                   for p in (workdir / "ckpt" / job_key("sig")).iterdir())
         assert slurm_cluster.wait_state(sig_id, {"COMPLETED"}, 15) == "COMPLETED"
         assert not canary.exists()
         assert not list(out.glob("PWNED*")) and not list(workdir.glob("*touch*"))
