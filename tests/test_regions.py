@@ -19,6 +19,8 @@ REQUIRED_ZONES = [
     "KR", "NO", "SG", "US-CAL-CISO", "US-MIDA-PJM", "US-NY-NYIS", "US-TEX-ERCO", "ZA",
 ]
 SUMMARY_KEYS = ["id", "name", "country", "timezone", "lat", "lon", "aws", "gcp", "azure"]
+# `greenepoch regions` adds where each zone has data (embedded climatology, real exports)
+COMMAND_KEYS = [*SUMMARY_KEYS, "data"]
 
 
 # --- shipped catalog ----------------------------------------------------------------
@@ -304,9 +306,9 @@ def test_regions_command_table() -> None:
     result = CliRunner().invoke(regions, [])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == SUMMARY_KEYS
+    assert lines[0].split() == COMMAND_KEYS
     assert any(line.startswith("DE ") and "eu-central-1" in line for line in lines)
-    assert f"{len(load_catalog())} zone(s)." in result.output
+    assert f"{len(load_catalog())} zone(s): " in result.output
 
 
 def test_regions_command_json_with_cloud_filter() -> None:
@@ -314,7 +316,7 @@ def test_regions_command_json_with_cloud_filter() -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert rows
-    assert all(list(row) == SUMMARY_KEYS for row in rows)
+    assert all(list(row) == COMMAND_KEYS for row in rows)
     assert all(row["gcp"] for row in rows)
     assert "FI" in {row["id"] for row in rows}
     assert "NO" not in {row["id"] for row in rows}  # no GCP region in Norway
@@ -331,7 +333,7 @@ def test_main_cli_regions() -> None:
 
     result = CliRunner().invoke(cli, ["regions"])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0].split() == SUMMARY_KEYS
+    assert result.output.splitlines()[0].split() == COMMAND_KEYS
     assert "US-MIDA-PJM" in result.output
 
 
@@ -343,7 +345,7 @@ def test_main_cli_regions_json() -> None:
     rows = json.loads(result.output)
     assert [row["id"] for row in rows] == list(load_catalog())
     for row in rows:
-        assert list(row) == SUMMARY_KEYS
+        assert list(row) == COMMAND_KEYS
         assert isinstance(row["lat"], float) and isinstance(row["lon"], float)
         assert all(isinstance(row[c], list) for c in CLOUDS)
     de = next(row for row in rows if row["id"] == "DE")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 import pandas as pd
 
-from planner.cli.options import json_option, signal_option
+from planner.cli.options import allow_implausible_option, json_option, signal_option
 from planner.cli.table import render
-from planner.intensity.readers import read_any, read_electricitymaps
+from planner.intensity.readers import named_zones, read_any, read_electricitymaps
 from planner.intensity.summary import summarize
 
 
@@ -24,16 +25,21 @@ def data() -> None:
 @signal_option
 @click.option("--allow-gaps", is_flag=True,
               help="Interpolate gaps longer than 3 h instead of failing.")
+@allow_implausible_option
 @json_option
 def check(paths: tuple[str, ...], signal: str, allow_gaps: bool, as_json: bool) -> None:
     """Validate export files or folders and print a per-zone summary.
 
     Each PATH is an Electricity Maps export, a folder of them (or holding
     'electricitymaps/'), or a long-format CSV with columns time,zone,value.
+    Only regular files are read: a FIFO or folder named *.csv is named and skipped.
     """
     frames = []
     for path in paths:
-        table = summarize(read_any(path, signal=signal, allow_gaps=allow_gaps))
+        loaded = read_any(path, signal=signal, allow_gaps=allow_gaps)
+        for why in loaded.skipped:
+            click.echo(f"greenepoch: skipped {why}", err=True)
+        table = summarize(loaded)
         table.insert(0, "path", path)
         frames.append(table)
     result = pd.concat(frames, ignore_index=True)
@@ -53,16 +59,35 @@ def check(paths: tuple[str, ...], signal: str, allow_gaps: bool, as_json: bool) 
 @click.option("--out", "out", default=".", show_default=True, type=click.Path(path_type=str),
               help="Folder to write climatology_{signal}.json into (the shipped files live "
                    "in the repository's data/ folder).")
-def calibrate(data_dir: str, signals: tuple[str, ...], out: str) -> None:
-    """Fit the per-zone climatology the embedded synthetic default is generated from."""
+@click.option("--quiet", is_flag=True, help="No progress bar on stderr.")
+@allow_implausible_option
+def calibrate(data_dir: str, signals: tuple[str, ...], out: str, quiet: bool) -> None:
+    """Fit the per-zone climatology the embedded synthetic default is generated from.
+
+    A progress bar on stderr counts the files read, then the zones fitted.
+    """
+    from tqdm import tqdm
+
+    from planner.atomic import write_together
     from planner.intensity.climatology import calibrate as fit
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    for signal in signals or ("direct", "lca"):
-        click.echo(f"calibrating {signal} from {data_dir} ...", err=True)
-        loaded = read_electricitymaps(data_dir, signal=signal)
+    written: dict[str | Path, str | bytes] = {}
+    notes = []
+    for signal in dict.fromkeys(signals or ("direct", "lca")):
+        files = len(named_zones(data_dir))
+        with tqdm(total=files, desc=f"calibrate {signal}: read", unit="file", leave=False,
+                  disable=quiet, file=sys.stderr) as bar:
+            loaded = read_electricitymaps(data_dir, signal=signal,
+                                          progress=lambda _name: bar.update())
+        with tqdm(total=len(loaded.zones), desc=f"calibrate {signal}: fit", unit="zone",
+                  leave=False, disable=quiet, file=sys.stderr) as bar:
+            climatology = fit(loaded, progress=lambda _zone: bar.update())
         target = folder / f"climatology_{signal}.json"
-        fit(loaded).to_json(target)
-        click.echo(f"wrote {target}: {len(loaded.zones)} zones, "
-                   f"{loaded.values.index[0].year}-{loaded.values.index[-1].year}")
+        written[target] = climatology.json_text()
+        notes.append(f"wrote {target}: {len(loaded.zones)} zones, "
+                     f"{loaded.values.index[0].year}-{loaded.values.index[-1].year}")
+    write_together(written)  # both signals or neither
+    for note in notes:
+        click.echo(note)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from planner.errors import GreenEpochError
+from planner.intensity.readers import ALLOW_IMPLAUSIBLE_ENV
 
-data_option = click.option(
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+data_folder_option = click.option(
     "--data",
     "data_dir",
     type=click.Path(path_type=str),
@@ -19,6 +24,44 @@ data_option = click.option(
     help="Folder of Electricity Maps exports (or a folder holding 'electricitymaps/'). "
     "Defaults to $GREENEPOCH_DATA; without either, the embedded synthetic default is used.",
 )
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the command's run (worker processes inherit it)."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _allow_implausible(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.with_resource(_env(ALLOW_IMPLAUSIBLE_ENV, "1"))
+    return value
+
+
+allow_implausible_option = click.option(
+    "--allow-implausible",
+    is_flag=True,
+    expose_value=False,
+    callback=_allow_implausible,
+    help="Accept intensity series that look like the wrong unit (all zeros, or every value "
+    "under 5 gCO2eq/kWh in a zone that is not hydro/nuclear-only). Same as "
+    f"${ALLOW_IMPLAUSIBLE_ENV}=1.",
+)
+
+
+def data_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--data`` and ``--allow-implausible``: every command that reads real data has both."""
+    return data_folder_option(allow_implausible_option(command))
+
+
 signal_option = click.option(
     "--signal",
     type=click.Choice(["direct", "lca"]),
@@ -29,7 +72,7 @@ signal_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
-def zones_option(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def zones_option(**kwargs: Any) -> Decorator:
     return click.option(
         "--zones",
         default=None,

@@ -34,7 +34,7 @@ import functools
 import importlib.resources
 import json
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -349,8 +349,14 @@ class Climatology:
                             index=z.columns, columns=lags)
 
     def to_json(self, path: str | Path) -> None:
-        """Write the climatology as compact JSON, one line per zone."""
-        Path(path).write_text(_dumps(_to_dict(self)), encoding="utf-8")
+        """Write the climatology as compact JSON, one line per zone (atomically)."""
+        from planner.atomic import write_atomic
+
+        write_atomic(path, self.json_text())
+
+    def json_text(self) -> str:
+        """The text :meth:`to_json` writes."""
+        return _dumps(_to_dict(self))
 
     @classmethod
     def from_json(cls, path: str | Path) -> Climatology:
@@ -366,24 +372,28 @@ class Climatology:
 # ---------------------------------------------------------------- calibration
 
 
-def calibrate(data: IntensityData) -> Climatology:
+def calibrate(data: IntensityData,
+              progress: Callable[[str], None] | None = None) -> Climatology:
     """Calibrate a climatology per zone on the whole calendar years (UTC) in ``data``.
 
     Parameters
     ----------
     data : IntensityData
         Hourly or 15-minute intensities; 15-minute data is averaged to hours.
+    progress : callable, optional
+        Called with each zone id once that zone is fitted.
     """
     hourly = data if data.step == SLOTS["1h"] else resample(data, "1h")
     whole = _whole_years(pd.DatetimeIndex(hourly.values.index))
     values = hourly.values[whole]
     share = hourly.estimated[whole].mean()
     cal = _calendar(pd.DatetimeIndex(values.index))
-    zones = {
-        z: _calibrate_zone(values[z].to_numpy(dtype=float), cal, float(share[z]),
-                           _describe_files(hourly.files, z))
-        for z in hourly.zones
-    }
+    zones = {}
+    for z in hourly.zones:
+        zones[z] = _calibrate_zone(values[z].to_numpy(dtype=float), cal, float(share[z]),
+                                   _describe_files(hourly.files, z))
+        if progress is not None:
+            progress(z)
     years = tuple(sorted({int(y) for y in np.unique(cal.year)}))
     return Climatology(zones, hourly.signal, years)
 

@@ -42,6 +42,9 @@ class IntensityData:
         ``direct`` (operational) or ``lca`` (life-cycle) emission factors.
     files : tuple of str
         The files the data was read from (empty for synthetic data).
+    skipped : tuple of str
+        Paths named ``*.csv`` that were not read because they are not regular files
+        (a FIFO, a folder, a broken link), each with the reason.
     """
 
     values: pd.DataFrame
@@ -50,6 +53,7 @@ class IntensityData:
     source: str = "real"
     signal: str = "direct"
     files: tuple[str, ...] = field(default=())
+    skipped: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         idx = self.values.index
@@ -114,6 +118,7 @@ class IntensityData:
             self.source,
             self.signal,
             self.files,
+            self.skipped,
         )
 
     def estimated_share(self) -> pd.Series:

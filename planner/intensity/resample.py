@@ -43,4 +43,5 @@ def resample(data: IntensityData, slot: str) -> IntensityData:
         estimated = data.estimated.reindex(index, method="ffill").astype(bool)
         filled = data.filled.reindex(index, method="ffill").astype(bool)
     values.index.name = "time"
-    return IntensityData(values, estimated, filled, data.source, data.signal, data.files)
+    return IntensityData(values, estimated, filled, data.source, data.signal, data.files,
+                         data.skipped)

@@ -17,6 +17,14 @@ from planner.errors import DataError
 from planner.intensity.frame import MAX_INTENSITY, SLOTS
 
 MAX_FILLED_GAP = pd.Timedelta("3h")
+PLAUSIBLE_MAX_BELOW = 5.0  # gCO2eq/kWh: a whole series under this is suspect, see below
+# Grids that are (nearly) all hydro and/or nuclear, where a whole series under
+# PLAUSIBLE_MAX_BELOW can be real: Iceland, Norway and its bidding zones, northern
+# Sweden, Quebec, Manitoba, British Columbia, Paraguay.
+HYDRO_NUCLEAR_ZONES = frozenset({
+    "IS", "NO", "NO-NO1", "NO-NO2", "NO-NO3", "NO-NO4", "NO-NO5", "SE", "SE-SE1", "SE-SE2",
+    "CA-QC", "CA-MB", "CA-BC", "PY",
+})
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 
 
@@ -26,7 +34,9 @@ class RawRows:
 
     ``times`` and ``values`` are the cell texts; ``files`` and ``lines`` say where
     each row came from.  ``times_are_utc`` is True when the column header already
-    declares UTC (Electricity Maps' ``Datetime (UTC)``), so naive text is accepted.
+    declares UTC (Electricity Maps' ``Datetime (UTC)``), so naive text is accepted;
+    per row when the rows come from files of both formats.  ``scale`` is gCO2eq/kWh
+    per unit of each row's value (from its column's header; None: already g/kWh).
     """
 
     zone: str
@@ -35,7 +45,8 @@ class RawRows:
     estimated: np.ndarray
     files: np.ndarray
     lines: np.ndarray
-    times_are_utc: bool
+    times_are_utc: bool | np.ndarray
+    scale: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,9 @@ def _where(rows: RawRows, i: int) -> str:
 def parse_times(rows: RawRows) -> pd.DatetimeIndex:
     """Parse timestamps to UTC; reject unparseable text and (where required) naive times."""
     text = pd.Series(rows.times, dtype="object").fillna("").astype(str).str.strip()
-    if not rows.times_are_utc:
-        naive = ~text.str.contains(_OFFSET) & (text != "")
+    declared = np.broadcast_to(np.asarray(rows.times_are_utc, dtype=bool), (len(text),))
+    if not declared.all():
+        naive = ~text.str.contains(_OFFSET) & (text != "") & ~declared
         if naive.any():
             i = int(np.flatnonzero(naive.to_numpy())[0])
             raise DataError(
@@ -87,6 +99,8 @@ def parse_values(rows: RawRows) -> np.ndarray:
             f"{_where(rows, i)}: intensity '{rows.values[i]}' is not a number. "
             "Fix or remove the row (an empty cell counts as a gap)"
         )
+    if rows.scale is not None:
+        numbers = numbers * rows.scale
     negative = numbers < 0
     if negative.any():
         i = int(np.flatnonzero(negative)[0])
@@ -97,8 +111,10 @@ def parse_values(rows: RawRows) -> np.ndarray:
     absurd = numbers > MAX_INTENSITY
     if absurd.any():
         i = int(np.flatnonzero(absurd)[0])
+        read = ("" if rows.scale is None or rows.scale[i] == 1
+                else f" ({rows.values[i]} in the column's unit x {rows.scale[i]:g})")
         raise DataError(
-            f"{_where(rows, i)}: intensity {numbers[i]:g} gCO2eq/kWh is above "
+            f"{_where(rows, i)}: intensity {numbers[i]:g} gCO2eq/kWh{read} is above "
             f"{MAX_INTENSITY:,.0f}, which no grid reaches. Check the unit (g/kWh expected) "
             "or fix the value"
         )
@@ -198,6 +214,35 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def _hours(delta: pd.Timedelta) -> str:
     return f"{delta / pd.Timedelta('1h'):g} h"
+
+
+def check_plausible(rows: RawRows, series: CleanSeries, column: str, allow: bool) -> None:
+    """Refuse a series that looks like the wrong unit, unless ``allow``.
+
+    Suspect: every value 0, or every value under ``PLAUSIBLE_MAX_BELOW`` gCO2eq/kWh in
+    a zone outside ``HYDRO_NUCLEAR_ZONES`` (kgCO2eq/kWh read as g/kWh gives 0.05-1).
+    """
+    if allow:
+        return
+    values = series.values.to_numpy(dtype=float)
+    files = ", ".join(dict.fromkeys(str(f) for f in rows.files))
+    unsure = "if the values are right, pass --allow-implausible (or set " \
+             "GREENEPOCH_ALLOW_IMPLAUSIBLE=1)"
+    if (values == 0).all():
+        raise DataError(
+            f"{files}: zone {rows.zone}: every value in {column!r} is 0, which no grid "
+            "sustains: the column looks empty or in the wrong unit. Export it again; "
+            f"{unsure}"
+        )
+    top = float(values.max())
+    if top < PLAUSIBLE_MAX_BELOW and rows.zone not in HYDRO_NUCLEAR_ZONES:
+        raise DataError(
+            f"{files}: zone {rows.zone}: every value in {column!r} is under "
+            f"{PLAUSIBLE_MAX_BELOW:g} gCO2eq/kWh (max {top:g}), implausible for a grid that "
+            "is not hydro/nuclear-only: it looks like kgCO2eq/kWh under a g/kWh header. "
+            f"Fix the unit in the header (e.g. 'Carbon Intensity kgCO₂eq/kWh (direct)'); "
+            f"{unsure}"
+        )
 
 
 def clean(rows: RawRows, allow_gaps: bool = False) -> CleanSeries:
