@@ -236,4 +236,4 @@ def test_base_request_file_errors_name_the_file(tmp_path: Path) -> None:
                     encoding="utf-8")
     with pytest.raises(RequestError) as err:
         load_spec(spec)
-    assert str(err.value).startswith(str(tmp_path / "plan.toml") + ": jobs[0] ('ft').gpus = 8.5")
+    assert str(err.value).startswith(f"{spec}: {tmp_path / 'plan.toml'}: jobs[0] ('ft').gpus = 8.5")

@@ -37,7 +37,7 @@ def status(plan_file: str, config_file: str | None, squeue_file: str | None,
     if squeue_file:
         try:
             text = Path(squeue_file).read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:  # binary junk is bad input too
             raise ExportError(f"{squeue_file}: cannot read ({exc})") from exc
         jobs = parse_squeue(text)
     else:

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from planner.errors import RequestError
-from planner.model import DEFAULT_GPU_POWER_KW
+from planner.model import DEFAULT_GPU_POWER_KW, MAX_GPU_POWER_KW
 from planner.timeparse import duration, hours, utc
 
 
@@ -86,6 +86,13 @@ class ReplayJob:
             raise RequestError(f"{where}: checkpoint_overhead_h must be 0 or more")
         if not self.gpu_power_kw > 0:
             raise RequestError(f"{where}: gpu_power_kw = {self.gpu_power_kw} must be positive")
+        if self.gpu_power_kw > MAX_GPU_POWER_KW:
+            raise RequestError(
+                f"{where}: gpu_power_kw = {self.gpu_power_kw} kW per GPU is above the plausible "
+                f"{MAX_GPU_POWER_KW:g} kW; the value is in kW per GPU, host share included (a "
+                "GPU's watts, e.g. 700 W, are 0.7 kW)")
+        if not (math.isfinite(self.duration_h) and math.isfinite(self.checkpoint_overhead_h)):
+            raise RequestError(f"{where}: duration_h and checkpoint_overhead_h must be finite")
         need = pd.Timedelta(hours=self.duration_h + self.checkpoint_overhead_h)
         if self.deadline < self.submit + need:
             raise RequestError(
@@ -119,12 +126,50 @@ def _truthy(value: object, where: str) -> bool:
     raise RequestError(f"{where}: interruptible = {value!r}; write true or false")
 
 
+def _cell_number(cell: str, where: str) -> float:
+    """A finite number from a CSV cell (``inf``, ``nan`` and text refused)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        raise RequestError(f"{where} = {cell!r}: expected a number") from None
+    if not math.isfinite(value):
+        raise RequestError(f"{where} = {cell!r}: expected a finite number")
+    return value
+
+
+def _cell_count(cell: str, where: str) -> int:
+    """A whole number from a CSV cell (``8``, or ``8.0``; ``8.5`` refused), bounded."""
+    from planner.timeparse import MAX_COUNT
+
+    text = cell.strip()
+    try:
+        value = int(text) if text.lstrip("+-").isdigit() else _cell_number(text, where)
+    except RequestError:
+        raise RequestError(f"{where} = {cell!r}: expected a whole number") from None
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise RequestError(f"{where} = {cell!r}: expected a whole number")
+        value = int(value)
+    if not 1 <= value <= MAX_COUNT:
+        raise RequestError(f"{where} = {cell!r}: must be a whole number from 1 to {MAX_COUNT}")
+    return value
+
+
 def read_jobs_csv(path: str | Path) -> tuple[ReplayJob, ...]:
     """Read jobs from a CSV with the columns in the module doc."""
     file = Path(path)
     if not file.is_file():
         raise RequestError(f"jobs file {file} not found; give a CSV of jobs or use --generate")
-    frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"{file}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                           "save the jobs CSV as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise RequestError(f"{file}: empty; give a CSV with the header "
+                           f"{','.join(CSV_REQUIRED)},deadline and one row per job") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise RequestError(f"{file}: not a readable CSV ({str(exc).strip()})") from None
     missing = [c for c in CSV_REQUIRED if c not in frame.columns]
     if missing or not ({"deadline", "slack_h"} & set(frame.columns)):
         need = [*list(CSV_REQUIRED), "deadline or slack_h"]
@@ -137,19 +182,22 @@ def read_jobs_csv(path: str | Path) -> tuple[ReplayJob, ...]:
     for i, row in enumerate(frame.to_dict("records"), start=2):
         where = f"{file}: row {i}"
         try:
-            submit = utc(row["submit"], f"{where}: submit")
-            dur = float(row["duration_h"])
-            gpus = int(row["gpus"])
+            submit = utc(row["submit"], "submit")
+            dur = _cell_number(row["duration_h"], "duration_h")
+            gpus = _cell_count(row["gpus"], "gpus")
             if str(row.get("deadline", "")).strip():
-                deadline = utc(row["deadline"], f"{where}: deadline")
+                deadline = utc(row["deadline"], "deadline")
             else:
-                deadline = submit + pd.Timedelta(hours=dur + float(row["slack_h"]))
+                slack = _cell_number(row["slack_h"], "slack_h")
+                deadline = submit + pd.Timedelta(hours=dur + slack)
             jobs.append(ReplayJob(
                 name=row["name"].strip(), zone=zone_id(row["zone"].strip()), submit=submit,
                 gpus=gpus, duration_h=dur, deadline=deadline,
                 interruptible=_truthy(row.get("interruptible") or "true", where),
-                checkpoint_overhead_h=float(row.get("checkpoint_overhead_h") or 0.0),
-                gpu_power_kw=float(row.get("gpu_power_kw") or DEFAULT_GPU_POWER_KW),
+                checkpoint_overhead_h=_cell_number(row.get("checkpoint_overhead_h") or "0",
+                                                   "checkpoint_overhead_h"),
+                gpu_power_kw=_cell_number(row.get("gpu_power_kw") or str(DEFAULT_GPU_POWER_KW),
+                                          "gpu_power_kw"),
             ))
         except ValueError as exc:
             raise RequestError(f"{where}: {exc}; fix the cell") from None

@@ -246,7 +246,8 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
     if not ranked.empty:
         report.heading("Best zone and season")
         report.figure(figures.ranked_bars(ranked), "mean emissions per zone set and season "
-                      "(means over the same scenarios in every bar)")
+                      "(means over the same scenarios in every bar of a forecast mode; "
+                      "modes never averaged together)")
         report.table(ranked, "best zone and season", VIEW_COUNTS)
         report.note(paired_note(ranked, PAIRED["best zone and season"]))
     curve = threshold_curve(frame)
@@ -254,8 +255,9 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
         report.heading("Carbon threshold trade-off")
         report.figure(figures.tradeoff(curve, "delay_mean_h", "emissions_kg", "threshold",
                                        "completion delay, mean (h)", "emissions (kg CO2eq)",
-                                       "threshold: emissions vs delay"),
-                      "each point a threshold in gCO2eq/kWh (none: no threshold)")
+                                       "threshold: emissions vs delay", "kg"),
+                      "each point a threshold in gCO2eq/kWh (none: no threshold), one line "
+                      "per forecast mode; axes start at zero")
         report.table(curve, "carbon threshold trade-off", VIEW_COUNTS)
         report.note(paired_note(curve, PAIRED["carbon threshold trade-off"]))
     slack = slack_returns(frame)
@@ -264,7 +266,8 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
         report.figure(figures.tradeoff(slack, "slack_h", "savings_pct", "slack_h",
                                        "deadline slack (h)", "savings vs run-now (%)",
                                        "savings by slack"),
-                      "mean savings per deadline slack")
+                      "mean savings per deadline slack, one line per forecast mode; axes "
+                      "start at zero")
         report.table(slack, "diminishing returns of slack", VIEW_COUNTS)
         report.note(paired_note(slack, PAIRED["diminishing returns of slack"]))
     front = pareto_front(frame)
@@ -272,9 +275,10 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
         used = [c for c in PARETO_OBJECTIVES if c in front]
         report.heading("Carbon-time-cost Pareto front")
         report.figure(figures.pareto(ok, front, used),
-                      f"{len(front)} of {len(ok)} scenarios are not beaten on "
-                      f"{', '.join(used)}")
-        report.table(front.reset_index(drop=True), "Pareto front")
+                      f"{len(front)} distinct points ({int(front['ties'].sum())} of {len(ok)} "
+                      f"scenarios, exact ties collapsed) are not beaten on "
+                      f"{', '.join(used)} within their forecast mode")
+        report.table(front.reset_index(drop=True), "Pareto front", VIEW_COUNTS)
 
     zones = sorted({z for label in ok["zones"] for z in str(label).split("+")})
     year = pd.Timestamp(best["start"]).year
@@ -299,11 +303,68 @@ def build_report(path: str | Path, *, data: str | None = None) -> Report:
                               "--out) or a what-if results file (greenepoch whatif --out)")
     if is_result_file(file):
         header, rows = read_results(file)
-        return result_report(header, rows, data=data)
+        try:
+            return result_report(header, rows, data=data)
+        except DataError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"a row misses {exc}" if isinstance(exc, KeyError) else \
+                f"a value has the wrong type: {exc}"
+            raise GreenEpochError(f"{file}: not a readable what-if results file ({what}); "
+                                  "write results with 'greenepoch whatif SPEC --out FILE'") \
+                from None
+    doc = Plan.from_json(file).doc
     try:
-        return plan_report(Plan.from_json(file).doc, data=data)
+        _check_plan_doc(doc)
+        return plan_report(doc, data=data)
     except DataError:
         raise
-    except (KeyError, TypeError) as exc:
+    except GreenEpochError as exc:
+        raise GreenEpochError(f"{file}: not a plan document ({exc}); give a plan JSON or a "
+                              "what-if results file") from None
+    except KeyError as exc:
         raise GreenEpochError(f"{file}: not a plan document (missing {exc}); give a plan "
                               "JSON or a what-if results file") from None
+    except (TypeError, ValueError, AttributeError) as exc:  # a backstop: checked above
+        raise GreenEpochError(f"{file}: not a plan document (a value has the wrong type: "
+                              f"{exc}); give a plan JSON or a what-if results file") from None
+
+
+def _check_plan_doc(doc: dict[str, Any]) -> None:
+    """The types of the plan fields :func:`plan_report` reads beyond the jobs' segments
+    (which :meth:`Plan.from_json` checks); a wrong one is a GreenEpochError naming it."""
+    from planner.timeparse import count, number, table, text, utc
+
+    for key in ("start", "zones", "intensity", "solver"):
+        if key not in doc:
+            raise GreenEpochError(f"missing '{key}'")
+    utc(text(doc["start"], "start", "'2023-06-01T00:00:00Z'"), "start")
+    zones = doc["zones"]
+    if not isinstance(zones, list):
+        raise GreenEpochError(f"zones = {zones!r:.60}: expected a list of zone ids")
+    for i, zone in enumerate(zones):
+        text(zone, f"zones[{i}]")
+    intensity = table(doc["intensity"], "intensity")
+    solver = table(doc["solver"], "solver")
+    for where, part, keys in (("intensity", intensity, ("signal", "source", "mode")),
+                              ("solver", solver, ("name", "status"))):
+        for key in keys:
+            if key not in part:
+                raise GreenEpochError(f"{where}: missing '{key}'")
+            text(part[key], f"{where}.{key}")
+    if intensity.get("model") is not None:
+        text(intensity["model"], "intensity.model")
+    for i, job in enumerate(doc["jobs"]):
+        for key in ("summary", "baselines"):
+            if key not in job:
+                raise GreenEpochError(f"jobs[{i}]: missing '{key}'")
+        summary = table(job["summary"], f"jobs[{i}].summary")
+        table(job["baselines"], f"jobs[{i}].baselines")
+        for key in ("emissions_kg", "energy_kwh"):
+            if summary.get(key) is not None:
+                number(summary[key], f"jobs[{i}].summary.{key}")
+        for key in ("interruptions", "migrations"):
+            if summary.get(key) is not None:
+                count(summary[key], f"jobs[{i}].summary.{key}")
+        if job.get("savings_pct") is not None:
+            number(job["savings_pct"], f"jobs[{i}].savings_pct")

@@ -315,6 +315,8 @@ def load_spec(path: str | Path) -> Spec:
     doc = read_toml(file, "spec")
     try:
         return parse_spec(doc, file.parent)
+    except RequestError as exc:  # name the spec (a base request file's errors name it too)
+        raise RequestError(f"{file}: {exc}") from None
     except (TypeError, ValueError, OverflowError) as exc:  # a backstop: fields are typed
         raise RequestError(f"{file}: a value has the wrong type ({exc})") from exc
 
