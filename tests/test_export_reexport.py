@@ -121,3 +121,21 @@ def test_a_failed_replacement_puts_the_record_back(tmp_path):
         write_tree({"a.sh": "echo 2\n", "x" * 300: "too long a name"}, out, force=True)
     assert _tree(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temp dirs left
+
+
+def test_submit_over_an_empty_job_ids_file_writes_the_header(tmp_path):
+    """An empty job_ids.tsv (e.g. a submission killed before its first sbatch) gets the
+    header; the ids are read back (reading it failed with an IndexError)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml(CONFIG))
+    out = tmp_path / "export"
+    assert run_cli(["export", "slurm", str(_plan(tmp_path, "p.json", 1)), "--config", str(cfg),
+                    "--out", str(out)]).exit_code == 0
+    (out / "job_ids.tsv").write_text("")
+    result = run_cli(["export", "slurm", str(_plan(tmp_path, "p.json", 1)), "--config",
+                      str(cfg), "--out", str(out), "--force", "--submit"],
+                     env={"SBATCH": str(_fake_sbatch(tmp_path))})
+    assert result.exit_code == 0, result.output
+    assert "Slurm job 101" in result.stdout
+    rows = (out / "job_ids.tsv").read_text().splitlines()
+    assert rows[0].startswith("job_index\tsegment") and rows[1].split("\t")[3] == "101"

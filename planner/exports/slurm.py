@@ -328,6 +328,10 @@ def submit(out_dir: str | Path, env: dict[str, str] | None = None,
 
 
 def read_job_ids(out_dir: str | Path) -> list[dict[str, str]]:
+    """The rows of ``job_ids.tsv`` (none when it is empty: submit.sh then writes the
+    header)."""
     lines = (Path(out_dir) / JOB_IDS).read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return []
     header = lines[0].split("\t")
     return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
