@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +55,9 @@ class Solution:
     incumbent: float | None = None
 
 
+ProgressCallback = Callable[[float, float | None, float | None], None]
+
+
 class Backend:
     name = "base"
 
@@ -60,7 +65,10 @@ class Backend:
     def is_available(cls) -> bool:
         raise NotImplementedError
 
-    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float) -> Solution:
+    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float,
+              on_progress: ProgressCallback | None = None) -> Solution:
+        """Solve ``problem``; ``on_progress(seconds, incumbent, bound)`` is called about
+        every ``MIP_PROGRESS_EVERY`` s while it runs (None where not known yet)."""
         raise NotImplementedError
 
 
@@ -204,9 +212,12 @@ class HighsBackend(Backend):
     def is_available(cls) -> bool:
         return bool(pulp.HiGHS().available())
 
-    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float) -> Solution:
-        solver = pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1)
+    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float,
+              on_progress: ProgressCallback | None = None) -> Solution:
         began = time.perf_counter()
+        solver = _ReportingHiGHS(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1)
+        if on_progress is not None:
+            solver.report = _throttled(on_progress, began)
         with quiet_stdout():
             problem.solve(solver)
         seconds = time.perf_counter() - began
@@ -216,6 +227,50 @@ class HighsBackend(Backend):
         if highs.getInfo().primal_solution_status == 2:  # kSolutionStatusFeasible
             objective = float(highs.getObjectiveValue())
         return _highs_solution(highs, self.name, objective, has_ints, seconds)
+
+
+class _ReportingHiGHS(pulp.HiGHS):
+    """PuLP's HiGHS with our MIP-interrupt callback subscribed (PuLP's own callback
+    option takes HiGHS's older ``setCallback`` API)."""
+
+    report: Callable[[Any], None] | None = None
+
+    def createAndConfigureSolver(self, lp: pulp.LpProblem) -> None:
+        super().createAndConfigureSolver(lp)
+        if self.report is not None:
+            lp.solverModel.cbMipInterrupt.subscribe(self.report)
+
+
+CBC_LINE = re.compile(
+    r"Cbc0010I After \d+ nodes, \d+ on tree, (\S+) best solution, best possible (\S+)")
+CBC_FOUND = re.compile(r"Cbc0012I Integer solution of (\S+)")
+
+
+def _cbc_progress(log: str) -> tuple[float | None, float | None]:
+    """The latest (incumbent, bound) in a CBC log; None where CBC has none yet (it
+    prints 1e+50 for no solution)."""
+    incumbent = bound = None
+    for line in log.splitlines():
+        if m := CBC_LINE.search(line):
+            inc, low = float(m.group(1)), float(m.group(2))
+            incumbent = inc if abs(inc) < 1e49 else incumbent
+            bound = low if abs(low) < 1e49 else bound
+        elif m := CBC_FOUND.search(line):
+            incumbent = float(m.group(1))
+    return incumbent, bound
+
+
+def _watch_cbc_log(path: str, began: float, on_progress: ProgressCallback,
+                   stop: threading.Event) -> None:
+    """Every ``MIP_PROGRESS_EVERY`` s until ``stop``: report CBC's incumbent and bound
+    from its log (CBC runs as a child process; its log is the only window in)."""
+    while not stop.wait(MIP_PROGRESS_EVERY):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                incumbent, bound = _cbc_progress(fh.read())
+        except OSError:
+            incumbent = bound = None
+        on_progress(time.perf_counter() - began, incumbent, bound)
 
 
 class CbcBackend(Backend):
@@ -230,14 +285,28 @@ class CbcBackend(Backend):
     def is_available(cls) -> bool:
         return bool(pulp.PULP_CBC_CMD().available())
 
-    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float) -> Solution:
-        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1)
+    def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float,
+              on_progress: ProgressCallback | None = None) -> Solution:
+        with tempfile.TemporaryDirectory(prefix="greenepoch-cbc-") as tmp:
+            return self._solve(problem, time_limit, mip_gap, on_progress,
+                               os.path.join(tmp, "cbc.log"))
+
+    def _solve(self, problem: pulp.LpProblem, time_limit: float, mip_gap: float,
+               on_progress: ProgressCallback | None, log_path: str) -> Solution:
+        options: dict[str, Any] = {} if on_progress is None else {"logPath": log_path}
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1,
+                                   **options)
         killed = threading.Event()
         watchdog = threading.Timer(
             time_limit * self.grace_factor + self.grace_seconds, _kill_children, (killed,)
         )
         began = time.perf_counter()
+        stop = threading.Event()
+        watcher = None if on_progress is None else threading.Thread(
+            target=_watch_cbc_log, args=(log_path, began, on_progress, stop), daemon=True)
         watchdog.start()
+        if watcher is not None:
+            watcher.start()
         try:
             problem.solve(solver)
         except pulp.PulpSolverError as exc:
@@ -248,6 +317,9 @@ class CbcBackend(Backend):
             return Solution(self.name, SolveStatus.ERROR, None, None, None, seconds, str(exc))
         finally:
             watchdog.cancel()
+            stop.set()
+            if watcher is not None:
+                watcher.join()
         seconds = time.perf_counter() - began
         if problem.status == pulp.LpStatusInfeasible:
             status = SolveStatus.INFEASIBLE

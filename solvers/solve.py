@@ -71,8 +71,10 @@ def solve_problem(problem: PlanningProblem, policy: Policy,
     model = build(problem)
     build_seconds = time.perf_counter() - began
     backend = get_backend(policy.solver)
-    solution = backend.solve(model.lp, time_limit=hours(policy.time_limit) * 3600,
-                             mip_gap=policy.mip_gap)
+    solution = backend.solve(
+        model.lp, time_limit=hours(policy.time_limit) * 3600, mip_gap=policy.mip_gap,
+        on_progress=None if progress is None else _milp_reporter(progress, began, None,
+                                                                 f"{backend.name} MILP"))
     if solution.status.has_solution:
         schedule = extract(model)
         return Outcome(schedule, rescored(solution, objective(problem, schedule)),
@@ -220,17 +222,18 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
                    method, build_seconds)
 
 
-def _milp_reporter(progress: Callable[[str], None], began: float, bound: float | None
+def _milp_reporter(progress: Callable[[str], None], began: float, bound: float | None,
+                   label: str = "full MILP"
                    ) -> Callable[[float, float | None, float | None], None]:
-    """Progress notes from the full MILP's (seconds, incumbent, bound), on the solve's
-    clock and with the decomposition's bound when it is higher."""
+    """Progress notes from a MILP's (seconds, incumbent, bound), on the solve's clock and
+    with the decomposition's bound when it is higher."""
     from solvers.lns import progress_line
 
     offset = time.perf_counter() - began
 
     def report(seconds: float, incumbent: float | None, dual: float | None) -> None:
         best = dual if bound is None or (dual is not None and dual > bound) else bound
-        progress(progress_line(offset + seconds, incumbent, best, "full MILP"))
+        progress(progress_line(offset + seconds, incumbent, best, label))
 
     return report
 
