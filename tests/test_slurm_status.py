@@ -115,3 +115,38 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) in (0, 141, -13), err
     assert err == ""
+
+
+@pytest.mark.parametrize("job, expect", [
+    ({"job_id": "x"}, "jobs[0].job_id = 'x': expected a whole number"),
+    ({"job_id": 7, "comment": []}, "jobs[0].comment = []: expected text, found a list"),
+    ({"job_id": 7, "job_state": 3}, "jobs[0].job_state = 3: expected text or a list"),
+    ({"job_id": 7, "job_state": ["PENDING", 1]}, "jobs[0].job_state = ['PENDING', 1]"),
+    ({"job_id": 7, "name": 5}, "jobs[0].name = 5: expected text"),
+    ({"job_id": 7, "eligible_time": {"set": True, "number": 1e20}},
+     "jobs[0].eligible_time = {'set': True, 'number': 1e+20}: expected a whole number"),
+    ({"job_id": 7, "time_limit": 1.5}, "jobs[0].time_limit = 1.5: expected a whole number"),
+    (5, "jobs[0] = 5: expected an object (a queue job), found a whole number"),
+])
+def test_a_queue_entry_of_the_wrong_shape_is_one_error(tmp_path, job, expect):
+    """Such an entry was skipped (exit 0, its segment reported as missing) or was a
+    traceback (an eligible time past pandas' range)."""
+    plan = tmp_path / "p.json"
+    plan.write_text(json.dumps(_plan(now_floor() + pd.Timedelta("1h")).doc))
+    queue = tmp_path / "q.json"
+    queue.write_text(json.dumps({"jobs": [job]}))
+    result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(queue)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"greenepoch: error: squeue JSON {expect}" in result.stderr
+
+
+def test_slurm_number_objects_are_read():
+    plan = _plan(now_floor() + pd.Timedelta("1h"))
+    job = {**_job(plan, 4, ["PENDING"]), "job_id": 4,
+           "time_limit": {"set": True, "infinite": False, "number": 30},
+           "eligible_time": {"set": False, "infinite": False, "number": 0}}
+    from planner.exports.slurm_status import parse_squeue
+
+    rows, _ = compare(plan, parse_squeue(json.dumps({"jobs": [job]})))
+    assert rows[0].slurm_job_id == 4 and rows[0].drift == []

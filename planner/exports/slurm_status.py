@@ -32,6 +32,7 @@ from planner.exports.common import ExportError, Segment, iso, plan_id, plan_segm
 from planner.exports.config import ClusterConfig
 from planner.exports.slurm import gpu_request, parse_comment
 from planner.plan import Plan
+from planner.timeparse import kind, shown
 
 #: A pending job may wait this long past its planned start before it counts as late.
 LATE_AFTER_S = 120
@@ -86,7 +87,47 @@ def parse_squeue(text: str) -> list[dict[str, Any]]:
                           "'squeue --json'") from exc
     if not isinstance(jobs, list):
         raise ExportError("squeue JSON: 'jobs' is not a list")
+    for i, job in enumerate(jobs):
+        _check_job(job, f"squeue JSON jobs[{i}]")
     return jobs
+
+
+#: Fields of a queue job that status reads: text, and numbers (Slurm 22.05 gives plain
+#: numbers, later versions {"set": .., "infinite": .., "number": ..}).
+_TEXT_FIELDS = ("comment", "name", "partition", "account", "state_reason", "tres_per_job",
+                "tres_per_node")
+_NUMBER_FIELDS = ("job_id", "eligible_time", "time_limit", "node_count")
+_MAX_NUMBER = 2**32  # job ids, minutes, node counts, Unix seconds (to 2106) all fit
+
+
+def _check_job(job: Any, where: str) -> None:
+    """Refuse a queue entry of the wrong shape: skipping it would hide a segment's job
+    (status would report it missing, or say nothing)."""
+    fix = "expected the output of 'squeue --json'"
+    if not isinstance(job, dict):
+        raise ExportError(f"{where} = {shown(job)}: expected an object (a queue job), found "
+                          f"{kind(job)}; {fix}")
+    for key in _TEXT_FIELDS:
+        value = job.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ExportError(f"{where}.{key} = {shown(value)}: expected text, found "
+                              f"{kind(value)}; {fix}")
+    state = job.get("job_state")
+    if state is not None and not (isinstance(state, str) or (
+            isinstance(state, list) and all(isinstance(w, str) for w in state))):
+        raise ExportError(f"{where}.job_state = {shown(state)}: expected text or a list of "
+                          f"texts (e.g. \"PENDING\" or [\"PENDING\"]), found {kind(state)}; "
+                          f"{fix}")
+    for key in _NUMBER_FIELDS:
+        value = job.get(key)
+        number = value.get("number") if isinstance(value, dict) else value
+        if value is None or number is None:
+            continue
+        if (isinstance(number, bool) or not isinstance(number, int | float)
+                or not math.isfinite(number) or number != int(number)
+                or not 0 <= number < _MAX_NUMBER):
+            raise ExportError(f"{where}.{key} = {shown(value)}: expected a whole number from "
+                              f"0 below 2**32 (or Slurm's {{\"number\": ...}}); {fix}")
 
 
 def _number(value: Any) -> int | None:
