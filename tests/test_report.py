@@ -266,3 +266,55 @@ def test_report_html_is_written_atomically(tmp_path: Path) -> None:
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>\n<html")
+
+
+def test_threshold_figure_starts_at_zero_and_splits_forecast_modes() -> None:
+    """Emissions of 4.1705-4.1725 kg filled the whole axis (a 0.05 % difference drawn as
+    a cliff); the figure also drew oracle and forecast plans as one curve."""
+    import pandas as pd
+
+    from planner.report.figures import to_png, tradeoff_figure
+
+    curve = pd.DataFrame({
+        "forecast": ["oracle"] * 3 + ["seasonal"] * 3,
+        "threshold": [150.0, 250.0, float("nan")] * 2,
+        "emissions_kg": [4.1705, 4.1725, 4.1725, 4.6, 4.9, 4.9],
+        "delay_mean_h": [9.0, 8.1, 8.1, 7.0, 6.5, 6.5],
+    })
+    fig = tradeoff_figure(curve, "delay_mean_h", "emissions_kg", "threshold",
+                          "completion delay, mean (h)", "emissions (kg CO2eq)",
+                          "threshold: emissions vs delay", "kg")
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 0 and 4.9 < ax.get_ylim()[1] < 5.5
+    assert ax.get_xlim()[0] == 0
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "oracle (perfect foresight)", "seasonal forecast"]
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [3, 3]
+    assert "oracle 0.002 kg (0.0479 %)" in ax.get_title()
+    # coinciding points get one label naming every threshold there
+    texts = [t.get_text() for t in ax.texts]
+    assert "250, none" in texts and "150" in texts
+    check_png(to_png(fig))
+
+
+def test_pareto_figure_counts_ties_per_mode() -> None:
+    from test_whatif_views import row
+
+    from planner.report.figures import pareto_figure, to_png
+    from planner.whatif import pareto_front, results_frame
+
+    rows = [row(i, 4.0, zones="GB", slack_h=12.0 * i, delay_h=1.0, cost=3.0)
+            for i in range(6)]
+    rows += [row(6, 5.0, zones="DE", delay_h=0.0, cost=2.0),
+             row(7, 4.5, zones="GB", delay_h=1.5, cost=3.0, forecast="seasonal"),
+             row(8, 4.5, zones="GB", slack_h=12.0, delay_h=1.5, cost=3.0, forecast="seasonal")]
+    frame = results_frame(rows)
+    fig = pareto_figure(frame, pareto_front(frame), ["emissions_kg", "delay_mean_h", "cost_usd"])
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["×2", "×6"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["scenario, oracle (perfect foresight)",
+                      "Pareto front, oracle (perfect foresight)",
+                      "scenario, seasonal forecast", "Pareto front, seasonal forecast"]
+    assert ax.get_ylim()[0] == 0
+    check_png(to_png(fig))

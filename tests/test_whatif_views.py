@@ -11,7 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from planner.cli.whatif_cmd import whatif_tables
-from planner.whatif import best_zone_season, results_frame, slack_returns, threshold_curve
+from planner.whatif import (
+    best_zone_season,
+    pareto_front,
+    results_frame,
+    slack_returns,
+    threshold_curve,
+)
 
 STARTS = {"2023-01": ["2023-01-01T00:00:00Z", "2023-01-16T00:00:00Z"],
           "2023-07": ["2023-07-01T00:00:00Z", "2023-07-16T00:00:00Z"]}
@@ -19,23 +25,25 @@ STARTS = {"2023-01": ["2023-01-01T00:00:00Z", "2023-01-16T00:00:00Z"],
 
 def row(i: int, emissions: float | None, *, zones: str = "DE", season: str = "2023-01",
         nth: int = 0, slack_h: float = 0.0, threshold: float | None = None,
-        interruptions: int = 0) -> dict[str, Any]:
+        interruptions: int = 0, forecast: str = "oracle",
+        delay_h: float | None = None, cost: float | None = None) -> dict[str, Any]:
     """One row as the sweep writes it (``emissions`` None: infeasible)."""
     ok = emissions is not None
     run_now = 12.0
     return {
         "scenario_id": f"s{i:03d}", "index": i, "zones": zones, "season": season,
         "start": STARTS[season][nth], "slack_h": slack_h, "threshold": threshold,
-        "overhead_min": None, "forecast": "oracle",
+        "overhead_min": None, "forecast": forecast,
         "status": "ok" if ok else "infeasible",
         "message": "" if ok else "infeasible: the carbon threshold excludes every slot",
         "emissions_kg": emissions, "planned_emissions_kg": emissions,
         "run_now_kg": run_now if ok else None,
         "saving_kg": run_now - emissions if ok else None,
         "savings_pct": 100 * (run_now - emissions) / run_now if ok else None,
-        "delay_mean_h": slack_h / 2 if ok else None, "delay_p95_h": slack_h / 2 if ok else None,
+        "delay_mean_h": (slack_h / 2 if delay_h is None else delay_h) if ok else None,
+        "delay_p95_h": (slack_h / 2 if delay_h is None else delay_h) if ok else None,
         "interruptions": interruptions if ok else None, "migrations": 0 if ok else None,
-        "energy_kwh": 20.0 if ok else None, "cost_usd": None, "solver": "optimal" if ok else None,
+        "energy_kwh": 20.0 if ok else None, "cost_usd": cost, "solver": "optimal" if ok else None,
         "segments": [], "seconds": 0.1,
     }
 
@@ -115,7 +123,7 @@ def test_cli_tables_print_none_and_a_dash() -> None:
     text = whatif_tables(threshold_rows())
     table = text.split("carbon threshold trade-off")[1]
     lines = [line.split() for line in table.strip().splitlines()]
-    assert lines[2][0] == "200.0" and lines[3][0] == "none"
+    assert lines[2][:2] == ["oracle", "200.0"] and lines[3][:2] == ["oracle", "none"]
     assert "nan" not in text.lower()
     assert "every row averages the same 1 scenarios" in text
 
@@ -150,3 +158,75 @@ def test_cli_all_error_sweep_prints_dashes(real_data: Path, tmp_path: Path) -> N
     assert len(body) == 2
     for line in body:
         assert "None" not in line and "nan" not in line and " - " in line
+
+
+def two_mode_rows() -> pd.DataFrame:
+    """Oracle plans save more with more slack; plans on a forecast save less (the
+    forecast misses the clean hours further out).  Averaged together the slack view
+    said more slack saves less."""
+    kg = {"oracle": {0.0: 9.0, 12.0: 7.0, 36.0: 6.0},
+          "seasonal": {0.0: 9.0, 12.0: 10.0, 36.0: 11.5}}
+    rows, i = [], 0
+    for forecast, by_slack in kg.items():
+        for zones, extra in (("DE", 0.0), ("GB", -3.0)):
+            for slack_h, emissions in by_slack.items():
+                for threshold in (None, 300.0):
+                    rows.append(row(i, emissions + extra, zones=zones, slack_h=slack_h,
+                                    threshold=threshold, forecast=forecast))
+                    i += 1
+    return results_frame(rows)
+
+
+def test_every_view_is_split_by_forecast_mode() -> None:
+    frame = two_mode_rows()
+    slack = slack_returns(frame)
+    assert slack["forecast"].tolist() == ["oracle"] * 3 + ["seasonal"] * 3
+    oracle = slack[slack["forecast"] == "oracle"]
+    forecast = slack[slack["forecast"] == "seasonal"]
+    # each mode's own curve: oracle saves more with slack, the forecast less
+    assert oracle["emissions_kg"].tolist() == pytest.approx([7.5, 5.5, 4.5])
+    assert forecast["emissions_kg"].tolist() == pytest.approx([7.5, 8.5, 10.0])
+    assert oracle["savings_pct"].is_monotonic_increasing
+    assert forecast["savings_pct"].is_monotonic_decreasing
+    # the marginal saving is taken within a mode, never across the mode boundary
+    assert pd.isna(forecast["marginal_pct_per_h"].iloc[0])
+    assert oracle["marginal_pct_per_h"].iloc[1] == pytest.approx(100 * 2 / 12 / 12)
+    assert slack["scenarios"].tolist() == [4] * 6  # 2 zones x 2 thresholds per mode
+
+    curve = threshold_curve(frame)
+    assert curve["forecast"].tolist() == ["oracle", "oracle", "seasonal", "seasonal"]
+    assert curve["emissions_kg"].tolist() == pytest.approx(
+        [(9 + 7 + 6 + 6 + 4 + 3) / 6] * 2 + [(9 + 10 + 11.5 + 6 + 7 + 8.5) / 6] * 2)
+
+    ranked = best_zone_season(frame)
+    assert list(ranked.columns[:3]) == ["forecast", "rank", "zones"]
+    assert ranked["forecast"].tolist() == ["oracle", "oracle", "seasonal", "seasonal"]
+    assert ranked["rank"].tolist() == [1, 2, 1, 2]  # ranked within each mode
+    assert ranked["zones"].tolist() == ["GB", "DE", "GB", "DE"]
+    # how much cleaner the mode's own best is: 3 kg in both modes
+    assert ranked["best_cleaner_kg"].tolist() == pytest.approx([0.0, 3.0, 0.0, 3.0])
+
+    text = whatif_tables(frame)
+    assert "within each forecast mode (never averaged together)" in text
+    assert "oracle: the same 4 scenarios" in text and "seasonal: the same 4 scenarios" in text
+
+
+def test_pareto_front_collapses_exact_ties_within_each_mode() -> None:
+    """Many scenarios with the same (emissions, delay, cost) are one point of the
+    front, counted in ``ties``; an oracle plan does not knock forecast plans off
+    theirs (perfect foresight is not a plan one could choose)."""
+    rows = []
+    for i in range(6):  # six oracle scenarios at one point (slack does not matter)
+        rows.append(row(i, 4.0, zones="GB", slack_h=12.0 * i, delay_h=1.0, cost=3.0))
+    rows.append(row(6, 5.0, zones="DE", delay_h=0.0, cost=3.0))  # faster, dirtier
+    rows.append(row(7, 6.0, zones="DE", delay_h=2.0, cost=3.0))  # beaten
+    for i in range(8, 11):  # three forecast scenarios tied, all beaten by the oracle
+        rows.append(row(i, 4.5, zones="GB", slack_h=12.0 * i, delay_h=1.5, cost=3.0,
+                        forecast="seasonal"))
+    front = pareto_front(results_frame(rows))
+    assert front["forecast"].tolist() == ["oracle", "oracle", "seasonal"]
+    assert front["emissions_kg"].tolist() == [4.0, 5.0, 4.5]
+    assert front["ties"].tolist() == [6, 1, 3]
+    assert list(front.index) == ["s000", "s006", "s008"]  # labels of the first tied row
+    assert not front.duplicated(subset=["forecast", "emissions_kg", "delay_mean_h",
+                                        "cost_usd"]).any()

@@ -26,7 +26,7 @@ def whatif_tables(frame: pd.DataFrame, limit: int = 20) -> str:
         shown = view.head(limit).reset_index(drop=True)
         more = f"\n({len(view) - limit} more rows)" if len(view) > limit else ""
         note = f"\n{paired_note(view, PAIRED[title])}" if title in PAIRED else ""
-        counts = VIEW_COUNTS if title in PAIRED else ()
+        counts = VIEW_COUNTS  # rank, scenarios, no_plan, left_out, ties: whole numbers
         parts.append(f"{title}\n\n{text_table(shown, counts)}{more}{note}")
     if not parts and not frame.empty:
         cols = [c for c in ROW_COLUMNS if c in frame]

@@ -107,52 +107,162 @@ def gantt(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: str = ""
     return to_png(fig)
 
 
+MODE_STYLE = {"oracle": ("o", "#1f3b73")}  # perfect foresight: circles, dark blue
+FORECAST_STYLES = [("^", "#c0392b"), ("s", "#2e8b57"), ("v", "#8e44ad"), ("D", "#d35400")]
+
+
+def _by_mode(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str, str]]:
+    """``(mode, rows, marker, colour)`` per forecast mode, in order of appearance."""
+    if "forecast" not in frame:
+        return [("", frame, *MODE_STYLE["oracle"])]
+    out, others = [], iter(FORECAST_STYLES * 4)
+    for mode in dict.fromkeys(frame["forecast"]):
+        marker, colour = MODE_STYLE.get(str(mode)) or next(others)
+        out.append((str(mode), frame[frame["forecast"] == mode], marker, colour))
+    return out
+
+
+def mode_label(mode: str) -> str:
+    return "oracle (perfect foresight)" if mode == "oracle" else f"{mode} forecast"
+
+
+def include_zero(ax: plt.Axes, values: Sequence[float] | pd.Series, axis: str = "y") -> None:
+    """Limit an axis to take in zero and ``values`` (with a margin), so that it does not
+    magnify differences that are small against the values themselves."""
+    v = pd.to_numeric(pd.Series(list(values)), errors="coerce").dropna()
+    lo, hi = min(float(v.min()) if len(v) else 0.0, 0.0), max(float(v.max()) if len(v) else 0.0,
+                                                              0.0)
+    pad = 0.06 * (hi - lo) or 1.0
+    below = lo - pad if lo < 0 else (-pad / 2 if (v == 0).any() else 0.0)  # whole markers
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(below, hi + pad if hi > 0 else pad / 2)
+
+
+def spread_note(curve: pd.DataFrame, y: str, unit: str) -> str:
+    """Per forecast mode, ``max - min`` of ``y`` and that as % of its largest value."""
+    parts = []
+    for mode, part, _, _ in _by_mode(curve):
+        v = pd.to_numeric(part[y], errors="coerce").dropna()
+        if v.empty:
+            continue
+        delta, top = float(v.max() - v.min()), float(v.abs().max())
+        pct = f" ({100 * delta / top:.3g} %)" if top > 0 else ""
+        parts.append(f"{mode + ' ' if mode else ''}{delta:.3g} {unit}{pct}")
+    return "max - min: " + "; ".join(parts) if parts else ""
+
+
+def _point_labels(part: pd.DataFrame, x: str, y: str, label: str) -> list[tuple[float, float,
+                                                                            str]]:
+    """One annotation per distinct point, naming every label drawn there."""
+    out: dict[tuple[float, float], list[str]] = {}
+    for px, py, text in zip(part[x], part[y], part[label], strict=True):
+        none = text is None or (isinstance(text, float) and np.isnan(text))
+        out.setdefault((float(px), float(py)), []).append("none" if none else f"{text:g}")
+    return [(px, py, ", ".join(texts)) for (px, py), texts in out.items()]
+
+
 def tradeoff(curve: pd.DataFrame, x: str, y: str, label: str, xlabel: str, ylabel: str,
-             title: str) -> bytes:
-    """A curve of ``y`` against ``x``, each point annotated with its ``label``."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
-    ax.plot(curve[x], curve[y], "o-", color="#1f3b73")
-    for row in curve.itertuples(index=False):
-        text = getattr(row, label)
-        ax.annotate("none" if text is None or (isinstance(text, float) and np.isnan(text))
-                    else f"{text:g}", (getattr(row, x), getattr(row, y)),
-                    textcoords="offset points", xytext=(5, 5), fontsize=8)
+             title: str, unit: str = "") -> bytes:
+    """:func:`tradeoff_figure` as PNG."""
+    return to_png(tradeoff_figure(curve, x, y, label, xlabel, ylabel, title, unit))
+
+
+def tradeoff_figure(curve: pd.DataFrame, x: str, y: str, label: str, xlabel: str,
+                    ylabel: str, title: str, unit: str = "") -> Figure:
+    """A curve of ``y`` against ``x`` per forecast mode, each point annotated with its
+    ``label``; both axes take in zero.  With a ``unit``, the title's second line
+    gives the spread of ``y`` within each mode (how small a visible gap is)."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.6), constrained_layout=True)
+    modes = _by_mode(curve)
+    for mode, part, marker, colour in modes:
+        ax.plot(part[x], part[y], marker=marker, linestyle="-", color=colour,
+                label=mode_label(mode) if mode else None)
+        for px, py, text in _point_labels(part, x, y, label):
+            ax.annotate(text, (px, py), textcoords="offset points", xytext=(6, 5),
+                        fontsize=8, color=colour)
+    include_zero(ax, curve[x], "x")
+    include_zero(ax, curve[y], "y")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    note = spread_note(curve, y, unit) if unit else ""
+    if note:
+        import textwrap
+
+        note = "\n".join(textwrap.wrap(note, 70))
+        ax.set_title(f"{title}\n{note}", fontsize=10)
+    else:
+        ax.set_title(title)
+    if len(modes) > 1 or (modes and modes[0][0]):
+        ax.legend(loc="lower right", fontsize=8, title="planned on", title_fontsize=8)
     ax.grid(alpha=0.3)
-    return to_png(fig)
+    return fig
 
 
 def pareto(rows: pd.DataFrame, front: pd.DataFrame, objectives: Sequence[str]) -> bytes:
-    """Every scenario as emissions against delay (coloured by cost when known), the
-    Pareto front highlighted."""
-    fig, ax = plt.subplots(figsize=(6.8, 4.6), constrained_layout=True)
+    """:func:`pareto_figure` as PNG."""
+    return to_png(pareto_figure(rows, front, objectives))
+
+
+def pareto_figure(rows: pd.DataFrame, front: pd.DataFrame,
+                  objectives: Sequence[str]) -> Figure:
+    """Every scenario as emissions against delay (coloured by cost when known), one
+    marker per forecast mode, each mode's Pareto front highlighted; a front point
+    that stands for several tied scenarios is labelled with their number."""
+    fig, ax = plt.subplots(figsize=(7.2, 4.8), constrained_layout=True)
     color = "cost_usd" in objectives
-    points = ax.scatter(rows["delay_mean_h"], rows["emissions_kg"], s=22, alpha=0.6,
-                        c=rows["cost_usd"] if color else "#9aa5b1",
-                        cmap="viridis" if color else None, label="scenario")
-    if color:
+    points = None
+    fronts = {mode: part for mode, part, _, _ in _by_mode(front)}
+    for n, (mode, part, marker, colour) in enumerate(_by_mode(rows)):
+        points = ax.scatter(part["delay_mean_h"], part["emissions_kg"], s=24, alpha=0.6,
+                            marker=marker, c=part["cost_usd"] if color else colour,
+                            cmap="viridis" if color else None,
+                            vmin=rows["cost_usd"].min() if color else None,
+                            vmax=rows["cost_usd"].max() if color else None,
+                            label=f"scenario, {mode_label(mode)}" if mode else "scenario")
+        best = fronts.get(mode)
+        if best is None or best.empty:
+            continue
+        ordered = best.sort_values("delay_mean_h")
+        ax.plot(ordered["delay_mean_h"], ordered["emissions_kg"], linestyle="none",
+                marker=marker, mfc="none", mec=colour, ms=11, mew=1.8,
+                label=f"Pareto front, {mode_label(mode)}" if mode else "Pareto front")
+        if "ties" in ordered:
+            for ties, dx, dy in zip(ordered["ties"].astype(int), ordered["delay_mean_h"],
+                                    ordered["emissions_kg"], strict=True):
+                if ties > 1:
+                    ax.annotate(f"×{ties}", (dx, dy), fontsize=8, textcoords="offset points",
+                                xytext=(8, -12 + 14 * (n % 2)), color=colour)
+    if color and points is not None:
         fig.colorbar(points, ax=ax, label="cost (USD)")
-    ordered = front.sort_values("delay_mean_h")
-    ax.plot(ordered["delay_mean_h"], ordered["emissions_kg"], "D", mfc="none", mec="#c0392b",
-            ms=9, mew=1.6, label="Pareto front")
+    include_zero(ax, rows["delay_mean_h"], "x")
+    include_zero(ax, rows["emissions_kg"], "y")
     ax.set_xlabel("completion delay, mean (h)")
     ax.set_ylabel("emissions (kg CO2eq)")
     ax.set_title("carbon-time" + ("-cost" if color else "") + " Pareto front")
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
-    return to_png(fig)
+    return fig
 
 
 def ranked_bars(table: pd.DataFrame) -> bytes:
-    """Best zone and season: mean emissions per (zone set, season), best first."""
-    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.32 * len(table)), constrained_layout=True)
-    labels = [f"{z} · {s}" for z, s in zip(table["zones"], table["season"], strict=True)]
-    ax.barh(range(len(table)), table["emissions_kg"], color="#2e8b57")
-    ax.set_yticks(range(len(table)), labels)
+    """Best zone and season: mean emissions per (zone set, season), best first, one
+    block of bars per forecast mode."""
+    fig, ax = plt.subplots(figsize=(7.4, 0.9 + 0.32 * len(table)), constrained_layout=True)
+    modes = _by_mode(table)
+    several = len(modes) > 1
+    labels: list[str] = []
+    for mode, part, _, colour in modes:
+        ys = range(len(labels), len(labels) + len(part))
+        ax.barh(list(ys), part["emissions_kg"], color=colour if several else "#2e8b57",
+                label=mode_label(mode) if several else None)
+        labels += [f"{z} · {s}" for z, s in zip(part["zones"], part["season"], strict=True)]
+    ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlabel("mean emissions (kg CO2eq)")
-    ax.set_title("best zone and season")
+    only = f", planned on {mode_label(modes[0][0])}" if modes and modes[0][0] and \
+        not several else ""
+    ax.set_title(f"best zone and season{only}")
+    if several:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="planned on",
+                  title_fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     return to_png(fig)

@@ -7,6 +7,11 @@ start, slack, ...) planned (``status == "ok"``) under every value of the view's
 axis, so every row averages the same scenarios.  ``scenarios`` counts them;
 ``no_plan`` counts the row's scenarios without a plan (infeasible or error), and
 ``left_out`` those left out of its means (no plan here, or under another value).
+
+Every view is split by forecast mode (``forecast``: ``oracle`` or a model): plans on
+perfect foresight and plans on a forecast are never averaged, ranked or compared
+together; a view has one block of rows per mode, in the order the modes were swept,
+and pairs scenarios within its mode.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ PARETO_OBJECTIVES = ("emissions_kg", "delay_mean_h", "cost_usd")
 # a scenario's axis columns (spec.Scenario.labels), in table order
 AXES = ("zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast")
 # columns of the averaging views that count scenarios (printed as whole numbers)
-VIEW_COUNTS = ("rank", "scenarios", "no_plan", "left_out")
+VIEW_COUNTS = ("rank", "scenarios", "no_plan", "left_out", "ties")
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
@@ -62,6 +67,27 @@ def _paired(frame: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame
     return out.reset_index()
 
 
+def _modes(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The frame's rows per forecast mode, in the order the modes first appear."""
+    if "forecast" not in frame:
+        return [("-", frame)]
+    labels = frame["forecast"].astype(object).where(frame["forecast"].notna(), "-")
+    return [(str(mode), frame[labels == mode]) for mode in dict.fromkeys(labels)]
+
+
+def _per_mode(frame: pd.DataFrame, by: list[str], cols: list[str]) -> list[pd.DataFrame]:
+    """:func:`_paired` within each forecast mode, each block with its ``forecast``
+    column first (empty blocks, a mode without a planned row, left out)."""
+    blocks = []
+    for mode, part in _modes(frame):
+        if _ok(part).empty:
+            continue
+        block = _paired(part, by, cols)
+        block.insert(0, "forecast", mode)
+        blocks.append(block)
+    return blocks
+
+
 def _swept(frame: pd.DataFrame, col: str) -> bool:
     return col in frame and frame[col].nunique(dropna=False) >= 2
 
@@ -73,16 +99,22 @@ def best_zone_season(frame: pd.DataFrame) -> pd.DataFrame:
     if _ok(frame).empty or not (_swept(frame, "zones") or _swept(frame, "season")):
         return pd.DataFrame()
     cols = ["emissions_kg", "savings_pct", "delay_mean_h", "cost_usd"]
-    out = _paired(frame, ["zones", "season"], cols)
-    out = out.sort_values(["emissions_kg", "zones", "season"], kind="stable",
-                          na_position="last").reset_index(drop=True)
-    emissions = out["emissions_kg"]
-    out["rank"] = pd.Series(np.arange(1, len(out) + 1), dtype="Int64").where(emissions.notna())
-    out["best_cleaner_kg"] = emissions - emissions.min()
-    out["best_cleaner_pct"] = (100 * out["best_cleaner_kg"] / emissions).where(emissions > 0)
+    blocks = []
+    for block in _per_mode(frame, ["zones", "season"], cols):
+        block = block.sort_values(["emissions_kg", "zones", "season"], kind="stable",
+                                  na_position="last").reset_index(drop=True)
+        emissions = block["emissions_kg"]
+        block["rank"] = pd.Series(np.arange(1, len(block) + 1),
+                                  dtype="Int64").where(emissions.notna())
+        block["best_cleaner_kg"] = emissions - emissions.min()
+        block["best_cleaner_pct"] = (100 * block["best_cleaner_kg"]
+                                     / emissions).where(emissions > 0)
+        blocks.append(block)
+    out = pd.concat(blocks, ignore_index=True)
     if "cost_usd" in out and out["cost_usd"].isna().all():
         out = out.drop(columns="cost_usd")
-    order = ["rank", "zones", "season", "emissions_kg", "best_cleaner_kg", "best_cleaner_pct"]
+    order = ["forecast", "rank", "zones", "season", "emissions_kg", "best_cleaner_kg",
+             "best_cleaner_pct"]
     return out[order + [c for c in out if c not in order]]
 
 
@@ -91,9 +123,10 @@ def threshold_curve(frame: pd.DataFrame) -> pd.DataFrame:
     scenarios (the trade-off curve); ``none`` (no threshold, NaN) sorts last."""
     if _ok(frame).empty or not _swept(frame, "threshold"):
         return pd.DataFrame()
-    out = _paired(frame, ["threshold"], ["emissions_kg", "savings_pct", "delay_mean_h",
-                                          "delay_p95_h", "interruptions"])
-    return out.sort_values("threshold", na_position="last").reset_index(drop=True)
+    cols = ["emissions_kg", "savings_pct", "delay_mean_h", "delay_p95_h", "interruptions"]
+    blocks = [block.sort_values("threshold", na_position="last")
+              for block in _per_mode(frame, ["threshold"], cols)]
+    return pd.concat(blocks, ignore_index=True)
 
 
 def slack_returns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -102,19 +135,30 @@ def slack_returns(frame: pd.DataFrame) -> pd.DataFrame:
     falls."""
     if _ok(frame).empty or not _swept(frame, "slack_h"):
         return pd.DataFrame()
-    out = _paired(frame, ["slack_h"], ["emissions_kg", "savings_pct", "delay_mean_h"])
-    out = out.sort_values("slack_h").reset_index(drop=True)
-    out["marginal_pct_per_h"] = out["savings_pct"].diff() / out["slack_h"].diff()
-    return out
+    blocks = []
+    for block in _per_mode(frame, ["slack_h"], ["emissions_kg", "savings_pct",
+                                                 "delay_mean_h"]):
+        block = block.sort_values("slack_h")
+        block["marginal_pct_per_h"] = block["savings_pct"].diff() / block["slack_h"].diff()
+        blocks.append(block)
+    return pd.concat(blocks, ignore_index=True)
 
 
 def paired_note(view: pd.DataFrame, axis: str) -> str:
-    """One line saying which scenarios a paired view's means are over."""
-    same = int(view["scenarios"].max()) if len(view) else 0
-    left = int(view["left_out"].sum())
-    return (f"every row averages the same {same} scenarios, those that planned under every "
-            f"{axis}; {left} of {same * len(view) + left} rows left out (no plan under "
-            f"some {axis}: see no_plan)")
+    """One line saying which scenarios a paired view's means are over (per forecast
+    mode when the view has more than one)."""
+    modes = [(None, view)] if "forecast" not in view else \
+        [(mode, view[view["forecast"] == mode]) for mode in dict.fromkeys(view["forecast"])]
+    parts = []
+    for mode, block in modes:
+        same = int(block["scenarios"].max()) if len(block) else 0
+        left = int(block["left_out"].sum())
+        counts = (f"the same {same} scenarios, those that planned under every {axis}; "
+                  f"{left} of {same * len(block) + left} rows left out")
+        parts.append(counts if len(modes) == 1 else f"{mode}: {counts}")
+    lead = "every row averages" if len(modes) == 1 else \
+        "within each forecast mode (never averaged together) every row averages"
+    return (f"{lead} {'; '.join(parts)} (no plan under some {axis}: see no_plan)")
 
 
 def planned_on(frame: pd.DataFrame) -> str:
@@ -142,20 +186,32 @@ def dominated(points: np.ndarray) -> np.ndarray:
 
 def pareto_front(frame: pd.DataFrame,
                  objectives: tuple[str, ...] = PARETO_OBJECTIVES) -> pd.DataFrame:
-    """The scenarios no other scenario beats on every objective (carbon, time, cost).
+    """Per forecast mode, the points no other scenario of that mode beats on every
+    objective (carbon, time, cost), exact ties collapsed.
 
     An objective some row lacks (cost where a zone has no prices) is left out, so
-    that every scenario competes on the same terms.  Sorted by the objectives.
+    that every scenario competes on the same terms.  Scenarios with exactly the same
+    objective values are one point: its row carries the labels and ``savings_pct`` of
+    the first of them (lowest ``index``) and ``ties``, how many scenarios it stands
+    for.  Indexed by that first scenario; sorted by mode, then the objectives.
     """
     ok = _ok(frame)
     used = [c for c in objectives if c in ok and ok[c].notna().all()]
     if ok.empty or not used:
         return pd.DataFrame()
-    rows = ok
-    keep = ~dominated(rows[used].to_numpy(dtype=float))
-    labels = [c for c in AXES if c in rows]
-    out = rows.loc[keep, labels + used + ["savings_pct"]]
-    return out.sort_values(used, kind="stable")
+    labels = [c for c in ("forecast", *AXES) if c in ok]
+    labels = list(dict.fromkeys(labels))  # forecast first, as in the other views
+    blocks = []
+    for _, rows in _modes(ok):
+        if "index" in rows:
+            rows = rows.sort_values("index", kind="stable")
+        keep = ~dominated(rows[used].to_numpy(dtype=float))
+        front = rows.loc[keep, labels + used + ["savings_pct"]]
+        ties = front.groupby(used, sort=False)[used[0]].transform("size")
+        front = front.assign(ties=ties.astype(int))
+        front = front[~front.duplicated(subset=used, keep="first")]
+        blocks.append(front.sort_values(used, kind="stable"))
+    return pd.concat(blocks)
 
 
 # the averaging views by title, and the axis they pair scenarios across
