@@ -148,22 +148,31 @@ def _read_raw(file: Path) -> _Text:
     if '"' in text:  # quoted fields may hold commas or newlines: let csv count
         rows = csv.reader(io.StringIO(text, newline=""))
         header = next(rows)
-        lines, fields = [], []
-        for row in rows:
-            if row:
-                lines.append(rows.line_num)
-                fields.append(len(row))
+        numbered = [(rows.line_num, len(row)) for row in rows if row]
+        lines = np.asarray([n for n, _ in numbered], dtype=int)
+        fields = np.asarray([f for _, f in numbered], dtype=int)
     else:
-        split = text.split("\n")
-        header = split[0].rstrip("\r").split(",")
-        lines, fields = [], []
-        for n, line in enumerate(split[1:], start=2):
-            line = line.rstrip("\r")
-            if line:
-                lines.append(n)
-                fields.append(line.count(",") + 1)
-    return _Text(text, [h.strip() for h in header], np.asarray(lines, dtype=int),
-                 np.asarray(fields, dtype=int))
+        header = text.split("\n", 1)[0].rstrip("\r").split(",")
+        lines, fields = _count_fields(text.encode("utf-8"))
+    return _Text(text, [h.strip() for h in header], lines, fields)
+
+
+def _count_fields(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Line numbers and field counts of the non-blank lines after the header, for text
+    without quotes (vectorised: 8,760 rows take well under a millisecond)."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    breaks = np.flatnonzero(buf == ord("\n"))
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(buf)]])
+    commas = np.flatnonzero(buf == ord(","))
+    count = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+    length = ends - starts
+    cr = np.zeros(len(ends), dtype=bool)
+    cr[length > 0] = buf[ends[length > 0] - 1] == ord("\r")
+    blank = (length - cr) == 0
+    numbers = np.arange(1, len(starts) + 1)
+    keep = ~blank & (numbers > 1)
+    return numbers[keep], count[keep] + 1
 
 
 def _check_rows(file: Path, raw: _Text, value_column: str) -> None:

@@ -225,7 +225,7 @@ def check_plausible(rows: RawRows, series: CleanSeries, column: str, allow: bool
     if allow:
         return
     values = series.values.to_numpy(dtype=float)
-    files = ", ".join(dict.fromkeys(str(f) for f in rows.files))
+    files = ", ".join(dict.fromkeys(str(f) for f in pd.unique(rows.files)))
     unsure = "if the values are right, pass --allow-implausible (or set " \
              "GREENEPOCH_ALLOW_IMPLAUSIBLE=1)"
     if (values == 0).all():
