@@ -244,9 +244,6 @@ SLOTS: list[tuple[str, dict[str, bytes], Argv]] = [
     ("data check PATH", CSV_BAD, lambda bad, tmp: ["data", "check", str(bad)]),
 ]
 
-#: Cases that still fail in code owned by the exports engineer: slurm_status.parse_squeue
-#: skips queue entries of the wrong types silently (exit 0).
-EXPORTS_XFAIL = {("slurm status --squeue-json", "job-wrong-types")}
 
 CASES = [
     pytest.param(slot, kind, contents[kind], argv, id=f"{slot}::{kind}")
@@ -263,9 +260,7 @@ def _run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Result:
 @pytest.mark.parametrize("slot, kind, content, argv", CASES)
 def test_malformed_file_is_one_error_line_and_exit_2(
         slot: str, kind: str, content: bytes, argv: Argv, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
-    if (slot, kind) in EXPORTS_XFAIL:
-        request.applymarker(pytest.mark.xfail(reason="exports engineer", strict=False))
+        monkeypatch: pytest.MonkeyPatch) -> None:
     suffix = {"plan price_file": ".csv", "replay --jobs": ".csv", "data check PATH": ".csv",
               "report SOURCE": ".json"}.get(slot, ".json" if "PLAN" in slot or "squeue" in slot
                                               else ".toml")
