@@ -61,25 +61,26 @@ class Blend(Forecaster):
             self.weights_[:, :, 0] = 1.0
 
     def _member_points(self, values: np.ndarray, t0: pd.Timestamp, last: np.ndarray,
-                       offset: int, horizon: int) -> np.ndarray:
-        key = (id(values), values.shape, last.tobytes(), offset, horizon)
+                       offset: int, steps: np.ndarray) -> np.ndarray:
+        key = (id(values), values.shape, last.tobytes(), offset, steps.tobytes())
         cached = getattr(self, "_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]  # the calibration window, asked twice by the base class
-        return np.stack([m._point_batch(values, t0, last, offset, horizon)
+        return np.stack([m._point_steps(values, t0, last, offset, steps)
                          for m in self.members_], axis=-1)
 
     def _calibrate(self, values: np.ndarray, t0: pd.Timestamp, last: np.ndarray,
-                   horizon: int) -> None:
-        preds = self._member_points(values, t0, last, 1, horizon)  # (n, H, Z, M)
-        self._cache = ((id(values), values.shape, last.tobytes(), 1, horizon), preds)
-        pos = last[:, None] + 1 + np.arange(horizon)[None, :]
+                   steps: np.ndarray) -> None:
+        preds = self._member_points(values, t0, last, 1, steps)  # (n, steps, Z, M)
+        self._cache = ((id(values), values.shape, last.tobytes(), 1, steps.tobytes()), preds)
+        pos = last[:, None] + 1 + steps[None, :]
         ok = pos < len(values)
         truth = np.where(ok[..., None], values[np.minimum(pos, len(values) - 1)], np.nan)
-        b = bucket_of(np.ceil(np.arange(1, horizon + 1) / self.per_hour_))
+        b = bucket_of(np.ceil((steps + 1) / self.per_hour_))
         weights = np.column_stack([GRID, 1 - GRID.sum(axis=1)])  # (G, 3)
         block = SHAPE_BLOCK_H * self.per_hour_
-        shape_p, shape_t = _block_demean(preds, block), _block_demean(truth, block)
+        shape_p = _block_demean(preds, block, steps)
+        shape_t = _block_demean(truth, block, steps)
         for k in range(len(BUCKETS_H)):
             sel = b == k
             if not sel.any():
@@ -106,9 +107,13 @@ class Blend(Forecaster):
 
     def _point_batch(self, values: np.ndarray, t0: pd.Timestamp, last: np.ndarray,
                      offset: int, horizon: int) -> np.ndarray:
-        preds = self._member_points(values, t0, last, offset, horizon)
-        # slot j covers lead times ((offset + j - 1) / per_hour, (offset + j) / per_hour] hours
-        w = self._weights_at((offset + np.arange(horizon) - 0.5) / self.per_hour_)  # (H, Z, M)
+        return self._point_steps(values, t0, last, offset, np.arange(horizon))
+
+    def _point_steps(self, values: np.ndarray, t0: pd.Timestamp, last: np.ndarray,
+                     offset: int, steps: np.ndarray) -> np.ndarray:
+        preds = self._member_points(values, t0, last, offset, steps)
+        # step j covers lead times ((offset + j - 1) / per_hour, (offset + j) / per_hour] hours
+        w = self._weights_at((offset + steps - 0.5) / self.per_hour_)  # (steps, Z, M)
         return (preds * w[None]).sum(axis=-1)
 
     def _weights_at(self, mid_h: np.ndarray) -> np.ndarray:
@@ -125,15 +130,16 @@ class Blend(Forecaster):
         return out
 
 
-def _block_demean(x: np.ndarray, block: int) -> np.ndarray:
-    """``x`` (issues, horizon, ...) minus its mean over consecutive blocks of
-    ``block`` steps of the horizon (NaN-aware; a short last block uses what it has)."""
-    n, horizon = x.shape[:2]
-    nb = -(-horizon // block)
-    pad = np.full((n, nb * block, *x.shape[2:]), np.nan)
-    pad[:, :horizon] = x
-    r = pad.reshape(n, nb, block, *x.shape[2:])
+def _block_demean(x: np.ndarray, block: int, steps: np.ndarray | None = None) -> np.ndarray:
+    """``x`` (issues, steps, ...) minus its mean over consecutive blocks of ``block``
+    forecast steps (NaN-aware; a short last block uses what it has).  ``steps``: the
+    forecast step of each column of ``x`` (default ``0, 1, ...``); a block's mean is
+    taken over the columns whose step falls in it."""
+    ids = (np.arange(x.shape[1]) if steps is None else np.asarray(steps)) // block
+    out = np.empty_like(x, dtype=float)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(r, axis=2, keepdims=True)
-    return (r - mean).reshape(pad.shape)[:, :horizon]
+        for g in np.unique(ids):
+            sel = ids == g
+            out[:, sel] = x[:, sel] - np.nanmean(x[:, sel], axis=1, keepdims=True)
+    return out

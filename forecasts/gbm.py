@@ -98,7 +98,10 @@ class GradientBoosting(Forecaster):
     min_fit_days = 14  # fit() then needs 27 days: 13 more are held out for the quantiles
     conformal = True
     refit_after_calibration = False  # measured: a second fit costs 2x for ~no gain
-    train_days = 730
+    #: days learnt from at most (the latest): one year, every season once.  A plan fits on
+    #: 400 days less the 91 held out, so this caps only longer histories (backtests,
+    #: ``forecast predict``); 730 cost a backtest refit twice as much (docs/forecasts.md)
+    train_days = 365
     max_iter = 250
     learning_rate = 0.08
     max_leaf_nodes = 63
@@ -146,6 +149,8 @@ class GradientBoosting(Forecaster):
         self.clim_._fit(history)
         self.t0_ = history.index[0]
         first_day = max(7, len(values) // day - self.train_days)
+        #: the first day of the history the trees learnt from
+        self.train_from_ = self.t0_ + pd.Timedelta(days=first_day)
         stride = self.issue_stride * self.n_models
         self.models_ = []
         rows = []
@@ -276,7 +281,11 @@ class GradientBoosting(Forecaster):
 
     def _point_batch(self, values: np.ndarray, t0: pd.Timestamp, last: np.ndarray,
                      offset: int, horizon: int) -> np.ndarray:
-        X, lvl, base, _pos = self._features(values, t0, last, offset, np.arange(horizon))
+        return self._point_steps(values, t0, last, offset, np.arange(horizon))
+
+    def _point_steps(self, values: np.ndarray, t0: pd.Timestamp, last: np.ndarray,
+                     offset: int, steps: np.ndarray) -> np.ndarray:
+        X, lvl, base, _pos = self._features(values, t0, last, offset, steps)
         Xk = X[:, self._keep()]
         rel = np.mean([m.predict(Xk[:, : self._n_base()]) for m in self.models_], axis=0)
         correction = getattr(self, "correction_", None)
@@ -285,4 +294,4 @@ class GradientBoosting(Forecaster):
             if known.any():
                 rel[known] += correction.predict(Xk[known])
         pred = rel * lvl + base
-        return pred.reshape(len(self.zones_), len(last), horizon).transpose(1, 2, 0)
+        return pred.reshape(len(self.zones_), len(last), len(steps)).transpose(1, 2, 0)

@@ -190,3 +190,52 @@ def test_gbm_bagging_averages_its_models(data: pd.DataFrame) -> None:
         singles.append(bagged._point_batch(values, data.index[0], last, 1, 48))
     np.testing.assert_allclose(both, np.mean(singles, axis=0))
     assert not np.allclose(singles[0], singles[1])  # fitted on different days
+
+
+@pytest.mark.parametrize("name", ["gbm", "blend", "climatology", "mean7d"])
+def test_point_steps_agree_with_the_full_horizon(name: str, fitted: dict,
+                                                 data: pd.DataFrame) -> None:
+    """The calibration scores a subset of steps through ``_point_steps``: its values
+    are those of ``_point_batch`` at the same steps."""
+    model = fitted[name]
+    values = data.to_numpy()
+    last = np.array([24 * 30 - 1, 24 * 35 + 6])
+    steps = model._calibration_steps(240)
+    full = model._point_batch(values, data.index[0], last, 1, 240)
+    np.testing.assert_allclose(model._point_steps(values, data.index[0], last, 1, steps),
+                               full[:, steps], rtol=1e-9)
+
+
+def test_calibration_scores_48h_densely_then_rotating_hours() -> None:
+    model = get_model("blend")
+    model.per_hour_ = 1
+    steps = model._calibration_steps(336)
+    assert list(steps[:48]) == list(range(48))
+    assert len(steps) < 336 / 3 + 1  # a third of the predictions of scoring every slot
+    later = steps[steps >= 48]
+    assert set(np.diff(later)) == {5}
+    assert set(later % 24) == set(range(24))  # every hour of the day is scored beyond 48 h
+    model.per_hour_ = 4  # 15-min slots: the same hours
+    assert list(model._calibration_steps(336 * 4)) == list(
+        np.concatenate([np.arange(192), np.arange(192, 336 * 4, 20)]))
+
+
+def test_block_demean_on_scored_steps_only() -> None:
+    from forecasts.blend import _block_demean
+
+    x = np.array([[1.0, 3.0, 10.0, 20.0]])
+    steps = np.array([0, 2, 4, 7])  # blocks of 4: steps 0 and 2 in the first, 4 and 7 next
+    assert np.allclose(_block_demean(x, 4, steps), [[-1, 1, -5, 5]])
+
+
+def test_gbm_learns_from_the_latest_train_days_only() -> None:
+    from forecasts.gbm import GradientBoosting
+
+    long = synthetic(days=420, seed=3, start="2022-01-01")
+    model = GradientBoosting()
+    model.train_days = 100  # the rule, on a history of 420 days less the 91 held out
+    model.fit(long)
+    held_out = long.index[-1] - pd.Timedelta("91D")
+    assert model.train_from_ >= held_out - pd.Timedelta("101D")
+    assert model.train_from_ > long.index[0] + pd.Timedelta("200D")
+    assert GradientBoosting.train_days == 365
