@@ -62,6 +62,9 @@ def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
     for key in ("name", "deadline"):
         if key not in raw:
             raise RequestError(f"{where}: missing '{key}'")
+    if "gpus" in raw and "gpus_max" in raw:
+        raise RequestError(f"{where}: give either 'gpus' or 'gpus_max' (the same: the largest "
+                           "size), not both")
     key = "gpus" if "gpus" in raw or "gpus_max" not in raw else "gpus_max"
     if key not in raw:
         raise RequestError(f"{where}: set 'gpus' (GPUs while running), e.g. gpus = 64")

@@ -35,8 +35,11 @@ def utc(value: object, field: str) -> pd.Timestamp:
 
 def duration(value: object, field: str) -> pd.Timedelta:
     """A non-negative duration from text like '15min', '2h', '60s', '1 day' or seconds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RequestError(f"{field} = {shown(value)}: expected a duration, found {kind(value)}; "
+                           "write text like '15min', '2h' or a number of seconds")
     try:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float):
             td = pd.Timedelta(seconds=float(value))
         elif _bare_number(str(value)):  # pandas would read '96' as nanoseconds
             bare = str(value).strip()

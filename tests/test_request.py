@@ -543,3 +543,16 @@ def test_gpu_power_in_watts_is_refused_with_the_hint(tmp_path):
     assert "gpu_power_kw = 700.0 kW per GPU is above the plausible 3 kW" in message
     assert "700 W, are 0.7 kW" in message
     assert request(tmp_path, job=WORK + "\ngpu_power_kw = 3").jobs[0].gpu_power_kw == 3.0
+
+
+def test_gpus_and_gpus_max_together_are_refused(tmp_path):
+    message = rejected(tmp_path, job=WORK + "\ngpus_max = 16")
+    assert "jobs[0] ('ft'): give either 'gpus' or 'gpus_max'" in message
+
+
+@pytest.mark.parametrize("value, found", [("01:30:00", "a time"), ("true", "a boolean"),
+                                          ('["2h"]', "a list")])
+def test_durations_are_text_or_seconds(tmp_path, value, found):
+    message = rejected(tmp_path, job=WORK + f"\ncheckpoint_overhead = {value}")
+    assert "jobs[0] ('ft').checkpoint_overhead = " in message
+    assert f"expected a duration, found {found}; write text like '15min'" in message
