@@ -406,3 +406,17 @@ def test_calibrate_shows_progress_on_stderr(runner: CliRunner, tmp_path: Path) -
     quiet = runner.invoke(cli, ["data", "calibrate", "--data", str(data), "--signal", "direct",
                                 "--out", str(out), "--quiet"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_long_format_row_with_a_missing_or_extra_field_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "long.csv"
+    file.write_text("time,zone,value\n2023-01-01T00:00Z,DE,350.1\n2023-01-01T01:00Z,DE\n"
+                    "2023-01-01T02:00Z,DE,349.0\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"long\.csv: row 3: 2 field\(s\), fewer than the "
+                                        r"header's 3; the row looks cut off"):
+        read_any(file)
+    file.write_text("time,zone,value\n2023-01-01T00:00Z,DE,350.1\n2023-01-01T01:00Z,DE,3,49\n"
+                    "2023-01-01T02:00Z,DE,349.0\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"long\.csv: row 3: 4 field\(s\), more than the "
+                                        r"header's 3; a value holds an unquoted comma"):
+        read_any(file)

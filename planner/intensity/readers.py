@@ -298,11 +298,11 @@ def _read_export(file: Path, raw: _Text, signal: str) -> list[_Part]:
 
 
 def _read_long(file: Path, raw: _Text) -> list[_Part]:
+    value_col = next(c for c in raw.header if c.strip().lower() == "value")
+    _check_rows(file, raw, value_col)
     frame = _frame(file, raw, raw.header)
     frame.columns = [c.lower() if c.lower() in (*LONG_COLUMNS, "estimated") else c
                      for c in frame.columns]
-    value_col = next(c for c in raw.header if c.strip().lower() == "value")
-    _check_rows(file, raw, value_col)
     flags = (
         _bool_flags(frame["estimated"], frame["file"].to_numpy(dtype=object),
                     frame["line"].to_numpy(), "estimated") if "estimated" in frame
