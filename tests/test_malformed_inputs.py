@@ -11,7 +11,10 @@ made here, by hand; nothing is mocked: the real CLI reads them.
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import json
+import math
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +24,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from planner.cli.main import cli
+from planner.errors import GreenEpochError
+from planner.request import JOB_KEYS, POLICY_KEYS, ZONE_KEYS, parse_request
+from planner.whatif.spec import SWEEP_KEYS, WHATIF_KEYS, parse_spec
 
 #: A request that plans (used where another file slot is the malformed one).
 REQUEST = """
@@ -308,3 +314,60 @@ def test_well_formed_inputs_still_work(tmp_path: Path, monkeypatch: pytest.Monke
     request.write_text(REQUEST.format(zone=""), encoding="utf-8")
     result = _run(["plan", str(request), "--out", str(tmp_path / "p.json")], monkeypatch)
     assert result.exit_code == 0, result.output
+
+
+#: Values of every TOML type, hostile ones included (times, dates, nested lists).
+HOSTILE = [True, False, "x", "", math.inf, -math.inf, math.nan, -1, 0, 12.9, 10 ** 20,
+           -10 ** 20, 1e308, "1e400", "none", [], [1], ["DE", "DE"], [[]], {}, {"a": 1},
+           dt.datetime(2023, 3, 6), dt.datetime(2023, 3, 6, tzinfo=dt.UTC), dt.date(2023, 3, 6),
+           dt.time(1, 2)]
+BASE_DOC = {"start": "2023-03-06T00:00:00Z",
+            "jobs": [{"name": "ft", "gpus": 8, "duration": "3h",
+                      "deadline": "2023-03-07T00:00:00Z", "zones": ["DE"]}],
+            "zones": [{"id": "DE", "capacity_gpus": 16}], "policy": {"time_limit": "5s"}}
+
+
+def _outcome(parse: Callable[[], object]) -> str | None:
+    """None when ``parse`` succeeds or refuses with a GreenEpochError, else what broke."""
+    try:
+        parse()
+    except GreenEpochError:
+        return None
+    except Exception as exc:  # the point: nothing else may escape
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.mark.parametrize("table, keys", [("jobs", JOB_KEYS), ("zones", ZONE_KEYS),
+                                         ("policy", POLICY_KEYS), ("top", {"start"})])
+def test_every_request_key_takes_any_toml_value_without_a_traceback(
+        table: str, keys: set[str], tmp_path: Path) -> None:
+    """Each key of each request table set to each hostile value: either read, or one
+    GreenEpochError (the CLI's exit 2), never another exception (a traceback)."""
+    broke = []
+    for key in sorted(keys):
+        for value in HOSTILE:
+            doc = copy.deepcopy(BASE_DOC)
+            target = {"jobs": doc["jobs"][0], "zones": doc["zones"][0],
+                      "policy": doc["policy"], "top": doc}[table]
+            target[key] = value
+            problem = _outcome(lambda d=doc: parse_request(d, tmp_path))
+            if problem:
+                broke.append(f"{table}.{key} = {value!r}: {problem}")
+    assert not broke, "\n".join(broke)
+
+
+@pytest.mark.parametrize("table, keys", [("whatif", WHATIF_KEYS), ("sweep", SWEEP_KEYS)])
+def test_every_spec_key_takes_any_toml_value_without_a_traceback(
+        table: str, keys: set[str], tmp_path: Path) -> None:
+    broke = []
+    for key in sorted(keys):
+        for value in HOSTILE + [[v] for v in HOSTILE]:
+            doc: dict[str, object] = copy.deepcopy(BASE_DOC)
+            doc[table] = {key: value}
+            if table == "whatif" and key != "request":
+                doc["sweep"] = {"slack": ["0h"]}
+            problem = _outcome(lambda d=doc: parse_spec(d, tmp_path))
+            if problem:
+                broke.append(f"[{table}].{key} = {value!r}: {problem}")
+    assert not broke, "\n".join(broke)
