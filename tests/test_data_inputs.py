@@ -325,6 +325,28 @@ def test_fifo_in_a_data_folder_is_named_and_skipped(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_in_the_data_folder_is_named_by_plan(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_export(data / "DE_2023_hourly.csv", "DE",
+                 [300.0 + (h % 24) for h in range(48)], start="2023-06-01")
+    os.mkfifo(data / "DE_2022_hourly.csv")
+    request = tmp_path / "r.toml"
+    request.write_text(
+        'start = "2023-06-01T00:00:00Z"\n[[jobs]]\nname = "j"\ngpus = 8\ngpu_hours = 16\n'
+        'gpu_power_kw = 0.7\nrelease = "2023-06-01T00:00:00Z"\n'
+        'deadline = "2023-06-02T00:00:00Z"\nzones = ["DE"]\n'
+        '[[zones]]\nid = "DE"\ncapacity_gpus = 8\n[policy]\nobjective = "carbon"\n',
+        encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "planner.cli.main", "plan", str(request),
+                           "--data", str(data), "--oracle", "--out", str(tmp_path / "p.json")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"greenepoch: skipped {data / 'DE_2022_hourly.csv'}: a FIFO (named pipe), not a " \
+           "regular file" in done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 def test_fifo_given_as_the_path_is_refused(tmp_path: Path) -> None:
     fifo = tmp_path / "DE_2023_hourly.csv"
     os.mkfifo(fifo)

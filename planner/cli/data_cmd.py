@@ -9,7 +9,12 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from planner.cli.options import allow_implausible_option, json_option, signal_option
+from planner.cli.options import (
+    allow_implausible_option,
+    json_option,
+    note_skipped,
+    signal_option,
+)
 from planner.cli.table import render
 from planner.intensity.readers import named_zones, read_any, read_electricitymaps
 from planner.intensity.summary import summarize
@@ -52,7 +57,7 @@ def check(paths: tuple[str, ...], signal: str, allow_gaps: bool, as_json: bool) 
 
 @data.command()
 @click.option("--data", "data_dir", required=True, envvar="GREENEPOCH_DATA",
-              type=click.Path(path_type=str),
+              type=click.Path(path_type=str), callback=note_skipped,
               help="Folder of Electricity Maps exports (or one holding 'electricitymaps/').")
 @click.option("--signal", "signals", multiple=True, type=click.Choice(["direct", "lca"]),
               help="Signal(s) to calibrate; default both.")

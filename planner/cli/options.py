@@ -11,9 +11,18 @@ from typing import Any
 import click
 
 from planner.errors import GreenEpochError
-from planner.intensity.readers import ALLOW_IMPLAUSIBLE_ENV
+from planner.intensity.readers import ALLOW_IMPLAUSIBLE_ENV, skipped_files
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+def note_skipped(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Name, on stderr, the ``*.csv`` in the data folder that are not regular files
+    (the readers skip them: a FIFO would block the read)."""
+    if value:
+        for why in skipped_files(value):
+            click.echo(f"greenepoch: skipped {why}", err=True)
+    return value
+
 
 data_folder_option = click.option(
     "--data",
@@ -21,6 +30,7 @@ data_folder_option = click.option(
     type=click.Path(path_type=str),
     envvar="GREENEPOCH_DATA",
     default=None,
+    callback=note_skipped,
     help="Folder of Electricity Maps exports (or a folder holding 'electricitymaps/'). "
     "Defaults to $GREENEPOCH_DATA; without either, the embedded synthetic default is used.",
 )

@@ -95,6 +95,18 @@ def _kind(path: Path) -> str:
     return "not a regular file"
 
 
+def skipped_files(path: str | Path) -> list[str]:
+    """'PATH: why' for each ``*.csv`` in the data folder ``path`` that is not a regular
+    file (a FIFO, socket, device, folder or broken link) and so is not read."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return []
+    if (folder / "electricitymaps").is_dir():
+        folder = folder / "electricitymaps"
+    return [f"{f}: {_kind(f)}, not a regular file"
+            for f in sorted(folder.glob("*.csv")) if not f.is_file()]
+
+
 def _csv_files(path: Path) -> tuple[list[Path], list[str]]:
     """The regular ``.csv`` files at ``path`` and, for the rest, 'NAME: why skipped'.
 
@@ -105,9 +117,8 @@ def _csv_files(path: Path) -> tuple[list[Path], list[str]]:
     if path.is_dir():
         nested = path / "electricitymaps"
         folder = nested if nested.is_dir() else path
-        found = sorted(folder.glob("*.csv"))
-        files = [f for f in found if f.is_file()]
-        skipped = [f"{f}: {_kind(f)}, not a regular file" for f in found if not f.is_file()]
+        files = [f for f in sorted(folder.glob("*.csv")) if f.is_file()]
+        skipped = skipped_files(path)
         if not files:
             also = f" (skipped {'; '.join(skipped)})" if skipped else ""
             raise DataError(
