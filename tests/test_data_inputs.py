@@ -121,6 +121,17 @@ def test_kg_values_under_a_g_header_are_refused_with_the_reason(tmp_path: Path) 
     assert allowed.values["GB"].tolist() == [0.21, 0.25, 0.19, 0.3]
 
 
+def test_grams_under_a_kg_header_are_refused_as_absurd_naming_the_conversion(
+    tmp_path: Path
+) -> None:
+    file = write_export(tmp_path / "GB_2023_hourly.csv", "GB", [300.0, 310.0],
+                        direct="Carbon Intensity kgCO₂eq/kWh (direct)")
+    with pytest.raises(DataError) as err:
+        read_electricitymaps(file)
+    assert ("GB_2023_hourly.csv: row 2: intensity 300000 gCO2eq/kWh (300.0 in the column's "
+            "unit x 1000) is above 2,000") in str(err.value)
+
+
 def test_the_environment_variable_allows_implausible_series(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
