@@ -213,6 +213,17 @@ def _price_file(bad: Path, tmp: Path) -> list[str]:
     return ["plan", str(request), "--out", str(tmp / "out.json")]
 
 
+def _data_export(bad: Path, tmp: Path) -> list[str]:
+    """The malformed file as the DE export of a --data folder the plan reads."""
+    folder = tmp / "data" / "electricitymaps"
+    folder.mkdir(parents=True)
+    (folder / "DE_2023_hourly.csv").write_bytes(bad.read_bytes())
+    request = tmp / "request.toml"
+    request.write_text(REQUEST.format(zone=""), encoding="utf-8")
+    return ["plan", str(request), "--data", str(tmp / "data"), "--oracle",
+            "--out", str(tmp / "out.json")]
+
+
 def _plan_file(tmp: Path) -> Path:
     return _with("good-plan.json", future_plan())(tmp)
 
@@ -222,6 +233,7 @@ SLOTS: list[tuple[str, dict[str, bytes], Argv]] = [
     ("plan REQUEST", TOML_BAD,
      lambda bad, tmp: ["plan", str(bad), "--out", str(tmp / "out.json")]),
     ("plan price_file", CSV_BAD, _price_file),
+    ("plan --data export", CSV_BAD, _data_export),
     ("whatif SPEC", SPEC_BAD,
      lambda bad, tmp: ["whatif", str(bad), "--out", str(tmp / "out.jsonl"), "--workers", "1"]),
     ("whatif [whatif].request", TOML_BAD, _spec_with_base),
@@ -267,9 +279,9 @@ def _run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Result:
 def test_malformed_file_is_one_error_line_and_exit_2(
         slot: str, kind: str, content: bytes, argv: Argv, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    suffix = {"plan price_file": ".csv", "replay --jobs": ".csv", "data check PATH": ".csv",
-              "report SOURCE": ".json"}.get(slot, ".json" if "PLAN" in slot or "squeue" in slot
-                                              else ".toml")
+    csv = {"plan price_file", "plan --data export", "replay --jobs", "data check PATH"}
+    suffix = (".csv" if slot in csv else ".json" if "PLAN" in slot or "squeue" in slot
+              or slot == "report SOURCE" else ".toml")
     bad = tmp_path / f"bad{suffix}"
     bad.write_bytes(content)
     args = argv(bad, tmp_path)
