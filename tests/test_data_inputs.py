@@ -453,3 +453,14 @@ def test_long_format_row_with_a_missing_or_extra_field_is_named(tmp_path: Path) 
     with pytest.raises(DataError, match=r"long\.csv: row 3: 4 field\(s\), more than the "
                                         r"header's 3; a value holds an unquoted comma"):
         read_any(file)
+
+
+def test_a_folder_may_mix_exports_and_long_format_files(tmp_path: Path) -> None:
+    write_export(tmp_path / "DE_2023_hourly.csv", "DE", [300.0, 310.0, 320.0])
+    (tmp_path / "more.csv").write_text(
+        "time,zone,value\n2023-01-01T00:00:00Z,GB,200\n2023-01-01T01:00:00Z,GB,210\n"
+        "2023-01-01T02:00:00Z,GB,220\n", encoding="utf-8")
+    data = read_electricitymaps(tmp_path)
+    assert data.zones == ["DE", "GB"]
+    assert data.values["GB"].tolist() == [200.0, 210.0, 220.0]
+    assert read_electricitymaps(tmp_path, zones=["GB"]).zones == ["GB"]
