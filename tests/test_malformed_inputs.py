@@ -17,7 +17,9 @@ import json
 import math
 import random
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -333,10 +335,11 @@ HOSTILE = [True, False, "x", "", math.inf, -math.inf, math.nan, -1, 0, 12.9, 10 
            -10 ** 20, 1e308, "1e400", "none", [], [1], ["DE", "DE"], [[]], {}, {"a": 1},
            dt.datetime(2023, 3, 6), dt.datetime(2023, 3, 6, tzinfo=dt.UTC), dt.date(2023, 3, 6),
            dt.time(1, 2)]
-BASE_DOC = {"start": "2023-03-06T00:00:00Z",
-            "jobs": [{"name": "ft", "gpus": 8, "duration": "3h",
-                      "deadline": "2023-03-07T00:00:00Z", "zones": ["DE"]}],
-            "zones": [{"id": "DE", "capacity_gpus": 16}], "policy": {"time_limit": "5s"}}
+BASE_DOC: dict[str, Any] = {
+    "start": "2023-03-06T00:00:00Z",
+    "jobs": [{"name": "ft", "gpus": 8, "duration": "3h", "deadline": "2023-03-07T00:00:00Z",
+              "zones": ["DE"]}],
+    "zones": [{"id": "DE", "capacity_gpus": 16}], "policy": {"time_limit": "5s"}}
 
 
 def _outcome(parse: Callable[[], object]) -> str | None:
@@ -363,7 +366,7 @@ def test_every_request_key_takes_any_toml_value_without_a_traceback(
             target = {"jobs": doc["jobs"][0], "zones": doc["zones"][0],
                       "policy": doc["policy"], "top": doc}[table]
             target[key] = value
-            problem = _outcome(lambda d=doc: parse_request(d, tmp_path))
+            problem = _outcome(partial(parse_request, doc, tmp_path))
             if problem:
                 broke.append(f"{table}.{key} = {value!r}: {problem}")
     assert not broke, "\n".join(broke)
@@ -375,11 +378,11 @@ def test_every_spec_key_takes_any_toml_value_without_a_traceback(
     broke = []
     for key in sorted(keys):
         for value in HOSTILE + [[v] for v in HOSTILE]:
-            doc: dict[str, object] = copy.deepcopy(BASE_DOC)
+            doc = copy.deepcopy(BASE_DOC)
             doc[table] = {key: value}
             if table == "whatif" and key != "request":
                 doc["sweep"] = {"slack": ["0h"]}
-            problem = _outcome(lambda d=doc: parse_spec(d, tmp_path))
+            problem = _outcome(partial(parse_spec, doc, tmp_path))
             if problem:
                 broke.append(f"[{table}].{key} = {value!r}: {problem}")
     assert not broke, "\n".join(broke)
