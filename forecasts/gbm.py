@@ -55,16 +55,24 @@ median saving realised 80.0 -> 79.6 %; see docs/forecasts.md.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from forecasts.base import Forecaster, ForecastError, register
 from forecasts.baselines import seasonal_lag
 from forecasts.climatology import Climatology
 from forecasts.prices import PRICE_FEATURES, DayAheadPrices
+from forecasts.trees import Pickled, Trees
+
+if TYPE_CHECKING:  # imported when fitting: a cached model predicts without scikit-learn
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 SEED = 20240
+#: batches of at most this many feature rows are predicted by the numpy tree walk
+#: (:class:`forecasts.trees.Trees`; a plan's forecast), larger ones by scikit-learn
+SMALL_BATCH = 20_000
 
 FEATURES = (
     "zone", "lead_h", "hour", "dow", "daytype", "issue_hour",
@@ -165,12 +173,26 @@ class GradientBoosting(Forecaster):
         self.correction_ = None
         if self.prices is not None:
             self.correction_ = self._fit_correction(rows)
+        self.trees_ = [Trees(m) for m in self.models_]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if isinstance(state.get("models_"), list):
+            state["models_"] = Pickled(state["models_"])  # unpickled only for large batches
+        return state
+
+    def _sklearn_models(self) -> list[HistGradientBoostingRegressor]:
+        if isinstance(self.models_, Pickled):
+            self.models_ = self.models_.load()
+        return self.models_
 
     def _n_base(self) -> int:
         """Columns the bagged models read: the kept features without the price block."""
         return int(self._keep()[: len(FEATURES)].sum())
 
     def _hgb(self, seed: int, **kw: object) -> HistGradientBoostingRegressor:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         keep = self._keep()
         params: dict = dict(
             loss=self.loss, max_iter=self.max_iter, learning_rate=self.learning_rate,
@@ -287,7 +309,11 @@ class GradientBoosting(Forecaster):
                      offset: int, steps: np.ndarray) -> np.ndarray:
         X, lvl, base, _pos = self._features(values, t0, last, offset, steps)
         Xk = X[:, self._keep()]
-        rel = np.mean([m.predict(Xk[:, : self._n_base()]) for m in self.models_], axis=0)
+        base_cols = Xk[:, : self._n_base()]
+        if len(Xk) <= SMALL_BATCH:
+            rel = np.mean([t.predict(base_cols) for t in self.trees_], axis=0)
+        else:
+            rel = np.mean([m.predict(base_cols) for m in self._sklearn_models()], axis=0)
         correction = getattr(self, "correction_", None)
         if correction is not None:
             known = Xk[:, self._n_base() + PRICE_FEATURES.index("da_published")] == 1

@@ -185,8 +185,8 @@ def test_gbm_bagging_averages_its_models(data: pd.DataFrame) -> None:
     values = data.to_numpy()
     both = bagged._point_batch(values, data.index[0], last, 1, 48)
     singles = []
-    for member in bagged.models_:
-        bagged.models_ = [member]
+    for member, trees in zip(bagged.models_, bagged.trees_, strict=True):
+        bagged.models_, bagged.trees_ = [member], [trees]
         singles.append(bagged._point_batch(values, data.index[0], last, 1, 48))
     np.testing.assert_allclose(both, np.mean(singles, axis=0))
     assert not np.allclose(singles[0], singles[1])  # fitted on different days
@@ -239,3 +239,45 @@ def test_gbm_learns_from_the_latest_train_days_only() -> None:
     assert model.train_from_ >= held_out - pd.Timedelta("101D")
     assert model.train_from_ > long.index[0] + pd.Timedelta("200D")
     assert GradientBoosting.train_days == 365
+
+
+def test_numpy_trees_predict_what_scikit_learn_predicts(fitted: dict,
+                                                        data: pd.DataFrame) -> None:
+    """A cached model predicts small batches with forecasts.trees (no scikit-learn
+    import): the same values as the regressors, missing and unknown zones included."""
+    model = fitted["gbm"]
+    last = np.arange(24 * 20, 24 * 40, 13) - 1
+    X, *_ = model._features(data.to_numpy(), data.index[0], last, 1, np.arange(200))
+    X = X[:, model._keep()][:, : model._n_base()].astype(float)
+    X[:50, 0] = 7  # a zone code the model never saw: scikit-learn treats it as missing
+    X[50:100, 0] = np.nan
+    X[100:150, 6] = np.nan  # a missing numeric feature
+    assert len(model.trees_) == len(model.models_) == 2
+    for trees, regressor in zip(model.trees_, model.models_, strict=True):
+        np.testing.assert_allclose(trees.predict(X), regressor.predict(X), rtol=1e-12,
+                                   atol=1e-12)
+
+
+def test_a_pickled_model_predicts_without_importing_scikit_learn(
+        fitted: dict, data: pd.DataFrame, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+    import subprocess
+    import sys
+
+    path = tmp_path / "blend.pkl"
+    path.write_bytes(pickle.dumps(fitted["blend"]))
+    expected = fitted["blend"].predict(ISSUE, pd.Timedelta("96h"), data=data)
+    code = (
+        "import pickle, sys, pandas as pd\n"
+        f"m = pickle.loads(open({str(path)!r}, 'rb').read())\n"
+        f"data = pd.read_pickle({str(tmp_path / 'data.pkl')!r})\n"
+        f"out = m.predict(pd.Timestamp({str(ISSUE)!r}), pd.Timedelta('96h'), data=data)\n"
+        f"out.to_pickle({str(tmp_path / 'out.pkl')!r})\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('sklearn', 'scipy')))\n"
+    )
+    data.to_pickle(tmp_path / "data.pkl")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+    pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / "out.pkl"), expected,
+                                  rtol=1e-12)
