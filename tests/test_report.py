@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -318,3 +319,93 @@ def test_pareto_figure_counts_ties_per_mode() -> None:
                       "scenario, seasonal forecast", "Pareto front, seasonal forecast"]
     assert ax.get_ylim()[0] == 0
     check_png(to_png(fig))
+
+
+def test_gantt_has_deadlines_a_readable_colour_bar_and_the_forecast_lane() -> None:
+    """The colour bar was a sliver beside a 2-lane chart, deadlines were not drawn, and a
+    forecast plan showed only what happened, not the forecast it was planned on."""
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    from planner.report.figures import gantt_figure, to_png
+
+    times = pd.date_range("2023-08-01", periods=24, freq="1h", tz="UTC", name="time")
+    actual = pd.DataFrame({"ES": range(100, 124), "DE": range(300, 324)}, index=times,
+                          dtype=float)
+    forecast = actual + 40.0
+    segments = pd.DataFrame({"job": ["ft", "ft"], "zone": ["ES", "ES"],
+                             "start": ["2023-08-01T10:00:00Z", "2023-08-01T13:00:00Z"],
+                             "end": ["2023-08-01T12:00:00Z", "2023-08-01T14:00:00Z"],
+                             "gpus": [8, 8]})
+    deadline = pd.Timestamp("2023-08-01T15:00:00Z")
+    fig = gantt_figure(segments, actual, "t", deadlines={"ft": deadline}, forecast=forecast)
+    ax, bar = fig.axes
+    lanes = [t.get_text() for t in ax.get_yticklabels()]
+    assert lanes == ["ES · forecast planned on", "ES · ft (actual)",
+                     "DE · forecast planned on", "DE"]
+    # the forecast lane is drawn from the forecast, the job lane from what happened
+    strips = [m.get_array().ravel() for m in ax.collections]
+    assert strips[0].tolist() == forecast["ES"].tolist()
+    assert strips[1].tolist() == actual["ES"].tolist()
+    marks = [line for line in ax.get_lines() if line.get_label() == "deadline"]
+    assert len(marks) == 1
+    assert marks[0].get_xdata()[0] == mdates.date2num(deadline.tz_convert(None))
+    box = bar.get_position()
+    assert box.width > 5 * box.height  # a horizontal bar under the chart
+    assert bar.get_position().y1 < ax.get_position().y0
+    assert bar.get_xlim() == (0.0, 363.0)  # one scale for forecast and actual
+    assert "forecast lanes" in bar.get_xlabel()
+    check_png(to_png(fig))
+
+
+@pytest.mark.realdata
+def test_forecast_lane_is_the_forecast_the_plan_was_made_on(real_data: Path,
+                                                             tmp_path: Path) -> None:
+    """The report issues the forecast again: it must equal what the planner judged the
+    plan on (the segment emissions are energy x that forecast)."""
+    import numpy as np
+
+    from planner.pipeline import load_intensities, plan
+    from planner.report.build import plan_report, planned_forecast
+    from planner.request import load_request
+
+    (tmp_path / "req.toml").write_text(PLAN, encoding="utf-8")
+    request = load_request(tmp_path / "req.toml")
+    judged = load_intensities(request, data=real_data, model="seasonal").judged.values
+    again = planned_forecast(["DE", "GB"], request.start, request.end + pd.Timedelta("6h"),
+                             model="seasonal", slot="1h", data=str(real_data),
+                             signal="direct")
+    assert np.allclose(again.loc[judged.index, judged.columns].to_numpy(),
+                       judged.to_numpy())
+    doc = plan(request, data=real_data, model="seasonal").doc
+    report = plan_report(doc, data=str(real_data))
+    alts = [alt for _, alt in figures(report.html())]
+    assert "the seasonal forecast issued at 2023-06-01 00:00 UTC" in alts[0]
+
+
+def test_result_report_shows_the_best_plan_of_each_forecast_mode() -> None:
+    """The best scenario was the lowest emissions over every mode (an oracle plan, which
+    no forecast user can choose); now each mode has its own, and the forecast one is
+    drawn over the forecast it was planned on, with its deadline."""
+    from test_whatif_views import row
+
+    from planner.report import result_report
+
+    rows = []
+    for i, (mode, kg) in enumerate([("oracle", 4.0), ("oracle", 5.0), ("seasonal", 4.5),
+                                    ("seasonal", 6.0)]):
+        r = row(i, kg, zones="DE", forecast=mode, slack_h=float(i))
+        r["segments"] = [["ft", "DE", "2023-01-01T02:00:00Z", "2023-01-01T05:00:00Z", 8]]
+        r["deadlines"] = {"ft": "2023-01-01T08:00:00Z"}
+        r["slot"] = "1h"
+        rows.append(r)
+    header = {"kind": "greenepoch-whatif", "version": 1, "data": None, "signal": "direct",
+              "seed": 0}
+    page = result_report(header, {r["scenario_id"]: r for r in rows}).html()
+    assert "<h2>Best scenario of each forecast mode</h2>" in page
+    best = page.split("<h2>Best scenario of each forecast mode</h2>")[1].split("<h2>")[0]
+    assert re.findall(r'<td class="text">(oracle|seasonal)</td>', best) == ["oracle",
+                                                                             "seasonal"]
+    alts = [alt for _, alt in figures(page)]
+    assert alts[0].endswith("red ticks: deadlines")
+    assert "the seasonal forecast issued at 2023-01-01 00:00 UTC" in alts[1]

@@ -191,6 +191,9 @@ def test_rows_match_individual_planner_runs(real_data: Path, tmp_path: Path) -> 
                 for j in doc["jobs"] for g in j["segments"]]
         assert row["segments"] == segs
         assert row["solver"] == doc["solver"]["status"]
+        assert row["deadlines"] == {j.name: j.deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+                                    for j in s.request.jobs}
+        assert row["slot"] == s.request.policy.slot
     assert "ok" in statuses
 
 

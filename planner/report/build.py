@@ -143,19 +143,64 @@ def _heatmap_section(report: Report, zones: list[str], year: int, *, data: str |
                   f"mean {signal} intensity, {year}, {origin} data, hour of day in UTC")
 
 
+def planned_forecast(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *,
+                     model: str, slot: str, data: str | None, signal: str,
+                     seed: int = 0) -> pd.DataFrame:
+    """The forecast a plan starting at ``start`` was made on, over ``[start, end)``.
+
+    Issued again through :func:`planner.pipeline.load_intensities` (same model, issue
+    time, history, fit cut-off and slot; the fitted model comes from the forecast
+    cache when the plan's run left it there), for a window request over the zones: a
+    forecast's value at a slot does not depend on how far the horizon reaches.
+    """
+    from planner.model import Job, PlanRequest, Policy, Zone
+    from planner.pipeline import load_intensities
+
+    window = PlanRequest(
+        start=start,
+        jobs=(Job(name="window", gpus=1, gpu_hours=1.0, release=start, deadline=end,
+                  zones=(zones[0],), home_zone=zones[0]),),
+        zones=tuple(Zone(id=z, capacity_gpus=1) for z in zones),
+        policy=Policy(slot=slot, forecast=model),
+    )
+    got = load_intensities(window, data=data, model=model, signal=signal, seed=seed)
+    return got.judged.values
+
+
 def _gantt_section(report: Report, segments: pd.DataFrame, zones: list[str], *,
-                   data: str | None, signal: str, source: str, title: str) -> None:
+                   data: str | None, signal: str, source: str, title: str,
+                   deadlines: dict[str, str] | None = None,
+                   forecast_model: str | None = None, slot: str = "1h",
+                   start: str | None = None, seed: int = 0) -> None:
+    """The Gantt chart over the actual intensities, with deadline markers and, for a plan
+    made on a forecast (``forecast_model``), the forecast it was planned on."""
     from planner.report.figures import gantt
 
     if segments.empty:
         return
-    first = pd.Timestamp(segments["start"].min()).floor("1D")
-    last = pd.Timestamp(segments["end"].max()).ceil("1h") + pd.Timedelta("6h")
+    marks = {job: pd.Timestamp(at) for job, at in (deadlines or {}).items()}
+    first = pd.Timestamp(start if start is not None else segments["start"].min()).floor("1D")
+    last = max([pd.Timestamp(segments["end"].max()), *marks.values()]).ceil("1h") \
+        + pd.Timedelta("6h")
     backdrop, origin = load_backdrop(zones, first, last, data=data, signal=signal,
                                      source=source)
+    forecast = None
+    note = ""
+    if forecast_model is not None and start is not None:
+        issued = pd.Timestamp(start)
+        try:
+            forecast = planned_forecast(zones, issued, last, model=forecast_model, slot=slot,
+                                        data=data if source == "real" else None,
+                                        signal=signal, seed=seed)
+            note = (f"; lanes marked 'forecast planned on': the {forecast_model} forecast "
+                    f"issued at {issued.strftime('%Y-%m-%d %H:%M')} UTC")
+        except GreenEpochError as exc:
+            note = f"; the {forecast_model} forecast could not be issued again ({exc})"
     report.heading("Plan across zones")
-    report.figure(gantt(segments, backdrop, title),
-                  f"segments over the {origin} {signal} intensity of each zone")
+    report.figure(gantt(segments, backdrop, title, deadlines=marks or None,
+                        forecast=forecast),
+                  f"segments over the {origin} {signal} intensity of each zone"
+                  + ("; red ticks: deadlines" if marks else "") + note)
 
 
 def plan_report(doc: dict[str, Any], *, data: str | None = None) -> Report:
@@ -191,8 +236,12 @@ def plan_report(doc: dict[str, Any], *, data: str | None = None) -> Report:
     report.heading("Savings")
     report.table(table, "savings")
     segments = plan.segments()
+    deadlines = {job["name"]: job["deadline"] for job in doc["jobs"] if job.get("deadline")}
+    forecast = intensity["mode"] == "forecast" and intensity.get("model")
     _gantt_section(report, segments, zones, data=data, signal=signal,
-                   source=intensity["source"], title="plan")
+                   source=intensity["source"], title="plan", deadlines=deadlines,
+                   forecast_model=intensity["model"] if forecast else None,
+                   slot=doc.get("slot", "1h"), start=doc["start"])
     report.heading("Segments")
     report.table(segments, "segments")
     _heatmap_section(report, zones, pd.Timestamp(doc["start"]).year, data=data, signal=signal,
@@ -230,17 +279,31 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
     if ok.empty:
         raise GreenEpochError("no scenario of the results file has a plan; nothing to report")
 
-    best = ok.sort_values(["emissions_kg", "index"]).iloc[0]
-    report.heading("Best scenario")
+    # the best of each forecast mode: a perfect-foresight plan is no choice for one
+    # made on a forecast, so each mode shows its own
+    modes = list(dict.fromkeys(ok["forecast"])) if "forecast" in ok else [None]
+    bests = [(ok if mode is None else ok[ok["forecast"] == mode])
+             .sort_values(["emissions_kg", "index"]).iloc[0] for mode in modes]
+    best = bests[0]
+    report.heading("Best scenario" + (" of each forecast mode" if len(bests) > 1 else ""))
     cols = ["zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast",
             "emissions_kg", "run_now_kg", "savings_pct", "delay_mean_h", "energy_kwh",
             "cost_usd"]
-    report.table(pd.DataFrame([best[cols].to_dict()]), "best scenario")
-    segs = pd.DataFrame(rows[str(best.name)]["segments"] or [],
-                        columns=["job", "zone", "start", "end", "gpus"])
-    zones_best = str(best["zones"]).split("+")
-    _gantt_section(report, segs, zones_best, data=data, signal=signal, source=source,
-                   title=f"best scenario: {best['zones']}, start {best['start']}")
+    report.table(pd.DataFrame([b[cols].to_dict() for b in bests]), "best scenario")
+    for pick in bests:
+        found = rows[str(pick.name)]
+        segs = pd.DataFrame(found["segments"] or [],
+                            columns=["job", "zone", "start", "end", "gpus"])
+        planned = str(pick["forecast"]) if pick.get("forecast") not in (None, "oracle") \
+            else None
+        _gantt_section(report, segs, str(pick["zones"]).split("+"), data=data, signal=signal,
+                       source=source,
+                       title=f"best scenario: {pick['zones']}, start {pick['start']}, "
+                       + (f"planned on the {planned} forecast" if planned
+                          else "planned on perfect foresight (oracle)"),
+                       deadlines=found.get("deadlines"), forecast_model=planned,
+                       slot=found.get("slot") or "1h", start=str(pick["start"]),
+                       seed=int(header.get("seed") or 0))
 
     ranked = best_zone_season(frame)
     if not ranked.empty:

@@ -7,7 +7,8 @@ gCO2eq/kWh; or the tidy what-if rows) and never touches files.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -65,46 +66,93 @@ def intensity_heatmaps(values: pd.DataFrame, title: str = "") -> bytes:
     return to_png(fig)
 
 
-def gantt(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: str = "") -> bytes:
+def gantt(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: str = "", *,
+          deadlines: Mapping[str, pd.Timestamp] | None = None,
+          forecast: pd.DataFrame | None = None) -> bytes:
+    """:func:`gantt_figure` as PNG."""
+    return to_png(gantt_figure(segments, backdrop, title, deadlines=deadlines,
+                               forecast=forecast))
+
+
+def _strip(ax: plt.Axes, values: pd.Series, lane: int, vmax: float) -> Any:
+    """One zone's intensities as a colour strip across ``lane``."""
+    index = pd.DatetimeIndex(values.index)
+    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta("1h")
+    edges = mdates.date2num(pd.DatetimeIndex([*index, index[-1] + step]).tz_convert(None))
+    row = values.to_numpy(dtype=float)[None, :]
+    return ax.pcolormesh(edges, [lane - 0.5, lane + 0.5], row, cmap=CMAP, vmin=0, vmax=vmax,
+                         shading="flat")
+
+
+def gantt_figure(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: str = "", *,
+                 deadlines: Mapping[str, pd.Timestamp] | None = None,
+                 forecast: pd.DataFrame | None = None) -> Figure:
     """The plan across zones: one lane per (zone, job), bars where the job runs, over
-    the zone's intensity as a colour strip.
+    the zone's actual intensity as a colour strip; a red tick at each job's deadline.
 
     ``segments``: columns job, zone, start, end (UTC), gpus.  ``backdrop``: hourly
-    intensities (UTC ``time`` index, one column per zone) or None.
+    intensities (UTC ``time`` index, one column per zone) or None.  ``deadlines``: job
+    -> UTC deadline.  ``forecast``: for a plan made on a forecast, the forecast it was
+    planned on (same layout); each zone then gets a lane of it above its jobs.  One
+    colour scale (horizontal bar below) for actual and forecast.
     """
     zones = list(dict.fromkeys([*(backdrop.columns if backdrop is not None else []),
                                 *segments["zone"]]))
-    lanes = [(z, j) for z in zones for j in sorted(segments.loc[segments["zone"] == z, "job"]
-                                                   .unique()) or [""]]
-    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.55 * len(lanes)), constrained_layout=True)
+    lanes: list[tuple[str, str]] = []  # (zone, job); job "" for a forecast lane
+    for z in zones:
+        if forecast is not None and z in forecast:
+            lanes.append((z, ""))
+        jobs = sorted(segments.loc[segments["zone"] == z, "job"].unique())
+        lanes += [(z, j) for j in jobs] or [(z, " ")]
+    fig, ax = plt.subplots(figsize=(11, max(3.6, 1.9 + 0.5 * len(lanes))),
+                           constrained_layout=True)
+    frames = [f for f in (backdrop, forecast) if f is not None and len(f)]
+    vmax = max([float(np.nanmax(f.to_numpy(dtype=float))) for f in frames] or [1.0]) or 1.0
     image = None
-    if backdrop is not None and len(backdrop):
-        step = backdrop.index[1] - backdrop.index[0] if len(backdrop) > 1 else pd.Timedelta("1h")
-        edges = [*backdrop.index, backdrop.index[-1] + step]
-        x = mdates.date2num(pd.DatetimeIndex(edges).tz_convert(None))
-        vmax = float(np.nanmax(backdrop.to_numpy())) or 1.0
-        for i, (zone, _) in enumerate(lanes):
-            if zone in backdrop:
-                row = backdrop[zone].to_numpy(dtype=float)[None, :]
-                image = ax.pcolormesh(x, [i - 0.5, i + 0.5], row, cmap=CMAP, vmin=0, vmax=vmax,
-                                      alpha=0.55, shading="flat")
+    for i, (zone, job) in enumerate(lanes):
+        source = forecast if job == "" else backdrop
+        if source is not None and len(source) and zone in source:
+            image = _strip(ax, source[zone], i, vmax)
     for i, (zone, job) in enumerate(lanes):
         part = segments[(segments["zone"] == zone) & (segments["job"] == job)]
-        for seg in part.itertuples(index=False):
-            start = mdates.date2num(pd.Timestamp(seg.start).tz_convert(None))
-            end = mdates.date2num(pd.Timestamp(seg.end).tz_convert(None))
-            ax.barh(i, end - start, left=start, height=0.5, color="#1f3b73",
-                    edgecolor="white", linewidth=0.5)
-    ax.set_yticks(range(len(lanes)), [f"{z} · {j}" if j else z for z, j in lanes])
+        for first, last in zip(part["start"].astype(str), part["end"].astype(str), strict=True):
+            start = mdates.date2num(pd.Timestamp(first).tz_convert(None))
+            end = mdates.date2num(pd.Timestamp(last).tz_convert(None))
+            ax.barh(i, end - start, left=start, height=0.45, color="#1f3b73",
+                    edgecolor="white", linewidth=0.8)
+    marked = False
+    for i, (_, job) in enumerate(lanes):
+        if deadlines and job in deadlines:
+            at = mdates.date2num(pd.Timestamp(deadlines[job]).tz_convert(None))
+            ax.plot([at, at], [i - 0.48, i + 0.48], color="#c0392b", linewidth=2.6,
+                    solid_capstyle="butt", label=None if marked else "deadline")
+            ax.plot([at], [i - 0.48], marker="v", color="#c0392b", markersize=8)
+            marked = True
+    names = []
+    for zone, job in lanes:
+        if job == "":
+            names.append(f"{zone} · forecast planned on")
+        elif job == " ":
+            names.append(zone)
+        else:
+            names.append(f"{zone} · {job}" + (" (actual)" if forecast is not None else ""))
+    ax.set_yticks(range(len(lanes)), names)
     ax.set_ylim(-0.5, len(lanes) - 0.5)
     ax.invert_yaxis()
     ax.xaxis_date()
     ax.set_xlabel("time (UTC)")
     fig.autofmt_xdate()
+    if marked:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     if image is not None:
-        fig.colorbar(image, ax=ax, label="gCO2eq/kWh", pad=0.01)
+        bar = fig.colorbar(image, ax=ax, orientation="horizontal", location="bottom",
+                           fraction=0.1, aspect=45, pad=0.02, shrink=0.7)
+        bar.set_label("carbon intensity (gCO2eq/kWh): "
+                      + ("forecast lanes, what the plan saw; job lanes, what happened"
+                         if forecast is not None else "what happened"), fontsize=9)
+        bar.ax.tick_params(labelsize=9)
     ax.set_title(title or "plan: where and when each job runs")
-    return to_png(fig)
+    return fig
 
 
 MODE_STYLE = {"oracle": ("o", "#1f3b73")}  # perfect foresight: circles, dark blue

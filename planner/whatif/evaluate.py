@@ -11,6 +11,7 @@ Row fields (units in the names; docs/whatif.md has the table):
 * ``run_now_kg``: the run-now-at-home baseline on the same actual intensities;
 * ``savings_pct`` = 100 x (run_now_kg - emissions_kg) / run_now_kg;
 * ``delay_mean_h`` / ``delay_p95_h``: completion minus run-now's completion, over jobs;
+* ``slot`` and ``deadlines`` (job name -> UTC deadline): for the report's Gantt chart;
 * ``status``: ``ok``, ``infeasible`` (the planner proved no plan exists: e.g. a hard
   threshold no slot meets) or ``error`` (data missing for the scenario), with
   ``message`` saying why.
@@ -192,5 +193,9 @@ def evaluate(scenario: Scenario, data: str | None = None, signal: str = "direct"
         row.update(status="ok", message="")
         row.update(plan_row(plan.doc))
         row.update(solver=plan.doc["solver"]["status"], segments=_segments(plan.doc))
+    request = scenario.request
+    row["slot"] = request.policy.slot
+    row["deadlines"] = {job.name: job.deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+                        for job in request.jobs}
     row["seconds"] = round(time.perf_counter() - began, 4)
     return row

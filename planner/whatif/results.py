@@ -25,6 +25,7 @@ from planner.errors import GreenEpochError
 
 KIND = "greenepoch-whatif"
 VERSION = 1
+NESTED = ("segments", "deadlines")  # per-row structures kept out of the frame
 
 
 def _clean(value: Any) -> Any:
@@ -201,9 +202,9 @@ def read_results(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
 
 def results_frame(rows: list[dict[str, Any]] | dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Rows as a DataFrame indexed by ``scenario_id``, in scenario order, without the
-    nested ``segments`` column."""
+    nested ``segments`` and ``deadlines`` columns."""
     records = list(rows.values()) if isinstance(rows, dict) else list(rows)
-    frame = pd.DataFrame([{k: v for k, v in r.items() if k != "segments"} for r in records])
+    frame = pd.DataFrame([{k: v for k, v in r.items() if k not in NESTED} for r in records])
     if frame.empty:
         return frame
     frame = frame.sort_values("index", kind="stable").set_index("scenario_id")
