@@ -47,12 +47,12 @@ def duration(value: object, field: str) -> pd.Timedelta:
                                f"'{bare}min' or '{bare}s'")
         else:
             td = pd.Timedelta(str(value))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:  # overflow: an int beyond a float
         raise RequestError(
-            f"{field}: cannot read {value!r} as a duration; use e.g. '15min', '2h', '60s'"
+            f"{field}: cannot read {shown(value)} as a duration; use e.g. '15min', '2h', '60s'"
         ) from exc
     if td is pd.NaT or td < pd.Timedelta(0):
-        raise RequestError(f"{field}: duration {value!r} must be zero or positive")
+        raise RequestError(f"{field}: duration {shown(value)} must be zero or positive")
     return td
 
 

@@ -331,7 +331,7 @@ def test_well_formed_inputs_still_work(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 #: Values of every TOML type, hostile ones included (times, dates, nested lists).
-HOSTILE = [True, False, "x", "", math.inf, -math.inf, math.nan, -1, 0, 12.9, 10 ** 20,
+HOSTILE = [True, False, "x", "", math.inf, -math.inf, math.nan, -1, 0, 12.9, 10 ** 20, 10 ** 400,
            -10 ** 20, 1e308, "1e400", "none", [], [1], ["DE", "DE"], [[]], {}, {"a": 1},
            dt.datetime(2023, 3, 6), dt.datetime(2023, 3, 6, tzinfo=dt.UTC), dt.date(2023, 3, 6),
            dt.time(1, 2)]
