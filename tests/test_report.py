@@ -342,7 +342,7 @@ def test_gantt_has_deadlines_a_readable_colour_bar_and_the_forecast_lane() -> No
     ax, bar = fig.axes
     lanes = [t.get_text() for t in ax.get_yticklabels()]
     assert lanes == ["ES · forecast planned on", "ES · ft (actual)",
-                     "DE · forecast planned on", "DE"]
+                     "DE · forecast planned on", "DE (actual)"]
     # the forecast lane is drawn from the forecast, the job lane from what happened
     strips = [m.get_array().ravel() for m in ax.collections]
     assert strips[0].tolist() == forecast["ES"].tolist()

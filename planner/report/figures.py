@@ -133,7 +133,7 @@ def gantt_figure(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: s
         if job == "":
             names.append(f"{zone} · forecast planned on")
         elif job == " ":
-            names.append(zone)
+            names.append(zone + (" (actual)" if forecast is not None else ""))
         else:
             names.append(f"{zone} · {job}" + (" (actual)" if forecast is not None else ""))
     ax.set_yticks(range(len(lanes)), names)
