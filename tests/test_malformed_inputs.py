@@ -144,6 +144,15 @@ REPORT_BAD: dict[str, bytes] = {
     "results-binary-tail": WHATIF_HEADER + RANDOM,
 }
 
+#: An existing --out a sweep would resume (empty is fine: a new results file).
+RESUME_BAD: dict[str, bytes] = {
+    "random-bytes": RANDOM,
+    "nul-bytes": COMMON["nul-bytes"],
+    "not-utf8": WHATIF_HEADER + b'{"scenario_id": "caf\xe9"}\n',
+    "a-plan-json": _plan_head(),
+    "another-sweep": WHATIF_HEADER,
+}
+
 CSV_HEADER = b"name,zone,submit,gpus,duration_h,deadline\n"
 CSV_BAD: dict[str, bytes] = {
     **COMMON,
@@ -226,6 +235,13 @@ def _data_export(bad: Path, tmp: Path) -> list[str]:
             "--out", str(tmp / "out.json")]
 
 
+def _resumed_results(bad: Path, tmp: Path) -> list[str]:
+    """The malformed file as the existing --out results file a sweep would resume."""
+    spec = tmp / "spec.toml"
+    spec.write_text(REQUEST.format(zone="") + '[sweep]\nslack = ["0h"]\n', encoding="utf-8")
+    return ["whatif", str(spec), "--out", str(bad), "--workers", "1"]
+
+
 def _plan_file(tmp: Path) -> Path:
     return _with("good-plan.json", future_plan())(tmp)
 
@@ -239,6 +255,7 @@ SLOTS: list[tuple[str, dict[str, bytes], Argv]] = [
     ("whatif SPEC", SPEC_BAD,
      lambda bad, tmp: ["whatif", str(bad), "--out", str(tmp / "out.jsonl"), "--workers", "1"]),
     ("whatif [whatif].request", TOML_BAD, _spec_with_base),
+    ("whatif --out (resumed)", RESUME_BAD, _resumed_results),
     ("report SOURCE", REPORT_BAD,
      lambda bad, tmp: ["report", str(bad), "--out", str(tmp / "out.html")]),
     ("export slurm PLAN", JSON_BAD, lambda bad, tmp: ["export", "slurm", str(bad), "--dry-run"]),
@@ -282,8 +299,9 @@ def test_malformed_file_is_one_error_line_and_exit_2(
         slot: str, kind: str, content: bytes, argv: Argv, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     csv = {"plan price_file", "plan --data export", "replay --jobs", "data check PATH"}
-    suffix = (".csv" if slot in csv else ".json" if "PLAN" in slot or "squeue" in slot
-              or slot == "report SOURCE" else ".toml")
+    suffix = (".csv" if slot in csv else ".jsonl" if "resumed" in slot
+              else ".json" if "PLAN" in slot or "squeue" in slot or slot == "report SOURCE"
+              else ".toml")
     bad = tmp_path / f"bad{suffix}"
     bad.write_bytes(content)
     args = argv(bad, tmp_path)
@@ -295,7 +313,9 @@ def test_malformed_file_is_one_error_line_and_exit_2(
     assert "Traceback" not in result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("greenepoch: error: "), result.stderr
-    assert set(tmp_path.iterdir()) == before, "a failed command left a file behind"
+    # a results file's lock stays beside it by design (planner/whatif/results.py)
+    after = {p for p in tmp_path.iterdir() if not p.name.endswith(".jsonl.lock")}
+    assert after == before, "a failed command left a file behind"
 
 
 def test_malformed_request_message_names_field_value_and_fix(
