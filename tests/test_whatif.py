@@ -238,9 +238,15 @@ def test_pareto_front_has_no_dominated_point(points: list[tuple[int, int, int]])
     everything = frame[["emissions_kg", "delay_mean_h", "cost_usd"]].to_numpy()
     for p in values:  # nothing in the whole set beats a front point
         assert not ((everything <= p).all(axis=1) & (everything < p).any(axis=1)).any()
+    assert len({tuple(p) for p in values}) == len(values)  # exact ties shown once
     left_out = frame.drop(index=front.index)
+    tied = 0
     for p in left_out[["emissions_kg", "delay_mean_h", "cost_usd"]].to_numpy():
-        assert ((values <= p).all(axis=1) & (values < p).any(axis=1)).any()
+        beaten = ((values <= p).all(axis=1) & (values < p).any(axis=1)).any()
+        same = (values == p).all(axis=1).any()  # a tie of a front point
+        assert beaten or same
+        tied += int(same)
+    assert int(front["ties"].sum()) == len(front) + tied
 
 
 def test_dominated_small_case() -> None:
