@@ -544,3 +544,20 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_frees_the_results(
     again = subprocess.run(args, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr
     assert f"48 of 48 scenarios ({len(rows)} from" in again.stdout
+
+
+def test_results_file_with_bytes_that_are_not_utf8_is_read(tmp_path: Path) -> None:
+    """A crash can leave a last line of bytes that are not UTF-8: reading skipped it
+    only after a UnicodeDecodeError traceback; now it is a torn line like any other."""
+    from planner.whatif.results import ResultStore
+
+    out = tmp_path / "r.jsonl"
+    with ResultStore(out, HEADER) as store:
+        store.append(_row(0))
+    with open(out, "ab") as fh:
+        fh.write(b'{"scenario_id": "s1", "zones": "\xc3')  # cut inside a character
+    assert list(read_results(out)[1]) == ["s0"]
+    with ResultStore(out, HEADER) as store:
+        store.append(_row(1))
+    assert list(read_results(out)[1]) == ["s0", "s1"]
+    out.read_text(encoding="utf-8")  # the torn bytes are gone

@@ -174,7 +174,8 @@ def read_results(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
     """The header and the rows by scenario id (a torn last line is skipped)."""
     file = Path(path)
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        # bytes a crash left half-written are not UTF-8: such a line fails to parse below
+        lines = file.read_bytes().decode("utf-8", errors="replace").splitlines()
     except OSError as exc:
         raise GreenEpochError(f"{file}: cannot read the results file ({exc})") from exc
     except UnicodeDecodeError:  # rows are ASCII JSON: this is some other file
