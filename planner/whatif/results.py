@@ -178,9 +178,6 @@ def read_results(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
         lines = file.read_bytes().decode("utf-8", errors="replace").splitlines()
     except OSError as exc:
         raise GreenEpochError(f"{file}: cannot read the results file ({exc})") from exc
-    except UnicodeDecodeError:  # rows are ASCII JSON: this is some other file
-        raise GreenEpochError(f"{file}: not a what-if results file (not UTF-8 text); pass "
-                              "another --out or delete the file to start over") from None
     try:
         header = json.loads(lines[0]) if lines else {}
     except ValueError:
