@@ -82,12 +82,12 @@ def calibrate(data_dir: str, signals: tuple[str, ...], out: str, quiet: bool) ->
     notes = []
     for signal in dict.fromkeys(signals or ("direct", "lca")):
         files = len(named_zones(data_dir))
-        with tqdm(total=files, desc=f"calibrate {signal}: read", unit="file", leave=False,
+        with tqdm(total=files, desc=f"calibrate {signal}: read", unit="file",
                   disable=quiet, file=sys.stderr) as bar:
             loaded = read_electricitymaps(data_dir, signal=signal,
                                           progress=lambda _name: bar.update())
         with tqdm(total=len(loaded.zones), desc=f"calibrate {signal}: fit", unit="zone",
-                  leave=False, disable=quiet, file=sys.stderr) as bar:
+                  disable=quiet, file=sys.stderr) as bar:
             climatology = fit(loaded, progress=lambda _zone: bar.update())
         target = folder / f"climatology_{signal}.json"
         written[target] = climatology.json_text()
