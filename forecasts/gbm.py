@@ -55,6 +55,7 @@ median saving realised 80.0 -> 79.6 %; see docs/forecasts.md.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -71,10 +72,14 @@ if TYPE_CHECKING:  # imported when fitting: a cached model predicts without scik
 
 SEED = 20240
 #: batches of at most this many feature rows (a plan's forecast: zones x slots) are
-#: predicted by the numpy tree walk (:class:`forecasts.trees.Trees`, no scikit-learn
-#: import, ~1 s CPU), larger ones by scikit-learn.  Measured, 2 x 250 trees: 672 rows
-#: 0.10 vs 0.04 s, 6,720 rows 0.9 vs 0.15 s, 53,760 rows 8.5 vs 1.2 s
+#: predicted by the numpy tree walk (:class:`forecasts.trees.Trees`), which spares the
+#: scikit-learn import (~1 s CPU) but is slower per row.  Measured, 2 x 250 trees, walk
+#: vs scikit-learn: 672 rows 0.10 vs 0.04 s, 6,720 rows 0.9 vs 0.15 s, 53,760 rows
+#: 8.5 vs 1.2 s.  Larger batches, every batch once scikit-learn is imported, and every
+#: batch after a model has walked ``WALK_BUDGET`` rows (many forecasts, e.g. a replay:
+#: the import then costs less than walking on) use scikit-learn.
 SMALL_BATCH = 5_000
+WALK_BUDGET = 50_000
 
 FEATURES = (
     "zone", "lead_h", "hour", "dow", "daytype", "issue_hour",
@@ -182,6 +187,16 @@ class GradientBoosting(Forecaster):
         if isinstance(state.get("models_"), list):
             state["models_"] = Pickled(state["models_"])  # unpickled only for large batches
         return state
+
+    def _walk(self, rows: int) -> bool:
+        """Whether to predict ``rows`` feature rows with the numpy walk (see ``SMALL_BATCH``)."""
+        if rows > SMALL_BATCH or "sklearn.ensemble" in sys.modules:
+            return False
+        walked = getattr(self, "walked_rows_", 0) + rows
+        if walked > WALK_BUDGET:
+            return False
+        self.walked_rows_ = walked
+        return True
 
     def _sklearn_models(self) -> list[HistGradientBoostingRegressor]:
         if isinstance(self.models_, Pickled):
@@ -312,7 +327,7 @@ class GradientBoosting(Forecaster):
         X, lvl, base, _pos = self._features(values, t0, last, offset, steps)
         Xk = X[:, self._keep()]
         base_cols = Xk[:, : self._n_base()]
-        if len(Xk) <= SMALL_BATCH:
+        if self._walk(len(Xk)):
             rel = np.mean([t.predict(base_cols) for t in self.trees_], axis=0)
         else:
             rel = np.mean([m.predict(base_cols) for m in self._sklearn_models()], axis=0)
