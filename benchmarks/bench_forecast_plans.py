@@ -12,7 +12,8 @@ and reads the observations up to each plan start.
 Per model it prints the share of plans that emitted more than running now at home
 on the actual intensities, the mean realised saving (``realised_savings_pct``, the
 same figure as what-if's ``savings_pct``), the mean expected saving (on the
-forecast) and how many plans fell back to running now (docs/plan-schema.md).
+forecast) and how many plans fell back to running now (docs/plan-schema.md;
+``--no-fallback`` also plans each model without the fallback).
 Target of the issue: at most 5 % of plans worse than running now, mean realised
 saving not lower than before.  ``oracle`` (perfect foresight) is the reference.
 
@@ -84,25 +85,31 @@ def cases() -> list[Case]:
     return out
 
 
-def run_model(model: str, data: str, chosen: list[Case]) -> pd.DataFrame:
+def run_model(model: str, data: str, chosen: list[Case], fallback: bool = True) -> pd.DataFrame:
     rows = []
     for case in chosen:
         began = time.perf_counter()
         doc = plan(case.request(model), data=data, oracle=model == "oracle",
-                   model=None if model == "oracle" else model, fit_until=FIT_UNTIL).doc
+                   model=None if model == "oracle" else model, fit_until=FIT_UNTIL,
+                   fallback=fallback).doc
         job = doc["jobs"][0]
         s, home = job["summary"], job["baselines"]["run_now_home"]
         actual_plan = s["emissions_kg"] if model == "oracle" else s["realised_emissions_kg"]
         actual_now = home["emissions_kg"] if model == "oracle" else home["realised_emissions_kg"]
         rows.append({
-            "model": model, "case": case.name, "start": case.start.isoformat(),
+            "model": model if fallback or model == "oracle" else f"{model} (no fallback)",
+            "case": case.name, "start": case.start.isoformat(),
             "zones": "+".join(case.zones),
             "run_h": case.run_h, "slack_h": case.slack_h,
             "plan_kg": actual_plan, "run_now_kg": actual_now,
             "realised_saving_pct": 100 * (actual_now - actual_plan) / actual_now,
             "expected_saving_pct": job["savings_pct"],
-            "fallback": bool(s.get("fallback_to_run_now", False)),
-            "robust": s.get("robust"),
+            "expected_plan_kg": s["emissions_kg"], "expected_run_now_kg": home["emissions_kg"],
+            "plan_p10_kg": s.get("emissions_p10_kg"), "plan_p90_kg": s.get("emissions_p90_kg"),
+            "run_now_p10_kg": home.get("emissions_p10_kg"),
+            "run_now_p90_kg": home.get("emissions_p90_kg"),
+            "fallback": bool(s.get("fallback")),
+            "robust": job.get("robust"),
             "seconds": time.perf_counter() - began,
         })
     return pd.DataFrame(rows)
@@ -131,6 +138,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="only the first N plans (a quick look; the target needs all)")
     parser.add_argument("--out", default=None, help="CSV of every plan's figures")
+    parser.add_argument("--no-fallback", action="store_true",
+                        help="also plan every forecast model without the run-now fallback")
     args = parser.parse_args()
     root = data_dir(None)
     if root is None:
@@ -140,8 +149,10 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} (shared machine: seconds are noisy)")
     frames = []
     for model in args.models.split(","):
-        frames.append(run_model(model.strip(), str(root), chosen))
-        print(render(summarise(frames[-1])), flush=True)
+        runs = [True, False] if args.no_fallback and model.strip() != "oracle" else [True]
+        for fallback in runs:
+            frames.append(run_model(model.strip(), str(root), chosen, fallback))
+            print(render(summarise(frames[-1])), flush=True)
     frame = pd.concat(frames, ignore_index=True)
     print()
     print(render(summarise(frame)))

@@ -173,7 +173,7 @@ class Policy:
     solver: str = "highs"
     time_limit: pd.Timedelta = pd.Timedelta("60s")
     mip_gap: float = 1e-4
-    forecast: str = "seasonal"
+    forecast: str = "default"  # forecasts.base.DEFAULT_MODEL: the best measured (blend)
 
     def __post_init__(self) -> None:
         _require(

@@ -185,8 +185,10 @@ def build_problem(request: PlanRequest, judged: IntensityData,
 
 def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool = False,
          model: str | None = None, signal: str = "direct", seed: int = 0,
-         progress: Callable[[str], None] | None = None, fit_until: pd.Timestamp | None = None):
-    """Plan a request end to end and return a :class:`planner.plan.Plan`."""
+         progress: Callable[[str], None] | None = None, fit_until: pd.Timestamp | None = None,
+         fallback: bool = True):
+    """Plan a request end to end and return a :class:`planner.plan.Plan`.  ``fallback``:
+    a forecast plan's job that is not robust runs now at home (:func:`planner.plan.hedge`)."""
     from planner.plan import assemble
     from solvers.solve import solve_problem
 
@@ -197,4 +199,5 @@ def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool =
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
     outcome = solve_problem(problem, request.policy, progress)
-    return assemble(request, problem, outcome, intensities, time.perf_counter() - began)
+    return assemble(request, problem, outcome, intensities, time.perf_counter() - began,
+                    fallback=fallback)

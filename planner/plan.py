@@ -18,6 +18,8 @@ from planner.errors import GreenEpochError
 from planner.model import PlanRequest
 from solvers.problem import JobSpec, PlanningProblem
 from solvers.schedule import EPS, Schedule, move_charges, transfer_kg
+from solvers.schedule import objective as schedule_objective
+from solvers.solve import check_schedule
 
 SCHEMA_VERSION = "1.0"
 SEGMENT_COLUMNS = ["job", "zone", "start", "end", "gpus", "energy_kwh", "emissions_kg"]
@@ -302,13 +304,16 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
         "realised_savings_pct": None,
     }
     if bands is not None:
-        low, high = (charged_kg(problem, schedule, j, bands[q]) for q in ("p10", "p90"))
-        summary["emissions_p10_kg"], summary["emissions_p90_kg"] = _kg(low), _kg(high)
+        pct = []
         for q in ("p10", "p90"):
-            baselines["run_now_home"][f"emissions_{q}_kg"] = _kg(
-                run_now(problem, job, job.home, bands[q])[0])
-        doc["savings_pct_p10_p90"] = [_pct(home_kg, high), _pct(home_kg, low)]
-        doc["robust"] = bool(np.isfinite(home_kg) and high <= home_kg + EPS)
+            plan_q = charged_kg(problem, schedule, j, bands[q])
+            now_q = run_now(problem, job, job.home, bands[q])[0]
+            summary[f"emissions_{q}_kg"] = _kg(plan_q)
+            baselines["run_now_home"][f"emissions_{q}_kg"] = _kg(now_q)
+            pct.append(_pct(now_q, plan_q))
+        doc["savings_pct_p10_p90"] = pct
+        doc["robust"] = (None if pct[1] is None else
+                         not_robust(problem, schedule, j, bands) is None)
     if actual is not None:
         realised = charged_kg(problem, schedule, j, actual)
         home_realised = run_now(problem, job, job.home, actual)[0]
@@ -318,24 +323,83 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
     return doc
 
 
+def _gap(objective: float | None, bound: float | None) -> float | None:
+    if objective is None or bound is None or objective <= 0:
+        return None
+    return round(max(0.0, (objective - bound) / objective), 6)
+
+
 def _grid(frame: pd.DataFrame, problem: PlanningProblem) -> np.ndarray:
     """A time x zone frame as the problem's [zone, slot] array."""
     return frame.reindex(index=problem.slots, columns=list(problem.zones)).to_numpy(
         dtype=float).T
 
 
+def not_robust(problem: PlanningProblem, schedule: Schedule, j: int,
+               bands: dict[str, np.ndarray]) -> tuple[float, float] | None:
+    """(plan, run now) P90 emissions of job ``j`` when its schedule is not robust: charged
+    at the forecast's P90 in every slot, it emits more than running now at home
+    charged at the same P90; None when it is robust (or run-now cannot finish)."""
+    job = problem.jobs[j]
+    plan_p90 = charged_kg(problem, schedule, j, bands["p90"])
+    now_p90 = run_now(problem, job, job.home, bands["p90"])[0]
+    if not np.isfinite(now_p90) or plan_p90 <= now_p90 + EPS:
+        return None
+    return plan_p90, now_p90
+
+
+def hedge(problem: PlanningProblem, schedule: Schedule,
+          bands: dict[str, np.ndarray]) -> tuple[Schedule, dict[int, dict[str, Any]]]:
+    """Jobs whose optimised schedule is not robust (:func:`not_robust`) run now at home
+    instead (:func:`run_now_runs`), when that keeps every limit (window, capacity with
+    the other jobs, hard threshold, interruptions); otherwise their schedule stays and
+    the summary warns.  Returns the schedule and, per job that fell back, what its
+    optimised schedule expected (kg on the forecast mean and at P90) and why."""
+    gpus, run = schedule.gpus.copy(), schedule.run.copy()
+    notes: dict[int, dict[str, Any]] = {}
+    for j, job in enumerate(problem.jobs):
+        worse = not_robust(problem, schedule, j, bands)
+        if worse is None:
+            continue
+        runs, _finish, done = run_now_runs(problem, job, job.home)
+        trial_gpus, trial_run = gpus.copy(), run.copy()
+        trial_gpus[j], trial_run[j] = 0, 0.0
+        trial_run[j, job.home] = runs
+        trial_gpus[j, job.home] = np.where(runs > 0, job.gpus, 0)
+        if not done or check_schedule(problem, Schedule(trial_gpus, trial_run)):
+            continue
+        gpus, run = trial_gpus, trial_run
+        notes[j] = {
+            "to": "run_now_home",
+            "reason": (f"at the forecast's P90 its optimised schedule emits {worse[0]:,.1f} kg, "
+                       f"more than running now ({worse[1]:,.1f} kg at P90)"),
+            "expected_kg": round(charged_kg(problem, schedule, j, problem.intensity), 3),
+            "p90_kg": round(worse[0], 3),
+        }
+    return Schedule(gpus, run), notes
+
+
 def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, intensities: Any,
-             seconds: float) -> Plan:
-    """Build the plan document from a solved problem."""
+             seconds: float, *, fallback: bool = True) -> Plan:
+    """Build the plan document from a solved problem.  ``fallback`` (forecast plans):
+    jobs whose schedule is not robust run now at home (:func:`hedge`)."""
     actual = None
     if intensities.actual is not None:
         actual = _grid(intensities.actual.values, problem)
     bands = None
     if getattr(intensities, "quantiles", None):
         bands = {q: _grid(frame, problem) for q, frame in intensities.quantiles.items()}
-    jobs = [_job_doc(problem, outcome.schedule, j, problem.intensity, actual, bands)
+    schedule, notes = outcome.schedule, {}
+    if bands is not None and fallback:
+        schedule, notes = hedge(problem, schedule, bands)
+    jobs = [_job_doc(problem, schedule, j, problem.intensity, actual, bands)
             for j in range(len(problem.jobs))]
+    for j, note in notes.items():
+        jobs[j]["summary"]["fallback"] = note
     sol = outcome.solution
+    objective = sol.objective
+    if notes:  # the document's schedule is no longer the solver's
+        objective = schedule_objective(problem, schedule)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "created_by": "greenepoch plan",
@@ -352,9 +416,10 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
             "name": sol.backend,
             "status": sol.status.value,
             "method": outcome.method,
-            "objective": None if sol.objective is None else round(sol.objective, 4),
+            "objective": None if objective is None else round(objective, 4),
             "bound": None if sol.bound is None else round(sol.bound, 4),
-            "gap": None if sol.gap is None else round(sol.gap, 6),
+            "gap": _gap(objective, sol.bound) if notes else (
+                None if sol.gap is None else round(sol.gap, 6)),
             "seconds": round(sol.seconds, 3),
             "build_seconds": round(outcome.build_seconds, 3),
             "total_seconds": round(seconds, 3),

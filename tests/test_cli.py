@@ -108,7 +108,11 @@ def test_plan_minimal_request_oracle(runner: CliRunner, real_data: Path, tmp_pat
 
 @pytest.mark.realdata
 def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
-                                            tmp_path: Path) -> None:
+                                            tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import forecasts.base
+
+    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "mean7d")  # quick to fit
     out = tmp_path / "plan.json"
     result = runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"), "--data",
                                  str(real_data), "--out", str(out), "--json"])
@@ -116,17 +120,20 @@ def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
     printed = json.loads(result.stdout)  # notes on the forecast fit go to stderr
     assert printed == json.loads(out.read_text())
     assert printed["intensity"]["mode"] == "forecast"
-    assert printed["intensity"]["model"] == "seasonal"
+    assert printed["intensity"]["model"] == "mean7d"  # the default model, by its name
     assert "realised_emissions_kg" in printed["jobs"][0]["summary"]
 
 
 def test_demo_runs_on_the_embedded_default(runner: CliRunner,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import forecasts.base
+
     monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
+    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "mean7d")  # blend: 20 s to fit
     result = runner.invoke(cli, ["demo"])
     assert result.exit_code == 0, result.output
     assert "embedded default" in result.stdout
-    assert "intensities: synthetic direct, forecast (seasonal)" in result.stdout
+    assert "intensities: synthetic direct, forecast (mean7d)" in result.stdout
     assert "llm-pretrain-7b" in result.stdout and "finetune-sweep" in result.stdout
     total = next(line for line in result.stdout.splitlines() if line.startswith("total:"))
     planned, home = (float(x.replace(",", "")) for x in
@@ -185,10 +192,11 @@ def test_plan_before_the_data_says_what_the_data_covers(runner: CliRunner, real_
 # --- forecast plans that tell the truth (issue 13 items 14, 18, 20) ---------------------
 
 
-def _forecast_plan(scale_p90: float = 1.5, **policy: object):
+def _forecast_plan(p90_b: float = 1.5, fallback: bool = True, **policy: object):
     """A job that moves from dirty home zone A to clean B (100 GB checkpoint), planned
-    on a forecast whose P10/P90 are 0.5x/``scale_p90``x the mean, while what happened
-    is twice the forecast everywhere (so every realised kg is exactly 2x the planned)."""
+    on a forecast whose P10 is 0.5x the mean and whose P90 is 1.5x in A and ``p90_b``x
+    in B, while what happened is twice the forecast everywhere (so every realised kg
+    is exactly 2x the planned)."""
     import numpy as np
     import pandas as pd
 
@@ -201,8 +209,8 @@ def _forecast_plan(scale_p90: float = 1.5, **policy: object):
     t0 = pd.Timestamp("2023-06-01T00:00:00Z")
     index = pd.date_range(t0, periods=6, freq="1h", name="time")
 
-    def frame(scale: float) -> pd.DataFrame:
-        return pd.DataFrame({"A": [500.0] * 6, "B": [100.0] * 6}, index=index) * scale
+    def frame(a: float, b: float) -> pd.DataFrame:
+        return pd.DataFrame({"A": [500.0 * a] * 6, "B": [100.0 * b] * 6}, index=index)
 
     def intensity_data(values: pd.DataFrame) -> IntensityData:
         flags = pd.DataFrame(False, index=index, columns=values.columns)
@@ -215,13 +223,13 @@ def _forecast_plan(scale_p90: float = 1.5, **policy: object):
              Zone("B", 8, pue=1.0, price_usd_per_mwh=prices * 2))
     request = PlanRequest(start=t0, jobs=(job,), zones=zones,
                           policy=Policy(mip_gap=0.0, **policy))  # type: ignore[arg-type]
-    judged = intensity_data(frame(1.0))
+    judged = intensity_data(frame(1.0, 1.0))
     price = np.vstack([prices.to_numpy(), 2 * prices.to_numpy()])
     problem = build_problem(request, judged, price)
     outcome = solve_problem(problem, request.policy)
-    intensities = Intensities(judged, intensity_data(frame(2.0)), "forecast", "test",
-                              {"p10": frame(0.5), "p90": frame(scale_p90)})
-    return assemble(request, problem, outcome, intensities, 0.0)
+    intensities = Intensities(judged, intensity_data(frame(2.0, 2.0)), "forecast", "test",
+                              {"p10": frame(0.5, 0.5), "p90": frame(1.5, p90_b)})
+    return assemble(request, problem, outcome, intensities, 0.0, fallback=fallback)
 
 
 def test_realised_emissions_count_checkpoint_transfers() -> None:
@@ -235,15 +243,15 @@ def test_realised_emissions_count_checkpoint_transfers() -> None:
     assert home["realised_emissions_kg"] == pytest.approx(2 * home["emissions_kg"])
 
 
-def test_forecast_plan_has_a_p10_p90_range_and_realised_saving() -> None:
+def test_forecast_plan_has_p10_p90_savings_and_realised_saving() -> None:
     job = _forecast_plan().doc["jobs"][0]
     s, home = job["summary"], job["baselines"]["run_now_home"]
     assert (s["emissions_p10_kg"], s["emissions_p90_kg"]) == pytest.approx((0.5, 1.5))
     assert (home["emissions_p10_kg"], home["emissions_p90_kg"]) == pytest.approx((1.0, 3.0))
     assert home["emissions_kg"] == pytest.approx(2.0)
     assert job["savings_pct"] == pytest.approx(50.0)
-    assert job["savings_pct_p10_p90"] == pytest.approx([25.0, 75.0])  # at P90, at P10
-    assert job["robust"] is True
+    assert job["savings_pct_p10_p90"] == pytest.approx([50.0, 50.0])
+    assert job["robust"] is True and "fallback" not in s
     assert job["realised_savings_pct"] == pytest.approx(50.0)
 
 
@@ -252,28 +260,48 @@ def test_printed_forecast_summary_says_expected_range_and_realised() -> None:
 
     text = plan_summary(_forecast_plan())
     header = next(line for line in text.splitlines() if line.startswith("job "))
-    for column in ("expected_saving_%", "P10-P90_%", "realised_kg", "realised_saving_%"):
+    for column in ("expected_saving_%", "at_P10..P90_%", "realised_kg", "realised_saving_%"):
         assert column in header
-    assert "saving_% " not in header.replace("expected_saving_%", "").replace(
-        "realised_saving_%", "")  # no bare saving_% whose basis the reader must guess
-    assert "25.0..75.0" in text
+    assert " saving_% " not in header  # no bare saving_% whose basis the reader must guess
+    assert "50.0..50.0" in text
     total = next(line for line in text.splitlines() if line.startswith("total:"))
     assert ("1.0 kg CO2eq planned vs 2.0 kg running now at home on the forecast "
-            "(50.0 % less expected, P10-P90 25.0..75.0 %); realised: 2.0 kg vs 4.0 kg "
-            "running now (50.0 % less)") in total
+            "(50.0 % less expected, 50.0 % at P10 .. 50.0 % at P90); realised: 2.0 kg vs "
+            "4.0 kg running now (50.0 % less)") in total
     assert "WARNING" not in text
+
+
+def test_plan_not_robust_at_p90_falls_back_to_running_now_and_warns() -> None:
+    from planner.cli.report import plan_summary
+
+    # B's P90 is 5x its mean: at P90 the move emits 2.0 + 3.0 kg, running now 3.0 kg
+    plan = _forecast_plan(p90_b=5.0)
+    job = plan.doc["jobs"][0]
+    s = job["summary"]
+    assert s["fallback"]["to"] == "run_now_home"
+    assert (s["fallback"]["expected_kg"], s["fallback"]["p90_kg"]) == pytest.approx((1.0, 5.0))
+    assert [seg["zone"] for seg in job["segments"]] == ["A"] and s["migrations"] == 0
+    assert s["emissions_kg"] == pytest.approx(job["baselines"]["run_now_home"]["emissions_kg"])
+    assert job["savings_pct"] == 0.0 and job["realised_savings_pct"] == 0.0
+    assert job["savings_pct_p10_p90"] == [0.0, 0.0] and job["robust"] is True
+    assert plan.doc["solver"]["objective"] == pytest.approx(2.0)
+    assert ("WARNING: job 'train' runs now at home (run-now fallback): at the forecast's P90 "
+            "its optimised schedule emits 5.0 kg, more than running now (3.0 kg at P90); it "
+            "expected 1.0 kg on the forecast mean (--no-fallback keeps it).") in plan_summary(plan)
 
 
 def test_summary_warns_when_the_saving_is_not_robust() -> None:
     from planner.cli.report import plan_summary
 
-    plan = _forecast_plan(scale_p90=2.5)
-    job = plan.doc["jobs"][0]
-    assert job["robust"] is False
-    assert job["savings_pct_p10_p90"] == pytest.approx([-25.0, 75.0])
-    assert ("WARNING: job 'train': the expected saving is not robust: at the forecast's P90 "
-            "the plan emits 2.5 kg, more than the 2.0 kg expected running now."
-            ) in plan_summary(plan)
+    for plan in (_forecast_plan(p90_b=5.0, fallback=False),
+                 # a hard threshold of 400 g/kWh forbids running now in A: nothing to fall to
+                 _forecast_plan(p90_b=5.0, threshold=400.0)):
+        job = plan.doc["jobs"][0]
+        assert job["robust"] is False and "fallback" not in job["summary"]
+        assert job["savings_pct_p10_p90"] == pytest.approx([50.0, -66.67])
+        assert ("WARNING: job 'train': the expected saving is not robust: at the forecast's "
+                "P90 the plan emits 5.0 kg, more than running now (3.0 kg at P90)."
+                ) in plan_summary(plan)
 
 
 def test_carbon_cost_plan_prints_cost_and_run_now_cost() -> None:
@@ -294,7 +322,26 @@ def test_carbon_cost_plan_prints_cost_and_run_now_cost() -> None:
 def test_plan_realised_saving_is_whatifs_savings_pct() -> None:
     from planner.whatif.evaluate import plan_row
 
-    for scale in (1.5, 2.5):
-        doc = _forecast_plan(scale_p90=scale).doc
+    for p90_b in (1.5, 5.0):
+        doc = _forecast_plan(p90_b=p90_b, fallback=False).doc
         assert plan_row(doc)["savings_pct"] == pytest.approx(
             doc["jobs"][0]["realised_savings_pct"], abs=0.01)
+
+
+def test_plans_default_to_the_best_measured_model() -> None:
+    """policy.forecast defaults to 'default', which stands for blend (the best of the
+    models measured by benchmarks/bench_forecast_plans.py; docs/cli.md)."""
+    from forecasts.base import canonical_name
+    from planner.model import Policy
+
+    assert canonical_name(Policy().forecast) == "blend"
+    result = CliRunner().invoke(cli, ["plan", "--help"])
+    assert "'default': the best measured model, blend" in " ".join(result.output.split())
+
+
+def test_no_fallback_with_oracle_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    line = _one_error_line(runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"),
+                                               "--oracle", "--no-fallback", "--out",
+                                               str(tmp_path / "p.json")]))
+    assert "--no-fallback is for forecast plans" in line
+    assert not (tmp_path / "p.json").exists()

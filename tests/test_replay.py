@@ -46,6 +46,7 @@ def job(name: str, zone: str, at_h: int, dur: float, slack: float, gpus: int = 8
 def scenario(actual: pd.DataFrame, jobs: list[ReplayJob], hours: int, capacity: int = 64,
              **kw: object) -> Scenario:
     zones = list(actual.columns)
+    kw.setdefault("forecast", "seasonal")  # 8 days of history: too short for blend (27)
     return Scenario(actual, START, START + pd.Timedelta(hours=hours), tuple(jobs),
                     {z: capacity for z in zones}, {z: PUE for z in zones}, **kw)
 

@@ -34,7 +34,7 @@ def scenario(actual: pd.DataFrame, jobs: list[ReplayJob], hours: int, capacity: 
     zones = list(actual.columns)
     return Scenario(actual, START, START + pd.Timedelta(hours=hours), tuple(jobs),
                     {z: capacity for z in zones}, {z: PUE for z in zones},
-                    epoch=pd.Timedelta(epoch))
+                    epoch=pd.Timedelta(epoch), forecast="seasonal")  # too short for blend
 
 
 def test_oracle_does_not_plan_slots_before_the_job_is_seen() -> None:
@@ -137,7 +137,7 @@ def test_cloud_region_zones_in_jobs_csv(tmp_path: Path) -> None:
 # the CLI (synthetic default intensities: no data folder)
 
 BASE = ["replay", "--zones", "DE", "--from", "2023-03-01", "--until", "2023-03-08",
-        "--generate", "n=4,dur=2-6,slack=24h,seed=1"]
+        "--generate", "n=4,dur=2-6,slack=24h,seed=1", "--forecast", "seasonal"]
 
 
 @pytest.fixture
@@ -224,7 +224,7 @@ def test_real_data_oracle_meets_deadlines_at_any_epoch(real_data: Path, epoch: s
         "replay", "--data", str(real_data), "--zones", "DE,GB", "--from", "2022-03-01",
         "--until", "2022-03-15", "--generate", "n=20,seed=2,gpus=8-32",
         "--policies", "greedy,milp,oracle", "--epoch", epoch, "--capacity", capacity,
-        "--json"])
+        "--forecast", "seasonal", "--json"])  # the QA reproduction's model
     assert result.exit_code == 0, result.output
     rows = {r["policy"]: r for r in json.loads(result.stdout)["summary"]}
     assert rows["oracle"]["misses"] == 0
@@ -233,3 +233,18 @@ def test_real_data_oracle_meets_deadlines_at_any_epoch(real_data: Path, epoch: s
             assert row["emissions_kg"] >= rows["oracle"]["emissions_kg"] - 1e-9, name
     if capacity == "512":
         assert rows["greedy"]["misses"] == 0
+
+
+def test_cli_default_forecast_is_the_best_measured_model(runner: CliRunner,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --forecast, replay uses forecasts.base.DEFAULT_MODEL (blend; mean7d here,
+    quick to fit) and records the model it stands for."""
+    import forecasts.base
+
+    assert forecasts.base.DEFAULT_MODEL == "blend"
+    assert Scenario.__dataclass_fields__["forecast"].default == "default"
+    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "mean7d")
+    args = [a for a in BASE if a not in ("--forecast", "seasonal")]
+    result = runner.invoke(cli, [*args, "--policies", "run-now,greedy", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["forecast"] == "mean7d"

@@ -57,7 +57,7 @@ def test_replay_cli_synthetic_table_and_json(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
     args = ["replay", "--zones", "DE,GB", "--from", "2023-03-01", "--until", "2023-03-08",
             "--generate", "n=6,dur=2-8,slack=24h,gpus=8-16,seed=1",
-            "--policies", "run-now,threshold,greedy,oracle"]
+            "--policies", "run-now,threshold,greedy,oracle", "--forecast", "seasonal"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "oracle" in result.stdout and "saving_pct" in result.stdout
@@ -98,7 +98,7 @@ def test_real_data_regression(real_data: Path) -> None:
     t0, t1 = pd.Timestamp("2022-03-01", tz="UTC"), pd.Timestamp("2022-04-01", tz="UTC")
     actual, _ = load_actual(zones, t0, t1, data=real_data)
     jobs = generate_jobs("n=40,dur=2-48,slack=24h,gpus=8-64,seed=1", zones, t0, t1)
-    sc = Scenario(actual, t0, t1, jobs, {z: 256 for z in zones})
+    sc = Scenario(actual, t0, t1, jobs, {z: 256 for z in zones}, forecast="seasonal")
     table = summary(run_policies(sc, ["threshold", "greedy", "milp", "oracle"]))
     got = table.set_index("policy")["saving_pct"].round(2).to_dict()
     assert got == pytest.approx(PINNED, abs=0.01), got

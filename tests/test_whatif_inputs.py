@@ -116,7 +116,7 @@ def test_unknown_sweep_zone_with_real_data_is_exit_2(real_data: Path, tmp_path: 
 
 def test_absent_forecast_axis_keeps_the_base_forecast(tmp_path: Path) -> None:
     default = load_spec(write(tmp_path, 'slack = ["0h", "12h"]'))
-    assert {s.forecast for s in default.scenarios()} == {"seasonal"}  # Policy's default
+    assert {s.forecast for s in default.scenarios()} == {"blend"}  # Policy's default
     chosen = load_spec(write(tmp_path, 'slack = ["0h"]', 'forecast = "last_week"\n'))
     assert [s.forecast for s in chosen.scenarios()] == ["last_week"]
     oracle = load_spec(write(tmp_path, 'slack = ["0h"]\nforecast = ["oracle"]'))
@@ -134,7 +134,10 @@ def test_unknown_base_forecast_is_refused() -> None:
 
 def test_sweep_without_forecast_axis_plans_on_the_forecast(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import forecasts.base
+
     monkeypatch.delenv("GREENEPOCH_DATA", raising=False)  # the synthetic default
+    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "seasonal")  # blend: 20 s to fit
     path = write(tmp_path, 'slack = ["12h"]')
     (scenario,) = load_spec(path).scenarios()
     row = evaluate(scenario)

@@ -22,7 +22,11 @@ from planner.timeparse import utc
 @click.option("--oracle", is_flag=True, help="Plan with perfect foresight (for studies).")
 @click.option("--forecast", "model", default=None,
               help="Forecast model to plan on (default: the request's policy.forecast, "
-                   "'seasonal').")
+                   "'default': the best measured model, blend).")
+@click.option("--no-fallback", "no_fallback", is_flag=True,
+              help="Keep a forecast plan's optimised schedule for a job even when it is not "
+                   "robust (emits more than running now at the forecast's P90); the "
+                   "summary still warns.")
 @click.option("--start", default=None,
               help="Move the request to start here (ISO 8601 with offset); releases, "
                    "deadlines and capacity steps keep their offsets from its start.")
@@ -34,15 +38,20 @@ from planner.timeparse import utc
               help="Plan JSON to write; a CSV of segments is written beside it.")
 @json_option
 def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | None,
-         start: str | None, signal: str, seed: int, out: str, as_json: bool) -> None:
+         no_fallback: bool, start: str | None, signal: str, seed: int, out: str,
+         as_json: bool) -> None:
     """Plan the jobs of REQUEST_FILE (TOML) across zones and time."""
     if oracle and model:
         raise click.UsageError("--oracle and --forecast exclude each other; pick one")
+    if oracle and no_fallback:
+        raise click.UsageError("--no-fallback is for forecast plans (an oracle plan has no "
+                               "forecast to hedge against); drop one of them")
     Plan.csv_path(out)  # '--out p.csv' would write the CSV over the plan: refuse now
     request = load_request(request_file, utc(start, "--start") if start else None)
     try:
         result = make_plan(request, data=data_dir, oracle=oracle, model=model, signal=signal,
-                           seed=seed, progress=lambda note: click.echo(note, err=True))
+                           seed=seed, progress=lambda note: click.echo(note, err=True),
+                           fallback=not no_fallback)
     except InfeasibleError as exc:  # name the file, as request errors do
         raise InfeasibleError(f"{request_file}: {exc}") from exc
     target = Path(out)

@@ -71,8 +71,9 @@ def _zone_list(spec: str | None) -> list[str] | None:
 @click.option("--capacity", default="512", show_default=True,
               help="GPUs per zone: one number, or DE=512,GB=128.")
 @click.option("--epoch", default="1h", show_default=True, help="Decision epoch.")
-@click.option("--forecast", "model", default="seasonal", show_default=True,
-              help="Forecast model the forecast-driven policies (greedy, milp) use.")
+@click.option("--forecast", "model", default="default", show_default=True,
+              help="Forecast model the forecast-driven policies (greedy, milp) use; "
+                   "'default' is the best measured model (blend).")
 @click.option("--forecast-every", default="24h", show_default=True,
               help="How often a new forecast is issued (whole data slots, 1h or more).")
 @signal_option
@@ -107,6 +108,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     """
     if ctx.invoked_subcommand is not None:
         return
+    from forecasts.base import canonical_name
     from planner.replay.engine import Scenario
     from planner.replay.jobs import generate_jobs, read_jobs_csv
     from planner.replay.metrics import job_metrics, summary
@@ -122,6 +124,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     )
     from planner.timeparse import duration
 
+    model = canonical_name(model)  # recorded as the model 'default' stands for
     if (jobs_csv is None) == (spec is None):
         raise RequestError("give exactly one of --jobs JOBS.csv or --generate SPEC")
     if start is None or until is None:

@@ -1,9 +1,9 @@
 """Human-readable summaries of plans for the terminal.
 
 Every figure says what it was computed on: in a forecast plan the plan and run-now
-emissions and the expected saving are on the forecast mean, the P10-P90 range
-charges the plan at the forecast's P10 and P90 and the realised figures are on
-what really happened.  ``realised_saving_%`` (and an oracle plan's ``saving_%``)
+emissions and the expected saving are on the forecast mean, the savings at P10 and
+P90 charge the plan and running now at the forecast's P10 and P90 and the realised
+figures are on what really happened.  ``realised_saving_%`` (and an oracle plan's ``saving_%``)
 is the figure what-if reports as ``savings_pct``.
 """
 
@@ -30,7 +30,7 @@ def _job_row(job: dict[str, Any], forecast: bool, costs: bool) -> dict[str, Any]
                            "run_now_home_kg": home["emissions_kg"]}
     if forecast:
         row["expected_saving_%"] = job["savings_pct"]
-        row["P10-P90_%"] = _range(job.get("savings_pct_p10_p90"))
+        row["at_P10..P90_%"] = _range(job.get("savings_pct_p10_p90"))
         row["realised_kg"] = s.get("realised_emissions_kg")
         row["run_now_realised_kg"] = home.get("realised_emissions_kg")
         row["realised_saving_%"] = job.get("realised_savings_pct")
@@ -66,8 +66,9 @@ def plan_summary(plan: Plan) -> str:
         actual = "the synthetic trace" if intensity["source"] == "synthetic" else "what happened"
         head += (
             "\nplan_kg, run_now_home_kg and expected_saving_% are on the forecast mean; "
-            "P10-P90 charges the plan at the forecast's P10 and P90; realised_* are on "
-            f"{actual}.  Every kg counts runs and checkpoint transfers.")
+            "at_P10..P90_% charges the plan and running now at the forecast's P10, then "
+            f"P90; realised_* are on {actual}.  Every kg counts runs and checkpoint "
+            "transfers.")
     if solver["method"] == "heuristic":
         head += "\nNOTE: the MILP found no plan in time; this plan is the greedy heuristic's."
     parts = [head, render(pd.DataFrame(rows)), render(plan.segments()), _totals(doc)]
@@ -85,14 +86,14 @@ def _warnings(doc: dict) -> list[str]:
         fallback = s.get("fallback")
         if fallback:
             out.append(
-                f"WARNING: job '{job['name']}' runs now at home: {fallback['reason']} "
-                f"(the optimised schedule expected {fallback['expected_kg']:,.1f} kg, "
-                f"{fallback['p90_kg']:,.1f} kg at P90).")
+                f"WARNING: job '{job['name']}' runs now at home (run-now fallback): "
+                f"{fallback['reason']}; it expected {fallback['expected_kg']:,.1f} kg on the "
+                "forecast mean (--no-fallback keeps it).")
         elif job.get("robust") is False:
             out.append(
                 f"WARNING: job '{job['name']}': the expected saving is not robust: at the "
                 f"forecast's P90 the plan emits {s['emissions_p90_kg']:,.1f} kg, more than "
-                f"the {home['emissions_kg']:,.1f} kg expected running now.")
+                f"running now ({home['emissions_p90_kg']:,.1f} kg at P90).")
     return out
 
 
@@ -118,11 +119,15 @@ def _totals(doc: dict) -> str:
     if home > 0:
         line += f" ({100 * (home - planned) / home:.1f} % less"
         line += " expected" if forecast else ""
-        low = _sum([j["summary"].get("emissions_p10_kg") for j in jobs])
-        high = _sum([j["summary"].get("emissions_p90_kg") for j in jobs])
-        if forecast and low is not None and high is not None:
-            line += (f", P10-P90 {100 * (home - high) / home:.1f}.."
-                     f"{100 * (home - low) / home:.1f} %")
+        at = []
+        for q in ("p10", "p90"):
+            plan_q = _sum([j["summary"].get(f"emissions_{q}_kg") for j in jobs])
+            home_q = _sum([j["baselines"]["run_now_home"].get(f"emissions_{q}_kg")
+                           for j in jobs])
+            if plan_q is not None and home_q:
+                at.append(f"{100 * (home_q - plan_q) / home_q:.1f}")
+        if forecast and len(at) == 2:
+            line += f", {at[0]} % at P10 .. {at[1]} % at P90"
         line += ")"
     realised = _sum([j["summary"].get("realised_emissions_kg") for j in jobs])
     realised_home = _sum([j["baselines"]["run_now_home"].get("realised_emissions_kg")

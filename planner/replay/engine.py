@@ -59,7 +59,7 @@ class Scenario:
     pue: dict[str, float] = field(default_factory=dict)
     prices: pd.DataFrame | None = None
     epoch: pd.Timedelta = pd.Timedelta("1h")
-    forecast: str = "seasonal"
+    forecast: str = "default"  # forecasts.base.DEFAULT_MODEL: the best measured (blend)
     forecast_every: pd.Timedelta = pd.Timedelta("24h")
     history: pd.Timedelta = pd.Timedelta("90D")  # what forecasters are fitted on
 
