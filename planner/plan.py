@@ -389,7 +389,8 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
     bands = None
     if getattr(intensities, "quantiles", None):
         bands = {q: _grid(frame, problem) for q, frame in intensities.quantiles.items()}
-    schedule, notes = outcome.schedule, {}
+    schedule: Schedule = outcome.schedule
+    notes: dict[int, dict[str, Any]] = {}
     if bands is not None and fallback:
         schedule, notes = hedge(problem, schedule, bands)
     jobs = [_job_doc(problem, schedule, j, problem.intensity, actual, bands)

@@ -121,7 +121,11 @@ def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
     assert printed == json.loads(out.read_text())
     assert printed["intensity"]["mode"] == "forecast"
     assert printed["intensity"]["model"] == "mean7d"  # the default model, by its name
-    assert "realised_emissions_kg" in printed["jobs"][0]["summary"]
+    job = printed["jobs"][0]
+    assert "realised_emissions_kg" in job["summary"]
+    _low, high = job["savings_pct_p10_p90"]
+    assert isinstance(job["robust"], bool) and isinstance(job["realised_savings_pct"], float)
+    assert job["robust"] == (high >= 0)
 
 
 def test_demo_runs_on_the_embedded_default(runner: CliRunner,
