@@ -156,6 +156,8 @@ def run_highs(lp, *, time_limit: float, mip_gap: float, start=None,
         highs.setSolution(sol)
     if on_progress is not None and is_mip:
         highs.cbMipInterrupt.subscribe(_throttled(on_progress, began))
+    if is_mip:
+        highs.cbMipInterrupt.subscribe(_deadline(began + time_limit))
     highs.run()
     seconds = time.perf_counter() - began
     info = highs.getInfo()
@@ -184,6 +186,17 @@ def _throttled(on_progress: Callable[[float, float | None, float | None], None],
         primal, dual = float(out.mip_primal_bound), float(out.mip_dual_bound)
         on_progress(now, primal if abs(primal) < float("inf") else None,
                     dual if abs(dual) < float("inf") else None)
+
+    return callback
+
+
+def _deadline(deadline: float) -> Callable[[Any], None]:
+    """A MIP-interrupt callback that stops HiGHS past ``deadline`` (HiGHS checks its own
+    time limit less often: a 2.4 s limit ran 5.0 s on a one-job MILP of 87,672 slots)."""
+
+    def callback(event: Any) -> None:
+        if time.perf_counter() > deadline:
+            event.data_in.user_interrupt = True
 
     return callback
 

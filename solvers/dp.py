@@ -44,14 +44,52 @@ def spare(problem: PlanningProblem, job: JobSpec, k: int) -> float:
     return min(max(need(problem, job, k) - used, 0.0), 1.0)
 
 
+MAX_STORED_BYTES = 512 * 2**20  # the programme's back-pointers, kept for every slot
+CELLS_PER_SECOND = 2e7  # cells per second, a little below the 2.5e7 measured (one
+# core of this 2-core machine, shared)
+
+
+def _dims(problem: PlanningProblem, job: JobSpec) -> tuple[int, int, int, int] | None:
+    """``(K, N, need(1), window)`` of the programme, None when no plan fits the window."""
+    window = job.last - job.first + 1
+    K = job.max_starts if job.max_starts is not None else window
+    K = max(1, min(K, window))
+    while K > 1 and need(problem, job, K) > window:
+        K -= 1
+    N = need(problem, job, K)
+    if window < N:
+        return None
+    return K, N, need(problem, job, 1), window
+
+
+def size(problem: PlanningProblem, job: JobSpec) -> tuple[float, float]:
+    """``(cells, stored bytes)`` of :func:`best_plan` on ``job``: the states it updates
+    (its time is proportional) and the back-pointers it keeps (a bool pick per zone
+    and an int8 zone per state and slot, the bulk of its memory).  (0, 0) when no plan fits."""
+    dims = _dims(problem, job)
+    if dims is None:
+        return 0.0, 0.0
+    K, N, need1, window = dims
+    i = np.arange(window)
+    a = np.maximum(1, need1 - (window - 1 - i))
+    width = np.maximum(np.minimum(i + 1, N) - a + 1, 0).astype(float)
+    n_z = len(job.zones)
+    states = float((K + 1) * width.sum())
+    return states * n_z, states * (n_z + 1)
+
+
 def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
-              max_states: int = 4_000_000) -> tuple[float, np.ndarray] | None:
+              max_states: int = 4_000_000,
+              max_bytes: float = MAX_STORED_BYTES, max_seconds: float | None = None
+              ) -> tuple[float, np.ndarray] | None:
     """Cheapest plan for ``job`` alone.
 
     ``slot_cost[z, t]``: cost of holding the job in zone ``z`` during slot ``t`` (full
     slot, >= 0; ``inf`` where it may not run): its running cost (the part the last
     slot saves, see module doc) plus any price on holding.  Returns ``(cost, zone per slot, -1
-    off)`` or None when no plan exists or the state space exceeds ``max_states``.
+    off)`` or None when no plan exists, the state space exceeds ``max_states`` or its
+    back-pointers would take more than ``max_bytes`` or (at ``CELLS_PER_SECOND``) it
+    would take more than ``max_seconds`` (see :func:`size`).
 
     ``R[k, n, z]``: best cost with the job held in ``z`` in the current slot;
     ``M[k, n]``: best cost whatever the current slot does.  Only held counts that can
@@ -61,17 +99,14 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
     zones = np.array(job.zones)
     n_z = len(zones)
     first, last = job.first, job.last
-    window = last - first + 1
-    K = job.max_starts if job.max_starts is not None else window
-    K = max(1, min(K, window))
-    while K > 1 and need(problem, job, K) > window:
-        K -= 1
-    N = need(problem, job, K)
-    if window < N:
+    dims = _dims(problem, job)
+    if dims is None:
         return None
-    if (K + 1) * (N + 1) * (n_z + 1) > max_states:
+    K, N, need1, window = dims
+    cells, stored = size(problem, job)
+    if (K + 1) * (N + 1) * (n_z + 1) > max_states or stored > max_bytes or (
+            max_seconds is not None and cells > max_seconds * CELLS_PER_SECOND):
         return None
-    need1 = need(problem, job, 1)
     cost = np.ascontiguousarray(slot_cost[zones][:, first : last + 1].T)  # [slot, zone]
     running = np.vstack([problem.cost_per_gpu_h(job, int(z))[first : last + 1]
                          for z in zones]).T * (problem.slot_h * job.gpus)
@@ -110,7 +145,7 @@ def best_plan(problem: PlanningProblem, job: JobSpec, slot_cost: np.ndarray,
         off = M[:, a : hi + 1]
         use_off = off <= r_min
         arg[use_off] = n_z
-        args.append(arg.astype(np.int16))
+        args.append(arg.astype(np.int8 if n_z < 127 else np.int16))  # zone position, n_z: off
         np.minimum(off, r_min, out=off)  # M[:, a : hi + 1] = where(use_off, off, r_min)
         R[:, a : hi + 1, :] = new_r
         picks.append(pick)

@@ -110,10 +110,10 @@ def _cheapest_window(problem: PlanningProblem, job: JobSpec, cost: np.ndarray) -
     k = max(job.min_run_slots, int(np.ceil((job.work + job.overhead_gpu_h) / full - 1e-9)))
     if k > len(cost):
         return None
-    finite = np.where(np.isfinite(cost), cost, 0.0)
-    bad = (~np.isfinite(cost)).astype(int)
-    sums = np.convolve(finite, np.ones(k), "valid")
-    bads = np.convolve(bad, np.ones(k, dtype=int), "valid")
+    finite = np.concatenate([[0.0], np.cumsum(np.where(np.isfinite(cost), cost, 0.0))])
+    bad = np.concatenate([[0], np.cumsum(~np.isfinite(cost))])
+    sums = finite[k:] - finite[:-k]  # window sums by differences: O(slots), not O(slots x k)
+    bads = bad[k:] - bad[:-k]
     sums[bads > 0] = np.inf
     if not np.isfinite(sums).any():
         return None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, RequestError
 from planner.model import Policy
 from planner.timeparse import hours
 from solvers.backends import Solution, SolveStatus, get_backend
@@ -56,11 +57,11 @@ def solve_problem(problem: PlanningProblem, policy: Policy,
     :func:`solve_fast`); ``policy.time_limit`` bounds the whole solve.  ``progress``
     gets one-line notes: what is solved, then the incumbent and bound as they improve.
     """
+    keys = check_size(problem)
     for job in problem.jobs:
         reason = explain_job(problem, job)
         if reason:
             raise InfeasibleError("infeasible: " + reason)
-    keys = count_keys(problem)
     if progress is not None:
         progress(f"solving {len(problem.jobs)} job(s) x {len(problem.zones)} zone(s) x "
                  f"{problem.n_slots} slots ({keys:,} job-zone-slot choices) with "
@@ -109,6 +110,45 @@ BOUND_SHARE_BEFORE_MILP = 0.6
 # root cuts, which take seconds here (C: a 6.3 s limit ran 6.4-7.3 s, so 9.1-10.0 s
 # against a 9 s limit)
 HIGHS_OVERRUN = 0.15
+
+
+MAX_KEYS = 250_000  # job-zone-slot choices planned at most ...
+MAX_JOB_KEYS = 100_000  # ... and per job (its own MILP): the memory bound, docs/model.md
+
+
+def _slot_text(slot_h: float) -> str:
+    return f"{slot_h:g} h" if slot_h >= 1 else f"{slot_h * 60:g} min"
+
+
+def check_size(problem: PlanningProblem) -> int:
+    """The problem's job-zone-slot choices; a :class:`RequestError` when a job has more
+    than ``MAX_JOB_KEYS`` or all together more than ``MAX_KEYS``, naming the job with the
+    most, the largest window that fits on these slots and, on 15-min slots, whether
+    1-h slots would fit."""
+    per_job = [sum(int(problem.allowed(job, z).sum()) for z in job.zones)
+               for job in problem.jobs]
+    keys = sum(per_job)
+    if keys <= MAX_KEYS and max(per_job, default=0) <= MAX_JOB_KEYS:
+        return keys
+    j = int(np.argmax(per_job))
+    job = problem.jobs[j]
+    window = job.last - job.first + 1
+    fits = max(0, min(MAX_JOB_KEYS, MAX_KEYS - (keys - per_job[j])) // len(job.zones))
+    slot = _slot_text(problem.slot_h)
+    coarser = ""
+    if problem.slot_h < 1:
+        per_hour = round(1 / problem.slot_h)
+        ok = math.ceil(keys / per_hour) <= MAX_KEYS and \
+            math.ceil(per_job[j] / per_hour) <= MAX_JOB_KEYS
+        coarser = (f"; with policy.slot = '1h' ({per_hour}x fewer slots) it "
+                   f"{'would fit' if ok else 'would not fit either'}")
+    raise RequestError(
+        f"the request is too large to plan in bounded memory: {keys:,} job-zone-slot "
+        f"choices (at most {MAX_KEYS:,}), job '{job.name}' {per_job[j]:,} (at most "
+        f"{MAX_JOB_KEYS:,}: its window of {window:,} slots of {slot} x {len(job.zones)} "
+        f"zone(s)); the largest window that fits for '{job.name}' is {fits:,} slots "
+        f"({fits * problem.slot_h / 24:,.1f} days){coarser}; shorten the window "
+        "(release/deadline) or allow fewer zones")
 
 
 def count_keys(problem: PlanningProblem) -> int:
@@ -163,7 +203,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
     deadline = began + limit
     if len(problem.jobs) == 1 and dp.applies(problem.jobs[0]):
         job = problem.jobs[0]
-        found = dp.best_plan(problem, job, dp.job_slot_cost(problem, job))
+        found = dp.best_plan(problem, job, dp.job_slot_cost(problem, job), max_seconds=limit)
         if found is not None:
             out = Schedule.empty(problem)
             slots = np.flatnonzero(found[1] >= 0)
