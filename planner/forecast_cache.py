@@ -13,7 +13,8 @@ never reuse a stale fit.
 
 Folder: ``$GREENEPOCH_CACHE`` if set (``off`` disables the cache), else
 ``$XDG_CACHE_HOME/greenepoch`` or ``~/.cache/greenepoch``.  Files are pickles
-written atomically; the least recently used beyond ``MAX_FILES`` are deleted
+written atomically by :func:`planner.atomic.write_atomic` (mode 0644, as every
+output); the least recently used beyond ``MAX_FILES`` are deleted
 after each write; delete the folder to clear it.  A file that cannot be read is
 refitted and replaced.
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +31,8 @@ from pathlib import Path
 import pandas as pd
 
 from forecasts.base import Forecaster, get_model
+from planner.atomic import write_atomic
+from planner.errors import GreenEpochError
 
 Progress = Callable[[str], None]
 
@@ -130,22 +132,17 @@ def fitted_model(name: str, history: pd.DataFrame, fit_until: pd.Timestamp, *,
             _write(path, model)
             _prune(path.parent, MAX_FILES)
             note += f"; kept in {path.parent} for later plans"
-        except OSError as exc:
+        except (OSError, GreenEpochError) as exc:
             note += f"; not cached ({exc}; set GREENEPOCH_CACHE to a writable folder)"
     say(note)
     return model
 
 
 def _write(path: Path, model: object) -> None:
+    """The pickled model through :func:`planner.atomic.write_atomic`, the one writer of
+    every file the program writes (staged beside the target, fsynced, renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _prune(folder: Path, keep: int) -> None:

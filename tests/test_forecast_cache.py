@@ -211,3 +211,26 @@ def test_plan_records_the_model_default_stands_for(
     got = load_intensities(load_request(str(tmp_path / "req.toml")), data=str(tmp_path),
                            model="default")
     assert got.model == "mean7d"
+
+
+def test_cache_files_are_written_by_planner_atomic(cache: Path, fits: list[int]) -> None:
+    """The one writer of every output: staged beside the target, renamed, mode 0644
+    (the cache's own tempfile writer left 0600 files); nothing staged is left over."""
+    fitted_model("mean7d", history(), MONDAY)
+    (path,) = (cache / "forecasts").glob("*.pkl")
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in (cache / "forecasts").iterdir()] == [path.name]
+
+
+def test_a_cache_file_that_cannot_be_written_is_a_note_not_an_error(
+        cache: Path, fits: list[int]) -> None:
+    """A guard (it held before too): planner.atomic's refusal is a GreenEpochError, not
+    an OSError, and must stay a note."""
+    fitted_model("mean7d", history(), MONDAY)
+    (path,) = (cache / "forecasts").glob("*.pkl")
+    path.unlink()
+    path.mkdir()  # the target name is taken by a folder: planner.atomic refuses it
+    notes: list[str] = []
+    model = fitted_model("mean7d", history(), MONDAY, progress=notes.append)
+    assert "not cached" in notes[-1] and "is a directory" in notes[-1].lower()
+    assert model.predict(START, pd.Timedelta("6h"), data=history()).notna().all().all()
