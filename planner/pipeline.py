@@ -189,7 +189,7 @@ def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool =
          fallback: bool = True):
     """Plan a request end to end and return a :class:`planner.plan.Plan`.  ``fallback``:
     a forecast plan's job that is not robust runs now at home (:func:`planner.plan.hedge`)."""
-    from planner.plan import assemble
+    from planner.plan import assemble, run_now_plans
     from solvers.solve import solve_problem
 
     began = time.perf_counter()
@@ -198,6 +198,6 @@ def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool =
                                    fit_until=fit_until)
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
-    outcome = solve_problem(problem, request.policy, progress)
+    outcome = solve_problem(problem, request.policy, progress, baselines=run_now_plans(problem))
     return assemble(request, problem, outcome, intensities, time.perf_counter() - began,
                     fallback=fallback)

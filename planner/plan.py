@@ -19,7 +19,7 @@ from planner.model import PlanRequest
 from solvers.problem import JobSpec, PlanningProblem
 from solvers.schedule import EPS, Schedule, move_charges, transfer_kg
 from solvers.schedule import objective as schedule_objective
-from solvers.solve import check_schedule
+from solvers.solve import baseline_violations, check_schedule
 
 SCHEMA_VERSION = "1.0"
 SEGMENT_COLUMNS = ["job", "zone", "start", "end", "gpus", "energy_kwh", "emissions_kg"]
@@ -199,6 +199,25 @@ def run_now_runs(problem: PlanningProblem, job: JobSpec,
         finish = problem.slots[t] + (step * (runs[t] / full)).round("1s")
         t += 1
     return runs, finish, True
+
+
+def run_now_plans(problem: PlanningProblem) -> dict[str, Schedule | None]:
+    """The two baselines as whole plans, every job run now (:func:`run_now_runs`) at
+    home or in its best zone (least judged emissions); None where a job does not
+    finish within the horizon.  The solver takes them as starting plans."""
+    plans: dict[str, Schedule | None] = {}
+    for name in ("run_now_home", "run_now_best_zone"):
+        out: Schedule | None = Schedule.empty(problem)
+        for j, job in enumerate(problem.jobs):
+            z = job.home if name == "run_now_home" else min(job.zones, key=lambda z: np.nan_to_num(
+                run_now(problem, job, z, problem.intensity)[0], nan=np.inf))
+            runs, _finish, done = run_now_runs(problem, job, z)
+            if out is None or not done:
+                out = None
+                break
+            out.run[j, z], out.gpus[j, z] = runs, np.where(runs > 0, job.gpus, 0)
+        plans[name] = out
+    return plans
 
 
 def run_now(problem: PlanningProblem, job: JobSpec, z: int,
@@ -397,6 +416,11 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
             for j in range(len(problem.jobs))]
     for j, note in notes.items():
         jobs[j]["summary"]["fallback"] = note
+    for name, base in run_now_plans(problem).items():  # does the baseline meet the request?
+        broken = {} if base is None else baseline_violations(problem, base)
+        for j, doc in enumerate(jobs):
+            why = broken.get(j, ["does not finish within the horizon"] if base is None else [])
+            doc["baselines"][name].update(meets_request=not why, violations=why)
     sol = outcome.solution
     objective = sol.objective
     if notes:  # the document's schedule is no longer the solver's

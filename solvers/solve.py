@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,7 @@ from solvers.explain import explain, explain_job
 from solvers.formulation import Model, build
 from solvers.heuristics import greedy
 from solvers.problem import PlanningProblem
-from solvers.schedule import Schedule, objective, trim_excess
+from solvers.schedule import Schedule, objective, stretches, trim_excess
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,88 @@ def extract(model: Model) -> Schedule:
 
 
 def solve_problem(problem: PlanningProblem, policy: Policy,
-                  progress: Callable[[str], None] | None = None) -> Outcome:
+                  progress: Callable[[str], None] | None = None,
+                  baselines: Mapping[str, Schedule | None] | None = None) -> Outcome:
     """Plan with the MILP; fall back to greedy (labelled) if it finds nothing in time.
 
     With HiGHS, problems of more than ``FAST_MIN_KEYS`` x variables skip PuLP (see
     :func:`solve_fast`); ``policy.time_limit`` bounds the whole solve.  ``progress``
     gets one-line notes: what is solved, then the incumbent and bound as they improve.
+
+    ``baselines`` (name -> schedule, e.g. every job run now at home) that satisfy the
+    request (:func:`baseline_violations`) are plans too: the best is handed to the
+    vectorised MILP as its start, and the plan returned is never dearer than any of
+    them (a cheaper baseline is returned instead, and said so in the message).
     """
+    feasible = {name: (s, objective(problem, s)) for name, s in (baselines or {}).items()
+                if s is not None and not any(baseline_violations(problem, s).values())}
+    start = min(feasible.items(), key=lambda kv: kv[1][1]) if feasible else None
+    outcome = _solve(problem, policy, progress, None if start is None else start[1][0])
+    if start is None:
+        return outcome
+    name, (schedule, value) = start
+    current = outcome.solution.objective
+    if current is not None and value >= current - 1e-9 * max(1.0, abs(current)):
+        return outcome
+    from solvers.backends import _gap
+
+    sol = outcome.solution
+    # a solver's proof within mip_gap covers the cheaper baseline too
+    status = sol.status if sol.status.has_solution else SolveStatus.FEASIBLE
+    kept = dataclasses.replace(
+        sol, status=status, objective=value, gap=_gap(value, sol.bound),
+        message=f"{sol.message}; the {name} baseline ({value:,.6g}) was cheaper than the "
+                f"solver's plan ({'none' if current is None else f'{current:,.6g}'}) and is "
+                "returned")
+    return Outcome(schedule, kept, f"{outcome.method}+baseline", outcome.build_seconds)
+
+
+def baseline_violations(problem: PlanningProblem, schedule: Schedule) -> dict[int, list[str]]:
+    """Per job, how ``schedule`` breaks the request (empty lists: it satisfies it): the
+    window, the hard threshold, capacity shared with the other jobs, interruptions,
+    minimum run length and a checkpoint's transfer time, work not done."""
+    out: dict[int, list[str]] = {}
+    used = schedule.gpus.sum(axis=0)
+    over = used > problem.capacity
+    for j, job in enumerate(problem.jobs):
+        notes: list[str] = []
+        held = schedule.held(j)
+        slots = np.flatnonzero(held.any(axis=0))
+        if len(slots) and slots[-1] > job.last:
+            notes.append(f"finishes {slots[-1] - job.last} slot(s) after the deadline")
+        if len(slots) and slots[0] < job.first:
+            notes.append("starts before the release")
+        if problem.threshold is not None and problem.threshold_mode == "hard":
+            above = int((held & (problem.intensity > problem.threshold)).sum())
+            if above:
+                notes.append(f"runs {above} slot(s) above the hard threshold "
+                             f"{problem.threshold:g} gCO2eq/kWh")
+        crowded = int((held & over).sum())
+        if crowded:
+            notes.append(f"exceeds the zone capacity with the other jobs in {crowded} slot(s)")
+        starts = schedule.starts(j)
+        if job.max_starts is not None and starts > job.max_starts:
+            notes.append(f"{starts - 1} interruptions, more than max_interruptions "
+                         f"{job.max_starts - 1}")
+        short = [b - a + 1 for z in job.zones for a, b in stretches(held[z])
+                 if b - a + 1 < job.min_run_slots]
+        if short:
+            notes.append(f"{len(short)} run(s) shorter than min_run")
+        for _z, t in schedule.moves(j, job.home):
+            ran = np.flatnonzero(np.asarray(held.any(axis=0))[:t])
+            free_from = ran[-1] + 1 if len(ran) else job.first
+            if t - free_from < job.transfer_slots:
+                notes.append("resumes in another zone before its checkpoint transfer ends")
+                break
+        done = schedule.work_done(problem, j)
+        if done < job.work - 1e-4 * max(1.0, job.work):
+            notes.append(f"does {done:,.2f} of {job.work:,.2f} GPU-hours within the horizon")
+        out[j] = notes
+    return out
+
+
+def _solve(problem: PlanningProblem, policy: Policy,
+           progress: Callable[[str], None] | None, start: Schedule | None) -> Outcome:
     keys = check_size(problem)
     for job in problem.jobs:
         reason = explain_job(problem, job)
@@ -67,7 +142,7 @@ def solve_problem(problem: PlanningProblem, policy: Policy,
                  f"{problem.n_slots} slots ({keys:,} job-zone-slot choices) with "
                  f"{policy.solver}, time limit {hours(policy.time_limit) * 3600:g} s")
     if policy.solver == "highs" and keys > FAST_MIN_KEYS:
-        return solve_fast(problem, policy, progress)
+        return solve_fast(problem, policy, progress, start)
     began = time.perf_counter()
     model = build(problem)
     build_seconds = time.perf_counter() - began
@@ -182,7 +257,8 @@ def proved_within_gap(objective: float | None, bound: float | None, mip_gap: flo
 
 
 def solve_fast(problem: PlanningProblem, policy: Policy,
-               progress: Callable[[str], None] | None = None) -> Outcome:
+               progress: Callable[[str], None] | None = None,
+               start: Schedule | None = None) -> Outcome:
     """HiGHS without PuLP, in up to three steps within ``policy.time_limit``:
 
     * one job the exact DP applies to: :func:`solvers.dp.best_plan` (optimal);
@@ -192,7 +268,8 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
     * then the full MILP (:mod:`solvers.fastbuild`) warm-started from that plan.
 
     The objective is the model's (GPU-hours run); the bound is the best of the
-    decomposition's bounds and HiGHS's dual bound.
+    decomposition's bounds and HiGHS's dual bound.  ``start``, a feasible plan (a
+    baseline), replaces the decomposition's when cheaper, so the MILP starts from it.
     """
     from solvers import dp, fastbuild
     from solvers.backends import _gap, run_highs
@@ -223,6 +300,9 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
     method, message = "lns", "decomposition: " + ", ".join(
         sorted({label.split(" ")[0] for _, label, _, _ in decomposed.events}))
     schedule, value, bound = decomposed.schedule, decomposed.objective, decomposed.bound
+    if start is not None and (value is None or objective(problem, start) < value - 1e-7):
+        schedule, value = start, objective(problem, start)
+        message += ", baseline start"
     left = deadline - time.perf_counter()
     proved = proved_within_gap(value, bound, policy.mip_gap)  # by the decomposition's bound
     if share < 1.0 and left > 0.5 and not proved:
@@ -230,14 +310,14 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
         fm = fastbuild.build(problem)
         lp = fm.to_highs_lp()
         build_seconds = time.perf_counter() - t0
-        start = None if schedule is None else fastbuild.start_values(fm, schedule)
+        mip_start = None if schedule is None else fastbuild.start_values(fm, schedule)
         if progress is not None:
             left = deadline - time.perf_counter()
             progress(progress_line(time.perf_counter() - began, value, bound,
                                    f"full MILP for the last {left:.0f} s"))
         solution, values, _ = run_highs(
             lp, time_limit=(deadline - time.perf_counter()) * (1 - HIGHS_OVERRUN),
-            mip_gap=policy.mip_gap, start=start,
+            mip_gap=policy.mip_gap, start=mip_start,
             on_progress=None if progress is None else _milp_reporter(progress, began, bound))
         if solution.status is SolveStatus.INFEASIBLE:
             raise InfeasibleError(explain(problem))

@@ -21,13 +21,13 @@ from planner.errors import InfeasibleError
 from planner.intensity.frame import IntensityData
 from planner.model import Policy
 from planner.pipeline import Intensities
-from planner.plan import assemble
+from planner.plan import assemble, run_now_plans
 from solvers.backends import SolveStatus, get_backend
 from solvers.formulation import build
 from solvers.heuristics import exact_applies, exact_cleanest_slots, greedy
 from solvers.problem import JobSpec, PlanningProblem
 from solvers.schedule import Schedule, objective
-from solvers.solve import Outcome, check_schedule, solve_problem
+from solvers.solve import Outcome, baseline_violations, check_schedule, solve_problem
 
 POLICY = Policy(mip_gap=0.0, time_limit=pd.Timedelta("30s"))
 SETTINGS = settings(max_examples=40, deadline=None, database=None,
@@ -226,6 +226,25 @@ def test_every_plan_keeps_the_invariants(p: PlanningProblem):
                                                        abs=1e-9)
         assert objective(p, out.schedule) == pytest.approx(objective(p, exact), rel=1e-6,
                                                            abs=1e-9)
+
+
+@SETTINGS
+@given(problems())
+def test_plans_are_never_worse_than_a_feasible_baseline(p: PlanningProblem):
+    """With a loose gap (HiGHS may stop at its first incumbent) the plan still costs no
+    more than each run-now baseline that satisfies the request."""
+    plans = run_now_plans(p)
+    try:
+        out = solve_problem(p, Policy(mip_gap=0.9, time_limit=pd.Timedelta("30s")),
+                            baselines=plans)
+    except InfeasibleError:
+        return
+    assert_invariants(p, out.schedule)
+    assert out.solution.objective == pytest.approx(objective(p, out.schedule), rel=1e-9)
+    for base in plans.values():
+        if base is not None and not any(baseline_violations(p, base).values()):
+            assert check_schedule(p, base) == []
+            assert out.solution.objective <= objective(p, base) + 1e-9
 
 
 @SETTINGS

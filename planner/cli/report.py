@@ -94,6 +94,11 @@ def _warnings(doc: dict) -> list[str]:
                 f"WARNING: job '{job['name']}': the expected saving is not robust: at the "
                 f"forecast's P90 the plan emits {s['emissions_p90_kg']:,.1f} kg, more than "
                 f"running now ({home['emissions_p90_kg']:,.1f} kg at P90).")
+        for name, base in job["baselines"].items():  # beside a baseline's figure
+            if base.get("meets_request") is False:
+                kg = "n/a" if base["emissions_kg"] is None else f"{base['emissions_kg']:,.1f} kg"
+                out.append(f"NOTE: job '{job['name']}': {name} ({kg}) does not meet the "
+                           f"request: {'; '.join(base['violations'])}.")
     return out
 
 

@@ -1,0 +1,88 @@
+"""The run-now baselines are plans too: never return anything dearer than one that
+satisfies the request, and say beside a baseline's figure where it does not."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from planner.cli.report import plan_summary
+from planner.model import Policy, Zone
+from planner.pipeline import Intensities, build_problem
+from planner.plan import assemble, run_now_plans
+from solvers.problem import JobSpec, PlanningProblem
+from solvers.schedule import objective
+from solvers.solve import baseline_violations, check_schedule, solve_problem
+from tests.test_planner_small import data, job, request
+
+
+def _two_small_jobs() -> PlanningProblem:
+    """Found by the property test: two elastic jobs that fit only in the last two slots."""
+    spec = JobSpec(name="job0", gpus=2, gpus_min=1, work=1.875, power_kw=0.5, first=0,
+                   last=14, zones=(0,), home=0, overhead_h=0.0, max_starts=None,
+                   min_run_slots=1, checkpoint_gb=0.0, egress_usd_per_gb=0.02,
+                   transfer_slots=0, transfer_kwh_per_gb=0.06, allow_split=False)
+    intensity = np.zeros((1, 15))
+    intensity[0, 13:] = [1.0, 2.0]
+    capacity = np.zeros((1, 15), np.int64)
+    capacity[0, 13:] = [4, 2]
+    return PlanningProblem(
+        slots=pd.date_range("2023-06-01", periods=15, freq="1h", tz="UTC", name="time"),
+        slot_h=1.0, zones=("Z0",), jobs=(spec, dataclasses.replace(spec, name="job1")),
+        intensity=intensity, pue=np.array([1.0]), capacity=capacity, price=None)
+
+
+def test_a_loose_gap_never_returns_a_plan_dearer_than_running_now():
+    """With mip_gap 0.9 HiGHS stopped at a first incumbent of 0.00275 while running now
+    at home, within every limit, costs 0.001875."""
+    p = _two_small_jobs()
+    plans = run_now_plans(p)
+    home = plans["run_now_home"]
+    assert home is not None and baseline_violations(p, home) == {0: [], 1: []}
+    assert check_schedule(p, home) == []
+    policy = Policy(mip_gap=0.9, time_limit=pd.Timedelta("30s"))
+    out = solve_problem(p, policy, baselines=plans)
+    assert out.solution.objective is not None
+    assert out.solution.objective <= objective(p, home) + 1e-12
+    assert objective(p, out.schedule) == pytest.approx(out.solution.objective)
+    assert check_schedule(p, out.schedule) == []
+    alone = solve_problem(p, policy)  # the solver's own plan, as returned before
+    assert alone.solution.objective == pytest.approx(0.00275)
+    assert out.method == "milp+baseline"
+    assert "the run_now_home baseline (0.001875) was cheaper than the solver's plan " \
+        "(0.00275)" in out.solution.message
+
+
+def test_a_baseline_above_the_hard_threshold_says_so_beside_its_figure():
+    req = request([job(gpus=2, gpu_hours=4.0)], threshold=300.0)
+    judged = data({"DE": [400, 400, 100, 100, 100, 100]})
+    p = build_problem(req, judged)
+    out = solve_problem(p, req.policy, baselines=run_now_plans(p))
+    doc = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0).jobs[0]
+    home = doc["baselines"]["run_now_home"]
+    assert home["emissions_kg"] == pytest.approx(2 * 2 * 400 / 1000)  # runs now, in the 400s
+    assert home["meets_request"] is False
+    assert home["violations"] == ["runs 2 slot(s) above the hard threshold 300 gCO2eq/kWh"]
+    assert doc["summary"]["emissions_kg"] == pytest.approx(2 * 2 * 100 / 1000)
+    plan = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)
+    assert "NOTE: job 'train': run_now_home (1.6 kg) does not meet the request: runs 2 " \
+        "slot(s) above the hard threshold 300 gCO2eq/kWh." in plan_summary(plan)
+
+
+def test_baselines_that_crowd_a_zone_are_not_used_and_say_so():
+    jobs = [job(name="a", gpus=4, gpu_hours=8.0), job(name="b", gpus=4, gpu_hours=8.0)]
+    req = request(jobs, zones=[Zone("DE", capacity_gpus=4, pue=1.0)])
+    judged = data({"DE": [100, 100, 300, 300, 500, 500]})
+    p = build_problem(req, judged)
+    plans = run_now_plans(p)
+    assert plans["run_now_home"] is not None
+    broken = baseline_violations(p, plans["run_now_home"])
+    assert broken[0] == broken[1] == ["exceeds the zone capacity with the other jobs in 2 slot(s)"]
+    out = solve_problem(p, req.policy, baselines=plans)
+    assert check_schedule(p, out.schedule) == []
+    assert "baseline" not in out.method
+    doc = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)
+    assert [j["baselines"]["run_now_home"]["meets_request"] for j in doc.jobs] == [False, False]
