@@ -61,15 +61,21 @@ def solve_problem(problem: PlanningProblem, policy: Policy,
     ``baselines`` (name -> schedule, e.g. every job run now at home) that satisfy the
     request (:func:`baseline_violations`) are plans too: the best is handed to the
     vectorised MILP as its start, and the plan returned is never dearer than any of
-    them (a cheaper baseline is returned instead, and said so in the message).
+    them (a cheaper baseline is returned instead, and said so in the message); then a
+    job whose own baseline row makes the plan cheaper, every limit kept, runs so.
     """
     feasible = {name: (s, objective(problem, s)) for name, s in (baselines or {}).items()
                 if s is not None and not any(baseline_violations(problem, s).values())}
     start = min(feasible.items(), key=lambda kv: kv[1][1]) if feasible else None
     outcome = _solve(problem, policy, progress, None if start is None else start[1][0])
-    if start is None:
-        return outcome
-    name, (schedule, value) = start
+    if start is not None:
+        outcome = _whole_baseline(outcome, *start)
+    return _per_job_baselines(problem, outcome, baselines or {})
+
+
+def _whole_baseline(outcome: Outcome, name: str, base: tuple[Schedule, float]) -> Outcome:
+    """``outcome``, or the feasible baseline ``name`` when it is cheaper."""
+    schedule, value = base
     current = outcome.solution.objective
     if current is not None and value >= current - 1e-9 * max(1.0, abs(current)):
         return outcome
@@ -83,6 +89,39 @@ def solve_problem(problem: PlanningProblem, policy: Policy,
         message=f"{sol.message}; the {name} baseline ({value:,.6g}) was cheaper than the "
                 f"solver's plan ({'none' if current is None else f'{current:,.6g}'}) and is "
                 "returned")
+    return Outcome(schedule, kept, f"{outcome.method}+baseline", outcome.build_seconds)
+
+
+def _per_job_baselines(problem: PlanningProblem, outcome: Outcome,
+                       baselines: Mapping[str, Schedule | None]) -> Outcome:
+    """Each job's own baseline where the whole plan is cheaper with it and every limit
+    still holds with the other jobs as planned (a time-limited plan can leave one job
+    dearer than running it now in its best zone)."""
+    current = outcome.solution.objective
+    if current is None:
+        return outcome
+    schedule, value, swapped = outcome.schedule, current, []
+    for j, job in enumerate(problem.jobs):
+        for name, base in baselines.items():
+            if base is None:
+                continue
+            trial = Schedule(schedule.gpus.copy(), schedule.run.copy())
+            trial.gpus[j], trial.run[j] = base.gpus[j], base.run[j]
+            cost = objective(problem, trial)
+            if cost < value - 1e-9 * max(1.0, abs(value)) and \
+                    not any(baseline_violations(problem, trial).values()):
+                schedule, value = trial, cost
+                swapped.append(f"'{job.name}' {name}")
+    if not swapped:
+        return outcome
+    from solvers.backends import _gap
+
+    sol = outcome.solution
+    status = sol.status if sol.status.has_solution else SolveStatus.FEASIBLE
+    kept = dataclasses.replace(
+        sol, status=status, objective=value, gap=_gap(value, sol.bound),
+        message=f"{sol.message}; job(s) run as their baseline, cheaper than the solver's "
+                f"plan ({current:,.6g} -> {value:,.6g}): {', '.join(swapped)}")
     return Outcome(schedule, kept, f"{outcome.method}+baseline", outcome.build_seconds)
 
 

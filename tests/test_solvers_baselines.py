@@ -86,3 +86,35 @@ def test_baselines_that_crowd_a_zone_are_not_used_and_say_so():
     assert "baseline" not in out.method
     doc = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)
     assert [j["baselines"]["run_now_home"]["meets_request"] for j in doc.jobs] == [False, False]
+
+
+def test_one_job_runs_as_its_baseline_when_the_whole_baseline_breaks_the_request():
+    """Found by a search at mip_gap 0.9: running every job now at home crowds zone Z0,
+    but job2 alone run now at home, the others as planned, keeps every limit and costs
+    less than the solver's plan (0.178808 -> 0.17627)."""
+    base = JobSpec(name="job0", gpus=1, gpus_min=1, work=2.0, power_kw=0.5, first=0, last=3,
+                   zones=(0,), home=0, overhead_h=0.0, max_starts=None, min_run_slots=1,
+                   checkpoint_gb=0.0, egress_usd_per_gb=0.02, transfer_slots=0,
+                   transfer_kwh_per_gb=0.06, allow_split=False)
+    jobs = (base, dataclasses.replace(base, name="job1", work=2.344, last=19, zones=(0, 1)),
+            dataclasses.replace(base, name="job2", work=0.203, zones=(0, 1)))
+    intensity = np.zeros((3, 22))
+    intensity[0, [2, 3, 7]] = [47, 296, 215]
+    intensity[1, [1, 2, 3, 5, 6, 14]] = [742, 73, 72, 32, 99, 12]
+    capacity = np.zeros((3, 22), np.int64)
+    capacity[0, [2, 3, 4, 6, 7, 9]] = 2
+    capacity[1, [1, 2, 3, 5, 6, 14]] = 2
+    p = PlanningProblem(
+        slots=pd.date_range("2023-06-01", periods=22, freq="1h", tz="UTC", name="time"),
+        slot_h=1.0, zones=("Z0", "Z1", "Z2"), jobs=jobs, intensity=intensity,
+        pue=np.ones(3), capacity=capacity, price=None)
+    plans = run_now_plans(p)
+    assert all(b is None or any(baseline_violations(p, b).values()) for b in plans.values())
+    policy = Policy(mip_gap=0.9, time_limit=pd.Timedelta("30s"))
+    alone = solve_problem(p, policy)
+    out = solve_problem(p, policy, baselines=plans)
+    assert alone.solution.objective == pytest.approx(0.178808, abs=1e-6)
+    assert out.solution.objective == pytest.approx(0.1762705)
+    assert "'job2' run_now_home" in out.solution.message and out.method == "milp+baseline"
+    assert check_schedule(p, out.schedule) == []
+    assert objective(p, out.schedule) == pytest.approx(out.solution.objective)
