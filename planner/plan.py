@@ -209,9 +209,11 @@ def run_now_plans(problem: PlanningProblem) -> dict[str, Schedule | None]:
     for name in ("run_now_home", "run_now_best_zone"):
         out: Schedule | None = Schedule.empty(problem)
         for j, job in enumerate(problem.jobs):
-            z = job.home if name == "run_now_home" else min(job.zones, key=lambda z: np.nan_to_num(
-                run_now(problem, job, z, problem.intensity)[0], nan=np.inf))
-            runs, _finish, done = run_now_runs(problem, job, z)
+            tried = {z: run_now_runs(problem, job, z) for z in
+                     ((job.home,) if name == "run_now_home" else job.zones)}
+            z = min(tried, key=lambda z: (not tried[z][2], float(
+                (tried[z][0] * problem.pue[z] * problem.intensity[z]).sum())))
+            runs, _finish, done = tried[z]
             if out is None or not done:
                 out = None
                 break

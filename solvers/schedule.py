@@ -88,13 +88,18 @@ def transfer_kg(problem: PlanningProblem, schedule: Schedule, j: int) -> float:
 
 def objective(problem: PlanningProblem, schedule: Schedule) -> float:
     """The MILP's objective evaluated on a schedule."""
+    return sum(job_objective(problem, schedule, j) for j in range(len(problem.jobs)))
+
+
+def job_objective(problem: PlanningProblem, schedule: Schedule, j: int) -> float:
+    """Job ``j``'s share of :func:`objective` (the objective is a sum over jobs)."""
+    job = problem.jobs[j]
     total = 0.0
-    for j, job in enumerate(problem.jobs):
-        for z in job.zones:
-            total += float((schedule.run[j, z] * problem.cost_per_gpu_h(job, z)).sum())
-        if job.migrates_at_cost:
-            for z, t in move_charges(problem, schedule, j):
-                total += float(problem.migration_cost(job, z)[t])
+    for z in job.zones:
+        total += float((schedule.run[j, z] * problem.cost_per_gpu_h(job, z)).sum())
+    if job.migrates_at_cost:
+        for z, t in move_charges(problem, schedule, j):
+            total += float(problem.migration_cost(job, z)[t])
     return total
 
 

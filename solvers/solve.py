@@ -18,7 +18,7 @@ from solvers.explain import explain, explain_job
 from solvers.formulation import Model, build
 from solvers.heuristics import greedy
 from solvers.problem import PlanningProblem
-from solvers.schedule import Schedule, objective, stretches, trim_excess
+from solvers.schedule import Schedule, job_objective, objective, stretches, trim_excess
 
 
 @dataclass(frozen=True)
@@ -100,20 +100,23 @@ def _per_job_baselines(problem: PlanningProblem, outcome: Outcome,
     current = outcome.solution.objective
     if current is None:
         return outcome
-    schedule, value, swapped = outcome.schedule, current, []
+    schedule, swapped = outcome.schedule, []
     for j, job in enumerate(problem.jobs):
         for name, base in baselines.items():
             if base is None:
                 continue
+            own = job_objective(problem, schedule, j)
+            if job_objective(problem, base, j) >= own - 1e-9 * max(1.0, abs(own)):
+                continue  # the objective is a sum over jobs: only a cheaper row can help
             trial = Schedule(schedule.gpus.copy(), schedule.run.copy())
             trial.gpus[j], trial.run[j] = base.gpus[j], base.run[j]
-            cost = objective(problem, trial)
-            if cost < value - 1e-9 * max(1.0, abs(value)) and \
-                    not any(baseline_violations(problem, trial).values()):
-                schedule, value = trial, cost
+            # only job j changed: any broken limit, capacity included, involves it
+            if not any(baseline_violations(problem, trial, [j]).values()):
+                schedule = trial
                 swapped.append(f"'{job.name}' {name}")
     if not swapped:
         return outcome
+    value = objective(problem, schedule)
     from solvers.backends import _gap
 
     sol = outcome.solution
@@ -125,14 +128,17 @@ def _per_job_baselines(problem: PlanningProblem, outcome: Outcome,
     return Outcome(schedule, kept, f"{outcome.method}+baseline", outcome.build_seconds)
 
 
-def baseline_violations(problem: PlanningProblem, schedule: Schedule) -> dict[int, list[str]]:
-    """Per job, how ``schedule`` breaks the request (empty lists: it satisfies it): the
-    window, the hard threshold, capacity shared with the other jobs, interruptions,
-    minimum run length and a checkpoint's transfer time, work not done."""
+def baseline_violations(problem: PlanningProblem, schedule: Schedule,
+                        jobs: list[int] | None = None) -> dict[int, list[str]]:
+    """Per job (of ``jobs``, default all), how ``schedule`` breaks the request (empty
+    lists: it satisfies it): the window, the hard threshold, capacity shared with the
+    other jobs, interruptions, minimum run length and a checkpoint's transfer time,
+    work not done."""
     out: dict[int, list[str]] = {}
     used = schedule.gpus.sum(axis=0)
     over = used > problem.capacity
-    for j, job in enumerate(problem.jobs):
+    for j in range(len(problem.jobs)) if jobs is None else jobs:
+        job = problem.jobs[j]
         notes: list[str] = []
         held = schedule.held(j)
         slots = np.flatnonzero(held.any(axis=0))
