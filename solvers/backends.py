@@ -67,9 +67,12 @@ class Backend:
         raise NotImplementedError
 
     def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float,
-              on_progress: ProgressCallback | None = None) -> Solution:
+              on_progress: ProgressCallback | None = None,
+              warm_start: bool = False) -> Solution:
         """Solve ``problem``; ``on_progress(seconds, incumbent, bound)`` is called about
-        every ``MIP_PROGRESS_EVERY`` s while it runs (None where not known yet)."""
+        every ``MIP_PROGRESS_EVERY`` s while it runs (None where not known yet).
+        ``warm_start``: the variables' initial values (``setInitialValue``) are a
+        feasible plan to start from."""
         raise NotImplementedError
 
 
@@ -233,9 +236,11 @@ class HighsBackend(Backend):
         return bool(pulp.HiGHS().available())
 
     def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float,
-              on_progress: ProgressCallback | None = None) -> Solution:
+              on_progress: ProgressCallback | None = None,
+              warm_start: bool = False) -> Solution:
         began = time.perf_counter()
         solver = _ReportingHiGHS(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1)
+        solver.warm = warm_start
         if on_progress is not None:
             solver.report = _throttled(on_progress, began)
         with quiet_stdout():
@@ -254,11 +259,25 @@ class _ReportingHiGHS(pulp.HiGHS):
     option takes HiGHS's older ``setCallback`` API)."""
 
     report: Callable[[Any], None] | None = None
+    warm = False  # start from the variables' initial values (PuLP's HiGHS has no warmStart)
 
     def createAndConfigureSolver(self, lp: pulp.LpProblem) -> None:
         super().createAndConfigureSolver(lp)
         if self.report is not None:
             lp.solverModel.cbMipInterrupt.subscribe(self.report)
+
+    def callSolver(self, lp: pulp.LpProblem) -> None:
+        if self.warm:
+            import highspy
+
+            start = highspy.HighsSolution()
+            values = [0.0] * lp.solverModel.getNumCol()
+            for var in lp.variables():
+                values[var.index] = float(var.varValue or 0.0)
+            start.col_value = values
+            start.value_valid = True
+            lp.solverModel.setSolution(start)
+        super().callSolver(lp)
 
 
 CBC_LINE = re.compile(
@@ -306,16 +325,18 @@ class CbcBackend(Backend):
         return bool(pulp.PULP_CBC_CMD().available())
 
     def solve(self, problem: pulp.LpProblem, *, time_limit: float, mip_gap: float,
-              on_progress: ProgressCallback | None = None) -> Solution:
+              on_progress: ProgressCallback | None = None,
+              warm_start: bool = False) -> Solution:
         with tempfile.TemporaryDirectory(prefix="greenepoch-cbc-") as tmp:
             return self._solve(problem, time_limit, mip_gap, on_progress,
-                               os.path.join(tmp, "cbc.log"))
+                               os.path.join(tmp, "cbc.log"), warm_start)
 
     def _solve(self, problem: pulp.LpProblem, time_limit: float, mip_gap: float,
-               on_progress: ProgressCallback | None, log_path: str) -> Solution:
+               on_progress: ProgressCallback | None, log_path: str,
+               warm_start: bool = False) -> Solution:
         options: dict[str, Any] = {} if on_progress is None else {"logPath": log_path}
         solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=mip_gap, threads=1,
-                                   **options)
+                                   warmStart=warm_start, **options)
         killed = threading.Event()
         watchdog = threading.Timer(
             time_limit * self.grace_factor + self.grace_seconds, _kill_children, (killed,)

@@ -35,6 +35,40 @@ class Outcome:
     build_seconds: float
 
 
+def set_start(model: Model, schedule: Schedule) -> None:
+    """The PuLP model's variables' initial values for ``schedule`` (a MIP start), read
+    off the vectorised build's start vector (same variables, keyed alike)."""
+    from solvers import fastbuild
+
+    fm = fastbuild.build(model.problem)
+    v = fastbuild.start_values(fm, schedule)
+    if v is None:
+        return
+    u_of = {int(x): i for i, x in enumerate(fm.u_x)}
+    l_of = {(int(j), int(t)): i for i, (j, t) in enumerate(zip(fm.lJ, fm.lT, strict=True))}
+    def value(col: object) -> float:
+        return float(v[int(col)])  # type: ignore[call-overload]
+
+    for k, var in model.x.items():
+        col = int(fm.index[k])
+        if col < 0:
+            continue
+        var.setInitialValue(value(col))
+        model.s[k].setInitialValue(value(fm.s_col(np.array(col))))
+        if k in model.n:
+            model.n[k].setInitialValue(value(fm.n_col[col]))
+        if k in model.u and col in u_of:
+            model.u[k].setInitialValue(value(fm.u_col(np.array(u_of[col]))))
+    for k, var in model.a.items():
+        i = int(fm.a_index[k]) if fm.a_index is not None else -1
+        if i >= 0:
+            var.setInitialValue(value(fm.a_col(np.array(i))))
+            model.m[k].setInitialValue(value(fm.m_col(np.array(i))))
+    for jt, var in model.later.items():
+        if jt in l_of:
+            var.setInitialValue(value(fm.l_col(np.array(l_of[jt]))))
+
+
 def extract(model: Model) -> Schedule:
     """Read the solved variables back into arrays."""
     out = Schedule.empty(model.problem)
@@ -192,10 +226,13 @@ def _solve(problem: PlanningProblem, policy: Policy,
     model = build(problem)
     build_seconds = time.perf_counter() - began
     backend = get_backend(policy.solver)
+    if start is not None:
+        set_start(model, start)
     solution = backend.solve(
         model.lp, time_limit=hours(policy.time_limit) * 3600, mip_gap=policy.mip_gap,
         on_progress=None if progress is None else _milp_reporter(progress, began, None,
-                                                                 f"{backend.name} MILP"))
+                                                                 f"{backend.name} MILP"),
+        warm_start=start is not None)
     if solution.status.has_solution:
         schedule = extract(model)
         return Outcome(schedule, rescored(solution, objective(problem, schedule)),

@@ -51,7 +51,32 @@ def test_a_loose_gap_never_returns_a_plan_dearer_than_running_now():
     assert check_schedule(p, out.schedule) == []
     alone = solve_problem(p, policy)  # the solver's own plan, as returned before
     assert alone.solution.objective == pytest.approx(0.00275)
-    assert out.method == "milp+baseline"
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_the_pulp_path_starts_from_the_baseline(solver):
+    """The baseline is HiGHS's (setSolution) or CBC's (warmStart) first incumbent, so the
+    solver's own plan is no dearer than it (it stopped at 0.00275 without it)."""
+    p = _two_small_jobs()
+    plans = run_now_plans(p)
+    out = solve_problem(p, Policy(solver=solver, mip_gap=0.9, time_limit=pd.Timedelta("30s")),
+                        baselines=plans)
+    assert out.method == "milp"  # the solver's plan, not the baseline put in its place
+    assert out.solution.incumbent is not None
+    assert out.solution.incumbent <= objective(p, plans["run_now_home"]) + 1e-9
+
+
+def test_a_cheaper_baseline_replaces_the_solvers_plan():
+    """Where the solver's plan is dearer all the same, the guard returns the baseline
+    and says so."""
+    from solvers.solve import _whole_baseline
+
+    p = _two_small_jobs()
+    home = run_now_plans(p)["run_now_home"]
+    assert home is not None
+    alone = solve_problem(p, Policy(mip_gap=0.9, time_limit=pd.Timedelta("30s")))
+    out = _whole_baseline(alone, "run_now_home", (home, objective(p, home)))
+    assert out.method == "milp+baseline" and out.schedule is home
     assert "the run_now_home baseline (0.001875) was cheaper than the solver's plan " \
         "(0.00275)" in out.solution.message
 
