@@ -61,7 +61,8 @@ class Plan:
         whose CSV is a folder), so callers can check before planning."""
         target = Path(json_path)
         csv_file = target.with_suffix(".csv")
-        if csv_file.absolute() == target.absolute():
+        # case-insensitive: on macOS and Windows p.CSV and p.csv are one file
+        if target.suffix.lower() == ".csv" or csv_file.absolute() == target.absolute():
             raise GreenEpochError(
                 f"--out {json_path}: the plan's segment CSV is written beside the plan JSON "
                 f"as {csv_file}, the same file; give the plan a .json name, e.g. "
@@ -82,15 +83,16 @@ class Plan:
     def from_json(cls, path: str | Path) -> Plan:
         """Read a plan JSON; the jobs and their segments (what every consumer reads) are
         checked for type: a malformed file is one GreenEpochError naming the field."""
+        from planner.inputs import TOO_DEEP, read_text
         from planner.timeparse import count, number, tables, text, utc
 
         try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            doc = json.loads(read_text(path))
         except UnicodeDecodeError as exc:
             raise GreenEpochError(f"{path}: not a plan JSON (not UTF-8 text: byte {exc.start}, "
                                   f"{exc.reason}); give the plan JSON 'greenepoch plan' "
                                   "wrote") from None
-        except (OSError, ValueError) as exc:  # JSONDecodeError, or a number beyond a float
+        except (OSError, ValueError, TOO_DEEP) as exc:  # bad JSON, a number beyond a float
             raise GreenEpochError(f"{path}: cannot read plan JSON ({exc})") from exc
         version = doc.get("schema_version") if isinstance(doc, dict) else None
         if version != SCHEMA_VERSION:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from planner.errors import GreenEpochError, RequestError
+from planner.inputs import TOO_DEEP, read_text
 from planner.model import DEFAULT_PUE, Job, PlanRequest, Policy, Zone
 from planner.timeparse import boolean, count, duration, kind, number, table, tables, text, utc
 
@@ -56,6 +57,10 @@ def _text_list(value: object, field: str) -> list[str]:
     return [text(v, f"{field}[{i}]", "'DE'") for i, v in enumerate(value)]
 
 
+#: work bound: far beyond any real job, and below where slot arithmetic overflows
+MAX_GPU_HOURS = 1e9
+
+
 def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
     where = f"jobs[{index}]" + (f" ('{raw['name']}')" if isinstance(raw.get("name"), str) else "")
     check_keys(raw, JOB_KEYS, where)
@@ -72,12 +77,15 @@ def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
     if "gpu_hours" in raw and "duration" in raw:
         raise RequestError(f"{where}: give either 'gpu_hours' or 'duration', not both")
     if "gpu_hours" in raw:
-        gpu_hours = number(raw["gpu_hours"], f"{where}.gpu_hours", unit="GPU-hours",
-                           example="gpu_hours = 512")
+        gpu_hours = number(raw["gpu_hours"], f"{where}.gpu_hours", low=0, high=MAX_GPU_HOURS,
+                           unit="GPU-hours", example="gpu_hours = 512")
     elif "duration" in raw:
         gpu_hours = gpus * duration(raw["duration"], f"{where}.duration") / pd.Timedelta("1h")
     else:
         raise RequestError(f"{where}: set 'gpu_hours' (work) or 'duration' (at full size)")
+    if gpu_hours > MAX_GPU_HOURS:  # duration x gpus; beyond it time arithmetic overflows
+        raise RequestError(f"{where}: {gpu_hours:.4g} GPU-hours of work is more than "
+                           f"{MAX_GPU_HOURS:.0e}; check 'duration' and 'gpus'")
     if "zones" not in raw and "home_zone" not in raw:
         raise RequestError(f"{where}: set 'zones' (where it may run), e.g. zones = [\"DE\"]")
     home_raw = (text(raw["home_zone"], f"{where}.home_zone", "home_zone = 'DE'")
@@ -255,7 +263,7 @@ def shift(request: PlanRequest, delta: pd.Timedelta) -> PlanRequest:
 def read_toml(file: Path, what: str) -> dict[str, Any]:
     """Parse a TOML file; a missing or malformed file is a RequestError saying which."""
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(read_text(file))
     except FileNotFoundError as exc:
         raise RequestError(f"{file}: no such {what} file") from exc
     except UnicodeDecodeError as exc:
@@ -263,6 +271,9 @@ def read_toml(file: Path, what: str) -> dict[str, Any]:
                            f"{exc.reason}); save the {what} as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise RequestError(f"{file}: not valid TOML ({exc})") from exc
+    except TOO_DEEP:
+        raise RequestError(f"{file}: not a {what} (its TOML is nested too deeply to "
+                           "read)") from None
 
 
 def load_request(path: str | Path, start: pd.Timestamp | None = None) -> PlanRequest:

@@ -33,6 +33,10 @@ def utc(value: object, field: str) -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
+#: longest duration a request, spec or config may give
+MAX_DURATION = pd.Timedelta(days=36525)
+
+
 def duration(value: object, field: str) -> pd.Timedelta:
     """A non-negative duration from text like '15min', '2h', '60s', '1 day' or seconds."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -53,7 +57,10 @@ def duration(value: object, field: str) -> pd.Timedelta:
         ) from exc
     if td is pd.NaT or td < pd.Timedelta(0):
         raise RequestError(f"{field}: duration {shown(value)} must be zero or positive")
-    return td
+    if td > MAX_DURATION:  # pandas keeps such a value but overflows on the next sum
+        raise RequestError(f"{field}: duration {shown(value)} is longer than 100 years; "
+                           "check the unit (a number means seconds)")
+    return pd.Timedelta(td).as_unit("ns")
 
 
 def _bare_number(text: str) -> bool:

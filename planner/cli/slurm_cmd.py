@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
@@ -12,6 +11,7 @@ from planner.cli.options import json_option
 from planner.exports.common import ExportError
 from planner.exports.config import load_config
 from planner.exports.slurm_status import compare, parse_squeue, squeue_json
+from planner.inputs import read_text
 from planner.plan import Plan
 
 
@@ -36,7 +36,7 @@ def status(plan_file: str, config_file: str | None, squeue_file: str | None,
     config = load_config(config_file) if config_file else None
     if squeue_file:
         try:
-            text = Path(squeue_file).read_text(encoding="utf-8")
+            text = read_text(squeue_file)
         except (OSError, UnicodeDecodeError) as exc:  # binary junk is bad input too
             raise ExportError(f"{squeue_file}: cannot read ({exc})") from exc
         jobs = parse_squeue(text)

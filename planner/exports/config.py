@@ -15,6 +15,7 @@ import pandas as pd
 
 from planner.errors import RequestError
 from planner.exports.common import ExportError, checkpoint_dirs, job_key
+from planner.inputs import TOO_DEEP, read_text
 from planner.timeparse import boolean, count, duration, kind, shown, table, text
 
 #: Slurm partition/account/cluster/qos names: what Slurm itself accepts, nothing that
@@ -332,7 +333,7 @@ def load_config(path: str | Path | None) -> ClusterConfig:
     if path is None:
         return ClusterConfig()
     try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        doc = tomllib.loads(read_text(path))
     except OSError as exc:
         raise ExportError(f"{path}: cannot read the clusters config ({exc})") from exc
     except UnicodeDecodeError as exc:
@@ -340,4 +341,7 @@ def load_config(path: str | Path | None) -> ClusterConfig:
                           f"byte {exc.start}); save it as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ExportError(f"{path}: not valid TOML ({exc})") from exc
+    except TOO_DEEP:
+        raise ExportError(f"{path}: not a clusters config (its TOML is nested too deeply "
+                          "to read)") from None
     return parse_config(doc, str(path))

@@ -82,7 +82,7 @@ def squeue_json(env: dict[str, str] | None = None, timeout: float = 60) -> list[
 def parse_squeue(text: str) -> list[dict[str, Any]]:
     try:
         jobs = json.loads(text)["jobs"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ExportError(f"cannot read squeue JSON ({exc}); expected the output of "
                           "'squeue --json'") from exc
     if not isinstance(jobs, list):

@@ -39,7 +39,7 @@ def is_result_file(path: str | Path) -> bool:
     try:
         with open(path, encoding="utf-8") as fh:
             head = json.loads(fh.readline())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(head, dict) and head.get("kind") == KIND
 
@@ -180,9 +180,9 @@ def read_results(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
         raise GreenEpochError(f"{file}: cannot read the results file ({exc})") from exc
     try:
         header = json.loads(lines[0]) if lines else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         header = {}
-    if header.get("kind") != KIND:
+    if not isinstance(header, dict) or header.get("kind") != KIND:
         raise GreenEpochError(
             f"{file}: not a what-if results file (its first line is no {KIND!r} header); "
             "write results with 'greenepoch whatif SPEC --out FILE'"
@@ -194,7 +194,7 @@ def read_results(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
     for line in lines[1:]:
         try:
             row = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # cut short by an interruption
         if isinstance(row, dict) and "scenario_id" in row:
             rows.setdefault(row["scenario_id"], row)
