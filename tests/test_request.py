@@ -80,7 +80,7 @@ def test_minimal_example_is_read_exactly_as_written():
     assert req.policy == Policy(objective="carbon", slot="1h", solver="highs",
                                 time_limit=pd.Timedelta("60s"))
     assert req.policy.threshold is None and req.policy.threshold_mode == "hard"
-    assert req.policy.mip_gap == 1e-4 and req.policy.forecast == "default"  # blend, the best measured
+    assert req.policy.mip_gap == 1e-4 and req.policy.forecast == "default"
     assert req.end == job.deadline
 
 
