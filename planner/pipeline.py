@@ -198,6 +198,7 @@ def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool =
                                    fit_until=fit_until)
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
-    outcome = solve_problem(problem, request.policy, progress, baselines=run_now_plans(problem))
+    baselines = run_now_plans(problem)  # the solver's starts, and the JSON's baselines
+    outcome = solve_problem(problem, request.policy, progress, baselines=baselines)
     return assemble(request, problem, outcome, intensities, time.perf_counter() - began,
-                    fallback=fallback)
+                    fallback=fallback, baselines=baselines)

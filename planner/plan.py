@@ -403,9 +403,11 @@ def hedge(problem: PlanningProblem, schedule: Schedule,
 
 
 def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, intensities: Any,
-             seconds: float, *, fallback: bool = True) -> Plan:
+             seconds: float, *, fallback: bool = True,
+             baselines: dict[str, Schedule | None] | None = None) -> Plan:
     """Build the plan document from a solved problem.  ``fallback`` (forecast plans):
-    jobs whose schedule is not robust run now at home (:func:`hedge`)."""
+    jobs whose schedule is not robust run now at home (:func:`hedge`).  ``baselines``:
+    the :func:`run_now_plans` the solver was given (built here when not passed)."""
     actual = None
     if intensities.actual is not None:
         actual = _grid(intensities.actual.values, problem)
@@ -420,7 +422,9 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
             for j in range(len(problem.jobs))]
     for j, note in notes.items():
         jobs[j]["summary"]["fallback"] = note
-    for name, base in run_now_plans(problem).items():  # does the baseline meet the request?
+    if baselines is None:
+        baselines = run_now_plans(problem)
+    for name, base in baselines.items():  # does the baseline meet the request?
         broken = {} if base is None else baseline_violations(problem, base)
         for j, doc in enumerate(jobs):
             why = broken.get(j, ["does not finish within the horizon"] if base is None else [])

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
+from planner.atomic import write_atomic
 from planner.exports import k8s as k8s_export
 from planner.exports import slurm as slurm_export
-from planner.exports.common import ExportError, write_file
+from planner.exports.common import ExportError
 from planner.exports.config import load_config
 from planner.exports.generic import to_csv, to_json
 from planner.plan import Plan
@@ -136,7 +137,7 @@ def _table_command(name: str, render: object, help_text: str) -> click.Command:
         if out_file is None:
             sys.stdout.write(text)
         else:
-            write_file(text, out_file)
+            write_atomic(out_file, text)
             click.echo(f"wrote {out_file}", err=True)
 
     return command

@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 
-from planner.atomic import write_atomic
 from planner.errors import GreenEpochError
 from planner.plan import Plan
 
@@ -224,9 +223,3 @@ def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def write_file(text: str, path: str | Path) -> Path:
-    """Write one file atomically (:func:`planner.atomic.write_atomic`: a temp file
-    beside it, renamed at the end)."""
-    return write_atomic(path, text)
