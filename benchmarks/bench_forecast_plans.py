@@ -32,12 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from planner.atomic import write_atomic
-from planner.cli.table import render
-from planner.intensity.sources import data_dir
-from planner.model import Job, PlanRequest, Policy, Zone
-from planner.pipeline import plan
+from greenepoch.data.atomic import write_atomic
+from greenepoch.data.intensity.sources import data_dir
+from greenepoch.planner.model import Job, PlanRequest, Policy, Zone
+from greenepoch.planner.pipeline import plan
+from greenepoch.planner.report.table import render
 
 PAIRS = [("CA-ON", "DE"), ("US-CAL-CISO", "AU-VIC"), ("GB", "ES"),
          ("US-TEX-ERCO", "US-MIDA-PJM")]

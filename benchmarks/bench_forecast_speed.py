@@ -40,7 +40,7 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall and CPU seconds of one ``greenepoch`` run, and its output (stdout + stderr)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "planner.cli.main", *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "greenepoch.planner.cli.main", *args], env=env,
                           capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -76,7 +76,7 @@ def main() -> None:
         env = dict(os.environ, GREENEPOCH_DATA=str(data), OMP_NUM_THREADS="1",
                    GREENEPOCH_CACHE=str(work / "cache"))
         request = work / "request.toml"
-        request.write_text(resources.files("greenepoch_data").joinpath("demo_request.toml")
+        request.write_text(resources.files("greenepoch.data").joinpath("demo_request.toml")
                            .read_text())
         plan = ["plan", str(request), "--forecast", "default", "--out", str(work / "p.json")]
         for case in ("plan cold", "plan warm"):

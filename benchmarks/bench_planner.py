@@ -34,12 +34,12 @@ def _run(name: str, time_limit: float, queue: mp.Queue) -> None:
     import resource
 
     import pandas as pd
+    from greenepoch.planner.model import Policy
+    from greenepoch.solvers.heuristics import greedy
+    from greenepoch.solvers.schedule import objective
+    from greenepoch.solvers.solve import check_schedule, solve_problem
 
     from benchmarks.instances import INSTANCES, build_instance
-    from planner.model import Policy
-    from solvers.heuristics import greedy
-    from solvers.schedule import objective
-    from solvers.solve import check_schedule, solve_problem
 
     spec = INSTANCES[name]
     problem = build_instance(name)

@@ -25,15 +25,14 @@ import statistics
 import time
 
 import pandas as pd
-
-from planner.cli.table import render
-from planner.intensity.readers import read_electricitymaps
-from planner.intensity.sources import data_dir
-from planner.replay.engine import Compiled, Scenario, run_replay
-from planner.replay.jobs import generate_jobs
-from planner.replay.policies import get_policy
-from planner.replay.runner import load_actual
-from planner.replay.sweep import slack_sweep
+from greenepoch.data.intensity.readers import read_electricitymaps
+from greenepoch.data.intensity.sources import data_dir
+from greenepoch.planner.replay.engine import Compiled, Scenario, run_replay
+from greenepoch.planner.replay.jobs import generate_jobs
+from greenepoch.planner.replay.policies import get_policy
+from greenepoch.planner.replay.runner import load_actual
+from greenepoch.planner.replay.sweep import slack_sweep
+from greenepoch.planner.report.table import render
 
 ZONES = ["DE", "GB", "ES", "US-CAL-CISO"]
 SPEC = "n=1000,dur=2-48,submit=weekdays09-17,slack=24h,gpus=8-64,seed=1"

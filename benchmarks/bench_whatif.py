@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-from planner.cli.table import render
-from planner.intensity.sources import data_dir
-from planner.whatif import parse_spec, run_sweep
+from greenepoch.data.intensity.sources import data_dir
+from greenepoch.planner.report.table import render
+from greenepoch.planner.whatif import parse_spec, run_sweep
 
 SPEC = {
     "start": "2023-01-09T00:00:00Z",

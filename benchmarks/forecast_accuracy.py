@@ -26,10 +26,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
-
-from forecasts.backtest import BacktestConfig, run_backtest  # noqa: E402
-from forecasts.base import BANDS, BASELINES, DEFAULT_MODEL, get_model  # noqa: E402
-from forecasts.data import load_values  # noqa: E402
+from greenepoch.forecasts.backtest import BacktestConfig, run_backtest  # noqa: E402
+from greenepoch.forecasts.base import BANDS, BASELINES, DEFAULT_MODEL, get_model  # noqa: E402
+from greenepoch.forecasts.data import load_values  # noqa: E402
 
 #: Findings measured separately (not recomputed by this script).
 NOTES = """

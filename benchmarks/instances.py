@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
 
 GPU_POWER_KW = 0.7  # per GPU, board plus host share
 PUE_RANGE = (1.1, 1.4)
@@ -131,9 +130,9 @@ def make_problem(spec: Instance, intensity: pd.DataFrame) -> PlanningProblem:
 
 def load_values(spec: Instance, data: str | Path | None = None) -> pd.DataFrame:
     """Real intensities of every shared zone over ``spec``'s horizon on its slot grid."""
-    from planner.intensity.readers import read_electricitymaps
-    from planner.intensity.resample import resample
-    from planner.intensity.sources import data_dir
+    from greenepoch.data.intensity.readers import read_electricitymaps
+    from greenepoch.data.intensity.resample import resample
+    from greenepoch.data.intensity.sources import data_dir
 
     root = data_dir(data)
     if root is None:

@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from greenepoch.forecasts.base import BANDS, BASELINES, ForecastError, get_model, span_text
 from scipy.stats import rankdata
-
-from forecasts.base import BANDS, BASELINES, ForecastError, get_model, span_text
 
 K_HOURS = 8
 WINDOW_H = 48

@@ -30,8 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import GreenEpochError
+from greenepoch.data.errors import GreenEpochError
 
 QUANTILES = ("p10", "p50", "p90")
 STATS = ("mean", *QUANTILES)
@@ -314,12 +313,12 @@ def register(name: str) -> Callable[[type[Forecaster]], type[Forecaster]]:
 
 
 def _load_builtin() -> None:
-    import forecasts.baselines
-    import forecasts.blend
-    import forecasts.climatology
-    import forecasts.ets
-    import forecasts.gbm
-    import forecasts.seasonal  # noqa: F401  (registers the built-in models)
+    import greenepoch.forecasts.baselines
+    import greenepoch.forecasts.blend
+    import greenepoch.forecasts.climatology
+    import greenepoch.forecasts.ets
+    import greenepoch.forecasts.gbm
+    import greenepoch.forecasts.seasonal  # noqa: F401  (registers the built-in models)
 
 
 def available() -> list[str]:

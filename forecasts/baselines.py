@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from forecasts.base import Forecaster, register
+from greenepoch.forecasts.base import Forecaster, register
 
 
 def target_positions(last: np.ndarray, offset: int, horizon: int) -> np.ndarray:

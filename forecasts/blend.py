@@ -19,12 +19,11 @@ import warnings
 
 import numpy as np
 import pandas as pd
-
-from forecasts.base import BUCKETS_H, Forecaster, bucket_of, register
-from forecasts.baselines import MeanLast7Days
-from forecasts.climatology import Climatology
-from forecasts.gbm import GradientBoosting
-from forecasts.prices import DayAheadPrices
+from greenepoch.forecasts.base import BUCKETS_H, Forecaster, bucket_of, register
+from greenepoch.forecasts.baselines import MeanLast7Days
+from greenepoch.forecasts.climatology import Climatology
+from greenepoch.forecasts.gbm import GradientBoosting
+from greenepoch.forecasts.prices import DayAheadPrices
 
 #: weight of the 48 h shape error beside the absolute error when choosing weights
 SHAPE_WEIGHT = 1.0

@@ -16,7 +16,7 @@ import pandas as pd
 @cache
 def _zone_info(zone: str) -> tuple[str, str | None]:
     try:
-        from planner.regions import load_catalog
+        from greenepoch.data.regions import load_catalog
 
         region = load_catalog().get(zone)
     except Exception:  # the catalog is optional for forecasting

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from forecasts.base import Forecaster, register
-from forecasts.baselines import target_positions
-from forecasts.calendar import local_calendar
+from greenepoch.forecasts.base import Forecaster, register
+from greenepoch.forecasts.baselines import target_positions
+from greenepoch.forecasts.calendar import local_calendar
 
 LEVEL_DAYS = 28
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-
-from forecasts.base import ForecastError, span_text
+from greenepoch.forecasts.base import ForecastError, span_text
 
 
 def load_values(data_dir: str | None, signal: str = "direct",
@@ -14,7 +13,7 @@ def load_values(data_dir: str | None, signal: str = "direct",
     ``zones`` is a list, comma-separated ids or cloud regions, or ``all`` (every zone
     in the folder).
     """
-    from planner.intensity.readers import read_electricitymaps
+    from greenepoch.data.intensity.readers import read_electricitymaps
 
     if not data_dir:
         raise ForecastError(
@@ -23,7 +22,7 @@ def load_values(data_dir: str | None, signal: str = "direct",
         )
     wanted: list[str] | None = None
     if zones is not None and not (isinstance(zones, str) and zones.strip().lower() == "all"):
-        from planner.regions import resolve_zones
+        from greenepoch.data.regions import resolve_zones
 
         wanted = resolve_zones(zones)
     loaded = read_electricitymaps(data_dir, signal=signal, zones=wanted)
@@ -60,8 +59,8 @@ def parse_day(value: str, field: str, end_of_day: bool = False) -> pd.Timestamp:
 def parse_span(value: str, field: str, positive: bool = True) -> pd.Timedelta:
     """A duration with a unit (``96h``, ``4D``, ``15min``); a bare number is refused
     (:func:`planner.timeparse.duration`).  ``positive``: refuse zero."""
-    from planner.errors import RequestError
-    from planner.timeparse import duration
+    from greenepoch.data.errors import RequestError
+    from greenepoch.data.timeparse import duration
 
     text = str(value).strip()
     try:

@@ -13,8 +13,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-
-from forecasts.base import Forecaster, register
+from greenepoch.forecasts.base import Forecaster, register
 
 WINDOW_DAYS = 21
 

@@ -60,12 +60,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
-from forecasts.base import Forecaster, ForecastError, register
-from forecasts.baselines import seasonal_lag
-from forecasts.climatology import Climatology
-from forecasts.prices import PRICE_FEATURES, DayAheadPrices
-from forecasts.trees import Pickled, Trees
+from greenepoch.forecasts.base import Forecaster, ForecastError, register
+from greenepoch.forecasts.baselines import seasonal_lag
+from greenepoch.forecasts.climatology import Climatology
+from greenepoch.forecasts.prices import PRICE_FEATURES, DayAheadPrices
+from greenepoch.forecasts.trees import Pickled, Trees
 
 if TYPE_CHECKING:  # imported when fitting: a cached model predicts without scikit-learn
     from sklearn.ensemble import HistGradientBoostingRegressor

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from forecasts.base import ForecastError
+from greenepoch.forecasts.base import ForecastError
 
 NS_PER_HOUR = 3_600_000_000_000
 

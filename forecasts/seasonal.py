@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from forecasts.base import Forecaster, register
+from greenepoch.forecasts.base import Forecaster, register
 
 DAYS = 7
 

@@ -3,12 +3,12 @@
 Fitting ``blend`` takes seconds to tens of seconds (about 11 s of CPU for 4 zones);
 a plan only needs the model's parameters to be recent, not refitted at its exact
 start.  A model loaded from here forecasts without importing scikit-learn
-(:mod:`forecasts.trees`).  :func:`fitted_model` fits a model
+(:mod:`greenepoch.forecasts.trees`).  :func:`fitted_model` fits a model
 on the model's ``history_needed`` before ``fit_until`` (the plan sets it to 00:00
 UTC on the Monday of its start's week, :func:`fit_cutoff`) and keeps it under the
 cache folder; a later plan whose history in that window is identical loads it
 instead.  The key covers the model name, the fitted window (times, zones, values)
-and the source of the ``forecasts`` package, so new data or changed model code
+and the source of the ``greenepoch.forecasts`` package, so new data or changed model code
 never reuse a stale fit.
 
 Folder: ``$GREENEPOCH_CACHE`` if set (``off`` disables the cache), else
@@ -29,10 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-
-from forecasts.base import Forecaster, get_model
-from planner.atomic import write_atomic
-from planner.errors import GreenEpochError
+from greenepoch.data.atomic import write_atomic
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.forecasts.base import Forecaster, get_model
 
 Progress = Callable[[str], None]
 
@@ -73,13 +72,13 @@ _SOURCE_DIGEST: str | None = None
 
 
 def _source_digest() -> str:
-    """Digest of the ``forecasts`` package's source files (model code changes refit)."""
+    """Digest of the ``greenepoch.forecasts`` package's source files (model code changes refit)."""
     global _SOURCE_DIGEST
     if _SOURCE_DIGEST is None:
-        import forecasts
+        import greenepoch.forecasts
 
         h = hashlib.sha256()
-        for path in sorted(Path(forecasts.__file__).parent.glob("*.py")):
+        for path in sorted(Path(greenepoch.forecasts.__file__).parent.glob("*.py")):
             h.update(path.name.encode())
             h.update(path.read_bytes())
         _SOURCE_DIGEST = h.hexdigest()

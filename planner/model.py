@@ -11,8 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 import pandas as pd
-
-from planner.errors import RequestError
+from greenepoch.data.errors import RequestError
 
 DEFAULT_GPU_POWER_KW = 1.0
 """kW per GPU, host share included: a DGX H100 node draws at most 10.2 kW for

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import InfeasibleError, RequestError
-from planner.intensity.frame import IntensityData
-from planner.intensity.sources import data_dir, load_intensity, prices_dir
-from planner.model import PlanRequest
-from planner.timeparse import hours
-from solvers.problem import JobSpec, PlanningProblem
+from greenepoch.data.errors import InfeasibleError, RequestError
+from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.data.intensity.sources import data_dir, load_intensity, prices_dir
+from greenepoch.data.timeparse import hours
+from greenepoch.planner.model import PlanRequest
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,8 @@ def load_intensities(
         actual = load_intensity(zones, slots[0], end, data=data, signal=signal, slot=slot,
                                 seed=seed)
         return Intensities(actual, actual, "oracle", None)
-    from forecasts.base import canonical_name, get_model
-    from planner.forecast_cache import fit_cutoff, fitted_model, week_start
+    from greenepoch.forecasts.base import canonical_name, get_model
+    from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model, week_start
 
     name = canonical_name(model or request.policy.forecast)
     needed = get_model(name).history_needed
@@ -101,8 +100,8 @@ def zone_prices(request: PlanRequest, slots: pd.DatetimeIndex,
     """USD/MWh per zone and slot: the request's price files, else the shared prices
     folder (market from the region catalog); NaN rows for zones without prices, None
     when no zone has prices."""
-    from planner.prices import hourly_prices, shared_prices
-    from planner.regions import load_catalog
+    from greenepoch.data.prices import hourly_prices, shared_prices
+    from greenepoch.data.regions import load_catalog
 
     folder = prices_dir(data_dir(data))
     catalog = load_catalog()
@@ -189,8 +188,8 @@ def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool =
          fallback: bool = True):
     """Plan a request end to end and return a :class:`planner.plan.Plan`.  ``fallback``:
     a forecast plan's job that is not robust runs now at home (:func:`planner.plan.hedge`)."""
-    from planner.plan import assemble, run_now_plans
-    from solvers.solve import solve_problem
+    from greenepoch.planner.plan import assemble, run_now_plans
+    from greenepoch.solvers.solve import solve_problem
 
     began = time.perf_counter()
     intensities = load_intensities(request, data=data, oracle=oracle, model=model,

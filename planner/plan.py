@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from planner.atomic import write_atomic, write_together
-from planner.errors import GreenEpochError
-from planner.model import PlanRequest
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import EPS, Schedule, move_charges, transfer_kg
-from solvers.schedule import objective as schedule_objective
-from solvers.solve import baseline_violations, check_schedule
+from greenepoch.data.atomic import write_atomic, write_together
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.model import PlanRequest
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.schedule import EPS, Schedule, move_charges, transfer_kg
+from greenepoch.solvers.schedule import objective as schedule_objective
+from greenepoch.solvers.solve import baseline_violations, check_schedule
 
 SCHEMA_VERSION = "1.0"
 SEGMENT_COLUMNS = ["job", "zone", "start", "end", "gpus", "energy_kwh", "emissions_kg"]
@@ -83,8 +82,8 @@ class Plan:
     def from_json(cls, path: str | Path) -> Plan:
         """Read a plan JSON; the jobs and their segments (what every consumer reads) are
         checked for type: a malformed file is one GreenEpochError naming the field."""
-        from planner.inputs import TOO_DEEP, read_text
-        from planner.timeparse import count, number, tables, text, utc
+        from greenepoch.data.inputs import TOO_DEEP, read_text
+        from greenepoch.data.timeparse import count, number, tables, text, utc
 
         try:
             doc = json.loads(read_text(path))

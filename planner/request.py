@@ -9,11 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from planner.errors import GreenEpochError, RequestError
-from planner.inputs import TOO_DEEP, read_text
-from planner.model import DEFAULT_PUE, Job, PlanRequest, Policy, Zone
-from planner.timeparse import boolean, count, duration, kind, number, table, tables, text, utc
+from greenepoch.data.errors import GreenEpochError, RequestError
+from greenepoch.data.inputs import TOO_DEEP, read_text
+from greenepoch.data.timeparse import (
+    boolean,
+    count,
+    duration,
+    kind,
+    number,
+    table,
+    tables,
+    text,
+    utc,
+)
+from greenepoch.planner.model import DEFAULT_PUE, Job, PlanRequest, Policy, Zone
 
 JOB_KEYS = {
     "name", "gpus", "gpus_min", "gpus_max", "gpu_hours", "duration", "gpu_power_kw",
@@ -42,7 +51,7 @@ def check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
 
 
 def _zone_id(name: str) -> str:
-    from planner.regions import resolve_zone
+    from greenepoch.data.regions import resolve_zone
 
     try:
         return resolve_zone(name)
@@ -163,7 +172,7 @@ def _zone(raw: dict[str, Any], index: int, base: Path) -> Zone:
 
 
 def _read_prices(path: Path, where: str) -> pd.Series:
-    from planner.prices import read_price_csv
+    from greenepoch.data.prices import read_price_csv
 
     return read_price_csv(path, where)
 

@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 import pulp
-
-from planner.errors import GreenEpochError
+from greenepoch.data.errors import GreenEpochError
 
 
 class SolveStatus(enum.Enum):

@@ -18,10 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from solvers import fastbuild
-from solvers.backends import SolveStatus, run_highs
-from solvers.problem import PlanningProblem
+from greenepoch.solvers import fastbuild
+from greenepoch.solvers.backends import SolveStatus, run_highs
+from greenepoch.solvers.problem import PlanningProblem
 
 INF = float("inf")
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
 
 INF = float("inf")
 

@@ -10,9 +10,8 @@ import math
 
 import numpy as np
 import pandas as pd
-
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import stretches
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.schedule import stretches
 
 EPS = 1e-6
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from solvers.problem import PlanningProblem
-from solvers.schedule import Schedule, trim_excess
+from greenepoch.solvers.problem import PlanningProblem
+from greenepoch.solvers.schedule import Schedule, trim_excess
 
 INF = float("inf")
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pulp
-
-from solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
 
 Key = tuple[int, int, int]
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
-
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import EPS, Schedule, trim_excess
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.schedule import EPS, Schedule, trim_excess
 
 
 def exact_applies(problem: PlanningProblem) -> bool:

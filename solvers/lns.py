@@ -29,12 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from solvers import bounds, dp, fastbuild
-from solvers.backends import SolveStatus, run_highs
-from solvers.heuristics import greedy
-from solvers.problem import PlanningProblem
-from solvers.schedule import Schedule, objective, trim_excess
+from greenepoch.solvers import bounds, dp, fastbuild
+from greenepoch.solvers.backends import SolveStatus, run_highs
+from greenepoch.solvers.heuristics import greedy
+from greenepoch.solvers.problem import PlanningProblem
+from greenepoch.solvers.schedule import Schedule, objective, trim_excess
 
 NEIGHBOURS = 2  # slots either side of a marked slot kept in the restriction
 CHEAP_ZONES = 3  # per job, the zones cheapest on average over its window are kept

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from solvers.problem import PlanningProblem
+from greenepoch.solvers.problem import PlanningProblem
 
 EPS = 1e-6
 

@@ -9,16 +9,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
-from planner.errors import InfeasibleError, RequestError
-from planner.model import Policy
-from planner.timeparse import hours
-from solvers.backends import Solution, SolveStatus, get_backend
-from solvers.explain import explain, explain_job
-from solvers.formulation import Model, build
-from solvers.heuristics import greedy
-from solvers.problem import PlanningProblem
-from solvers.schedule import Schedule, job_objective, objective, stretches, trim_excess
+from greenepoch.data.errors import InfeasibleError, RequestError
+from greenepoch.data.timeparse import hours
+from greenepoch.planner.model import Policy
+from greenepoch.solvers.backends import Solution, SolveStatus, get_backend
+from greenepoch.solvers.explain import explain, explain_job
+from greenepoch.solvers.formulation import Model, build
+from greenepoch.solvers.heuristics import greedy
+from greenepoch.solvers.problem import PlanningProblem
+from greenepoch.solvers.schedule import Schedule, job_objective, objective, stretches, trim_excess
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Outcome:
 def set_start(model: Model, schedule: Schedule) -> None:
     """The PuLP model's variables' initial values for ``schedule`` (a MIP start), read
     off the vectorised build's start vector (same variables, keyed alike)."""
-    from solvers import fastbuild
+    from greenepoch.solvers import fastbuild
 
     fm = fastbuild.build(model.problem)
     v = fastbuild.start_values(fm, schedule)
@@ -113,7 +112,7 @@ def _whole_baseline(outcome: Outcome, name: str, base: tuple[Schedule, float]) -
     current = outcome.solution.objective
     if current is not None and value >= current - 1e-9 * max(1.0, abs(current)):
         return outcome
-    from solvers.backends import _gap
+    from greenepoch.solvers.backends import _gap
 
     sol = outcome.solution
     # a solver's proof within mip_gap covers the cheaper baseline too
@@ -151,7 +150,7 @@ def _per_job_baselines(problem: PlanningProblem, outcome: Outcome,
     if not swapped:
         return outcome
     value = objective(problem, schedule)
-    from solvers.backends import _gap
+    from greenepoch.solvers.backends import _gap
 
     sol = outcome.solution
     status = sol.status if sol.status.has_solution else SolveStatus.FEASIBLE
@@ -320,7 +319,7 @@ def rescored(solution: Solution, value: float) -> Solution:
     the solver's own: a proven optimum is re-read within the solver's tolerances (the
     plan can read 1e-6 above the bound HiGHS stopped at), a time-limited incumbent
     stays ``feasible`` however small its gap."""
-    from solvers.backends import _gap
+    from greenepoch.solvers.backends import _gap
 
     return dataclasses.replace(solution, objective=value, gap=_gap(value, solution.bound),
                                incumbent=solution.objective)
@@ -353,9 +352,9 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
     decomposition's bounds and HiGHS's dual bound.  ``start``, a feasible plan (a
     baseline), replaces the decomposition's when cheaper, so the MILP starts from it.
     """
-    from solvers import dp, fastbuild
-    from solvers.backends import _gap, run_highs
-    from solvers.lns import decompose, progress_line
+    from greenepoch.solvers import dp, fastbuild
+    from greenepoch.solvers.backends import _gap, run_highs
+    from greenepoch.solvers.lns import decompose, progress_line
 
     began = time.perf_counter()
     limit = hours(policy.time_limit) * 3600
@@ -429,7 +428,7 @@ def _milp_reporter(progress: Callable[[str], None], began: float, bound: float |
                    ) -> Callable[[float, float | None, float | None], None]:
     """Progress notes from a MILP's (seconds, incumbent, bound), on the solve's clock and
     with the decomposition's bound when it is higher."""
-    from solvers.lns import progress_line
+    from greenepoch.solvers.lns import progress_line
 
     offset = time.perf_counter() - began
 

@@ -59,9 +59,9 @@ def now_floor() -> pd.Timestamp:
 
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> Result:
     """``greenepoch ARGS`` in process (the export groups registered if main does not yet)."""
-    from planner.cli.export_cmd import export
-    from planner.cli.main import cli
-    from planner.cli.slurm_cmd import slurm
+    from greenepoch.planner.cli.export_cmd import export
+    from greenepoch.planner.cli.main import cli
+    from greenepoch.planner.cli.slurm_cmd import slurm
 
     for group in (export, slurm):
         if group.name not in cli.commands:

@@ -1,11 +1,10 @@
-"""planner.atomic: outputs are replaced whole or not at all."""
+"""greenepoch.data.atomic: outputs are replaced whole or not at all."""
 
 from __future__ import annotations
 
 import pytest
-
-from planner.atomic import write_atomic, write_together
-from planner.errors import GreenEpochError
+from greenepoch.data.atomic import write_atomic, write_together
+from greenepoch.data.errors import GreenEpochError
 
 
 def test_write_replaces_whole_file(tmp_path):
@@ -21,7 +20,7 @@ def test_failed_staging_leaves_every_target_untouched(tmp_path, monkeypatch):
     a.write_text("good json", encoding="utf-8")
     b.write_text("good csv", encoding="utf-8")
     calls = []
-    import planner.atomic as atomic
+    import greenepoch.data.atomic as atomic
 
     real = atomic._stage
 

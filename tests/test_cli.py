@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from planner import __version__
-from planner.cli.main import cli
+from greenepoch import __version__
+from greenepoch.planner.cli.main import cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -110,9 +109,9 @@ def test_plan_minimal_request_oracle(runner: CliRunner, real_data: Path, tmp_pat
 def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
                                             tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import forecasts.base
+    import greenepoch.forecasts.base
 
-    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "mean7d")  # quick to fit
+    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "mean7d")  # quick to fit
     out = tmp_path / "plan.json"
     result = runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"), "--data",
                                  str(real_data), "--out", str(out), "--json"])
@@ -130,10 +129,10 @@ def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
 
 def test_demo_runs_on_the_embedded_default(runner: CliRunner,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import forecasts.base
+    import greenepoch.forecasts.base
 
     monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
-    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "mean7d")  # blend: 20 s to fit
+    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "mean7d")  # blend: 20 s to fit
     result = runner.invoke(cli, ["demo"])
     assert result.exit_code == 0, result.output
     assert "embedded default" in result.stdout
@@ -203,12 +202,11 @@ def _forecast_plan(p90_b: float = 1.5, fallback: bool = True, **policy: object):
     is exactly 2x the planned)."""
     import numpy as np
     import pandas as pd
-
-    from planner.intensity.frame import IntensityData
-    from planner.model import Job, PlanRequest, Policy, Zone
-    from planner.pipeline import Intensities, build_problem
-    from planner.plan import assemble
-    from solvers.solve import solve_problem
+    from greenepoch.data.intensity.frame import IntensityData
+    from greenepoch.planner.model import Job, PlanRequest, Policy, Zone
+    from greenepoch.planner.pipeline import Intensities, build_problem
+    from greenepoch.planner.plan import assemble
+    from greenepoch.solvers.solve import solve_problem
 
     t0 = pd.Timestamp("2023-06-01T00:00:00Z")
     index = pd.date_range(t0, periods=6, freq="1h", name="time")
@@ -260,7 +258,7 @@ def test_forecast_plan_has_p10_p90_savings_and_realised_saving() -> None:
 
 
 def test_printed_forecast_summary_says_expected_range_and_realised() -> None:
-    from planner.cli.report import plan_summary
+    from greenepoch.planner.cli.report import plan_summary
 
     text = plan_summary(_forecast_plan())
     header = next(line for line in text.splitlines() if line.startswith("job "))
@@ -276,7 +274,7 @@ def test_printed_forecast_summary_says_expected_range_and_realised() -> None:
 
 
 def test_plan_not_robust_at_p90_falls_back_to_running_now_and_warns() -> None:
-    from planner.cli.report import plan_summary
+    from greenepoch.planner.cli.report import plan_summary
 
     # B's P90 is 5x its mean: at P90 the move emits 2.0 + 3.0 kg, running now 3.0 kg
     plan = _forecast_plan(p90_b=5.0)
@@ -295,7 +293,7 @@ def test_plan_not_robust_at_p90_falls_back_to_running_now_and_warns() -> None:
 
 
 def test_summary_warns_when_the_saving_is_not_robust() -> None:
-    from planner.cli.report import plan_summary
+    from greenepoch.planner.cli.report import plan_summary
 
     for plan in (_forecast_plan(p90_b=5.0, fallback=False),
                  # a hard threshold of 400 g/kWh forbids running now in A: nothing to fall to
@@ -309,7 +307,7 @@ def test_summary_warns_when_the_saving_is_not_robust() -> None:
 
 
 def test_carbon_cost_plan_prints_cost_and_run_now_cost() -> None:
-    from planner.cli.report import plan_summary
+    from greenepoch.planner.cli.report import plan_summary
 
     plan = _forecast_plan(objective="carbon+cost", price_weight=0.001)
     job = plan.doc["jobs"][0]
@@ -324,7 +322,7 @@ def test_carbon_cost_plan_prints_cost_and_run_now_cost() -> None:
 
 
 def test_plan_realised_saving_is_whatifs_savings_pct() -> None:
-    from planner.whatif.evaluate import plan_row
+    from greenepoch.planner.whatif.evaluate import plan_row
 
     for p90_b in (1.5, 5.0):
         doc = _forecast_plan(p90_b=p90_b, fallback=False).doc
@@ -335,8 +333,8 @@ def test_plan_realised_saving_is_whatifs_savings_pct() -> None:
 def test_plans_default_to_the_best_measured_model() -> None:
     """policy.forecast defaults to 'default', which stands for blend (the best of the
     models measured by benchmarks/bench_forecast_plans.py; docs/cli.md)."""
-    from forecasts.base import canonical_name
-    from planner.model import Policy
+    from greenepoch.forecasts.base import canonical_name
+    from greenepoch.planner.model import Policy
 
     assert canonical_name(Policy().forecast) == "blend"
     result = CliRunner().invoke(cli, ["plan", "--help"])

@@ -9,19 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.errors import DataError
-from planner.intensity.climatology import (
+from greenepoch.data.errors import DataError
+from greenepoch.data.intensity.climatology import (
     CREATED_BY,
     FORMAT_VERSION,
     YEAR_PROBS,
     Climatology,
     calibrate,
+    climatology_file,
     embedded_climatology,
-    shipped_file,
     synthesize,
 )
-from planner.intensity.frame import MAX_INTENSITY, IntensityData
+from greenepoch.data.intensity.frame import MAX_INTENSITY, IntensityData
 
 ZONES = 18
 YEAR = (pd.Timestamp("2025-01-01T00:00Z"), pd.Timestamp("2026-01-01T00:00Z"))
@@ -72,7 +71,7 @@ def test_shipped_climatology_covers_all_zones_and_years(signal: str) -> None:
 
 
 def test_shipped_files_are_compact_and_versioned() -> None:
-    files = [Path(str(shipped_file(s))) for s in ("direct", "lca")]
+    files = [Path(str(climatology_file(s))) for s in ("direct", "lca")]
     sizes = [f.stat().st_size for f in files]
     assert sum(sizes) < 400_000
     for file in files:
@@ -316,7 +315,7 @@ def test_weekday_effect_is_kept_where_it_matters(clim: Climatology, year: Intens
 
 @pytest.mark.realdata
 def test_synthetic_de_2023_resembles_the_real_year(requires_data: Path) -> None:
-    from planner.intensity.readers import read_electricitymaps
+    from greenepoch.data.intensity.readers import read_electricitymaps
 
     real = read_electricitymaps(requires_data, zones=["DE"]).select(
         ["DE"], utc("2023-01-01"), utc("2024-01-01"))

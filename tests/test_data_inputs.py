@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
-from planner.cli.main import cli
-from planner.errors import DataError
-from planner.intensity.readers import ALLOW_IMPLAUSIBLE_ENV, read_any, read_electricitymaps
-from planner.intensity.sources import load_intensity
+from greenepoch.data.errors import DataError
+from greenepoch.data.intensity.readers import ALLOW_IMPLAUSIBLE_ENV, read_any, read_electricitymaps
+from greenepoch.data.intensity.sources import load_intensity
+from greenepoch.planner.cli.main import cli
 
 DIRECT = "Carbon Intensity gCO₂eq/kWh (direct)"
 LCA = "Carbon Intensity gCO₂eq/kWh (LCA)"
@@ -323,7 +322,7 @@ def test_fifo_in_a_data_folder_is_named_and_skipped(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "GB_2023_hourly.csv")
     (tmp_path / "old.csv").mkdir()
     # a subprocess with a time limit: the old reader blocked forever opening the FIFO
-    done = subprocess.run([sys.executable, "-m", "planner.cli.main", "data", "check",
+    done = subprocess.run([sys.executable, "-m", "greenepoch.planner.cli.main", "data", "check",
                            str(tmp_path), "--json"], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
@@ -349,7 +348,8 @@ def test_fifo_in_the_data_folder_is_named_by_plan(tmp_path: Path) -> None:
         'deadline = "2023-06-02T00:00:00Z"\nzones = ["DE"]\n'
         '[[zones]]\nid = "DE"\ncapacity_gpus = 8\n[policy]\nobjective = "carbon"\n',
         encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "planner.cli.main", "plan", str(request),
+    done = subprocess.run([sys.executable, "-m",
+        "greenepoch.planner.cli.main", "plan", str(request),
                            "--data", str(data), "--oracle", "--out", str(tmp_path / "p.json")],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr

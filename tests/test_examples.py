@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from planner.errors import RequestError
-from planner.pipeline import plan
-from planner.request import load_request
+from greenepoch.data.errors import RequestError
+from greenepoch.planner.pipeline import plan
+from greenepoch.planner.request import load_request
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.toml"))
 REQUESTS = [p for p in EXAMPLES if "[[jobs]]" in p.read_text() and "[sweep]" not in p.read_text()]

@@ -13,12 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 from export_fixtures import now_floor, plan_doc, run_cli, segment, toml
-
-from planner.exports.common import ExportError, job_key, slug
-from planner.exports.config import parse_config
-from planner.exports.k8s import export_k8s
-from planner.exports.slurm import export_slurm
-from planner.plan import Plan
+from greenepoch.planner.exports.common import ExportError, job_key, slug
+from greenepoch.planner.exports.config import parse_config
+from greenepoch.planner.exports.k8s import export_k8s
+from greenepoch.planner.exports.slurm import export_slurm
+from greenepoch.planner.plan import Plan
 
 #: Names whose old slugs collide: "team-a-b" twice, "job" for every non-ASCII name.
 NEAR = ["team/a b", "team-a-b", "team a/b", "训练", "обучение", "🚀"]

@@ -10,8 +10,7 @@ import json
 import pandas as pd
 import pytest
 from export_fixtures import now_floor, plan_doc, run_cli, segment
-
-from planner.exports.config import load_config
+from greenepoch.planner.exports.config import load_config
 
 BASE = '[defaults]\ncommand = ["python", "train.py"]\nimage = "r/t:1"\n'
 

@@ -8,9 +8,8 @@ import json
 
 import pandas as pd
 from export_fixtures import hostile, plan_doc, run_cli, segment
-
-from planner.exports.generic import COLUMNS
-from planner.plan import SCHEMA_VERSION
+from greenepoch.planner.exports.generic import COLUMNS
+from greenepoch.planner.plan import SCHEMA_VERSION
 
 START = pd.Timestamp("2023-06-01T07:00:00Z")  # past segments are fine for tables
 NAME = hostile("/nonexistent/canary")

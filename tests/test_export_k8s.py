@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 from export_fixtures import hostile, need, now_floor, plan_doc, run_cli, segment
-
-from planner.exports.common import ExportError
-from planner.exports.config import parse_config
-from planner.exports.k8s import KUEUE_QUEUE_LABEL, RESUME_SH, export_k8s, manifests
-from planner.plan import Plan
+from greenepoch.planner.exports.common import ExportError
+from greenepoch.planner.exports.config import parse_config
+from greenepoch.planner.exports.k8s import KUEUE_QUEUE_LABEL, RESUME_SH, export_k8s, manifests
+from greenepoch.planner.plan import Plan
 
 CRDS = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "kubernetes-crds"
 
@@ -43,7 +42,7 @@ def validate():
     except ImportError:
         need(False, "kubernetes-validate is not installed (pip install -e '.[test]')")
     need(CRDS.is_dir(), f"Kueue/JobSet CRDs not found at {CRDS}")
-    from planner.exports.k8s_validate import validate as check
+    from greenepoch.planner.exports.k8s_validate import validate as check
 
     return lambda obj: check(obj, CRDS)
 

@@ -18,10 +18,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from export_fixtures import plan_doc, segment
-
-from planner.cli.main import cli
-from planner.errors import GreenEpochError
-from planner.plan import Plan
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.cli.main import cli
+from greenepoch.planner.plan import Plan
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GOOD_JSON, GOOD_CSV = '{"good": "plan"}\n', "job,zone\ngood,csv\n"
@@ -38,7 +37,8 @@ def _limited(max_bytes: int):
 def _greenepoch(args: list[str], cwd: Path, max_bytes: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "GREENEPOCH_DATA": "", "OMP_NUM_THREADS": "1",
            "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "-m", "planner.cli.main", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m",
+        "greenepoch.planner.cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300,
                           preexec_fn=_limited(max_bytes))
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from export_fixtures import now_floor, plan_doc, run_cli, segment, toml
-
-from planner.exports.common import MARKER, write_tree
+from greenepoch.planner.exports.common import MARKER, write_tree
 
 CONFIG = {"defaults": {"command": ["echo", "hi"]},
           "zones": {"Z1": {"slurm": {"partition": "gpu"}},

@@ -19,13 +19,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from export_fixtures import hostile, now_floor, plan_doc, run_cli, segment
+from greenepoch.planner.exports.common import ExportError, job_key
+from greenepoch.planner.exports.config import parse_config
+from greenepoch.planner.exports.slurm import export_slurm, gpu_request, parse_comment
+from greenepoch.planner.exports.slurm_status import compare
+from greenepoch.planner.plan import Plan
 from slurm_cluster import PARTITION, LocalSlurm, slurm_cluster  # noqa: F401 (fixture)
-
-from planner.exports.common import ExportError, job_key
-from planner.exports.config import parse_config
-from planner.exports.slurm import export_slurm, gpu_request, parse_comment
-from planner.exports.slurm_status import compare
-from planner.plan import Plan
 
 TRAIN = r'''
 import json, os, signal, sys, time
@@ -318,7 +317,7 @@ def test_status_reports_drift_from_saved_squeue(tmp_path):
     t0 = now_floor() + pd.Timedelta("1h")
     doc = plan_doc({"a": [segment("Z1", t0, 30, 4), segment("Z1", t0 + pd.Timedelta("1h"),
                                                              30, 2)]})
-    from planner.exports.common import plan_id
+    from greenepoch.planner.exports.common import plan_id
     pid = plan_id(Plan(doc))
     jobs = [{"job_id": 7, "comment": f"greenepoch:{pid}:0:0", "job_state": "PENDING",
              "eligible_time": int(t0.timestamp()), "tres_per_node": "gres:gpu:2",
@@ -477,7 +476,7 @@ def test_segments_checkpoint_on_signal_and_resume_after_requeue(slurm_cluster, t
 
 
 def test_failing_squeue_is_one_line(tmp_path, monkeypatch):
-    from planner.exports.slurm_status import squeue_json
+    from greenepoch.planner.exports.slurm_status import squeue_json
 
     fake = tmp_path / "squeue"
     fake.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact' >&2\n"

@@ -8,15 +8,21 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from greenepoch.planner.model import Policy
+from greenepoch.solvers import bounds, dp, fastbuild, lns
+from greenepoch.solvers.backends import HighsBackend, SolveStatus, run_highs
+from greenepoch.solvers.formulation import build
+from greenepoch.solvers.problem import PlanningProblem
+from greenepoch.solvers.schedule import objective
+from greenepoch.solvers.solve import (
+    FAST_MIN_KEYS,
+    check_schedule,
+    count_keys,
+    solve_fast,
+    solve_problem,
+)
 
 from benchmarks.instances import Instance, make_problem
-from planner.model import Policy
-from solvers import bounds, dp, fastbuild, lns
-from solvers.backends import HighsBackend, SolveStatus, run_highs
-from solvers.formulation import build
-from solvers.problem import PlanningProblem
-from solvers.schedule import objective
-from solvers.solve import FAST_MIN_KEYS, check_schedule, count_keys, solve_fast, solve_problem
 
 pytestmark = pytest.mark.skipif(not HighsBackend.is_available(), reason="HiGHS not available")
 
@@ -110,7 +116,7 @@ def test_dp_15_minute_slots() -> None:
 
 
 def test_warm_start_is_feasible() -> None:
-    from solvers.heuristics import greedy
+    from greenepoch.solvers.heuristics import greedy
 
     problem = synthetic(3, 2, 24, 7)
     plan, _ = greedy(problem)
@@ -148,11 +154,12 @@ def test_decomposition_plans_pass_the_checks() -> None:
 @pytest.mark.parametrize(("n_jobs", "method"), [(1, "exact-dp"), (4, "lns"), (4, "lns+milp")])
 def test_solve_problem_fast_paths(n_jobs: int, method: str,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import solvers.solve
+    import greenepoch.solvers.solve
 
     problem = synthetic(n_jobs, 3, 48, 10 + n_jobs)
     seconds = 4.0
-    monkeypatch.setattr(solvers.solve, "MILP_MIN_SECONDS", 1.0 if method == "lns+milp" else 99)
+    min_seconds = 1.0 if method == "lns+milp" else 99
+    monkeypatch.setattr(greenepoch.solvers.solve, "MILP_MIN_SECONDS", min_seconds)
     policy = Policy(time_limit=pd.Timedelta(seconds=seconds), mip_gap=1e-6)
     outcome = solve_fast(problem, policy)
     assert outcome.method == method
@@ -183,12 +190,12 @@ def test_solve_problem_pulp_path_unchanged() -> None:
 def test_progress_notes_follow_the_solve(monkeypatch: pytest.MonkeyPatch) -> None:
     import re
 
-    import solvers.backends
-    import solvers.solve
+    import greenepoch.solvers.backends
+    import greenepoch.solvers.solve
 
-    monkeypatch.setattr(solvers.solve, "MILP_MIN_SECONDS", 1.0)
+    monkeypatch.setattr(greenepoch.solvers.solve, "MILP_MIN_SECONDS", 1.0)
     monkeypatch.setattr(lns, "REPORT_EVERY", 0.0)
-    monkeypatch.setattr(solvers.backends, "MIP_PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(greenepoch.solvers.backends, "MIP_PROGRESS_EVERY", 0.0)
     problem = synthetic(4, 3, 48, 14)
     policy = Policy(time_limit=pd.Timedelta(seconds=4), mip_gap=1e-9)
     notes: list[str] = []

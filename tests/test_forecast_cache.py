@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from greenepoch.forecasts.base import Forecaster, get_model
+from greenepoch.planner.forecast_cache import MIN_FIT_HISTORY, fit_cutoff, fitted_model, week_start
 
-from forecasts.base import Forecaster, get_model
-from planner.forecast_cache import MIN_FIT_HISTORY, fit_cutoff, fitted_model, week_start
 from tests.test_forecasts import synthetic
 
 START = pd.Timestamp("2023-02-23T05:00:00Z")  # a Thursday; its week starts 2023-02-20
@@ -138,8 +138,9 @@ forecast = "mean7d"
 
 def test_plan_forecast_reads_up_to_the_start_and_never_past_it(
         tmp_path: Path, cache: Path, fits: list[int]) -> None:
-    from planner.pipeline import load_intensities
-    from planner.request import load_request
+    from greenepoch.planner.pipeline import load_intensities
+    from greenepoch.planner.request import load_request
+
     from tests.test_forecasts_backtest import write_exports
 
     (tmp_path / "req.toml").write_text(REQUEST)
@@ -169,7 +170,7 @@ def test_least_recently_used_files_are_pruned(cache: Path, fits: list[int],
     import os
     import time
 
-    import planner.forecast_cache as fc
+    import greenepoch.planner.forecast_cache as fc
 
     monkeypatch.setattr(fc, "MAX_FILES", 2)
     base = history()
@@ -200,12 +201,13 @@ def _window(h: pd.DataFrame) -> pd.DataFrame:
 
 def test_plan_records_the_model_default_stands_for(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import forecasts.base
-    from planner.pipeline import load_intensities
-    from planner.request import load_request
+    import greenepoch.forecasts.base
+    from greenepoch.planner.pipeline import load_intensities
+    from greenepoch.planner.request import load_request
+
     from tests.test_forecasts_backtest import write_exports
 
-    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "mean7d")  # quick to fit
+    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "mean7d")  # quick to fit
     (tmp_path / "req.toml").write_text(REQUEST)
     write_exports(tmp_path, synthetic(days=70))
     got = load_intensities(load_request(str(tmp_path / "req.toml")), data=str(tmp_path),

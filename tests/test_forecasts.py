@@ -9,8 +9,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 import pytest
-
-from forecasts.base import STATS, ForecastError, available, get_model
+from greenepoch.forecasts.base import STATS, ForecastError, available, get_model
 
 ZONES = ["DE", "NO"]
 ISSUE = pd.Timestamp("2023-02-10T00:00:00Z")
@@ -149,8 +148,8 @@ def test_seasonal_short_history_like_the_pipeline(data: pd.DataFrame) -> None:
 
 
 def test_blend_block_demean_and_weight_interpolation() -> None:
-    from forecasts.base import BUCKETS_H
-    from forecasts.blend import Blend, _block_demean
+    from greenepoch.forecasts.base import BUCKETS_H
+    from greenepoch.forecasts.blend import Blend, _block_demean
 
     x = np.arange(2 * 5, dtype=float).reshape(1, 10)
     x[0, 9] = np.nan
@@ -175,7 +174,7 @@ def test_blend_block_demean_and_weight_interpolation() -> None:
 
 
 def test_gbm_bagging_averages_its_models(data: pd.DataFrame) -> None:
-    from forecasts.gbm import GradientBoosting
+    from greenepoch.forecasts.gbm import GradientBoosting
 
     history = data[data.index < ISSUE]
     bagged = GradientBoosting().fit(history)
@@ -221,7 +220,7 @@ def test_calibration_scores_48h_densely_then_rotating_hours() -> None:
 
 
 def test_block_demean_on_scored_steps_only() -> None:
-    from forecasts.blend import _block_demean
+    from greenepoch.forecasts.blend import _block_demean
 
     x = np.array([[1.0, 3.0, 10.0, 20.0]])
     steps = np.array([0, 2, 4, 7])  # blocks of 4: steps 0 and 2 in the first, 4 and 7 next
@@ -229,7 +228,7 @@ def test_block_demean_on_scored_steps_only() -> None:
 
 
 def test_gbm_learns_from_the_latest_train_days_only() -> None:
-    from forecasts.gbm import GradientBoosting
+    from greenepoch.forecasts.gbm import GradientBoosting
 
     long = synthetic(days=420, seed=3, start="2022-01-01")
     model = GradientBoosting()

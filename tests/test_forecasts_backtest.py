@@ -13,11 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from greenepoch.forecasts.backtest import (
+    METRICS,
+    BacktestConfig,
+    _window_scores,
+    run_backtest,
+    score,
+)
+from greenepoch.forecasts.base import BANDS, BASELINES, ForecastError, get_model
+from greenepoch.planner.cli.forecast_cmd import forecast
+from greenepoch.planner.cli.main import _Group
 
-from forecasts.backtest import METRICS, BacktestConfig, _window_scores, run_backtest, score
-from forecasts.base import BANDS, BASELINES, ForecastError, get_model
-from planner.cli.forecast_cmd import forecast
-from planner.cli.main import _Group
 from tests.test_forecasts import synthetic
 
 UTC = "UTC"
@@ -146,7 +152,7 @@ def test_cli_user_errors_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 def test_real_data_short_backtest(real_data: Path) -> None:
-    from forecasts.data import load_values
+    from greenepoch.forecasts.data import load_values
 
     values = load_values(str(real_data), "direct", "US-MIDA-PJM,JP-TK")
     values = values[(values.index >= "2022-09-01") & (values.index < "2023-02-01")]

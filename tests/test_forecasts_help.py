@@ -12,8 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 import click
-
-from planner.cli.main import cli
+from greenepoch.planner.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = re.compile(r"\b(?:docs|examples)/[\w.-]+")
@@ -36,7 +35,7 @@ def _help_texts(command: click.Command, path: str = "greenepoch") -> list[tuple[
 
 
 def _shipped(name: str) -> bool:
-    return resources.files("greenepoch_data").joinpath(Path(name).name).is_file()
+    return resources.files("greenepoch.data").joinpath(Path(name).name).is_file()
 
 
 def test_every_docs_or_examples_path_in_help_is_shipped_or_said_to_be_in_the_repo() -> None:

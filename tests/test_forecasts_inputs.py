@@ -13,21 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-
-from forecasts.backtest import (
+from greenepoch.forecasts.backtest import (
     METRICS,
     BacktestConfig,
     _window_scores,
     json_records,
     run_backtest,
 )
-from forecasts.base import ForecastError, get_model, models_taking
-from forecasts.data import history_before, parse_span
+from greenepoch.forecasts.base import ForecastError, get_model, models_taking
+from greenepoch.forecasts.data import history_before, parse_span
+
 from tests.test_forecasts import synthetic
 from tests.test_forecasts_backtest import _cli, write_exports
 
 UTC = "UTC"
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "forecasts.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "greenepoch.forecasts.md"
 #: the public JSON record of `forecast backtest --json`
 RECORD_KEYS = ["zone", "model", "band", "n", "mae", "mape", "wape", "pinball",
                "coverage_p10_p90", "rank_corr_48h", "regret_pct", "saving_realised_pct"]

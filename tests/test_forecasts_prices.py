@@ -11,9 +11,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 import pytest
-
-from forecasts.base import STATS, ForecastError, get_model
-from forecasts.prices import MARKETS, DayAheadPrices, load_prices, publication_times
+from greenepoch.forecasts.base import STATS, ForecastError, get_model
+from greenepoch.forecasts.prices import MARKETS, DayAheadPrices, load_prices, publication_times
 
 ISSUE = pd.Timestamp("2023-03-10T00:00:00Z")
 

@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import pytest
-
-from planner.errors import GreenEpochError, InfeasibleError
-from planner.intensity.frame import IntensityData
-from planner.model import Job, PlanRequest, Policy, Zone
-from planner.pipeline import build_problem
-from solvers.solve import solve_problem
+from greenepoch.data.errors import GreenEpochError, InfeasibleError
+from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.planner.model import Job, PlanRequest, Policy, Zone
+from greenepoch.planner.pipeline import build_problem
+from greenepoch.solvers.solve import solve_problem
 
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
 SIX = [500, 100, 400, 50, 300, 200]

@@ -17,7 +17,8 @@ MINIMAL = ROOT / "examples" / "minimal.toml"
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GREENEPOCH_DATA": ""}
-    return subprocess.run([sys.executable, "-m", "planner.cli.main", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m",
+        "greenepoch.planner.cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

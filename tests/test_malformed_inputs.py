@@ -24,11 +24,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-
-from planner.cli.main import cli
-from planner.errors import GreenEpochError
-from planner.request import JOB_KEYS, POLICY_KEYS, ZONE_KEYS, parse_request
-from planner.whatif.spec import SWEEP_KEYS, WHATIF_KEYS, parse_spec
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.cli.main import cli
+from greenepoch.planner.request import JOB_KEYS, POLICY_KEYS, ZONE_KEYS, parse_request
+from greenepoch.planner.whatif.spec import SWEEP_KEYS, WHATIF_KEYS, parse_spec
 
 #: A request that plans (used where another file slot is the malformed one).
 REQUEST = """

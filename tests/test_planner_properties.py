@@ -14,20 +14,19 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from greenepoch.data.errors import InfeasibleError
+from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.planner.model import Policy
+from greenepoch.planner.pipeline import Intensities
+from greenepoch.planner.plan import assemble, run_now_plans
+from greenepoch.solvers.backends import SolveStatus, get_backend
+from greenepoch.solvers.formulation import build
+from greenepoch.solvers.heuristics import exact_applies, exact_cleanest_slots, greedy
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.schedule import Schedule, objective
+from greenepoch.solvers.solve import Outcome, baseline_violations, check_schedule, solve_problem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from planner.errors import InfeasibleError
-from planner.intensity.frame import IntensityData
-from planner.model import Policy
-from planner.pipeline import Intensities
-from planner.plan import assemble, run_now_plans
-from solvers.backends import SolveStatus, get_backend
-from solvers.formulation import build
-from solvers.heuristics import exact_applies, exact_cleanest_slots, greedy
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import Schedule, objective
-from solvers.solve import Outcome, baseline_violations, check_schedule, solve_problem
 
 POLICY = Policy(mip_gap=0.0, time_limit=pd.Timedelta("30s"))
 SETTINGS = settings(max_examples=40, deadline=None, database=None,

@@ -14,16 +14,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.errors import GreenEpochError
-from planner.intensity.frame import IntensityData
-from planner.model import Job, PlanRequest, Policy, Zone
-from planner.pipeline import Intensities, build_problem
-from planner.plan import SCHEMA_VERSION, Plan, assemble
-from solvers.dp import best_plan, job_slot_cost
-from solvers.heuristics import exact_applies
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import (
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.planner.model import Job, PlanRequest, Policy, Zone
+from greenepoch.planner.pipeline import Intensities, build_problem
+from greenepoch.planner.plan import SCHEMA_VERSION, Plan, assemble
+from greenepoch.solvers.dp import best_plan, job_slot_cost
+from greenepoch.solvers.heuristics import exact_applies
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.schedule import (
     Schedule,
     emissions_kg,
     move_charges,
@@ -31,7 +30,7 @@ from solvers.schedule import (
     transfer_kg,
     trim_excess,
 )
-from solvers.solve import Outcome, check_schedule, solve_problem
+from greenepoch.solvers.solve import Outcome, check_schedule, solve_problem
 
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
 SIX = [500, 100, 400, 50, 300, 200]
@@ -520,7 +519,7 @@ def test_trim_releases_restarts_that_do_no_work():
 
 
 def test_run_now_baseline_waits_where_the_zone_cannot_hold_the_job():
-    from planner.plan import run_now
+    from greenepoch.planner.plan import run_now
 
     # 2 GPUs, 4 GPU-h, 1 GPU-h per start; the zone holds no GPUs in slot 1
     p = problem([100, 900, 200, 300, 400, 500], [spec(overhead_h=0.5)],

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.errors import DataError
-from planner.intensity.frame import IntensityData
-from planner.intensity.readers import read_any, read_electricitymaps, read_long_csv
+from greenepoch.data.errors import DataError
+from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.data.intensity.readers import read_any, read_electricitymaps, read_long_csv
 
 MALFORMED = Path(__file__).parent / "fixtures" / "malformed"
 

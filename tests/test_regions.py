@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from planner.cli.regions_cmd import regions
-from planner.errors import CatalogError
-from planner.regions import CLOUDS, Region, load_catalog, resolve_zone, resolve_zones, zones_on
+from greenepoch.data.errors import CatalogError
+from greenepoch.data.regions import (
+    CLOUDS,
+    Region,
+    load_catalog,
+    resolve_zone,
+    resolve_zones,
+    zones_on,
+)
+from greenepoch.planner.cli.regions_cmd import regions
 
 REQUIRED_ZONES = [
     "AU-NSW", "AU-VIC", "BR-CS", "CA-ON", "CL-SEN", "DE", "ES", "GB", "IN-WE", "JP-TK",
@@ -329,7 +335,7 @@ def test_regions_command_rejects_unknown_cloud() -> None:
 
 
 def test_main_cli_regions() -> None:
-    from planner.cli.main import cli
+    from greenepoch.planner.cli.main import cli
 
     result = CliRunner().invoke(cli, ["regions"])
     assert result.exit_code == 0, result.output
@@ -338,7 +344,7 @@ def test_main_cli_regions() -> None:
 
 
 def test_main_cli_regions_json() -> None:
-    from planner.cli.main import cli
+    from greenepoch.planner.cli.main import cli
 
     result = CliRunner().invoke(cli, ["regions", "--json"])
     assert result.exit_code == 0, result.output

@@ -7,15 +7,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from greenepoch.data.errors import GreenEpochError, RequestError
+from greenepoch.planner.replay.engine import Compiled, Scenario, run_replay
+from greenepoch.planner.replay.jobs import ReplayJob, generate_jobs, parse_spec, read_jobs_csv
+from greenepoch.planner.replay.metrics import summary
+from greenepoch.planner.replay.policies import POLICIES, Greedy, Threshold, get_policy
+from greenepoch.planner.replay.runner import run_policies
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from planner.errors import GreenEpochError, RequestError
-from planner.replay.engine import Compiled, Scenario, run_replay
-from planner.replay.jobs import ReplayJob, generate_jobs, parse_spec, read_jobs_csv
-from planner.replay.metrics import summary
-from planner.replay.policies import POLICIES, Greedy, Threshold, get_policy
-from planner.replay.runner import run_policies
 
 START = pd.Timestamp("2023-03-01", tz="UTC")
 HISTORY_H = 8 * 24
@@ -132,7 +131,7 @@ def test_threshold_hysteresis_and_min_run() -> None:
 
 
 def test_greedy_picks_cheapest_forecast_slots() -> None:
-    from planner.replay.policies import _greedy_runs_now
+    from greenepoch.planner.replay.policies import _greedy_runs_now
 
     f = np.array([5.0, 1.0, 9.0, 2.0, 7.0])
     assert not _greedy_runs_now(f, 2, True)
@@ -325,8 +324,8 @@ def test_oracle_dp_matches_enumeration(cost: list[float], work: float, oh: float
                                        interruptible: bool) -> None:
     import itertools
 
-    from planner.errors import InfeasibleError
-    from planner.replay.policies import best_held_slots
+    from greenepoch.data.errors import InfeasibleError
+    from greenepoch.planner.replay.policies import best_held_slots
 
     x = np.array(cost)
     best = np.inf

@@ -6,8 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
-from planner.cli.main import cli
+from greenepoch.planner.cli.main import cli
 
 BASE = ["replay", "--zones", "DE", "--from", "2023-03-01", "--until", "2023-03-08",
         "--generate", "n=12,dur=2-12,slack=24h,seed=3", "--policies", "threshold", "--json"]

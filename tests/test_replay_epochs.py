@@ -9,14 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from greenepoch.data.errors import RequestError
+from greenepoch.planner.cli.main import cli
+from greenepoch.planner.replay.engine import Compiled, Scenario, run_replay
+from greenepoch.planner.replay.jobs import ReplayJob, read_jobs_csv
+from greenepoch.planner.replay.policies import POLICIES, Threshold, get_policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.cli.main import cli
-from planner.errors import RequestError
-from planner.replay.engine import Compiled, Scenario, run_replay
-from planner.replay.jobs import ReplayJob, read_jobs_csv
-from planner.replay.policies import POLICIES, Threshold, get_policy
 from tests.test_replay import HISTORY_H, START, history
 
 PUE = 1.2
@@ -237,13 +237,13 @@ def test_real_data_oracle_meets_deadlines_at_any_epoch(real_data: Path, epoch: s
 
 def test_cli_default_forecast_is_the_best_measured_model(runner: CliRunner,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without --forecast, replay uses forecasts.base.DEFAULT_MODEL (blend; mean7d here,
+    """Without --forecast, replay uses greenepoch.forecasts.base.DEFAULT_MODEL (blend; mean7d here,
     quick to fit) and records the model it stands for."""
-    import forecasts.base
+    import greenepoch.forecasts.base
 
-    assert forecasts.base.DEFAULT_MODEL == "blend"
+    assert greenepoch.forecasts.base.DEFAULT_MODEL == "blend"
     assert Scenario.__dataclass_fields__["forecast"].default == "default"
-    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "mean7d")
+    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "mean7d")
     args = [a for a in BASE if a not in ("--forecast", "seasonal")]
     result = runner.invoke(cli, [*args, "--policies", "run-now,greedy", "--json"])
     assert result.exit_code == 0, result.output

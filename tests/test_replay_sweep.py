@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
-from planner.cli.main import cli
-from planner.replay.sweep import RECORD_KEYS, brute_force, slack_sweep, sweep_zone
+from greenepoch.planner.cli.main import cli
+from greenepoch.planner.replay.sweep import RECORD_KEYS, brute_force, slack_sweep, sweep_zone
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -47,7 +46,7 @@ def test_sweep_records_and_year() -> None:
     # interrupting can only help; more slack can only help
     assert by[("A", 24, 24, True)]["optimal_g"] <= by[("A", 24, 24, False)]["optimal_g"]
     assert by[("A", 24, 168, False)]["optimal_g"] <= by[("A", 24, 24, False)]["optimal_g"]
-    from planner.errors import DataError
+    from greenepoch.data.errors import DataError
 
     with pytest.raises(DataError, match="pick one of them with --year"):
         slack_sweep(values, 2019, [1], [24])
@@ -89,10 +88,10 @@ def test_replay_cli_user_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, ar
 @pytest.mark.realdata
 def test_real_data_regression(real_data: Path) -> None:
     """DE and ES, March 2022, 40 generated jobs: pinned savings and the oracle bound."""
-    from planner.replay.engine import Scenario
-    from planner.replay.jobs import generate_jobs
-    from planner.replay.metrics import summary
-    from planner.replay.runner import load_actual, run_policies
+    from greenepoch.planner.replay.engine import Scenario
+    from greenepoch.planner.replay.jobs import generate_jobs
+    from greenepoch.planner.replay.metrics import summary
+    from greenepoch.planner.replay.runner import load_actual, run_policies
 
     zones = ["DE", "ES"]
     t0, t1 = pd.Timestamp("2022-03-01", tz="UTC"), pd.Timestamp("2022-04-01", tz="UTC")

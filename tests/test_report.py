@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
-from planner.errors import GreenEpochError
-from planner.report import build_report
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.report import build_report
 
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)">')
 
@@ -93,7 +92,7 @@ def check_offline(page: str) -> None:
 
 @pytest.fixture(scope="module")
 def sweep_file(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[Path, Path]:
-    from planner.whatif import load_spec, run_sweep
+    from greenepoch.planner.whatif import load_spec, run_sweep
 
     root = real_data
     tmp = tmp_path_factory.mktemp("report")
@@ -105,8 +104,8 @@ def sweep_file(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tup
 
 @pytest.fixture(scope="module")
 def plan_file(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[Path, Path]:
-    from planner.pipeline import plan
-    from planner.request import load_request
+    from greenepoch.planner.pipeline import plan
+    from greenepoch.planner.request import load_request
 
     root = real_data
     tmp = tmp_path_factory.mktemp("plan")
@@ -175,10 +174,10 @@ def test_report_refuses_other_files(tmp_path: Path) -> None:
 
 
 def _cli():
-    from planner.cli.main import cli
+    from greenepoch.planner.cli.main import cli
 
     if "report" not in cli.commands:  # until planner/cli/main.py registers it
-        from planner.cli.report_cmd import report
+        from greenepoch.planner.cli.report_cmd import report
 
         cli.add_command(report)
     return cli
@@ -212,9 +211,8 @@ def _all_scenarios(page: str) -> list[list[str]]:
 def test_result_report_counts_are_whole_numbers(with_error: bool) -> None:
     """Interruptions are whole numbers in every report, whether or not some row has
     no plan (a null); views' means have 2 decimals, no threshold prints ``none``."""
+    from greenepoch.planner.report import result_report
     from test_whatif_views import row
-
-    from planner.report import result_report
 
     rows = [row(0, 10.0, zones="DE", threshold=None, interruptions=2),
             row(1, 9.0, zones="DE", threshold=200.0, interruptions=1),
@@ -273,8 +271,7 @@ def test_threshold_figure_starts_at_zero_and_splits_forecast_modes() -> None:
     """Emissions of 4.1705-4.1725 kg filled the whole axis (a 0.05 % difference drawn as
     a cliff); the figure also drew oracle and forecast plans as one curve."""
     import pandas as pd
-
-    from planner.report.figures import to_png, tradeoff_figure
+    from greenepoch.planner.report.figures import to_png, tradeoff_figure
 
     curve = pd.DataFrame({
         "forecast": ["oracle"] * 3 + ["seasonal"] * 3,
@@ -299,10 +296,9 @@ def test_threshold_figure_starts_at_zero_and_splits_forecast_modes() -> None:
 
 
 def test_pareto_figure_counts_ties_per_mode() -> None:
+    from greenepoch.planner.report.figures import pareto_figure, to_png
+    from greenepoch.planner.whatif import pareto_front, results_frame
     from test_whatif_views import row
-
-    from planner.report.figures import pareto_figure, to_png
-    from planner.whatif import pareto_front, results_frame
 
     rows = [row(i, 4.0, zones="GB", slack_h=12.0 * i, delay_h=1.0, cost=3.0)
             for i in range(6)]
@@ -326,8 +322,7 @@ def test_gantt_has_deadlines_a_readable_colour_bar_and_the_forecast_lane() -> No
     forecast plan showed only what happened, not the forecast it was planned on."""
     import matplotlib.dates as mdates
     import pandas as pd
-
-    from planner.report.figures import gantt_figure, to_png
+    from greenepoch.planner.report.figures import gantt_figure, to_png
 
     times = pd.date_range("2023-08-01", periods=24, freq="1h", tz="UTC", name="time")
     actual = pd.DataFrame({"ES": range(100, 124), "DE": range(300, 324)}, index=times,
@@ -364,10 +359,9 @@ def test_forecast_lane_is_the_forecast_the_plan_was_made_on(real_data: Path,
     """The report issues the forecast again: it must equal what the planner judged the
     plan on (the segment emissions are energy x that forecast)."""
     import numpy as np
-
-    from planner.pipeline import load_intensities, plan
-    from planner.report.build import plan_report, planned_forecast
-    from planner.request import load_request
+    from greenepoch.planner.pipeline import load_intensities, plan
+    from greenepoch.planner.report.build import plan_report, planned_forecast
+    from greenepoch.planner.request import load_request
 
     (tmp_path / "req.toml").write_text(PLAN, encoding="utf-8")
     request = load_request(tmp_path / "req.toml")
@@ -387,9 +381,8 @@ def test_result_report_shows_the_best_plan_of_each_forecast_mode() -> None:
     """The best scenario was the lowest emissions over every mode (an oracle plan, which
     no forecast user can choose); now each mode has its own, and the forecast one is
     drawn over the forecast it was planned on, with its deadline."""
+    from greenepoch.planner.report import result_report
     from test_whatif_views import row
-
-    from planner.report import result_report
 
     rows = []
     for i, (mode, kg) in enumerate([("oracle", 4.0), ("oracle", 5.0), ("seasonal", 4.5),

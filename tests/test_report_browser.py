@@ -11,8 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from planner.report import build_report
+from greenepoch.planner.report import build_report
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -62,9 +61,8 @@ def render_checks(browser: str, page: Path, tmp: Path, figures: int) -> None:
 @pytest.mark.realdata
 def test_result_report_renders_in_chromium(real_data: Path, tmp_path: Path) -> None:
     browser = chromium()
+    from greenepoch.planner.whatif import load_spec, run_sweep
     from test_report import SWEEP
-
-    from planner.whatif import load_spec, run_sweep
 
     (tmp_path / "spec.toml").write_text(SWEEP, encoding="utf-8")
     out = tmp_path / "sweep.jsonl"
@@ -80,8 +78,8 @@ def test_result_report_renders_in_chromium(real_data: Path, tmp_path: Path) -> N
 def test_plan_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          ) -> None:
     browser = chromium()
-    from planner.pipeline import plan
-    from planner.request import load_request
+    from greenepoch.planner.pipeline import plan
+    from greenepoch.planner.request import load_request
 
     monkeypatch.delenv("GREENEPOCH_DATA", raising=False)  # the synthetic default
     from test_report import PLAN

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.errors import GreenEpochError, RequestError
-from planner.model import DEFAULT_PUE, Job, PlanRequest, Policy
-from planner.request import load_request
+from greenepoch.data.errors import GreenEpochError, RequestError
+from greenepoch.planner.model import DEFAULT_PUE, Job, PlanRequest, Policy
+from greenepoch.planner.request import load_request
 
 MINIMAL = Path(__file__).resolve().parents[1] / "examples" / "minimal.toml"
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
@@ -366,7 +365,7 @@ def test_request_errors_are_greenepoch_errors():
 
 def test_prices_of_another_year_do_not_fill_the_plan():
     """Missing hours take the nearest known price only up to 3 h away."""
-    from planner.prices import hourly_prices
+    from greenepoch.data.prices import hourly_prices
 
     known = pd.Series([50.0, 70.0], index=pd.DatetimeIndex(
         ["2022-12-31T22:00Z", "2022-12-31T23:00Z"], tz="UTC"))

@@ -10,10 +10,9 @@ import sys
 import pandas as pd
 import pytest
 from export_fixtures import now_floor, plan_doc, run_cli, segment
-
-from planner.exports.common import plan_id
-from planner.exports.slurm_status import compare
-from planner.plan import Plan
+from greenepoch.planner.exports.common import plan_id
+from greenepoch.planner.exports.slurm_status import compare
+from greenepoch.planner.plan import Plan
 
 
 def _plan(start: pd.Timestamp, minutes: float = 30) -> Plan:
@@ -106,7 +105,7 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
     plan.write_text(json.dumps(doc))
     squeue = tmp_path / "sq.json"
     squeue.write_text('{"jobs": []}')
-    proc = subprocess.Popen([sys.executable, "-m", "planner.cli.main", "slurm", "status",
+    proc = subprocess.Popen([sys.executable, "-m", "greenepoch.planner.cli.main", "slurm", "status",
                              str(plan), "--squeue-json", str(squeue)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
@@ -146,7 +145,7 @@ def test_slurm_number_objects_are_read():
     job = {**_job(plan, 4, ["PENDING"]), "job_id": 4,
            "time_limit": {"set": True, "infinite": False, "number": 30},
            "eligible_time": {"set": False, "infinite": False, "number": 0}}
-    from planner.exports.slurm_status import parse_squeue
+    from greenepoch.planner.exports.slurm_status import parse_squeue
 
     rows, _ = compare(plan, parse_squeue(json.dumps({"jobs": [job]})))
     assert rows[0].slurm_job_id == 4 and rows[0].drift == []

@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.errors import InfeasibleError
-from planner.model import Policy
-from solvers.backends import CbcBackend, HighsBackend, SolveStatus
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.solve import Outcome, check_schedule, solve_problem
+from greenepoch.data.errors import InfeasibleError
+from greenepoch.planner.model import Policy
+from greenepoch.solvers.backends import CbcBackend, HighsBackend, SolveStatus
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.solve import Outcome, check_schedule, solve_problem
 
 pytestmark = [
     pytest.mark.skipif(not CbcBackend.is_available(), reason="CBC is not available"),

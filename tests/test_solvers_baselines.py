@@ -8,14 +8,14 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from greenepoch.planner.cli.report import plan_summary
+from greenepoch.planner.model import Policy, Zone
+from greenepoch.planner.pipeline import Intensities, build_problem
+from greenepoch.planner.plan import assemble, run_now_plans
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.schedule import objective
+from greenepoch.solvers.solve import baseline_violations, check_schedule, solve_problem
 
-from planner.cli.report import plan_summary
-from planner.model import Policy, Zone
-from planner.pipeline import Intensities, build_problem
-from planner.plan import assemble, run_now_plans
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import objective
-from solvers.solve import baseline_violations, check_schedule, solve_problem
 from tests.test_planner_small import data, job, request
 
 
@@ -69,7 +69,7 @@ def test_the_pulp_path_starts_from_the_baseline(solver):
 def test_a_cheaper_baseline_replaces_the_solvers_plan():
     """Where the solver's plan is dearer all the same, the guard returns the baseline
     and says so."""
-    from solvers.solve import _whole_baseline
+    from greenepoch.solvers.solve import _whole_baseline
 
     p = _two_small_jobs()
     home = run_now_plans(p)["run_now_home"]

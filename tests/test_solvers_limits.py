@@ -9,13 +9,12 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.errors import GreenEpochError
-from planner.model import Policy
-from solvers import dp
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.schedule import objective
-from solvers.solve import MAX_JOB_KEYS, check_schedule, solve_problem
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.model import Policy
+from greenepoch.solvers import dp
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.schedule import objective
+from greenepoch.solvers.solve import MAX_JOB_KEYS, check_schedule, solve_problem
 
 T0 = pd.Timestamp("2021-01-01T00:00:00Z")
 

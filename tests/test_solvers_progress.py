@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 
+import greenepoch.solvers.backends as backends
 import pandas as pd
 import pytest
+from greenepoch.planner.model import Policy
+from greenepoch.solvers.backends import CbcBackend, HighsBackend
+from greenepoch.solvers.solve import FAST_MIN_KEYS, count_keys, solve_problem
 
-import solvers.backends as backends
-from planner.model import Policy
-from solvers.backends import CbcBackend, HighsBackend
-from solvers.solve import FAST_MIN_KEYS, count_keys, solve_problem
 from tests.test_solvers_agree import instance
 
 LINE = re.compile(r"^\s*(\d+\.\d) s  plan (\S+)  bound (\S+)(  gap [\d.]+ %)?  \((\w+) MILP\)$")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from planner.model import Policy
-from solvers.backends import SolveStatus
-from solvers.problem import JobSpec, PlanningProblem
-from solvers.solve import solve_problem
+from greenepoch.planner.model import Policy
+from greenepoch.solvers.backends import SolveStatus
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.solve import solve_problem
 
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
 

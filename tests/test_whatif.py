@@ -15,12 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from planner.errors import RequestError
-from planner.pipeline import plan
-from planner.whatif import (
+from greenepoch.data.errors import RequestError
+from greenepoch.planner.pipeline import plan
+from greenepoch.planner.whatif import (
     dominated,
     evaluate,
     load_spec,
@@ -32,7 +29,9 @@ from planner.whatif import (
     threshold_curve,
     views,
 )
-from planner.whatif.spec import parse_spec, season_starts
+from greenepoch.planner.whatif.spec import parse_spec, season_starts
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # Short jobs, 1 h slots, two zones, a small time limit: each scenario plans in ~0.1 s.
 SPEC = """
@@ -318,7 +317,7 @@ def test_processes_give_the_serial_rows(serial, spec_path: Path, tmp_path: Path)
 
 
 def test_results_file_of_another_sweep_is_refused(tmp_path: Path) -> None:
-    from planner.errors import GreenEpochError
+    from greenepoch.data.errors import GreenEpochError
 
     out = tmp_path / "r.jsonl"
     out.write_text(json.dumps({"kind": "greenepoch-whatif", "version": 1, "base": "x",
@@ -331,10 +330,10 @@ def test_results_file_of_another_sweep_is_refused(tmp_path: Path) -> None:
 # -- CLI -------------------------------------------------------------------------------------
 
 def _cli():
-    from planner.cli.main import cli
+    from greenepoch.planner.cli.main import cli
 
     if "whatif" not in cli.commands:  # until planner/cli/main.py registers it
-        from planner.cli.whatif_cmd import whatif
+        from greenepoch.planner.cli.whatif_cmd import whatif
 
         cli.add_command(whatif)
     return cli
@@ -411,7 +410,7 @@ def _row(i: int) -> dict:
 def test_torn_last_line_is_cut_off_on_resume(tmp_path: Path) -> None:
     """A hard kill mid-write leaves half a row: reopening cuts it off, so the file is
     again one JSON document per line (it used to stay in the middle of the file)."""
-    from planner.whatif.results import ResultStore
+    from greenepoch.planner.whatif.results import ResultStore
 
     out = tmp_path / "r.jsonl"
     with ResultStore(out, HEADER) as store:
@@ -454,7 +453,7 @@ def test_header_write_is_atomic(tmp_path: Path) -> None:
     assert failed.returncode != 0 and "File too large" in failed.stderr
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl.lock"]  # no temp file left
-    from planner.whatif.results import ResultStore
+    from greenepoch.planner.whatif.results import ResultStore
 
     with ResultStore(out, HEADER) as store:
         store.append(_row(0))
@@ -463,7 +462,7 @@ def test_header_write_is_atomic(tmp_path: Path) -> None:
 
 def test_a_second_run_on_the_same_results_file_is_refused(tmp_path: Path) -> None:
     """A real second process on a results file in use: one line, exit 2, nothing run."""
-    from planner.whatif.results import ResultStore
+    from greenepoch.planner.whatif.results import ResultStore
 
     spec = write_spec(tmp_path)
     out = tmp_path / "busy.jsonl"
@@ -482,7 +481,7 @@ def test_a_second_run_on_the_same_results_file_is_refused(tmp_path: Path) -> Non
         assert "pass another --out" in res.stderr
         assert out.read_bytes() == before
     # released on close: the lock is no longer held
-    from planner.whatif.results import lock_results
+    from greenepoch.planner.whatif.results import lock_results
 
     lock_results(out).close()
 
@@ -549,7 +548,7 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_frees_the_results(
 def test_results_file_with_bytes_that_are_not_utf8_is_read(tmp_path: Path) -> None:
     """A crash can leave a last line of bytes that are not UTF-8: reading skipped it
     only after a UnicodeDecodeError traceback; now it is a torn line like any other."""
-    from planner.whatif.results import ResultStore
+    from greenepoch.planner.whatif.results import ResultStore
 
     out = tmp_path / "r.jsonl"
     with ResultStore(out, HEADER) as store:

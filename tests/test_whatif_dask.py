@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from planner.whatif import load_spec, run_sweep
+from greenepoch.planner.whatif import load_spec, run_sweep
 
 SPEC = """
 start = "2023-05-08T00:00:00Z"
@@ -68,7 +67,7 @@ def test_dask_cluster_gives_the_serial_rows(real_data: Path, tmp_path: Path) -> 
 @pytest.mark.dask
 def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
     _distributed()
-    from planner.errors import GreenEpochError
+    from greenepoch.data.errors import GreenEpochError
 
     path = tmp_path / "spec.toml"
     path.write_text(SPEC, encoding="utf-8")

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from planner.errors import RequestError
-from planner.whatif import evaluate, load_spec, run_sweep
-from planner.whatif.spec import parse_spec
+from greenepoch.data.errors import RequestError
+from greenepoch.planner.whatif import evaluate, load_spec, run_sweep
+from greenepoch.planner.whatif.spec import parse_spec
 
 BASE = """
 start = "2023-03-06T00:00:00Z"
@@ -40,7 +39,7 @@ def write(tmp: Path, sweep: str, policy: str = "") -> Path:
 
 
 def cli():
-    from planner.cli.main import cli
+    from greenepoch.planner.cli.main import cli
 
     return cli
 
@@ -134,10 +133,11 @@ def test_unknown_base_forecast_is_refused() -> None:
 
 def test_sweep_without_forecast_axis_plans_on_the_forecast(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import forecasts.base
+    import greenepoch.forecasts.base
 
     monkeypatch.delenv("GREENEPOCH_DATA", raising=False)  # the synthetic default
-    monkeypatch.setattr(forecasts.base, "DEFAULT_MODEL", "seasonal")  # blend: 20 s to fit
+    # blend: 20 s to fit
+    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "seasonal")
     path = write(tmp_path, 'slack = ["12h"]')
     (scenario,) = load_spec(path).scenarios()
     row = evaluate(scenario)

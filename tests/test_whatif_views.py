@@ -9,9 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
-from planner.cli.whatif_cmd import whatif_tables
-from planner.whatif import (
+from greenepoch.planner.cli.whatif_cmd import whatif_tables
+from greenepoch.planner.whatif import (
     best_zone_season,
     pareto_front,
     results_frame,
@@ -145,9 +144,8 @@ def test_all_error_table_prints_a_dash_for_every_missing_value() -> None:
 @pytest.mark.realdata
 def test_cli_all_error_sweep_prints_dashes(real_data: Path, tmp_path: Path) -> None:
     """A sweep outside the data: every row is an error and the table says so."""
+    from greenepoch.planner.cli.main import cli
     from test_whatif_inputs import write
-
-    from planner.cli.main import cli
 
     path = write(tmp_path, 'zones = ["DE", "ES"]\nmonths = ["2019-01"]')
     res = CliRunner().invoke(cli, ["whatif", str(path), "--data", str(real_data), "--out",

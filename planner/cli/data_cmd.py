@@ -8,16 +8,15 @@ from pathlib import Path
 
 import click
 import pandas as pd
-
-from planner.cli.options import (
+from greenepoch.data.intensity.readers import named_zones, read_any, read_electricitymaps
+from greenepoch.data.intensity.summary import summarize
+from greenepoch.planner.cli.options import (
     allow_implausible_option,
     json_option,
     note_skipped,
     signal_option,
 )
-from planner.cli.table import render
-from planner.intensity.readers import named_zones, read_any, read_electricitymaps
-from planner.intensity.summary import summarize
+from greenepoch.planner.report.table import render
 
 
 @click.group()
@@ -71,10 +70,9 @@ def calibrate(data_dir: str, signals: tuple[str, ...], out: str, quiet: bool) ->
 
     A progress bar on stderr counts the files read, then the zones fitted.
     """
+    from greenepoch.data.atomic import write_together
+    from greenepoch.data.intensity.climatology import calibrate as fit
     from tqdm import tqdm
-
-    from planner.atomic import write_together
-    from planner.intensity.climatology import calibrate as fit
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

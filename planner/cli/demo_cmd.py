@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import click
-
-from planner.cli.options import data_option, output_file
-from planner.cli.report import plan_summary
-from planner.intensity.sources import data_dir as resolve_data_dir
-from planner.pipeline import plan as make_plan
-from planner.plan import Plan
-from planner.request import load_request
-from planner.shipped import shipped_file
+from greenepoch.data.intensity.sources import data_dir as resolve_data_dir
+from greenepoch.data.shipped import shipped_file
+from greenepoch.planner.cli.options import data_option, output_file
+from greenepoch.planner.cli.report import plan_summary
+from greenepoch.planner.pipeline import plan as make_plan
+from greenepoch.planner.plan import Plan
+from greenepoch.planner.request import load_request
 
 
 @click.command()

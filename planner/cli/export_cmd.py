@@ -7,14 +7,13 @@ import sys
 from pathlib import Path
 
 import click
-
-from planner.atomic import write_atomic
-from planner.exports import k8s as k8s_export
-from planner.exports import slurm as slurm_export
-from planner.exports.common import ExportError
-from planner.exports.config import load_config
-from planner.exports.generic import to_csv, to_json
-from planner.plan import Plan
+from greenepoch.data.atomic import write_atomic
+from greenepoch.planner.exports import k8s as k8s_export
+from greenepoch.planner.exports import slurm as slurm_export
+from greenepoch.planner.exports.common import ExportError
+from greenepoch.planner.exports.config import load_config
+from greenepoch.planner.exports.generic import to_csv, to_json
+from greenepoch.planner.plan import Plan
 
 plan_argument = click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=str))
 config_option = click.option(
@@ -103,7 +102,7 @@ def k8s(plan_file: str, out_dir: str | None, config_file: str | None, kind: str,
     config = load_config(config_file)
     objs = k8s_export.manifests(plan, config, kind)
     if crd_dir is not None:
-        from planner.exports.k8s_validate import KUBERNETES_VERSION, validate
+        from greenepoch.planner.exports.k8s_validate import KUBERNETES_VERSION, validate
 
         for group in objs.values():
             for obj in group:

@@ -7,9 +7,8 @@ import os
 from typing import TYPE_CHECKING
 
 import click
-
-from planner.cli.options import data_option, json_option, signal_option
-from planner.cli.table import render
+from greenepoch.planner.cli.options import data_option, json_option, signal_option
+from greenepoch.planner.report.table import render
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,8 +32,8 @@ def _model_options(use_prices: bool, data_dir: str | None, zones: list[str],
     """Constructor options for the model: ``prices=`` when ``--prices`` is given."""
     if not use_prices:
         return {}
-    from forecasts.base import ForecastError, get_model
-    from forecasts.prices import load_prices
+    from greenepoch.forecasts.base import ForecastError, get_model
+    from greenepoch.forecasts.prices import load_prices
 
     get_model(model, prices=None)  # a model without the option fails before loading
     if not data_dir:
@@ -71,9 +70,9 @@ def backtest(data_dir: str | None, zones: str, train_until: str, test_from: str,
              refit: str, delay: str, as_json: bool) -> None:
     """Rolling-origin backtest of a model beside the four baselines, per zone and band."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from forecasts.backtest import BacktestConfig, json_records, run_backtest
-    from forecasts.base import DEFAULT_MODEL, get_model
-    from forecasts.data import load_values, parse_day, parse_span
+    from greenepoch.forecasts.backtest import BacktestConfig, json_records, run_backtest
+    from greenepoch.forecasts.base import DEFAULT_MODEL, get_model
+    from greenepoch.forecasts.data import load_values, parse_day, parse_span
 
     config = BacktestConfig(
         train_until=parse_day(train_until, "--train-until", end_of_day=True),
@@ -131,10 +130,10 @@ def predict(data_dir: str | None, zone: str, issue: str, horizon: str, model: st
             signal: str, use_prices: bool, as_json: bool) -> None:
     """Forecast mean and P10/P50/P90 for the slots from ISSUE over HORIZON."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from forecasts.backtest import json_records
-    from forecasts.base import get_model
-    from forecasts.data import history_before, load_values, parse_span
-    from planner.timeparse import utc
+    from greenepoch.data.timeparse import utc
+    from greenepoch.forecasts.backtest import json_records
+    from greenepoch.forecasts.base import get_model
+    from greenepoch.forecasts.data import history_before, load_values, parse_span
 
     issue_time = utc(issue, "--issue")
     span = parse_span(horizon, "--horizon")

@@ -13,9 +13,8 @@ import sys
 from typing import Any
 
 import click
-
-from planner import __version__
-from planner.errors import GreenEpochError
+from greenepoch import __version__
+from greenepoch.data.errors import GreenEpochError
 
 
 class _Group(click.Group):
@@ -59,7 +58,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from planner.cli import (
+    from greenepoch.planner.cli import (
         data_cmd,
         demo_cmd,
         export_cmd,

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from planner.errors import GreenEpochError
-from planner.intensity.readers import ALLOW_IMPLAUSIBLE_ENV, skipped_files
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.data.intensity.readers import ALLOW_IMPLAUSIBLE_ENV, skipped_files
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import click
-
-from planner.cli.options import data_option, json_option, output_file, signal_option
-from planner.cli.report import plan_summary
-from planner.errors import InfeasibleError
-from planner.pipeline import plan as make_plan
-from planner.plan import Plan
-from planner.request import load_request
-from planner.timeparse import utc
+from greenepoch.data.errors import InfeasibleError
+from greenepoch.data.timeparse import utc
+from greenepoch.planner.cli.options import data_option, json_option, output_file, signal_option
+from greenepoch.planner.cli.report import plan_summary
+from greenepoch.planner.pipeline import plan as make_plan
+from greenepoch.planner.plan import Plan
+from greenepoch.planner.request import load_request
 
 
 @click.command()

@@ -6,10 +6,9 @@ import json
 
 import click
 import pandas as pd
-
-from planner.cli.options import data_folder_option, json_option
-from planner.cli.table import render
-from planner.regions import CLOUDS, zones_on
+from greenepoch.data.regions import CLOUDS, zones_on
+from greenepoch.planner.cli.options import data_folder_option, json_option
+from greenepoch.planner.report.table import render
 
 
 @click.command()
@@ -29,9 +28,9 @@ def regions(cloud: str | None, data_dir: str | None, as_json: bool) -> None:
     and/or 'real' (export files in the --data / $GREENEPOCH_DATA folder).  A zone
     id or cloud region name can be passed to --zones only where it has data.
     """
-    from planner.intensity.climatology import embedded_climatology
-    from planner.intensity.readers import zones_in
-    from planner.intensity.sources import data_dir as resolve_data_dir
+    from greenepoch.data.intensity.climatology import embedded_climatology
+    from greenepoch.data.intensity.readers import zones_in
+    from greenepoch.data.intensity.sources import data_dir as resolve_data_dir
 
     embedded = set(embedded_climatology("direct").zones)
     root = resolve_data_dir(data_dir)

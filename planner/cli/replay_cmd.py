@@ -13,10 +13,9 @@ from collections.abc import Callable
 
 import click
 import pandas as pd
-
-from planner.cli.options import data_option, json_option, signal_option, zones_option
-from planner.cli.table import render
-from planner.errors import RequestError
+from greenepoch.data.errors import RequestError
+from greenepoch.planner.cli.options import data_option, json_option, signal_option, zones_option
+from greenepoch.planner.report.table import render
 
 DEFAULT_POLICIES = "run-now,threshold,greedy,milp,oracle"
 
@@ -49,7 +48,7 @@ def _bar(quiet: bool) -> Callable[[str, int], Callable[[int], None]]:
 
 
 def _zone_list(spec: str | None) -> list[str] | None:
-    from planner.regions import resolve_zones
+    from greenepoch.data.regions import resolve_zones
 
     if spec is None or spec.strip().lower() == "all":
         return None
@@ -108,12 +107,13 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     """
     if ctx.invoked_subcommand is not None:
         return
-    from forecasts.base import canonical_name
-    from planner.replay.engine import Scenario
-    from planner.replay.jobs import generate_jobs, read_jobs_csv
-    from planner.replay.metrics import job_metrics, summary
-    from planner.replay.policies import get_policy
-    from planner.replay.runner import (
+    from greenepoch.data.timeparse import duration
+    from greenepoch.forecasts.base import canonical_name
+    from greenepoch.planner.replay.engine import Scenario
+    from greenepoch.planner.replay.jobs import generate_jobs, read_jobs_csv
+    from greenepoch.planner.replay.metrics import job_metrics, summary
+    from greenepoch.planner.replay.policies import get_policy
+    from greenepoch.planner.replay.runner import (
         jobs_zones,
         load_actual,
         load_prices,
@@ -122,7 +122,6 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
         run_policies,
         to_records,
     )
-    from planner.timeparse import duration
 
     model = canonical_name(model)  # recorded as the model 'default' stands for
     if (jobs_csv is None) == (spec is None):
@@ -159,7 +158,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     table = summary(results)
     per = job_metrics(results)
     if per_job:
-        from planner.atomic import write_atomic
+        from greenepoch.data.atomic import write_atomic
 
         write_atomic(per_job, per.to_csv(index=False, lineterminator="\n"))
     if as_json:
@@ -197,12 +196,11 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
 def slack_sweep_cmd(data_dir: str | None, year: int, signal: str, zones: str | None,
                     lengths: str, slacks: str, as_json: bool) -> None:
     """Oracle savings of delaying a job by up to SLACK hours, every start hour of a year."""
+    from greenepoch.data.errors import DataError
+    from greenepoch.data.intensity.readers import read_electricitymaps
+    from greenepoch.data.intensity.sources import data_dir as resolve_data
+    from greenepoch.planner.replay.sweep import slack_sweep
     from tqdm import tqdm
-
-    from planner.errors import DataError
-    from planner.intensity.readers import read_electricitymaps
-    from planner.intensity.sources import data_dir as resolve_data
-    from planner.replay.sweep import slack_sweep
 
     root = resolve_data(data_dir)
     if root is None:
@@ -234,7 +232,7 @@ def slack_sweep_cmd(data_dir: str | None, year: int, signal: str, zones: str | N
 def _policy_settings(threshold: str, hysteresis: float, min_run: str, replan_every: str,
                      milp_horizon: str, milp_time_limit: str) -> dict[str, dict]:
     """Constructor arguments of the configurable policies, from the CLI options."""
-    from planner.timeparse import duration, hours
+    from greenepoch.data.timeparse import duration, hours
 
     text = threshold.strip().lower()
     try:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-
-from planner.cli.table import render
-from planner.plan import Plan
+from greenepoch.planner.plan import Plan
+from greenepoch.planner.report.table import render
 
 
 def _range(pair: list[float | None] | None) -> str | None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
-from planner.cli.options import data_option, output_file
+from greenepoch.planner.cli.options import data_option, output_file
 
 
 @click.command()
@@ -18,8 +17,8 @@ from planner.cli.options import data_option, output_file
 @click.option("--quiet", is_flag=True, help="Print only the path written.")
 def report(source: str, data_dir: str | None, out: str, quiet: bool) -> None:
     """Write an HTML report of SOURCE: a plan JSON or a what-if results file."""
-    from planner.intensity.sources import data_dir as resolve
-    from planner.report import build_report
+    from greenepoch.data.intensity.sources import data_dir as resolve
+    from greenepoch.planner.report import build_report
 
     root = resolve(data_dir)
     made = build_report(source, data=None if root is None else str(root))

@@ -6,13 +6,12 @@ import json
 import sys
 
 import click
-
-from planner.cli.options import json_option
-from planner.exports.common import ExportError
-from planner.exports.config import load_config
-from planner.exports.slurm_status import compare, parse_squeue, squeue_json
-from planner.inputs import read_text
-from planner.plan import Plan
+from greenepoch.data.inputs import read_text
+from greenepoch.planner.cli.options import json_option
+from greenepoch.planner.exports.common import ExportError
+from greenepoch.planner.exports.config import load_config
+from greenepoch.planner.exports.slurm_status import compare, parse_squeue, squeue_json
+from greenepoch.planner.plan import Plan
 
 
 @click.group()

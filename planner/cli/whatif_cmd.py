@@ -7,8 +7,7 @@ import sys
 
 import click
 import pandas as pd
-
-from planner.cli.options import data_option, json_option, output_file
+from greenepoch.planner.cli.options import data_option, json_option, output_file
 
 ROW_COLUMNS = ["zones", "season", "start", "slack_h", "threshold", "overhead_min", "forecast",
                "status", "emissions_kg", "savings_pct", "delay_mean_h", "delay_p95_h",
@@ -18,8 +17,8 @@ ROW_COLUMNS = ["zones", "season", "start", "slack_h", "threshold", "overhead_min
 def whatif_tables(frame: pd.DataFrame, limit: int = 20) -> str:
     """The built-in views as terminal tables (and the rows when no view applies);
     cells as in planner.report.cells (``none``: no threshold, ``-``: no value)."""
-    from planner.report.cells import text_table
-    from planner.whatif.views import PAIRED, VIEW_COUNTS, paired_note, views
+    from greenepoch.planner.report.cells import text_table
+    from greenepoch.planner.whatif.views import PAIRED, VIEW_COUNTS, paired_note, views
 
     parts = []
     for title, view in views(frame).items():
@@ -57,8 +56,8 @@ def whatif(spec_file: str, data_dir: str | None, out: str, workers: int,
            scheduler: str | None, quiet: bool, as_json: bool) -> None:
     """Sweep the scenarios of SPEC_FILE (TOML, docs/whatif.md of the source repository)
     through the planner."""
-    from planner.intensity.sources import data_dir as resolve
-    from planner.whatif import load_spec, run_sweep
+    from greenepoch.data.intensity.sources import data_dir as resolve
+    from greenepoch.planner.whatif import load_spec, run_sweep
 
     spec = load_spec(spec_file)
     root = resolve(data_dir)
@@ -70,7 +69,7 @@ def whatif(spec_file: str, data_dir: str | None, out: str, workers: int,
         records = json.loads(frame.reset_index().to_json(orient="records"))
         click.echo(json.dumps(records, indent=2))
     else:
-        from planner.whatif.views import planned_on
+        from greenepoch.planner.whatif.views import planned_on
 
         source = f"real data in {data}" if data else "synthetic intensities"
         click.echo(f"{result.done} of {result.total} scenarios ({result.reused} from {out}, "

@@ -8,8 +8,8 @@ paths) are data: they are shell-quoted, YAML-serialised or rejected, never splic
 Contracts: docs/exports.md.
 """
 
-from planner.exports.common import ExportError, Segment, plan_id, plan_segments
-from planner.exports.config import ClusterConfig, load_config
+from greenepoch.planner.exports.common import ExportError, Segment, plan_id, plan_segments
+from greenepoch.planner.exports.config import ClusterConfig, load_config
 
 __all__ = ["ClusterConfig", "ExportError", "Segment", "load_config", "plan_id",
            "plan_segments"]

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from planner.errors import GreenEpochError
-from planner.plan import Plan
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.plan import Plan
 
 #: Marker file in every export directory: only such a directory may be replaced.
 MARKER = ".greenepoch-export"

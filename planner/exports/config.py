@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from planner.errors import RequestError
-from planner.exports.common import ExportError, checkpoint_dirs, job_key
-from planner.inputs import TOO_DEEP, read_text
-from planner.timeparse import boolean, count, duration, kind, shown, table, text
+from greenepoch.data.errors import RequestError
+from greenepoch.data.inputs import TOO_DEEP, read_text
+from greenepoch.data.timeparse import boolean, count, duration, kind, shown, table, text
+from greenepoch.planner.exports.common import ExportError, checkpoint_dirs, job_key
 
 #: Slurm partition/account/cluster/qos names: what Slurm itself accepts, nothing that
 #: could break out of an ``#SBATCH`` line.

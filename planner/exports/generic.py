@@ -8,8 +8,8 @@ import io
 import json
 from typing import Any
 
-from planner.exports.common import iso, plan_id, plan_segments
-from planner.plan import Plan
+from greenepoch.planner.exports.common import iso, plan_id, plan_segments
+from greenepoch.planner.plan import Plan
 
 COLUMNS = ["schema_version", "plan_id", "job", "job_index", "segment", "zone", "start",
            "end", "duration_s", "gpus", "energy_kwh", "emissions_kg", "depends_on"]

@@ -25,8 +25,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
-
-from planner.exports.common import (
+from greenepoch.planner.exports.common import (
     ExportError,
     Segment,
     iso,
@@ -36,8 +35,8 @@ from planner.exports.common import (
     slug,
     write_tree,
 )
-from planner.exports.config import ClusterConfig, JobSettings, KubeZone
-from planner.plan import Plan
+from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone
+from greenepoch.planner.plan import Plan
 
 KINDS = ("cronjob", "job")
 INDEX = "export.json"

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from planner.exports.common import ExportError
+from greenepoch.planner.exports.common import ExportError
 
 #: The Kubernetes version manifests are validated against.
 KUBERNETES_VERSION = "1.30.0"

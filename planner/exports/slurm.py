@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from planner.exports.common import (
+from greenepoch.planner.exports.common import (
     SUBMITTED,
     ExportError,
     Segment,
@@ -35,8 +34,8 @@ from planner.exports.common import (
     slug,
     write_tree,
 )
-from planner.exports.config import ClusterConfig, JobSettings, SlurmZone
-from planner.plan import Plan
+from greenepoch.planner.exports.config import ClusterConfig, JobSettings, SlurmZone
+from greenepoch.planner.plan import Plan
 
 COMMENT_PREFIX = "greenepoch"
 SUBMIT = "submit.sh"

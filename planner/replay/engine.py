@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import RequestError
-from planner.model import DEFAULT_PUE
-from planner.replay.jobs import ReplayJob
+from greenepoch.data.errors import RequestError
+from greenepoch.planner.model import DEFAULT_PUE
+from greenepoch.planner.replay.jobs import ReplayJob
 
 EPS = 1e-9
 
@@ -256,7 +255,7 @@ class ForecastFeed:
         self.name = model
         self.calls = 0
         if not perfect:
-            from forecasts.base import get_model
+            from greenepoch.forecasts.base import get_model
 
             frame = c.sc.actual
             lo = int(c.times.searchsorted(c.sc.start - c.sc.history))

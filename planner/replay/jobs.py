@@ -52,10 +52,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import RequestError
-from planner.model import DEFAULT_GPU_POWER_KW, MAX_GPU_POWER_KW
-from planner.timeparse import duration, hours, utc
+from greenepoch.data.errors import RequestError
+from greenepoch.data.timeparse import duration, hours, utc
+from greenepoch.planner.model import DEFAULT_GPU_POWER_KW, MAX_GPU_POWER_KW
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,8 @@ CSV_REQUIRED = ("name", "zone", "submit", "gpus", "duration_h")
 def zone_id(name: str) -> str:
     """Zone id of a zone id or cloud region name (``eu-central-1`` -> ``DE``); a name
     outside the region catalog is kept as given (the data may still hold it)."""
-    from planner.errors import GreenEpochError
-    from planner.regions import resolve_zone
+    from greenepoch.data.errors import GreenEpochError
+    from greenepoch.data.regions import resolve_zone
 
     try:
         return resolve_zone(name)
@@ -139,7 +138,7 @@ def _cell_number(cell: str, where: str) -> float:
 
 def _cell_count(cell: str, where: str) -> int:
     """A whole number from a CSV cell (``8``, or ``8.0``; ``8.5`` refused), bounded."""
-    from planner.timeparse import MAX_COUNT
+    from greenepoch.data.timeparse import MAX_COUNT
 
     text = cell.strip()
     try:
@@ -307,7 +306,7 @@ def generate_jobs(spec: str, zones: Sequence[str], start: pd.Timestamp, end: pd.
             f"--generate: zones {unknown or pool} are not replayed; pick among {', '.join(zones)}"
         )
     if timezones is None:
-        from planner.regions import load_catalog
+        from greenepoch.data.regions import load_catalog
 
         catalog = load_catalog()
         timezones = {z: catalog[z].timezone if z in catalog else "UTC" for z in pool}

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from planner.replay.engine import ReplayResult
+from greenepoch.planner.replay.engine import ReplayResult
 
 BASELINE = "run-now"
 

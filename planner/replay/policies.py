@@ -27,11 +27,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import GreenEpochError, RequestError
-from planner.intensity.frame import IntensityData
-from planner.model import Job, PlanRequest, Policy, Zone
-from planner.replay.engine import Compiled, ForecastFeed, JobState, ReplayPolicy, View
+from greenepoch.data.errors import GreenEpochError, RequestError
+from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.planner.model import Job, PlanRequest, Policy, Zone
+from greenepoch.planner.replay.engine import Compiled, ForecastFeed, JobState, ReplayPolicy, View
 
 
 def _full(view: View) -> np.ndarray:
@@ -181,8 +180,8 @@ def plan_window(c: Compiled, t: int, end: int, intensity: np.ndarray,
     already taken.  Returns hours per slot for each job (over ``[t, end)``) and the
     solve status.  Raises :class:`~planner.errors.InfeasibleError` when no plan exists.
     """
-    from planner.pipeline import build_problem
-    from solvers.solve import solve_problem
+    from greenepoch.planner.pipeline import build_problem
+    from greenepoch.solvers.solve import solve_problem
 
     times = c.times[t:end]
     zone_ids = sorted({int(c.zone[j]) for j, _, _ in jobs})
@@ -413,7 +412,7 @@ def best_held_slots(cost: np.ndarray, work: float, overhead: float, slot_h: floa
     reaches ``work`` is charged only for the hours it runs.  Non-interruptible jobs
     allow one start.  Raises InfeasibleError when the window is too short.
     """
-    from planner.errors import InfeasibleError
+    from greenepoch.data.errors import InfeasibleError
 
     n = len(cost)
     eps = 1e-9

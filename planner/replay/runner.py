@@ -7,18 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import DataError, RequestError
-from planner.replay.engine import Compiled, ReplayResult, Scenario, run_replay
-from planner.replay.jobs import ReplayJob
-from planner.replay.policies import get_policy
+from greenepoch.data.errors import DataError, RequestError
+from greenepoch.planner.replay.engine import Compiled, ReplayResult, Scenario, run_replay
+from greenepoch.planner.replay.jobs import ReplayJob
+from greenepoch.planner.replay.policies import get_policy
 
 HISTORY = pd.Timedelta("90D")
 
 
 def parse_day(value: str, field: str) -> pd.Timestamp:
     """``YYYY-MM-DD`` (midnight UTC) or ISO 8601 with an offset."""
-    from planner.timeparse import utc
+    from greenepoch.data.timeparse import utc
 
     text = str(value).strip()
     if len(text) == 10 and text[4] == "-" and text[7] == "-":
@@ -32,7 +31,7 @@ def parse_day(value: str, field: str) -> pd.Timestamp:
 def parse_capacity(text: str, zones: Sequence[str]) -> dict[str, int]:
     """``256`` (every zone) or ``DE=512,GB=128`` (others get 0); keys may be cloud
     regions."""
-    from planner.replay.jobs import zone_id
+    from greenepoch.planner.replay.jobs import zone_id
 
     try:
         if "=" not in text:
@@ -55,8 +54,8 @@ def load_actual(zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, *,
                 history: pd.Timedelta = HISTORY) -> tuple[pd.DataFrame, Path | None]:
     """Intensities over ``[start - history, end)`` (history clipped to the data start):
     real exports when a data folder is set, else the embedded synthetic default."""
-    from planner.intensity.readers import read_electricitymaps
-    from planner.intensity.sources import data_dir, load_intensity
+    from greenepoch.data.intensity.readers import read_electricitymaps
+    from greenepoch.data.intensity.sources import data_dir, load_intensity
 
     root = data_dir(data)
     if root is None:
@@ -78,9 +77,9 @@ def load_prices(root: Path | None, zones: Sequence[str], index: pd.DatetimeIndex
                 ) -> pd.DataFrame | None:
     """USD/MWh per zone on ``index`` from the shared ``prices/`` folder (NaN outside a
     market's files); None when no zone has prices."""
-    from planner.intensity.sources import prices_dir
-    from planner.prices import shared_prices
-    from planner.regions import load_catalog
+    from greenepoch.data.intensity.sources import prices_dir
+    from greenepoch.data.prices import shared_prices
+    from greenepoch.data.regions import load_catalog
 
     folder = prices_dir(root)
     if folder is None:

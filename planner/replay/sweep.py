@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from greenepoch.data.errors import DataError, RequestError
 from numpy.lib.stride_tricks import sliding_window_view
-
-from planner.errors import DataError, RequestError
 
 RECORD_KEYS = ("zone", "length_h", "slack_h", "interruptible", "starts", "baseline_g",
                "optimal_g", "saving_pct")

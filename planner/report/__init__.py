@@ -1,5 +1,5 @@
 """Static HTML reports of plans and what-if sweeps, with embedded matplotlib figures."""
 
-from planner.report.build import Report, build_report, plan_report, result_report
+from greenepoch.planner.report.build import Report, build_report, plan_report, result_report
 
 __all__ = ["Report", "build_report", "plan_report", "result_report"]

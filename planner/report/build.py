@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from planner.errors import DataError, GreenEpochError
-from planner.report.cells import HTML_DECIMALS, ROW_COUNTS, cell, numeric_columns, text_table
+from greenepoch.data.errors import DataError, GreenEpochError
+from greenepoch.planner.report.cells import (
+    HTML_DECIMALS,
+    ROW_COUNTS,
+    cell,
+    numeric_columns,
+    text_table,
+)
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:
@@ -79,7 +84,7 @@ class Report:
     def write(self, path: str | Path) -> Path:
         """Write the HTML page to ``path`` atomically (planner.atomic): a reader sees
         the old report or the new one, never half a page."""
-        from planner.atomic import write_atomic
+        from greenepoch.data.atomic import write_atomic
 
         return write_atomic(path, self.html())
 
@@ -109,7 +114,7 @@ def _html_table(frame: pd.DataFrame, counts: Iterable[str] = ROW_COUNTS) -> str:
 
 def _synthetic(zones: list[str], start: pd.Timestamp, end: pd.Timestamp,
                signal: str) -> pd.DataFrame:
-    from planner.intensity.climatology import embedded_climatology, synthesize
+    from greenepoch.data.intensity.climatology import embedded_climatology, synthesize
 
     return synthesize(embedded_climatology(signal), zones, start, end, slot="1h").values
 
@@ -120,7 +125,7 @@ def load_backdrop(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *,
     """Hourly intensities over ``[start, end)``: the real exports when ``data`` is set
     and covers them (and the plan was made on real data), else the synthetic default.
     Returns the frame and the label of where it came from."""
-    from planner.intensity.sources import load_intensity
+    from greenepoch.data.intensity.sources import load_intensity
 
     if data is not None and source == "real":
         try:
@@ -133,7 +138,7 @@ def load_backdrop(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *,
 
 def _heatmap_section(report: Report, zones: list[str], year: int, *, data: str | None,
                      signal: str, source: str) -> None:
-    from planner.report.figures import intensity_heatmaps
+    from greenepoch.planner.report.figures import intensity_heatmaps
 
     start = pd.Timestamp(year=year, month=1, day=1, tz="UTC")
     values, origin = load_backdrop(zones, start, start + pd.DateOffset(years=1), data=data,
@@ -153,8 +158,8 @@ def planned_forecast(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
     cache when the plan's run left it there), for a window request over the zones: a
     forecast's value at a slot does not depend on how far the horizon reaches.
     """
-    from planner.model import Job, PlanRequest, Policy, Zone
-    from planner.pipeline import load_intensities
+    from greenepoch.planner.model import Job, PlanRequest, Policy, Zone
+    from greenepoch.planner.pipeline import load_intensities
 
     window = PlanRequest(
         start=start,
@@ -174,7 +179,7 @@ def _gantt_section(report: Report, segments: pd.DataFrame, zones: list[str], *,
                    start: str | None = None, seed: int = 0) -> None:
     """The Gantt chart over the actual intensities, with deadline markers and, for a plan
     made on a forecast (``forecast_model``), the forecast it was planned on."""
-    from planner.report.figures import gantt
+    from greenepoch.planner.report.figures import gantt
 
     if segments.empty:
         return
@@ -205,7 +210,7 @@ def _gantt_section(report: Report, segments: pd.DataFrame, zones: list[str], *,
 
 def plan_report(doc: dict[str, Any], *, data: str | None = None) -> Report:
     """Report of one plan document."""
-    from planner.plan import Plan
+    from greenepoch.planner.plan import Plan
 
     plan = Plan(doc)
     intensity = doc["intensity"]
@@ -252,9 +257,9 @@ def plan_report(doc: dict[str, Any], *, data: str | None = None) -> Report:
 def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
                   data: str | None = None) -> Report:
     """Report of a what-if results file: the views, their figures, the best plan."""
-    from planner.report import figures
-    from planner.whatif.results import results_frame
-    from planner.whatif.views import (
+    from greenepoch.planner.report import figures
+    from greenepoch.planner.whatif.results import results_frame
+    from greenepoch.planner.whatif.views import (
         PAIRED,
         PARETO_OBJECTIVES,
         VIEW_COUNTS,
@@ -357,8 +362,8 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
 
 def build_report(path: str | Path, *, data: str | None = None) -> Report:
     """Report of a plan JSON or a what-if results file (told apart by content)."""
-    from planner.plan import Plan
-    from planner.whatif.results import is_result_file, read_results
+    from greenepoch.planner.plan import Plan
+    from greenepoch.planner.whatif.results import is_result_file, read_results
 
     file = Path(path)
     if not file.is_file():
@@ -396,7 +401,7 @@ def build_report(path: str | Path, *, data: str | None = None) -> Report:
 def _check_plan_doc(doc: dict[str, Any]) -> None:
     """The types of the plan fields :func:`plan_report` reads beyond the jobs' segments
     (which :meth:`Plan.from_json` checks); a wrong one is a GreenEpochError naming it."""
-    from planner.timeparse import count, number, table, text, utc
+    from greenepoch.data.timeparse import count, number, table, text, utc
 
     for key in ("start", "zones", "intensity", "solver"):
         if key not in doc:

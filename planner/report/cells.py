@@ -60,7 +60,7 @@ def numeric_columns(frame: pd.DataFrame) -> list[bool]:
 def text_table(frame: pd.DataFrame, counts: Iterable[str] = ROW_COUNTS) -> str:
     """``frame`` as a terminal table (:func:`planner.cli.table.render`) with the
     cells of :func:`cell`, numbers still right-aligned."""
-    from planner.cli.table import render
+    from greenepoch.planner.report.table import render
 
     counts = tuple(counts)
     columns = {}

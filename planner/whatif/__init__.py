@@ -1,11 +1,11 @@
 """What-if sweeps: vary zones, seasons, start dates, slack, thresholds, checkpoint
 overheads and forecasts around a plan request, one tidy row per scenario."""
 
-from planner.whatif.evaluate import METRICS, evaluate, plan_cached, plan_row
-from planner.whatif.results import is_result_file, read_results, results_frame
-from planner.whatif.spec import Scenario, Spec, load_spec, parse_spec
-from planner.whatif.sweep import DEFAULT_WORKERS, SweepResult, run_sweep
-from planner.whatif.views import (
+from greenepoch.planner.whatif.evaluate import METRICS, evaluate, plan_cached, plan_row
+from greenepoch.planner.whatif.results import is_result_file, read_results, results_frame
+from greenepoch.planner.whatif.spec import Scenario, Spec, load_spec, parse_spec
+from greenepoch.planner.whatif.sweep import DEFAULT_WORKERS, SweepResult, run_sweep
+from greenepoch.planner.whatif.views import (
     best_zone_season,
     dominated,
     pareto_front,

@@ -29,11 +29,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import GreenEpochError, InfeasibleError
-from planner.intensity.frame import IntensityData
-from planner.model import PlanRequest
-from planner.whatif.spec import ORACLE, Scenario
+from greenepoch.data.errors import GreenEpochError, InfeasibleError
+from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.planner.model import PlanRequest
+from greenepoch.planner.whatif.spec import ORACLE, Scenario
 
 METRICS = ("emissions_kg", "planned_emissions_kg", "run_now_kg", "saving_kg", "savings_pct",
            "delay_mean_h", "delay_p95_h", "interruptions", "migrations", "energy_kwh",
@@ -95,8 +94,8 @@ def cached_reads() -> Iterator[None]:
     and the files' sizes and times), so :func:`planner.pipeline.plan` itself runs
     unchanged.  Nested and threaded use is safe.
     """
-    import planner.intensity.sources as sources
-    import planner.prices as prices
+    import greenepoch.data.intensity.sources as sources
+    import greenepoch.data.prices as prices
 
     global _depth
     with _lock:
@@ -119,7 +118,7 @@ def cached_reads() -> Iterator[None]:
 def plan_cached(request: PlanRequest, *, data: str | None = None, oracle: bool = False,
                 model: str | None = None, signal: str = "direct", seed: int = 0) -> Any:
     """:func:`planner.pipeline.plan`, reading each data file once per process."""
-    from planner.pipeline import plan
+    from greenepoch.planner.pipeline import plan
 
     with cached_reads():
         return plan(request, data=data, oracle=oracle, model=model, signal=signal, seed=seed)

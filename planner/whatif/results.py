@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from planner.atomic import write_atomic
-from planner.errors import GreenEpochError
+from greenepoch.data.atomic import write_atomic
+from greenepoch.data.errors import GreenEpochError
 
 KIND = "greenepoch-whatif"
 VERSION = 1

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from planner.errors import CatalogError, RequestError
-from planner.model import PlanRequest, Zone
-from planner.request import TOP_KEYS, parse_request, read_toml
-from planner.request import check_keys as _check_keys
-from planner.timeparse import count, duration, number, table, text, utc
+from greenepoch.data.errors import CatalogError, RequestError
+from greenepoch.data.timeparse import count, duration, number, table, text, utc
+from greenepoch.planner.model import PlanRequest, Zone
+from greenepoch.planner.request import TOP_KEYS, parse_request, read_toml
+from greenepoch.planner.request import check_keys as _check_keys
 
 WHATIF_KEYS = {"request", "signal", "starts_per_season", "seed"}
 SWEEP_KEYS = {"zones", "months", "quarters", "starts", "slack", "threshold",
@@ -116,7 +115,7 @@ _EXAMPLES = {
 
 
 def _zone_set(value: Any, where: str) -> tuple[str, ...]:
-    from planner.request import _zone_id
+    from greenepoch.planner.request import _zone_id
 
     if isinstance(value, list):
         names = [text(n, f"{where}[{i}]", "'DE'") for i, n in enumerate(value)]
@@ -218,7 +217,7 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
     if signal not in ("direct", "lca"):
         raise RequestError(f"[whatif].signal = {signal!r}; use 'direct' or 'lca'")
     # no forecast axis: every scenario plans like the base request would
-    from forecasts.base import available, canonical_name
+    from greenepoch.forecasts.base import available, canonical_name
 
     # 'default' (Policy's default) is labelled as the model it stands for
     models = forecasts if forecasts is not None else [canonical_name(base.policy.forecast)]
@@ -258,10 +257,10 @@ def data_zones(data: str | None, signal: str = "direct") -> frozenset[str] | Non
     (``DE_2023_hourly.csv``), or the synthetic default's (``data`` None).  None when
     a file name does not say its zone (only reading it would tell)."""
     if data is None:
-        from planner.intensity.climatology import embedded_climatology
+        from greenepoch.data.intensity.climatology import embedded_climatology
 
         return frozenset(embedded_climatology(signal).zones)
-    from planner.intensity.readers import named_zones
+    from greenepoch.data.intensity.readers import named_zones
 
     named = named_zones(data)
     return None if None in named else frozenset(z for z in named if z is not None)
@@ -275,7 +274,7 @@ def check_zones(spec: Spec, data: str | None = None) -> None:
     Names were resolved like the base request's (zone ids, cloud regions); a name
     outside the region catalog is fine when the data has it.
     """
-    from planner.regions import load_catalog, resolve_zone
+    from greenepoch.data.regions import load_catalog, resolve_zone
 
     have = data_zones(data, spec.signal)
     if have is None:

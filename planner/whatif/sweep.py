@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from planner.errors import GreenEpochError
-from planner.whatif.evaluate import evaluate
-from planner.whatif.results import ResultStore, results_frame
-from planner.whatif.spec import Scenario, Spec
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.whatif.evaluate import evaluate
+from greenepoch.planner.whatif.results import ResultStore, results_frame
+from greenepoch.planner.whatif.spec import Scenario, Spec
 
 DEFAULT_WORKERS = 2
 

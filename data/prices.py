@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from planner.errors import DataError
+from greenepoch.data.errors import DataError
 
 SHARED_TIME = "Datetime (UTC)"
 SHARED_PRICE = "Price (USD/MWh)"

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import DataError
-from planner.intensity.frame import SIGNALS, IntensityData
-from planner.intensity.validate import RawRows, check_plausible, clean
+from greenepoch.data.errors import DataError
+from greenepoch.data.intensity.frame import SIGNALS, IntensityData
+from greenepoch.data.intensity.validate import RawRows, check_plausible, clean
 
 EM_TIME = "Datetime (UTC)"
 EM_ZONE = "Zone Id"

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from planner.errors import DataError
-from planner.intensity.frame import MAX_INTENSITY, SLOTS
+from greenepoch.data.errors import DataError
+from greenepoch.data.intensity.frame import MAX_INTENSITY, SLOTS
 
 MAX_FILLED_GAP = pd.Timedelta("3h")
 PLAUSIBLE_MAX_BELOW = 5.0  # gCO2eq/kWh: a whole series under this is suspect, see below

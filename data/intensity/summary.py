@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-
-from planner.intensity.frame import IntensityData
+from greenepoch.data.intensity.frame import IntensityData
 
 
 def summarize(data: IntensityData) -> pd.DataFrame:

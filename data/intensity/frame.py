@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
-
-from planner.errors import DataError
+from greenepoch.data.errors import DataError
 
 SIGNALS = ("direct", "lca")
 SOURCES = ("real", "synthetic")

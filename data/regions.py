@@ -13,13 +13,13 @@ import functools
 import math
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from planner.errors import CatalogError
+from greenepoch.data.errors import CatalogError
+from greenepoch.data.shipped import shipped_file
 
 CLOUDS = ("aws", "gcp", "azure")
 CATALOG_FILE = "regions.toml"
@@ -133,14 +133,8 @@ def _key(name: str) -> str:
     return "".join(name.split()).lower()
 
 
-def _default_source() -> Path | Traversable:
-    try:
-        shipped = resources.files("greenepoch_data") / CATALOG_FILE
-        if shipped.is_file():
-            return shipped
-    except ModuleNotFoundError:  # running from a source tree that was never installed
-        pass
-    return Path(__file__).resolve().parents[1] / "data" / CATALOG_FILE
+def _default_source() -> Path:
+    return shipped_file(CATALOG_FILE)
 
 
 @functools.lru_cache(maxsize=8)

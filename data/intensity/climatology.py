@@ -36,20 +36,19 @@ import json
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from greenepoch.data.errors import DataError
+from greenepoch.data.intensity.frame import MAX_INTENSITY, SIGNALS, SLOTS, IntensityData
+from greenepoch.data.intensity.resample import resample
+from greenepoch.data.shipped import shipped_file
 from scipy.signal import lfilter
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
-
-from planner.errors import DataError
-from planner.intensity.frame import MAX_INTENSITY, SIGNALS, SLOTS, IntensityData
-from planner.intensity.resample import resample
 
 FORMAT_VERSION = 1
 CREATED_BY = "greenepoch data calibrate"
@@ -350,7 +349,7 @@ class Climatology:
 
     def to_json(self, path: str | Path) -> None:
         """Write the climatology as compact JSON, one line per zone (atomically)."""
-        from planner.atomic import write_atomic
+        from greenepoch.data.atomic import write_atomic
 
         write_atomic(path, self.json_text())
 
@@ -638,16 +637,9 @@ def _zone_from_dict(d: dict[str, Any]) -> ZoneClimatology:
 # ---------------------------------------------------------------- shipped default
 
 
-def shipped_file(signal: str) -> Traversable:
-    """The shipped ``climatology_{signal}.json`` (installed package, else source tree)."""
-    name = f"climatology_{signal}.json"
-    try:
-        candidate = importlib.resources.files("greenepoch_data") / name
-        if candidate.is_file():
-            return candidate
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[2] / "data" / name
+def climatology_file(signal: str) -> Path:
+    """The shipped ``climatology_{signal}.json``."""
+    return shipped_file(f"climatology_{signal}.json")
 
 
 @functools.lru_cache(maxsize=len(SIGNALS))
@@ -655,7 +647,7 @@ def embedded_climatology(signal: str = "direct") -> Climatology:
     """The climatology shipped with GreenEpoch for ``signal`` ('direct' or 'lca')."""
     if signal not in SIGNALS:
         raise DataError(f"unknown signal {signal!r}: use 'direct' or 'lca'")
-    file = shipped_file(signal)
+    file = climatology_file(signal)
     if not file.is_file():
         raise DataError(f"the shipped climatology {file} is missing; reinstall GreenEpoch or "
                         "pass a data folder with --data / GREENEPOCH_DATA")

@@ -7,11 +7,10 @@ import os
 from pathlib import Path
 
 import pandas as pd
-
-from planner.errors import DataError
-from planner.intensity.frame import IntensityData
-from planner.intensity.readers import read_electricitymaps
-from planner.intensity.resample import resample
+from greenepoch.data.errors import DataError
+from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.data.intensity.readers import read_electricitymaps
+from greenepoch.data.intensity.resample import resample
 
 DATA_ENV = "GREENEPOCH_DATA"
 
@@ -65,7 +64,7 @@ def load_intensity(
             raise DataError(f"{name} {ts} has no time zone; give it in UTC, e.g. 2023-06-01T00:00Z")
     root = data_dir(data)
     if root is None:
-        from planner.intensity.climatology import embedded_climatology, synthesize
+        from greenepoch.data.intensity.climatology import embedded_climatology, synthesize
 
         return synthesize(embedded_climatology(signal), zones, start, end, slot=slot, seed=seed)
     loaded = read_electricitymaps(root, signal=signal, allow_gaps=allow_gaps, zones=zones)

@@ -12,8 +12,7 @@ import math
 from typing import Any
 
 import pandas as pd
-
-from planner.errors import RequestError
+from greenepoch.data.errors import RequestError
 
 
 def utc(value: object, field: str) -> pd.Timestamp:

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from planner.errors import GreenEpochError
+from greenepoch.data.errors import GreenEpochError
 
 
 def _check_target(target: Path) -> None:

@@ -8,9 +8,8 @@ coarse slot is estimated/filled if any fine slot in it was.
 from __future__ import annotations
 
 import pandas as pd
-
-from planner.errors import DataError
-from planner.intensity.frame import SLOTS, IntensityData
+from greenepoch.data.errors import DataError
+from greenepoch.data.intensity.frame import SLOTS, IntensityData
 
 
 def resample(data: IntensityData, slot: str) -> IntensityData:

@@ -1,0 +1,8 @@
+"""GreenEpoch: carbon-aware planning of large training jobs."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("greenepoch")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"

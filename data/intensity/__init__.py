@@ -1,0 +1,1 @@
+"""Carbon-intensity readers, validation, resampling and the validated frame."""
