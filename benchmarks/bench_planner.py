@@ -48,7 +48,7 @@ def _run(name: str, time_limit: float, queue: mp.Queue) -> None:
     greedy_s = time.perf_counter() - began
     policy = Policy(time_limit=pd.Timedelta(seconds=time_limit), mip_gap=spec.target_gap)
     began = time.perf_counter()
-    outcome = solve_problem(problem, policy)
+    outcome = solve_problem(problem, policy.solve_settings)
     total = time.perf_counter() - began
     sol = outcome.solution
     queue.put({

@@ -27,8 +27,9 @@ if str(ROOT) not in sys.path:
 
 import pandas as pd  # noqa: E402
 from greenepoch.forecasts.backtest import BacktestConfig, run_backtest  # noqa: E402
-from greenepoch.forecasts.base import BANDS, BASELINES, DEFAULT_MODEL, get_model  # noqa: E402
+from greenepoch.forecasts.base import BANDS  # noqa: E402
 from greenepoch.forecasts.data import load_values  # noqa: E402
+from greenepoch.forecasts.registry import BASELINES, DEFAULT_MODEL, get_model  # noqa: E402  # noqa: E402
 
 #: Findings measured separately (not recomputed by this script).
 NOTES = """

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from greenepoch.forecasts.base import BANDS, BASELINES, ForecastError, get_model, span_text
+from greenepoch.forecasts.base import BANDS, ForecastError, span_text
+from greenepoch.forecasts.registry import BASELINES, get_model
 from scipy.stats import rankdata
 
 K_HOURS = 8

@@ -25,7 +25,6 @@ point forecast.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -297,10 +296,9 @@ class Forecaster:
         before residuals are taken (blends)."""
 
 
+#: every registered model class by name; filled by :func:`register` as the model
+#: modules are imported (``forecasts.registry`` imports the built-in ones)
 REGISTRY: dict[str, Callable[..., Forecaster]] = {}
-#: ``--model default`` resolves to this name (chosen by the accuracy benchmark)
-DEFAULT_MODEL = "blend"
-BASELINES = ("persistence", "yesterday", "last_week", "mean7d")
 
 
 def register(name: str) -> Callable[[type[Forecaster]], type[Forecaster]]:
@@ -310,56 +308,3 @@ def register(name: str) -> Callable[[type[Forecaster]], type[Forecaster]]:
         return cls
 
     return wrap
-
-
-def _load_builtin() -> None:
-    import greenepoch.forecasts.baselines
-    import greenepoch.forecasts.blend
-    import greenepoch.forecasts.climatology
-    import greenepoch.forecasts.ets
-    import greenepoch.forecasts.gbm
-    import greenepoch.forecasts.seasonal  # noqa: F401  (registers the built-in models)
-
-
-def available() -> list[str]:
-    _load_builtin()
-    return sorted(REGISTRY)
-
-
-def canonical_name(name: str) -> str:
-    """The registered name ``name`` stands for (``default`` -> ``DEFAULT_MODEL``)."""
-    return DEFAULT_MODEL if name == "default" else name
-
-
-def get_model(name: str, **options: object) -> Forecaster:
-    """A new, unfitted model by registered name (or ``default``).
-
-    ``options`` go to the model's constructor, e.g. ``prices=`` (a
-    :class:`forecasts.prices.DayAheadPrices`) for ``gbm`` and ``blend``.
-    """
-    _load_builtin()
-    name = canonical_name(name)
-    if name not in REGISTRY:
-        raise ForecastError(
-            f"unknown forecast model {name!r}; available: default, {', '.join(sorted(REGISTRY))}"
-        )
-    unknown = [o for o in sorted(options) if not _takes(REGISTRY[name], o)]
-    if unknown:
-        takers = "; ".join(f"models that take {o}: {', '.join(models_taking(o)) or 'none'}"
-                           for o in unknown)
-        raise ForecastError(
-            f"model {name!r} does not take option(s) {', '.join(unknown)} ({takers}); pick "
-            "one of those models or drop the option"
-        )
-    return REGISTRY[name](**options)
-
-
-def _takes(cls: Callable[..., Forecaster], option: str) -> bool:
-    params = inspect.signature(cls).parameters
-    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def models_taking(option: str) -> list[str]:
-    """Registered model names whose constructor takes ``option`` (e.g. ``prices``)."""
-    _load_builtin()
-    return [n for n in sorted(REGISTRY) if _takes(REGISTRY[n], option)]

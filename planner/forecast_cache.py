@@ -31,7 +31,8 @@ from pathlib import Path
 import pandas as pd
 from greenepoch.data.atomic import write_atomic
 from greenepoch.data.errors import GreenEpochError
-from greenepoch.forecasts.base import Forecaster, get_model
+from greenepoch.forecasts.base import Forecaster
+from greenepoch.forecasts.registry import get_model
 
 Progress = Callable[[str], None]
 

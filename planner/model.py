@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 from greenepoch.data.errors import RequestError
+from greenepoch.solvers.problem import SolveSettings
 
 DEFAULT_GPU_POWER_KW = 1.0
 """kW per GPU, host share included: a DGX H100 node draws at most 10.2 kW for
@@ -172,7 +173,12 @@ class Policy:
     solver: str = "highs"
     time_limit: pd.Timedelta = pd.Timedelta("60s")
     mip_gap: float = 1e-4
-    forecast: str = "default"  # forecasts.base.DEFAULT_MODEL: the best measured (blend)
+    forecast: str = "default"  # forecasts.registry.DEFAULT_MODEL: the best measured (blend)
+
+    @property
+    def solve_settings(self) -> SolveSettings:
+        """What the solver takes from this policy."""
+        return SolveSettings(self.solver, self.time_limit, self.mip_gap)
 
     def __post_init__(self) -> None:
         _require(

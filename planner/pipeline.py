@@ -67,7 +67,7 @@ def load_intensities(
         actual = load_intensity(zones, slots[0], end, data=data, signal=signal, slot=slot,
                                 seed=seed)
         return Intensities(actual, actual, "oracle", None)
-    from greenepoch.forecasts.base import canonical_name, get_model
+    from greenepoch.forecasts.registry import canonical_name, get_model
     from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model, week_start
 
     name = canonical_name(model or request.policy.forecast)
@@ -198,6 +198,6 @@ def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool =
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
     baselines = run_now_plans(problem)  # the solver's starts, and the JSON's baselines
-    outcome = solve_problem(problem, request.policy, progress, baselines=baselines)
+    outcome = solve_problem(problem, request.policy.solve_settings, progress, baselines=baselines)
     return assemble(request, problem, outcome, intensities, time.perf_counter() - began,
                     fallback=fallback, baselines=baselines)

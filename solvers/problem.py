@@ -62,6 +62,16 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class SolveSettings:
+    """What a solve takes from the request: the backend (``highs`` or ``cbc``), the wall
+    clock of the whole solve, and the relative MIP gap at which a plan counts as optimal."""
+
+    solver: str = "highs"
+    time_limit: pd.Timedelta = pd.Timedelta("60s")
+    mip_gap: float = 1e-4
+
+
+@dataclass(frozen=True)
 class PlanningProblem:
     slots: pd.DatetimeIndex
     slot_h: float

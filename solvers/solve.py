@@ -11,12 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from greenepoch.data.errors import InfeasibleError, RequestError
 from greenepoch.data.timeparse import hours
-from greenepoch.planner.model import Policy
 from greenepoch.solvers.backends import Solution, SolveStatus, get_backend
 from greenepoch.solvers.explain import explain, explain_job
 from greenepoch.solvers.formulation import Model, build
 from greenepoch.solvers.heuristics import greedy
-from greenepoch.solvers.problem import PlanningProblem
+from greenepoch.solvers.problem import PlanningProblem, SolveSettings
 from greenepoch.solvers.schedule import Schedule, job_objective, objective, stretches, trim_excess
 
 
@@ -82,13 +81,13 @@ def extract(model: Model) -> Schedule:
     return out
 
 
-def solve_problem(problem: PlanningProblem, policy: Policy,
+def solve_problem(problem: PlanningProblem, settings: SolveSettings,
                   progress: Callable[[str], None] | None = None,
                   baselines: Mapping[str, Schedule | None] | None = None) -> Outcome:
     """Plan with the MILP; fall back to greedy (labelled) if it finds nothing in time.
 
     With HiGHS, problems of more than ``FAST_MIN_KEYS`` x variables skip PuLP (see
-    :func:`solve_fast`); ``policy.time_limit`` bounds the whole solve.  ``progress``
+    :func:`solve_fast`); ``settings.time_limit`` bounds the whole solve.  ``progress``
     gets one-line notes: what is solved, then the incumbent and bound as they improve.
 
     ``baselines`` (name -> schedule, e.g. every job run now at home) that satisfy the
@@ -100,7 +99,7 @@ def solve_problem(problem: PlanningProblem, policy: Policy,
     feasible = {name: (s, objective(problem, s)) for name, s in (baselines or {}).items()
                 if s is not None and not any(baseline_violations(problem, s).values())}
     start = min(feasible.items(), key=lambda kv: kv[1][1]) if feasible else None
-    outcome = _solve(problem, policy, progress, None if start is None else start[1][0])
+    outcome = _solve(problem, settings, progress, None if start is None else start[1][0])
     if start is not None:
         outcome = _whole_baseline(outcome, *start)
     return _per_job_baselines(problem, outcome, baselines or {})
@@ -208,7 +207,7 @@ def baseline_violations(problem: PlanningProblem, schedule: Schedule,
     return out
 
 
-def _solve(problem: PlanningProblem, policy: Policy,
+def _solve(problem: PlanningProblem, settings: SolveSettings,
            progress: Callable[[str], None] | None, start: Schedule | None) -> Outcome:
     keys = check_size(problem)
     for job in problem.jobs:
@@ -218,17 +217,17 @@ def _solve(problem: PlanningProblem, policy: Policy,
     if progress is not None:
         progress(f"solving {len(problem.jobs)} job(s) x {len(problem.zones)} zone(s) x "
                  f"{problem.n_slots} slots ({keys:,} job-zone-slot choices) with "
-                 f"{policy.solver}, time limit {hours(policy.time_limit) * 3600:g} s")
-    if policy.solver == "highs" and keys > FAST_MIN_KEYS:
-        return solve_fast(problem, policy, progress, start)
+                 f"{settings.solver}, time limit {hours(settings.time_limit) * 3600:g} s")
+    if settings.solver == "highs" and keys > FAST_MIN_KEYS:
+        return solve_fast(problem, settings, progress, start)
     began = time.perf_counter()
     model = build(problem)
     build_seconds = time.perf_counter() - began
-    backend = get_backend(policy.solver)
+    backend = get_backend(settings.solver)
     if start is not None:
         set_start(model, start)
     solution = backend.solve(
-        model.lp, time_limit=hours(policy.time_limit) * 3600, mip_gap=policy.mip_gap,
+        model.lp, time_limit=hours(settings.time_limit) * 3600, mip_gap=settings.mip_gap,
         on_progress=None if progress is None else _milp_reporter(progress, began, None,
                                                                  f"{backend.name} MILP"),
         warm_start=start is not None)
@@ -241,7 +240,7 @@ def _solve(problem: PlanningProblem, policy: Policy,
     fallback, note = greedy(problem)
     if fallback is None:
         raise InfeasibleError(
-            f"the {backend.name} solver found no plan within {policy.time_limit} "
+            f"the {backend.name} solver found no plan within {settings.time_limit} "
             f"({solution.message}) and the greedy fallback failed: {note}; raise "
             "policy.time_limit or relax the request"
         )
@@ -337,10 +336,10 @@ def proved_within_gap(objective: float | None, bound: float | None, mip_gap: flo
     return objective - bound <= max(mip_gap * abs(objective), MIP_ABS_GAP)
 
 
-def solve_fast(problem: PlanningProblem, policy: Policy,
+def solve_fast(problem: PlanningProblem, settings: SolveSettings,
                progress: Callable[[str], None] | None = None,
                start: Schedule | None = None) -> Outcome:
-    """HiGHS without PuLP, in up to three steps within ``policy.time_limit``:
+    """HiGHS without PuLP, in up to three steps within ``settings.time_limit``:
 
     * one job the exact DP applies to: :func:`solvers.dp.best_plan` (optimal);
     * otherwise :func:`solvers.lns.decompose` (greedy, transport-LP and Lagrangian
@@ -357,7 +356,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
     from greenepoch.solvers.lns import decompose, progress_line
 
     began = time.perf_counter()
-    limit = hours(policy.time_limit) * 3600
+    limit = hours(settings.time_limit) * 3600
     deadline = began + limit
     if len(problem.jobs) == 1 and dp.applies(problem.jobs[0]):
         job = problem.jobs[0]
@@ -385,7 +384,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
         schedule, value = start, objective(problem, start)
         message += ", baseline start"
     left = deadline - time.perf_counter()
-    proved = proved_within_gap(value, bound, policy.mip_gap)  # by the decomposition's bound
+    proved = proved_within_gap(value, bound, settings.mip_gap)  # by the decomposition's bound
     if share < 1.0 and left > 0.5 and not proved:
         t0 = time.perf_counter()
         fm = fastbuild.build(problem)
@@ -398,7 +397,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
                                    f"full MILP for the last {left:.0f} s"))
         solution, values, _ = run_highs(
             lp, time_limit=(deadline - time.perf_counter()) * (1 - HIGHS_OVERRUN),
-            mip_gap=policy.mip_gap, start=mip_start,
+            mip_gap=settings.mip_gap, start=mip_start,
             on_progress=None if progress is None else _milp_reporter(progress, began, bound))
         if solution.status is SolveStatus.INFEASIBLE:
             raise InfeasibleError(explain(problem))
@@ -414,7 +413,7 @@ def solve_fast(problem: PlanningProblem, policy: Policy,
     seconds = time.perf_counter() - began
     if schedule is None:
         raise InfeasibleError(
-            f"no plan found within {policy.time_limit} by the decomposition or the MILP; "
+            f"no plan found within {settings.time_limit} by the decomposition or the MILP; "
             "raise policy.time_limit or relax the request")
     value = objective(problem, schedule)  # the returned plan's (trimmed) value
     status = SolveStatus.OPTIMAL if proved else SolveStatus.FEASIBLE

@@ -109,9 +109,9 @@ def test_plan_minimal_request_oracle(runner: CliRunner, real_data: Path, tmp_pat
 def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
                                             tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import greenepoch.forecasts.base
+    import greenepoch.forecasts.registry
 
-    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "mean7d")  # quick to fit
+    monkeypatch.setattr(greenepoch.forecasts.registry, "DEFAULT_MODEL", "mean7d")  # quick to fit
     out = tmp_path / "plan.json"
     result = runner.invoke(cli, ["plan", str(EXAMPLES / "minimal.toml"), "--data",
                                  str(real_data), "--out", str(out), "--json"])
@@ -129,10 +129,10 @@ def test_plan_json_flag_prints_the_document(runner: CliRunner, real_data: Path,
 
 def test_demo_runs_on_the_embedded_default(runner: CliRunner,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import greenepoch.forecasts.base
+    import greenepoch.forecasts.registry
 
     monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
-    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "mean7d")  # blend: 20 s to fit
+    monkeypatch.setattr(greenepoch.forecasts.registry, "DEFAULT_MODEL", "mean7d")  # blend: slow
     result = runner.invoke(cli, ["demo"])
     assert result.exit_code == 0, result.output
     assert "embedded default" in result.stdout
@@ -228,7 +228,7 @@ def _forecast_plan(p90_b: float = 1.5, fallback: bool = True, **policy: object):
     judged = intensity_data(frame(1.0, 1.0))
     price = np.vstack([prices.to_numpy(), 2 * prices.to_numpy()])
     problem = build_problem(request, judged, price)
-    outcome = solve_problem(problem, request.policy)
+    outcome = solve_problem(problem, request.policy.solve_settings)
     intensities = Intensities(judged, intensity_data(frame(2.0, 2.0)), "forecast", "test",
                               {"p10": frame(0.5, 0.5), "p90": frame(1.5, p90_b)})
     return assemble(request, problem, outcome, intensities, 0.0, fallback=fallback)
@@ -333,7 +333,7 @@ def test_plan_realised_saving_is_whatifs_savings_pct() -> None:
 def test_plans_default_to_the_best_measured_model() -> None:
     """policy.forecast defaults to 'default', which stands for blend (the best of the
     models measured by benchmarks/bench_forecast_plans.py; docs/cli.md)."""
-    from greenepoch.forecasts.base import canonical_name
+    from greenepoch.forecasts.registry import canonical_name
     from greenepoch.planner.model import Policy
 
     assert canonical_name(Policy().forecast) == "blend"

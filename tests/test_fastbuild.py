@@ -12,7 +12,7 @@ from greenepoch.planner.model import Policy
 from greenepoch.solvers import bounds, dp, fastbuild, lns
 from greenepoch.solvers.backends import HighsBackend, SolveStatus, run_highs
 from greenepoch.solvers.formulation import build
-from greenepoch.solvers.problem import PlanningProblem
+from greenepoch.solvers.problem import PlanningProblem, SolveSettings
 from greenepoch.solvers.schedule import objective
 from greenepoch.solvers.solve import (
     FAST_MIN_KEYS,
@@ -161,7 +161,7 @@ def test_solve_problem_fast_paths(n_jobs: int, method: str,
     min_seconds = 1.0 if method == "lns+milp" else 99
     monkeypatch.setattr(greenepoch.solvers.solve, "MILP_MIN_SECONDS", min_seconds)
     policy = Policy(time_limit=pd.Timedelta(seconds=seconds), mip_gap=1e-6)
-    outcome = solve_fast(problem, policy)
+    outcome = solve_fast(problem, policy.solve_settings)
     assert outcome.method == method
     assert check_schedule(problem, outcome.schedule) == []
     assert outcome.solution.status.has_solution
@@ -173,7 +173,7 @@ def test_solve_problem_fast_paths(n_jobs: int, method: str,
 def test_solve_problem_routes_large_problems_to_the_fast_path() -> None:
     problem = synthetic(1, 8, 24 * 14, 13)
     assert count_keys(problem) > FAST_MIN_KEYS
-    outcome = solve_problem(problem, Policy(time_limit=pd.Timedelta(seconds=10)))
+    outcome = solve_problem(problem, SolveSettings(time_limit=pd.Timedelta(seconds=10)))
     assert outcome.method == "exact-dp"
     assert check_schedule(problem, outcome.schedule) == []
 
@@ -181,7 +181,7 @@ def test_solve_problem_routes_large_problems_to_the_fast_path() -> None:
 def test_solve_problem_pulp_path_unchanged() -> None:
     problem = synthetic(2, 2, 24, 12)
     assert count_keys(problem) <= FAST_MIN_KEYS
-    outcome = solve_problem(problem, Policy(time_limit=pd.Timedelta(seconds=30), mip_gap=0))
+    outcome = solve_problem(problem, SolveSettings(time_limit=pd.Timedelta(seconds=30), mip_gap=0))
     assert outcome.method == "milp"
     assert check_schedule(problem, outcome.schedule) == []
     assert outcome.solution.objective == pytest.approx(pulp_objective(problem), rel=1e-6)
@@ -199,12 +199,13 @@ def test_progress_notes_follow_the_solve(monkeypatch: pytest.MonkeyPatch) -> Non
     problem = synthetic(4, 3, 48, 14)
     policy = Policy(time_limit=pd.Timedelta(seconds=4), mip_gap=1e-9)
     notes: list[str] = []
-    solve_problem(problem, policy, notes.append)  # small: the PuLP path, which reports too
+    # small: the PuLP path, which reports too
+    solve_problem(problem, policy.solve_settings, notes.append)
     assert notes[0] == (f"solving 4 job(s) x 3 zone(s) x 48 slots ({count_keys(problem):,} "
                         "job-zone-slot choices) with highs, time limit 4 s")
     assert notes[1:] and all(n.endswith("(highs MILP)") for n in notes[1:])
     notes.clear()
-    outcome = solve_fast(problem, policy, notes.append)
+    outcome = solve_fast(problem, policy.solve_settings, notes.append)
     line = re.compile(r"^\s*([\d.]+) s  plan ([\d,.]+)  bound ([\d,.]+)  gap [\d.]+ %  \((.+)\)$")
     parsed = [m.groups() for m in map(line.match, notes) if m]
     assert len(parsed) == len(notes) and len(parsed) >= 3

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from greenepoch.forecasts.base import Forecaster, get_model
+from greenepoch.forecasts.base import Forecaster
+from greenepoch.forecasts.registry import get_model
 from greenepoch.planner.forecast_cache import MIN_FIT_HISTORY, fit_cutoff, fitted_model, week_start
 
 from tests.test_forecasts import synthetic
@@ -201,13 +202,13 @@ def _window(h: pd.DataFrame) -> pd.DataFrame:
 
 def test_plan_records_the_model_default_stands_for(
         tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import greenepoch.forecasts.base
+    import greenepoch.forecasts.registry
     from greenepoch.planner.pipeline import load_intensities
     from greenepoch.planner.request import load_request
 
     from tests.test_forecasts_backtest import write_exports
 
-    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "mean7d")  # quick to fit
+    monkeypatch.setattr(greenepoch.forecasts.registry, "DEFAULT_MODEL", "mean7d")  # quick to fit
     (tmp_path / "req.toml").write_text(REQUEST)
     write_exports(tmp_path, synthetic(days=70))
     got = load_intensities(load_request(str(tmp_path / "req.toml")), data=str(tmp_path),

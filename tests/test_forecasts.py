@@ -9,7 +9,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 import pytest
-from greenepoch.forecasts.base import STATS, ForecastError, available, get_model
+from greenepoch.forecasts.base import STATS, ForecastError
+from greenepoch.forecasts.registry import available, get_model
 
 ZONES = ["DE", "NO"]
 ISSUE = pd.Timestamp("2023-02-10T00:00:00Z")
@@ -274,7 +275,7 @@ def test_a_pickled_model_predicts_without_importing_scikit_learn(
         f"out.to_pickle({str(tmp_path / 'out.pkl')!r})\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0] in ('sklearn', 'scipy')))\n"
         # many forecasts (a replay): past the walk budget scikit-learn takes over
-        "import forecasts.gbm as G\n"
+        "import greenepoch.forecasts.gbm as G\n"
         "G.WALK_BUDGET = 500\n"
         "outs = [m.predict(pd.Timestamp(%r), pd.Timedelta('96h'), data=data) for _ in range(4)]\n"
         "print('sklearn.ensemble' in sys.modules)\n"

@@ -20,7 +20,8 @@ from greenepoch.forecasts.backtest import (
     run_backtest,
     score,
 )
-from greenepoch.forecasts.base import BANDS, BASELINES, ForecastError, get_model
+from greenepoch.forecasts.base import BANDS, ForecastError
+from greenepoch.forecasts.registry import BASELINES, get_model
 from greenepoch.planner.cli.forecast_cmd import forecast
 from greenepoch.planner.cli.main import _Group
 

@@ -20,8 +20,9 @@ from greenepoch.forecasts.backtest import (
     json_records,
     run_backtest,
 )
-from greenepoch.forecasts.base import ForecastError, get_model, models_taking
+from greenepoch.forecasts.base import ForecastError
 from greenepoch.forecasts.data import history_before, parse_span
+from greenepoch.forecasts.registry import get_model, models_taking
 
 from tests.test_forecasts import synthetic
 from tests.test_forecasts_backtest import _cli, write_exports

@@ -11,8 +11,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 import pytest
-from greenepoch.forecasts.base import STATS, ForecastError, get_model
+from greenepoch.forecasts.base import STATS, ForecastError
 from greenepoch.forecasts.prices import MARKETS, DayAheadPrices, load_prices, publication_times
+from greenepoch.forecasts.registry import get_model
 
 ISSUE = pd.Timestamp("2023-03-10T00:00:00Z")
 

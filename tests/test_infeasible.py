@@ -47,7 +47,7 @@ def infeasible(jobs: list[Job], values: Mapping[str, Sequence[float]] | None = N
     n = int((req.end - T0) / pd.Timedelta("1h"))
     values = values or {z.id: (SIX * 4)[:n] for z in zones}
     with pytest.raises(InfeasibleError) as err:
-        solve_problem(build_problem(req, data(values)), req.policy)
+        solve_problem(build_problem(req, data(values)), req.policy.solve_settings)
     assert isinstance(err.value, GreenEpochError)
     message = str(err.value)
     assert message.startswith("infeasible: ")
@@ -142,7 +142,7 @@ def test_soft_threshold_never_makes_a_request_infeasible():
     req = PlanRequest(start=T0, jobs=(job(gpu_hours=6.0),),
                       zones=(Zone("DE", capacity_gpus=8, pue=1.0),),
                       policy=Policy(threshold=10.0, threshold_mode="soft"))
-    out = solve_problem(build_problem(req, data({"DE": SIX})), req.policy)
+    out = solve_problem(build_problem(req, data({"DE": SIX})), req.policy.solve_settings)
     assert out.schedule.gpus.sum() == 6
 
 
@@ -241,7 +241,7 @@ def test_threshold_needed_counts_the_runs_it_leaves():
     req = PlanRequest(start=T0, jobs=(job(gpu_hours=6.0, max_interruptions=0),),
                       zones=(Zone("DE", capacity_gpus=8, pue=1.0),),
                       policy=Policy(threshold=300.0))
-    outcome = solve_problem(build_problem(req, data({"DE": SIX})), req.policy)
+    outcome = solve_problem(build_problem(req, data({"DE": SIX})), req.policy.solve_settings)
     assert outcome.schedule.starts(0) == 1
 
 
@@ -257,4 +257,5 @@ def test_threshold_needed_pays_a_restart_per_scattered_slot():
     assert "threshold needed: 300 g/kWh" in message
     req = PlanRequest(start=T0, jobs=(job(**overhead),),
                       zones=(Zone("DE", capacity_gpus=8, pue=1.0),), policy=Policy(threshold=300.0))
-    assert solve_problem(build_problem(req, data({"DE": SIX})), req.policy).schedule.starts(0) >= 1
+    outcome = solve_problem(build_problem(req, data({"DE": SIX})), req.policy.solve_settings)
+    assert outcome.schedule.starts(0) >= 1

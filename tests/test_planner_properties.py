@@ -22,7 +22,7 @@ from greenepoch.planner.plan import assemble, run_now_plans
 from greenepoch.solvers.backends import SolveStatus, get_backend
 from greenepoch.solvers.formulation import build
 from greenepoch.solvers.heuristics import exact_applies, exact_cleanest_slots, greedy
-from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
 from greenepoch.solvers.schedule import Schedule, objective
 from greenepoch.solvers.solve import Outcome, baseline_violations, check_schedule, solve_problem
 from hypothesis import HealthCheck, given, settings
@@ -197,7 +197,7 @@ def assert_truly_infeasible(p: PlanningProblem, message: str) -> None:
 @given(problems())
 def test_every_plan_keeps_the_invariants(p: PlanningProblem):
     try:
-        out = solve_problem(p, POLICY)
+        out = solve_problem(p, POLICY.solve_settings)
     except InfeasibleError as exc:
         assert_truly_infeasible(p, str(exc))
         return
@@ -234,7 +234,7 @@ def test_plans_are_never_worse_than_a_feasible_baseline(p: PlanningProblem):
     more than each run-now baseline that satisfies the request."""
     plans = run_now_plans(p)
     try:
-        out = solve_problem(p, Policy(mip_gap=0.9, time_limit=pd.Timedelta("30s")),
+        out = solve_problem(p, SolveSettings(mip_gap=0.9, time_limit=pd.Timedelta("30s")),
                             baselines=plans)
     except InfeasibleError:
         return
@@ -252,7 +252,7 @@ def test_milp_equals_the_exact_method_when_nothing_couples_slots(p: PlanningProb
     assert exact_applies(p)
     exact = exact_cleanest_slots(p)
     try:
-        out = solve_problem(p, POLICY)
+        out = solve_problem(p, POLICY.solve_settings)
     except InfeasibleError as exc:
         assert exact is None
         assert_truly_infeasible(p, str(exc))

@@ -21,7 +21,7 @@ from greenepoch.planner.pipeline import Intensities, build_problem
 from greenepoch.planner.plan import SCHEMA_VERSION, Plan, assemble
 from greenepoch.solvers.dp import best_plan, job_slot_cost
 from greenepoch.solvers.heuristics import exact_applies
-from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
 from greenepoch.solvers.schedule import (
     Schedule,
     emissions_kg,
@@ -66,7 +66,7 @@ def problem(intensity: list, jobs: list[JobSpec], capacity: list | None = None,
 
 
 def solve(p: PlanningProblem, **policy: object) -> Outcome:
-    out = solve_problem(p, Policy(mip_gap=0.0, **policy))  # type: ignore[arg-type]
+    out = solve_problem(p, SolveSettings(mip_gap=0.0, **policy))  # type: ignore[arg-type]
     assert check_schedule(p, out.schedule) == []
     return out
 

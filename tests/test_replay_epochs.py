@@ -237,13 +237,13 @@ def test_real_data_oracle_meets_deadlines_at_any_epoch(real_data: Path, epoch: s
 
 def test_cli_default_forecast_is_the_best_measured_model(runner: CliRunner,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without --forecast, replay uses greenepoch.forecasts.base.DEFAULT_MODEL (blend; mean7d here,
+    """Without --forecast, replay uses forecasts.registry.DEFAULT_MODEL (blend; mean7d here,
     quick to fit) and records the model it stands for."""
-    import greenepoch.forecasts.base
+    import greenepoch.forecasts.registry
 
-    assert greenepoch.forecasts.base.DEFAULT_MODEL == "blend"
+    assert greenepoch.forecasts.registry.DEFAULT_MODEL == "blend"
     assert Scenario.__dataclass_fields__["forecast"].default == "default"
-    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "mean7d")
+    monkeypatch.setattr(greenepoch.forecasts.registry, "DEFAULT_MODEL", "mean7d")
     args = [a for a in BASE if a not in ("--forecast", "seasonal")]
     result = runner.invoke(cli, [*args, "--policies", "run-now,greedy", "--json"])
     assert result.exit_code == 0, result.output

@@ -250,7 +250,8 @@ def test_report_html_is_written_atomically(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     out.write_text("<!DOCTYPE html>old report\n", encoding="utf-8")
     runner = ("import resource, signal, sys\nimport matplotlib.pyplot\n"
-              "from planner.cli.main import cli\nfrom planner.cli.report_cmd import report\n"
+              "from greenepoch.planner.cli.main import cli\n"
+              "from greenepoch.planner.cli.report_cmd import report\n"
               "if 'report' not in cli.commands: cli.add_command(report)\n"
               "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
               "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"

@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from greenepoch.data.errors import InfeasibleError
-from greenepoch.planner.model import Policy
 from greenepoch.solvers.backends import CbcBackend, HighsBackend, SolveStatus
-from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
 from greenepoch.solvers.solve import Outcome, check_schedule, solve_problem
 
 pytestmark = [
@@ -52,7 +51,8 @@ def instance(seed: int, n_zones: int = 2, n_slots: int = 16, n_jobs: int = 3) ->
 
 
 def solve_with(p: PlanningProblem, solver: str) -> Outcome:
-    return solve_problem(p, Policy(solver=solver, mip_gap=0.0, time_limit=pd.Timedelta("60s")))
+    return solve_problem(p, SolveSettings(solver=solver, mip_gap=0.0,
+                                          time_limit=pd.Timedelta("60s")))
 
 
 @pytest.mark.parametrize("seed", range(6))

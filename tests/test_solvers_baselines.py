@@ -12,7 +12,7 @@ from greenepoch.planner.cli.report import plan_summary
 from greenepoch.planner.model import Policy, Zone
 from greenepoch.planner.pipeline import Intensities, build_problem
 from greenepoch.planner.plan import assemble, run_now_plans
-from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
 from greenepoch.solvers.schedule import objective
 from greenepoch.solvers.solve import baseline_violations, check_schedule, solve_problem
 
@@ -44,12 +44,12 @@ def test_a_loose_gap_never_returns_a_plan_dearer_than_running_now():
     assert home is not None and baseline_violations(p, home) == {0: [], 1: []}
     assert check_schedule(p, home) == []
     policy = Policy(mip_gap=0.9, time_limit=pd.Timedelta("30s"))
-    out = solve_problem(p, policy, baselines=plans)
+    out = solve_problem(p, policy.solve_settings, baselines=plans)
     assert out.solution.objective is not None
     assert out.solution.objective <= objective(p, home) + 1e-12
     assert objective(p, out.schedule) == pytest.approx(out.solution.objective)
     assert check_schedule(p, out.schedule) == []
-    alone = solve_problem(p, policy)  # the solver's own plan, as returned before
+    alone = solve_problem(p, policy.solve_settings)  # the solver's own plan, as returned before
     assert alone.solution.objective == pytest.approx(0.00275)
 
 
@@ -59,8 +59,8 @@ def test_the_pulp_path_starts_from_the_baseline(solver):
     solver's own plan is no dearer than it (it stopped at 0.00275 without it)."""
     p = _two_small_jobs()
     plans = run_now_plans(p)
-    out = solve_problem(p, Policy(solver=solver, mip_gap=0.9, time_limit=pd.Timedelta("30s")),
-                        baselines=plans)
+    settings = SolveSettings(solver=solver, mip_gap=0.9, time_limit=pd.Timedelta("30s"))
+    out = solve_problem(p, settings, baselines=plans)
     assert out.method == "milp"  # the solver's plan, not the baseline put in its place
     assert out.solution.incumbent is not None
     assert out.solution.incumbent <= objective(p, plans["run_now_home"]) + 1e-9
@@ -74,7 +74,7 @@ def test_a_cheaper_baseline_replaces_the_solvers_plan():
     p = _two_small_jobs()
     home = run_now_plans(p)["run_now_home"]
     assert home is not None
-    alone = solve_problem(p, Policy(mip_gap=0.9, time_limit=pd.Timedelta("30s")))
+    alone = solve_problem(p, SolveSettings(mip_gap=0.9, time_limit=pd.Timedelta("30s")))
     out = _whole_baseline(alone, "run_now_home", (home, objective(p, home)))
     assert out.method == "milp+baseline" and out.schedule is home
     assert "the run_now_home baseline (0.001875) was cheaper than the solver's plan " \
@@ -85,7 +85,7 @@ def test_a_baseline_above_the_hard_threshold_says_so_beside_its_figure():
     req = request([job(gpus=2, gpu_hours=4.0)], threshold=300.0)
     judged = data({"DE": [400, 400, 100, 100, 100, 100]})
     p = build_problem(req, judged)
-    out = solve_problem(p, req.policy, baselines=run_now_plans(p))
+    out = solve_problem(p, req.policy.solve_settings, baselines=run_now_plans(p))
     doc = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0).jobs[0]
     home = doc["baselines"]["run_now_home"]
     assert home["emissions_kg"] == pytest.approx(2 * 2 * 400 / 1000)  # runs now, in the 400s
@@ -106,7 +106,7 @@ def test_baselines_that_crowd_a_zone_are_not_used_and_say_so():
     assert plans["run_now_home"] is not None
     broken = baseline_violations(p, plans["run_now_home"])
     assert broken[0] == broken[1] == ["exceeds the zone capacity with the other jobs in 2 slot(s)"]
-    out = solve_problem(p, req.policy, baselines=plans)
+    out = solve_problem(p, req.policy.solve_settings, baselines=plans)
     assert check_schedule(p, out.schedule) == []
     assert "baseline" not in out.method
     doc = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)
@@ -136,8 +136,8 @@ def test_one_job_runs_as_its_baseline_when_the_whole_baseline_breaks_the_request
     plans = run_now_plans(p)
     assert all(b is None or any(baseline_violations(p, b).values()) for b in plans.values())
     policy = Policy(mip_gap=0.9, time_limit=pd.Timedelta("30s"))
-    alone = solve_problem(p, policy)
-    out = solve_problem(p, policy, baselines=plans)
+    alone = solve_problem(p, policy.solve_settings)
+    out = solve_problem(p, policy.solve_settings, baselines=plans)
     assert alone.solution.objective == pytest.approx(0.178808, abs=1e-6)
     assert out.solution.objective == pytest.approx(0.1762705)
     assert "'job2' run_now_home" in out.solution.message and out.method == "milp+baseline"

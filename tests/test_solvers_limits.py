@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from greenepoch.data.errors import GreenEpochError
-from greenepoch.planner.model import Policy
 from greenepoch.solvers import dp
-from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
 from greenepoch.solvers.schedule import objective
 from greenepoch.solvers.solve import MAX_JOB_KEYS, check_schedule, solve_problem
 
@@ -47,7 +46,8 @@ def solve_measured(p: PlanningProblem, seconds: float, trace: bool = True):
         tracemalloc.start()
     began = time.perf_counter()
     try:
-        out = solve_problem(p, Policy(time_limit=pd.Timedelta(seconds=seconds), mip_gap=0.01))
+        settings = SolveSettings(time_limit=pd.Timedelta(seconds=seconds), mip_gap=0.01)
+        out = solve_problem(p, settings)
         peak = tracemalloc.get_traced_memory()[1] if trace else 0
     finally:
         tracemalloc.stop()
@@ -92,7 +92,7 @@ def test_a_window_too_long_is_refused_with_the_largest_that_fits():
     p = long_window(876_648, "15min")
     began = time.perf_counter()
     with pytest.raises(GreenEpochError) as err:
-        solve_problem(p, Policy(time_limit=pd.Timedelta("5s")))
+        solve_problem(p, SolveSettings(time_limit=pd.Timedelta("5s")))
     assert time.perf_counter() - began < 5.0
     message = str(err.value)
     assert "job 'long'" in message and "876,648 slots of 15 min" in message
@@ -105,4 +105,4 @@ def test_quarter_hours_that_fit_as_hours_say_so():
     p = long_window(4 * (MAX_JOB_KEYS // 4 + 1000), "15min")
     with pytest.raises(GreenEpochError, match=r"policy.slot = '1h' \(4x fewer slots\) it "
                                               r"would fit;"):
-        solve_problem(p, Policy(time_limit=pd.Timedelta("5s")))
+        solve_problem(p, SolveSettings(time_limit=pd.Timedelta("5s")))

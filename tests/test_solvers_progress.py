@@ -8,8 +8,8 @@ import re
 import greenepoch.solvers.backends as backends
 import pandas as pd
 import pytest
-from greenepoch.planner.model import Policy
 from greenepoch.solvers.backends import CbcBackend, HighsBackend
+from greenepoch.solvers.problem import SolveSettings
 from greenepoch.solvers.solve import FAST_MIN_KEYS, count_keys, solve_problem
 
 from tests.test_solvers_agree import instance
@@ -23,7 +23,7 @@ def _solve_with_progress(solver: str, monkeypatch: pytest.MonkeyPatch) -> list[s
     p = instance(0, n_zones=3, n_slots=40, n_jobs=6)
     assert count_keys(p) <= FAST_MIN_KEYS  # the PuLP path
     lines: list[str] = []
-    solve_problem(p, Policy(solver=solver, mip_gap=0.0, time_limit=pd.Timedelta("3s")),
+    solve_problem(p, SolveSettings(solver=solver, mip_gap=0.0, time_limit=pd.Timedelta("3s")),
                   lines.append)
     return lines[1:]  # after the "solving ... with <solver>" line
 

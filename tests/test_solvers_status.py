@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from greenepoch.planner.model import Policy
 from greenepoch.solvers.backends import SolveStatus
-from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
 from greenepoch.solvers.solve import solve_problem
 
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
@@ -34,7 +33,7 @@ def test_a_plan_highs_proved_optimal_is_reported_optimal():
         slots=pd.date_range(T0, periods=27, freq="1h", name="time"), slot_h=1.0,
         zones=("Z0",), jobs=(_job("job0", 4, 1, 21.01, 1.3, 26), _job("job1", 1, 1, 2.0, 0.5, 3)),
         intensity=intensity, pue=np.array([1.0]), capacity=capacity, price=None)
-    out = solve_problem(p, Policy(mip_gap=0.0, time_limit=pd.Timedelta("30s")))
+    out = solve_problem(p, SolveSettings(mip_gap=0.0, time_limit=pd.Timedelta("30s")))
     assert out.method == "milp"
     assert out.solution.message == "Optimal"  # HiGHS's own model status
     assert out.solution.status is SolveStatus.OPTIMAL

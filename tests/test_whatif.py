@@ -372,7 +372,8 @@ def test_ctrl_c_keeps_rows_and_rerun_resumes(real_data: Path, tmp_path: Path) ->
                         '"36h", "48h"]')
     path = write_spec(tmp_path, text)
     out = tmp_path / "sig.jsonl"
-    runner = ("import sys; from planner.cli.main import cli; from planner.cli.whatif_cmd "
+    runner = ("import sys; from greenepoch.planner.cli.main import cli; "
+              "from greenepoch.planner.cli.whatif_cmd "
               "import whatif\nif 'whatif' not in cli.commands: cli.add_command(whatif)\n"
               "sys.argv[0] = 'greenepoch'; cli()")
     args = [sys.executable, "-c", runner, "whatif", str(path), "--data", str(real_data),
@@ -446,7 +447,7 @@ def test_header_write_is_atomic(tmp_path: Path) -> None:
     """A header write that fails half way (file size cap) leaves no results file, so
     the rerun starts cleanly (a torn header made it 'not a what-if results file')."""
     out = tmp_path / "r.jsonl"
-    code = ("from planner.whatif.results import ResultStore\n"
+    code = ("from greenepoch.planner.whatif.results import ResultStore\n"
             f"ResultStore(sys.argv[1], {HEADER!r})\n")
     failed = subprocess.run([sys.executable, "-c", _limited(code, 60), str(out)],
                             capture_output=True, text=True, timeout=60)
@@ -466,7 +467,8 @@ def test_a_second_run_on_the_same_results_file_is_refused(tmp_path: Path) -> Non
 
     spec = write_spec(tmp_path)
     out = tmp_path / "busy.jsonl"
-    runner = ("import sys; from planner.cli.main import cli; from planner.cli.whatif_cmd "
+    runner = ("import sys; from greenepoch.planner.cli.main import cli; "
+              "from greenepoch.planner.cli.whatif_cmd "
               "import whatif\nif 'whatif' not in cli.commands: cli.add_command(whatif)\n"
               "sys.argv[0] = 'greenepoch'; cli()")
     with ResultStore(out, HEADER):  # held, as a running sweep holds it
@@ -506,7 +508,8 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_frees_the_results(
                         '"36h", "48h"]')
     path = write_spec(tmp_path, text)
     out = tmp_path / "kill.jsonl"
-    runner = ("import sys; from planner.cli.main import cli; from planner.cli.whatif_cmd "
+    runner = ("import sys; from greenepoch.planner.cli.main import cli; "
+              "from greenepoch.planner.cli.whatif_cmd "
               "import whatif\nif 'whatif' not in cli.commands: cli.add_command(whatif)\n"
               "sys.argv[0] = 'greenepoch'; cli()")
     args = [sys.executable, "-c", runner, "whatif", str(path), "--data", str(real_data),

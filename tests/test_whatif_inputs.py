@@ -133,11 +133,11 @@ def test_unknown_base_forecast_is_refused() -> None:
 
 def test_sweep_without_forecast_axis_plans_on_the_forecast(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import greenepoch.forecasts.base
+    import greenepoch.forecasts.registry
 
     monkeypatch.delenv("GREENEPOCH_DATA", raising=False)  # the synthetic default
     # blend: 20 s to fit
-    monkeypatch.setattr(greenepoch.forecasts.base, "DEFAULT_MODEL", "seasonal")
+    monkeypatch.setattr(greenepoch.forecasts.registry, "DEFAULT_MODEL", "seasonal")
     path = write(tmp_path, 'slack = ["12h"]')
     (scenario,) = load_spec(path).scenarios()
     row = evaluate(scenario)

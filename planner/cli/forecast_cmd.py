@@ -32,8 +32,9 @@ def _model_options(use_prices: bool, data_dir: str | None, zones: list[str],
     """Constructor options for the model: ``prices=`` when ``--prices`` is given."""
     if not use_prices:
         return {}
-    from greenepoch.forecasts.base import ForecastError, get_model
+    from greenepoch.forecasts.base import ForecastError
     from greenepoch.forecasts.prices import load_prices
+    from greenepoch.forecasts.registry import get_model
 
     get_model(model, prices=None)  # a model without the option fails before loading
     if not data_dir:
@@ -71,8 +72,8 @@ def backtest(data_dir: str | None, zones: str, train_until: str, test_from: str,
     """Rolling-origin backtest of a model beside the four baselines, per zone and band."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from greenepoch.forecasts.backtest import BacktestConfig, json_records, run_backtest
-    from greenepoch.forecasts.base import DEFAULT_MODEL, get_model
     from greenepoch.forecasts.data import load_values, parse_day, parse_span
+    from greenepoch.forecasts.registry import DEFAULT_MODEL, get_model
 
     config = BacktestConfig(
         train_until=parse_day(train_until, "--train-until", end_of_day=True),
@@ -132,8 +133,8 @@ def predict(data_dir: str | None, zone: str, issue: str, horizon: str, model: st
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from greenepoch.data.timeparse import utc
     from greenepoch.forecasts.backtest import json_records
-    from greenepoch.forecasts.base import get_model
     from greenepoch.forecasts.data import history_before, load_values, parse_span
+    from greenepoch.forecasts.registry import get_model
 
     issue_time = utc(issue, "--issue")
     span = parse_span(horizon, "--horizon")

@@ -108,7 +108,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     if ctx.invoked_subcommand is not None:
         return
     from greenepoch.data.timeparse import duration
-    from greenepoch.forecasts.base import canonical_name
+    from greenepoch.forecasts.registry import canonical_name
     from greenepoch.planner.replay.engine import Scenario
     from greenepoch.planner.replay.jobs import generate_jobs, read_jobs_csv
     from greenepoch.planner.replay.metrics import job_metrics, summary

@@ -58,7 +58,7 @@ class Scenario:
     pue: dict[str, float] = field(default_factory=dict)
     prices: pd.DataFrame | None = None
     epoch: pd.Timedelta = pd.Timedelta("1h")
-    forecast: str = "default"  # forecasts.base.DEFAULT_MODEL: the best measured (blend)
+    forecast: str = "default"  # forecasts.registry.DEFAULT_MODEL: the best measured (blend)
     forecast_every: pd.Timedelta = pd.Timedelta("24h")
     history: pd.Timedelta = pd.Timedelta("90D")  # what forecasters are fitted on
 
@@ -255,7 +255,7 @@ class ForecastFeed:
         self.name = model
         self.calls = 0
         if not perfect:
-            from greenepoch.forecasts.base import get_model
+            from greenepoch.forecasts.registry import get_model
 
             frame = c.sc.actual
             lo = int(c.times.searchsorted(c.sc.start - c.sc.history))

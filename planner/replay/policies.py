@@ -213,7 +213,7 @@ def plan_window(c: Compiled, t: int, end: int, intensity: np.ndarray,
     flags = pd.DataFrame(False, index=values.index, columns=values.columns)
     judged = IntensityData(values, flags, flags.copy())
     problem = build_problem(request, judged, None)
-    outcome = solve_problem(problem, policy)
+    outcome = solve_problem(problem, policy.solve_settings)
     sched = outcome.schedule
     out = {}
     n = end - t

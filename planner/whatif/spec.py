@@ -217,7 +217,7 @@ def parse_spec(doc: dict[str, Any], base_dir: Path = Path(".")) -> Spec:
     if signal not in ("direct", "lca"):
         raise RequestError(f"[whatif].signal = {signal!r}; use 'direct' or 'lca'")
     # no forecast axis: every scenario plans like the base request would
-    from greenepoch.forecasts.base import available, canonical_name
+    from greenepoch.forecasts.registry import available, canonical_name
 
     # 'default' (Policy's default) is labelled as the model it stands for
     models = forecasts if forecasts is not None else [canonical_name(base.policy.forecast)]
