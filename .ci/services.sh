@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI: install the system services the test suite drives for real (a local Slurm
-# cluster: tests/slurm_cluster.py starts and stops the daemons itself).
+# cluster: tests/support/slurm_cluster.py starts and stops the daemons itself).
 # Idempotent: returns at once when every package is already installed.
 set -euo pipefail
 

@@ -1,6 +1,6 @@
 """The forecaster contract and the registry of models by name.
 
-Invariants every registered model keeps (checked by ``tests/test_forecasts.py``):
+Invariants every registered model keeps (checked by ``tests/forecasts/test_forecasts.py``):
 
 * ``fit(history) -> self`` learns from a frame of past intensities (gCO2eq/kWh,
   tz-aware UTC index ``time`` at one regular step, one column per zone, no NaN).

@@ -6,7 +6,7 @@ scikit-learn and SciPy's statistics, about 1 s of CPU: a third of a plan whose m
 comes from the cache.  :class:`Trees` holds what prediction needs (node arrays, the
 categorical bitsets and the ordinal encoding of the categorical columns) and walks
 all trees at once for a small batch of rows: the same values as the regressor's
-``predict`` (checked in ``tests/test_forecasts.py``), following scikit-learn's
+``predict`` (checked in ``tests/forecasts/test_forecasts.py``), following scikit-learn's
 ``_predict_from_raw_data`` rule by rule.  Large batches (calibration, backtests)
 keep using scikit-learn's compiled predictor; :class:`Pickled` stores those
 estimators as bytes that are only unpickled when such a batch asks for them.

@@ -2,7 +2,7 @@
 static HTML page with the figures embedded as base64 PNG, viewable offline.
 
 The page's script sets ``data-figures="N/M"`` and ``data-figures-loaded`` on
-``<body>`` once every ``<img>`` has decoded (``tests/test_report_browser.py``
+``<body>`` once every ``<img>`` has decoded (``tests/planner/report/test_report_browser.py``
 checks it in headless Chromium).
 """
 

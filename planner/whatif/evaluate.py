@@ -2,7 +2,7 @@
 
 :func:`plan_cached` is :func:`planner.pipeline.plan` with the intensity exports and
 price files read once per process (a sweep plans hundreds of requests on the same
-files); ``tests/test_whatif.py`` checks that both give the same plan.
+files); ``tests/planner/whatif/test_whatif.py`` checks that both give the same plan.
 
 Row fields (units in the names; docs/whatif.md has the table):
 

@@ -10,7 +10,7 @@ from greenepoch.forecasts.base import Forecaster
 from greenepoch.forecasts.registry import get_model
 from greenepoch.planner.forecast_cache import MIN_FIT_HISTORY, fit_cutoff, fitted_model, week_start
 
-from tests.test_forecasts import synthetic
+from tests.forecasts.test_forecasts import synthetic
 
 START = pd.Timestamp("2023-02-23T05:00:00Z")  # a Thursday; its week starts 2023-02-20
 MONDAY = pd.Timestamp("2023-02-20T00:00:00Z")
@@ -142,7 +142,7 @@ def test_plan_forecast_reads_up_to_the_start_and_never_past_it(
     from greenepoch.planner.pipeline import load_intensities
     from greenepoch.planner.request import load_request
 
-    from tests.test_forecasts_backtest import write_exports
+    from tests.forecasts.test_forecasts_backtest import write_exports
 
     (tmp_path / "req.toml").write_text(REQUEST)
     request = load_request(str(tmp_path / "req.toml"))
@@ -206,7 +206,7 @@ def test_plan_records_the_model_default_stands_for(
     from greenepoch.planner.pipeline import load_intensities
     from greenepoch.planner.request import load_request
 
-    from tests.test_forecasts_backtest import write_exports
+    from tests.forecasts.test_forecasts_backtest import write_exports
 
     monkeypatch.setattr(greenepoch.forecasts.registry, "DEFAULT_MODEL", "mean7d")  # quick to fit
     (tmp_path / "req.toml").write_text(REQUEST)

@@ -24,11 +24,11 @@ from greenepoch.forecasts.base import ForecastError
 from greenepoch.forecasts.data import history_before, parse_span
 from greenepoch.forecasts.registry import get_model, models_taking
 
-from tests.test_forecasts import synthetic
-from tests.test_forecasts_backtest import _cli, write_exports
+from tests.forecasts.test_forecasts import synthetic
+from tests.forecasts.test_forecasts_backtest import _cli, write_exports
 
 UTC = "UTC"
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "greenepoch.forecasts.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "greenepoch.forecasts.md"
 #: the public JSON record of `forecast backtest --json`
 RECORD_KEYS = ["zone", "model", "band", "n", "mae", "mape", "wape", "pinball",
                "coverage_p10_p90", "rank_corr_48h", "regret_pct", "saving_realised_pct"]

@@ -1,7 +1,7 @@
 """``greenepoch export slurm`` and ``greenepoch slurm status``.
 
 Unit tests run the generated scripts with bash and a fake sbatch; tests marked
-``slurm`` submit to a real local cluster (tests/slurm_cluster.py) and read back what
+``slurm`` submit to a real local cluster (tests/support/slurm_cluster.py) and read back what
 Slurm holds and what the jobs saw.
 """
 

@@ -12,7 +12,7 @@ from greenepoch.data.errors import GreenEpochError, RequestError
 from greenepoch.planner.model import DEFAULT_PUE, Job, PlanRequest, Policy
 from greenepoch.planner.request import load_request
 
-MINIMAL = Path(__file__).resolve().parents[1] / "examples" / "minimal.toml"
+MINIMAL = Path(__file__).resolve().parents[2] / "examples" / "minimal.toml"
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
 
 JOB = """

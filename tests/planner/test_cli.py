@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from greenepoch import __version__
 from greenepoch.planner.cli.main import cli
 
-FIXTURES = Path(__file__).parent / "fixtures"
-EXAMPLES = Path(__file__).parents[1] / "examples"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 @pytest.fixture

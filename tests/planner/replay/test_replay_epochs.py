@@ -17,7 +17,7 @@ from greenepoch.planner.replay.policies import POLICIES, Threshold, get_policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_replay import HISTORY_H, START, history
+from tests.planner.replay.test_replay import HISTORY_H, START, history
 
 PUE = 1.2
 

@@ -12,7 +12,7 @@ from greenepoch.solvers.backends import CbcBackend, HighsBackend
 from greenepoch.solvers.problem import SolveSettings
 from greenepoch.solvers.solve import FAST_MIN_KEYS, count_keys, solve_problem
 
-from tests.test_solvers_agree import instance
+from tests.solvers.test_solvers_agree import instance
 
 LINE = re.compile(r"^\s*(\d+\.\d) s  plan (\S+)  bound (\S+)(  gap [\d.]+ %)?  \((\w+) MILP\)$")
 

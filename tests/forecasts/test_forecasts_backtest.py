@@ -25,7 +25,7 @@ from greenepoch.forecasts.registry import BASELINES, get_model
 from greenepoch.planner.cli.forecast_cmd import forecast
 from greenepoch.planner.cli.main import _Group
 
-from tests.test_forecasts import synthetic
+from tests.forecasts.test_forecasts import synthetic
 
 UTC = "UTC"
 

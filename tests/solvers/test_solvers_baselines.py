@@ -16,7 +16,7 @@ from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
 from greenepoch.solvers.schedule import objective
 from greenepoch.solvers.solve import baseline_violations, check_schedule, solve_problem
 
-from tests.test_planner_small import data, job, request
+from tests.planner.test_planner_small import data, job, request
 
 
 def _two_small_jobs() -> PlanningProblem:

@@ -212,7 +212,7 @@ def test_result_report_counts_are_whole_numbers(with_error: bool) -> None:
     """Interruptions are whole numbers in every report, whether or not some row has
     no plan (a null); views' means have 2 decimals, no threshold prints ``none``."""
     from greenepoch.planner.report import result_report
-    from test_whatif_views import row
+    from whatif_rows import row
 
     rows = [row(0, 10.0, zones="DE", threshold=None, interruptions=2),
             row(1, 9.0, zones="DE", threshold=200.0, interruptions=1),
@@ -240,7 +240,7 @@ def test_report_html_is_written_atomically(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from test_whatif_views import row
+    from whatif_rows import row
 
     source = tmp_path / "sweep.jsonl"
     header = {"kind": "greenepoch-whatif", "version": 1, "base": "b", "data": None,
@@ -299,7 +299,7 @@ def test_threshold_figure_starts_at_zero_and_splits_forecast_modes() -> None:
 def test_pareto_figure_counts_ties_per_mode() -> None:
     from greenepoch.planner.report.figures import pareto_figure, to_png
     from greenepoch.planner.whatif import pareto_front, results_frame
-    from test_whatif_views import row
+    from whatif_rows import row
 
     rows = [row(i, 4.0, zones="GB", slack_h=12.0 * i, delay_h=1.0, cost=3.0)
             for i in range(6)]
@@ -383,7 +383,7 @@ def test_result_report_shows_the_best_plan_of_each_forecast_mode() -> None:
     no forecast user can choose); now each mode has its own, and the forecast one is
     drawn over the forecast it was planned on, with its deadline."""
     from greenepoch.planner.report import result_report
-    from test_whatif_views import row
+    from whatif_rows import row
 
     rows = []
     for i, (mode, kg) in enumerate([("oracle", 4.0), ("oracle", 5.0), ("seasonal", 4.5),

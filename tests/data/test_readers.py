@@ -18,7 +18,7 @@ from greenepoch.data.errors import DataError
 from greenepoch.data.intensity.frame import IntensityData
 from greenepoch.data.intensity.readers import read_any, read_electricitymaps, read_long_csv
 
-MALFORMED = Path(__file__).parent / "fixtures" / "malformed"
+MALFORMED = Path(__file__).parents[1] / "fixtures" / "malformed"
 
 EM_HEADER = (
     "Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),"

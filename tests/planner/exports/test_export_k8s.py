@@ -17,7 +17,7 @@ from greenepoch.planner.exports.config import parse_config
 from greenepoch.planner.exports.k8s import KUEUE_QUEUE_LABEL, RESUME_SH, export_k8s, manifests
 from greenepoch.planner.plan import Plan
 
-CRDS = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "kubernetes-crds"
+CRDS = Path(__file__).resolve().parents[4] / "shared" / "schemas" / "kubernetes-crds"
 
 #: Text Kubernetes would rewrite in a container's command, args and env values.
 DOLLARS = " $(GREENEPOCH_PLAN_ID) $$x p@$$word $(GREENEPOCH_JOB)$(HOME) $( end$"

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from greenepoch.planner.cli.main import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = re.compile(r"\b(?:docs|examples)/[\w.-]+")
 #: how a help text says the file is not installed with the package
 ONLINE = "source repository"

@@ -150,7 +150,7 @@ def test_real_prices_are_masked_at_a_midnight_issue(real_data) -> None:  # type:
 
 def _write_folder(folder: Path, values: pd.DataFrame, prices: pd.DataFrame) -> None:
     """Electricity Maps exports of ``values`` and a DE-LU price file of ``prices``."""
-    from tests.test_forecasts_backtest import write_exports
+    from tests.forecasts.test_forecasts_backtest import write_exports
 
     write_exports(folder, values)
     (folder / "prices").mkdir()
@@ -165,7 +165,7 @@ def test_cli_prices_flag_reaches_the_model(tmp_path: Path,
                                            data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     from click.testing import CliRunner
 
-    from tests.test_forecasts_backtest import _cli
+    from tests.forecasts.test_forecasts_backtest import _cli
 
     values, prices = data
     _write_folder(tmp_path, values, prices)
@@ -189,7 +189,7 @@ def test_cli_prices_flag_reaches_the_model(tmp_path: Path,
 def test_cli_prices_flag_errors(tmp_path: Path, data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     from click.testing import CliRunner
 
-    from tests.test_forecasts_backtest import _cli, write_exports
+    from tests.forecasts.test_forecasts_backtest import _cli, write_exports
 
     values, prices = data
     bare = tmp_path / "bare"

@@ -40,7 +40,7 @@ def test_catalog_covers_required_zones() -> None:
 
 
 def test_shipped_file_is_in_data_folder() -> None:
-    shipped = Path(__file__).resolve().parents[1] / "data" / "regions.toml"
+    shipped = Path(__file__).resolve().parents[2] / "data" / "regions.toml"
     assert shipped.is_file()
     assert load_catalog(shipped) == load_catalog()
 

@@ -22,7 +22,7 @@ from greenepoch.data.errors import GreenEpochError
 from greenepoch.planner.cli.main import cli
 from greenepoch.planner.plan import Plan
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 GOOD_JSON, GOOD_CSV = '{"good": "plan"}\n', "job,zone\ngood,csv\n"
 
 

@@ -9,7 +9,7 @@ from greenepoch.data.errors import RequestError
 from greenepoch.planner.pipeline import plan
 from greenepoch.planner.request import load_request
 
-EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.toml"))
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
 REQUESTS = [p for p in EXAMPLES if "[[jobs]]" in p.read_text() and "[sweep]" not in p.read_text()]
 
 
@@ -37,7 +37,7 @@ def test_example_plans_on_embedded_default(path: Path, monkeypatch: pytest.Monke
 
 @pytest.mark.realdata
 def test_carbon_and_cost_example_uses_shared_prices(real_data: Path) -> None:
-    request = load_request(Path(__file__).parents[1] / "examples" / "carbon_and_cost.toml")
+    request = load_request(Path(__file__).parents[2] / "examples" / "carbon_and_cost.toml")
     result = plan(request, data=real_data, oracle=True)
     summary = result.jobs[0]["summary"]
     assert summary["cost_usd"] is not None and summary["cost_usd"] > 0
@@ -46,7 +46,7 @@ def test_carbon_and_cost_example_uses_shared_prices(real_data: Path) -> None:
 @pytest.mark.realdata
 def test_carbon_and_cost_refuses_a_zone_without_prices(real_data: Path, tmp_path: Path) -> None:
     """GB has no price file: under carbon+cost it would look free, so the request is refused."""
-    text = (Path(__file__).parents[1] / "examples" / "carbon_and_cost.toml").read_text()
+    text = (Path(__file__).parents[2] / "examples" / "carbon_and_cost.toml").read_text()
     request_file = tmp_path / "r.toml"
     request_file.write_text(text.replace('"US-CAL-CISO"', '"GB"'))
     with pytest.raises(RequestError, match=r"none \(over the whole horizon\) for GB: give"):
@@ -57,7 +57,7 @@ def test_carbon_and_cost_refuses_a_zone_without_prices(real_data: Path, tmp_path
 def test_cost_is_null_when_the_plan_runs_where_prices_are_unknown(real_data: Path) -> None:
     """Under the carbon objective a zone without prices is allowed; the job's cost is then
     reported only when it ran where prices are known (DE has them, GB not)."""
-    request = load_request(Path(__file__).parents[1] / "examples" / "minimal.toml")
+    request = load_request(Path(__file__).parents[2] / "examples" / "minimal.toml")
     assert set(request.jobs[0].zones) == {"DE", "GB"}
     job = plan(request, data=real_data, oracle=True).jobs[0]
     in_gb = any(seg["zone"] == "GB" for seg in job["segments"])
