@@ -28,7 +28,7 @@ from tests.forecasts.test_forecasts import synthetic
 from tests.forecasts.test_forecasts_backtest import _cli, write_exports
 
 UTC = "UTC"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "greenepoch.forecasts.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "forecasts.md"
 #: the public JSON record of `forecast backtest --json`
 RECORD_KEYS = ["zone", "model", "band", "n", "mae", "mape", "wape", "pinball",
                "coverage_p10_p90", "rank_corr_48h", "regret_pct", "saving_realised_pct"]
