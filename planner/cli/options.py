@@ -23,16 +23,24 @@ def note_skipped(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
-data_folder_option = click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=str),
-    envvar="GREENEPOCH_DATA",
-    default=None,
-    callback=note_skipped,
-    help="Folder of Electricity Maps exports (or a folder holding 'electricitymaps/'). "
-    "Defaults to $GREENEPOCH_DATA; without either, the embedded synthetic default is used.",
-)
+def _data_folder(required: bool = False) -> Decorator:
+    return click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(path_type=str),
+        envvar="GREENEPOCH_DATA",
+        default=None,
+        required=required,
+        callback=note_skipped,
+        help="Folder of Electricity Maps exports (or a folder holding 'electricitymaps/'). "
+        "Defaults to $GREENEPOCH_DATA"
+        + ("." if required else
+           "; without either, the embedded synthetic default is used."),
+    )
+
+
+data_folder_option = _data_folder()
+required_data_folder_option = _data_folder(required=True)
 
 
 @contextlib.contextmanager
@@ -82,12 +90,57 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 def zones_option(**kwargs: Any) -> Decorator:
-    return click.option(
-        "--zones",
-        default=None,
-        help="Comma-separated zone ids or cloud regions (e.g. DE,eu-north-1), or 'all'.",
-        **kwargs,
-    )
+    """``--zones``; ``kwargs`` override the click settings (e.g. ``default="all"``)."""
+    settings: dict[str, Any] = {
+        "default": None,
+        "help": "Comma-separated zone ids or cloud regions (e.g. DE,eu-north-1), or 'all'.",
+    }
+    return click.option("--zones", **(settings | kwargs))
+
+
+class _AliasedOption(click.Option):
+    """An option whose later names are accepted but left out of ``--help`` (old
+    spellings kept working after a rename)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown = self.opts
+        self.opts = self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+FORECAST_DEFAULT = "default"  # forecasts.registry.DEFAULT_MODEL: the best measured (blend)
+
+forecast_option = click.option(
+    "--forecast",
+    "--model",  # the name `forecast predict/backtest` used: still accepted, not shown
+    "model",
+    cls=_AliasedOption,
+    default=FORECAST_DEFAULT,
+    show_default=True,
+    metavar="MODEL",
+    help="Forecast model by name: 'default' is the best measured one (blend); an unknown "
+    "name lists the available ones.",
+)
+
+
+def forecast_given(ctx: click.Context) -> bool:
+    """Whether ``--forecast`` (or ``--model``) was given rather than left at its default
+    (``plan`` then keeps the request's ``policy.forecast``)."""
+    source = ctx.get_parameter_source("model")
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
+
+
+plan_argument = click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=str))
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(path_type=str), default=None,
+    envvar="GREENEPOCH_CLUSTERS",
+    help="Clusters TOML: command per job and cluster per zone (default $GREENEPOCH_CLUSTERS; "
+    "see examples/clusters.toml in the GreenEpoch source repository).",
+)
 
 
 def output_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
