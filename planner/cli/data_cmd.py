@@ -13,7 +13,7 @@ from greenepoch.data.intensity.summary import summarize
 from greenepoch.planner.cli.options import (
     allow_implausible_option,
     json_option,
-    note_skipped,
+    required_data_folder_option,
     signal_option,
 )
 from greenepoch.planner.report.table import render
@@ -55,9 +55,7 @@ def check(paths: tuple[str, ...], signal: str, allow_gaps: bool, as_json: bool) 
 
 
 @data.command()
-@click.option("--data", "data_dir", required=True, envvar="GREENEPOCH_DATA",
-              type=click.Path(path_type=str), callback=note_skipped,
-              help="Folder of Electricity Maps exports (or one holding 'electricitymaps/').")
+@required_data_folder_option
 @click.option("--signal", "signals", multiple=True, type=click.Choice(["direct", "lca"]),
               help="Signal(s) to calibrate; default both.")
 @click.option("--out", "out", default=".", show_default=True, type=click.Path(path_type=str),

@@ -7,17 +7,18 @@ import os
 from typing import TYPE_CHECKING
 
 import click
-from greenepoch.planner.cli.options import data_option, json_option, signal_option
+from greenepoch.planner.cli.options import (
+    data_option,
+    forecast_option,
+    json_option,
+    signal_option,
+    zones_option,
+)
 from greenepoch.planner.report.table import render
 
 if TYPE_CHECKING:
     import pandas as pd
 
-model_option = click.option(
-    "--model", default="default", show_default=True,
-    help="Forecast model by name ('default' is the recommended one; an unknown name "
-    "lists the available ones); see docs/forecasts.md of the source repository.",
-)
 prices_option = click.option(
     "--prices", "use_prices", is_flag=True,
     help="Give 'gbm'/'blend' the published day-ahead prices in DIR/prices as known "
@@ -50,13 +51,13 @@ def forecast() -> None:
 
 @forecast.command()
 @data_option
-@click.option("--zones", default="all", show_default=True,
+@zones_option(default="all", show_default=True,
               help="Comma-separated zone ids or cloud regions, or 'all' (every zone in --data).")
 @click.option("--train-until", required=True,
               help="Last day of training history (inclusive), e.g. 2022-12-31.")
 @click.option("--test-from", required=True, help="First issue day, e.g. 2023-01-01.")
 @click.option("--test-until", required=True, help="Last issue day (inclusive), e.g. 2023-12-31.")
-@model_option
+@forecast_option
 @signal_option
 @prices_option
 @click.option("--issue-hour", default=0, show_default=True, type=int,
@@ -123,7 +124,7 @@ def _corr_2dp(frame: pd.DataFrame) -> pd.DataFrame:
               "2023-06-01T00:00:00Z. Only data before it is used.")
 @click.option("--horizon", default="96h", show_default=True,
               help="How far ahead to forecast, with a unit, e.g. 96h or 14D.")
-@model_option
+@forecast_option
 @signal_option
 @prices_option
 @json_option
