@@ -11,12 +11,19 @@ instead.  The key covers the model name, the fitted window (times, zones, values
 and the source of the ``greenepoch.forecasts`` package, so new data or changed model code
 never reuse a stale fit.
 
-Folder: ``$GREENEPOCH_CACHE`` if set (``off`` disables the cache), else
-``$XDG_CACHE_HOME/greenepoch`` or ``~/.cache/greenepoch``.  Files are pickles
-written atomically by :func:`planner.atomic.write_atomic` (mode 0644, as every
-output); the least recently used beyond ``MAX_FILES`` are deleted
+Folder: ``$GREENEPOCH_CACHE`` if set (``off`` disables the cache), else the user cache
+folder of :func:`platformdirs.user_cache_path`: ``$XDG_CACHE_HOME/greenepoch`` or
+``~/.cache/greenepoch`` on Linux (a relative ``$XDG_CACHE_HOME`` is ignored, as the XDG
+spec asks), ``~/Library/Caches/greenepoch`` on macOS, ``%LOCALAPPDATA%\\greenepoch\\Cache``
+on Windows.  Files are pickles written atomically by :func:`greenepoch.data.atomic.write_atomic`
+(mode 0644, as every output); the least recently used beyond ``MAX_FILES`` are deleted
 after each write; delete the folder to clear it.  A file that cannot be read is
 refitted and replaced.
+
+Not ``joblib.Memory``: it keys a DataFrame argument by its pickle, which depends on the
+frame's memory layout (two equal frames hashed apart: a spurious refit of seconds to
+minutes), checks only the cached function's code (not the models'), logs a traceback for
+an unreadable file, and writes around :mod:`greenepoch.data.atomic`.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import platformdirs
 from greenepoch.data.atomic import write_atomic
 from greenepoch.data.errors import GreenEpochError
 from greenepoch.forecasts.base import Forecaster
@@ -42,8 +50,8 @@ def cache_dir() -> Path | None:
     chosen = os.environ.get("GREENEPOCH_CACHE")
     if chosen is not None:
         return None if chosen.strip().lower() in ("off", "") else Path(chosen)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "greenepoch"
+    # appauthor=False: no publisher folder on Windows (greenepoch\Cache)
+    return platformdirs.user_cache_path("greenepoch", appauthor=False)
 
 
 #: fitted models kept; the least recently used beyond this are deleted
@@ -139,7 +147,7 @@ def fitted_model(name: str, history: pd.DataFrame, fit_until: pd.Timestamp, *,
 
 
 def _write(path: Path, model: object) -> None:
-    """The pickled model through :func:`planner.atomic.write_atomic`, the one writer of
+    """The pickled model through :func:`greenepoch.data.atomic.write_atomic`, the one writer of
     every file the program writes (staged beside the target, fsynced, renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))

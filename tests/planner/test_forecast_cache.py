@@ -237,3 +237,42 @@ def test_a_cache_file_that_cannot_be_written_is_a_note_not_an_error(
     model = fitted_model("mean7d", history(), MONDAY, progress=notes.append)
     assert "not cached" in notes[-1] and "is a directory" in notes[-1].lower()
     assert model.predict(START, pd.Timedelta("6h"), data=history()).notna().all().all()
+
+
+def test_default_folder_is_the_platform_user_cache(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """platformdirs: the XDG folder on Linux, where a relative $XDG_CACHE_HOME is ignored
+    (the XDG spec; the hand-written lookup put the cache under the working directory)."""
+    import sys
+
+    from greenepoch.planner.forecast_cache import cache_dir
+
+    if sys.platform != "linux":
+        pytest.skip("the XDG rules are Linux's; platformdirs picks macOS/Windows folders")
+    monkeypatch.delenv("GREENEPOCH_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "greenepoch"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert cache_dir() == tmp_path / ".cache" / "greenepoch"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == tmp_path / ".cache" / "greenepoch"
+    monkeypatch.setenv("GREENEPOCH_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+
+
+def test_key_is_the_same_for_equal_frames_of_any_memory_layout() -> None:
+    """The guarantee joblib.Memory lacks: a frame of one block per zone (as the reader
+    returns) and its copy (one 2-D block) are equal and key the same, so they are not
+    refitted (joblib.hash told them apart, on real data too)."""
+    from greenepoch.planner.forecast_cache import history_key
+
+    base = history()
+    split = pd.concat([base[[c]] for c in base.columns], axis=1)  # one block per column
+    merged = split.copy()  # copying consolidates the blocks
+    pd.testing.assert_frame_equal(merged, split)
+    assert history_key("mean7d", merged) == history_key("mean7d", split)
+    assert history_key("mean7d", split) != history_key("seasonal", split)
+    later = split.copy()
+    later.index = later.index + pd.Timedelta("1h")
+    assert history_key("mean7d", later) != history_key("mean7d", split)
