@@ -21,4 +21,11 @@ class RequestError(GreenEpochError):
 
 
 class InfeasibleError(GreenEpochError):
-    """A plan request has no feasible schedule; the message explains why."""
+    """A plan request provably has no feasible schedule (a pre-check or the solver showed
+    it); the message explains why."""
+
+
+class NoSolutionError(GreenEpochError):
+    """The solver found no plan within its time limit and proved nothing: a plan may
+    exist (unlike :class:`InfeasibleError`); the message suggests raising
+    ``policy.time_limit``."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from greenepoch.data.errors import InfeasibleError, RequestError
+from greenepoch.data.errors import InfeasibleError, NoSolutionError, RequestError
 from greenepoch.data.timeparse import hours
 from greenepoch.solvers.backends import Solution, SolveStatus, get_backend
 from greenepoch.solvers.explain import explain, explain_job
@@ -238,12 +238,14 @@ def _solve(problem: PlanningProblem, settings: SolveSettings,
     if solution.status is SolveStatus.INFEASIBLE:
         raise InfeasibleError(explain(problem))
     fallback, note = greedy(problem)
-    if fallback is None:
-        raise InfeasibleError(
-            f"the {backend.name} solver found no plan within {settings.time_limit} "
-            f"({solution.message}) and the greedy fallback failed: {note}; raise "
-            "policy.time_limit or relax the request"
-        )
+    if fallback is None:  # nothing proved: a plan may exist
+        stopped = ("stopped with an error" if solution.status is SolveStatus.ERROR
+                   else f"found no plan within the time limit of {settings.time_limit}")
+        raise NoSolutionError(
+            f"the {backend.name} solver {stopped} ({solution.message}) and the greedy "
+            f"fallback failed ({note}); "
+            "this does not prove that none exists: raise policy.time_limit or relax the "
+            "request")
     value = objective(problem, fallback)
     labelled = Solution(backend.name, solution.status, value, solution.bound,
                         None if solution.bound is None else
@@ -411,10 +413,11 @@ def solve_fast(problem: PlanningProblem, settings: SolveSettings,
         method = "lns+milp"
         message += f"; full MILP: {solution.message}"
     seconds = time.perf_counter() - began
-    if schedule is None:
-        raise InfeasibleError(
-            f"no plan found within {settings.time_limit} by the decomposition or the MILP; "
-            "raise policy.time_limit or relax the request")
+    if schedule is None:  # nothing proved: a plan may exist
+        raise NoSolutionError(
+            f"no plan found within the time limit of {settings.time_limit} by the "
+            "decomposition or the MILP; this does not prove that none exists: raise "
+            "policy.time_limit or relax the request")
     value = objective(problem, schedule)  # the returned plan's (trimmed) value
     status = SolveStatus.OPTIMAL if proved else SolveStatus.FEASIBLE
     return Outcome(schedule, Solution("highs", status, value,
