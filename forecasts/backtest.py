@@ -9,12 +9,20 @@ everything observed by then.  Metrics per zone and band:
 * ``mae`` (gCO2eq/kWh), ``mape`` (%; hours with truth below 1 g/kWh skipped),
   ``wape`` (%: sum |error| / sum truth), ``pinball`` (gCO2eq/kWh, mean of the
   P10/P50/P90 pinball losses), ``coverage_p10_p90`` (% of truths inside P10-P90);
+  ``mae`` and ``pinball`` are scikit-learn's ``mean_absolute_error`` and
+  ``mean_pinball_loss``;
 * decision metrics on a 48 h window starting at the band's first hour (so the
   ``1-24h`` row is "the next 48 h"; ``4-14d`` averages the 48 h windows starting at
   day 4, 6, ... 12): ``rank_corr_48h`` (mean Spearman correlation of forecast and
   truth), ``regret_pct`` (% extra emissions of running in the k = 8 lowest-forecast
   hours instead of the truly lowest 8, summed over issues) and
   ``saving_realised_pct`` (saving vs the window's mean, achieved / possible, %).
+
+The Spearman correlation stays ours (scipy's ``rankdata``, then Pearson on the ranks of
+each window at once): ``scipy.stats.spearmanr`` gives the same numbers but has no
+row-by-row mode; one call per window is 20 times slower (0.30 ms against 0.015 ms per
+window: about 75 s more on a year of 18 zones), and its ``axis=1`` form correlates
+every window with every other (4.7 s and 100 MB for 1,800 windows).
 """
 
 from __future__ import annotations
@@ -177,6 +185,7 @@ def run_backtest(values: pd.DataFrame, model: str, config: BacktestConfig,
             m.fit(values[values.index < fit_at - config.delay])  # type: ignore[attr-defined]
             last = ipos[sel] - 1 - delay
             out[sel] = m.predict_batch(arr, t0, last, 1 + delay, horizon)  # type: ignore[attr-defined]
+            _require_finite(name, out[sel], issues[sel], result.zones)
             if bar is not None:
                 bar.set_postfix_str(name)
                 bar.update(int(sel.sum()))
@@ -185,6 +194,20 @@ def run_backtest(values: pd.DataFrame, model: str, config: BacktestConfig,
     if bar is not None:
         bar.close()
     return result
+
+
+def _require_finite(name: str, forecasts: np.ndarray, issues: pd.DatetimeIndex,
+                    zones: list[str]) -> None:
+    """A model's forecasts ``(issues, horizon, zones, 4)`` are all numbers, or the
+    backtest stops naming the first issue and zone that is not (scikit-learn's metrics
+    refuse a NaN with a traceback)."""
+    bad = ~np.isfinite(forecasts)
+    if bad.any():
+        i, _, z, _ = np.argwhere(bad)[0]
+        raise ForecastError(
+            f"model '{name}' forecast NaN or infinity for zone {zones[z]} at the issue of "
+            f"{issues[i].isoformat()}: its forecasts cannot be scored; check the model"
+        )
 
 
 def _window_scores(mean: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, int]:
@@ -216,6 +239,9 @@ def _window_scores(mean: np.ndarray, truth: np.ndarray) -> tuple[float, float, f
 def score(name: str, fc: np.ndarray, truth: np.ndarray, zones: list[str],
           step: pd.Timedelta) -> list[dict[str, object]]:
     """Metric records, one per zone and band (see the module docstring)."""
+    # imported here: 0.2-1.3 s, and 'forecast predict' imports this module for json_records
+    from sklearn.metrics import mean_absolute_error, mean_pinball_loss
+
     ph = max(1, int(pd.Timedelta("1h") / step))
     lead_h = np.arange(1, truth.shape[1] + 1) / ph
     rows: list[dict[str, object]] = []
@@ -232,7 +258,7 @@ def score(name: str, fc: np.ndarray, truth: np.ndarray, zones: list[str],
                 continue
             err = f[:, 0] - y
             big = y >= 1.0
-            pin = np.mean([np.mean(np.maximum(q * (y - f[:, i]), (q - 1) * (y - f[:, i])))
+            pin = np.mean([mean_pinball_loss(y, f[:, i], alpha=q)
                            for i, q in ((1, 0.1), (2, 0.5), (3, 0.9))])
             # decision windows: 48 h from the band's first hour, every 48 h inside the band
             starts = range(lo - 1, max(lo, hi - WINDOW_H + 1), WINDOW_H) if hi - lo > 48 \
@@ -250,7 +276,7 @@ def score(name: str, fc: np.ndarray, truth: np.ndarray, zones: list[str],
                 rho = regret = saving = np.nan
             rows.append({
                 "zone": zone, "model": name, "band": band, "n": int(y.size),
-                "mae": float(np.abs(err).mean()),
+                "mae": float(mean_absolute_error(y, f[:, 0])),
                 "mape": float(100 * np.mean(np.abs(err[big]) / y[big])) if big.any() else np.nan,
                 "wape": float(100 * np.abs(err).sum() / max(np.abs(y).sum(), 1e-9)),
                 "pinball": float(pin),

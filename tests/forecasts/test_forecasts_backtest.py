@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 from greenepoch.forecasts.backtest import (
     METRICS,
     BacktestConfig,
+    BacktestResult,
     _window_scores,
     run_backtest,
     score,
@@ -165,3 +167,72 @@ def test_real_data_short_backtest(real_data: Path) -> None:
     assert day1["wape"].lt(30).all()
     assert m["coverage_p10_p90"].between(20, 100).all()
     assert day1.loc[[("US-MIDA-PJM", "gbm"), ("JP-TK", "gbm")], "saving_realised_pct"].gt(0).all()
+
+
+# ------------------------------------------- the metrics against their reference definitions
+def _assert_reference_metrics(result: BacktestResult) -> None:
+    """``mae``/``pinball`` (scikit-learn's) equal the textbook formulas, and the rank
+    correlation (ours, vectorised) equals scipy.stats.spearmanr window by window, to 1e-12."""
+    from scipy.stats import ConstantInputWarning, spearmanr
+
+    metrics = result.metrics().set_index(["zone", "model", "band"])
+    lead = np.arange(1, result.truth.shape[1] + 1)
+    checked = 0
+    for name, fc in result.forecasts.items():
+        for z, zone in enumerate(result.zones):
+            for band, (lo, hi) in BANDS.items():
+                sel = (lead > lo - 1) & (lead <= hi)
+                y = result.truth[:, sel, z].ravel()
+                f = fc[:, sel, z, :].reshape(-1, 4)
+                y, f = y[~np.isnan(y)], f[~np.isnan(y)]
+                row = metrics.loc[(zone, name, band)]
+                assert abs(row["mae"] - np.abs(f[:, 0] - y).mean()) <= 1e-12 * row["mae"]
+                pinball = np.mean([np.mean(np.maximum(q * (y - f[:, i]), (q - 1) * (y - f[:, i])))
+                                   for i, q in ((1, 0.1), (2, 0.5), (3, 0.9))])
+                assert abs(row["pinball"] - pinball) <= 1e-12 * pinball
+            window_f, window_t = fc[:, :48, z, 0], result.truth[:, :48, z]
+            rho, _, _, _ = _window_scores(window_f, window_t)
+            with warnings.catch_warnings():  # a flat window has no rank correlation: NaN
+                warnings.simplefilter("ignore", ConstantInputWarning)
+                each = [spearmanr(window_f[i], window_t[i]).statistic
+                        for i in range(len(window_t)) if not np.isnan(window_t[i]).any()]
+            if np.isnan(each).all():
+                assert np.isnan(rho)
+            else:  # the mean over the windows that can be ranked
+                assert abs(rho - np.nanmean(each)) <= 1e-12
+            checked += 1
+    assert checked == len(result.forecasts) * len(result.zones)
+
+
+def test_metrics_equal_their_reference_definitions() -> None:
+    data = synthetic(days=60).round(0)  # whole numbers: ties in the ranks too
+    _assert_reference_metrics(run_backtest(data, "seasonal", config(), progress=False))
+
+
+@pytest.mark.realdata
+def test_metrics_equal_their_reference_definitions_on_real_data(real_data: Path) -> None:
+    from greenepoch.forecasts.data import load_values
+
+    values = load_values(str(real_data), "direct", "DE,ES,JP-TK")
+    values = values[(values.index >= "2022-10-01") & (values.index < "2023-03-01")]
+    cfg = BacktestConfig(pd.Timestamp("2023-01-01", tz=UTC), pd.Timestamp("2023-01-01", tz=UTC),
+                         pd.Timestamp("2023-02-01", tz=UTC), refit=None)
+    _assert_reference_metrics(run_backtest(values, "seasonal", cfg, progress=False))
+
+
+def test_a_forecast_holding_nan_is_one_error_naming_the_model() -> None:
+    """scikit-learn's metrics refuse NaN (a traceback); the backtest says which model,
+    zone and issue instead."""
+    class Broken:
+        def fit(self, history: pd.DataFrame) -> Broken:
+            return self
+
+        def predict_batch(self, values: np.ndarray, t0: pd.Timestamp, last: np.ndarray,
+                          offset: int, horizon: int) -> np.ndarray:
+            out = np.full((len(last), horizon, values.shape[1], 4), 300.0)
+            out[2:, 5, 1, 3] = np.nan  # NO's P90, from the third issue on
+            return out
+
+    with pytest.raises(ForecastError, match=r"model 'broken' .* zone NO .* 2023-02-03"):
+        run_backtest(synthetic(days=60), "broken", config(refit=None), baselines=(),
+                     progress=False, factory=lambda name: Broken())
