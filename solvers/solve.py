@@ -217,7 +217,7 @@ def _solve(problem: PlanningProblem, settings: SolveSettings,
     if progress is not None:
         progress(f"solving {len(problem.jobs)} job(s) x {len(problem.zones)} zone(s) x "
                  f"{problem.n_slots} slots ({keys:,} job-zone-slot choices) with "
-                 f"{settings.solver}, time limit {hours(settings.time_limit) * 3600:g} s")
+                 f"{settings.solver}, time limit {_seconds(settings)}")
     if settings.solver == "highs" and keys > FAST_MIN_KEYS:
         return solve_fast(problem, settings, progress, start)
     began = time.perf_counter()
@@ -240,7 +240,7 @@ def _solve(problem: PlanningProblem, settings: SolveSettings,
     fallback, note = greedy(problem)
     if fallback is None:  # nothing proved: a plan may exist
         stopped = ("stopped with an error" if solution.status is SolveStatus.ERROR
-                   else f"found no plan within the time limit of {settings.time_limit}")
+                   else f"found no plan within the time limit of {_seconds(settings)}")
         raise NoSolutionError(
             f"the {backend.name} solver {stopped} ({solution.message}) and the greedy "
             f"fallback failed ({note}); "
@@ -253,6 +253,10 @@ def _solve(problem: PlanningProblem, settings: SolveSettings,
                         solution.seconds,
                         f"{solution.message}; plan from greedy heuristic fallback")
     return Outcome(fallback, labelled, "heuristic", build_seconds)
+
+
+def _seconds(settings: SolveSettings) -> str:
+    return f"{hours(settings.time_limit) * 3600:g} s"
 
 
 FAST_MIN_KEYS = 2_000  # x variables above which the vectorised HiGHS path is used
@@ -415,7 +419,7 @@ def solve_fast(problem: PlanningProblem, settings: SolveSettings,
     seconds = time.perf_counter() - began
     if schedule is None:  # nothing proved: a plan may exist
         raise NoSolutionError(
-            f"no plan found within the time limit of {settings.time_limit} by the "
+            f"no plan found within the time limit of {_seconds(settings)} by the "
             "decomposition or the MILP; this does not prove that none exists: raise "
             "policy.time_limit or relax the request")
     value = objective(problem, schedule)  # the returned plan's (trimmed) value

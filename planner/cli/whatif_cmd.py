@@ -15,10 +15,18 @@ ROW_COLUMNS = ["zones", "season", "start", "slack_h", "threshold", "overhead_min
 
 
 def whatif_tables(frame: pd.DataFrame, limit: int = 20) -> str:
-    """The built-in views as terminal tables (and the rows when no view applies);
-    cells as in planner.report.cells (``none``: no threshold, ``-``: no value)."""
+    """The built-in views as terminal tables (and the rows when no view applies), then
+    the rows without a plan by why (proved infeasible, no plan within the time limit,
+    data missing, other error); cells as in planner.report.cells (``none``: no
+    threshold, ``-``: no value)."""
     from greenepoch.planner.report.cells import text_table
-    from greenepoch.planner.whatif.views import PAIRED, VIEW_COUNTS, paired_note, views
+    from greenepoch.planner.whatif.views import (
+        PAIRED,
+        VIEW_COUNTS,
+        outcomes,
+        paired_note,
+        views,
+    )
 
     parts = []
     for title, view in views(frame).items():
@@ -30,11 +38,13 @@ def whatif_tables(frame: pd.DataFrame, limit: int = 20) -> str:
     if not parts and not frame.empty:
         cols = [c for c in ROW_COLUMNS if c in frame]
         parts.append(f"scenarios\n\n{text_table(frame[cols].head(limit).reset_index(drop=True))}")
-    failed = frame[frame["status"] != "ok"] if "status" in frame else frame.iloc[0:0]
-    if len(failed):
-        first = failed.iloc[0]
-        parts.append(f"{len(failed)} scenario(s) without a plan; first: {first['zones']} "
-                     f"{first['start']}: {first['message']}")
+    missing = outcomes(frame)
+    if not missing.empty:
+        lines = [f"{int(missing['rows'].sum())} scenario(s) without a plan:"]
+        width = max(map(len, missing["status"]))
+        lines += [f"  {r.status:<{width}}  {r.rows:>4}  {r.outcome}; first: {r.first}: "
+                  f"{r.message}" for r in missing.itertuples()]
+        parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
 

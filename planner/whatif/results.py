@@ -20,11 +20,34 @@ from typing import Any
 
 import pandas as pd
 from greenepoch.data.atomic import write_atomic
-from greenepoch.data.errors import GreenEpochError
+from greenepoch.data.errors import (
+    DataError,
+    GreenEpochError,
+    InfeasibleError,
+    NoSolutionError,
+)
 
 KIND = "greenepoch-whatif"
 VERSION = 1
 NESTED = ("segments", "deadlines")  # per-row structures kept out of the frame
+
+# a row's ``status``: what happened to its scenario, in table order
+STATUSES = {
+    "ok": "planned",
+    "infeasible": "proved infeasible: no plan exists",
+    "no_solution": "no plan within the time limit (none proved impossible)",
+    "data_missing": "data missing: the data does not cover the scenario",
+    "error": "other error",  # and every row without a plan written before the split
+}
+
+
+def status_of(exc: GreenEpochError) -> str:
+    """The row status of a scenario whose plan raised ``exc`` (see :data:`STATUSES`)."""
+    for kind, status in ((InfeasibleError, "infeasible"), (NoSolutionError, "no_solution"),
+                         (DataError, "data_missing")):
+        if isinstance(exc, kind):
+            return status
+    return "error"
 
 
 def _clean(value: Any) -> Any:

@@ -5,8 +5,10 @@ that average (zone set x season, threshold, slack) compare like with like: a row
 means are over the *paired* scenarios, those whose other axis values (zone set,
 start, slack, ...) planned (``status == "ok"``) under every value of the view's
 axis, so every row averages the same scenarios.  ``scenarios`` counts them;
-``no_plan`` counts the row's scenarios without a plan (infeasible or error), and
-``left_out`` those left out of its means (no plan here, or under another value).
+``no_plan`` counts the row's scenarios without a plan (whatever the reason: see
+:func:`outcomes`), and ``left_out`` those left out of its means (no plan here, or
+under another value).  :func:`outcomes` keeps apart why rows have no plan: proved
+infeasible, no plan within the time limit, data missing.
 
 Every view is split by forecast mode (``forecast``: ``oracle`` or a model): plans on
 perfect foresight and plans on a forecast are never averaged, ranked or compared
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from greenepoch.planner.whatif.results import STATUSES
 
 PARETO_OBJECTIVES = ("emissions_kg", "delay_mean_h", "cost_usd")
 # a scenario's axis columns (spec.Scenario.labels), in table order
@@ -170,6 +173,30 @@ def planned_on(frame: pd.DataFrame) -> str:
     names = {"oracle": "oracle (perfect foresight)"}
     return ", ".join(f"{names.get(str(name), f'{name} forecast')} {n}"
                      for name, n in counts.items())
+
+
+def outcomes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows without a plan by why (``status``, in :data:`STATUSES` order; statuses it
+    does not know last): ``outcome`` says what the status means, ``rows`` how many,
+    ``first`` the first such scenario (zone set and start) and ``message`` its reason.
+    Empty when every row planned."""
+    if frame.empty or "status" not in frame:
+        return pd.DataFrame()
+    failed = frame[frame["status"] != "ok"]
+    if "index" in failed:
+        failed = failed.sort_values("index", kind="stable")
+    order = list(STATUSES) + sorted(set(failed["status"].astype(str)) - set(STATUSES))
+    out = []
+    for status in order:
+        rows = failed[failed["status"].astype(str) == status]
+        if rows.empty:
+            continue
+        first = rows.iloc[0]
+        out.append({"status": status, "outcome": STATUSES.get(status, status),
+                    "rows": len(rows),
+                    "first": f"{first.get('zones', '-')} {first.get('start', '-')}",
+                    "message": str(first.get("message") or "")})
+    return pd.DataFrame(out)
 
 
 def dominated(points: np.ndarray) -> np.ndarray:

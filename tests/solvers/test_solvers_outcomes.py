@@ -60,6 +60,7 @@ def test_a_time_out_without_a_plan_is_no_solution_not_infeasible(solver):
     message = str(caught.value)
     assert "does not prove that none exists" in message
     assert "policy.time_limit" in message
+    assert "time limit of 0.001 s" in message
 
 
 def test_a_job_that_cannot_fit_its_window_is_still_infeasible():
