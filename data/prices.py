@@ -1,11 +1,20 @@
-"""Hourly electricity prices (USD/MWh): the shared day-ahead exports and user files."""
+"""Hourly electricity prices (USD/MWh): the shared day-ahead exports and user files.
+
+A :class:`PriceSource` hands out one market's prices (a UTC-indexed series); the
+market of a zone comes from the region catalog (:func:`greenepoch.data.regions.market_code`,
+the one zone-to-market table).  :class:`PriceFolder` reads a ``prices/`` folder of
+``{MARKET}_{YEAR}_prices.csv`` files; :class:`CachedPrices` reads each market once.
+"""
 
 from __future__ import annotations
 
+import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import pandas as pd
 from greenepoch.data.errors import DataError
+from greenepoch.data.regions import market_code
 
 SHARED_TIME = "Datetime (UTC)"
 SHARED_PRICE = "Price (USD/MWh)"
@@ -34,12 +43,92 @@ def read_price_csv(path: Path, where: str = "") -> pd.Series:
     return series.dropna().rename("price_usd_per_mwh")
 
 
+def market_files(prices_dir: Path, market: str) -> list[Path]:
+    """The yearly files of one market in a ``prices/`` folder, oldest first."""
+    return sorted(prices_dir.glob(f"{market}_[0-9][0-9][0-9][0-9]_prices.csv"))
+
+
 def shared_prices(prices_dir: Path, market: str) -> pd.Series | None:
     """All years of one market from the shared ``prices/`` folder, or None if absent."""
-    files = sorted(prices_dir.glob(f"{market}_*_prices.csv"))
+    files = market_files(prices_dir, market)
     if not files:
         return None
     return pd.concat([read_price_csv(f) for f in files]).sort_index()
+
+
+def signature(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of ``files``: a changed file reads again."""
+    out = []
+    for f in sorted(files):
+        st = f.stat()
+        out.append((str(f), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+class PriceSource(ABC):
+    """Where day-ahead (or real-time) prices come from.
+
+    :meth:`market` returns all known hours of one market in USD/MWh on a UTC index
+    named ``time`` (a series named ``price_usd_per_mwh``), or None when the source has
+    none; :meth:`zone` looks the zone's market up in the region catalog first.
+    """
+
+    name: str = "prices"
+
+    @abstractmethod
+    def market(self, market: str) -> pd.Series | None:
+        """All known hours of ``market``, or None."""
+
+    def zone(self, zone: str) -> pd.Series | None:
+        """The prices of the market ``zone`` trades in (:func:`market_code`)."""
+        return self.market(market_code(zone))
+
+    def cache_key(self, market: str) -> tuple:
+        """What distinguishes one read of ``market`` from another (for :class:`CachedPrices`)."""
+        return (market,)
+
+
+class PriceFolder(PriceSource):
+    """A ``prices/`` folder of ``{MARKET}_{YEAR}_prices.csv`` files (shared format or
+    ``time,price_usd_per_mwh``)."""
+
+    name = "price-files"
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def market(self, market: str) -> pd.Series | None:
+        return shared_prices(self.folder, market)
+
+    def cache_key(self, market: str) -> tuple:
+        return (str(self.folder), market, signature(market_files(self.folder, market)))
+
+    def __repr__(self) -> str:
+        return f"PriceFolder({str(self.folder)!r})"
+
+
+class CachedPrices(PriceSource):
+    """``inner`` with each market read once (until its files change); thread-safe.
+    ``reads`` counts the reads that reached ``inner``."""
+
+    def __init__(self, inner: PriceSource) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.reads = 0
+        self._memo: dict[tuple, pd.Series | None] = {}
+        self._lock = threading.Lock()
+
+    def market(self, market: str) -> pd.Series | None:
+        key = self.inner.cache_key(market)
+        with self._lock:
+            if key not in self._memo:
+                self.reads += 1
+                self._memo[key] = self.inner.market(market)
+            series = self._memo[key]
+        return None if series is None else series.copy()  # callers may change theirs
+
+    def __repr__(self) -> str:
+        return f"CachedPrices({self.inner!r})"
 
 
 def hourly_prices(series: pd.Series, slots: pd.DatetimeIndex) -> pd.Series:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
@@ -24,7 +25,8 @@ from greenepoch.data.shipped import shipped_file
 CLOUDS = ("aws", "gcp", "azure")
 CATALOG_FILE = "regions.toml"
 REQUIRED_KEYS = ("id", "name", "country", "timezone", "latitude", "longitude", *CLOUDS)
-OPTIONAL_KEYS = ("electricity_market",)
+OPTIONAL_KEYS = ("electricity_market", "market_kind", "market_publish", "market_note")
+MARKET_KINDS = ("day_ahead", "real_time")
 _LIST_HINT = "Run 'greenepoch regions' to list them"
 
 
@@ -34,7 +36,11 @@ class Region:
 
     ``latitude``/``longitude`` are decimal degrees (approximate middle of the zone's main
     load).  ``aws``/``gcp``/``azure`` are cloud region names whose data centres draw from
-    this zone.  ``electricity_market`` is the day-ahead price market code (bidding zone).
+    this zone.  ``electricity_market`` is the price market code (bidding zone) of the
+    zone's price files.  ``market_kind`` (``day_ahead`` or ``real_time``; empty: prices
+    are not used as forecast covariates), ``market_publish`` (``HH:MM`` local time on
+    the day before delivery, day-ahead markets only) and ``market_note`` (where that
+    time comes from) say when each hour's price becomes public: :meth:`market`.
     """
 
     id: str
@@ -47,6 +53,9 @@ class Region:
     gcp: tuple[str, ...] = ()
     azure: tuple[str, ...] = ()
     electricity_market: str = ""  # empty means: same as id
+    market_kind: str = ""
+    market_publish: str = ""
+    market_note: str = ""
 
     def __post_init__(self) -> None:
         where = f"zone '{self.id}'"
@@ -103,6 +112,31 @@ class Region:
             )
         if not self.electricity_market:
             object.__setattr__(self, "electricity_market", self.id)
+        self._check_market(where)
+
+    def _check_market(self, where: str) -> None:
+        for key in ("market_kind", "market_publish", "market_note"):
+            if not isinstance(getattr(self, key), str):
+                raise CatalogError(f"{where}: '{key}' must be a string, "
+                                   f"found {getattr(self, key)!r}")
+        kind, publish = self.market_kind, self.market_publish
+        if kind and kind not in MARKET_KINDS:
+            raise CatalogError(f"{where}: 'market_kind' must be one of "
+                               f"{', '.join(MARKET_KINDS)}, found {kind!r}")
+        if kind == "day_ahead" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", publish):
+            raise CatalogError(f"{where}: a day-ahead market needs 'market_publish' as HH:MM "
+                               f"(local time on the day before delivery), found {publish!r}")
+        if kind != "day_ahead" and publish:
+            raise CatalogError(f"{where}: 'market_publish' is for day-ahead markets only "
+                               f"(market_kind = 'day_ahead'), found {publish!r}")
+
+    def market(self) -> Market | None:
+        """When this zone's prices become public, or None if they are not forecast
+        covariates (no ``market_kind``)."""
+        if not self.market_kind:
+            return None
+        return Market(self.electricity_market, self.timezone, self.market_kind,
+                      self.market_publish or None, self.market_note)
 
     def cloud_regions(self, cloud: str | None = None) -> tuple[str, ...]:
         """Cloud region names in this zone: of one cloud (``aws``, ``gcp``, ``azure``) or all."""
@@ -126,6 +160,29 @@ class Region:
             "gcp": list(self.gcp),
             "azure": list(self.azure),
         }
+
+
+@dataclass(frozen=True)
+class Market:
+    """Where a zone's prices come from and when each delivery day becomes public."""
+
+    market: str  # file prefix in ``prices/`` (bidding zone id)
+    tz: str  # IANA zone of the delivery-day convention and the publication time
+    kind: str  # "day_ahead" | "real_time"
+    publish_local: str | None  # "HH:MM" local time on D-1 (day-ahead only)
+    source: str  # one-line note on the publication time
+
+
+def price_markets(catalog: str | Path | None = None) -> dict[str, Market]:
+    """Zone id -> :class:`Market` for the zones whose prices are forecast covariates."""
+    return {z.id: m for z in load_catalog(catalog).values() if (m := z.market()) is not None}
+
+
+def market_code(zone: str, catalog: str | Path | None = None) -> str:
+    """The price market (file prefix) of ``zone``: its ``electricity_market``, or the
+    zone id itself for a zone not in the catalog."""
+    region = load_catalog(catalog).get(zone)
+    return region.electricity_market if region is not None else zone
 
 
 def _key(name: str) -> str:

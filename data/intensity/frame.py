@@ -7,12 +7,14 @@ Invariants of :class:`IntensityData` (checked once, in ``__post_init__``):
 * one float column per zone id, in gCO2eq/kWh, no NaN, every value in [0, 2000];
 * ``estimated`` and ``filled`` are boolean frames of exactly the same shape:
   the provider's "Data Estimated" flag, and the cells GreenEpoch interpolated;
-* ``source`` is ``real`` or ``synthetic``; ``signal`` is ``direct`` or ``lca``.
+* ``source`` is ``real`` or ``synthetic``; ``signal`` is ``direct`` or ``lca``;
+  ``provider`` names the :class:`~greenepoch.data.intensity.source.IntensitySource`
+  that loaded the frame (empty when it was built by hand or straight from a reader).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 from greenepoch.data.errors import DataError
@@ -44,6 +46,9 @@ class IntensityData:
     skipped : tuple of str
         Paths named ``*.csv`` that were not read because they are not regular files
         (a FIFO, a folder, a broken link), each with the reason.
+    provider : str
+        Name of the intensity source that loaded it (``electricitymaps-exports``,
+        ``climatology``, ...); empty when built directly.
     """
 
     values: pd.DataFrame
@@ -53,6 +58,7 @@ class IntensityData:
     signal: str = "direct"
     files: tuple[str, ...] = field(default=())
     skipped: tuple[str, ...] = field(default=())
+    provider: str = ""
 
     def __post_init__(self) -> None:
         idx = self.values.index
@@ -76,6 +82,8 @@ class IntensityData:
             raise DataError(f"source must be one of {SOURCES}, found {self.source!r}")
         if self.signal not in SIGNALS:
             raise DataError(f"signal must be one of {SIGNALS}, found {self.signal!r}")
+        if not isinstance(self.provider, str):
+            raise DataError(f"provider must be a source name, found {self.provider!r}")
 
     @property
     def zones(self) -> list[str]:
@@ -110,15 +118,9 @@ class IntensityData:
         if not rows.any():
             have = f"{self.values.index[0]} .. {self.values.index[-1]}"
             raise DataError(f"no data between {start} and {end} (data covers {have})")
-        return IntensityData(
-            self.values.loc[rows, cols],
-            self.estimated.loc[rows, cols],
-            self.filled.loc[rows, cols],
-            self.source,
-            self.signal,
-            self.files,
-            self.skipped,
-        )
+        return replace(self, values=self.values.loc[rows, cols],
+                       estimated=self.estimated.loc[rows, cols],
+                       filled=self.filled.loc[rows, cols])
 
     def estimated_share(self) -> pd.Series:
         """Share (0..1) of slots per zone that the provider marked as estimated."""

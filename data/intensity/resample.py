@@ -7,6 +7,8 @@ coarse slot is estimated/filled if any fine slot in it was.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 from greenepoch.data.errors import DataError
 from greenepoch.data.intensity.frame import SLOTS, IntensityData
@@ -42,5 +44,4 @@ def resample(data: IntensityData, slot: str) -> IntensityData:
         estimated = data.estimated.reindex(index, method="ffill").astype(bool)
         filled = data.filled.reindex(index, method="ffill").astype(bool)
     values.index.name = "time"
-    return IntensityData(values, estimated, filled, data.source, data.signal, data.files,
-                         data.skipped)
+    return replace(data, values=values, estimated=estimated, filled=filled)
