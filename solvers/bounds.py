@@ -7,8 +7,6 @@
   ``h sum gpus[j,z,t] >= W_j + O_j``; one zone at a time and shared capacity kept,
   migration costs (>= 0) dropped.  A relaxation of the LP relaxation, much easier
   to solve at scale.
-* :func:`lp_bound`: the LP relaxation of the full model (tightest of the three,
-  slow to solve on the largest instances).
 
 Every function returns None when it could not prove a bound within its time.
 """
@@ -93,10 +91,3 @@ def transport_bound(problem: PlanningProblem, time_limit: float
     value, values = _solve_lp(fm, time_limit)
     return value, fm, values
 
-
-def lp_bound(problem: PlanningProblem, time_limit: float
-             ) -> tuple[float | None, fastbuild.FastModel, np.ndarray | None]:
-    """The full model's LP relaxation optimum, its model and column values."""
-    fm = fastbuild.build(problem, relax=True)
-    value, values = _solve_lp(fm, time_limit)
-    return value, fm, values

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pulp
-from greenepoch.solvers.problem import JobSpec, PlanningProblem
+from greenepoch.solvers.problem import PlanningProblem
 
 Key = tuple[int, int, int]
 
@@ -267,10 +267,3 @@ def build(problem: PlanningProblem, relax: bool = False) -> Model:
     set_objective(model)  # after add_migration, which creates the m variables it prices
     return model
 
-
-def job_feasible_alone(problem: PlanningProblem, job: JobSpec) -> bool:
-    """Quick necessary check: enough allowed slots for the work at full size."""
-    usable = np.zeros(problem.n_slots, dtype=bool)
-    for z in job.zones:
-        usable |= problem.allowed(job, z)
-    return int(usable.sum()) >= problem.slots_needed(job)

@@ -5,11 +5,11 @@
 1. the greedy heuristic: a feasible plan from the first second;
 2. the transport LP (:mod:`solvers.bounds`): a bound, capacity prices ``lambda[z,t]``
    (its capacity duals) and the (zone, slot)s worth considering;
-3. a Lagrangian bound: capacity priced at ``lambda``, the full model splits into one
-   single-job problem per job; ``sum_j LB_j(c + lambda) - sum lambda C`` is a lower
-   bound on the MILP for any ``lambda >= 0`` whatever lower bound ``LB_j`` each
-   sub-problem proves (LP value or MILP dual bound).  The sub-problems' plans
-   ("priced plans") also mark slots worth considering;
+3. a Lagrangian bound (:func:`dp_lagrangian`): capacity priced at ``lambda``, the full
+   model splits into one single-job problem per job; ``sum_j LB_j(c + lambda) - sum
+   lambda C`` is a lower bound on the MILP for any ``lambda >= 0`` whatever lower bound
+   ``LB_j`` each sub-problem proves (here its exact optimum, by the DP), improved by
+   subgradient steps.  The sub-problems' plans ("priced plans") seed an insertion;
 4. LP-guided restriction: the full MILP on the marked keys only (absent keys are
    x = 0, so every plan it finds is feasible for the full model), warm-started;
 5. large-neighbourhood search: free a few jobs that compete for capacity, fix the
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from greenepoch.solvers import bounds, dp, fastbuild
-from greenepoch.solvers.backends import SolveStatus, run_highs
+from greenepoch.solvers.backends import run_highs
 from greenepoch.solvers.heuristics import greedy
 from greenepoch.solvers.problem import PlanningProblem
 from greenepoch.solvers.schedule import Schedule, objective, trim_excess
@@ -113,30 +113,6 @@ def _widen(marks: np.ndarray, problem: PlanningProblem) -> np.ndarray:
         for _, z in sorted(mean)[:CHEAP_ZONES]:
             out[j, z] |= any_zone[j]
     return out
-
-
-def lagrangian_bound(problem: PlanningProblem, prices: np.ndarray, deadline: float,
-                     integer: bool, marks: np.ndarray) -> float | None:
-    """sum_j LB_j(c + prices) - sum prices C (see module doc); marks the priced plans'
-    keys in ``marks``.  None if time ran out."""
-    total = -float((prices * problem.capacity).sum())
-    for j, job in enumerate(problem.jobs):
-        left = deadline - time.perf_counter()
-        if left <= 0.05:
-            return None
-        sub = dataclasses.replace(problem, jobs=(job,))
-        fm = fastbuild.build(sub, relax=not integer)
-        cols, coef = fm.gpu_terms(np.arange(fm.n_x))
-        fm.cost[cols] += prices[fm.Z, fm.T] * coef
-        per_job = min(left, max(0.2, left / (len(problem.jobs) - j) / 2))
-        solution, values, _ = run_highs(fm.to_highs_lp(), time_limit=per_job, mip_gap=1e-3,
-                                     name="highs-sub")
-        if solution.bound is None:
-            return None
-        total += solution.bound
-        if values is not None:
-            marks |= _marks_from(fm, values, marks.shape, np.array([j]))
-    return total
 
 
 def _sub_problem(problem: PlanningProblem, S: list[int], incumbent: Schedule
@@ -254,9 +230,8 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0,
                   sorted(range(n), key=lambda j: problem.jobs[j].last)):
         if deadline - time.perf_counter() < 0.2 * time_limit:
             break
-        for lam in (None,):
-            built = _insert(problem, order, began + 0.5 * time_limit, lam)
-            _accept(problem, progress, built, "DP insertion")
+        built = _insert(problem, order, began + 0.5 * time_limit, None)
+        _accept(problem, progress, built, "DP insertion")
     value = values = None
     # one job that may not split: the transport LP bounds no better than the separable
     # bound but for capacity below an elastic job's size (HiGHS took 245 s on its one
@@ -392,4 +367,4 @@ def _accept(problem: PlanningProblem, progress: Progress, found: Schedule | None
         progress.note(label)
 
 
-__all__ = ["Progress", "SolveStatus", "decompose", "lagrangian_bound"]
+__all__ = ["Progress", "decompose", "dp_lagrangian"]
