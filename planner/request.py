@@ -247,7 +247,7 @@ def parse_request(doc: dict[str, Any], base: Path = Path("."),
         written = start
     else:
         raise RequestError("request: missing 'start' (plan start time, e.g. "
-                           "start = \"2023-06-01T00:00:00Z\"), or pass --start")
+                           "start = \"2023-06-01T00:00:00Z\"), or give a plan start")
     jobs = tuple(_job(raw, i, written)
                  for i, raw in enumerate(tables(doc.get("jobs", []), "jobs")))
     zones = tuple(_zone(raw, i, base)

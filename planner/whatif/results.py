@@ -101,8 +101,9 @@ def lock_results(path: str | Path) -> _Lock:
     try:
         fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise GreenEpochError(f"{target}: cannot open the lock file of --out {path} ({exc}); "
-                              "pass an --out in a folder you can write to") from None
+        raise GreenEpochError(
+            f"{target}: cannot open the lock file of the results file {path} ({exc}); "
+            "write the results into a folder you can write to") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -110,7 +111,7 @@ def lock_results(path: str | Path) -> _Lock:
         os.close(fd)
         raise GreenEpochError(
             f"{path} is in use by another whatif run (pid {holder}); wait for it to finish "
-            "(it keeps every row it plans) or pass another --out"
+            "(it keeps every row it plans) or give another results file"
         ) from None
     except BaseException:
         os.close(fd)
@@ -154,7 +155,7 @@ class ResultStore:
                 found.get("signal") != self.header.get("signal"):
             raise GreenEpochError(
                 f"{self.path} holds the results of another sweep (base request, data or "
-                "signal differ); pass another --out or delete the file to start over"
+                "signal differ); give another results file or delete this one to start over"
             )
         with open(self.path, "rb+") as fh:
             content = fh.read()
@@ -207,7 +208,7 @@ def read_results(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
     if not isinstance(header, dict) or header.get("kind") != KIND:
         raise GreenEpochError(
             f"{file}: not a what-if results file (its first line is no {KIND!r} header); "
-            "write results with 'greenepoch whatif SPEC --out FILE'"
+            "a what-if sweep (greenepoch whatif) writes one"
         )
     if header.get("version") != VERSION:
         raise GreenEpochError(f"{file}: results version {header.get('version')!r} is not "

@@ -287,9 +287,9 @@ def check_zones(spec: Spec, data: str | None = None) -> None:
     else:
         places = [(f"jobs[{i}] ('{job.name}').zones", job.zones)
                   for i, job in enumerate(spec.base.jobs)]
-    where_data = f"{data} has" if data else "the synthetic default (no --data) has"
+    where_data = f"{data} has" if data else "the synthetic default (no data folder) has"
     fix = ("add its exports to the folder" if data else
-           "plan on real exports that have it (--data or $GREENEPOCH_DATA)")
+           "plan on real exports that have it (a data folder, or $GREENEPOCH_DATA)")
     for where, zones in places:
         for zone in zones:
             if zone in have:

@@ -114,7 +114,7 @@ def _dask(todo: Sequence[Scenario], data: str | None, spec: Spec,
         from distributed import Client, as_completed
     except ImportError:
         raise GreenEpochError(
-            "--scheduler needs Dask distributed; install it with "
+            f"running on the Dask scheduler {scheduler} needs Dask distributed; install it with "
             "pip install 'dask[distributed]'"
         ) from None
     try:
@@ -122,7 +122,8 @@ def _dask(todo: Sequence[Scenario], data: str | None, spec: Spec,
     except (OSError, TimeoutError) as exc:
         raise GreenEpochError(
             f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
-            "'dask scheduler' and workers with 'dask worker ADDRESS', or drop --scheduler"
+            "'dask scheduler' and workers with 'dask worker ADDRESS', or run on local "
+            "processes (no scheduler)"
         ) from None
     futures = client.map(evaluate, list(todo), data=data, signal=spec.signal, seed=spec.seed,
                          key=[f"whatif-{s.id}" for s in todo], pure=False)

@@ -348,7 +348,7 @@ def test_no_jobs(tmp_path):
 
 def test_missing_start(tmp_path):
     text = JOB.format(job=WORK, zone="", extra="").replace('start = "2023-06-01T00:00:00Z"', "")
-    with pytest.raises(RequestError, match=r"missing 'start'.*or pass --start"):
+    with pytest.raises(RequestError, match=r"missing 'start'.*or give a plan start"):
         load_request(write(tmp_path, text))
 
 

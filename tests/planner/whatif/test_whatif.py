@@ -480,7 +480,7 @@ def test_a_second_run_on_the_same_results_file_is_refused(tmp_path: Path) -> Non
         assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
         assert res.stderr.startswith("greenepoch: error: ")
         assert f"{out} is in use by another whatif run (pid {os.getpid()})" in res.stderr
-        assert "pass another --out" in res.stderr
+        assert "give another results file" in res.stderr
         assert out.read_bytes() == before
     # released on close: the lock is no longer held
     from greenepoch.planner.whatif.results import lock_results
