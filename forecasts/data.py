@@ -3,41 +3,35 @@
 from __future__ import annotations
 
 import pandas as pd
+from greenepoch.data.intensity.source import IntensitySource
 from greenepoch.forecasts.base import ForecastError, span_text
 
 
 def load_values(data_dir: str | None, signal: str = "direct",
-                zones: str | list[str] | None = "all") -> pd.DataFrame:
-    """gCO2eq/kWh per zone (columns) on a UTC index ``time``, from Electricity Maps exports.
+                zones: str | list[str] | None = "all", *,
+                source: IntensitySource | None = None) -> pd.DataFrame:
+    """gCO2eq/kWh per zone (columns) on a UTC index ``time``: everything ``source``
+    has (default: the Electricity Maps exports in ``data_dir``).
 
     ``zones`` is a list, comma-separated ids or cloud regions, or ``all`` (every zone
-    in the folder).
+    the source has).
     """
-    from greenepoch.data.intensity.readers import read_electricitymaps
+    from greenepoch.data.intensity.source import ExportFolderSource
 
-    if not data_dir:
-        raise ForecastError(
-            "forecasts need measured data: pass --data DIR (a folder of Electricity Maps "
-            "exports) or set GREENEPOCH_DATA"
-        )
-    wanted: list[str] | None = None
-    if zones is not None and not (isinstance(zones, str) and zones.strip().lower() == "all"):
+    if source is None:
+        if not data_dir:
+            raise ForecastError(
+                "forecasts need measured data: pass --data DIR (a folder of Electricity "
+                "Maps exports) or set GREENEPOCH_DATA"
+            )
+        source = ExportFolderSource(data_dir)
+    if zones is None or (isinstance(zones, str) and zones.strip().lower() == "all"):
+        wanted = source.zones(signal)
+    else:
         from greenepoch.data.regions import resolve_zones
 
         wanted = resolve_zones(zones)
-    loaded = read_electricitymaps(data_dir, signal=signal, zones=wanted)
-    values = loaded.values
-    if wanted is not None:
-        missing = [z for z in wanted if z not in values.columns]
-        if missing:
-            # the reader already lists the folder's zones when a file is missing; this
-            # catches rows the reader dropped, so only the zones read are known here
-            raise ForecastError(
-                f"{data_dir}: no data for zone(s) {', '.join(missing)} in the exports read; "
-                "check the 'Zone Id' column of its export files"
-            )
-        values = values[wanted]
-    return values
+    return source.load(wanted, None, None, signal=signal, slot=None).values
 
 
 def parse_day(value: str, field: str, end_of_day: bool = False) -> pd.Timestamp:

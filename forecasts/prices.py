@@ -15,78 +15,31 @@ the hour is over.  Invariants of :class:`DayAheadPrices`:
   model reads the prices.
 
 ``MARKETS`` lists, per zone, the price file, time zone, market kind and a
-conservative publication time (later than the usual one where sources differ).
+conservative publication time (later than the usual one where sources differ); it
+is read from the region catalog, the one zone-to-market table.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from greenepoch.data.prices import PriceFolder, PriceSource
+from greenepoch.data.regions import Market, price_markets
 from greenepoch.forecasts.base import ForecastError
+
+__all__ = ["MARKETS", "PRICE_FEATURES", "DayAheadPrices", "Market", "load_prices",
+           "publication_times"]
 
 NS_PER_HOUR = 3_600_000_000_000
 
 
-@dataclass(frozen=True)
-class Market:
-    """Where a zone's prices come from and when each delivery day becomes public."""
-
-    market: str  # file prefix in ``prices/`` (bidding zone id)
-    tz: str  # IANA zone of the delivery-day convention and the publication time
-    kind: str  # "day_ahead" | "real_time"
-    publish_local: str | None  # "HH:MM" local time on D-1 (day-ahead only)
-    source: str  # one-line note on the publication time
-
-
-#: Carbon zone -> market.  Zones absent here (GB, NO: no file; ZA: a fixed tariff with
-#: 46 distinct values, not a market) get no price features.
-MARKETS: dict[str, Market] = {
-    "DE": Market("DE-LU", "Europe/Berlin", "day_ahead", "14:00",
-                 "EPEX/SDAC: order book closes 12:00 CET D-1, results from 12:42, final "
-                 "by 13:50 (EPEX product page)"),
-    "ES": Market("ES", "Europe/Madrid", "day_ahead", "14:00",
-                 "OMIE runs in the same SDAC coupling as EPEX: final by 13:50 CET D-1"),
-    "US-CAL-CISO": Market("US-CAL-CISO", "America/Los_Angeles", "day_ahead", "14:00",
-                          "CAISO IFM: bids close 10:00 PT D-1, results about 13:00 PT; "
-                          "no page found, one hour of margin"),
-    "US-MIDA-PJM": Market("US-MIDA-PJM", "America/New_York", "day_ahead", "16:00",
-                          "PJM DAM: results posted noon-13:30 ET D-1 since 2016 (PJM "
-                          "Inside Lines); older pages say by 16:00, taken"),
-    "US-NY-NYIS": Market("US-NY-NYIS", "America/New_York", "day_ahead", "13:00",
-                         "NYISO DAM: bids by 05:00 ET D-1 (MST 4.2), results about "
-                         "11:00 ET; two hours of margin"),
-    "US-TEX-ERCO": Market("US-TEX-ERCO", "America/Chicago", "day_ahead", "14:30",
-                          "ERCOT DAM: closes 10:00 CT D-1, results 13:30 CT (ERCOT "
-                          "timeline); one hour of margin"),
-    "JP-TK": Market("JP-TK", "Asia/Tokyo", "day_ahead", "12:00",
-                    "JEPX spot (one-day-ahead) market: bids until 10:00 JST D-1, "
-                    "results shortly after; two hours of margin"),
-    "KR": Market("KR", "Asia/Seoul", "day_ahead", "20:00",
-                 "KPX: SMP set hourly one day before from the price-setting schedule "
-                 "(KPX market operation page); time not found, late evening assumed"),
-    "IN-WE": Market("IN-WE", "Asia/Kolkata", "day_ahead", "15:00",
-                    "IEX DAM: bids 10:00-12:00 IST D-1, MCP by 13:00, NLDC corridor "
-                    "check 13:00-14:00, final by about 14:30"),
-    "BR-CS": Market("BR-SP", "America/Sao_Paulo", "day_ahead", "20:00",
-                    "CCEE hourly PLD (DESSEM) published by 20:00 D-1 for day D "
-                    "(CCEE rules, DOU 2024-10-30)"),
-    "AU-NSW": Market("AU-NSW", "Australia/Sydney", "real_time", None,
-                     "AEMO NEM: no day-ahead auction, 5-min dispatch prices (pre-dispatch "
-                     "forecasts are not in the data)"),
-    "AU-VIC": Market("AU-VIC", "Australia/Melbourne", "real_time", None,
-                     "AEMO NEM: as AU-NSW"),
-    "CA-ON": Market("CA-ON", "America/Toronto", "real_time", None,
-                    "IESO HOEP: average of the hour's twelve 5-min prices"),
-    "SG": Market("SG", "Asia/Singapore", "real_time", None,
-                 "USEP: half-hourly real-time wholesale price (EMA)"),
-    "CL-SEN": Market("CL-SIC", "America/Santiago", "real_time", None,
-                     "CEN real marginal cost; a day-ahead programme exists but could not "
-                     "be confirmed as this series, so treated as real-time"),
-}
+#: Carbon zone -> market, from the region catalog (``data/regions.toml``: the one
+#: zone-to-market table).  Zones without a ``market_kind`` there (GB, NO: no file; ZA:
+#: a fixed tariff with 46 distinct values, not a market) get no price features.
+MARKETS: dict[str, Market] = price_markets()
 
 
 def publication_times(index: pd.DatetimeIndex, market: Market) -> pd.DatetimeIndex:
@@ -189,27 +142,27 @@ class DayAheadPrices:
 PRICE_FEATURES = ("da_published", "da_vs_day_mean", "da_day_vs_7d", "da_vs_slot_7d")
 
 
-def load_prices(data_dir: str | Path, zones: list[str] | None = None,
-                markets: dict[str, Market] | None = None) -> DayAheadPrices:
-    """Read ``{data_dir}/prices/{MARKET}_{YEAR}_prices.csv`` for the zones in ``markets``
-    (default :data:`MARKETS`); missing files leave a zone out."""
+def load_prices(data_dir: str | Path | None, zones: list[str] | None = None,
+                markets: dict[str, Market] | None = None, *,
+                source: PriceSource | None = None) -> DayAheadPrices:
+    """The prices of the zones in ``markets`` (default :data:`MARKETS`) from ``source``,
+    default the ``{data_dir}/prices/`` folder of ``{MARKET}_{YEAR}_prices.csv`` files;
+    a market without prices leaves its zone out."""
     markets = MARKETS if markets is None else markets
-    root = Path(data_dir) / "prices"
-    if not root.is_dir():
-        raise ForecastError(f"no prices/ folder in {data_dir}; point --data at the shared data")
+    if source is None:
+        root = Path(data_dir or ".") / "prices"
+        if data_dir is None or not root.is_dir():
+            raise ForecastError(
+                f"no prices/ folder in {data_dir}; point --data at the shared data")
+        source = PriceFolder(root)
     cols = {}
     for zone, m in markets.items():
         if zones is not None and zone not in zones:
             continue
-        files = sorted(root.glob(f"{m.market}_[0-9][0-9][0-9][0-9]_prices.csv"))
-        if not files:
-            continue
-        frame = pd.concat([pd.read_csv(f, usecols=["Datetime (UTC)", "Price (USD/MWh)"])
-                           for f in files])
-        index = pd.DatetimeIndex(pd.to_datetime(frame["Datetime (UTC)"], utc=True),
-                                 name="time")
-        series = pd.Series(frame["Price (USD/MWh)"].to_numpy(dtype=float), index=index)
-        cols[zone] = series[~series.index.duplicated()].sort_index()
+        series = source.market(m.market)
+        if series is not None and not series.empty:
+            cols[zone] = series
     if not cols:
-        raise ForecastError(f"no price files for the requested zones in {root}")
+        where = source.folder if isinstance(source, PriceFolder) else source.name
+        raise ForecastError(f"no price files for the requested zones in {where}")
     return DayAheadPrices.from_frame(pd.DataFrame(cols), markets)

@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 from greenepoch.data.errors import DataError
 from greenepoch.data.intensity.frame import SIGNALS, SLOTS, IntensityData
-from greenepoch.data.intensity.readers import read_electricitymaps
+from greenepoch.data.intensity.readers import read_electricitymaps, zones_in
 from greenepoch.data.intensity.resample import resample
 from greenepoch.data.prices import CachedPrices, PriceFolder, PriceSource, signature
 
@@ -51,45 +51,55 @@ class IntensitySource(ABC):
     name: str = "source"
     prices: PriceSource | None = None
 
-    def load(self, zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, *,
-             signal: str = "direct", slot: str = "1h", clip_start: bool = False
+    def load(self, zones: Sequence[str], start: pd.Timestamp | None, end: pd.Timestamp | None,
+             *, signal: str = "direct", slot: str | None = "1h", clip_start: bool = False
              ) -> IntensityData:
-        """Intensities for ``zones`` over ``[start, end)`` on ``slot`` slots.
+        """Intensities for ``zones`` over ``[start, end)`` on ``slot`` slots (None: the
+        source's own step).
 
-        ``clip_start``: start where the source's data starts if ``start`` is earlier
-        (history that is nice to have, not needed).  Raises DataError for an unknown
-        zone, signal or slot, naive times, or a range the source does not cover.
+        ``start``/``end`` None: from the first / to the last slot the source has (a
+        source without bounds, the climatology, refuses).  ``clip_start``: start where
+        the source's data starts if ``start`` is earlier (history that is nice to have,
+        not needed).  Raises DataError for an unknown zone, signal or slot, naive
+        times, or a range the source does not cover.
         """
         wanted = _zone_list(zones)
-        start, end = _utc(start, "start"), _utc(end, "end")
-        if end <= start:
+        start = None if start is None else _utc(start, "start")
+        end = None if end is None else _utc(end, "end")
+        if start is not None and end is not None and end <= start:
             raise DataError(f"end {end.isoformat()} is not after start {start.isoformat()}")
-        if slot not in SLOTS:
+        if slot is not None and slot not in SLOTS:
             raise DataError(f"unknown slot {slot!r}: use one of {', '.join(SLOTS)}")
         if signal not in SIGNALS:
             raise DataError(f"unknown signal {signal!r}: use 'direct' or 'lca'")
-        got = self._read(wanted, start, end, signal, slot)
+        got = self._read(wanted, start, end, signal, slot or "1h")
         covered = got.values.index
         last = covered[-1] + got.step
-        if clip_start and end > covered[0]:
-            start = max(start, covered[0])
+        if start is None or (clip_start and (end is None or end > covered[0])):
+            start = covered[0] if start is None else max(start, covered[0])
+        end = last if end is None else end
         if start < covered[0] or end > last:
             raise DataError(
                 f"{self.describe()} covers {covered[0].isoformat()} .. {last.isoformat()}, "
                 f"but {start.isoformat()} .. {end.isoformat()} was asked for. Pick dates "
                 f"inside it{self._coverage_hint}"
             )
-        return replace(resample(got.select(wanted, start, end), slot), provider=self.name)
+        chosen = got.select(wanted, start, end)
+        return replace(chosen if slot is None else resample(chosen, slot), provider=self.name)
+
+    def zones(self, signal: str = "direct") -> list[str]:
+        """Every zone the source can load (for 'all')."""
+        raise DataError(f"{self.describe()} cannot list its zones; name them")
 
     @abstractmethod
-    def _read(self, zones: list[str], start: pd.Timestamp, end: pd.Timestamp, signal: str,
-              slot: str) -> IntensityData:
+    def _read(self, zones: list[str], start: pd.Timestamp | None, end: pd.Timestamp | None,
+              signal: str, slot: str) -> IntensityData:
         """Intensities holding at least ``zones``, covering as much of ``[start, end)``
         as the source has (more is fine: :meth:`load` selects); DataError naming an
         unknown zone."""
 
-    def cache_key(self, zones: list[str], start: pd.Timestamp, end: pd.Timestamp,
-                  signal: str, slot: str) -> Hashable:
+    def cache_key(self, zones: list[str], start: pd.Timestamp | None,
+                  end: pd.Timestamp | None, signal: str, slot: str) -> Hashable:
         """What distinguishes one ``_read`` from another (for :class:`CachedSource`)."""
         return (tuple(sorted(zones)), start, end, signal, slot)
 
@@ -117,18 +127,21 @@ class ExportFolderSource(IntensitySource):
         folder = prices_dir(self.path)
         self.prices = None if folder is None else PriceFolder(folder)
 
-    def _read(self, zones: list[str], start: pd.Timestamp, end: pd.Timestamp, signal: str,
-              slot: str) -> IntensityData:
+    def _read(self, zones: list[str], start: pd.Timestamp | None, end: pd.Timestamp | None,
+              signal: str, slot: str) -> IntensityData:
         return read_electricitymaps(self.path, signal=signal, allow_gaps=self.allow_gaps,
                                     zones=zones, allow_implausible=self.allow_implausible)
 
-    def cache_key(self, zones: list[str], start: pd.Timestamp, end: pd.Timestamp,
-                  signal: str, slot: str) -> Hashable:
+    def cache_key(self, zones: list[str], start: pd.Timestamp | None,
+                  end: pd.Timestamp | None, signal: str, slot: str) -> Hashable:
         # a read is the whole folder, whatever the window; a changed file reads again
         files = [self.path] if self.path.is_file() else [
             f for f in (*self.path.glob("*.csv"), *self.path.glob("*/*.csv")) if f.is_file()]
         return (str(self.path), tuple(sorted(zones)), signal, self.allow_gaps,
                 self.allow_implausible, signature(files))
+
+    def zones(self, signal: str = "direct") -> list[str]:
+        return sorted(zones_in(self.path))
 
     def describe(self) -> str:
         return f"the data in {self.path}"
@@ -146,16 +159,23 @@ class ClimatologySource(IntensitySource):
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def _read(self, zones: list[str], start: pd.Timestamp, end: pd.Timestamp, signal: str,
-              slot: str) -> IntensityData:
+    def _read(self, zones: list[str], start: pd.Timestamp | None, end: pd.Timestamp | None,
+              signal: str, slot: str) -> IntensityData:
         from greenepoch.data.intensity.climatology import embedded_climatology, synthesize
 
+        if start is None or end is None:
+            raise DataError("the synthetic climatology covers any time: give start and end")
         return synthesize(embedded_climatology(signal), zones, start, end, slot=slot,
                           seed=self.seed)
 
-    def cache_key(self, zones: list[str], start: pd.Timestamp, end: pd.Timestamp,
-                  signal: str, slot: str) -> Hashable:
+    def cache_key(self, zones: list[str], start: pd.Timestamp | None,
+                  end: pd.Timestamp | None, signal: str, slot: str) -> Hashable:
         return (self.seed, tuple(sorted(zones)), start, end, signal, slot)
+
+    def zones(self, signal: str = "direct") -> list[str]:
+        from greenepoch.data.intensity.climatology import embedded_climatology
+
+        return list(embedded_climatology(signal).zones)
 
     def describe(self) -> str:
         return "the embedded synthetic climatology"
@@ -179,8 +199,8 @@ class CachedSource(IntensitySource):
         self._lock = threading.Lock()
         self._coverage_hint = inner._coverage_hint
 
-    def _read(self, zones: list[str], start: pd.Timestamp, end: pd.Timestamp, signal: str,
-              slot: str) -> IntensityData:
+    def _read(self, zones: list[str], start: pd.Timestamp | None, end: pd.Timestamp | None,
+              signal: str, slot: str) -> IntensityData:
         key = self.inner.cache_key(zones, start, end, signal, slot)
         with self._lock:  # held while reading: concurrent plans wait for one read
             if key in self._memo:
@@ -193,9 +213,12 @@ class CachedSource(IntensitySource):
                 self._memo.popitem(last=False)
             return got
 
-    def cache_key(self, zones: list[str], start: pd.Timestamp, end: pd.Timestamp,
-                  signal: str, slot: str) -> Hashable:
+    def cache_key(self, zones: list[str], start: pd.Timestamp | None,
+                  end: pd.Timestamp | None, signal: str, slot: str) -> Hashable:
         return self.inner.cache_key(zones, start, end, signal, slot)
+
+    def zones(self, signal: str = "direct") -> list[str]:
+        return self.inner.zones(signal)
 
     def describe(self) -> str:
         return self.inner.describe()
