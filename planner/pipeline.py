@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import InfeasibleError, RequestError
+from greenepoch.data.errors import DataError, InfeasibleError, RequestError
 from greenepoch.data.intensity.frame import IntensityData
-from greenepoch.data.intensity.sources import data_dir, load_intensity, prices_dir
+from greenepoch.data.intensity.source import IntensitySource, source_for
 from greenepoch.data.timeparse import hours
 from greenepoch.planner.model import PlanRequest
 from greenepoch.solvers.problem import JobSpec, PlanningProblem
@@ -40,7 +40,7 @@ def slot_grid(request: PlanRequest) -> pd.DatetimeIndex:
 def load_intensities(
     request: PlanRequest,
     *,
-    data: str | Path | None = None,
+    data: str | Path | IntensitySource | None = None,
     oracle: bool = False,
     model: str | None = None,
     signal: str = "direct",
@@ -48,7 +48,10 @@ def load_intensities(
     progress: Callable[[str], None] | None = None,
     fit_until: pd.Timestamp | None = None,
 ) -> Intensities:
-    """Intensities for the request's zones over its horizon.
+    """Intensities for the request's zones over its horizon, from ``data``: an
+    :class:`~greenepoch.data.intensity.source.IntensitySource`, or a data folder / None
+    (:func:`~greenepoch.data.intensity.source.source_for`, ``seed`` for the synthetic
+    default).
 
     ``oracle``: the plan sees what really happened.  Otherwise a forecast issued
     at the plan start from the history before it (``model``, default the
@@ -59,13 +62,13 @@ def load_intensities(
     plan of 2023 (benchmarks/bench_forecast_plans.py).  ``progress`` gets one-line notes
     (fitting, cache use).
     """
+    source = source_for(data, seed=seed)
     slots = slot_grid(request)
     zones = [z.id for z in request.zones]
     end = slots[-1] + request.policy.slot_length
     slot = request.policy.slot
     if oracle:
-        actual = load_intensity(zones, slots[0], end, data=data, signal=signal, slot=slot,
-                                seed=seed)
+        actual = source.load(zones, slots[0], end, signal=signal, slot=slot)
         return Intensities(actual, actual, "oracle", None)
     from greenepoch.forecasts.registry import canonical_name, get_model
     from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model, week_start
@@ -73,8 +76,7 @@ def load_intensities(
     name = canonical_name(model or request.policy.forecast)
     needed = get_model(name).history_needed
     first = (week_start(slots[0]) if fit_until is None else min(fit_until, slots[0])) - needed
-    full = load_intensity(zones, first, end, data=data, signal=signal, slot=slot, seed=seed,
-                          clip_start=True)
+    full = source.load(zones, first, end, signal=signal, slot=slot, clip_start=True)
     history = full.values[full.values.index < slots[0]]
     if history.empty:
         raise RequestError(
@@ -91,27 +93,24 @@ def load_intensities(
              .clip(lower=0).rename_axis("time") for stat in ("mean", "p10", "p90")}
     mean = stats.pop("mean")
     flags = pd.DataFrame(False, index=mean.index, columns=zones)
-    judged = IntensityData(mean, flags, flags, full.source, full.signal, full.files)
+    judged = IntensityData(mean, flags, flags, full.source, full.signal, full.files,
+                           provider=full.provider)
     return Intensities(judged, full.select(zones, slots[0], end), "forecast", name, stats)
 
 
 def zone_prices(request: PlanRequest, slots: pd.DatetimeIndex,
-                data: str | Path | None = None) -> np.ndarray | None:
-    """USD/MWh per zone and slot: the request's price files, else the shared prices
-    folder (market from the region catalog); NaN rows for zones without prices, None
-    when no zone has prices."""
-    from greenepoch.data.prices import hourly_prices, shared_prices
-    from greenepoch.data.regions import load_catalog
+                data: str | Path | IntensitySource | None = None) -> np.ndarray | None:
+    """USD/MWh per zone and slot: the request's price files, else the prices of the
+    source (``data`` as in :func:`load_intensities`; the market from the region
+    catalog); NaN rows for zones without prices, None when no zone has prices."""
+    from greenepoch.data.prices import hourly_prices
 
-    folder = prices_dir(data_dir(data))
-    catalog = load_catalog()
+    prices = source_for(data).prices
     rows, found = [], False
     for zone in request.zones:
         series = zone.price_usd_per_mwh
-        if series is None and folder is not None:
-            region = catalog.get(zone.id)
-            market = getattr(region, "electricity_market", None) or zone.id
-            series = shared_prices(folder, market)
+        if series is None and prices is not None:
+            series = prices.zone(zone.id)
         if series is None or series.empty:
             rows.append(np.full(len(slots), np.nan))
             continue
@@ -145,7 +144,7 @@ def build_problem(request: PlanRequest, judged: IntensityData,
     zone_index = {z: i for i, z in enumerate(zones)}
     values = judged.values.reindex(index=slots, columns=list(zones))
     if values.isna().to_numpy().any():
-        raise InfeasibleError("intensities do not cover the plan horizon; check the data range")
+        raise DataError("intensities do not cover the plan horizon; check the data range")
     specs = []
     for job in request.jobs:
         release = max(job.release, request.start)
@@ -182,16 +181,18 @@ def build_problem(request: PlanRequest, judged: IntensityData,
     )
 
 
-def plan(request: PlanRequest, *, data: str | Path | None = None, oracle: bool = False,
-         model: str | None = None, signal: str = "direct", seed: int = 0,
+def plan(request: PlanRequest, *, data: str | Path | IntensitySource | None = None,
+         oracle: bool = False, model: str | None = None, signal: str = "direct", seed: int = 0,
          progress: Callable[[str], None] | None = None, fit_until: pd.Timestamp | None = None,
          fallback: bool = True):
-    """Plan a request end to end and return a :class:`planner.plan.Plan`.  ``fallback``:
+    """Plan a request end to end and return a :class:`planner.plan.Plan`.  ``data``: an
+    intensity source, or a data folder / None (:func:`load_intensities`); ``fallback``:
     a forecast plan's job that is not robust runs now at home (:func:`planner.plan.hedge`)."""
     from greenepoch.planner.plan import assemble, run_now_plans
     from greenepoch.solvers.solve import solve_problem
 
     began = time.perf_counter()
+    data = source_for(data, seed=seed)  # one source for intensities and prices
     intensities = load_intensities(request, data=data, oracle=oracle, model=model,
                                    signal=signal, seed=seed, progress=progress,
                                    fit_until=fit_until)

@@ -1,7 +1,8 @@
 """One scenario -> one tidy row, through the planner.
 
-:func:`plan_cached` is :func:`planner.pipeline.plan` with the intensity exports and
-price files read once per process (a sweep plans hundreds of requests on the same
+:func:`plan_cached` is :func:`planner.pipeline.plan` on a
+:class:`~greenepoch.data.intensity.source.CachedSource`, so the intensity exports and
+price files are read once per process (a sweep plans hundreds of requests on the same
 files); ``tests/planner/whatif/test_whatif.py`` checks that both give the same plan.
 
 Row fields (units in the names; docs/whatif.md has the table):
@@ -12,26 +13,30 @@ Row fields (units in the names; docs/whatif.md has the table):
 * ``savings_pct`` = 100 x (run_now_kg - emissions_kg) / run_now_kg;
 * ``delay_mean_h`` / ``delay_p95_h``: completion minus run-now's completion, over jobs;
 * ``slot`` and ``deadlines`` (job name -> UTC deadline): for the report's Gantt chart;
-* ``status``: ``ok``, ``infeasible`` (the planner proved no plan exists: e.g. a hard
-  threshold no slot meets) or ``error`` (data missing for the scenario), with
-  ``message`` saying why.
+* ``status``: ``ok``; ``infeasible`` (the planner proved no plan exists: e.g. a hard
+  threshold no slot meets); ``no_solution`` (the solver ran out of time without a
+  plan: nothing was proved); ``data_missing`` (the data does not cover the scenario,
+  or a zone or price is missing); ``error`` (any other refusal, e.g. a request the
+  planner rejects), with ``message`` saying why.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import GreenEpochError, InfeasibleError
-from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.data.intensity.source import (
+    CachedSource,
+    IntensitySource,
+    data_dir,
+    source_for,
+)
 from greenepoch.planner.model import PlanRequest
+from greenepoch.planner.whatif.results import status_of
 from greenepoch.planner.whatif.spec import ORACLE, Scenario
 
 METRICS = ("emissions_kg", "planned_emissions_kg", "run_now_kg", "saving_kg", "savings_pct",
@@ -39,89 +44,29 @@ METRICS = ("emissions_kg", "planned_emissions_kg", "run_now_kg", "saving_kg", "s
            "cost_usd")
 
 
-_lock = threading.Lock()
-_depth = 0
+def shared_source(data: str | None = None, seed: int = 0) -> CachedSource:
+    """One :class:`~greenepoch.data.intensity.source.CachedSource` per data folder
+    (``data``, else ``$GREENEPOCH_DATA``, else the synthetic default) and seed in this
+    process: every scenario a process (or worker) plans reads each intensity export and
+    price file once (again only when a file changes)."""
+    root = data_dir(data)
+    return _shared(None if root is None else str(root), seed)
 
 
-def _signature(path: str) -> tuple[tuple[str, int, int], ...]:
-    """Names, sizes and modification times of the files a read may touch: a changed
-    file is read again."""
-    root = Path(path)
-    files = [root] if root.is_file() else [*root.glob("*.csv"), *root.glob("*/*.csv")]
-    out = []
-    for f in sorted(files):
-        st = f.stat()
-        out.append((str(f), st.st_size, st.st_mtime_ns))
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=16)
-def _read_exports(path: str, signal: str, allow_gaps: bool, zones: tuple[str, ...] | None,
-                  allow_implausible: bool | None, signature: tuple) -> IntensityData:
-    extra = {} if allow_implausible is None else {"allow_implausible": allow_implausible}
-    return _ORIGINAL["read_electricitymaps"](path, signal=signal, allow_gaps=allow_gaps,
-                                             zones=zones, **extra)
-
-
-@functools.lru_cache(maxsize=64)
-def _read_prices(folder: str, market: str, signature: tuple) -> pd.Series | None:
-    return _ORIGINAL["shared_prices"](Path(folder), market)
-
-
-def _cached_exports(path: str | Path, signal: str = "direct", allow_gaps: bool = False,
-                    zones: Any = None, allow_implausible: bool | None = None,
-                    progress: Any = None) -> IntensityData:
-    # progress notes are not repeated for a cached read
-    key = None if zones is None else tuple(sorted(zones))
-    return _read_exports(str(path), signal, allow_gaps, key, allow_implausible,
-                         _signature(str(path)))
-
-
-def _cached_prices(prices_dir: Path, market: str) -> pd.Series | None:
-    series = _read_prices(str(prices_dir), market, _signature(str(prices_dir)))
-    return None if series is None else series.copy()
-
-
-_ORIGINAL: dict[str, Any] = {}
-
-
-@contextlib.contextmanager
-def cached_reads() -> Iterator[None]:
-    """Inside, the planner reads each intensity export and price file once per process.
-
-    It swaps :func:`planner.intensity.sources.read_electricitymaps` and
-    :func:`planner.prices.shared_prices` for memoised versions (keyed by path, options
-    and the files' sizes and times), so :func:`planner.pipeline.plan` itself runs
-    unchanged.  Nested and threaded use is safe.
-    """
-    import greenepoch.data.intensity.sources as sources
-    import greenepoch.data.prices as prices
-
-    global _depth
-    with _lock:
-        if _depth == 0:
-            _ORIGINAL.setdefault("read_electricitymaps", sources.read_electricitymaps)
-            _ORIGINAL.setdefault("shared_prices", prices.shared_prices)
-            sources.read_electricitymaps = _cached_exports
-            prices.shared_prices = _cached_prices
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                sources.read_electricitymaps = _ORIGINAL["read_electricitymaps"]
-                prices.shared_prices = _ORIGINAL["shared_prices"]
+@functools.lru_cache(maxsize=8)
+def _shared(root: str | None, seed: int) -> CachedSource:
+    return CachedSource(source_for(root, seed=seed))
 
 
 def plan_cached(request: PlanRequest, *, data: str | None = None, oracle: bool = False,
-                model: str | None = None, signal: str = "direct", seed: int = 0) -> Any:
-    """:func:`planner.pipeline.plan`, reading each data file once per process."""
+                model: str | None = None, signal: str = "direct", seed: int = 0,
+                source: IntensitySource | None = None) -> Any:
+    """:func:`planner.pipeline.plan` on ``source`` (default: this process's
+    :func:`shared_source` of ``data``), reading each data file once per process."""
     from greenepoch.planner.pipeline import plan
 
-    with cached_reads():
-        return plan(request, data=data, oracle=oracle, model=model, signal=signal, seed=seed)
+    chosen = source if source is not None else shared_source(data, seed)
+    return plan(request, data=chosen, oracle=oracle, model=model, signal=signal, seed=seed)
 
 
 def _hours(later: str | None, earlier: str | None) -> float:
@@ -170,22 +115,19 @@ def _segments(doc: dict[str, Any]) -> list[list[Any]]:
 
 
 def evaluate(scenario: Scenario, data: str | None = None, signal: str = "direct",
-             seed: int = 0) -> dict[str, Any]:
+             seed: int = 0, *, source: IntensitySource | None = None) -> dict[str, Any]:
     """Plan one scenario and return its row (never raises a GreenEpochError: a scenario
-    that cannot be planned gives a row with ``status`` and ``message``)."""
+    that cannot be planned gives a row with ``status`` and ``message``).  ``source``:
+    where intensities come from (default: this process's :func:`shared_source`)."""
     row: dict[str, Any] = scenario.labels()
     began = time.perf_counter()
     oracle = scenario.forecast == ORACLE
     try:
         plan = plan_cached(scenario.request, data=data, oracle=oracle,
                            model=None if oracle else scenario.forecast, signal=signal,
-                           seed=seed)
-    except InfeasibleError as exc:
-        row.update(status="infeasible", message=str(exc))
-        row.update(dict.fromkeys(METRICS))
-        row.update(solver=None, segments=[])
+                           seed=seed, source=source)
     except GreenEpochError as exc:
-        row.update(status="error", message=str(exc))
+        row.update(status=status_of(exc), message=str(exc))
         row.update(dict.fromkeys(METRICS))
         row.update(solver=None, segments=[])
     else:
