@@ -109,19 +109,11 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
         return
     from greenepoch.data.timeparse import duration
     from greenepoch.forecasts.registry import canonical_name
-    from greenepoch.planner.replay.engine import Scenario
-    from greenepoch.planner.replay.jobs import generate_jobs, read_jobs_csv
+    from greenepoch.planner.replay.jobs import read_jobs_csv
     from greenepoch.planner.replay.metrics import job_metrics, summary
     from greenepoch.planner.replay.policies import get_policy
-    from greenepoch.planner.replay.runner import (
-        jobs_zones,
-        load_actual,
-        load_prices,
-        parse_capacity,
-        parse_day,
-        run_policies,
-        to_records,
-    )
+    from greenepoch.planner.replay.runner import jobs_zones, parse_day, run_policies
+    from greenepoch.planner.replay.scenario import build_scenario, replay_document
 
     model = canonical_name(model)  # recorded as the model 'default' stands for
     if (jobs_csv is None) == (spec is None):
@@ -143,18 +135,11 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
         if jobs is None:
             raise RequestError("--generate needs --zones (e.g. --zones DE,GB,ES,NO)")
         zone_ids = jobs_zones(jobs)
-    actual, root = load_actual(zone_ids, t0, t1, data=data_dir, signal=signal)
-    if jobs is None:
-        assert spec is not None
-        jobs = generate_jobs(spec, zone_ids, t0, t1)
-    scenario = Scenario(
-        actual=actual, start=t0, end=t1, jobs=jobs,
-        capacity=parse_capacity(capacity, zone_ids),
-        prices=load_prices(root, zone_ids, pd.DatetimeIndex(actual.index)),
-        epoch=duration(epoch, "--epoch"), forecast=model,
-        forecast_every=duration(forecast_every, "--forecast-every"),
-    )
-    results = run_policies(scenario, names, progress=_bar(False), settings=settings)
+    assembled = build_scenario(
+        zone_ids, t0, t1, jobs=jobs, generate=spec, data=data_dir, signal=signal,
+        capacity=capacity, epoch=duration(epoch, "--epoch"), forecast=model,
+        forecast_every=duration(forecast_every, "--forecast-every"))
+    results = run_policies(assembled.scenario, names, progress=_bar(False), settings=settings)
     table = summary(results)
     per = job_metrics(results)
     if per_job:
@@ -162,21 +147,13 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
 
         write_atomic(per_job, per.to_csv(index=False, lineterminator="\n"))
     if as_json:
-        doc = {
-            "period": {"from": t0.isoformat(), "until": t1.isoformat()},
-            "zones": zone_ids, "signal": signal, "source": "real" if root else "synthetic",
-            "forecast": model, "n_jobs": len(jobs),
-            "summary": to_records(table),
-            # only policies with something to report (milp, oracle)
-            "info": {name: res.info for name, res in results.items() if res.info},
-            "jobs": to_records(per),
-        }
+        doc = replay_document(assembled, results, signal=signal, summary=table, per_job=per)
         click.echo(json.dumps(doc, indent=2))
         return
     shown = table.drop(columns=["seconds"]).round(2)
     click.echo(f"replay {t0.date()} .. {t1.date()}  zones {','.join(zone_ids)}  "
-               f"{len(jobs)} jobs  forecast {model}  "
-               f"({'real' if root else 'synthetic'} {signal} intensities)")
+               f"{len(assembled.scenario.jobs)} jobs  forecast {model}  "
+               f"({assembled.origin} {signal} intensities)")
     click.echo(render(shown, floatfmt="{:,.2f}"))
     for name, res in results.items():
         if res.info:
@@ -196,21 +173,13 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
 def slack_sweep_cmd(data_dir: str | None, year: int, signal: str, zones: str | None,
                     lengths: str, slacks: str, as_json: bool) -> None:
     """Oracle savings of delaying a job by up to SLACK hours, every start hour of a year."""
-    from greenepoch.data.errors import DataError
-    from greenepoch.data.intensity.readers import read_electricitymaps
-    from greenepoch.data.intensity.sources import data_dir as resolve_data
+    from greenepoch.planner.replay.scenario import sweep_values
     from greenepoch.planner.replay.sweep import slack_sweep
     from tqdm import tqdm
 
-    root = resolve_data(data_dir)
-    if root is None:
-        raise DataError("the slack sweep needs real data: pass --data DIR or set "
-                        "GREENEPOCH_DATA to a folder of Electricity Maps exports")
     zone_ids = _zone_list(zones)
     ls, ss = _ints(lengths, "--lengths"), _ints(slacks, "--slacks")
-    values = read_electricitymaps(root, signal=signal, zones=zone_ids).values
-    if zone_ids is not None:
-        values = values[zone_ids]
+    values = sweep_values(data_dir, zone_ids, signal)
     total = values.shape[1] * len(ls) * len(ss) * 2
     with tqdm(total=total, desc="slack sweep", unit="case", leave=False,
               mininterval=0.5) as bar:

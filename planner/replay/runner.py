@@ -1,4 +1,4 @@
-"""Glue for the CLI and scripts: load intensities and prices, build a scenario, run policies."""
+"""Glue for the CLI and scripts: load intensities and prices from a source, run policies."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError, RequestError
+from greenepoch.data.intensity.source import IntensitySource, source_for
+from greenepoch.data.prices import PriceSource
 from greenepoch.planner.replay.engine import Compiled, ReplayResult, Scenario, run_replay
 from greenepoch.planner.replay.jobs import ReplayJob
 from greenepoch.planner.replay.policies import get_policy
@@ -50,46 +52,34 @@ def parse_capacity(text: str, zones: Sequence[str]) -> dict[str, int]:
 
 
 def load_actual(zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, *,
-                data: str | Path | None, signal: str = "direct",
-                history: pd.Timedelta = HISTORY) -> tuple[pd.DataFrame, Path | None]:
-    """Intensities over ``[start - history, end)`` (history clipped to the data start):
-    real exports when a data folder is set, else the embedded synthetic default."""
-    from greenepoch.data.intensity.readers import read_electricitymaps
-    from greenepoch.data.intensity.sources import data_dir, load_intensity
-
-    root = data_dir(data)
-    if root is None:
-        synth = load_intensity(list(zones), start - history, end, signal=signal)
-        return synth.values, None
-    loaded = read_electricitymaps(root, signal=signal, zones=zones).values[list(zones)]
-    first, last = loaded.index[0], loaded.index[-1] + (loaded.index[1] - loaded.index[0])
-    if start < first + pd.Timedelta("7D") or end > last:
+                data: str | Path | IntensitySource | None, signal: str = "direct",
+                history: pd.Timedelta = HISTORY) -> tuple[pd.DataFrame, IntensitySource]:
+    """Intensities over ``[start - history, end)`` (history clipped to the data start)
+    from ``data`` (a source, or a data folder / None: :func:`source_for`), and the
+    source they came from."""
+    source = source_for(data)
+    loaded = source.load(list(zones), start - history, end, signal=signal, slot=None,
+                         clip_start=True)  # replay runs on the data's own step
+    first = loaded.values.index[0]
+    if start < first + pd.Timedelta("7D"):
         raise DataError(
-            f"the data in {root} covers {first.date()} .. {last.date()}; the replay needs "
-            f"{start.date()} .. {end.date()} and a week of history before it. Pick --from "
-            "at least 7 days after the data start and --until inside the data"
+            f"{source.describe()} starts {first.date()}; the replay needs a week of history "
+            f"before {start.date()}. Pick --from at least 7 days after the data start"
         )
-    lo = max(first, start - history)
-    return loaded[(loaded.index >= lo) & (loaded.index < end)], root
+    return loaded.values, source
 
 
-def load_prices(root: Path | None, zones: Sequence[str], index: pd.DatetimeIndex,
-                ) -> pd.DataFrame | None:
-    """USD/MWh per zone on ``index`` from the shared ``prices/`` folder (NaN outside a
-    market's files); None when no zone has prices."""
-    from greenepoch.data.intensity.sources import prices_dir
-    from greenepoch.data.prices import shared_prices
-    from greenepoch.data.regions import load_catalog
-
-    folder = prices_dir(root)
-    if folder is None:
+def load_prices(source: IntensitySource | PriceSource | None, zones: Sequence[str],
+                index: pd.DatetimeIndex) -> pd.DataFrame | None:
+    """USD/MWh per zone on ``index`` from the source's prices (the market of each zone
+    from the region catalog; NaN outside a market's files); None when no zone has
+    prices."""
+    prices = source.prices if isinstance(source, IntensitySource) else source
+    if prices is None:
         return None
-    catalog = load_catalog()
     cols = {}
     for zone in zones:
-        region = catalog.get(zone)
-        market = getattr(region, "electricity_market", None) or zone
-        series = shared_prices(folder, market)
+        series = prices.zone(zone)
         if series is None or series.empty:
             continue
         hourly = series.resample("1h").mean()
