@@ -17,6 +17,12 @@ from typing import Any
 
 import pandas as pd
 from greenepoch.data.errors import DataError, GreenEpochError
+from greenepoch.data.intensity.source import (
+    CachedSource,
+    ClimatologySource,
+    IntensitySource,
+    source_for,
+)
 from greenepoch.planner.report.cells import (
     HTML_DECIMALS,
     ROW_COUNTS,
@@ -40,6 +46,8 @@ div.scroll{overflow-x:auto}
 img{max-width:100%;height:auto;border:1px solid #e4e7eb}
 figcaption{color:#52606d;font-size:.85rem}
 """
+
+DataArg = str | Path | IntensitySource | None  # a source, a data folder, or none (synthetic)
 
 SCRIPT = """
 window.addEventListener('load', function () {
@@ -112,31 +120,35 @@ def _html_table(frame: pd.DataFrame, counts: Iterable[str] = ROW_COUNTS) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def _synthetic(zones: list[str], start: pd.Timestamp, end: pd.Timestamp,
-               signal: str) -> pd.DataFrame:
-    from greenepoch.data.intensity.climatology import embedded_climatology, synthesize
-
-    return synthesize(embedded_climatology(signal), zones, start, end, slot="1h").values
-
-
 def load_backdrop(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *,
-                  data: str | None, signal: str, source: str = "real",
-                  ) -> tuple[pd.DataFrame, str]:
-    """Hourly intensities over ``[start, end)``: the real exports when ``data`` is set
-    and covers them (and the plan was made on real data), else the synthetic default.
-    Returns the frame and the label of where it came from."""
-    from greenepoch.data.intensity.sources import load_intensity
-
+                  data: str | Path | IntensitySource | None, signal: str,
+                  source: str = "real") -> tuple[pd.DataFrame, str]:
+    """Hourly intensities over ``[start, end)``: from ``data`` (a source or a data
+    folder) when it is given and covers them (and the plan was made on real data), else
+    the synthetic default.  Returns the frame and the label of where it came from."""
     if data is not None and source == "real":
         try:
-            got = load_intensity(zones, start, end, data=data, signal=signal, slot="1h")
+            got = source_for(data).load(zones, start, end, signal=signal, slot="1h")
             return got.values, "real"
         except GreenEpochError:
             pass
-    return _synthetic(zones, start, end, signal), "synthetic"
+    synthetic = ClimatologySource().load(zones, start, end, signal=signal, slot="1h")
+    return synthetic.values, "synthetic"
 
 
-def _heatmap_section(report: Report, zones: list[str], year: int, *, data: str | None,
+def _cached(data: str | Path | IntensitySource | None
+            ) -> str | Path | IntensitySource | None:
+    """One cached source for every figure of a report (the backdrop, the heatmap year
+    and the forecast read the same files); ``data`` as is when it names no source."""
+    if data is None:
+        return None
+    try:
+        return CachedSource(source_for(data))
+    except GreenEpochError:
+        return data  # load_backdrop falls back on the synthetic default, as before
+
+
+def _heatmap_section(report: Report, zones: list[str], year: int, *, data: DataArg,
                      signal: str, source: str) -> None:
     from greenepoch.planner.report.figures import intensity_heatmaps
 
@@ -149,7 +161,7 @@ def _heatmap_section(report: Report, zones: list[str], year: int, *, data: str |
 
 
 def planned_forecast(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *,
-                     model: str, slot: str, data: str | None, signal: str,
+                     model: str, slot: str, data: DataArg, signal: str,
                      seed: int = 0) -> pd.DataFrame:
     """The forecast a plan starting at ``start`` was made on, over ``[start, end)``.
 
@@ -173,7 +185,7 @@ def planned_forecast(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
 
 
 def _gantt_section(report: Report, segments: pd.DataFrame, zones: list[str], *,
-                   data: str | None, signal: str, source: str, title: str,
+                   data: DataArg, signal: str, source: str, title: str,
                    deadlines: dict[str, str] | None = None,
                    forecast_model: str | None = None, slot: str = "1h",
                    start: str | None = None, seed: int = 0) -> None:
@@ -194,9 +206,11 @@ def _gantt_section(report: Report, segments: pd.DataFrame, zones: list[str], *,
     if forecast_model is not None and start is not None:
         issued = pd.Timestamp(start)
         try:
+            # a plan made on synthetic data was forecast from the climatology, whatever
+            # $GREENEPOCH_DATA says now
+            on = data if source == "real" else ClimatologySource(seed)
             forecast = planned_forecast(zones, issued, last, model=forecast_model, slot=slot,
-                                        data=data if source == "real" else None,
-                                        signal=signal, seed=seed)
+                                        data=on, signal=signal, seed=seed)
             note = (f"; lanes marked 'forecast planned on': the {forecast_model} forecast "
                     f"issued at {issued.strftime('%Y-%m-%d %H:%M')} UTC")
         except GreenEpochError as exc:
@@ -208,11 +222,12 @@ def _gantt_section(report: Report, segments: pd.DataFrame, zones: list[str], *,
                   + ("; red ticks: deadlines" if marks else "") + note)
 
 
-def plan_report(doc: dict[str, Any], *, data: str | None = None) -> Report:
-    """Report of one plan document."""
+def plan_report(doc: dict[str, Any], *, data: DataArg = None) -> Report:
+    """Report of one plan document; ``data``: a source or a data folder."""
     from greenepoch.planner.plan import Plan
 
     plan = Plan(doc)
+    data = _cached(data)
     intensity = doc["intensity"]
     zones = list(doc["zones"])
     signal = intensity["signal"]
@@ -255,8 +270,9 @@ def plan_report(doc: dict[str, Any], *, data: str | None = None) -> Report:
 
 
 def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
-                  data: str | None = None) -> Report:
-    """Report of a what-if results file: the views, their figures, the best plan."""
+                  data: DataArg = None) -> Report:
+    """Report of a what-if results file: the views, their figures, the best plan;
+    ``data``: a source or a data folder (default: the one the sweep ran on)."""
     from greenepoch.planner.report import figures
     from greenepoch.planner.whatif.results import results_frame
     from greenepoch.planner.whatif.views import (
@@ -275,7 +291,7 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
     if frame.empty:
         raise GreenEpochError("the results file holds no rows yet; run the sweep first")
     signal = header.get("signal", "direct")
-    data = data or header.get("data")
+    data = _cached(data or header.get("data"))
     source = "real" if header.get("data") else "synthetic"
     ok = frame[frame["status"] == "ok"]
     report = Report("GreenEpoch what-if report")
@@ -360,7 +376,7 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
     return report
 
 
-def build_report(path: str | Path, *, data: str | None = None) -> Report:
+def build_report(path: str | Path, *, data: DataArg = None) -> Report:
     """Report of a plan JSON or a what-if results file (told apart by content)."""
     from greenepoch.planner.plan import Plan
     from greenepoch.planner.whatif.results import is_result_file, read_results
