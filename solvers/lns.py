@@ -298,8 +298,8 @@ def decompose(problem: PlanningProblem, time_limit: float, seed: int = 0,
             base = Schedule(progress.schedule.gpus.copy(), progress.schedule.run.copy())
             base.gpus[S] = 0
             base.run[S] = 0.0
-            lam = prices * rng.uniform(0.0, 1.0) if rng.uniform() < 0.5 else None
-            rebuilt = _insert(problem, rng.permutation(S).tolist(), deadline, lam, base)
+            scaled = prices * rng.uniform(0.0, 1.0) if rng.uniform() < 0.5 else None
+            rebuilt = _insert(problem, rng.permutation(S).tolist(), deadline, scaled, base)
             _accept(problem, progress, rebuilt, f"ruin-recreate {len(S)}")
             continue
         sub, current = _sub_problem(problem, S, progress.schedule)
