@@ -11,10 +11,16 @@ The Python API for notebooks and scripts (docs/api.md)::
     metrics = greenepoch.backtest("default", zones="DE,GB", train_until="2022-12-31",
                                   test_from="2023-01-01", test_until="2023-01-31").metrics()
 
+Where intensities come from is a ``source``: a folder of Electricity Maps exports,
+None (``$GREENEPOCH_DATA`` if set, else the embedded synthetic default), or an object of
+:mod:`greenepoch.sources` (``ExportFolderSource(path)``, ``ClimatologySource(seed)``,
+``CachedSource(inner)``; a new provider subclasses ``IntensitySource``).
+
 ``import greenepoch`` imports none of the package: every function imports what it needs
 when called, and the classes (:class:`Plan`, :class:`PlanRequest`, ...) load on first
 use (PEP 562), so a training script that imports it pays nothing until it plans.  No
-module inside the package imports this one (it sits above the CLI).
+module inside the package imports from this one but for ``__version__`` (it sits above
+the CLI).
 
 Every user error is a :class:`GreenEpochError` subclass whose message says what to fix.
 """
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
     from greenepoch.data.errors import GreenEpochError
+    from greenepoch.data.intensity.source import IntensitySource
     from greenepoch.forecasts.backtest import BacktestConfig, BacktestResult
     from greenepoch.planner.model import PlanRequest
     from greenepoch.planner.plan import Plan
@@ -46,6 +53,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "PlanRequest": ("greenepoch.planner.model", "PlanRequest"),
     "BacktestResult": ("greenepoch.forecasts.backtest", "BacktestResult"),
     "GreenEpochError": ("greenepoch.data.errors", "GreenEpochError"),
+    "sources": ("greenepoch.data.intensity.source", None),
 }
 
 __all__ = [
@@ -59,6 +67,7 @@ __all__ = [
     "load_request",
     "plan",
     "read_plan",
+    "sources",
     "summary",
     "write_plan",
 ]
@@ -125,15 +134,16 @@ def demo_request() -> PlanRequest:
     return load_request(shipped_file("demo_request.toml"))
 
 
-def plan(request: PlanRequest | str | Path, source: str | Path | None = None, *,
-         oracle: bool = False, forecast: str | None = None, signal: str = "direct",
+def plan(request: PlanRequest | str | Path, source: str | Path | IntensitySource | None = None,
+         *, oracle: bool = False, forecast: str | None = None, signal: str = "direct",
          seed: int = 0, fallback: bool = True,
          progress: Callable[[str], None] | None = None) -> Plan:
     """Plan ``request`` (a :class:`PlanRequest`, or what :func:`load_request` reads).
 
-    ``source``: a folder of Electricity Maps exports; None uses ``$GREENEPOCH_DATA`` when
-    set, else the embedded synthetic default (as the CLI's ``--data``).  The plan is made
-    on a forecast issued at the request's start (``forecast``: a model name, ``"default"``
+    ``source``: an :class:`~greenepoch.sources.IntensitySource` (its prices too), a
+    folder of Electricity Maps exports, or None: ``$GREENEPOCH_DATA`` when set, else the
+    embedded synthetic default drawn with ``seed`` (as the CLI's ``--data``).  The plan
+    is made on a forecast issued at the request's start (``forecast``: a model name, ``"default"``
     for the best measured one; None: the request's ``policy.forecast``), or with
     ``oracle=True`` on what really happened.  ``fallback``: a job whose forecast plan is
     not robust runs now at home (as without ``--no-fallback``).  ``progress`` gets
@@ -169,17 +179,20 @@ def summary(plan: Plan) -> str:
     return plan_summary(plan)
 
 
-def backtest(model: str = "default", *, source: str | Path | None = None,
+def backtest(model: str = "default", *, source: str | Path | IntensitySource | None = None,
              zones: str | list[str] = "all", train_until: str | pd.Timestamp,
              test_from: str | pd.Timestamp, test_until: str | pd.Timestamp,
              refit: str | None = "28D", delay: str = "0h", issue_hour: int = 0,
-             signal: str = "direct", baselines: Iterable[str] | None = None,
+             signal: str = "direct", seed: int = 0, baselines: Iterable[str] | None = None,
              progress: bool = False) -> BacktestResult:
     """Rolling-origin backtest of forecast ``model`` beside the baselines, as
     ``greenepoch forecast backtest``; ``.metrics()`` of the result is its table.
 
-    ``source`` as in :func:`plan`; on the embedded synthetic default, ``zones="all"`` is
-    every zone of its climatology.  Dates as in the CLI: ``"2022-12-31"`` as
+    ``source`` as in :func:`plan`; ``zones="all"`` is every zone it has.  A source that
+    covers any time (the synthetic climatology) is drawn once from the longest history a
+    registered model fits on before ``train_until`` to the last issue's horizon, so every
+    model is scored on the same trace; any other source is read whole, as the CLI reads
+    ``--data``.  Dates as in the CLI: ``"2022-12-31"`` as
     ``train_until`` or ``test_until`` is that whole day; a Timestamp is taken as given.
     ``refit``: a cadence like ``"7D"``, or None to fit once.  ``baselines``: None for
     the four (persistence, yesterday, last_week, mean7d), ``()`` for none.
@@ -203,32 +216,27 @@ def backtest(model: str = "default", *, source: str | Path | None = None,
     )
     name = canonical_name(model)
     get_model(name)  # an unknown name fails before the data is read, listing the known ones
-    values = _backtest_values(source, zones, signal, config)
+    values = _backtest_values(source, zones, signal, seed, config)
     return run_backtest(values, name, config,
                         baselines=BASELINES if baselines is None else tuple(baselines),
                         progress=progress)
 
 
-def _backtest_values(source: str | Path | None, zones: str | list[str], signal: str,
-                     config: BacktestConfig) -> pd.DataFrame:
-    """Observed intensities for a backtest: every hour of an export folder, or the
-    embedded synthetic default from the longest history a registered model fits on
-    before training to the last issue's horizon (one trace for every model: the
-    synthetic values depend on the window generated)."""
-    from greenepoch.data.intensity.sources import data_dir, load_intensity
+def _backtest_values(source: str | Path | IntensitySource | None, zones: str | list[str],
+                     signal: str, seed: int, config: BacktestConfig) -> pd.DataFrame:
+    """Observed intensities for :func:`backtest` (its docstring says which hours)."""
+    from greenepoch.data.intensity.source import CachedSource, ClimatologySource, source_for
+    from greenepoch.data.regions import resolve_zones
     from greenepoch.forecasts.data import load_values
     from greenepoch.forecasts.registry import REGISTRY, get_model
 
-    folder = data_dir(source)
-    if folder is not None:
-        return load_values(str(folder), signal, zones)
-    from greenepoch.data.intensity.climatology import embedded_climatology
-    from greenepoch.data.regions import resolve_zones
-
-    wanted = (list(embedded_climatology(signal).zones)
-              if isinstance(zones, str) and zones.strip().lower() == "all"
+    chosen = source_for(source, seed=seed)
+    inner = chosen.inner if isinstance(chosen, CachedSource) else chosen
+    if not isinstance(inner, ClimatologySource):
+        return load_values(None, signal, zones, source=chosen)
+    wanted = (chosen.zones(signal) if isinstance(zones, str) and zones.strip().lower() == "all"
               else resolve_zones(zones))
     history = max(get_model(name).history_needed for name in REGISTRY)
     start = (config.train_until - config.delay - history).floor("1D")
     end = config.test_until.normalize() + config.horizon + config.issue_every
-    return load_intensity(wanted, start, end, signal=signal).values
+    return chosen.load(wanted, start, end, signal=signal, slot="1h").values

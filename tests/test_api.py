@@ -41,6 +41,7 @@ def check_session(ns: dict[str, Any], folder: Path, source: str) -> None:
     assert plan.doc["intensity"]["model"] == "seasonal"
     assert (folder / "demo_plan.json").is_file() and (folder / "demo_plan.csv").is_file()
     assert ns["small"].doc["intensity"]["mode"] == "oracle"
+    assert ns["draw"].reads == 1 and ns["one"].segments().equals(ns["two"].segments())
     metrics = ns["metrics"]
     assert set(metrics["zone"]) == {"DE", "GB"}
     assert set(metrics["model"]) == {"seasonal", "persistence", "yesterday", "last_week",
@@ -154,3 +155,26 @@ def test_plan_accepts_a_request_path(tmp_path: Path, monkeypatch: pytest.MonkeyP
     by_path = greenepoch.plan(tmp_path / "req.toml", oracle=True)
     by_request = greenepoch.plan(greenepoch.load_request(REQUEST), oracle=True)
     assert by_path.segments().equals(by_request.segments())
+
+
+def test_a_source_object_is_what_none_or_a_folder_stands_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
+    request = greenepoch.load_request(REQUEST)
+    default = greenepoch.plan(request, oracle=True)
+    drawn = greenepoch.plan(request, greenepoch.sources.ClimatologySource(seed=0), oracle=True)
+    other = greenepoch.plan(request, greenepoch.sources.ClimatologySource(seed=1), oracle=True)
+    assert drawn.doc["jobs"] == default.doc["jobs"]
+    assert other.doc["jobs"] != default.doc["jobs"]  # another draw of the synthetic traces
+
+
+@pytest.mark.realdata
+def test_backtest_on_a_folder_or_its_source_alike(real_data: Path) -> None:
+    dates = dict(train_until="2023-01-31", test_from="2023-02-01", test_until="2023-02-03",
+                 refit=None, baselines=())
+    by_folder = greenepoch.backtest("seasonal", source=real_data, zones="DE", **dates)
+    by_source = greenepoch.backtest(
+        "seasonal", source=greenepoch.sources.ExportFolderSource(real_data), zones="DE",
+        **dates)
+    pd.testing.assert_frame_equal(by_folder.metrics(), by_source.metrics())
+    assert (by_folder.metrics()["n"] > 0).all()
