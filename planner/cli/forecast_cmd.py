@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import click
 from greenepoch.planner.cli.options import (
-    data_option,
     forecast_option,
     json_option,
+    measured_data_option,
     signal_option,
     zones_option,
 )
@@ -50,7 +50,7 @@ def forecast() -> None:
 
 
 @forecast.command()
-@data_option
+@measured_data_option
 @zones_option(default="all", show_default=True,
               help="Comma-separated zone ids or cloud regions, or 'all' (every zone in --data).")
 @click.option("--train-until", required=True,
@@ -116,7 +116,7 @@ def _corr_2dp(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @forecast.command()
-@data_option
+@measured_data_option
 @click.option("--zone", "zone", required=True,
               help="Zone id or cloud region (comma-separate several).")
 @click.option("--issue", required=True,

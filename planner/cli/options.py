@@ -23,7 +23,8 @@ def note_skipped(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
-def _data_folder(required: bool = False) -> Decorator:
+def _data_folder(without: str, required: bool = False) -> Decorator:
+    """``--data``; ``without``: what happens when neither it nor the variable is given."""
     return click.option(
         "--data",
         "data_dir",
@@ -33,14 +34,14 @@ def _data_folder(required: bool = False) -> Decorator:
         required=required,
         callback=note_skipped,
         help="Folder of Electricity Maps exports (or a folder holding 'electricitymaps/'). "
-        "Defaults to $GREENEPOCH_DATA"
-        + ("." if required else
-           "; without either, the embedded synthetic default is used."),
+        f"Defaults to $GREENEPOCH_DATA{without}",
     )
 
 
-data_folder_option = _data_folder()
-required_data_folder_option = _data_folder(required=True)
+data_folder_option = _data_folder("; without either, the embedded synthetic default is used.")
+# forecasts are fitted and judged on measured data only
+measured_data_folder_option = _data_folder("; one of them is needed (measured data).")
+required_data_folder_option = _data_folder(".", required=True)
 
 
 @contextlib.contextmanager
@@ -77,6 +78,11 @@ allow_implausible_option = click.option(
 def data_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--data`` and ``--allow-implausible``: every command that reads real data has both."""
     return data_folder_option(allow_implausible_option(command))
+
+
+def measured_data_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`data_option` for commands without a synthetic fallback (forecasts)."""
+    return measured_data_folder_option(allow_implausible_option(command))
 
 
 signal_option = click.option(
