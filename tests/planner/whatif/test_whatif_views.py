@@ -115,7 +115,8 @@ def test_all_error_table_prints_a_dash_for_every_missing_value() -> None:
 
 @pytest.mark.realdata
 def test_cli_all_error_sweep_prints_dashes(real_data: Path, tmp_path: Path) -> None:
-    """A sweep outside the data: every row is an error and the table says so."""
+    """A sweep outside the data: every row is data_missing (not infeasible: nothing was
+    proved about the request) and the table says so."""
     from greenepoch.planner.cli.main import cli
     from test_whatif_inputs import write
 
@@ -124,6 +125,8 @@ def test_cli_all_error_sweep_prints_dashes(real_data: Path, tmp_path: Path) -> N
                                    str(tmp_path / "r.jsonl"), "--workers", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     assert "2 scenario(s) without a plan" in res.output
+    reasons = res.output.split("2 scenario(s) without a plan:\n")[1].splitlines()
+    assert reasons[0].split()[:2] == ["data_missing", "2"] and len(reasons) == 1
     body = res.output.split("scenarios\n\n")[1].split("\n\n")[0].splitlines()[2:]
     assert len(body) == 2
     for line in body:
