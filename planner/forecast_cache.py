@@ -16,8 +16,9 @@ folder of :func:`platformdirs.user_cache_path`: ``$XDG_CACHE_HOME/greenepoch`` o
 ``~/.cache/greenepoch`` on Linux (a relative ``$XDG_CACHE_HOME`` is ignored, as the XDG
 spec asks), ``~/Library/Caches/greenepoch`` on macOS, ``%LOCALAPPDATA%\\greenepoch\\Cache``
 on Windows.  Files are pickles written atomically by :func:`greenepoch.data.atomic.write_atomic`
-(mode 0644, as every output); the least recently used beyond ``MAX_FILES`` are deleted
-after each write; delete the folder to clear it.  A file that cannot be read is
+(mode 0644, as every output); after each write the least recently used are deleted
+beyond ``MAX_FILES`` files or ``MAX_BYTES`` in all (the newest always stays); delete the
+folder to clear it.  A file that cannot be read is
 refitted and replaced.
 
 Not ``joblib.Memory``: it keys a DataFrame argument by its pickle, which depends on the
@@ -56,6 +57,9 @@ def cache_dir() -> Path | None:
 
 #: fitted models kept; the least recently used beyond this are deleted
 MAX_FILES = 64
+#: and their size in all: a fitted ``blend`` pickles to about 7 MB + 1 MB per zone
+#: (8 MB for 1 zone, 15 MB for 8), so 64 files could take 1.5 GB
+MAX_BYTES = 512 * 2**20
 
 #: history the fit must keep when it stops at the week's start (or the model's own
 #: ``history_needed`` if shorter); with less it uses everything before the start
@@ -138,7 +142,7 @@ def fitted_model(name: str, history: pd.DataFrame, fit_until: pd.Timestamp, *,
     if path is not None:
         try:
             _write(path, model)
-            _prune(path.parent, MAX_FILES)
+            _prune(path.parent, MAX_FILES, MAX_BYTES, newest=path)
             note += f"; kept in {path.parent} for later plans"
         except (OSError, GreenEpochError) as exc:
             note += f"; not cached ({exc}; set GREENEPOCH_CACHE to a writable folder)"
@@ -153,8 +157,19 @@ def _write(path: Path, model: object) -> None:
     write_atomic(path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _prune(folder: Path, keep: int) -> None:
-    """Delete all but the ``keep`` most recently used model files in ``folder``."""
-    files = sorted(folder.glob("*.pkl"), key=lambda f: f.stat().st_mtime, reverse=True)
-    for old in files[keep:]:
-        old.unlink(missing_ok=True)
+def _prune(folder: Path, keep: int, max_bytes: int, newest: Path) -> None:
+    """Keep the most recently used model files in ``folder`` while there are at most
+    ``keep`` of them and at most ``max_bytes`` in all; delete the rest.  ``newest``, the
+    file just written, stays whatever its size (and first, should mtimes tie)."""
+    found = []
+    for file in folder.glob("*.pkl"):
+        try:
+            found.append((file.stat(), file))
+        except FileNotFoundError:  # pruned by another plan meanwhile
+            continue
+    found.sort(key=lambda item: (item[1] == newest, item[0].st_mtime), reverse=True)
+    total = 0
+    for rank, (stat, file) in enumerate(found):
+        total += stat.st_size
+        if rank >= keep or (rank > 0 and total > max_bytes):
+            file.unlink(missing_ok=True)

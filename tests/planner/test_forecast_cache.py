@@ -195,6 +195,38 @@ def test_least_recently_used_files_are_pruned(cache: Path, fits: list[int],
     assert len(kept) == 2 and first.name in kept
 
 
+def test_files_beyond_the_byte_limit_are_pruned_the_newest_stays(
+        cache: Path, fits: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    import greenepoch.planner.forecast_cache as fc
+
+    base = history()
+    variants = []
+    for k in range(3):
+        h = base.copy()
+        h.iloc[-200, 0] += k  # a different fitted window each time
+        variants.append(h)
+    folder = cache / "forecasts"
+    fitted_model("mean7d", variants[0], MONDAY)
+    (first,) = folder.glob("*.pkl")
+    size = first.stat().st_size
+    monkeypatch.setattr(fc, "MAX_BYTES", 2 * size + size // 2)  # two files fit, not three
+    old = time.time() - 100
+    os.utime(first, (old, old))
+    fitted_model("mean7d", variants[1], MONDAY)
+    assert len(list(folder.glob("*.pkl"))) == 2
+    fitted_model("mean7d", variants[2], MONDAY)  # a third: the least recently used goes
+    kept = list(folder.glob("*.pkl"))
+    assert len(kept) == 2 and first not in kept
+    monkeypatch.setattr(fc, "MAX_BYTES", size // 2)  # smaller than any one file
+    fitted_model("mean7d", variants[0], MONDAY)
+    (only,) = folder.glob("*.pkl")  # the one just written stays
+    assert only.name.endswith(f"{fc.history_key('mean7d', _window(variants[0]))}.pkl")
+    assert len(fits) == 4
+
+
 def _window(h: pd.DataFrame) -> pd.DataFrame:
     needed = get_model("mean7d").history_needed
     return h[(h.index >= MONDAY - needed) & (h.index < MONDAY)]
