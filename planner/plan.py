@@ -1,137 +1,25 @@
-"""The Plan: what runs where and when, its emissions, and how it compares to run-now.
-
-Serialised as versioned JSON (docs/plan-schema.md) and a CSV of segments.
+"""Assembling the Plan from a solved problem: segments, summaries, run-now baselines,
+savings and the run-now fallback.  The typed :class:`Plan` and its JSON live in
+:mod:`planner.plan_doc` (re-exported here).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.atomic import write_atomic, write_together
-from greenepoch.data.errors import GreenEpochError
 from greenepoch.planner.model import PlanRequest
+from greenepoch.planner.plan_doc import SCHEMA_VERSION, SEGMENT_COLUMNS, Plan, PlanError, PlanStatus
+from greenepoch.planner.plan_doc import iso as _iso
 from greenepoch.solvers.problem import JobSpec, PlanningProblem
 from greenepoch.solvers.schedule import EPS, Schedule, move_charges, transfer_kg
 from greenepoch.solvers.schedule import objective as schedule_objective
 from greenepoch.solvers.solve import baseline_violations, check_schedule
 
-SCHEMA_VERSION = "1.0"
-SEGMENT_COLUMNS = ["job", "zone", "start", "end", "gpus", "energy_kwh", "emissions_kg"]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A plan document (the JSON structure) with helpers to read and write it."""
-
-    doc: dict[str, Any]
-
-    @property
-    def jobs(self) -> list[dict[str, Any]]:
-        return list(self.doc["jobs"])
-
-    def segments(self) -> pd.DataFrame:
-        """One row per segment, all jobs (the CSV export)."""
-        rows = [{"job": job["name"], **seg} for job in self.jobs for seg in job["segments"]]
-        return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
-
-    def to_json(self, path: str | Path) -> None:
-        """Write the plan JSON to ``path`` atomically (:mod:`planner.atomic`)."""
-        write_atomic(path, self._json_text())
-
-    def to_csv(self, path: str | Path) -> None:
-        """Write the segment CSV to ``path`` atomically (:mod:`planner.atomic`)."""
-        write_atomic(path, self._csv_text())
-
-    def _json_text(self) -> str:
-        return json.dumps(self.doc, indent=2) + "\n"
-
-    def _csv_text(self) -> str:
-        return str(self.segments().to_csv(index=False, lineterminator="\n"))
-
-    @staticmethod
-    def csv_path(json_path: str | Path) -> Path:
-        """Where :meth:`write` puts the segment CSV of a plan written to ``json_path``:
-        beside it with the suffix ``.csv``.  Refuses a ``json_path`` that is that CSV (or
-        whose CSV is a folder), so callers can check before planning."""
-        target = Path(json_path)
-        csv_file = target.with_suffix(".csv")
-        # case-insensitive: on macOS and Windows p.CSV and p.csv are one file
-        if target.suffix.lower() == ".csv" or csv_file.absolute() == target.absolute():
-            raise GreenEpochError(
-                f"--out {json_path}: the plan's segment CSV is written beside the plan JSON "
-                f"as {csv_file}, the same file; give the plan a .json name, e.g. "
-                f"{target.with_suffix('.json')}")
-        if csv_file.is_dir():
-            raise GreenEpochError(f"--out {json_path}: the plan's segment CSV {csv_file} is a "
-                                  "folder; pick another --out name")
-        return csv_file
-
-    def write(self, json_path: str | Path) -> tuple[Path, Path]:
-        """Write the plan JSON to ``json_path`` and its segment CSV beside it
-        (:meth:`csv_path`), replaced together or not at all.  Returns both paths."""
-        csv_file = self.csv_path(json_path)
-        write_together({json_path: self._json_text(), csv_file: self._csv_text()})
-        return Path(json_path), csv_file
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> Plan:
-        """Read a plan JSON; the jobs and their segments (what every consumer reads) are
-        checked for type: a malformed file is one GreenEpochError naming the field."""
-        from greenepoch.data.inputs import TOO_DEEP, read_text
-        from greenepoch.data.timeparse import count, number, tables, text, utc
-
-        try:
-            doc = json.loads(read_text(path))
-        except UnicodeDecodeError as exc:
-            raise GreenEpochError(f"{path}: not a plan JSON (not UTF-8 text: byte {exc.start}, "
-                                  f"{exc.reason}); give the plan JSON 'greenepoch plan' "
-                                  "wrote") from None
-        except (OSError, ValueError, TOO_DEEP) as exc:  # bad JSON, a number beyond a float
-            raise GreenEpochError(f"{path}: cannot read plan JSON ({exc})") from exc
-        version = doc.get("schema_version") if isinstance(doc, dict) else None
-        if version != SCHEMA_VERSION:
-            raise GreenEpochError(
-                f"{path}: plan schema_version {version!r} is not supported (this GreenEpoch "
-                f"reads {SCHEMA_VERSION!r}); re-create the plan with 'greenepoch plan'"
-            )
-        try:
-            if "jobs" not in doc:
-                raise GreenEpochError("missing 'jobs'")
-            for i, job in enumerate(tables(doc["jobs"], "jobs")):
-                for key in ("name", "segments"):
-                    if key not in job:
-                        raise GreenEpochError(f"jobs[{i}]: missing '{key}'")
-                text(job["name"], f"jobs[{i}].name", "'pretrain'")
-                for k, seg in enumerate(tables(job["segments"], f"jobs[{i}].segments")):
-                    at = f"jobs[{i}].segments[{k}]"
-                    missing = [c for c in SEGMENT_COLUMNS[1:5] if c not in seg]
-                    if missing:
-                        raise GreenEpochError(f"{at}: missing '{missing[0]}'")
-                    text(seg["zone"], f"{at}.zone", "'DE'")
-                    start = utc(text(seg["start"], f"{at}.start", "'2023-06-01T07:00:00Z'"),
-                                f"{at}.start")
-                    end = utc(text(seg["end"], f"{at}.end", "'2023-06-01T18:00:00Z'"),
-                              f"{at}.end")
-                    if end <= start:
-                        raise GreenEpochError(f"{at}: end {seg['end']} is not after start "
-                                              f"{seg['start']}")
-                    count(seg["gpus"], f"{at}.gpus", low=1, example="64")
-                    for key in ("energy_kwh", "emissions_kg"):
-                        if seg.get(key) is not None:
-                            number(seg[key], f"{at}.{key}", example="1.5")
-        except GreenEpochError as exc:
-            raise GreenEpochError(f"{path}: not a valid plan ({exc}); give the plan JSON "
-                                  "'greenepoch plan' wrote") from None
-        return cls(doc)
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+#: The typed plan is re-exported: ``from greenepoch.planner.plan import Plan`` keeps working.
+__all__ = ["SCHEMA_VERSION", "SEGMENT_COLUMNS", "Plan", "PlanError", "PlanStatus", "assemble",
+           "charged_kg", "hedge", "not_robust", "run_now", "run_now_plans", "run_now_runs"]
 
 
 def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
@@ -421,6 +309,11 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
             for j in range(len(problem.jobs))]
     for j, note in notes.items():
         jobs[j]["summary"]["fallback"] = note
+    requested = {job.name: job for job in request.jobs}
+    for doc in jobs:  # what was asked, so that readers (exports) need not guess it
+        job = requested[doc["name"]]
+        doc.update(release=_iso(job.release), deadline=_iso(job.deadline),
+                   gpu_hours=job.gpu_hours)
     if baselines is None:
         baselines = run_now_plans(problem)
     for name, base in baselines.items():  # does the baseline meet the request?
@@ -459,4 +352,4 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
         },
         "jobs": jobs,
     }
-    return Plan(doc)
+    return Plan.from_dict(doc)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -56,7 +55,7 @@ def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | Non
     target = Path(out)
     result.write(target)  # JSON and CSV replaced together or not at all
     if as_json:
-        click.echo(json.dumps(result.doc, indent=2))
+        click.echo(result.to_json(), nl=False)
     else:
         click.echo(plan_summary(result))
         click.echo(f"\nwrote {target} and {target.with_suffix('.csv')}")

@@ -13,11 +13,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from greenepoch.data.errors import GreenEpochError
-from greenepoch.planner.plan import Plan
+from greenepoch.planner.plan_doc import Plan, iso
 
 #: Marker file in every export directory: only such a directory may be replaced.
 MARKER = ".greenepoch-export"
@@ -34,7 +33,8 @@ class ExportError(GreenEpochError):
 class Segment:
     """One planned run: job ``job`` (the user's name, any text) in ``zone`` from
     ``start`` to ``end`` (tz-aware UTC) on ``gpus`` GPUs.  ``index`` counts from 0
-    within the job; ``job_index`` is the job's position in the plan."""
+    within the job; ``job_index`` is the job's position in the plan; ``job_deadline``
+    the job's requested deadline (None in plans written before it was recorded)."""
 
     job: str
     job_index: int
@@ -46,6 +46,7 @@ class Segment:
     gpus: int
     energy_kwh: float
     emissions_kg: float
+    job_deadline: pd.Timestamp | None = None
 
     @property
     def duration_s(self) -> int:
@@ -57,49 +58,17 @@ class Segment:
         return f"j{self.job_index}s{self.index}"
 
 
-def _utc(value: Any, where: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ExportError(f"{where}: cannot read {value!r} as a UTC time") from exc
-    if ts is pd.NaT or ts.tzinfo is None:
-        raise ExportError(f"{where}: {value!r} is not a UTC time like 2023-06-01T07:00:00Z")
-    return ts.tz_convert("UTC")
-
-
 def plan_segments(plan: Plan) -> list[Segment]:
-    """Every segment of the plan, jobs in plan order, segments by start time."""
-    out: list[Segment] = []
-    try:
-        jobs = plan.jobs
-    except (KeyError, TypeError) as exc:
-        raise ExportError("plan has no 'jobs' list; re-create it with 'greenepoch plan'") \
-            from exc
-    for j, job in enumerate(jobs):
-        name = job.get("name") if isinstance(job, dict) else None
-        if not isinstance(name, str) or not name:
-            raise ExportError(f"plan jobs[{j}]: 'name' must be a non-empty string")
-        segs = sorted(job.get("segments") or [], key=lambda s: str(s.get("start")))
-        for k, seg in enumerate(segs):
-            where = f"plan job {name!r} segment {k}"
-            try:
-                gpus = int(seg["gpus"])
-                zone = str(seg["zone"])
-                start, end = _utc(seg["start"], where), _utc(seg["end"], where)
-            except KeyError as exc:
-                raise ExportError(f"{where}: missing key {exc}") from exc
-            if end <= start or gpus < 1:
-                raise ExportError(f"{where}: needs end after start and gpus >= 1, found "
-                                  f"{seg['start']}..{seg['end']} on {gpus} GPUs")
-            out.append(Segment(name, j, k, len(segs), zone, start, end, gpus,
-                               float(seg.get("energy_kwh") or 0.0),
-                               float(seg.get("emissions_kg") or 0.0)))
-    return out
+    """Every segment of the plan, jobs in plan order, segments by start time (the plan
+    checked both when it was read, :meth:`Plan.from_dict`)."""
+    return [Segment(job.name, j, k, len(job.segments), seg.zone, seg.start, seg.end, seg.gpus,
+                    float(seg.energy_kwh or 0.0), float(seg.emissions_kg or 0.0), job.deadline)
+            for j, job in enumerate(plan.jobs) for k, seg in enumerate(job.segments)]
 
 
 def plan_id(plan: Plan) -> str:
     """12 hex digits identifying the plan document (sha256 of its canonical JSON)."""
-    canon = json.dumps(plan.doc, sort_keys=True, separators=(",", ":"))
+    canon = json.dumps(plan.to_dict(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
 
@@ -113,10 +82,6 @@ def require_future(segments: list[Segment], now: pd.Timestamp | None = None) -> 
             f"segment {s.index} of job {s.job!r} starts at {iso(s.start)}, before now "
             f"({iso(now)}); {len(past)} segment(s) are in the past. Re-plan from now "
             "('greenepoch plan ... --start <now>') and export the new plan")
-
-
-def iso(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def slug(text: str, limit: int = 40, lower: bool = False) -> str:

@@ -85,17 +85,12 @@ class ClusterConfig:
         return self.jobs.get(name, self.defaults)
 
     def check_plan_jobs(self, names: list[str], running: set[str]) -> None:
-        """Refuse what would silently run the wrong thing for the plan's jobs ``names``:
-        a name given twice, a ``[jobs."..."]`` table naming no plan job (its settings
-        would be ignored: a trailing space made every segment run the default command),
-        and two jobs with segments (``running``) sharing a checkpoint directory."""
-        seen: set[str] = set()
-        for i, name in enumerate(names):
-            if name in seen:
-                raise ExportError(f"plan jobs[{i}]: name {name!r} is given to two jobs; "
-                                  "job names must be unique for export (rename one and "
-                                  "re-plan)")
-            seen.add(name)
+        """Refuse what would silently run the wrong thing for the plan's jobs ``names``
+        (unique: the plan checks that): a ``[jobs."..."]`` table naming no plan job (its
+        settings would be ignored: a trailing space made every segment run the default
+        command), and two jobs with segments (``running``) sharing a checkpoint
+        directory."""
+        seen = set(names)
         unknown = [n for n in self.jobs if n not in seen]
         if unknown:
             raise ExportError(

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from greenepoch.planner.exports.common import iso, plan_id, plan_segments
-from greenepoch.planner.plan import Plan
+from greenepoch.planner.plan_doc import Plan
 
 COLUMNS = ["schema_version", "plan_id", "job", "job_index", "segment", "zone", "start",
            "end", "duration_s", "gpus", "energy_kwh", "emissions_kg", "depends_on"]
@@ -19,7 +19,7 @@ def rows(plan: Plan) -> list[dict[str, Any]]:
     """One dict per segment; ``depends_on`` is the previous segment of the same job
     (``j<job_index>s<segment>``) or empty."""
     pid = plan_id(plan)
-    version = plan.doc.get("schema_version")
+    version = plan.schema_version
     out = []
     for seg in plan_segments(plan):
         out.append({
@@ -34,7 +34,7 @@ def rows(plan: Plan) -> list[dict[str, Any]]:
 
 def to_json(plan: Plan) -> str:
     table = rows(plan)
-    doc = {"schema_version": plan.doc.get("schema_version"), "plan_id": plan_id(plan),
+    doc = {"schema_version": plan.schema_version, "plan_id": plan_id(plan),
            "columns": COLUMNS[2:],
            "segments": [{k: v for k, v in r.items() if k not in ("schema_version",
                                                                   "plan_id")}

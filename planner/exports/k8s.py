@@ -36,7 +36,7 @@ from greenepoch.planner.exports.common import (
     write_tree,
 )
 from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone
-from greenepoch.planner.plan import Plan
+from greenepoch.planner.plan_doc import Plan
 
 KINDS = ("cronjob", "job")
 INDEX = "export.json"
@@ -129,7 +129,9 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
         "GREENEPOCH_SEGMENT": str(seg.index), "GREENEPOCH_SEGMENTS": str(seg.count),
         "GREENEPOCH_ZONE": seg.zone, "GREENEPOCH_WINDOW_START": iso(seg.start),
         "GREENEPOCH_WINDOW_END": iso(seg.end), "GREENEPOCH_GPUS": str(seg.gpus),
-        "GREENEPOCH_CHECKPOINT_DIR": ckpt, **dict(settings.env),
+        "GREENEPOCH_CHECKPOINT_DIR": ckpt,
+        **({} if seg.job_deadline is None else {"GREENEPOCH_JOB_DEADLINE": iso(seg.job_deadline)}),
+        **dict(settings.env),
     }
     container: dict[str, Any] = {
         "name": "train",
@@ -177,7 +179,7 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
     if not segments:
         raise ExportError("the plan has no segments to export")
     require_future(segments, now)
-    config.check_plan_jobs([job["name"] for job in plan.jobs], {s.job for s in segments})
+    config.check_plan_jobs([job.name for job in plan.jobs], {s.job for s in segments})
     pid = plan_id(plan)
     files: dict[str, list[dict[str, Any]]] = {}
     queues: dict[tuple[str, str], str] = {}
@@ -306,7 +308,7 @@ def export_k8s(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
     if kind == "job":
         files[RESUME] = resume_script(objs, pid)
     files[INDEX] = json.dumps({
-        "schema_version": plan.doc.get("schema_version"), "plan_id": pid,
+        "schema_version": plan.schema_version, "plan_id": pid,
         "scheduler": "kubernetes", "kind": kind, "files": sorted(objs),
     }, indent=2) + "\n"
     return files
@@ -314,5 +316,7 @@ def export_k8s(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
 
 def write_k8s(plan: Plan, config: ClusterConfig, out_dir: str | Path, kind: str = "cronjob",
               now: pd.Timestamp | None = None, *, force: bool = False) -> Path:
+    """Write the export to ``out_dir`` (all or nothing, :func:`write_tree`); an earlier
+    export that was submitted is replaced only with ``force``."""
     files = export_k8s(plan, config, kind, now)
     return write_tree(files, out_dir, executable=frozenset({RESUME}), force=force)

@@ -35,7 +35,7 @@ from greenepoch.planner.exports.common import (
     write_tree,
 )
 from greenepoch.planner.exports.config import ClusterConfig, JobSettings, SlurmZone
-from greenepoch.planner.plan import Plan
+from greenepoch.planner.plan_doc import Plan
 
 COMMENT_PREFIX = "greenepoch"
 SUBMIT = "submit.sh"
@@ -85,8 +85,11 @@ def gpu_request(gpus: int, zone: SlurmZone) -> tuple[int, str]:
 
 def deadline(seg: Segment) -> pd.Timestamp:
     """``--deadline``: the window end plus 59 s, so that an on-time start keeps its whole
-    ``--time`` (Slurm floors the cut limit to whole minutes)."""
-    return seg.end + pd.Timedelta(seconds=DEADLINE_SLACK_S)
+    ``--time`` (Slurm floors the cut limit to whole minutes), but never after the job's
+    own deadline when the plan records it (a segment that ends at the job's deadline
+    must not run into the 59 s past it)."""
+    end = seg.end + pd.Timedelta(seconds=DEADLINE_SLACK_S)
+    return end if seg.job_deadline is None else min(end, seg.job_deadline)
 
 
 def _settings(config: ClusterConfig, seg: Segment) -> JobSettings:
@@ -105,7 +108,7 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
     if not segments:
         raise ExportError("the plan has no segments to export")
     require_future(segments, now)
-    config.check_plan_jobs([job["name"] for job in plan.jobs], {s.job for s in segments})
+    config.check_plan_jobs([job.name for job in plan.jobs], {s.job for s in segments})
     out: list[SlurmSegment] = []
     previous: dict[int, SlurmSegment] = {}
     for seg in segments:
@@ -172,6 +175,7 @@ def sbatch_script(item: SlurmSegment, pid: str, settings: JobSettings) -> str:
         "GREENEPOCH_WINDOW_END": iso(seg.end),
         "GREENEPOCH_GPUS": str(seg.gpus),
         "GREENEPOCH_CHECKPOINT_DIR": ckpt,
+        **({} if seg.job_deadline is None else {"GREENEPOCH_JOB_DEADLINE": iso(seg.job_deadline)}),
         **dict(settings.env),
     }
     lines = ["#!/bin/bash"]
@@ -280,7 +284,7 @@ def export_slurm(plan: Plan, config: ClusterConfig,
         files[it.script] = sbatch_script(it, pid, _settings(config, it.segment))
     files[SUBMIT] = submit_script(items, pid)
     index = {
-        "schema_version": plan.doc.get("schema_version"),
+        "schema_version": plan.schema_version,
         "plan_id": pid,
         "scheduler": "slurm",
         "segments": [{
@@ -289,6 +293,9 @@ def export_slurm(plan: Plan, config: ClusterConfig,
             "start": iso(it.segment.start), "end": iso(it.segment.end),
             "gpus": it.segment.gpus, "nodes": it.nodes, "gpu_option": it.gpu_option,
             "time_minutes": it.time_minutes, "signal_lead_s": it.signal_lead_s,
+            "deadline": iso(deadline(it.segment)),
+            "job_deadline": None if it.segment.job_deadline is None
+            else iso(it.segment.job_deadline),
             "script": it.script, "depends_on": it.depends_on,
             "comment": comment(pid, it.segment),
         } for it in items],

@@ -31,7 +31,7 @@ from greenepoch.data.timeparse import kind, shown
 from greenepoch.planner.exports.common import ExportError, Segment, iso, plan_id, plan_segments
 from greenepoch.planner.exports.config import ClusterConfig
 from greenepoch.planner.exports.slurm import gpu_request, parse_comment
-from greenepoch.planner.plan import Plan
+from greenepoch.planner.plan_doc import Plan
 
 #: A pending job may wait this long past its planned start before it counts as late.
 LATE_AFTER_S = 120

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from greenepoch.data.errors import RequestError
 from greenepoch.planner.pipeline import plan
+from greenepoch.planner.plan import PlanStatus
 from greenepoch.planner.request import load_request
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
@@ -23,24 +24,29 @@ def test_example_plans_on_embedded_default(path: Path, monkeypatch: pytest.Monke
             plan(request, data=None, oracle=True)
         return
     result = plan(request, data=None, oracle=True)
-    assert result.doc["intensity"]["source"] == "synthetic"
-    assert result.doc["solver"]["status"] in ("optimal", "feasible")
+    assert result.intensity is not None and result.intensity.source == "synthetic"
+    assert result.solver is not None
+    assert result.solver.status in (PlanStatus.OPTIMAL, PlanStatus.FEASIBLE)
     for job, spec in zip(result.jobs, request.jobs, strict=True):
-        assert job["name"] == spec.name
-        assert job["segments"], f"{spec.name} got no segments"
-        assert job["summary"]["finish"] <= spec.deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert all(seg["zone"] in spec.zones for seg in job["segments"])
-        assert all(spec.gpus_min <= seg["gpus"] <= spec.gpus for seg in job["segments"])
-        assert job["summary"]["emissions_kg"] <= job["baselines"]["run_now_home"][
-            "emissions_kg"] + 1e-6 or request.policy.objective != "carbon"
+        assert job.name == spec.name
+        assert (job.release, job.deadline, job.gpu_hours) == (spec.release, spec.deadline,
+                                                              spec.gpu_hours)
+        assert job.segments, f"{spec.name} got no segments"
+        assert job.summary is not None and job.summary.finish is not None
+        assert job.summary.finish <= spec.deadline
+        assert all(seg.zone in spec.zones for seg in job.segments)
+        assert all(spec.gpus_min <= seg.gpus <= spec.gpus for seg in job.segments)
+        assert job.baselines is not None
+        assert job.summary.emissions_kg <= job.baselines["run_now_home"].emissions_kg + 1e-6 \
+            or request.policy.objective != "carbon"
 
 
 @pytest.mark.realdata
 def test_carbon_and_cost_example_uses_shared_prices(real_data: Path) -> None:
     request = load_request(Path(__file__).parents[2] / "examples" / "carbon_and_cost.toml")
     result = plan(request, data=real_data, oracle=True)
-    summary = result.jobs[0]["summary"]
-    assert summary["cost_usd"] is not None and summary["cost_usd"] > 0
+    summary = result.jobs[0].summary
+    assert summary is not None and summary.cost_usd is not None and summary.cost_usd > 0
 
 
 @pytest.mark.realdata
@@ -60,7 +66,8 @@ def test_cost_is_null_when_the_plan_runs_where_prices_are_unknown(real_data: Pat
     request = load_request(Path(__file__).parents[2] / "examples" / "minimal.toml")
     assert set(request.jobs[0].zones) == {"DE", "GB"}
     job = plan(request, data=real_data, oracle=True).jobs[0]
-    in_gb = any(seg["zone"] == "GB" for seg in job["segments"])
-    assert (job["summary"]["cost_usd"] is None) == in_gb
+    assert job.summary is not None
+    in_gb = any(seg.zone == "GB" for seg in job.segments)
+    assert (job.summary.cost_usd is None) == in_gb
     if not in_gb:
-        assert job["summary"]["cost_usd"] > 0
+        assert job.summary.cost_usd > 0

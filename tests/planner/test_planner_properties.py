@@ -18,7 +18,7 @@ from greenepoch.data.errors import InfeasibleError
 from greenepoch.data.intensity.frame import IntensityData
 from greenepoch.planner.model import Policy
 from greenepoch.planner.pipeline import Intensities
-from greenepoch.planner.plan import assemble, run_now_plans
+from greenepoch.planner.plan import Plan, assemble, run_now_plans
 from greenepoch.solvers.backends import SolveStatus, get_backend
 from greenepoch.solvers.formulation import build
 from greenepoch.solvers.heuristics import exact_applies, exact_cleanest_slots, greedy
@@ -160,12 +160,20 @@ def assert_plan_document(p: PlanningProblem, out: Outcome) -> None:
     flags = pd.DataFrame(False, index=p.slots, columns=list(p.zones))
     judged = IntensityData(pd.DataFrame(p.intensity.T, index=p.slots, columns=list(p.zones)),
                            flags, flags.copy(), "synthetic")
-    # assemble reads only the request's start and slot name
-    req = SimpleNamespace(start=T0, policy=Policy())
-    plan = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)  # type: ignore[arg-type]
-    json.dumps(plan.doc, allow_nan=False)
     step = pd.Timedelta(hours=p.slot_h)
-    for j, (job, doc) in enumerate(zip(p.jobs, plan.jobs, strict=True)):
+    # assemble reads the request's start, slot name and each job's window and work
+    jobs = [SimpleNamespace(name=job.name, release=p.slots[job.first],
+                            deadline=p.slots[job.last] + step, gpu_hours=job.work)
+            for job in p.jobs]
+    req = SimpleNamespace(start=T0, policy=Policy(), jobs=jobs)
+    plan = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)  # type: ignore[arg-type]
+    text = plan.to_json()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the plan JSON"))
+    assert Plan.from_json(text) == plan  # the JSON is only its serialisation
+    assert [(j.release, j.deadline, j.gpu_hours) for j in plan.jobs] == [
+        (j.release, j.deadline, j.gpu_hours) for j in jobs]
+    plan_doc = plan.doc
+    for j, (job, doc) in enumerate(zip(p.jobs, plan_doc["jobs"], strict=True)):
         segs = doc["segments"]
         assert segs
         for seg in segs:

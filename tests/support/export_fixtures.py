@@ -31,8 +31,10 @@ def segment(zone: str, start: pd.Timestamp, minutes: float, gpus: int) -> dict[s
 
 
 def plan_doc(jobs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """A minimal plan document (schema 1.0) with the given job -> segments."""
-    return {"schema_version": "1.0", "created_by": "tests", "zones": [],
+    """A minimal plan document (schema 1.0) with the given job -> segments (what the
+    exports read: no summary, no release or deadline, as in hand-made plans)."""
+    zones = sorted({seg["zone"] for segs in jobs.values() for seg in segs})
+    return {"schema_version": "1.0", "created_by": "tests", "zones": zones,
             "jobs": [{"name": name, "segments": segs} for name, segs in jobs.items()]}
 
 

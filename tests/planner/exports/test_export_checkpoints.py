@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 from export_fixtures import now_floor, plan_doc, run_cli, segment, toml
-from greenepoch.planner.exports.common import ExportError, job_key, slug
+from greenepoch.planner.exports.common import job_key, slug
 from greenepoch.planner.exports.config import parse_config
 from greenepoch.planner.exports.k8s import export_k8s
 from greenepoch.planner.exports.slurm import export_slurm
-from greenepoch.planner.plan import Plan
+from greenepoch.planner.plan import Plan, PlanError
 
 #: Names whose old slugs collide: "team-a-b" twice, "job" for every non-ASCII name.
 NEAR = ["team/a b", "team-a-b", "team a/b", "训练", "обучение", "🚀"]
@@ -75,7 +75,7 @@ def test_slurm_jobs_with_near_duplicate_names_get_their_own_checkpoints(tmp_path
     config = _slurm_config(command=[sys.executable, str(train)],
                            checkpoint_dir=str(tmp_path / "ckpt" / "{job}"),
                            env={"GE_TEST_OUT": str(out)})
-    files = export_slurm(Plan(doc), parse_config(config))
+    files = export_slurm(Plan.from_dict(doc), parse_config(config))
     scripts = [files[k] for k in sorted(files) if k.endswith(".sbatch")]
     assert len(scripts) == len(NEAR)
     for script in scripts:
@@ -91,7 +91,8 @@ def test_slurm_jobs_with_near_duplicate_names_get_their_own_checkpoints(tmp_path
 
 def test_kubernetes_jobs_with_near_duplicate_names_get_their_own_checkpoints():
     doc = plan_doc({n: [segment("Z1", _future(), 30, 1)] for n in NEAR})
-    files = export_k8s(Plan(doc), parse_config(_kube_config(checkpoint_dir="/ckpt/{job}")))
+    config = parse_config(_kube_config(checkpoint_dir="/ckpt/{job}"))
+    files = export_k8s(Plan.from_dict(doc), config)
     dirs = {}
     for name, text in files.items():
         if not name.endswith(".yaml"):
@@ -136,14 +137,14 @@ def test_a_shared_checkpoint_dir_is_refused(tmp_path, kind, case):
 def test_a_fixed_checkpoint_dir_is_fine_for_one_job_or_separate_workdirs():
     one = plan_doc({"a": [segment("Z1", _future(), 30, 1), segment(
         "Z1", _future() + pd.Timedelta("1h"), 30, 1)]})
-    files = export_slurm(Plan(one), parse_config(_slurm_config(checkpoint_dir="ckpt")))
+    files = export_slurm(Plan.from_dict(one), parse_config(_slurm_config(checkpoint_dir="ckpt")))
     assert all(_env(t, "GREENEPOCH_CHECKPOINT_DIR") == "ckpt"
                for k, t in files.items() if k.endswith(".sbatch"))
     two = plan_doc({"a": [segment("Z1", _future(), 30, 1)],
                     "b": [segment("Z1", _future(), 30, 1)]})
     config = _slurm_config(checkpoint_dir="ckpt")
     config["jobs"] = {"a": {"workdir": "/w/a"}, "b": {"workdir": "/w/b"}}
-    export_slurm(Plan(two), parse_config(config))  # different folders: no error
+    export_slurm(Plan.from_dict(two), parse_config(config))  # different folders: no error
 
 
 @pytest.mark.parametrize("kind", ["slurm", "k8s"])
@@ -169,15 +170,16 @@ def test_an_override_for_a_job_not_in_the_plan_is_refused(tmp_path, kind):
     # the corrected name exports, and the job runs its own command
     config["jobs"] = {"train": config["jobs"]["train "]}
     if kind == "slurm":
-        files = export_slurm(Plan(doc), parse_config(config))
+        files = export_slurm(Plan.from_dict(doc), parse_config(config))
         assert "cmd=(python big.py)" in files["j00-train-s000.sbatch"]
         assert "cmd=(echo hi)" in files["j01-eval-s000.sbatch"]
     else:
-        assert "big.py" in "".join(export_k8s(Plan(doc), parse_config(config)).values())
+        assert "big.py" in "".join(export_k8s(Plan.from_dict(doc), parse_config(config)).values())
 
 
 def test_duplicate_job_names_are_refused():
+    # refused where the plan is read, before any exporter could mix the two up
     doc = plan_doc({"a": [segment("Z1", _future(), 30, 1)]})
     doc["jobs"].append(dict(doc["jobs"][0]))
-    with pytest.raises(ExportError, match=r"plan jobs\[1\]: name 'a' is given to two jobs"):
-        export_slurm(Plan(doc), parse_config(_slurm_config()))
+    with pytest.raises(PlanError, match=r"jobs\[1\]\.name = 'a': also the name of jobs\[0\]"):
+        Plan.from_dict(doc)

@@ -89,7 +89,7 @@ def test_kube_expand_follows_kubernetes():
 
 def _plan(name: str = "llm") -> Plan:
     t0 = now_floor() + pd.Timedelta("1h")
-    return Plan(plan_doc({name: [segment("DE", t0, 120, 16),
+    return Plan.from_dict(plan_doc({name: [segment("DE", t0, 120, 16),
                                  segment("GB", t0 + pd.Timedelta("3h"), 45, 4)],
                           "small": [segment("GB", t0, 30, 1)]}))
 
@@ -159,7 +159,7 @@ def test_zone_label_is_a_valid_label_value(validate):
     config["zones"]["_a_"] = {"kubernetes": {}}
     config["zones"]["x" * 70 + "_"] = {"kubernetes": {}}
     t0 = now_floor() + pd.Timedelta("1h")
-    plan = Plan(plan_doc({"a": [segment("_a_", t0, 60, 1)],
+    plan = Plan.from_dict(plan_doc({"a": [segment("_a_", t0, 60, 1)],
                           "b": [segment("x" * 70 + "_", t0, 60, 1)]}))
     for kind in ("cronjob", "job"):
         objs = [o for g in manifests(plan, parse_config(config), kind).values() for o in g]
@@ -190,7 +190,7 @@ def test_validate_rejects_bad_labels(validate):
 
 def test_yaml_has_no_anchors_and_the_start_deadline_has_a_floor():
     t0 = now_floor() + pd.Timedelta("1h")
-    plan = Plan(plan_doc({"llm": [segment("DE", t0, 120, 16),
+    plan = Plan.from_dict(plan_doc({"llm": [segment("DE", t0, 120, 16),
                                   segment("GB", t0 + pd.Timedelta("3h"), 0.5, 1)]}))
     files = export_k8s(plan, parse_config(CONFIG))
     crons = [f for f in files if f.endswith(".yaml") and "CronJob" in files[f]]
@@ -282,7 +282,7 @@ def test_resume_script_creates_kueue_jobs_at_their_window_start(tmp_path):
     now = now_floor()
     h = pd.Timedelta("1h")
     # windows that started already (the script does not sleep): two over, two running
-    plan = Plan(plan_doc({"llm": [segment("GB", now - 3 * h, 60, 4),
+    plan = Plan.from_dict(plan_doc({"llm": [segment("GB", now - 3 * h, 60, 4),
                                   segment("DE", now - h / 2, 90, 16)],
                           "old": [segment("DE", now - 2.5 * h, 60, 8)],
                           "small": [segment("GB", now - h / 3, 120, 1)]}))
@@ -322,7 +322,7 @@ def test_resume_script_creates_kueue_jobs_at_their_window_start(tmp_path):
 
 def test_resume_script_stops_when_a_create_really_fails(tmp_path):
     now = now_floor()
-    plan = Plan(plan_doc({"llm": [segment("DE", now - pd.Timedelta("10min"), 60, 8)]}))
+    plan = Plan.from_dict(plan_doc({"llm": [segment("DE", now - pd.Timedelta("10min"), 60, 8)]}))
     files = export_k8s(plan, parse_config(CONFIG), "job", now=now - pd.Timedelta("1h"))
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

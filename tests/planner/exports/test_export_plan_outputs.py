@@ -63,7 +63,8 @@ def test_out_that_is_its_own_csv_is_refused_before_planning(tmp_path, command):
 
 def test_plan_write_puts_json_and_csv_side_by_side(tmp_path):
     t0 = pd.Timestamp("2023-06-01T07:00:00Z")
-    plan = Plan(plan_doc({"a": [segment("DE", t0, 60, 8)], "b,\"c\"": [segment("GB", t0, 30, 1)]}))
+    plan = Plan.from_dict(plan_doc({"a": [segment("DE", t0, 60, 8)],
+                                    "b,\"c\"": [segment("GB", t0, 30, 1)]}))
     (tmp_path / "p.json").write_text(GOOD_JSON)
     json_file, csv_file = plan.write(tmp_path / "p.json")
     assert csv_file == tmp_path / "p.csv"

@@ -159,7 +159,7 @@ def test_scripts_carry_the_plan(tmp_path):
     doc = plan_doc({"a": [segment("Z1", t0, 90.5, 4), segment("Z1", t0 + pd.Timedelta("2h"),
                                                                  30, 2),
                           segment("Z2", t0 + pd.Timedelta("3h"), 30, 2)]})
-    files = export_slurm(Plan(doc), parse_config(_simple_config(tmp_path)))
+    files = export_slurm(Plan.from_dict(doc), parse_config(_simple_config(tmp_path)))
     names = sorted(n for n in files if n.endswith(".sbatch"))
     assert names == ["j00-a-s000.sbatch", "j00-a-s001.sbatch", "j00-a-s002.sbatch"]  # from 0
     s1, _, s3 = (files[n] for n in names)
@@ -229,10 +229,11 @@ def test_errors_exit_2_and_write_nothing(tmp_path, case):
               "outdir": "not written by 'greenepoch export'"}[case]
     if case == "schema":
         doc["schema_version"] = "2.0"
-    elif case == "zone":
+    elif case == "zone":  # a zone of the plan that the config does not map
         doc["jobs"][0]["segments"][1]["zone"] = "XX"
+        doc["zones"].append("XX")
     elif case == "past":
-        doc["jobs"][0]["segments"][1] = segment("Z1", now_floor() - pd.Timedelta("1h"), 30, 2)
+        doc["jobs"][0]["segments"][0] = segment("Z1", now_floor() - pd.Timedelta("1h"), 30, 2)
     elif case == "command":
         del config["defaults"]
     else:
@@ -271,7 +272,7 @@ def test_hostile_values_stay_literal_when_the_script_runs(tmp_path):
     results.mkdir()
     doc = plan_doc({evil: [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, 2)]})
     config = json.loads(_config(tmp_path, workdir, results, extra_args=("--name", evil)))
-    files = export_slurm(Plan(doc), parse_config(config))
+    files = export_slurm(Plan.from_dict(doc), parse_config(config))
     script = next(v for k, v in files.items() if k.endswith(".sbatch"))
     assert "\n#SBATCH" not in script.split("set -u")[1]  # no directive injected in the body
     for _ in range(2):
@@ -296,7 +297,7 @@ def test_int_checkpoint_signal_reaches_the_training(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     doc = plan_doc({"a": [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, 2)]})
-    files = export_slurm(Plan(doc), parse_config(_int_config(tmp_path, results)))
+    files = export_slurm(Plan.from_dict(doc), parse_config(_int_config(tmp_path, results)))
     script = next(v for k, v in files.items() if k.endswith(".sbatch"))
     proc = subprocess.Popen(["bash", "-c", script], env={"PATH": "/usr/bin:/bin"},
                             cwd=tmp_path, stderr=subprocess.PIPE, text=True)
@@ -318,19 +319,19 @@ def test_status_reports_drift_from_saved_squeue(tmp_path):
     doc = plan_doc({"a": [segment("Z1", t0, 30, 4), segment("Z1", t0 + pd.Timedelta("1h"),
                                                              30, 2)]})
     from greenepoch.planner.exports.common import plan_id
-    pid = plan_id(Plan(doc))
+    pid = plan_id(Plan.from_dict(doc))
     jobs = [{"job_id": 7, "comment": f"greenepoch:{pid}:0:0", "job_state": "PENDING",
              "eligible_time": int(t0.timestamp()), "tres_per_node": "gres:gpu:2",
              "node_count": 2, "time_limit": 30, "partition": PARTITION},
             {"job_id": 9, "comment": f"greenepoch:{pid}:0:5", "job_state": "PENDING"},
             {"job_id": 10, "comment": "greenepoch:otherplan:0:0", "job_state": "PENDING"}]
-    rows, unplanned = compare(Plan(doc), jobs, parse_config(_simple_config(tmp_path)))
+    rows, unplanned = compare(Plan.from_dict(doc), jobs, parse_config(_simple_config(tmp_path)))
     assert rows[0].slurm_job_id == 7 and rows[0].drift == []
     assert rows[1].drift and rows[1].drift[0].startswith("missing")
     assert [u["slurm_job_id"] for u in unplanned] == [9]
     jobs[0]["eligible_time"] += 600
     jobs[0]["tres_per_node"] = "gres:gpu:1"
-    rows, _ = compare(Plan(doc), jobs)
+    rows, _ = compare(Plan.from_dict(doc), jobs)
     assert any(d.startswith("begin:") and "+600 s" in d for d in rows[0].drift)
     assert any(d.startswith("gpus: 2 requested, 4 planned") for d in rows[0].drift)
     squeue = tmp_path / "squeue.json"

@@ -16,7 +16,7 @@ from greenepoch.planner.plan import Plan
 
 
 def _plan(start: pd.Timestamp, minutes: float = 30) -> Plan:
-    return Plan(plan_doc({"a": [segment("Z1", start, minutes, 2)]}))
+    return Plan.from_dict(plan_doc({"a": [segment("Z1", start, minutes, 2)]}))
 
 
 def _job(plan: Plan, job_id: int, state: str | list[str], seg: int = 0) -> dict:
@@ -83,7 +83,7 @@ def test_cli_fails_on_a_dead_segment_but_not_on_a_purged_one(tmp_path):
     plan = tmp_path / "p.json"
     plan.write_text(json.dumps(doc))
     squeue = tmp_path / "sq.json"
-    squeue.write_text(json.dumps({"jobs": [_job(Plan(doc), 9, "CANCELLED", seg=1)]}))
+    squeue.write_text(json.dumps({"jobs": [_job(Plan.from_dict(doc), 9, "CANCELLED", seg=1)]}))
     result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(squeue),
                       "--fail-on-drift", "--json"])
     assert result.exit_code == 1, result.output
@@ -91,7 +91,7 @@ def test_cli_fails_on_a_dead_segment_but_not_on_a_purged_one(tmp_path):
     assert report["drift"] == 1
     assert report["segments"][0]["state"] == "gone (finished or purged)"
     assert report["segments"][1]["drift"][0].startswith("dead: job 9 ended CANCELLED")
-    squeue.write_text(json.dumps({"jobs": [_job(Plan(doc), 9, "PENDING", seg=1)]}))
+    squeue.write_text(json.dumps({"jobs": [_job(Plan.from_dict(doc), 9, "PENDING", seg=1)]}))
     result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(squeue),
                       "--fail-on-drift"])
     assert result.exit_code == 0, result.output
