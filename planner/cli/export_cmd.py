@@ -58,15 +58,12 @@ def slurm(plan_file: str, out_dir: str | None, config_file: str | None, dry_run:
         raise click.UsageError("--out DIR is required (or use --dry-run)")
     plan = Plan.from_json(plan_file)
     config = load_config(config_file)
-    files = slurm_export.export_slurm(plan, config)
     if dry_run:
-        _print_files(files)
+        _print_files(slurm_export.export_slurm(plan, config))
         return
     assert out_dir is not None
-    target = slurm_export.write_tree(
-        files, out_dir, executable=frozenset(n for n in files if n.endswith((".sbatch", ".sh"))),
-        force=force)
-    n = len(files) - 2
+    target = slurm_export.write_slurm(plan, config, out_dir, force=force)
+    n = len(list(target.glob("*.sbatch")))
     click.echo(f"wrote {n} sbatch script(s) and {slurm_export.SUBMIT} to {target}")
     if do_submit:
         ids = slurm_export.submit(target)
@@ -109,13 +106,11 @@ def k8s(plan_file: str, out_dir: str | None, config_file: str | None, kind: str,
                 validate(obj, crd_dir or None)
         click.echo(f"validated {sum(map(len, objs.values()))} object(s) strictly against "
                    f"Kubernetes {KUBERNETES_VERSION}", err=True)
-    files = k8s_export.export_k8s(plan, config, kind)
     if dry_run:
-        _print_files(files)
+        _print_files(k8s_export.export_k8s(plan, config, kind))
         return
     assert out_dir is not None
-    target = k8s_export.write_tree(files, out_dir, executable=frozenset({k8s_export.RESUME}),
-                                   force=force)
+    target = k8s_export.write_k8s(plan, config, out_dir, kind, force=force)
     click.echo(f"wrote {len(objs)} manifest file(s) to {target}; apply with: "
                f"kubectl apply -f {target}")
     if kind == "job":

@@ -135,10 +135,3 @@ def validate(obj: dict[str, Any], crd_dir: str | Path | None = None,
                           "nor in the CRDs given") from exc
     return f"Kubernetes {checked} {key[0]} {key[1]}"
 
-
-def validate_file(path: str | Path, crd_dir: str | Path | None = None,
-                  version: str = KUBERNETES_VERSION) -> list[str]:
-    """Validate every document of a YAML file."""
-    text = Path(path).read_text(encoding="utf-8")
-    return [validate(doc, crd_dir, version) for doc in yaml.safe_load_all(text)
-            if doc is not None]
