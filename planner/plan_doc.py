@@ -81,8 +81,8 @@ class _Part:
     document's keys in order; empty: the fields that are set, in field order) and
     ``extra`` (values of keys this version does not know)."""
 
-    keys: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = field(default=(), repr=False)
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     #: keys written even when None (for parts built in Python)
     ALWAYS: ClassVar[frozenset[str]] = frozenset()
