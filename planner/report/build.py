@@ -23,6 +23,7 @@ from greenepoch.data.intensity.source import (
     IntensitySource,
     source_for,
 )
+from greenepoch.planner.plan_doc import Plan, PlanError, iso
 from greenepoch.planner.report.cells import (
     HTML_DECIMALS,
     ROW_COUNTS,
@@ -222,33 +223,41 @@ def _gantt_section(report: Report, segments: pd.DataFrame, zones: list[str], *,
                   + ("; red ticks: deadlines" if marks else "") + note)
 
 
-def plan_report(doc: dict[str, Any], *, data: DataArg = None) -> Report:
-    """Report of one plan document; ``data``: a source or a data folder."""
-    from greenepoch.planner.plan import Plan
-
-    plan = Plan(doc)
+def plan_report(plan: Plan | dict[str, Any], *, data: DataArg = None) -> Report:
+    """Report of one plan (a :class:`Plan`, or its JSON document); ``data``: a source or
+    a data folder.  A plan without what the report reads (start, zones, intensity,
+    solver, each job's summary and baselines) is one PlanError naming it."""
+    plan = plan if isinstance(plan, Plan) else Plan.from_dict(plan)
+    plan.require_full()
+    assert plan.start is not None and plan.zones is not None  # require_full checked
+    assert plan.intensity is not None and plan.solver is not None
     data = _cached(data)
-    intensity = doc["intensity"]
-    zones = list(doc["zones"])
-    signal = intensity["signal"]
+    info, solver = plan.intensity, plan.solver
+    zones = list(plan.zones)
+    signal = str(info.signal)
+    status = solver.status.value if solver.status is not None else None
     report = Report("GreenEpoch plan report")
-    report.note(f"plan start {doc['start']}, zones {', '.join(zones)}; planned on "
-                f"{intensity['source']} {signal} intensities ({intensity['mode']}"
-                + (f", {intensity['model']}" if intensity["model"] else "") + "); solver "
-                f"{doc['solver']['name']} {doc['solver']['status']}")
+    report.note(f"plan start {iso(plan.start)}, zones {', '.join(zones)}; planned on "
+                f"{info.source} {signal} intensities ({info.mode}"
+                + (f", {info.model}" if info.model else "") + "); solver "
+                f"{solver.name} {status}")
     rows = []
-    for job in doc["jobs"]:
-        s, b = job["summary"], job["baselines"]
+    for i, job in enumerate(plan.jobs):
+        s, b = job.summary, job.baselines
+        assert s is not None and b is not None  # require_full checked
+        missing = [k for k in ("run_now_home", "run_now_best_zone") if k not in b]
+        if missing:
+            raise PlanError(f"jobs[{i}].baselines: missing '{missing[0]}'")
+        home, best = b["run_now_home"], b["run_now_best_zone"]
         rows.append({
-            "job": job["name"], "plan_kg": s["emissions_kg"],
-            "realised_kg": s.get("realised_emissions_kg"),
-            "run_now_home_kg": b["run_now_home"]["emissions_kg"],
-            "best_zone": b["run_now_best_zone"]["zone"],
-            "best_zone_kg": b["run_now_best_zone"]["emissions_kg"],
-            "saving_%": job["savings_pct"], "finish": s["finish"],
-            "run_now_finish": b["run_now_home"]["finish"],
-            "interruptions": s["interruptions"], "migrations": s["migrations"],
-            "energy_kwh": s["energy_kwh"], "cost_usd": s.get("cost_usd"),
+            "job": job.name, "plan_kg": s.emissions_kg,
+            "realised_kg": s.realised_emissions_kg,
+            "run_now_home_kg": home.emissions_kg,
+            "best_zone": best.zone, "best_zone_kg": best.emissions_kg,
+            "saving_%": job.savings_pct, "finish": _iso(s.finish),
+            "run_now_finish": _iso(home.finish),
+            "interruptions": s.interruptions, "migrations": s.migrations,
+            "energy_kwh": s.energy_kwh, "cost_usd": s.cost_usd,
         })
     table = pd.DataFrame(rows)
     if table["realised_kg"].isna().all():
@@ -256,17 +265,20 @@ def plan_report(doc: dict[str, Any], *, data: DataArg = None) -> Report:
     report.heading("Savings")
     report.table(table, "savings")
     segments = plan.segments()
-    deadlines = {job["name"]: job["deadline"] for job in doc["jobs"] if job.get("deadline")}
-    forecast = intensity["mode"] == "forecast" and intensity.get("model")
+    deadlines = {job.name: iso(job.deadline) for job in plan.jobs if job.deadline is not None}
     _gantt_section(report, segments, zones, data=data, signal=signal,
-                   source=intensity["source"], title="plan", deadlines=deadlines,
-                   forecast_model=intensity["model"] if forecast else None,
-                   slot=doc.get("slot", "1h"), start=doc["start"])
+                   source=str(info.source), title="plan", deadlines=deadlines,
+                   forecast_model=info.model if info.forecast and info.model else None,
+                   slot=plan.slot or "1h", start=iso(plan.start))
     report.heading("Segments")
     report.table(segments, "segments")
-    _heatmap_section(report, zones, pd.Timestamp(doc["start"]).year, data=data, signal=signal,
-                     source=intensity["source"])
+    _heatmap_section(report, zones, plan.start.year, data=data, signal=signal,
+                     source=str(info.source))
     return report
+
+
+def _iso(ts: pd.Timestamp | None) -> str | None:
+    return None if ts is None else iso(ts)
 
 
 def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
@@ -378,7 +390,6 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
 
 def build_report(path: str | Path, *, data: DataArg = None) -> Report:
     """Report of a plan JSON or a what-if results file (told apart by content)."""
-    from greenepoch.planner.plan import Plan
     from greenepoch.planner.whatif.results import is_result_file, read_results
 
     file = Path(path)
@@ -397,58 +408,11 @@ def build_report(path: str | Path, *, data: DataArg = None) -> Report:
             raise GreenEpochError(f"{file}: not a readable what-if results file ({what}); "
                                   "write results with 'greenepoch whatif SPEC --out FILE'") \
                 from None
-    doc = Plan.from_json(file).doc
+    plan = Plan.from_json(file)
     try:
-        _check_plan_doc(doc)
-        return plan_report(doc, data=data)
+        return plan_report(plan, data=data)
     except DataError:
         raise
     except GreenEpochError as exc:
         raise GreenEpochError(f"{file}: not a plan document ({exc}); give a plan JSON or a "
                               "what-if results file") from None
-    except KeyError as exc:
-        raise GreenEpochError(f"{file}: not a plan document (missing {exc}); give a plan "
-                              "JSON or a what-if results file") from None
-    except (TypeError, ValueError, AttributeError) as exc:  # a backstop: checked above
-        raise GreenEpochError(f"{file}: not a plan document (a value has the wrong type: "
-                              f"{exc}); give a plan JSON or a what-if results file") from None
-
-
-def _check_plan_doc(doc: dict[str, Any]) -> None:
-    """The types of the plan fields :func:`plan_report` reads beyond the jobs' segments
-    (which :meth:`Plan.from_json` checks); a wrong one is a GreenEpochError naming it."""
-    from greenepoch.data.timeparse import count, number, table, text, utc
-
-    for key in ("start", "zones", "intensity", "solver"):
-        if key not in doc:
-            raise GreenEpochError(f"missing '{key}'")
-    utc(text(doc["start"], "start", "'2023-06-01T00:00:00Z'"), "start")
-    zones = doc["zones"]
-    if not isinstance(zones, list):
-        raise GreenEpochError(f"zones = {zones!r:.60}: expected a list of zone ids")
-    for i, zone in enumerate(zones):
-        text(zone, f"zones[{i}]")
-    intensity = table(doc["intensity"], "intensity")
-    solver = table(doc["solver"], "solver")
-    for where, part, keys in (("intensity", intensity, ("signal", "source", "mode")),
-                              ("solver", solver, ("name", "status"))):
-        for key in keys:
-            if key not in part:
-                raise GreenEpochError(f"{where}: missing '{key}'")
-            text(part[key], f"{where}.{key}")
-    if intensity.get("model") is not None:
-        text(intensity["model"], "intensity.model")
-    for i, job in enumerate(doc["jobs"]):
-        for key in ("summary", "baselines"):
-            if key not in job:
-                raise GreenEpochError(f"jobs[{i}]: missing '{key}'")
-        summary = table(job["summary"], f"jobs[{i}].summary")
-        table(job["baselines"], f"jobs[{i}].baselines")
-        for key in ("emissions_kg", "energy_kwh"):
-            if summary.get(key) is not None:
-                number(summary[key], f"jobs[{i}].summary.{key}")
-        for key in ("interruptions", "migrations"):
-            if summary.get(key) is not None:
-                count(summary[key], f"jobs[{i}].summary.{key}")
-        if job.get("savings_pct") is not None:
-            number(job["savings_pct"], f"jobs[{i}].savings_pct")

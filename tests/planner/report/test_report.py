@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from pathlib import Path
 
@@ -171,6 +172,28 @@ def test_report_refuses_other_files(tmp_path: Path) -> None:
         build_report(bad)
     with pytest.raises(GreenEpochError, match="no such file"):
         build_report(tmp_path / "missing.json")
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("drop", "field"), [
+    (("solver",), "missing 'solver'"),
+    (("intensity", "mode"), "intensity: missing 'mode'"),
+    (("jobs", 0, "summary"), "jobs[0]: missing 'summary'"),
+    (("jobs", 0, "baselines", "run_now_best_zone"),
+     "jobs[0].baselines: missing 'run_now_best_zone'"),
+])
+def test_plan_without_what_the_report_reads_names_the_field(
+        plan_file: tuple[Path, Path], tmp_path: Path, drop: tuple, field: str) -> None:
+    doc = json.loads(plan_file[0].read_text(encoding="utf-8"))
+    part = doc
+    for key in drop[:-1]:
+        part = part[key]
+    del part[drop[-1]]
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(GreenEpochError, match=re.escape(field)) as info:
+        build_report(bad)
+    assert "not a plan document" in str(info.value) and "\n" not in str(info.value)
 
 
 def _cli():
