@@ -36,6 +36,7 @@ from greenepoch.data.intensity.source import (
     source_for,
 )
 from greenepoch.planner.model import PlanRequest
+from greenepoch.planner.plan_doc import Plan, iso
 from greenepoch.planner.whatif.results import status_of
 from greenepoch.planner.whatif.spec import ORACLE, Scenario
 
@@ -60,7 +61,7 @@ def _shared(root: str | None, seed: int) -> CachedSource:
 
 def plan_cached(request: PlanRequest, *, data: str | None = None, oracle: bool = False,
                 model: str | None = None, signal: str = "direct", seed: int = 0,
-                source: IntensitySource | None = None) -> Any:
+                source: IntensitySource | None = None) -> Plan:
     """:func:`planner.pipeline.plan` on ``source`` (default: this process's
     :func:`shared_source` of ``data``), reading each data file once per process."""
     from greenepoch.planner.pipeline import plan
@@ -69,30 +70,39 @@ def plan_cached(request: PlanRequest, *, data: str | None = None, oracle: bool =
     return plan(request, data=chosen, oracle=oracle, model=model, signal=signal, seed=seed)
 
 
-def _hours(later: str | None, earlier: str | None) -> float:
+def _hours(later: pd.Timestamp | None, earlier: pd.Timestamp | None) -> float:
     if later is None or earlier is None:
         return float("nan")
-    return (pd.Timestamp(later) - pd.Timestamp(earlier)) / pd.Timedelta("1h")
+    return (later - earlier) / pd.Timedelta("1h")
 
 
-def plan_row(doc: dict[str, Any]) -> dict[str, Any]:
-    """The metrics of one plan document (docs/plan-schema.md), summed over its jobs."""
-    forecast = doc["intensity"]["mode"] == "forecast"
+def _kg(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def plan_row(plan: Plan | dict[str, Any]) -> dict[str, Any]:
+    """The metrics of one plan (or plan document, docs/plan-schema.md), summed over its
+    jobs."""
+    plan = plan if isinstance(plan, Plan) else Plan.from_dict(plan)
+    plan.require_full()
+    assert plan.intensity is not None  # require_full checked
+    forecast = plan.intensity.forecast
     emissions = planned = run_now = energy = 0.0
     cost: float | None = 0.0  # None as soon as one job's cost is unknown
     interruptions = migrations = 0
     delays = []
-    for job in doc["jobs"]:
-        s, home = job["summary"], job["baselines"]["run_now_home"]
-        planned += s["emissions_kg"]
-        emissions += s["realised_emissions_kg"] if forecast else s["emissions_kg"]
-        base = home.get("realised_emissions_kg") if forecast else home["emissions_kg"]
-        run_now += float("nan") if base is None else float(base)
-        energy += s["energy_kwh"]
-        interruptions += s["interruptions"]
-        migrations += s["migrations"]
-        cost = None if cost is None or s.get("cost_usd") is None else cost + s["cost_usd"]
-        delays.append(_hours(s["finish"], home["finish"]))
+    for job in plan.jobs:
+        s, baselines = job.summary, job.baselines
+        assert s is not None and baselines is not None  # require_full checked
+        home = baselines["run_now_home"]
+        planned += _kg(s.emissions_kg)
+        emissions += _kg(s.realised_emissions_kg if forecast else s.emissions_kg)
+        run_now += _kg(home.realised_emissions_kg if forecast else home.emissions_kg)
+        energy += _kg(s.energy_kwh)
+        interruptions += s.interruptions or 0
+        migrations += s.migrations or 0
+        cost = None if cost is None or s.cost_usd is None else cost + s.cost_usd
+        delays.append(_hours(s.finish, home.finish))
     saving = float(run_now - emissions)
     return {
         "emissions_kg": round(emissions, 3),
@@ -109,9 +119,9 @@ def plan_row(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _segments(doc: dict[str, Any]) -> list[list[Any]]:
-    return [[job["name"], seg["zone"], seg["start"], seg["end"], seg["gpus"]]
-            for job in doc["jobs"] for seg in job["segments"]]
+def _segments(plan: Plan) -> list[list[Any]]:
+    return [[job.name, seg.zone, iso(seg.start), iso(seg.end), seg.gpus]
+            for job in plan.jobs for seg in job.segments]
 
 
 def evaluate(scenario: Scenario, data: str | None = None, signal: str = "direct",
@@ -131,9 +141,10 @@ def evaluate(scenario: Scenario, data: str | None = None, signal: str = "direct"
         row.update(dict.fromkeys(METRICS))
         row.update(solver=None, segments=[])
     else:
+        status = plan.solver.status if plan.solver is not None else None
         row.update(status="ok", message="")
-        row.update(plan_row(plan.doc))
-        row.update(solver=plan.doc["solver"]["status"], segments=_segments(plan.doc))
+        row.update(plan_row(plan))
+        row.update(solver=None if status is None else status.value, segments=_segments(plan))
     request = scenario.request
     row["slot"] = request.policy.slot
     row["deadlines"] = {job.name: job.deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
