@@ -13,11 +13,10 @@
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 from greenepoch.solvers.problem import JobSpec, PlanningProblem
 from greenepoch.solvers.schedule import EPS, Schedule, trim_excess
+from greenepoch.solvers.single_job import cheapest_order, cheapest_slots_partial, cheapest_window
 
 
 def exact_applies(problem: PlanningProblem) -> bool:
@@ -55,38 +54,25 @@ def _fill(problem: PlanningProblem, job: JobSpec, zone_of: np.ndarray, chosen: n
 
 
 def exact_cleanest_slots(problem: PlanningProblem) -> Schedule | None:
-    """Optimal schedule for an uncoupled request (see module doc), or None if infeasible."""
+    """Optimal schedule for an uncoupled request (see module doc), or None if infeasible:
+    :func:`~solvers.single_job.cheapest_slots_partial` on each slot's cleanest zone."""
     job = problem.jobs[0]
     zone_of, cost = _best_zone_per_slot(problem, job, problem.capacity, job.zones)
-    usable = np.flatnonzero(np.isfinite(cost))
-    full = job.gpus * problem.slot_h
-    need = int(np.ceil(job.work / full - 1e-9))
-    if len(usable) < need:
+    chosen = cheapest_slots_partial(cost, job.work / (job.gpus * problem.slot_h))
+    if chosen is None:
         return None
-    used_last = job.work / full - (need - 1)  # share of the last slot run
-    best, last = np.inf, -1
-    earlier: list[float] = []  # max-heap (negated) of the need - 1 cheapest slots so far
-    total = 0.0
-    for t in usable.tolist():
-        if len(earlier) == need - 1 and total + used_last * cost[t] < best:
-            best, last = total + used_last * cost[t], t
-        if need > 1:
-            heapq.heappush(earlier, -cost[t])
-            total += cost[t]
-            if len(earlier) > need - 1:
-                total += heapq.heappop(earlier)
-    before = usable[usable < last]
-    chosen = np.append(before[np.argsort(cost[before], kind="stable")[: need - 1]], last)
     out = Schedule.empty(problem)
-    _fill(problem, job, zone_of, np.sort(chosen), 0, out)
+    _fill(problem, job, zone_of, chosen, 0, out)
     return out
 
 
 def _cheapest_slots(problem: PlanningProblem, job: JobSpec, cost: np.ndarray,
                     zone_of: np.ndarray) -> np.ndarray | None:
-    """Cheapest slot set covering work plus one overhead per run, within max_starts."""
-    usable = np.flatnonzero(np.isfinite(cost))
-    order = usable[np.argsort(cost[usable], kind="stable")]
+    """Cheapest slot set covering work plus one overhead per run, within max_starts:
+    the ``k`` cheapest slots for the least ``k`` that covers it."""
+    if job.min_run_slots > 1:
+        return None
+    order = cheapest_order(cost)
     full = job.gpus * problem.slot_h
     k = max(1, int(np.ceil(job.work / full - 1e-9)))
     while k <= len(order):
@@ -94,8 +80,6 @@ def _cheapest_slots(problem: PlanningProblem, job: JobSpec, cost: np.ndarray,
         breaks = (np.diff(chosen) > 1) | (np.diff(zone_of[chosen]) != 0)
         runs = 1 + int(breaks.sum())
         if job.max_starts is not None and runs > job.max_starts:
-            return None
-        if job.min_run_slots > 1:
             return None
         if k * full - runs * job.overhead_gpu_h >= job.work - EPS:
             return chosen
@@ -107,17 +91,8 @@ def _cheapest_window(problem: PlanningProblem, job: JobSpec, cost: np.ndarray) -
     """Cheapest contiguous run of slots covering work plus one overhead."""
     full = job.gpus * problem.slot_h
     k = max(job.min_run_slots, int(np.ceil((job.work + job.overhead_gpu_h) / full - 1e-9)))
-    if k > len(cost):
-        return None
-    finite = np.concatenate([[0.0], np.cumsum(np.where(np.isfinite(cost), cost, 0.0))])
-    bad = np.concatenate([[0], np.cumsum(~np.isfinite(cost))])
-    sums = finite[k:] - finite[:-k]  # window sums by differences: O(slots), not O(slots x k)
-    bads = bad[k:] - bad[:-k]
-    sums[bads > 0] = np.inf
-    if not np.isfinite(sums).any():
-        return None
-    start = int(sums.argmin())
-    return np.arange(start, start + k)
+    start = cheapest_window(cost, k)
+    return None if start is None else np.arange(start, start + k)
 
 
 def greedy(problem: PlanningProblem) -> tuple[Schedule | None, str]:

@@ -14,8 +14,8 @@ starts, baseline_g, optimal_g, saving_pct}`` with ``baseline_g`` and
 ``optimal_g`` the means over starts of those sums (gCO2eq/kWh x h, i.e. g per kW
 drawn) and ``saving_pct = 100 * (1 - optimal_g / baseline_g)``.
 
-Vectorised: window sums by cumulative sums, sliding minima and per-window
-partial sorts (``np.partition``) over ``sliding_window_view``, in row chunks.
+The optima are :func:`~greenepoch.solvers.single_job.cheapest_slots_sums` and
+:func:`~greenepoch.solvers.single_job.cheapest_window_sums` (every start at once).
 """
 
 from __future__ import annotations
@@ -25,47 +25,10 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError, RequestError
-from numpy.lib.stride_tricks import sliding_window_view
+from greenepoch.solvers.single_job import cheapest_slots_sums, cheapest_window_sums, window_sums
 
 RECORD_KEYS = ("zone", "length_h", "slack_h", "interruptible", "starts", "baseline_g",
                "optimal_g", "saving_pct")
-CHUNK_CELLS = 4_000_000  # floats per partition chunk (32 MB)
-
-
-def window_sums(x: np.ndarray, length: int) -> np.ndarray:
-    """``sum(x[s : s + length])`` for every ``s`` in ``0 .. N - length``."""
-    csum = np.concatenate(([0.0], np.cumsum(x, dtype=float)))
-    return csum[length:] - csum[:-length]
-
-
-def optimal_noninterruptible(x: np.ndarray, length: int, slack: int) -> np.ndarray:
-    """Per start: the least sum of ``length`` consecutive hours starting in
-    ``[s, min(s + slack, N - length)]``."""
-    w = window_sums(x, length)
-    if slack == 0:
-        return w
-    padded = np.concatenate((w, np.full(slack, np.inf)))
-    return sliding_window_view(padded, slack + 1).min(axis=1)
-
-
-def optimal_interruptible(x: np.ndarray, length: int, slack: int) -> np.ndarray:
-    """Per start: the sum of the ``length`` smallest hours in ``[s, min(s + length +
-    slack, N))``."""
-    n = len(x)
-    starts = n - length + 1
-    width = length + slack
-    if length == 1:
-        return optimal_noninterruptible(x, 1, slack)
-    if slack == 0:
-        return window_sums(x, length)
-    padded = np.concatenate((np.asarray(x, dtype=float), np.full(width, np.inf)))
-    view = sliding_window_view(padded, width)[:starts]
-    out = np.empty(starts)
-    rows = max(1, CHUNK_CELLS // width)
-    for lo in range(0, starts, rows):
-        block = np.partition(view[lo : lo + rows], length - 1, axis=1)
-        out[lo : lo + rows] = block[:, :length].sum(axis=1)
-    return out
 
 
 def sweep_zone(zone: str, x: np.ndarray, lengths: Sequence[int], slacks: Sequence[int],
@@ -84,8 +47,9 @@ def sweep_zone(zone: str, x: np.ndarray, lengths: Sequence[int], slacks: Sequenc
         baseline = float(base.mean())
         for slack in slacks:
             for interruptible in modes:
-                fn = optimal_interruptible if interruptible else optimal_noninterruptible
-                optimal = float(fn(x, length, slack).mean())
+                optimal = float((cheapest_slots_sums(x, length, length + slack)
+                                 if interruptible else
+                                 cheapest_window_sums(x, length, slack)).mean())
                 out.append({
                     "zone": zone, "length_h": int(length), "slack_h": int(slack),
                     "interruptible": bool(interruptible), "starts": len(base),
@@ -125,18 +89,3 @@ def slack_sweep(values: pd.DataFrame, year: int, lengths: Iterable[int],
         out.extend(sweep_zone(str(zone), frame[zone].to_numpy(dtype=float), lengths, slacks,
                               modes, tick))
     return out
-
-
-def brute_force(x: np.ndarray, length: int, slack: int, interruptible: bool,
-                ) -> tuple[int, float, float]:
-    """The definition, one start at a time (for tests): (starts, baseline_g, optimal_g)."""
-    n = len(x)
-    base, best = [], []
-    for s in range(n - length + 1):
-        window = x[s : min(s + length + slack, n)]
-        base.append(x[s : s + length].sum())
-        if interruptible:
-            best.append(np.sort(window)[:length].sum())
-        else:
-            best.append(min(window[i : i + length].sum() for i in range(len(window) - length + 1)))
-    return len(base), float(np.mean(base)), float(np.mean(best))

@@ -10,7 +10,22 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from greenepoch.planner.cli.main import cli
-from greenepoch.planner.replay.sweep import RECORD_KEYS, brute_force, slack_sweep, sweep_zone
+from greenepoch.planner.replay.sweep import RECORD_KEYS, slack_sweep, sweep_zone
+
+
+def brute_force(x: np.ndarray, length: int, slack: int, interruptible: bool,
+                ) -> tuple[int, float, float]:
+    """The definition, one start at a time: (starts, baseline_g, optimal_g)."""
+    n = len(x)
+    base, best = [], []
+    for s in range(n - length + 1):
+        window = x[s : min(s + length + slack, n)]
+        base.append(x[s : s + length].sum())
+        if interruptible:
+            best.append(np.sort(window)[:length].sum())
+        else:
+            best.append(min(window[i : i + length].sum() for i in range(len(window) - length + 1)))
+    return len(base), float(np.mean(base)), float(np.mean(best))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
