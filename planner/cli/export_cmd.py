@@ -8,20 +8,13 @@ from pathlib import Path
 
 import click
 from greenepoch.data.atomic import write_atomic
+from greenepoch.planner.cli.options import config_option, plan_argument
 from greenepoch.planner.exports import k8s as k8s_export
 from greenepoch.planner.exports import slurm as slurm_export
 from greenepoch.planner.exports.common import ExportError
 from greenepoch.planner.exports.config import load_config
 from greenepoch.planner.exports.generic import to_csv, to_json
 from greenepoch.planner.plan import Plan
-
-plan_argument = click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=str))
-config_option = click.option(
-    "--config", "config_file", type=click.Path(path_type=str), default=None,
-    envvar="GREENEPOCH_CLUSTERS",
-    help="Clusters TOML: command per job and cluster per zone (default $GREENEPOCH_CLUSTERS; "
-         "see examples/clusters.toml in the GreenEpoch source repository).")
-
 
 force_option = click.option(
     "--force", is_flag=True,

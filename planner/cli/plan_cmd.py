@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 from greenepoch.data.errors import InfeasibleError
 from greenepoch.data.timeparse import utc
-from greenepoch.planner.cli.options import data_option, json_option, output_file, signal_option
+from greenepoch.planner.cli.options import (
+    data_option,
+    forecast_given,
+    forecast_option,
+    json_option,
+    output_file,
+    signal_option,
+)
 from greenepoch.planner.cli.report import plan_summary
 from greenepoch.planner.pipeline import plan as make_plan
 from greenepoch.planner.plan import Plan
@@ -18,9 +25,7 @@ from greenepoch.planner.request import load_request
 @click.argument("request_file", type=click.Path(path_type=str))
 @data_option
 @click.option("--oracle", is_flag=True, help="Plan with perfect foresight (for studies).")
-@click.option("--forecast", "model", default=None,
-              help="Forecast model to plan on (default: the request's policy.forecast, "
-                   "'default': the best measured model, blend).")
+@forecast_option
 @click.option("--no-fallback", "no_fallback", is_flag=True,
               help="Keep a forecast plan's optimised schedule for a job even when it is not "
                    "robust (emits more than running now at the forecast's P90); the "
@@ -35,11 +40,16 @@ from greenepoch.planner.request import load_request
               callback=output_file,
               help="Plan JSON to write; a CSV of segments is written beside it.")
 @json_option
-def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | None,
+@click.pass_context
+def plan(ctx: click.Context, request_file: str, data_dir: str | None, oracle: bool, model: str,
          no_fallback: bool, start: str | None, signal: str, seed: int, out: str,
          as_json: bool) -> None:
-    """Plan the jobs of REQUEST_FILE (TOML) across zones and time."""
-    if oracle and model:
+    """Plan the jobs of REQUEST_FILE (TOML) across zones and time.
+
+    Without --forecast the request's policy.forecast picks the model (itself 'default'
+    unless the request names one)."""
+    given = forecast_given(ctx)
+    if oracle and given:
         raise click.UsageError("--oracle and --forecast exclude each other; pick one")
     if oracle and no_fallback:
         raise click.UsageError("--no-fallback is for forecast plans (an oracle plan has no "
@@ -47,7 +57,8 @@ def plan(request_file: str, data_dir: str | None, oracle: bool, model: str | Non
     Plan.csv_path(out)  # '--out p.csv' would write the CSV over the plan: refuse now
     request = load_request(request_file, utc(start, "--start") if start else None)
     try:
-        result = make_plan(request, data=data_dir, oracle=oracle, model=model, signal=signal,
+        result = make_plan(request, data=data_dir, oracle=oracle,
+                           model=model if given else None, signal=signal,
                            seed=seed, progress=lambda note: click.echo(note, err=True),
                            fallback=not no_fallback)
     except InfeasibleError as exc:  # name the file, as request errors do

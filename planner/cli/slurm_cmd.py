@@ -7,7 +7,7 @@ import sys
 
 import click
 from greenepoch.data.inputs import read_text
-from greenepoch.planner.cli.options import json_option
+from greenepoch.planner.cli.options import json_option, plan_argument
 from greenepoch.planner.exports.common import ExportError
 from greenepoch.planner.exports.config import load_config
 from greenepoch.planner.exports.slurm_status import compare, parse_squeue, squeue_json
@@ -20,7 +20,7 @@ def slurm() -> None:
 
 
 @slurm.command()
-@click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=str))
+@plan_argument
 @click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
               envvar="GREENEPOCH_CLUSTERS",
               help="Clusters TOML, to check partition, account and nodes too.")

@@ -338,7 +338,7 @@ def test_plans_default_to_the_best_measured_model() -> None:
 
     assert canonical_name(Policy().forecast) == "blend"
     result = CliRunner().invoke(cli, ["plan", "--help"])
-    assert "'default': the best measured model, blend" in " ".join(result.output.split())
+    assert "'default' is the best measured one (blend)" in " ".join(result.output.split())
 
 
 def test_no_fallback_with_oracle_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
