@@ -14,7 +14,13 @@ from collections.abc import Callable
 import click
 import pandas as pd
 from greenepoch.data.errors import RequestError
-from greenepoch.planner.cli.options import data_option, json_option, signal_option, zones_option
+from greenepoch.planner.cli.options import (
+    data_option,
+    forecast_option,
+    json_option,
+    signal_option,
+    zones_option,
+)
 from greenepoch.planner.report.table import render
 
 DEFAULT_POLICIES = "run-now,threshold,greedy,milp,oracle"
@@ -70,9 +76,7 @@ def _zone_list(spec: str | None) -> list[str] | None:
 @click.option("--capacity", default="512", show_default=True,
               help="GPUs per zone: one number, or DE=512,GB=128.")
 @click.option("--epoch", default="1h", show_default=True, help="Decision epoch.")
-@click.option("--forecast", "model", default="default", show_default=True,
-              help="Forecast model the forecast-driven policies (greedy, milp) use; "
-                   "'default' is the best measured model (blend).")
+@forecast_option  # the model the forecast-driven policies (greedy, milp) use
 @click.option("--forecast-every", default="24h", show_default=True,
               help="How often a new forecast is issued (whole data slots, 1h or more).")
 @signal_option

@@ -86,3 +86,19 @@ def test_sweep_values_need_real_data(folder: Path) -> None:
     assert np.allclose(sweep_values(folder, ["GB"])["GB"], values["GB"])
     with pytest.raises(DataError, match="needs real data"):
         sweep_values(ClimatologySource(), ["DE"])
+
+
+def test_forecast_option_is_the_shared_one(folder: Path) -> None:
+    """--forecast (default 'default' = blend, recorded by its name) and the hidden
+    --model alias, as in every other command."""
+    t0, t1 = START + pd.Timedelta("7D"), START + pd.Timedelta("9D")
+    base = ["replay", "--data", str(folder), "--zones", "DE", "--from", t0.isoformat(),
+            "--until", t1.isoformat(), "--generate", GENERATE, "--policies", "oracle",
+            "--json"]
+    docs = {}
+    for extra in ([], ["--model", "seasonal"]):
+        out = CliRunner().invoke(cli, [*base, *extra])
+        assert out.exit_code == 0, out.output
+        docs[tuple(extra)] = json.loads(out.output[out.output.index("{"):])
+    assert docs[()]["forecast"] == "blend"
+    assert docs[("--model", "seasonal")]["forecast"] == "seasonal"
