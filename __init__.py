@@ -51,6 +51,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Plan": ("greenepoch.planner.plan", "Plan"),
     "PlanRequest": ("greenepoch.planner.model", "PlanRequest"),
+    "PlanStatus": ("greenepoch.planner.plan", "PlanStatus"),
     "BacktestResult": ("greenepoch.forecasts.backtest", "BacktestResult"),
     "GreenEpochError": ("greenepoch.data.errors", "GreenEpochError"),
     "sources": ("greenepoch.data.intensity.source", None),
@@ -61,6 +62,7 @@ __all__ = [
     "GreenEpochError",
     "Plan",
     "PlanRequest",
+    "PlanStatus",
     "__version__",
     "backtest",
     "demo_request",
@@ -158,12 +160,13 @@ def plan(request: PlanRequest | str | Path, source: str | Path | IntensitySource
                      seed=seed, progress=progress, fallback=fallback)
 
 
-def read_plan(path: str | Path) -> Plan:
-    """Read a plan JSON written by :func:`write_plan` or ``greenepoch plan``; a malformed
-    file is one :class:`GreenEpochError` naming the field."""
+def read_plan(source: str | Path) -> Plan:
+    """Read a plan written by :func:`write_plan` or ``greenepoch plan``: a file path, or
+    the JSON text itself (a str starting with ``{``).  Every field is checked once; a
+    malformed plan is one :class:`GreenEpochError` (``PlanError``) naming the field."""
     from greenepoch.planner.plan import Plan
 
-    return Plan.from_json(path)
+    return Plan.from_json(source)
 
 
 def write_plan(plan: Plan, path: str | Path) -> tuple[Path, Path]:

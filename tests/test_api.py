@@ -36,11 +36,14 @@ def run_page(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def check_session(ns: dict[str, Any], folder: Path, source: str) -> None:
     plan, again = ns["plan"], ns["again"]
     assert isinstance(plan, greenepoch.Plan) and isinstance(again, greenepoch.Plan)
-    assert again.doc == plan.doc  # read back as written
-    assert plan.doc["intensity"]["source"] == source
-    assert plan.doc["intensity"]["model"] == "seasonal"
+    assert again.to_json() == plan.to_json()  # read back as written
+    assert again.intensity.source == source and again.intensity.model == "seasonal"
+    assert again.solver.status is greenepoch.PlanStatus.OPTIMAL
+    request = ns["request"]
+    assert [(j.name, j.deadline, j.gpu_hours) for j in again.jobs] == \
+        [(j.name, j.deadline, j.gpu_hours) for j in request.jobs]
     assert (folder / "demo_plan.json").is_file() and (folder / "demo_plan.csv").is_file()
-    assert ns["small"].doc["intensity"]["mode"] == "oracle"
+    assert ns["small"].intensity.mode == "oracle"
     assert ns["draw"].reads == 1 and ns["one"].segments().equals(ns["two"].segments())
     metrics = ns["metrics"]
     assert set(metrics["zone"]) == {"DE", "GB"}
@@ -143,6 +146,18 @@ def test_load_request_reads_a_path_or_the_text_alike(tmp_path: Path) -> None:
         greenepoch.load_request(tmp_path / "missing.toml")
 
 
+def test_read_plan_takes_a_path_or_the_json_text(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
+    plan = greenepoch.plan(greenepoch.load_request(REQUEST), oracle=True)
+    json_file, _ = greenepoch.write_plan(plan, tmp_path / "p.json")
+    assert greenepoch.read_plan(json_file).to_json() == plan.to_json()
+    assert greenepoch.read_plan(plan.to_json()).to_json() == plan.to_json()
+    broken = plan.to_json().replace('"gpus": 8', '"gpus": "eight"', 1)
+    with pytest.raises(greenepoch.GreenEpochError, match=r"jobs\[0\]\.segments\[0\]\.gpus"):
+        greenepoch.read_plan(broken)
+
+
 def test_backtest_refuses_an_unknown_model_before_reading_data() -> None:
     with pytest.raises(greenepoch.GreenEpochError, match="available"):
         greenepoch.backtest("nope", source="/nonexistent/folder", train_until="2023-01-31",
@@ -164,8 +179,8 @@ def test_a_source_object_is_what_none_or_a_folder_stands_for(
     default = greenepoch.plan(request, oracle=True)
     drawn = greenepoch.plan(request, greenepoch.sources.ClimatologySource(seed=0), oracle=True)
     other = greenepoch.plan(request, greenepoch.sources.ClimatologySource(seed=1), oracle=True)
-    assert drawn.doc["jobs"] == default.doc["jobs"]
-    assert other.doc["jobs"] != default.doc["jobs"]  # another draw of the synthetic traces
+    assert drawn.jobs == default.jobs  # (the solver report holds timings)
+    assert other.jobs != default.jobs  # another draw of the synthetic traces
 
 
 @pytest.mark.realdata
