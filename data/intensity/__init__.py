@@ -1,1 +1,3 @@
-"""Carbon-intensity readers, validation, resampling and the validated frame."""
+"""Carbon intensities: the readers, validation, resampling, the validated frame
+(:mod:`.frame`) and where they come from (:mod:`.source`: the one source interface,
+docs/sources.md)."""

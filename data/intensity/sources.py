@@ -1,5 +1,7 @@
 """Functions over :mod:`greenepoch.data.intensity.source` kept for callers written
-before the source interface: the ``--data`` rule and a one-call load."""
+before the source interface: the ``--data`` rule (:func:`data_dir`, :func:`prices_dir`,
+re-exported from there) and a one-call load.  New code imports
+:mod:`greenepoch.data.intensity.source`; this module goes once no caller is left."""
 
 from __future__ import annotations
 
