@@ -50,6 +50,7 @@ class IntensitySource(ABC):
 
     name: str = "source"
     prices: PriceSource | None = None
+    _coverage_hint = ""  # what to do when a range is not covered, for messages
 
     def load(self, zones: Sequence[str], start: pd.Timestamp | None, end: pd.Timestamp | None,
              *, signal: str = "direct", slot: str | None = "1h", clip_start: bool = False
@@ -106,8 +107,6 @@ class IntensitySource(ABC):
     def describe(self) -> str:
         """Where the data comes from, for messages ('the data in /data/em')."""
         return f"the {self.name} data"
-
-    _coverage_hint = ""  # what to do when the range is not covered, for messages
 
 
 class ExportFolderSource(IntensitySource):
