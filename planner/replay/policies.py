@@ -13,9 +13,10 @@
   (``k`` = slots still needed); a non-interruptible job starts when the
   lowest-mean contiguous window of its length starts in the epoch; a deadline
   guard runs the whole epoch when that would leave too few slots after it.
-* ``milp``: the planner's MILP (``build_problem`` + ``solve_problem``) on the
-  forecast, re-planned every ``replan_every_h`` hours (and when a job arrives or
-  the plan could not be followed) over at most ``horizon_h`` hours.
+* ``milp``: the planner's MILP (``solve_problem`` on the problem built from the
+  replay's arrays by :func:`window_problem`) on the forecast, re-planned every
+  ``replan_every_h`` hours (and when a job arrives or the plan could not be
+  followed) over at most ``horizon_h`` hours.
 * ``oracle``: perfect foresight over each job's whole window (from the epoch it is
   first seen at to its deadline), exact per job, the MILP for jobs that share capacity.
 """
@@ -27,10 +28,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import GreenEpochError, RequestError
-from greenepoch.data.intensity.frame import IntensityData
-from greenepoch.planner.model import Job, PlanRequest, Policy, Zone
+from greenepoch.data.errors import DataError, GreenEpochError, InfeasibleError, RequestError
+from greenepoch.planner.model import DEFAULT_EGRESS_USD_PER_GB, DEFAULT_TRANSFER_KWH_PER_GB
 from greenepoch.planner.replay.engine import Compiled, ForecastFeed, JobState, ReplayPolicy, View
+from greenepoch.solvers import dp
+from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
+from greenepoch.solvers.single_job import cheapest_order, cheapest_window
+from greenepoch.solvers.solve import solve_problem
 
 
 def _full(view: View) -> np.ndarray:
@@ -111,12 +115,13 @@ def _greedy_slots(f: np.ndarray, need: int, interruptible: bool, n: int) -> np.n
     if need >= len(f):
         return held
     if interruptible:
-        head = f[:n] <= np.partition(f, need - 1)[need - 1]
-        held[: len(head)] = head
+        head = np.zeros(len(f), bool)
+        head[cheapest_order(f)[:need]] = True
+        held[: min(n, len(f))] = head[:n]
         return held
-    csum = np.concatenate(([0.0], np.cumsum(f)))
-    s0 = int(np.argmin(csum[need:] - csum[:-need]))
-    held[: min(s0, n)] = False
+    s0 = cheapest_window(f, need)
+    if s0 is not None:  # else no window of known slots: run
+        held[: min(s0, n)] = False
     return held
 
 
@@ -168,52 +173,59 @@ class Greedy(ReplayPolicy):
         return out
 
 
+def window_problem(c: Compiled, t: int, end: int, intensity: np.ndarray,
+                   jobs: list[tuple[int, float, int]], reserved: np.ndarray) -> PlanningProblem:
+    """The planner's problem for ``jobs`` on slots ``[t, end)``, built from the arrays.
+
+    ``intensity``: [zone, end - t] what the plan is judged on; ``jobs``: (job index,
+    hours of work required, exclusive end slot), each released at its submission slot
+    or ``t``, whichever is later; ``reserved``: [zone, end - t] GPUs already taken.
+    The problem holds the jobs' zones (in zone order) and runs to the last job's end.
+    Raises :class:`~greenepoch.data.errors.InfeasibleError` when the GPUs already taken
+    exceed a zone's capacity (the caller runs the jobs now) and
+    :class:`~greenepoch.data.errors.DataError` when an intensity is unknown.
+    """
+    zone_ids = sorted({int(c.zone[j]) for j, _, _ in jobs})
+    at = {z: i for i, z in enumerate(zone_ids)}
+    n = max(stop for _, _, stop in jobs) - t
+    left = c.capacity[zone_ids, None] - reserved[zone_ids]
+    if (left < 0).any():
+        i, k = np.argwhere(left < 0)[0].tolist()
+        raise InfeasibleError(
+            f"zone {c.zones[zone_ids[i]]}: jobs that must run on hold "
+            f"{int(reserved[zone_ids[i], k])} GPUs of {int(c.capacity[zone_ids[i]])} at "
+            f"{c.times[t + k].isoformat()}; no room to plan the others")
+    values = np.array(intensity[zone_ids, :n], dtype=float)
+    if np.isnan(values).any():
+        raise DataError("intensities do not cover the replay window; check the data range")
+    specs = tuple(JobSpec(
+        name=c.names[j], gpus=int(c.gpus[j]), gpus_min=int(c.gpus[j]),
+        work=float(req_h * c.gpus[j]), power_kw=float(c.power[j]),
+        first=max(t, int(c.first[j])) - t, last=stop - t - 1,
+        zones=(at[int(c.zone[j])],), home=at[int(c.zone[j])],
+        overhead_h=float(c.overhead[j]), max_starts=None if c.interruptible[j] else 1,
+        min_run_slots=1, checkpoint_gb=0.0, egress_usd_per_gb=DEFAULT_EGRESS_USD_PER_GB,
+        transfer_slots=0, transfer_kwh_per_gb=DEFAULT_TRANSFER_KWH_PER_GB, allow_split=False,
+    ) for j, req_h, stop in jobs)
+    return PlanningProblem(
+        slots=pd.DatetimeIndex(c.times[t : t + n], name="time"), slot_h=c.slot_h,
+        zones=tuple(c.zones[z] for z in zone_ids), jobs=specs, intensity=values,
+        pue=c.pue[zone_ids].astype(float), capacity=left[:, :n].astype(np.int64), price=None)
+
+
 def plan_window(c: Compiled, t: int, end: int, intensity: np.ndarray,
                 jobs: list[tuple[int, float, int]], reserved: np.ndarray,
                 time_limit_s: float, mip_gap: float, solver: str = "highs",
                 ) -> tuple[dict[int, np.ndarray], str]:
-    """Plan jobs on slots ``[t, end)`` with the planner's MILP.
+    """Plan jobs on slots ``[t, end)`` with the planner's MILP (arguments as
+    :func:`window_problem`).
 
-    ``intensity``: [zone, end - t] what the plan is judged on; ``jobs``: (job index,
-    hours of work required, exclusive end slot), each released at its submission slot
-    or ``t``, whichever is later; ``reserved``: [zone, end - t] GPUs
-    already taken.  Returns hours per slot for each job (over ``[t, end)``) and the
-    solve status.  Raises :class:`~planner.errors.InfeasibleError` when no plan exists.
+    Returns hours per slot for each job (over ``[t, end)``) and the solve status.
+    Raises a :class:`~greenepoch.data.errors.GreenEpochError` when no plan was found.
     """
-    from greenepoch.planner.pipeline import build_problem
-    from greenepoch.solvers.solve import solve_problem
-
-    times = c.times[t:end]
-    zone_ids = sorted({int(c.zone[j]) for j, _, _ in jobs})
-    zones = []
-    for z in zone_ids:
-        cap = c.capacity[z] - reserved[z]
-        change = np.flatnonzero(np.diff(cap)) + 1
-        schedule = tuple((times[k], int(cap[k])) for k in change.tolist())
-        zones.append(Zone(c.zones[z], int(cap[0]), pue=float(c.pue[z]),
-                          capacity_schedule=schedule))
-    req_jobs = []
-    for j, req_h, stop in jobs:
-        zone = c.zones[int(c.zone[j])]
-        req_jobs.append(Job(
-            name=c.names[j], gpus=int(c.gpus[j]), gpu_hours=float(req_h * c.gpus[j]),
-            release=c.times[0] + max(t, int(c.first[j])) * c.step,
-            deadline=c.times[0] + stop * c.step, zones=(zone,),
-            home_zone=zone, gpu_power_kw=float(c.power[j]),
-            checkpoint_overhead=pd.Timedelta(hours=float(c.overhead[j])),
-            max_interruptions=None if c.interruptible[j] else 0,
-        ))
-    policy = Policy(time_limit=pd.Timedelta(seconds=time_limit_s), mip_gap=mip_gap,
-                    solver=solver)
-    request = PlanRequest(start=times[0], jobs=tuple(req_jobs), zones=tuple(zones),
-                          policy=policy)
-    values = pd.DataFrame(intensity[zone_ids].T, index=times,
-                          columns=[c.zones[z] for z in zone_ids])
-    values.index.name = "time"
-    flags = pd.DataFrame(False, index=values.index, columns=values.columns)
-    judged = IntensityData(values, flags, flags.copy())
-    problem = build_problem(request, judged, None)
-    outcome = solve_problem(problem, policy.solve_settings)
+    problem = window_problem(c, t, end, intensity, jobs, reserved)
+    settings = SolveSettings(solver, pd.Timedelta(seconds=time_limit_s), mip_gap)
+    outcome = solve_problem(problem, settings)
     sched = outcome.schedule
     out = {}
     n = end - t
@@ -333,9 +345,9 @@ class Oracle(ReplayPolicy):
     Jobs of one zone whose windows overlap form a component; a component whose
     jobs' individual optima fit the capacity is optimal as is, otherwise it is
     planned jointly by the MILP (``time_limit_s``; a time-limited component is
-    recorded in ``info['limited']``).  Individual optima are exact in numpy when a
-    job has no checkpoint overhead and whole-slot work, else a dynamic programme
-    (:func:`best_held_slots`).
+    recorded in ``info['limited']``).  Individual optima are the single-job optimisers
+    (:mod:`~greenepoch.solvers.single_job`) when a job has no checkpoint overhead and
+    whole-slot work, else the exact dynamic programme (:func:`~greenepoch.solvers.dp.best_plan`).
     """
 
     name = "oracle"
@@ -376,22 +388,29 @@ class Oracle(ReplayPolicy):
                 self.plan[j] = (int(c.first[j]), row)
 
     def _alone(self, c: Compiled, actual: np.ndarray, j: int) -> np.ndarray:
-        """Held hours per slot over the job's window that minimise its emissions alone."""
-        f = actual[c.zone[j], c.first[j] : c.last[j] + 1]
+        """Held hours per slot over the job's window that minimise its emissions alone:
+        the cheapest slots or window (whole-slot work, no overhead), else the DP."""
+        lo, hi = int(c.first[j]), int(c.last[j]) + 1
+        f = actual[c.zone[j], lo:hi]
         slots = c.work[j] / c.slot_h
+        row = np.zeros(len(f))
         if c.overhead[j] == 0 and abs(slots - round(slots)) < 1e-9:
             k = round(slots)
-            row = np.zeros(len(f))
             if c.interruptible[j]:
-                row[np.argsort(f, kind="stable")[:k]] = c.slot_h
+                row[cheapest_order(f)[:k]] = c.slot_h
             else:
-                csum = np.concatenate(([0.0], np.cumsum(f)))
-                s0 = int(np.argmin(csum[k:] - csum[:-k]))
+                s0 = cheapest_window(f, k)
+                if s0 is None:
+                    raise DataError(f"job '{c.names[j]}': no {k} known slots in a row")
                 row[s0 : s0 + k] = c.slot_h
             return row
-        held = best_held_slots(f, float(c.work[j]), float(c.overhead[j]), c.slot_h,
-                               bool(c.interruptible[j]))
-        return held * c.slot_h
+        problem = window_problem(c, lo, hi, actual[:, lo:hi], [(j, float(c.work[j]), hi)],
+                                 np.zeros((len(c.zones), hi - lo), dtype=np.int64))
+        job = problem.jobs[0]
+        found = dp.best_plan(problem, job, dp.job_slot_cost(problem, job))
+        if found is None:
+            raise InfeasibleError(f"job '{c.names[j]}': no plan in its window")
+        return np.where(found[1] >= 0, c.slot_h, 0.0)
 
     def decide(self, view: View) -> np.ndarray:
         out = np.zeros((len(view.active), view.n_slots))
@@ -400,85 +419,6 @@ class Oracle(ReplayPolicy):
             seg = row[view.t - start : view.t - start + view.n_slots]
             out[i, : len(seg)] = seg
         return out
-
-
-def best_held_slots(cost: np.ndarray, work: float, overhead: float, slot_h: float,
-                    interruptible: bool) -> np.ndarray:
-    """Exact least-emission held slots for one job alone (bool per slot), by dynamic
-    programming over (slots held k, starts s).
-
-    Held slots run in full until the work is done (the engine's rule): after ``k``
-    held slots and ``s`` starts the progress is ``k h - s o``; the slot in which it
-    reaches ``work`` is charged only for the hours it runs.  Non-interruptible jobs
-    allow one start.  Raises InfeasibleError when the window is too short.
-    """
-    from greenepoch.data.errors import InfeasibleError
-
-    n = len(cost)
-    eps = 1e-9
-    k_max = min(n, int(np.ceil(work / (slot_h - overhead) - eps)) + 1)
-    s_dim = (2 if not interruptible else (k_max + 1 if overhead > 0 else 1))
-    ks = np.arange(k_max + 1)[:, None]
-    ss = np.arange(s_dim)[None, :]
-    progress = ks * slot_h - ss * overhead if overhead > 0 or not interruptible else \
-        np.broadcast_to(ks * slot_h, (k_max + 1, s_dim))
-    run = np.full((k_max + 1, s_dim), np.inf)
-    idle = np.full((k_max + 1, s_dim), np.inf)
-    idle[0, 0] = 0.0
-    from_start = np.zeros((n, k_max + 1, s_dim), bool)  # run[t] reached by a (re)start
-    from_run = np.zeros((n, k_max + 1, s_dim), bool)  # idle[t] reached by pausing
-    best = np.inf
-    where_t: tuple[int, int, int, str] | None = None
-    s_step = 0 if (interruptible and overhead == 0) else 1
-    for t in range(n):
-        c = cost[t]
-        # finishing in slot t
-        fin_run = np.where(progress + slot_h >= work - eps, run + (work - progress) * c, np.inf)
-        fin_idle = np.where(progress + slot_h - overhead >= work - eps,
-                            idle + (work - progress + overhead) * c, np.inf)
-        if not interruptible:
-            fin_idle[:, 1:] = np.inf
-        for arr, via in ((fin_run, "run"), (fin_idle, "idle")):
-            i = int(np.argmin(arr))
-            if arr.flat[i] < best:
-                k_i, s_i = divmod(i, s_dim)
-                best, where_t = float(arr.flat[i]), (t, k_i, s_i, via)
-        # not finishing: continue, (re)start, pause or wait
-        new_run = np.full_like(run, np.inf)
-        go = np.where(progress + slot_h < work - eps, run + slot_h * c, np.inf)
-        new_run[1:, :] = go[:-1, :]
-        st = np.where(progress + slot_h - overhead < work - eps, idle + slot_h * c, np.inf)
-        if not interruptible:
-            st[:, 1:] = np.inf
-        shifted = np.full_like(run, np.inf)
-        if s_step:
-            shifted[1:, 1:] = st[:-1, :-1]
-        else:
-            shifted[1:, :] = st[:-1, :]
-        from_start[t] = shifted < new_run
-        new_run = np.minimum(new_run, shifted)
-        pause = run.copy()
-        if not interruptible:
-            pause[:, :] = np.inf
-        from_run[t] = pause < idle
-        idle = np.minimum(idle, pause)
-        run = new_run
-    if where_t is None:
-        raise InfeasibleError("the job's window is too short for its work")
-    held = np.zeros(n, bool)
-    t, k, s, via = where_t
-    held[t] = True
-    state = via
-    for u in range(t - 1, -1, -1):
-        if state == "run":
-            held[u] = True
-            if from_start[u, k, s]:
-                k, s, state = k - 1, s - s_step, "idle"
-            else:
-                k = k - 1
-        else:
-            state = "run" if from_run[u, k, s] else "idle"
-    return held
 
 
 def _components(c: Compiled) -> list[np.ndarray]:
