@@ -3,12 +3,14 @@
 * :func:`exact_cleanest_slots` is optimal when nothing couples slots: one rigid job,
   no restart overhead, no paid migration, no limit on interruptions or run length.
   Each slot then costs its cleanest allowed zone and the cheapest slots win, except
-  that the last of them runs only what is left: for each possible last slot, it and
-  the cheapest slots before it.  It must equal the MILP's objective there.
+  that the last of them runs only what is left
+  (:func:`~solvers.single_job.cheapest_slots_partial`).  It must equal the MILP's
+  objective there.
 * :func:`greedy` places jobs earliest-deadline first, each in the cheapest slots of
   one zone (or of the per-slot best zone when moving is free), within what capacity
-  is left.  It is the fallback when the MILP finds nothing in time, and the
-  literature-style baseline the MILP is measured against.
+  is left (the single-job optimisers of :mod:`solvers.single_job`).  It is the
+  fallback when the MILP finds nothing in time, and the literature-style baseline
+  the MILP is measured against.
 """
 
 from __future__ import annotations
