@@ -43,6 +43,7 @@ import argparse
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -116,8 +117,9 @@ def cases(chosen: PlanSet = SETS["2023"]) -> list[Case]:
     return out
 
 
-def run_model(model: str, data: str, chosen: list[Case], fit_until: pd.Timestamp,
+def run_model(model: str, data: str, chosen: list[Case], set_name: str,
               fallback: bool = True) -> pd.DataFrame:
+    fit_until = SETS[set_name].fit_until
     rows = []
     for case in chosen:
         began = time.perf_counter()
@@ -130,7 +132,7 @@ def run_model(model: str, data: str, chosen: list[Case], fit_until: pd.Timestamp
         actual_now = home["emissions_kg"] if model == "oracle" else home["realised_emissions_kg"]
         rows.append({
             "model": model if fallback or model == "oracle" else f"{model} (no fallback)",
-            "case": case.name, "start": case.start.isoformat(),
+            "set": set_name, "case": case.name, "start": case.start.isoformat(),
             "zones": "+".join(case.zones),
             "run_h": case.run_h, "slack_h": case.slack_h,
             "plan_kg": actual_plan, "run_now_kg": actual_now,
@@ -167,14 +169,20 @@ def summarise(frame: pd.DataFrame, by: str = "model") -> pd.DataFrame:
 
 def rule_table(frame: pd.DataFrame,
                rules: list[fallback_rules.Rule | fallback_rules.Either]) -> pd.DataFrame:
-    """Every forecast model's plans (made without the fallback) under every rule."""
+    """Every forecast model's plans (made without the fallback) under every rule, per
+    plan set and, with more than one set, over all of them pooled."""
     forecast = frame[frame["plan_p90_kg"].notna()]
     out = []
     for model, rows in forecast.groupby("model", sort=False):
-        ruled = pd.concat([fallback_rules.apply(rule, rows) for rule in rules])
-        table = summarise(ruled.drop(columns="seconds"), by="rule")
-        table.insert(0, "model", model)
-        out.append(table)
+        groups = list(rows.groupby("set", sort=False))
+        if len(groups) > 1:
+            groups.append(("all", rows))
+        for name, chosen in groups:
+            ruled = pd.concat([fallback_rules.apply(rule, chosen) for rule in rules])
+            table = summarise(ruled.drop(columns="seconds"), by="rule")
+            table.insert(0, "set", name)
+            table.insert(0, "model", model)
+            out.append(table)
     return pd.concat(out, ignore_index=True)
 
 
@@ -205,9 +213,9 @@ def main() -> None:
     parser.add_argument("--rule", action="append", default=[],
                         help="plan without the fallback, then apply this fallback rule "
                              "(repeatable; see below)")
-    parser.add_argument("--from-csv", default=None,
+    parser.add_argument("--from-csv", action="append", default=[],
                         help="apply --rule to this --out CSV (plans made without the "
-                             "fallback) instead of planning")
+                             "fallback) instead of planning; repeatable: per set and pooled")
     args = parser.parse_args()
     try:
         rules = [fallback_rules.parse(text) for text in args.rule]
@@ -216,8 +224,14 @@ def main() -> None:
     if args.from_csv:
         if not rules:
             parser.error("--from-csv needs at least one --rule")
-        frame = pd.read_csv(args.from_csv)
-        print(f"{args.from_csv}: {len(frame)} plans")
+        frames = []
+        for path in args.from_csv:
+            read = pd.read_csv(path)
+            if "set" not in read:  # written before the column: name the set by its file
+                read.insert(1, "set", Path(path).stem)
+            frames.append(read)
+        frame = pd.concat(frames, ignore_index=True)
+        print(f"{len(frame)} rows (plans x models) from {', '.join(args.from_csv)}")
         print(check_p90(frame))
         print(render(rule_table(frame, rules)))
         return
@@ -236,7 +250,7 @@ def main() -> None:
         else:
             runs = [True, False] if args.no_fallback and model != "oracle" else [True]
         for fallback in runs:
-            frames.append(run_model(model, str(root), chosen, chosen_set.fit_until, fallback))
+            frames.append(run_model(model, str(root), chosen, args.plan_set, fallback))
             print(render(summarise(frames[-1])), flush=True)
     frame = pd.concat(frames, ignore_index=True)
     print()
