@@ -388,8 +388,6 @@ class Plan(_Part):
             raise PlanError(
                 f"plan schema_version {version!r} is not supported (this GreenEpoch reads "
                 f"{SCHEMA_VERSION!r}); re-create the plan with 'greenepoch plan'")
-        zones = _texts(doc["zones"], "zones") if isinstance(doc.get("zones"), list) else None
-
         def jobs(value: Any, at: str) -> tuple[PlanJob, ...]:
             out = tuple(PlanJob.from_dict(j, f"{at}[{i}]", zones)
                         for i, j in enumerate(tables(value, at)))
@@ -402,6 +400,7 @@ class Plan(_Part):
             return out
 
         try:
+            zones = _texts(doc["zones"], "zones") if doc.get("zones") is not None else None
             return cls._read(doc, "", {
                 "schema_version": text, "jobs": jobs, "created_by": text, "start": _time,
                 "slot": text, "zones": _texts, "intensity": IntensityInfo.from_dict,

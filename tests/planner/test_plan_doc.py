@@ -174,6 +174,8 @@ MALFORMED = [
      r"jobs\[0\]\.segments\[\d+\]\.end: .* is after the job's deadline 2023-06-02T00:00:00Z"),
     ("gpu_hours", _set("jobs[0].gpu_hours", -1), r"jobs\[0\]\.gpu_hours = -1"),
     ("jobs", _set("jobs", {"a": 1}), r"jobs: expected a list of tables"),
+    ("zones", _set("zones", ["DE", 4]), r"zones\[1\] = 4: expected text"),
+    ("zones list", _set("zones", "DE"), r"zones = 'DE': expected a list of text"),
 ]
 
 
