@@ -79,7 +79,8 @@ P = TypeVar("P", bound="_Part")
 class _Part:
     """A JSON object of the plan: typed fields named as its keys, plus ``keys`` (the
     document's keys in order; empty: the fields that are set, in field order) and
-    ``extra`` (values of keys this version does not know)."""
+    ``extra`` (values of keys this version does not know).  A field set later
+    (``dataclasses.replace``) that the document lacked is written after its keys."""
 
     keys: tuple[str, ...] = field(default=(), repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -94,8 +95,12 @@ class _Part:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object."""
         names = self._names()
-        keys = self.keys or (*(n for n in names if n in self.ALWAYS
-                               or getattr(self, n) is not None), *self.extra)
+        if self.keys:
+            keys = self.keys + tuple(n for n in names if n not in self.keys
+                                     and getattr(self, n) is not None)
+        else:  # built in Python: the fields that are set, in field order
+            keys = tuple(n for n in names if n in self.ALWAYS
+                         or getattr(self, n) is not None) + tuple(self.extra)
         return {k: _json(getattr(self, k)) if k in names else self.extra[k] for k in keys}
 
     @classmethod

@@ -7,6 +7,7 @@ gpu_hours were recorded, and malformed plans refused with one error naming the f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,15 @@ def test_keys_this_version_does_not_know_are_kept() -> None:
     doc["jobs"][0]["segments"][0]["node"] = "gpu-07"
     back = Plan.from_dict(doc).to_dict()
     assert back == doc and list(back) == list(doc)
+
+
+def test_a_field_set_later_is_written() -> None:
+    old = Plan.from_json(OLD_PLAN)
+    deadline = pd.Timestamp("2023-06-08T00:00:00Z")
+    job = dataclasses.replace(old.jobs[0], deadline=deadline)
+    moved = dataclasses.replace(old, jobs=(job,))
+    assert json.loads(moved.to_json())["jobs"][0]["deadline"] == "2023-06-08T00:00:00Z"
+    assert Plan.from_json(moved.to_json()).jobs[0].deadline == deadline
 
 
 def test_a_minimal_hand_made_plan_is_enough_for_exports() -> None:
