@@ -11,8 +11,10 @@ keeps its restart overhead); the saving is taken on the slot's running cost.
 
 State at the end of slot ``t``: ``(k starts, n held slots, zone or off)``; a slot
 held in zone ``z`` continues a run in ``z`` or starts one (``k + 1``).  Costs are
-non-negative, so more than ``need(K)`` held slots never pay and ``n`` is capped
-there; a plan ending in slot ``t`` with ``need(k)`` slots held is priced as it ends.
+non-negative, so more than ``need(k)`` held slots never pay and ``n`` is capped at
+``N = need(K)``; a plan ending in slot ``t`` with ``need(k)`` slots held is priced as it
+ends.  Each start holds a slot, so ``k <= need(k)``: ``K`` is capped there too (without
+it an interruptible job's ``K`` is its window, 2,000 slots and more in a long replay).
 ``O(slots x K x need(K) x zones)`` time, vectorised over the last three.
 """
 
@@ -53,7 +55,10 @@ def _dims(problem: PlanningProblem, job: JobSpec) -> tuple[int, int, int, int] |
     window = job.last - job.first + 1
     K = job.max_starts if job.max_starts is not None else window
     K = max(1, min(K, window))
-    while K > 1 and need(problem, job, K) > window:
+    h, o = problem.slot_h, job.overhead_h
+    if o < h:  # k starts hold k slots or more, and an optimal plan holds need(k): k <= need(k)
+        K = min(K, int((job.work / job.gpus / h + 1) / (1 - o / h)) + 1)
+    while K > 1 and not K <= need(problem, job, K) <= window:
         K -= 1
     N = need(problem, job, K)
     if window < N:

@@ -221,3 +221,18 @@ def test_dp_matches_the_milp(seed: int) -> None:
         return
     assert out.method == "milp"
     assert dp_value(p) == pytest.approx(out.solution.objective, rel=1e-7)
+
+
+def test_dp_bounds_the_starts_of_a_long_window() -> None:
+    """An interruptible job with restart overhead in a 2,000-slot window: at most
+    ``need(k)`` starts are worth tracking (the DP gave up at 4 M states before)."""
+    rng = np.random.default_rng(1)
+    cost = rng.integers(1, 60, 2000).astype(float)
+    p = one_job(cost, 48.0, overhead=0.5)
+    job = p.jobs[0]
+    cells, _ = dp.size(p, job)
+    assert cells < 1e8  # 4e9 without the cap
+    found = dp.best_plan(p, job, dp.job_slot_cost(p, job))
+    assert found is not None
+    held = tuple((found[1] >= 0).tolist())
+    assert engine_cost(cost, held, 48.0, 0.5) == pytest.approx(found[0], rel=1e-12)
