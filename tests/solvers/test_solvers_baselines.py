@@ -86,12 +86,13 @@ def test_a_baseline_above_the_hard_threshold_says_so_beside_its_figure():
     judged = data({"DE": [400, 400, 100, 100, 100, 100]})
     p = build_problem(req, judged)
     out = solve_problem(p, req.policy.solve_settings, baselines=run_now_plans(p))
-    doc = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0).jobs[0]
-    home = doc["baselines"]["run_now_home"]
-    assert home["emissions_kg"] == pytest.approx(2 * 2 * 400 / 1000)  # runs now, in the 400s
-    assert home["meets_request"] is False
-    assert home["violations"] == ["runs 2 slot(s) above the hard threshold 300 gCO2eq/kWh"]
-    assert doc["summary"]["emissions_kg"] == pytest.approx(2 * 2 * 100 / 1000)
+    planned = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0).jobs[0]
+    assert planned.baselines is not None and planned.summary is not None
+    home = planned.baselines["run_now_home"]
+    assert home.emissions_kg == pytest.approx(2 * 2 * 400 / 1000)  # runs now, in the 400s
+    assert home.meets_request is False
+    assert home.violations == ("runs 2 slot(s) above the hard threshold 300 gCO2eq/kWh",)
+    assert planned.summary.emissions_kg == pytest.approx(2 * 2 * 100 / 1000)
     plan = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)
     assert "NOTE: job 'train': run_now_home (1.6 kg) does not meet the request: runs 2 " \
         "slot(s) above the hard threshold 300 gCO2eq/kWh." in plan_summary(plan)
@@ -109,8 +110,9 @@ def test_baselines_that_crowd_a_zone_are_not_used_and_say_so():
     out = solve_problem(p, req.policy.solve_settings, baselines=plans)
     assert check_schedule(p, out.schedule) == []
     assert "baseline" not in out.method
-    doc = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)
-    assert [j["baselines"]["run_now_home"]["meets_request"] for j in doc.jobs] == [False, False]
+    planned = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)
+    assert [j.baselines["run_now_home"].meets_request for j in planned.jobs
+            if j.baselines is not None] == [False, False]
 
 
 def test_one_job_runs_as_its_baseline_when_the_whole_baseline_breaks_the_request():
