@@ -1,8 +1,11 @@
 """The ``greenepoch`` command: a thin click layer over the library.
 
-Commands parse, call and print.  A :class:`~planner.errors.GreenEpochError`
-anywhere below, a usage error (bad option value, missing argument) or a file that
-cannot be read or written (``OSError``) becomes one line on stderr and exit code 2;
+Commands parse, call and print; options they share come from
+:mod:`greenepoch.planner.cli.options`.  A
+:class:`~greenepoch.data.errors.GreenEpochError` anywhere below (an infeasible request,
+a solve without a plan in its time limit and data not covering the window included),
+a usage error (bad option value, missing argument) or a file that cannot be read or
+written (``OSError``) becomes one line on stderr and exit code 2;
 a closed stdout (``BrokenPipeError``, e.g. ``| head``) ends quietly with exit code 0.
 """
 

@@ -127,7 +127,7 @@ class ResultStore:
     Opening takes an exclusive lock on ``<results>.lock`` beside the file (see
     :func:`lock_results`) for as long as the store is open: a second sweep on the same
     results file is refused instead of planning every scenario again.  The header is
-    written atomically (:func:`planner.atomic.write_atomic`); a last line cut short by
+    written atomically (:func:`greenepoch.data.atomic.write_atomic`); a last line cut short by
     a hard kill is cut off (or completed, when it is a whole row) before new rows are
     appended, so the file stays one valid JSON document per line.
     """
