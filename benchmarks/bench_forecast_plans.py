@@ -197,10 +197,10 @@ def check_p90(frame: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        epilog="Rules (--rule): " + fallback_rules.__doc__.split("Rules, by")[1].split(
-            ":\n", 1)[1].strip())
+    rules_help = fallback_rules.__doc__.split("Rules, by")[1].split(":\n", 1)[1]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="Rules (--rule):\n" + rules_help,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="seasonal,blend,oracle",
                         help="comma-separated registered models, or 'oracle'")
     parser.add_argument("--set", dest="plan_set", choices=sorted(SETS), default="2023",
@@ -232,6 +232,10 @@ def main() -> None:
             frames.append(read)
         frame = pd.concat(frames, ignore_index=True)
         print(f"{len(frame)} rows (plans x models) from {', '.join(args.from_csv)}")
+        reference = frame[frame["plan_p90_kg"].isna()]  # oracle: no forecast, no rule
+        if not reference.empty:
+            print(render(summarise(reference.assign(model=reference["model"] + " "
+                                                    + reference["set"].astype(str)))))
         print(check_p90(frame))
         print(render(rule_table(frame, rules)))
         return
