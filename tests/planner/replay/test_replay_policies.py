@@ -121,3 +121,14 @@ def test_window_problem_is_built_from_the_arrays() -> None:
     reserved[0, 10] = 17  # jobs that must run on already take more than zone A's 16 GPUs
     with pytest.raises(InfeasibleError, match="zone A: jobs that must run on hold 17 GPUs"):
         window_problem(c, t, end, c.intensity[:, t:end], [(1, 3.25, HISTORY_H + 20)], reserved)
+
+
+def test_greedy_holds_the_earliest_of_tied_cheapest_slots() -> None:
+    """k cheapest slots break ties to the earliest, as every single-job optimiser does
+    (it held every slot tied with the k-th: two slots of a three-slot epoch for one)."""
+    from greenepoch.planner.replay.policies import _greedy_slots
+
+    f = np.array([5.0, 1.0, 1.0, 7.0])
+    assert _greedy_slots(f, 1, True, 3).tolist() == [False, True, False]
+    assert _greedy_slots(f, 2, True, 3).tolist() == [False, True, True]
+    assert _greedy_slots(f, 2, False, 3).tolist() == [False, True, True]  # window 1..2
