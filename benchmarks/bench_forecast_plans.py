@@ -42,7 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,7 @@ class Case:
     run_h: int
     slack_h: int
 
-    def request(self, model: str) -> PlanRequest:
+    def request(self, model: str, mip_gap: float | None = None) -> PlanRequest:
         job = Job(name=self.name, gpus=8, gpu_hours=8.0 * self.run_h, release=self.start,
                   deadline=self.start + pd.Timedelta(hours=self.run_h + self.slack_h),
                   zones=self.zones, home_zone=self.zones[0],
@@ -96,6 +96,8 @@ class Case:
         zones = tuple(Zone(id=z, capacity_gpus=64) for z in self.pair)
         policy = Policy(forecast=model if model != "oracle" else "seasonal",
                         time_limit=pd.Timedelta("20s"))
+        if mip_gap is not None:
+            policy = replace(policy, mip_gap=mip_gap)
         return PlanRequest(start=self.start, jobs=(job,), zones=zones, policy=policy)
 
 
@@ -118,12 +120,12 @@ def cases(chosen: PlanSet = SETS["2023"]) -> list[Case]:
 
 
 def run_model(model: str, data: str, chosen: list[Case], set_name: str,
-              fallback: bool = True) -> pd.DataFrame:
+              fallback: bool = True, mip_gap: float | None = None) -> pd.DataFrame:
     fit_until = SETS[set_name].fit_until
     rows = []
     for case in chosen:
         began = time.perf_counter()
-        doc = plan(case.request(model), data=data, oracle=model == "oracle",
+        doc = plan(case.request(model, mip_gap), data=data, oracle=model == "oracle",
                    model=None if model == "oracle" else model, fit_until=fit_until,
                    fallback=fallback).doc
         job = doc["jobs"][0]
@@ -205,6 +207,9 @@ def main() -> None:
                         help="comma-separated registered models, or 'oracle'")
     parser.add_argument("--set", dest="plan_set", choices=sorted(SETS), default="2023",
                         help="which fixed set of 48 plans (default 2023, the issue's)")
+    parser.add_argument("--mip-gap", type=float, default=None,
+                        help="solve every plan to this relative MIP gap (default: the "
+                             "policy's, 1e-4)")
     parser.add_argument("--limit", type=int, default=None,
                         help="only the first N plans (a quick look; the target needs all)")
     parser.add_argument("--out", default=None, help="CSV of every plan's figures")
@@ -254,7 +259,8 @@ def main() -> None:
         else:
             runs = [True, False] if args.no_fallback and model != "oracle" else [True]
         for fallback in runs:
-            frames.append(run_model(model, str(root), chosen, args.plan_set, fallback))
+            frames.append(run_model(model, str(root), chosen, args.plan_set, fallback,
+                                    args.mip_gap))
             print(render(summarise(frames[-1])), flush=True)
     frame = pd.concat(frames, ignore_index=True)
     print()

@@ -164,7 +164,7 @@ def _disk_reads() -> None:
         path.write_bytes(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
         return got
 
-    source.ExportFolderSource._read = _read
+    source.ExportFolderSource._read = _read  # type: ignore[method-assign]
 
 
 def _window_years() -> None:
@@ -199,7 +199,7 @@ def _window_years() -> None:
             files = [f for f in files if in_window(f)]
         return files, skipped
 
-    source.ExportFolderSource._read = _read
+    source.ExportFolderSource._read = _read  # type: ignore[method-assign]
     readers._csv_files = _csv_files
 
 
