@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from greenepoch.data.atomic import write_atomic
-from greenepoch.data.intensity.sources import data_dir
+from greenepoch.data.intensity.source import data_dir
 from greenepoch.planner.model import Job, PlanRequest, Policy, Zone
 from greenepoch.planner.pipeline import plan
 from greenepoch.planner.report.table import render

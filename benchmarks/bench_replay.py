@@ -26,7 +26,7 @@ import time
 
 import pandas as pd
 from greenepoch.data.intensity.readers import read_electricitymaps
-from greenepoch.data.intensity.sources import data_dir
+from greenepoch.data.intensity.source import data_dir
 from greenepoch.planner.replay.engine import Compiled, Scenario, run_replay
 from greenepoch.planner.replay.jobs import generate_jobs
 from greenepoch.planner.replay.policies import get_policy

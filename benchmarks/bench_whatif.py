@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from greenepoch.data.intensity.sources import data_dir
+from greenepoch.data.intensity.source import data_dir
 from greenepoch.planner.report.table import render
 from greenepoch.planner.whatif import parse_spec, run_sweep
 

@@ -132,7 +132,7 @@ def load_values(spec: Instance, data: str | Path | None = None) -> pd.DataFrame:
     """Real intensities of every shared zone over ``spec``'s horizon on its slot grid."""
     from greenepoch.data.intensity.readers import read_electricitymaps
     from greenepoch.data.intensity.resample import resample
-    from greenepoch.data.intensity.sources import data_dir
+    from greenepoch.data.intensity.source import data_dir
 
     root = data_dir(data)
     if root is None:
