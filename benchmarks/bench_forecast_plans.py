@@ -11,7 +11,8 @@ history before the set's year (``fit_until``; the fit is kept by
 observations up to each plan start.  Two disjoint sets built the same way check that
 a rule chosen on the first is not fitted to it: ``2023b`` (the third week of each
 month, seed 31), and in 2022 with models fitted through 2021 ``2022`` (first weeks,
-seed 22) and ``2022b`` (third weeks, seed 41).
+seed 22) and ``2022b`` (third weeks, seed 41); ``2023c`` and ``2022c`` (second weeks,
+seeds 53 and 67) were planned only after the rule was chosen.
 
 Per model it prints the share of plans that emitted more than running now at home
 on the actual intensities, the mean realised saving (``realised_savings_pct``, the
@@ -74,7 +75,9 @@ class PlanSet:
 
 
 SETS = {"2023": PlanSet(2023, 13, 0), "2023b": PlanSet(2023, 31, 2),
-        "2022": PlanSet(2022, 22, 0), "2022b": PlanSet(2022, 41, 2)}
+        "2022": PlanSet(2022, 22, 0), "2022b": PlanSet(2022, 41, 2),
+        # held out: planned only after the fallback rule was chosen on the four above
+        "2023c": PlanSet(2023, 53, 1), "2022c": PlanSet(2022, 67, 1)}
 
 
 @dataclass(frozen=True)
