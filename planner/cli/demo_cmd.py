@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from greenepoch.data.intensity.sources import data_dir as resolve_data_dir
+from greenepoch.data.intensity.source import data_dir as resolve_data_dir
 from greenepoch.data.shipped import shipped_file
 from greenepoch.planner.cli.options import data_option, forecast_given, forecast_option, output_file
 from greenepoch.planner.cli.report import plan_summary

@@ -30,7 +30,7 @@ def regions(cloud: str | None, data_dir: str | None, as_json: bool) -> None:
     """
     from greenepoch.data.intensity.climatology import embedded_climatology
     from greenepoch.data.intensity.readers import zones_in
-    from greenepoch.data.intensity.sources import data_dir as resolve_data_dir
+    from greenepoch.data.intensity.source import data_dir as resolve_data_dir
 
     embedded = set(embedded_climatology("direct").zones)
     root = resolve_data_dir(data_dir)

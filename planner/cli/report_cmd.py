@@ -17,7 +17,7 @@ from greenepoch.planner.cli.options import data_option, output_file
 @click.option("--quiet", is_flag=True, help="Print only the path written.")
 def report(source: str, data_dir: str | None, out: str, quiet: bool) -> None:
     """Write an HTML report of SOURCE: a plan JSON or a what-if results file."""
-    from greenepoch.data.intensity.sources import data_dir as resolve
+    from greenepoch.data.intensity.source import data_dir as resolve
     from greenepoch.planner.report import build_report
 
     root = resolve(data_dir)

@@ -66,7 +66,7 @@ def whatif(spec_file: str, data_dir: str | None, out: str, workers: int,
            scheduler: str | None, quiet: bool, as_json: bool) -> None:
     """Sweep the scenarios of SPEC_FILE (TOML, docs/whatif.md of the source repository)
     through the planner."""
-    from greenepoch.data.intensity.sources import data_dir as resolve
+    from greenepoch.data.intensity.source import data_dir as resolve
     from greenepoch.planner.whatif import load_spec, run_sweep
 
     spec = load_spec(spec_file)

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from greenepoch.data.errors import DataError
 from greenepoch.data.intensity.readers import ALLOW_IMPLAUSIBLE_ENV, read_any, read_electricitymaps
-from greenepoch.data.intensity.sources import load_intensity
+from greenepoch.data.intensity.source import source_for
 from greenepoch.planner.cli.main import cli
 
 DIRECT = "Carbon Intensity gCO₂eq/kWh (direct)"
@@ -402,7 +402,7 @@ def test_long_format_file_works_as_plan_data(runner: CliRunner, tmp_path: Path) 
     long = tmp_path / "long.csv"
     long.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert runner.invoke(cli, ["data", "check", str(long)]).exit_code == 0
-    got = load_intensity(["GB"], times[0], times[24], data=long)
+    got = source_for(long).load(["GB"], times[0], times[24])
     assert got.values["GB"].tolist() == [200.0 + h for h in range(24)]
     out = tmp_path / "p.json"
     request = tmp_path / "r.toml"
