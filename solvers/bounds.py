@@ -19,6 +19,7 @@ import numpy as np
 from greenepoch.solvers import fastbuild
 from greenepoch.solvers.backends import SolveStatus, run_highs
 from greenepoch.solvers.problem import PlanningProblem
+from greenepoch.solvers.single_job import cheapest_order
 
 INF = float("inf")
 
@@ -32,7 +33,7 @@ def separable_bound(problem: PlanningProblem) -> float:
         for z in job.zones:
             ok = problem.allowed(job, z)
             best = np.where(ok, np.minimum(best, problem.cost_per_gpu_h(job, z)), best)
-        costs = np.sort(best[np.isfinite(best)])
+        costs = best[cheapest_order(best)]
         need = (job.work + job.overhead_gpu_h) / (job.gpus * problem.slot_h)
         whole = min(int(need), len(costs))
         part = need - whole if whole < len(costs) else 0.0
