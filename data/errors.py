@@ -29,3 +29,12 @@ class NoSolutionError(GreenEpochError):
     """The solver found no plan within its time limit and proved nothing: a plan may
     exist (unlike :class:`InfeasibleError`); the message suggests raising
     ``policy.time_limit``."""
+
+
+def param(name: str) -> str:
+    """How a message names the caller's parameter ``name``: in backquotes, `name`.
+
+    Library messages name parameters (``test_from``), never command-line flags; the
+    CLI's error funnel shows the option that sets the parameter (``--test-from``)
+    instead, so both readers see the name they typed."""
+    return f"`{name}`"

@@ -12,7 +12,9 @@ a closed stdout (``BrokenPipeError``, e.g. ``| head``) ends quietly with exit co
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -27,7 +29,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except GreenEpochError as exc:
-            click.echo(f"greenepoch: error: {exc}", err=True)
+            click.echo(f"greenepoch: error: {as_flags(str(exc), self)}", err=True)
             sys.exit(2)
         except click.exceptions.NoArgsIsHelpError:
             raise
@@ -43,6 +45,39 @@ class _Group(click.Group):
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"greenepoch: error: {where}{exc.strerror or exc}", err=True)
             sys.exit(2)
+
+
+_PARAM = re.compile(r"`([a-z_][a-z0-9_]*)`")  # data.errors.param's form
+
+
+def option_flags(group: click.Group) -> dict[str, str]:
+    """Each option's parameter name and its first long flag, over every command
+    (``data_dir`` -> ``--data``).  A name two commands spell differently is left out."""
+    seen: dict[str, set[str]] = {}
+    for command in _commands(group):
+        for p in command.params:
+            longs = [o for o in p.opts if o.startswith("--")]
+            if isinstance(p, click.Option) and p.name and longs:
+                seen.setdefault(p.name, set()).add(longs[0])
+    return {name: flags.pop() for name, flags in seen.items() if len(flags) == 1}
+
+
+def _commands(group: click.Group) -> Iterator[click.Command]:
+    yield group
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            yield from _commands(command)
+        else:
+            yield command
+
+
+def as_flags(message: str, group: click.Group) -> str:
+    """A library message as the command line reads it: each `parameter` it names
+    becomes the option that sets it; parameters no option sets lose their quotes."""
+    if "`" not in message:
+        return message
+    flags = option_flags(group)
+    return _PARAM.sub(lambda m: flags.get(m.group(1), m.group(1)), message)
 
 
 def _quiet_stdout() -> None:
