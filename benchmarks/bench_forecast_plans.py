@@ -130,7 +130,7 @@ def run_model(model: str, data: str, chosen: list[Case], set_name: str,
         began = time.perf_counter()
         doc = plan(case.request(model, mip_gap), data=data, oracle=model == "oracle",
                    model=None if model == "oracle" else model, fit_until=fit_until,
-                   fallback=fallback).doc
+                   fallback=fallback).to_dict()
         job = doc["jobs"][0]
         s, home = job["summary"], job["baselines"]["run_now_home"]
         actual_plan = s["emissions_kg"] if model == "oracle" else s["realised_emissions_kg"]
@@ -212,7 +212,7 @@ def main() -> None:
                         help="which fixed set of 48 plans (default 2023, the issue's)")
     parser.add_argument("--mip-gap", type=float, default=None,
                         help="solve every plan to this relative MIP gap (default: the "
-                             "policy's, 1e-4)")
+                             "planner's, 1 %% on a forecast, 1e-4 for oracle)")
     parser.add_argument("--limit", type=int, default=None,
                         help="only the first N plans (a quick look; the target needs all)")
     parser.add_argument("--out", default=None, help="CSV of every plan's figures")

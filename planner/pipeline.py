@@ -199,6 +199,7 @@ def plan(request: PlanRequest, *, data: str | Path | IntensitySource | None = No
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
     baselines = run_now_plans(problem)  # the solver's starts, and the JSON's baselines
-    outcome = solve_problem(problem, request.policy.solve_settings, progress, baselines=baselines)
+    settings = request.policy.settings_for(forecast=intensities.mode == "forecast")
+    outcome = solve_problem(problem, settings, progress, baselines=baselines)
     return assemble(request, problem, outcome, intensities, time.perf_counter() - began,
                     fallback=fallback, baselines=baselines)

@@ -19,7 +19,7 @@ from greenepoch.solvers.solve import baseline_violations, check_schedule
 
 #: The typed plan is re-exported: ``from greenepoch.planner.plan import Plan`` keeps working.
 __all__ = ["SCHEMA_VERSION", "SEGMENT_COLUMNS", "Plan", "PlanError", "PlanStatus", "assemble",
-           "charged_kg", "hedge", "not_robust", "run_now", "run_now_plans", "run_now_runs"]
+           "MIN_EXPECTED_SAVING", "charged_kg", "fallback_reason", "hedge", "not_robust", "run_now", "run_now_plans", "run_now_runs"]
 
 
 def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
@@ -245,6 +245,13 @@ def _grid(frame: pd.DataFrame, problem: PlanningProblem) -> np.ndarray:
         dtype=float).T
 
 
+#: A forecast plan's job runs now unless it expects to save at least this share of
+#: running now's expected emissions: ``blend``'s median WAPE is 7.4-11.7 % by horizon
+#: (docs/forecast-accuracy.md), so a smaller saving is within the forecast's own error.
+#: Chosen on 288 plans of 2022-2023 (benchmarks/results/forecast_plans/README.md).
+MIN_EXPECTED_SAVING = 0.10
+
+
 def not_robust(problem: PlanningProblem, schedule: Schedule, j: int,
                bands: dict[str, np.ndarray]) -> tuple[float, float] | None:
     """(plan, run now) P90 emissions of job ``j`` when its schedule is not robust: charged
@@ -258,18 +265,40 @@ def not_robust(problem: PlanningProblem, schedule: Schedule, j: int,
     return plan_p90, now_p90
 
 
+def fallback_reason(problem: PlanningProblem, schedule: Schedule, j: int,
+                    bands: dict[str, np.ndarray]) -> str | None:
+    """Why job ``j`` of a forecast plan should run now at home instead, or None.
+
+    Either its schedule is not robust (:func:`not_robust`), or its expected saving is
+    small: plan_mean > (1 - MIN_EXPECTED_SAVING) x now_mean, both charged on the
+    forecast mean."""
+    worse = not_robust(problem, schedule, j, bands)
+    if worse is not None:
+        return (f"at the forecast's P90 its optimised schedule emits {worse[0]:,.1f} kg, "
+                f"more than running now ({worse[1]:,.1f} kg at P90)")
+    job = problem.jobs[j]
+    now = run_now(problem, job, job.home, problem.intensity)[0]
+    plan = charged_kg(problem, schedule, j, problem.intensity)
+    if not np.isfinite(now) or plan <= (1 - MIN_EXPECTED_SAVING) * now + EPS:
+        return None
+    saving = 100 * (now - plan) / now if now > 0 else 0.0
+    return (f"it expects to save {saving:.1f} % against running now, under the "
+            f"{100 * MIN_EXPECTED_SAVING:.0f} % a forecast plan needs (less is within "
+            "the forecast's error)")
+
+
 def hedge(problem: PlanningProblem, schedule: Schedule,
           bands: dict[str, np.ndarray]) -> tuple[Schedule, dict[int, dict[str, Any]]]:
-    """Jobs whose optimised schedule is not robust (:func:`not_robust`) run now at home
-    instead (:func:`run_now_runs`), when that keeps every limit (window, capacity with
-    the other jobs, hard threshold, interruptions); otherwise their schedule stays and
-    the summary warns.  Returns the schedule and, per job that fell back, what its
+    """Jobs with a :func:`fallback_reason` run now at home instead
+    (:func:`run_now_runs`), when that keeps every limit (window, capacity with the
+    other jobs, hard threshold, interruptions); otherwise their schedule stays and the
+    summary warns.  Returns the schedule and, per job that fell back, what its
     optimised schedule expected (kg on the forecast mean and at P90) and why."""
     gpus, run = schedule.gpus.copy(), schedule.run.copy()
     notes: dict[int, dict[str, Any]] = {}
     for j, job in enumerate(problem.jobs):
-        worse = not_robust(problem, schedule, j, bands)
-        if worse is None:
+        reason = fallback_reason(problem, schedule, j, bands)
+        if reason is None:
             continue
         runs, _finish, done = run_now_runs(problem, job, job.home)
         trial_gpus, trial_run = gpus.copy(), run.copy()
@@ -281,10 +310,9 @@ def hedge(problem: PlanningProblem, schedule: Schedule,
         gpus, run = trial_gpus, trial_run
         notes[j] = {
             "to": "run_now_home",
-            "reason": (f"at the forecast's P90 its optimised schedule emits {worse[0]:,.1f} kg, "
-                       f"more than running now ({worse[1]:,.1f} kg at P90)"),
+            "reason": reason,
             "expected_kg": round(charged_kg(problem, schedule, j, problem.intensity), 3),
-            "p90_kg": round(worse[0], 3),
+            "p90_kg": round(charged_kg(problem, schedule, j, bands["p90"]), 3),
         }
     return Schedule(gpus, run), notes
 
