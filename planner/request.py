@@ -69,6 +69,22 @@ def _text_list(value: object, field: str) -> list[str]:
 #: work bound: far beyond any real job, and below where slot arithmetic overflows
 MAX_GPU_HOURS = 1e9
 
+# Bounds on the numbers that become objective coefficients. Each is far beyond any
+# real value, and keeps every coefficient (times GPUs, kW, PUE, intensity, prices)
+# many orders below where the MILP breaks: HiGHS takes a cost of 1e20 as infinite,
+# and 1e308 overflowed to inf/nan (solver.objective = nan).
+#: soft-threshold penalty, kg counted per kg emitted above the threshold: at 1e6 a
+#: kg above the threshold outweighs a tonne below it, which is already a hard rule
+#: in all but name (threshold_mode = "hard" is that rule, exactly)
+MAX_THRESHOLD_PENALTY = 1e6
+#: kg CO2eq per USD: at 1e6 cost outweighs carbon by a million (a social cost of
+#: carbon of 0.2 USD/kg is a weight of 5)
+MAX_PRICE_WEIGHT = 1e6
+#: checkpoint move: a petabyte checkpoint; cloud egress is cents per GB and network
+#: energy a fraction of a kWh per GB, both bounded at a thousand
+MIGRATION_BOUNDS = {"checkpoint_gb": (1e6, "GB"), "egress_usd_per_gb": (1e3, "USD per GB"),
+                    "transfer_kwh_per_gb": (1e3, "kWh per GB")}
+
 
 def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
     where = f"jobs[{index}]" + (f" ('{raw['name']}')" if isinstance(raw.get("name"), str) else "")
@@ -122,11 +138,13 @@ def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
     for key in ("checkpoint_overhead", "min_run", "transfer_time"):
         if key in raw:
             fields[key] = duration(raw[key], f"{where}.{key}")
-    units = {"gpu_power_kw": "kW per GPU", "checkpoint_gb": "GB",
-             "egress_usd_per_gb": "USD per GB", "transfer_kwh_per_gb": "kWh per GB"}
-    for key, unit in units.items():
+    if "gpu_power_kw" in raw:  # Job bounds it, with a hint for watts typed as kW
+        fields["gpu_power_kw"] = number(raw["gpu_power_kw"], f"{where}.gpu_power_kw",
+                                        unit="kW per GPU",
+                                        example=f"gpu_power_kw = {Job.gpu_power_kw}")
+    for key, (high, unit) in MIGRATION_BOUNDS.items():
         if key in raw:
-            fields[key] = number(raw[key], f"{where}.{key}", unit=unit,
+            fields[key] = number(raw[key], f"{where}.{key}", low=0, high=high, unit=unit,
                                  example=f"{key} = {getattr(Job, key)}")
     return Job(**fields)
 
@@ -187,11 +205,13 @@ def _policy(raw: dict[str, Any], threshold_elsewhere: bool = False) -> Policy:
             fields[key] = text(raw[key], f"[policy].{key}", f"{key} = '{getattr(Policy, key)}'")
     if "price_weight" in raw:
         fields["price_weight"] = number(raw["price_weight"], "[policy].price_weight",
-                                        low=0, unit="kg CO2eq per USD",
+                                        low=0, high=MAX_PRICE_WEIGHT,
+                                        unit="kg CO2eq per USD",
                                         example="price_weight = 5.0")
     if "threshold_penalty" in raw:
         fields["threshold_penalty"] = number(raw["threshold_penalty"],
                                              "[policy].threshold_penalty", low=0,
+                                             high=MAX_THRESHOLD_PENALTY,
                                              example="threshold_penalty = 1.0")
     if "mip_gap" in raw:
         fields["mip_gap"] = number(raw["mip_gap"], "[policy].mip_gap", low=0,

@@ -519,16 +519,52 @@ def test_a_request_that_is_not_utf8(tmp_path):
      "[policy].threshold_penalty = 2 does nothing with threshold_mode 'hard'; set "
      "threshold_mode = \"soft\""),
     ('[policy]\ncarbon_threshold = 200\nthreshold_mode = "soft"\nthreshold_penalty = -3',
-     "[policy].threshold_penalty = -3: must be 0 or more"),
+     "[policy].threshold_penalty = -3: must be from 0 to 1e+06"),
     ('[policy]\ncarbon_threshold = 200\nthreshold_mode = "soft"\nthreshold_penalty = inf',
      "[policy].threshold_penalty = inf: expected a finite number"),
     ("[policy]\ncarbon_threshold = inf", "[policy].carbon_threshold = inf: expected a finite "
                                          "number of gCO2eq/kWh"),
     ('[policy]\nobjective = "carbon+cost"\nprice_weight = -1',
-     "[policy].price_weight = -1: must be 0 or more kg CO2eq per USD"),
+     "[policy].price_weight = -1: must be from 0 to 1e+06 kg CO2eq per USD"),
 ])
 def test_idle_and_nonsense_policy_settings_are_refused(tmp_path, extra, message):
     assert message in rejected(tmp_path, extra=extra)
+
+
+# --- QA pass: numbers that become objective coefficients are bounded ---------------------
+# (1e308 as threshold_penalty overflowed to a nan objective in the solver)
+
+SOFT = '[policy]\ncarbon_threshold = 200\nthreshold_mode = "soft"\n'
+COST = '[policy]\nobjective = "carbon+cost"\n'
+
+
+@pytest.mark.parametrize("extra, message", [
+    (SOFT + "threshold_penalty = 1e308",
+     "[policy].threshold_penalty = 1e+308: must be from 0 to 1e+06"),
+    (SOFT + "threshold_penalty = 1000001", "[policy].threshold_penalty = 1000001: must be "
+                                          "from 0 to 1e+06"),
+    (COST + "price_weight = 1e308", "[policy].price_weight = 1e+308: must be from 0 to 1e+06 "
+                                    "kg CO2eq per USD"),
+])
+def test_policy_coefficients_above_their_bound_are_refused(tmp_path, extra, message):
+    assert message in rejected(tmp_path, extra=extra)
+
+
+def test_policy_coefficients_at_their_bound_are_accepted(tmp_path):
+    assert request(tmp_path, extra=SOFT + "threshold_penalty = 1e6") \
+        .policy.threshold_penalty == 1e6
+    assert request(tmp_path, extra=COST + "price_weight = 1e6").policy.price_weight == 1e6
+
+
+@pytest.mark.parametrize("key, bound, shown, unit", [
+    ("checkpoint_gb", 1e6, "1e+06", "GB"),
+    ("egress_usd_per_gb", 1e3, "1000", "USD per GB"),
+    ("transfer_kwh_per_gb", 1e3, "1000", "kWh per GB"),
+])
+def test_migration_numbers_are_bounded(tmp_path, key, bound, shown, unit):
+    assert getattr(request(tmp_path, job=WORK + f"\n{key} = {bound!r}").jobs[0], key) == bound
+    message = rejected(tmp_path, job=WORK + f"\n{key} = 1e308")
+    assert f"jobs[0] ('ft').{key} = 1e+308: must be from 0 to {shown} {unit}" in message
 
 
 def test_negative_threshold_penalty_is_refused_when_built_directly():
