@@ -4,6 +4,7 @@ Every file GreenEpoch writes (plans, segment CSVs, reports, exports, results hea
 goes through here.  Content is written to a temporary file in the target's folder
 (same file system, so the final :func:`os.replace` is atomic) and renamed into place;
 on any failure the temporary file is removed and the old target is left untouched.
+An ``OSError`` from writing names the target (``filename``), whatever it named before.
 """
 
 from __future__ import annotations
@@ -24,9 +25,20 @@ def _check_target(target: Path) -> None:
         raise GreenEpochError(f"{target}: parent directory {parent} does not exist")
 
 
+def _naming(target: Path, exc: OSError) -> OSError:
+    """``exc`` naming ``target``: a failed write names no file (``File too large``, ``No
+    space left on device``) or the temporary one, and the user needs the output's name."""
+    named = OSError(exc.errno, exc.strerror or str(exc), str(target))
+    return named
+
+
 def _stage(target: Path, content: str | bytes) -> Path:
     """Write ``content`` to a temporary file beside ``target`` and return its path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.tmp-", dir=target.absolute().parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.tmp-",
+                                   dir=target.absolute().parent)
+    except OSError as exc:
+        raise _naming(target, exc) from exc
     try:
         if isinstance(content, bytes):
             with os.fdopen(fd, "wb") as fh:
@@ -39,6 +51,9 @@ def _stage(target: Path, content: str | bytes) -> Path:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(target, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -75,6 +90,11 @@ def write_together(files: Mapping[str | Path, str | bytes]) -> list[Path]:
         for tmp in staged:
             tmp.unlink(missing_ok=True)
         raise
-    for tmp, t in zip(staged, targets, strict=True):
-        os.replace(tmp, t)
+    for i, (tmp, t) in enumerate(zip(staged, targets, strict=True)):
+        try:
+            os.replace(tmp, t)
+        except OSError as exc:
+            for left in staged[i:]:
+                left.unlink(missing_ok=True)
+            raise _naming(t, exc) from exc
     return targets
