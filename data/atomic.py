@@ -28,8 +28,7 @@ def _check_target(target: Path) -> None:
 def _naming(target: Path, exc: OSError) -> OSError:
     """``exc`` naming ``target``: a failed write names no file (``File too large``, ``No
     space left on device``) or the temporary one, and the user needs the output's name."""
-    named = OSError(exc.errno, exc.strerror or str(exc), str(target))
-    return named
+    return OSError(exc.errno, exc.strerror or str(exc), str(target))  # errno: its subclass
 
 
 def _stage(target: Path, content: str | bytes) -> Path:
