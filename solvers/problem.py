@@ -35,6 +35,33 @@ class JobSpec:
     transfer_slots: int
     transfer_kwh_per_gb: float
     allow_split: bool
+    # hours a checkpoint save takes: GPU-hours lost (x GPUs) at the end of every
+    # segment but the last, i.e. once before every start after the first
+    save_h: float = 0.0
+    # checkpoint moves (migrations between zones) at most; None: no cap.  0 keeps the
+    # job in its home zone
+    max_moves: int | None = None
+    # elastic jobs hold a multiple of this many GPUs in every slot (gpus and gpus_min
+    # are multiples of it)
+    gpus_step: int = 1
+    # None: a size change between consecutive held slots in one zone is a restart (it
+    # pays overhead_h and save_h and counts toward max_starts); hours: the training
+    # resizes in place, losing resize_h x (the larger size) GPU-hours per change, not
+    # an interruption
+    resize_h: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.gpus_step < 1:
+            raise ValueError(f"job {self.name!r}: gpus_step {self.gpus_step} is not a "
+                             "positive integer")
+        if self.gpus % self.gpus_step or self.gpus_min % self.gpus_step:
+            raise ValueError(f"job {self.name!r}: gpus {self.gpus} and gpus_min "
+                             f"{self.gpus_min} must be multiples of gpus_step "
+                             f"{self.gpus_step}")
+        if self.save_h < 0 or (self.resize_h is not None and self.resize_h < 0):
+            raise ValueError(f"job {self.name!r}: save_h and resize_h must be >= 0")
+        if self.max_moves is not None and self.max_moves < 0:
+            raise ValueError(f"job {self.name!r}: max_moves must be >= 0")
 
     @property
     def rigid(self) -> bool:
