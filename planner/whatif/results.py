@@ -6,12 +6,13 @@ one ``write`` and flushed as soon as the scenario finishes, keyed by
 ``scenario_id``.  A line cut short by a crash is ignored on reading and cut off when
 the file is opened to append, and a row whose id appears twice keeps its first copy.
 The header is written atomically; ``<results>.lock`` beside the file keeps a second
-sweep out while one runs.  Rows are tidy: one scenario each, the
+sweep out while one runs, and goes when the run ends.  Rows are tidy: one scenario each, the
 columns of :data:`planner.whatif.evaluate.METRICS` plus the axis labels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -67,22 +68,39 @@ def is_result_file(path: str | Path) -> bool:
 
 
 class _Lock:
-    """An open lock file; closing it (or the process dying) releases the lock."""
+    """A held lock file; closing removes it, then releases the lock (the process dying
+    releases it too, leaving the file for the next run to take over)."""
 
-    def __init__(self, fd: int | None) -> None:
+    def __init__(self, fd: int | None, path: Path | None = None) -> None:
         self.fd = fd
+        self.path = path
 
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        if self.fd is None:
+            return
+        if self.path is not None:
+            # unlinked while held: a run that opened this file meanwhile finds it gone
+            # once it gets the lock, and starts again on a new file (lock_results)
+            with contextlib.suppress(OSError):  # one left behind is taken over next run
+                self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+        self.fd = None
 
 
 def lock_path(path: str | Path) -> Path:
-    """The lock file of a results file: ``<results>.lock`` beside it (left in place:
-    removing a lock file others may have open would let two runs lock different files)."""
+    """The lock file of a results file: ``<results>.lock`` beside it, while a run holds it."""
     file = Path(path)
     return file.with_name(file.name + ".lock")
+
+
+def _is_current(fd: int, target: Path) -> bool:
+    """True when ``fd`` is still the file at ``target`` (not one a finished run removed)."""
+    try:
+        here = os.stat(target)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino)
 
 
 def lock_results(path: str | Path) -> _Lock:
@@ -90,35 +108,47 @@ def lock_results(path: str | Path) -> _Lock:
 
     An advisory ``flock`` on :func:`lock_path`: the kernel releases it when the holder
     exits, however it ends (SIGKILL included), so a stale lock cannot outlive its run.
-    The holder's pid is written into the lock file for the refusal message.  Where
-    ``fcntl`` does not exist (Windows) no lock is taken.
+    The holder's pid is written into the lock file for the refusal message.  Closing
+    removes the file while still holding the lock; a run that opened it just before
+    sees, once locked, that the path no longer names its file and locks the new one,
+    so two runs never hold locks on two files of the same path.  Where ``fcntl`` does
+    not exist (Windows) no lock is taken.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
         return _Lock(None)
     target = lock_path(path)
+    while True:
+        try:
+            fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise GreenEpochError(
+                f"{target}: cannot open the lock file of the results file {path} ({exc}); "
+                "write the results into a folder you can write to") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise GreenEpochError(
+                f"{path} is in use by another whatif run (pid {holder}); wait for it to "
+                "finish (it keeps every row it plans) or give another results file"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_current(fd, target):
+            break
+        os.close(fd)  # its holder removed it as it finished: lock the file there now
+    lock = _Lock(fd, target)
     try:
-        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise GreenEpochError(
-            f"{target}: cannot open the lock file of the results file {path} ({exc}); "
-            "write the results into a folder you can write to") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-        os.close(fd)
-        raise GreenEpochError(
-            f"{path} is in use by another whatif run (pid {holder}); wait for it to finish "
-            "(it keeps every row it plans) or give another results file"
-        ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
     except BaseException:
-        os.close(fd)
+        lock.close()
         raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    return _Lock(fd)
+    return lock
 
 
 class ResultStore:

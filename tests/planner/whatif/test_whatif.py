@@ -453,7 +453,7 @@ def test_header_write_is_atomic(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert failed.returncode != 0 and "File too large" in failed.stderr
     assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl.lock"]  # no temp file left
+    assert list(tmp_path.iterdir()) == []  # no temp file left, and no lock file
     from greenepoch.planner.whatif.results import ResultStore
 
     with ResultStore(out, HEADER) as store:
@@ -483,9 +483,51 @@ def test_a_second_run_on_the_same_results_file_is_refused(tmp_path: Path) -> Non
         assert "give another results file" in res.stderr
         assert out.read_bytes() == before
     # released on close: the lock is no longer held
-    from greenepoch.planner.whatif.results import lock_results
+    from greenepoch.planner.whatif.results import lock_path, lock_results
 
     lock_results(out).close()
+    assert not lock_path(out).exists()
+
+
+def test_a_finished_run_leaves_no_lock_file(tmp_path: Path) -> None:
+    """The lock file went with the run (a stray ``r.jsonl.lock`` stayed beside results)."""
+    from greenepoch.planner.whatif.results import ResultStore, lock_path
+
+    out = tmp_path / "r.jsonl"
+    with ResultStore(out, HEADER) as store:
+        assert lock_path(out).read_text(encoding="ascii") == f"{os.getpid()}\n"
+        store.append(_row(0))
+    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
+
+
+def test_a_lock_file_removed_by_its_finishing_holder_is_not_locked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that opened the lock file just before its holder finished (and removed it)
+    must not lock the removed file: a third run would lock a new one beside it."""
+    import fcntl
+
+    from greenepoch.data.errors import GreenEpochError
+    from greenepoch.planner.whatif.results import lock_path, lock_results
+
+    out = tmp_path / "r.jsonl"
+    holder = lock_results(out)
+    real, calls = fcntl.flock, []
+
+    def holder_finishes_first(fd: int, op: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:  # between this run's open and its flock
+            holder.close()
+        real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", holder_finishes_first)
+    second = lock_results(out)
+    monkeypatch.undo()
+    assert len(calls) == 2  # the removed file, then the one now at the path
+    with pytest.raises(GreenEpochError, match=f"in use by another whatif run \\(pid "
+                                               f"{os.getpid()}\\)"):
+        lock_results(out)
+    second.close()
+    assert not lock_path(out).exists()
 
 
 def _alive(pid: int) -> bool:
