@@ -27,6 +27,7 @@ from greenepoch.data.errors import (
     InfeasibleError,
     NoSolutionError,
 )
+from greenepoch.data.timeparse import kind, shown
 
 KIND = "greenepoch-whatif"
 VERSION = 1
@@ -42,11 +43,23 @@ STATUSES = {
 }
 
 
+#: row keys holding a number or null, and text or null: read as written, a quoted
+#: number ("12.5") or a boolean is an error naming the row, never coerced
+NUMBER_KEYS = ("index", "slack_h", "threshold", "overhead_min", "emissions_kg",
+               "planned_emissions_kg", "run_now_kg", "saving_kg", "savings_pct",
+               "delay_mean_h", "delay_p95_h", "interruptions", "migrations", "energy_kwh",
+               "cost_usd", "seconds")
+TEXT_KEYS = ("scenario_id", "zones", "season", "start", "forecast", "status", "message",
+             "solver", "slot")
+FRAME_NUMBERS = tuple(k for k in NUMBER_KEYS
+                      if k not in ("index", "interruptions", "migrations", "seconds"))
+
+
 def status_of(exc: GreenEpochError) -> str:
     """The row status of a scenario whose plan raised ``exc`` (see :data:`STATUSES`)."""
-    for kind, status in ((InfeasibleError, "infeasible"), (NoSolutionError, "no_solution"),
-                         (DataError, "data_missing")):
-        if isinstance(exc, kind):
+    for error, status in ((InfeasibleError, "infeasible"), (NoSolutionError, "no_solution"),
+                          (DataError, "data_missing")):
+        if isinstance(exc, error):
             return status
     return "error"
 
@@ -244,14 +257,39 @@ def read_results(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
         raise GreenEpochError(f"{file}: results version {header.get('version')!r} is not "
                               f"supported (this GreenEpoch reads {VERSION}); rerun the sweep")
     rows: dict[str, dict[str, Any]] = {}
-    for line in lines[1:]:
+    for number, line in enumerate(lines[1:], start=2):
         try:
             row = json.loads(line)
         except (ValueError, RecursionError):
             continue  # cut short by an interruption
         if isinstance(row, dict) and "scenario_id" in row:
+            check_row(row, f"{file}: line {number}")
             rows.setdefault(row["scenario_id"], row)
     return header, rows
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: what each typed key holds besides null: a test, and what the error says was expected
+_TYPES = {**dict.fromkeys(NUMBER_KEYS, (_is_number, "a number")),
+          **dict.fromkeys(TEXT_KEYS, (lambda v: isinstance(v, str), "text")),
+          "segments": (lambda v: isinstance(v, list), "a list of segments"),
+          "deadlines": (lambda v: isinstance(v, dict), "an object of job deadlines")}
+
+
+def check_row(row: dict[str, Any], where: str) -> None:
+    """Refuse a row value of the wrong type (``where``: the file and line), naming the
+    row and the key: a sweep writes numbers and text, so anything else was edited."""
+    sid = row.get("scenario_id")
+    at = f"{where} (scenario {sid!r})" if isinstance(sid, str) else where
+    for key, (fits, expected) in _TYPES.items():
+        value = row.get(key)
+        if value is not None and not fits(value):
+            raise GreenEpochError(
+                f"{at}: {key} = {shown(value)}: expected {expected} or null, found "
+                f"{kind(value)}; rerun the sweep (greenepoch whatif) to rewrite the row")
 
 
 def results_frame(rows: list[dict[str, Any]] | dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -262,9 +300,7 @@ def results_frame(rows: list[dict[str, Any]] | dict[str, dict[str, Any]]) -> pd.
     if frame.empty:
         return frame
     frame = frame.sort_values("index", kind="stable").set_index("scenario_id")
-    for col in ("emissions_kg", "planned_emissions_kg", "run_now_kg", "saving_kg",
-                "savings_pct", "delay_mean_h", "delay_p95_h", "energy_kwh", "cost_usd",
-                "slack_h", "threshold", "overhead_min"):
+    for col in FRAME_NUMBERS:  # numbers or null (check_row): null is NaN
         if col in frame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     return frame

@@ -426,3 +426,39 @@ def test_result_report_shows_the_best_plan_of_each_forecast_mode() -> None:
     alts = [alt for _, alt in figures(page)]
     assert alts[0].endswith("red ticks: deadlines")
     assert "the seasonal forecast issued at 2023-01-01 00:00 UTC" in alts[1]
+
+
+def _results_file(tmp_path: Path, rows: list[dict]) -> Path:
+    header = {"kind": "greenepoch-whatif", "version": 1, "base": "b", "data": None,
+              "signal": "direct", "seed": 0}
+    path = tmp_path / "sweep.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [header, *rows]), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("savings_pct", "12.5", "savings_pct = '12.5': expected a number or null, found text"),
+    ("emissions_kg", "abc", "emissions_kg = 'abc': expected a number or null, found text"),
+    ("interruptions", True, "interruptions = true: expected a number or null, found a boolean"),
+    ("zones", 5, "zones = 5: expected text or null, found a whole number"),
+    ("segments", "none", "segments = 'none': expected a list of segments or null, found text"),
+])
+def test_result_rows_of_the_wrong_type_are_one_error_naming_row_and_key(
+        tmp_path: Path, key: str, value: object, message: str) -> None:
+    """A quoted number in a row ("savings_pct": "12.5") was coerced silently, and text
+    that is no number was reported as a missing key."""
+    from whatif_rows import row
+
+    rows = [row(0, 10.0), row(1, 9.0, zones="GB")]
+    rows[1][key] = value
+    path = _results_file(tmp_path, rows)
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(_cli(), ["report", str(path), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.output == (f"greenepoch: error: {path}: line 3 (scenario 's001'): {message}; "
+                          "rerun the sweep (greenepoch whatif) to rewrite the row\n")
+    assert not out.exists()
+    rows[1][key] = row(1, 9.0, zones="GB")[key]  # the same file, typed as written: reported
+    good = CliRunner().invoke(_cli(), ["report", str(_results_file(tmp_path, rows)),
+                                       "--out", str(out)])
+    assert good.exit_code == 0, good.output
