@@ -292,6 +292,7 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
         PARETO_OBJECTIVES,
         VIEW_COUNTS,
         best_zone_season,
+        outcomes,
         paired_note,
         pareto_front,
         planned_on,
@@ -309,8 +310,13 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
     report = Report("GreenEpoch what-if report")
     report.note(f"{len(frame)} scenarios ({len(ok)} planned, {len(frame) - len(ok)} without "
                 f"a plan) on {source} {signal} intensities; planned on {planned_on(frame)}")
+    missing = outcomes(frame)
     if ok.empty:
-        raise GreenEpochError("no scenario of the results file has a plan; nothing to report")
+        why = ", ".join(f"{r.status} {r.rows}" for r in missing.itertuples())
+        raise GreenEpochError(f"no scenario of the results file has a plan ({why}); "
+                              "nothing to report")
+    if not missing.empty:
+        _outcomes_section(report, missing)
 
     # the best of each forecast mode: a perfect-foresight plan is no choice for one
     # made on a forecast, so each mode shows its own
@@ -386,6 +392,18 @@ def result_report(header: dict[str, Any], rows: dict[str, dict[str, Any]], *,
                               "energy_kwh", "cost_usd"] if c in frame]
     report.parts.append(_html_table(frame[table_cols].reset_index(drop=True)))
     return report
+
+
+def _outcomes_section(report: Report, missing: pd.DataFrame) -> None:
+    """The rows without a plan by why (planner.whatif.views.outcomes), as the terminal
+    lists them under the views: only ``infeasible`` says the request cannot be met."""
+    report.heading("Scenarios without a plan")
+    report.table(missing, "scenarios without a plan", counts=("rows",))
+    report.note(f"{int(missing['rows'].sum())} scenario(s) without a plan, by why; "
+                "first: the first such scenario (zone set and start) and its message. "
+                "Only infeasible proves the request cannot be met: a no_solution row may "
+                "plan with a longer policy.time_limit, a data_missing row with data "
+                "covering its window")
 
 
 def build_report(path: str | Path, *, data: DataArg = None) -> Report:

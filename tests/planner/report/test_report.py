@@ -462,3 +462,38 @@ def test_result_rows_of_the_wrong_type_are_one_error_naming_row_and_key(
     good = CliRunner().invoke(_cli(), ["report", str(_results_file(tmp_path, rows)),
                                        "--out", str(out)])
     assert good.exit_code == 0, good.output
+
+
+def test_result_report_has_the_outcomes_table(tmp_path: Path) -> None:
+    """Rows without a plan by why, as the terminal lists them: the HTML report said only
+    "2 without a plan", not that one was proved infeasible and one ran out of time."""
+    from whatif_rows import row
+
+    rows = [row(0, 10.0), row(1, 9.0, zones="GB"), row(2, None, zones="ES"),
+            row(3, None, zones="DE", nth=1), row(4, None, zones="GB", nth=1)]
+    rows[3].update(status="no_solution", message="no plan within the time limit of 5 s")
+    rows[4].update(status="no_solution", message="no plan within the time limit of 5 s")
+    report = build_report(_results_file(tmp_path, rows))
+    page = report.html()
+    assert "5 scenarios (2 planned, 3 without a plan)" in page
+    section = page.split("<h2>Scenarios without a plan</h2>")[1].split("<h2>")[0]
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", r)
+             for r in re.findall(r"<tr>(.*?)</tr>", section)[1:]]
+    assert [c[:3] for c in cells] == [
+        ["infeasible", "proved infeasible: no plan exists", "1"],
+        ["no_solution", "no plan within the time limit (none proved impossible)", "2"]]
+    assert cells[0][3:] == ["ES 2023-01-01T00:00:00Z",
+                            "infeasible: the carbon threshold excludes every slot"]
+    assert cells[1][3] == "DE 2023-01-16T00:00:00Z"
+    assert "3 scenario(s) without a plan, by why" in section
+    assert "scenarios without a plan" in "\n".join(report.text)  # printed as well
+
+
+def test_result_report_without_any_plan_says_why(tmp_path: Path) -> None:
+    from whatif_rows import row
+
+    rows = [row(0, None), row(1, None, zones="GB")]
+    rows[1].update(status="data_missing", message="no data")
+    with pytest.raises(GreenEpochError, match=r"no scenario of the results file has a plan "
+                                              r"\(infeasible 1, data_missing 1\)"):
+        build_report(_results_file(tmp_path, rows))
