@@ -4,10 +4,12 @@ Applies to a rigid job that may not split, migrates for free and has no minimum
 run length: then the model's choices are which slots to hold, in which zone, with
 at most ``K = max_starts`` starts, and the cost is the sum of the held slots' costs.
 With ``N`` held slots and ``k`` starts the work row reads
-``N h G - k O G >= W``, i.e. ``N >= need(k) = ceil((W / G + k O) / h)``.  The job
-stops when its work is done, so its last slot runs only ``1 - spare(k)`` of itself,
-``spare(k) = need(k) - (W / G + k O) / h`` (less when that slot is also a start and
-keeps its restart overhead); the saving is taken on the slot's running cost.
+``N h G - k O G - (k - 1) S G >= W`` (overhead ``O`` hours per start, a checkpoint save
+of ``S`` hours before every start but the first), i.e. ``N >= need(k) =
+ceil(lost(k) / h)`` with ``lost(k) = W / G + k O + (k - 1) S``.  The job stops when
+its work is done, so its last slot runs only ``1 - spare(k)`` of itself,
+``spare(k) = need(k) - lost(k) / h`` (less when that slot is also a start and keeps
+its restart overhead); the saving is taken on the slot's running cost.
 
 State at the end of slot ``t``: ``(k starts, n held slots, zone or off)``; a slot
 held in zone ``z`` continues a run in ``z`` or starts one (``k + 1``).  Costs are
@@ -29,19 +31,27 @@ INF = float("inf")
 
 
 def applies(job: JobSpec) -> bool:
-    """True when the programme is exact for ``job`` (see module doc)."""
-    return (job.rigid and not job.migrates_at_cost and job.min_run_slots <= 1
-            and (not job.allow_split or len(job.zones) == 1))
+    """True when the programme is exact for ``job`` (see module doc): rigid (it never
+    resizes), moves free and uncapped (or none allowed: ``max_moves`` 0 keeps it home)."""
+    capped = job.max_moves not in (None, 0) and len(job.zones) > 1
+    return (job.rigid and not job.migrates_at_cost and not capped
+            and job.min_run_slots <= 1 and (not job.allow_split or len(job.zones) == 1))
+
+
+def _hours(job: JobSpec, k: int) -> float:
+    """Hours at full size a plan with ``k`` starts runs: the work, ``k`` overheads and a
+    save before every start but the first."""
+    return job.work / job.gpus + k * job.overhead_h + max(k - 1, 0) * job.save_h
 
 
 def need(problem: PlanningProblem, job: JobSpec, k: int) -> int:
     """Fewest held slots that do the work with ``k`` starts."""
-    return max(1, math.ceil((job.work / job.gpus + k * job.overhead_h) / problem.slot_h - 1e-9))
+    return max(1, math.ceil(_hours(job, k) / problem.slot_h - 1e-9))
 
 
 def spare(problem: PlanningProblem, job: JobSpec, k: int) -> float:
     """Share of the last slot left unused by a plan of ``need(k)`` slots and ``k`` starts."""
-    used = (job.work / job.gpus + k * job.overhead_h) / problem.slot_h
+    used = _hours(job, k) / problem.slot_h
     return min(max(need(problem, job, k) - used, 0.0), 1.0)
 
 
@@ -55,7 +65,7 @@ def _dims(problem: PlanningProblem, job: JobSpec) -> tuple[int, int, int, int] |
     window = job.last - job.first + 1
     K = job.max_starts if job.max_starts is not None else window
     K = max(1, min(K, window))
-    h, o = problem.slot_h, job.overhead_h
+    h, o = problem.slot_h, job.overhead_h + job.save_h  # per start after the first
     if o < h:  # k starts hold k slots or more, and an optimal plan holds need(k): k <= need(k)
         K = min(K, int((job.work / job.gpus / h + 1) / (1 - o / h)) + 1)
     while K > 1 and not K <= need(problem, job, K) <= window:

@@ -1,7 +1,8 @@
 """Why a request is infeasible, and the smallest change that would fix it.
 
 The checks here are necessary conditions (optimistic: capacity is read per job, as if
-the job were alone), so a job they reject is infeasible for certain.
+the job were alone; size changes cost nothing; a move cap is ignored), so a job they
+reject is infeasible for certain.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ def _hard(problem: PlanningProblem) -> float | None:
 def _gpu_hours(problem: PlanningProblem, job: JobSpec, threshold: float | None,
                window: bool = True) -> np.ndarray:
     """GPU-hours ``job`` could run in each slot: the most GPUs (at most ``gpus``, at
-    least ``gpus_min``) free in its best allowed zone, or in all of them when it may
-    split; 0 where it cannot run or the intensity is above ``threshold``."""
+    least ``gpus_min``, a multiple of its step) free in its best allowed zone, or in all
+    of them when it may split; 0 where it cannot run or the intensity is above
+    ``threshold``."""
     sizes = np.zeros((len(job.zones), problem.n_slots))
     for i, z in enumerate(job.zones):
-        size = np.minimum(problem.capacity[z], job.gpus).astype(float)
+        size = np.minimum(problem.capacity[z], job.gpus) // job.gpus_step * job.gpus_step
+        size = size.astype(float)
         ok = size >= job.gpus_min
         if threshold is not None:
             ok &= problem.intensity[z] <= threshold
@@ -46,10 +49,11 @@ def _enough(job: JobSpec, gpu_hours: np.ndarray) -> bool:
 
 
 def _fewest_runs(job: JobSpec, gpu_hours: np.ndarray) -> int | None:
-    """Fewest runs (of at least min_run slots, a restart overhead each, the largest
-    stretches first) that hold the work; None if all of them together do not."""
+    """Fewest runs (of at least min_run slots, a restart overhead each and a save
+    between two, the largest stretches first) that hold the work; None if all of them
+    together do not."""
     runs = sorted(_runs(gpu_hours, job.min_run_slots), reverse=True)
-    done = np.cumsum(runs) - job.overhead_gpu_h * np.arange(1, len(runs) + 1)
+    done = np.cumsum(runs) - np.array([job.lost_gpu_h(k) for k in range(1, len(runs) + 1)])
     fits = np.flatnonzero(done >= job.work - EPS)
     return int(fits[0]) + 1 if len(fits) else None
 
@@ -58,7 +62,7 @@ def _fits(job: JobSpec, gpu_hours: np.ndarray) -> bool:
     """Room for the work, also in few enough runs of at least min_run slots."""
     if not _enough(job, gpu_hours):
         return False
-    if job.max_starts is None and job.min_run_slots <= 1 and job.overhead_gpu_h <= 0:
+    if job.max_starts is None and job.min_run_slots <= 1 and not job.loses_time:
         return True
     fewest = _fewest_runs(job, gpu_hours)  # each run pays its restart overhead
     return fewest is not None and (job.max_starts is None or fewest <= job.max_starts)
@@ -167,7 +171,7 @@ def _runs(gpu_hours: np.ndarray, min_len: int) -> list[float]:
 def explain_runs(problem: PlanningProblem, job: JobSpec) -> str | None:
     """A sentence if ``job`` has room, but not in max_interruptions + 1 runs of at least
     min_run slots each (runs across zones count as one: optimistic), else None."""
-    if job.max_starts is None and job.min_run_slots <= 1 and job.overhead_gpu_h <= 0:
+    if job.max_starts is None and job.min_run_slots <= 1 and not job.loses_time:
         return None
     room = _gpu_hours(problem, job, _hard(problem))
     fewest = _fewest_runs(job, room)
@@ -175,10 +179,14 @@ def explain_runs(problem: PlanningProblem, job: JobSpec) -> str | None:
         return None
     limit = "unlimited" if job.max_starts is None else job.max_starts - 1
     if fewest is None:
-        most = sum(max(r - job.overhead_gpu_h, 0.0) for r in _runs(room, job.min_run_slots))
+        # each run pays its overhead and a save, but one save is never made
+        kept = [max(r - job.segment_gpu_h, 0.0) for r in _runs(room, job.min_run_slots)]
+        most = sum(kept) + (job.save_gpu_h if any(kept) else 0.0)
+        save = (f" and a checkpoint save ({job.save_gpu_h:g} GPU-hours) between two"
+                if job.save_h > 0 else "")
         fix = (f"its free stretches{' of at least min_run' if job.min_run_slots > 1 else ''} "
                f"hold at most {most:g} of the {job.work:g} GPU-hours after a restart "
-               f"overhead ({job.overhead_gpu_h:g} GPU-hours) each; "
+               f"overhead ({job.overhead_gpu_h:g} GPU-hours) each{save}; "
                f"{'use a shorter minimum run, ' if job.min_run_slots > 1 else ''}"
                "move the deadline later or free capacity")
         needed = _threshold_needed(problem, job) if _hard(problem) is not None else None

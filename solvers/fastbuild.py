@@ -3,11 +3,12 @@
 Same variables, rows and objective as the PuLP build (see that module's notation),
 one vectorised function per constraint family with the same name.  Columns are laid
 out in blocks: ``x`` (one per key ``(j, z, t)`` in ``A(j)``), then ``s`` (same keys),
-then ``n`` (keys of elastic jobs), then ``a`` and ``m`` (jobs that migrate at a cost,
-keys over the whole window), then ``u`` (x keys whose slot could be their job's last)
-and ``l`` (per job and slot from its earliest possible last slot).  Rows carry their
-family; ``FastModel.family_rows`` maps each family to its row range, so a row's name
-is ``family[row - first]``.
+then ``n`` (keys of elastic jobs, in GPU steps), then ``a`` and ``m`` (jobs that
+migrate at a cost or whose moves are capped, keys over the whole window), then ``r``
+(elastic keys whose previous slot is a key too), then ``u`` (x keys whose slot could
+be their job's last) and ``l`` (per job and slot from its earliest possible last
+slot).  Rows carry their family; ``FastModel.family_rows`` maps each family to its
+row range, so a row's name is ``family[row - first]``.
 
 Two differences of form, not of model: "minrunend" rows ``s <= 0`` are column bounds
 here, and a ``keep`` mask may restrict ``A(j)`` (absent keys are ``x = 0``, exactly
@@ -40,6 +41,8 @@ class FastModel:
     aZ: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     aT: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     a_index: np.ndarray | None = None  # [job, zone, slot] -> a column, -1 when absent
+    r_x: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # x key of r
+    r_first: int = 0  # first r column
     u_x: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # x key of u
     u_first: int = 0  # first u column; l columns follow the u columns
     lJ: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -76,6 +79,9 @@ class FastModel:
     def m_col(self, i: np.ndarray) -> np.ndarray:
         return self.a_col(i) + self.n_a
 
+    def r_col(self, i: np.ndarray) -> np.ndarray:
+        return self.r_first + i
+
     def u_col(self, i: np.ndarray) -> np.ndarray:
         return self.u_first + i
 
@@ -83,10 +89,11 @@ class FastModel:
         return self.u_first + len(self.u_x) + i
 
     def gpu_terms(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Column and coefficient of gpus(j,z,t) for x keys ``i``: G x (rigid) or n."""
+        """Column and coefficient of gpus(j,z,t) for x keys ``i``: G x (rigid) or D n."""
         gpus = np.array([job.gpus for job in self.problem.jobs], dtype=float)[self.J[i]]
+        step = np.array([job.gpus_step for job in self.problem.jobs], dtype=float)[self.J[i]]
         cols = np.where(self.n_col[i] >= 0, self.n_col[i], i)
-        coef = np.where(self.n_col[i] >= 0, 1.0, gpus)
+        coef = np.where(self.n_col[i] >= 0, step, gpus)
         return cols, coef
 
     def add_rows(self, family: str, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
@@ -142,7 +149,7 @@ class FastModel:
 
 def add_variables(fm: FastModel, keep: list[np.ndarray] | None = None) -> None:
     """x, s on A(j) (within ``keep[j]``, a [zone, slot] mask, when given), n for elastic
-    jobs; bounds 0..1 (n: 0..G), x and n integer unless relaxed."""
+    jobs; bounds 0..1 (n: 0..G/D), x and n integer unless relaxed."""
     p = fm.problem
     js, zs, ts = [], [], []
     for j, job in enumerate(p.jobs):
@@ -164,7 +171,7 @@ def add_variables(fm: FastModel, keep: list[np.ndarray] | None = None) -> None:
         np.zeros(0, bool)
     fm.n_col = np.full(nx, -1, np.int64)
     fm.n_col[elastic] = 2 * nx + np.arange(int(elastic.sum()))
-    gmax = np.array([job.gpus for job in p.jobs], float)[fm.J[elastic]]
+    gmax = np.array([job.gpus // job.gpus_step for job in p.jobs], float)[fm.J[elastic]]
     fm.lower = np.zeros(2 * nx + int(elastic.sum()))
     fm.upper = np.concatenate([np.ones(2 * nx), gmax])
     fm.integer = np.concatenate([np.ones(nx, bool), np.zeros(nx, bool),
@@ -174,11 +181,12 @@ def add_variables(fm: FastModel, keep: list[np.ndarray] | None = None) -> None:
 
 
 def _migration_variables(fm: FastModel) -> None:
-    """a, m over every (zone, slot) of the window of jobs that migrate at a cost."""
+    """a, m over every (zone, slot) of the window of jobs that migrate at a cost or
+    whose moves are capped."""
     p = fm.problem
     js, zs, ts = [], [], []
     for j, job in enumerate(p.jobs):
-        if not job.migrates_at_cost:
+        if not job.tracks_checkpoint:
             continue
         t = np.arange(job.first, job.last + 1)
         for z in job.zones:
@@ -199,20 +207,62 @@ def _migration_variables(fm: FastModel) -> None:
 
 
 def add_run_limits(fm: FastModel) -> None:
-    """Elastic jobs: G_min x <= n <= G_max x."""
+    """Elastic jobs: G_min x <= D n <= G_max x (as n <= (G_max / D) x, n >= (G_min / D) x)."""
     p = fm.problem
     i = np.flatnonzero(fm.n_col >= 0)
     if not len(i):
         return
     r = np.arange(len(i))
-    gmax = np.array([job.gpus for job in p.jobs], float)[fm.J[i]]
-    gmin = np.array([job.gpus_min for job in p.jobs], float)[fm.J[i]]
+    gmax = np.array([job.gpus // job.gpus_step for job in p.jobs], float)[fm.J[i]]
+    gmin = np.array([job.gpus_min // job.gpus_step for job in p.jobs], float)[fm.J[i]]
     rows = np.concatenate([r, r])
     cols = np.concatenate([fm.n_col[i], i])
     fm.add_rows("nmax", rows, cols, np.concatenate([np.ones(len(i)), -gmax]),
                 np.full(len(i), -INF), np.zeros(len(i)))
     fm.add_rows("nmin", rows, cols, np.concatenate([np.ones(len(i)), -gmin]),
                 np.zeros(len(i)), np.full(len(i), INF))
+
+
+def _resize_variables(fm: FastModel) -> None:
+    """r for elastic keys whose previous slot (same job and zone) is a key too; binary
+    unless relaxed."""
+    prev = _prev(fm)
+    fm.r_x = np.flatnonzero((fm.n_col >= 0) & (prev >= 0)) if fm.n_x else \
+        np.zeros(0, np.int64)
+    nr = len(fm.r_x)
+    fm.r_first = fm.n_cols
+    fm.lower = np.concatenate([fm.lower, np.zeros(nr)])
+    fm.upper = np.concatenate([fm.upper, np.ones(nr)])
+    fm.integer = np.concatenate([fm.integer, np.ones(nr, bool)])
+    fm.cost = np.concatenate([fm.cost, np.zeros(nr)])
+    fm.n_cols = len(fm.lower)
+
+
+def add_resizes(fm: FastModel) -> None:
+    """(G - G_min) r - D n[t] + D n[t-1] - G x[t-1] >= -G and
+    (G - G_min) r - D n[t-1] + D n[t] - G x[t] >= -G: r is 1 where the size changes
+    between two held slots."""
+    nr = len(fm.r_x)
+    if not nr:
+        return
+    p = fm.problem
+    i = fm.r_x
+    prev = _prev(fm)[i]
+    k = np.arange(nr)
+    gmax = np.array([job.gpus for job in p.jobs], float)[fm.J[i]]
+    span = gmax - np.array([job.gpus_min for job in p.jobs], float)[fm.J[i]]
+    step = np.array([job.gpus_step for job in p.jobs], float)[fm.J[i]]
+    rows = np.concatenate([k, k, k, k])
+    for family, grow, shrink in (("growth", i, prev), ("shrink", prev, i)):
+        fm.add_rows(family, rows,
+                    np.concatenate([fm.r_col(k), fm.n_col[grow], fm.n_col[shrink], shrink]),
+                    np.concatenate([span, -step, step, -gmax]), -gmax, np.full(nr, INF))
+
+
+def restart_resizes(fm: FastModel) -> np.ndarray:
+    """Positions (into ``r_x``) of the r columns that count as restarts."""
+    restart = np.array([job.resize_h is None for job in fm.problem.jobs], bool)
+    return np.flatnonzero(restart[fm.J[fm.r_x]])
 
 
 def _prev(fm: FastModel) -> np.ndarray:
@@ -236,25 +286,39 @@ def add_starts(fm: FastModel) -> None:
 
 
 def add_work(fm: FastModel) -> None:
-    """h sum_{z,t} gpus[j,z,t] - O_j sum_{z,t} s[j,z,t] - sum_{z,t} u[j,z,t] >= W_j: all
-    work done in the window."""
+    """h sum_{z,t} gpus[j,z,t] - (O_j + S_j) sum_{z,t} s[j,z,t] - P_j sum_{z,t} r[j,z,t]
+    - sum_{z,t} u[j,z,t] >= W_j - S_j: all work done in the window, one overhead per
+    start and one save before every start but the first; sum_{z,t} s[j,z,t] >= 1 for
+    jobs with a save time (the credit assumes a start)."""
     p = fm.problem
     i = np.arange(fm.n_x)
     gcols, gcoef = fm.gpu_terms(i)
-    overhead = np.array([job.overhead_gpu_h for job in p.jobs], float)
+    overhead = np.array([job.segment_gpu_h for job in p.jobs], float)
     has_o = overhead[fm.J] > 0
+    resize = np.array([job.resize_gpu_h for job in p.jobs], float)
+    kr = np.flatnonzero(resize[fm.J[fm.r_x]] > 0)
     k = np.arange(len(fm.u_x))
-    rows = np.concatenate([fm.J, fm.J[has_o], fm.J[fm.u_x]])
-    cols = np.concatenate([gcols, fm.s_col(i[has_o]), fm.u_col(k)])
-    vals = np.concatenate([p.slot_h * gcoef, -overhead[fm.J[has_o]], -np.ones(len(k))])
-    work = np.array([job.work for job in p.jobs], float)
-    fm.add_rows("work", rows, cols, vals, work, np.full(len(p.jobs), INF))
+    rows = np.concatenate([fm.J, fm.J[has_o], fm.J[fm.r_x[kr]], fm.J[fm.u_x]])
+    cols = np.concatenate([gcols, fm.s_col(i[has_o]), fm.r_col(kr), fm.u_col(k)])
+    vals = np.concatenate([p.slot_h * gcoef, -overhead[fm.J[has_o]],
+                           -resize[fm.J[fm.r_x[kr]]], -np.ones(len(k))])
+    need = np.array([job.work - job.save_gpu_h for job in p.jobs], float)
+    fm.add_rows("work", rows, cols, vals, need, np.full(len(p.jobs), INF))
+    saves = np.array([job.save_h > 0 for job in p.jobs], bool)
+    has_keys = np.bincount(fm.J, minlength=len(p.jobs)) > 0
+    local = np.full(len(p.jobs), -1, np.int64)
+    which = np.flatnonzero(saves & has_keys)
+    local[which] = np.arange(len(which))
+    got = np.flatnonzero(local[fm.J] >= 0)
+    fm.add_rows("started", local[fm.J[got]], fm.s_col(got), np.ones(len(got)),
+                np.ones(len(which)), np.full(len(which), INF))
 
 
 def add_idle(fm: FastModel) -> None:
-    """u[j,z,t] + f_j s[j,z,t] - h gpus[j,z,t] <= 0 (f_j: a start slot's restart
-    overhead); l[j,t] >= x[j,z,t+1], l[j,t] >= l[j,t+1]; sum_z u[j,z,t] + h G_j l[j,t]
-    <= h G_j: only the last held slot may be partly run.  Creates the u, l columns."""
+    """u[j,z,t] + f_j s[j,z,t] + g_j r[j,z,t] - h gpus[j,z,t] <= 0 (f_j: a start slot's
+    restart overhead, g_j: a resize slot's loss); l[j,t] >= x[j,z,t+1], l[j,t] >=
+    l[j,t+1]; sum_z u[j,z,t] + h G_j l[j,t] <= h G_j: only the last held slot may be
+    partly run.  Creates the u, l columns."""
     p = fm.problem
     h = p.slot_h
     last = np.array([job.earliest_last_slot(h) for job in p.jobs], np.int64)
@@ -278,9 +342,13 @@ def add_idle(fm: FastModel) -> None:
     i = fm.u_x
     gcols, gcoef = fm.gpu_terms(i)
     floor = np.array([job.restart_floor(h) for job in p.jobs], float)[fm.J[i]]
-    fm.add_rows("idle", np.concatenate([k, k, k]),
-                np.concatenate([fm.u_col(k), fm.s_col(i), gcols]),
-                np.concatenate([np.ones(nu), floor, -h * gcoef]),
+    r_of = np.full(fm.n_x, -1, np.int64)
+    r_of[fm.r_x] = np.arange(len(fm.r_x))
+    kr = np.flatnonzero(r_of[i] >= 0)
+    rfloor = np.array([job.resize_floor(h) for job in p.jobs], float)[fm.J[i[kr]]]
+    fm.add_rows("idle", np.concatenate([k, k, k, kr]),
+                np.concatenate([fm.u_col(k), fm.s_col(i), gcols, fm.r_col(r_of[i[kr]])]),
+                np.concatenate([np.ones(nu), floor, -h * gcoef, rfloor]),
                 np.full(nu, -INF), np.zeros(nu))
     if not nl:
         return
@@ -354,7 +422,8 @@ def add_capacity(fm: FastModel) -> None:
 
 
 def add_max_interruptions(fm: FastModel) -> None:
-    """sum_{z,t} s[j,z,t] <= max_interruptions_j + 1."""
+    """sum_{z,t} s[j,z,t] (+ sum_{z,t} r[j,z,t] when a size change is a restart)
+    <= max_interruptions_j + 1."""
     p = fm.problem
     limits = [(j, job.max_starts) for j, job in enumerate(p.jobs) if job.max_starts is not None]
     has_keys = np.bincount(fm.J, minlength=len(p.jobs)) > 0
@@ -364,7 +433,10 @@ def add_max_interruptions(fm: FastModel) -> None:
     local = np.full(len(p.jobs), -1, np.int64)
     local[[j for j, _ in limits]] = np.arange(len(limits))
     i = np.flatnonzero(local[fm.J] >= 0)
-    fm.add_rows("starts", local[fm.J[i]], fm.s_col(i), np.ones(len(i)),
+    kr = restart_resizes(fm)
+    kr = kr[local[fm.J[fm.r_x[kr]]] >= 0]
+    fm.add_rows("starts", np.concatenate([local[fm.J[i]], local[fm.J[fm.r_x[kr]]]]),
+                np.concatenate([fm.s_col(i), fm.r_col(kr)]), np.ones(len(i) + len(kr)),
                 np.full(len(limits), -INF), np.array([k for _, k in limits], float))
 
 
@@ -404,7 +476,8 @@ def add_min_run(fm: FastModel) -> None:
 def add_migration(fm: FastModel) -> None:
     """Checkpoint location a (starts at home): a[j,z,t] >= x[j,z,t], sum_z a = 1,
     m[j,z,t] >= a[j,z,t] - a[j,z,t-1]; no run in z for the transfer time after a
-    move: x[j,z,t+d] <= 1 - m[j,z,t], d < transfer slots."""
+    move: x[j,z,t+d] <= 1 - m[j,z,t], d < transfer slots; sum_{z,t} m[j,z,t] <=
+    max_moves_j."""
     _migration_variables(fm)
     if fm.n_a == 0:
         return
@@ -446,6 +519,15 @@ def add_migration(fm: FastModel) -> None:
     if count:
         fm.add_rows("transfer", np.concatenate(rows), np.concatenate(cols), np.ones(2 * count),
                     np.full(count, -INF), np.ones(count))
+    capped = [j for j, job in enumerate(p.jobs) if job.tracks_checkpoint and
+              job.max_moves is not None]
+    if capped:
+        local = np.full(len(p.jobs), -1, np.int64)
+        local[capped] = np.arange(len(capped))
+        got = np.flatnonzero(local[fm.aJ] >= 0)
+        fm.add_rows("moves", local[fm.aJ[got]], m[got], np.ones(len(got)),
+                    np.full(len(capped), -INF),
+                    np.array([p.jobs[j].max_moves for j in capped], float))
 
 
 def set_objective(fm: FastModel) -> None:
@@ -465,7 +547,7 @@ def set_objective(fm: FastModel) -> None:
     if fm.n_a:
         mig = np.zeros((len(p.jobs), len(p.zones), p.n_slots))
         for j, job in enumerate(p.jobs):
-            if job.migrates_at_cost:
+            if job.tracks_checkpoint:
                 for z in job.zones:
                     mig[j, z] = p.migration_cost(job, z)
         fm.cost[fm.m_col(np.arange(fm.n_a))] = mig[fm.aJ, fm.aZ, fm.aT]
@@ -479,9 +561,11 @@ def build(problem: PlanningProblem, relax: bool = False,
     fm = FastModel(problem, relax, empty, empty, empty, np.zeros((0, 0, 0), np.int64), empty)
     add_variables(fm, keep)
     add_migration(fm)  # creates a, m first so every column exists before the rows
+    _resize_variables(fm)  # ... and r
     add_idle(fm)  # ... and u, l
     set_objective(fm)
     add_run_limits(fm)
+    add_resizes(fm)
     add_starts(fm)
     add_work(fm)
     add_one_zone(fm)
@@ -499,8 +583,9 @@ def schedule_from(fm: FastModel, values: np.ndarray) -> Schedule:
     held = values[: fm.n_x] > 0.5
     i = np.flatnonzero(held)
     gpus = np.array([job.gpus for job in p.jobs], np.int64)[fm.J[i]]
+    step = np.array([job.gpus_step for job in p.jobs], np.int64)[fm.J[i]]
     el = fm.n_col[i] >= 0
-    gpus[el] = np.round(values[fm.n_col[i[el]]]).astype(np.int64)
+    gpus[el] = step[el] * np.round(values[fm.n_col[i[el]]]).astype(np.int64)
     out.gpus[fm.J[i], fm.Z[i], fm.T[i]] = gpus
     out.run[fm.J[i], fm.Z[i], fm.T[i]] = gpus * p.slot_h
     for j in range(len(p.jobs)):
@@ -522,11 +607,18 @@ def start_values(fm: FastModel, schedule: Schedule) -> np.ndarray | None:
     xprev = np.where(prev >= 0, x[np.maximum(prev, 0)], 0.0)
     v[fm.s_col(np.arange(fm.n_x))] = np.maximum(x - xprev, 0.0)
     el = np.flatnonzero(fm.n_col >= 0)
-    v[fm.n_col[el]] = schedule.gpus[fm.J[el], fm.Z[el], fm.T[el]]
+    step = np.array([job.gpus_step for job in p.jobs], float)[fm.J[el]]
+    v[fm.n_col[el]] = schedule.gpus[fm.J[el], fm.Z[el], fm.T[el]] / step
+    if len(fm.r_x):
+        i, prev = fm.r_x, _prev(fm)[fm.r_x]
+        now = schedule.gpus[fm.J[i], fm.Z[i], fm.T[i]]
+        before = schedule.gpus[fm.J[i], fm.Z[i], fm.T[i] - 1]
+        v[fm.r_col(np.arange(len(i)))] = ((now > 0) & (before > 0) & (now != before)) & \
+            (prev >= 0)
     if fm.n_a:
         loc = np.zeros((len(p.jobs), p.n_slots), np.int64)
         for j, job in enumerate(p.jobs):
-            if not job.migrates_at_cost:
+            if not job.tracks_checkpoint:
                 continue
             where = np.full(p.n_slots, -1)
             zz, tt = np.nonzero(held[j])

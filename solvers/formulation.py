@@ -5,12 +5,19 @@ Notation: job ``j``, zone ``z``, slot ``t`` of length ``h`` hours; ``A(j)`` the
 
 Variables
     x[j,z,t] in {0,1}   j holds GPUs in z during t
-    n[j,z,t] integer    GPUs held (elastic jobs only; rigid: n = G_j x)
+    n[j,z,t] integer    GPUs held in steps of D_j = gpus_step (elastic jobs only:
+                        gpus = D_j n; rigid: gpus = G_j x)
     s[j,z,t] >= 0       j starts (resumes) in z at t
-    a[j,z,t] in [0,1]   j's checkpoint is in z (jobs that migrate at a cost)
+    r[j,z,t] in {0,1}   j changes size in z at t, held at t-1 and t (elastic jobs)
+    a[j,z,t] in [0,1]   j's checkpoint is in z (jobs that migrate at a cost or whose
+                        moves are capped)
     m[j,z,t] >= 0       j's checkpoint moves into z at t
     u[j,z,t] >= 0       GPU-hours j leaves unused in z during t (it finished early)
     l[j,t] in [0,1]     j holds GPUs after slot t (1 when it does, binary x forcing it)
+Losses (GPU-hours, at the job's largest size G_j): O_j = overhead_h G_j per start,
+S_j = save_h G_j per checkpoint save, before every segment but the first; a size
+change costs P_j = O_j + S_j and counts as a start when it is a restart (resize_h
+None), P_j = resize_h G_j otherwise.
 A held slot runs in full (h x gpus GPU-hours) except the job's last one, which stops
 when the work is done: u may be positive only where nothing is held later, so the
 objective charges exactly what the plan runs (:func:`solvers.schedule.trim_excess`).
@@ -36,6 +43,7 @@ class Model:
     x: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     n: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     s: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+    r: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     a: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     m: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     u: dict[Key, pulp.LpVariable] = field(default_factory=dict)
@@ -43,11 +51,12 @@ class Model:
 
     def gpus(self, key: Key) -> pulp.LpAffineExpression | pulp.LpVariable:
         job = self.problem.jobs[key[0]]
-        return self.n[key] if not job.rigid else job.gpus * self.x[key]
+        return job.gpus_step * self.n[key] if not job.rigid else job.gpus * self.x[key]
 
 
 def add_variables(model: Model, relax: bool = False) -> None:
-    """Create x, n, s on A(j); integers become continuous when ``relax``."""
+    """Create x, n, s on A(j), r where (j, z, t-1) is in A(j) too; integers become
+    continuous when ``relax``."""
     p = model.problem
     cat = pulp.LpContinuous if relax else pulp.LpBinary
     icat = pulp.LpContinuous if relax else pulp.LpInteger
@@ -58,17 +67,47 @@ def add_variables(model: Model, relax: bool = False) -> None:
                 model.x[k] = model.lp.add_variable(f"x_{j}_{z}_{t}", 0, 1, cat)
                 model.s[k] = model.lp.add_variable(f"s_{j}_{z}_{t}", 0, 1)
                 if not job.rigid:
-                    model.n[k] = model.lp.add_variable(f"n_{j}_{z}_{t}", 0, job.gpus, icat)
+                    model.n[k] = model.lp.add_variable(f"n_{j}_{z}_{t}", 0,
+                                                       job.gpus // job.gpus_step, icat)
+                    if (j, z, t - 1) in model.x:
+                        model.r[k] = model.lp.add_variable(f"r_{j}_{z}_{t}", 0, 1, cat)
 
 
 def add_run_limits(model: Model) -> None:
-    """Elastic jobs: G_min x <= n <= G_max x."""
+    """Elastic jobs: G_min x <= D n <= G_max x (as n <= (G_max / D) x, n >= (G_min / D) x)."""
     p = model.problem
     for k, n in model.n.items():
         job = p.jobs[k[0]]
         x = model.x[k]
-        model.lp += (n <= job.gpus * x, f"nmax[{job.name}|{k[1]}|{k[2]}]")
-        model.lp += (n >= job.gpus_min * x, f"nmin[{job.name}|{k[1]}|{k[2]}]")
+        d = job.gpus_step
+        model.lp += (n <= job.gpus // d * x, f"nmax[{job.name}|{k[1]}|{k[2]}]")
+        model.lp += (n >= job.gpus_min // d * x, f"nmin[{job.name}|{k[1]}|{k[2]}]")
+
+
+def add_resizes(model: Model) -> None:
+    """r[j,z,t] >= (D n[t] - D n[t-1] - G (1 - x[t-1])) / (G - G_min) and
+    r[j,z,t] >= (D n[t-1] - D n[t] - G (1 - x[t])) / (G - G_min): r is 1 where the
+    size changes between two held slots (the change is at most G - G_min)."""
+    p = model.problem
+    for k, r in model.r.items():
+        j, z, t = k
+        job = p.jobs[j]
+        prev = (j, z, t - 1)
+        span = float(job.gpus - job.gpus_min)
+        up = model.gpus(k) - model.gpus(prev) - job.gpus * (1 - model.x[prev])
+        down = model.gpus(prev) - model.gpus(k) - job.gpus * (1 - model.x[k])
+        model.lp += (span * r >= up, f"growth[{job.name}|{z}|{t}]")
+        model.lp += (span * r >= down, f"shrink[{job.name}|{z}|{t}]")
+
+
+def restarts(model: Model, keys: list[Key]) -> pulp.LpAffineExpression:
+    """sum s + sum r over ``keys`` of one job, r only when a size change is a restart:
+    the job's segments."""
+    job = model.problem.jobs[keys[0][0]] if keys else None
+    expr = pulp.lpSum(model.s[k] for k in keys)
+    if job is not None and job.resize_h is None:
+        expr += pulp.lpSum(model.r[k] for k in keys if k in model.r)
+    return expr
 
 
 def add_starts(model: Model) -> None:
@@ -83,18 +122,27 @@ def add_starts(model: Model) -> None:
 
 
 def add_work(model: Model) -> None:
-    """h sum_{z,t} gpus[j,z,t] - O_j sum_{z,t} s[j,z,t] - sum_{z,t} u[j,z,t] >= W_j:
-    all work done in the window."""
+    """h sum_{z,t} gpus[j,z,t] - (O_j + S_j) sum_{z,t} s[j,z,t] - P_j sum_{z,t} r[j,z,t]
+    - sum_{z,t} u[j,z,t] >= W_j - S_j: all work done in the window, with one overhead
+    per start and one save before every start but the first (credited once: a job
+    with work starts at least once, sum s >= 1 below when S_j > 0).
+
+    A job split over zones counts one save per start in any zone: a lower bound of its
+    loss when a stop in one zone needs no save while another zone runs on."""
     p = model.problem
     keys: dict[int, list[Key]] = defaultdict(list)
     for k in model.x:
         keys[k[0]].append(k)
     for j, job in enumerate(p.jobs):
         expr = pulp.lpSum(p.slot_h * model.gpus(k) for k in keys[j])
-        if job.overhead_gpu_h > 0:
-            expr -= job.overhead_gpu_h * pulp.lpSum(model.s[k] for k in keys[j])
+        if job.segment_gpu_h > 0:
+            expr -= job.segment_gpu_h * pulp.lpSum(model.s[k] for k in keys[j])
+        if job.resize_gpu_h > 0:
+            expr -= job.resize_gpu_h * pulp.lpSum(model.r[k] for k in keys[j] if k in model.r)
         expr -= pulp.lpSum(model.u[k] for k in keys[j] if k in model.u)
-        model.lp += (expr >= job.work, f"work[{job.name}]")
+        model.lp += (expr >= job.work - job.save_gpu_h, f"work[{job.name}]")
+        if job.save_h > 0 and keys[j]:
+            model.lp += (pulp.lpSum(model.s[k] for k in keys[j]) >= 1, f"started[{job.name}]")
 
 
 def idle_keys(problem: PlanningProblem, keys: list[Key]) -> list[Key]:
@@ -104,7 +152,8 @@ def idle_keys(problem: PlanningProblem, keys: list[Key]) -> list[Key]:
 
 
 def add_idle(model: Model) -> None:
-    """u[j,z,t] + f_j s[j,z,t] <= h gpus[j,z,t] (f_j: a start slot's restart overhead);
+    """u[j,z,t] + f_j s[j,z,t] + g_j r[j,z,t] <= h gpus[j,z,t] (f_j: a start slot's
+    restart overhead, g_j: a resize slot's loss, each capped at h G_min);
     l[j,t] >= x[j,z,t+1], l[j,t] >= l[j,t+1]; sum_z u[j,z,t] <= h G_j (1 - l[j,t]):
     only the last held slot may be partly run.  Call before :func:`add_work`."""
     p = model.problem
@@ -113,9 +162,10 @@ def add_idle(model: Model) -> None:
         j, z, t = k
         job = p.jobs[j]
         u = model.u[k] = model.lp.add_variable(f"u_{j}_{z}_{t}", 0, p.slot_h * job.gpus)
-        floor = job.restart_floor(p.slot_h)
-        model.lp += (u + floor * model.s[k] <= p.slot_h * model.gpus(k),
-                     f"idle[{job.name}|{z}|{t}]")
+        floor = job.restart_floor(p.slot_h) * model.s[k]
+        if k in model.r:
+            floor += job.resize_floor(p.slot_h) * model.r[k]
+        model.lp += (u + floor <= p.slot_h * model.gpus(k), f"idle[{job.name}|{z}|{t}]")
         per_slot[(j, t)].append(k)
     held_at: dict[tuple[int, int], list[pulp.LpVariable]] = defaultdict(list)
     for (j, _z, t), x in model.x.items():
@@ -168,14 +218,15 @@ def add_capacity(model: Model) -> None:
 
 
 def add_max_interruptions(model: Model) -> None:
-    """sum_{z,t} s[j,z,t] <= max_interruptions_j + 1."""
+    """sum_{z,t} s[j,z,t] (+ sum_{z,t} r[j,z,t] when a size change is a restart)
+    <= max_interruptions_j + 1."""
     p = model.problem
-    per_job: dict[int, list] = defaultdict(list)
-    for k, s in model.s.items():
-        per_job[k[0]].append(s)
+    per_job: dict[int, list[Key]] = defaultdict(list)
+    for k in model.s:
+        per_job[k[0]].append(k)
     for j, job in enumerate(p.jobs):
         if job.max_starts is not None and per_job[j]:
-            model.lp += (pulp.lpSum(per_job[j]) <= job.max_starts, f"starts[{job.name}]")
+            model.lp += (restarts(model, per_job[j]) <= job.max_starts, f"starts[{job.name}]")
 
 
 def add_min_run(model: Model) -> None:
@@ -197,10 +248,11 @@ def add_min_run(model: Model) -> None:
 def add_migration(model: Model) -> None:
     """Checkpoint location a (starts at home): a[j,z,t] >= x[j,z,t], sum_z a = 1,
     m[j,z,t] >= a[j,z,t] - a[j,z,t-1]; no run in z for the transfer time after a
-    move: x[j,z,t+d] <= 1 - m[j,z,t], d < transfer slots."""
+    move: x[j,z,t+d] <= 1 - m[j,z,t], d < transfer slots; sum_{z,t} m[j,z,t] <=
+    max_moves_j.  (a follows one checkpoint: such a job runs in one zone at a time.)"""
     p = model.problem
     for j, job in enumerate(p.jobs):
-        if not job.migrates_at_cost:
+        if not job.tracks_checkpoint:
             continue
         for t in range(job.first, job.last + 1):
             col = []
@@ -222,6 +274,9 @@ def add_migration(model: Model) -> None:
                 key = (j, z, t + d)
                 if key in model.x:
                     model.lp += (model.x[key] <= 1 - m, f"transfer[{job.name}|{z}|{t}|{d}]")
+        if job.max_moves is not None:
+            moves = [m for (jj, _z, _t), m in model.m.items() if jj == j]
+            model.lp += (pulp.lpSum(moves) <= job.max_moves, f"moves[{job.name}]")
 
 
 def set_objective(model: Model) -> None:
@@ -239,7 +294,7 @@ def set_objective(model: Model) -> None:
         if p.jobs[k[0]].rigid:
             terms.append((x, c * p.jobs[k[0]].gpus))
         else:
-            terms.append((model.n[k], c))
+            terms.append((model.n[k], c * p.jobs[k[0]].gpus_step))
         if k in model.u:
             terms.append((model.u[k], -float(coef[(k[0], k[1])][k[2]])))
     mig = {}
@@ -256,6 +311,7 @@ def build(problem: PlanningProblem, relax: bool = False) -> Model:
     model = Model(problem, pulp.LpProblem("greenepoch_plan", pulp.LpMinimize))
     add_variables(model, relax)
     add_run_limits(model)
+    add_resizes(model)
     add_starts(model)
     add_idle(model)
     add_work(model)

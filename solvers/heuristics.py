@@ -1,14 +1,17 @@
 """Plans without the MILP: the exact cleanest-slots method and a greedy heuristic.
 
 * :func:`exact_cleanest_slots` is optimal when nothing couples slots: one rigid job,
-  no restart overhead, no paid migration, no limit on interruptions or run length.
+  no restart overhead or checkpoint save time, no paid or capped migration, no limit
+  on interruptions or run length.
   Each slot then costs its cleanest allowed zone and the cheapest slots win, except
   that the last of them runs only what is left
   (:func:`~solvers.single_job.cheapest_slots_partial`).  It must equal the MILP's
   objective there.
 * :func:`greedy` places jobs earliest-deadline first, each in the cheapest slots of
-  one zone (or of the per-slot best zone when moving is free), within what capacity
-  is left (the single-job optimisers of :mod:`solvers.single_job`).  It is the
+  one zone (or of the per-slot best zone when moving is free and uncapped), within
+  what capacity is left (the single-job optimisers of :mod:`solvers.single_job`), at
+  full size (a multiple of its step; it never resizes), its runs paying their
+  overheads and the saves between them.  It is the
   fallback when the MILP finds nothing in time, and the literature-style baseline
   the MILP is measured against.
 """
@@ -27,8 +30,8 @@ def exact_applies(problem: PlanningProblem) -> bool:
     job = problem.jobs[0]
     return (
         job.rigid
-        and job.overhead_gpu_h == 0
-        and not job.migrates_at_cost
+        and not job.loses_time
+        and not job.tracks_checkpoint
         and job.max_starts is None
         and job.min_run_slots <= 1
         and not (job.allow_split and len(job.zones) > 1)  # may hold two zones in one slot
@@ -70,8 +73,8 @@ def exact_cleanest_slots(problem: PlanningProblem) -> Schedule | None:
 
 def _cheapest_slots(problem: PlanningProblem, job: JobSpec, cost: np.ndarray,
                     zone_of: np.ndarray) -> np.ndarray | None:
-    """Cheapest slot set covering work plus one overhead per run, within max_starts:
-    the ``k`` cheapest slots for the least ``k`` that covers it."""
+    """Cheapest slot set covering work plus one overhead per run and a save between
+    runs, within max_starts: the ``k`` cheapest slots for the least ``k`` that covers it."""
     if job.min_run_slots > 1:
         return None
     order = cheapest_order(cost)
@@ -83,7 +86,7 @@ def _cheapest_slots(problem: PlanningProblem, job: JobSpec, cost: np.ndarray,
         runs = 1 + int(breaks.sum())
         if job.max_starts is not None and runs > job.max_starts:
             return None
-        if k * full - runs * job.overhead_gpu_h >= job.work - EPS:
+        if k * full - job.lost_gpu_h(runs) >= job.work - EPS:
             return chosen
         k += 1
     return None
@@ -104,8 +107,9 @@ def greedy(problem: PlanningProblem) -> tuple[Schedule | None, str]:
     for j in sorted(range(len(problem.jobs)), key=lambda i: problem.jobs[i].last):
         job = problem.jobs[j]
         options = []
-        zone_sets: list[tuple[int, ...]] = [(z,) for z in job.zones]
-        if len(job.zones) > 1 and not job.migrates_at_cost:
+        zone_sets: list[tuple[int, ...]] = [(z,) for z in job.zones
+                                            if job.max_moves != 0 or z == job.home]
+        if len(job.zones) > 1 and not job.tracks_checkpoint:
             zone_sets.append(job.zones)
         for zones in zone_sets:
             zone_of, cost = _best_zone_per_slot(problem, job, cap, zones)

@@ -72,14 +72,55 @@ class JobSpec:
         return len(self.zones) > 1 and (self.checkpoint_gb > 0 or self.transfer_slots > 0)
 
     @property
+    def tracks_checkpoint(self) -> bool:
+        """The model follows where the checkpoint is (a, m): moves cost or are capped."""
+        return len(self.zones) > 1 and (self.migrates_at_cost or self.max_moves is not None)
+
+    @property
     def overhead_gpu_h(self) -> float:
         """GPU-hours lost per start (elastic jobs: at their largest size)."""
         return self.overhead_h * self.gpus
+
+    @property
+    def save_gpu_h(self) -> float:
+        """GPU-hours lost per checkpoint save (at the largest size)."""
+        return self.save_h * self.gpus
+
+    @property
+    def segment_gpu_h(self) -> float:
+        """GPU-hours lost per segment after the first: its start's overhead and the save
+        that ends the segment before it."""
+        return self.overhead_gpu_h + self.save_gpu_h
+
+    @property
+    def resize_gpu_h(self) -> float:
+        """GPU-hours lost per size change: a restart's (``resize_h`` None) or the in-place
+        resize's, at the largest size."""
+        return self.segment_gpu_h if self.resize_h is None else self.resize_h * self.gpus
+
+    @property
+    def loses_time(self) -> bool:
+        """A start, save or resize costs this job GPU-hours."""
+        return self.overhead_h > 0 or self.save_h > 0 or bool(self.resize_h)
+
+    def lost_gpu_h(self, segments: int, resizes_in_place: int = 0) -> float:
+        """GPU-hours lost by a run of ``segments`` segments (starts, and size changes
+        when each is a restart) and ``resizes_in_place`` in-place size changes: one
+        overhead per segment, one save before each segment but the first."""
+        return (self.overhead_gpu_h * segments + self.save_gpu_h * max(segments - 1, 0)
+                + (0.0 if self.resize_h is None else self.resize_gpu_h * resizes_in_place))
 
     def restart_floor(self, slot_h: float) -> float:
         """GPU-hours a start slot runs at least: its restart overhead (capped at the
         smallest slot the job may hold)."""
         return min(self.overhead_gpu_h, slot_h * self.gpus_min)
+
+    def resize_floor(self, slot_h: float) -> float:
+        """GPU-hours a slot in which the job changes size runs at least: a restart's
+        overhead, or the in-place resize's loss (capped like :meth:`restart_floor`)."""
+        if self.resize_h is None:
+            return self.restart_floor(slot_h)
+        return min(self.resize_gpu_h, slot_h * self.gpus_min)
 
     def earliest_last_slot(self, slot_h: float) -> int:
         """The earliest slot the job's run could end in (at full size, one zone)."""
@@ -118,10 +159,13 @@ class PlanningProblem:
         return len(self.slots)
 
     def allowed(self, job: JobSpec, z: int) -> np.ndarray:
-        """Slots where ``job`` may hold GPUs in zone ``z`` (window, capacity, hard threshold)."""
+        """Slots where ``job`` may hold GPUs in zone ``z`` (window, capacity, hard threshold;
+        only its home zone when it may not move)."""
         mask = np.zeros(self.n_slots, dtype=bool)
         mask[job.first : job.last + 1] = True
         mask &= self.capacity[z] >= job.gpus_min
+        if job.max_moves == 0 and z != job.home:
+            mask[:] = False  # no move allowed: the job stays where its checkpoint is
         if self.threshold is not None and self.threshold_mode == "hard":
             mask &= self.intensity[z] <= self.threshold
         return mask

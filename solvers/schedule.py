@@ -1,7 +1,10 @@
 """A schedule as arrays, whoever produced it (MILP, exact method, greedy heuristic).
 
-``gpus[j, z, t]`` GPUs held and ``run[j, z, t]`` GPU-hours run (work plus restart
-overhead) by job ``j`` in zone ``z`` during slot ``t``.
+``gpus[j, z, t]`` GPUs held and ``run[j, z, t]`` GPU-hours run (work plus what is
+lost: restart overheads, checkpoint saves, resizes) by job ``j`` in zone ``z`` during
+slot ``t``.  A *segment* is a stretch of the run that a stop ends (and, when the job's
+size changes count as restarts, a size change): every segment but the last ends in a
+checkpoint save (``save_h``), every segment begins with a restart overhead.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from greenepoch.solvers.problem import PlanningProblem
+from greenepoch.solvers.problem import JobSpec, PlanningProblem
 
 EPS = 1e-6
 
@@ -35,6 +38,32 @@ class Schedule:
         prev[:, 1:] = held[:, :-1]
         return int((held & ~prev).sum())
 
+    def resized(self, j: int) -> np.ndarray:
+        """[zone, slot] bool: job j holds a different number of GPUs than in the slot
+        before, in the same zone (held in both)."""
+        g = self.gpus[j]
+        out = np.zeros(g.shape, dtype=bool)
+        out[:, 1:] = (g[:, 1:] > 0) & (g[:, :-1] > 0) & (g[:, 1:] != g[:, :-1])
+        return out
+
+    def resizes(self, j: int) -> int:
+        """Size changes between consecutive held slots in one zone."""
+        return int(self.resized(j).sum())
+
+    def segment_starts(self, job: JobSpec, j: int) -> np.ndarray:
+        """[zone, slot] bool: slots that begin a segment of job j's run: every start and,
+        when a size change is a restart (``resize_h`` None), every size change."""
+        held = self.held(j)
+        prev = np.zeros_like(held)
+        prev[:, 1:] = held[:, :-1]
+        out = held & ~prev
+        return out | self.resized(j) if job.resize_h is None else out
+
+    def segments(self, job: JobSpec, j: int) -> int:
+        """Segments of job j's run: what counts toward ``max_starts`` (one more than its
+        interruptions); each but the first follows a checkpoint save."""
+        return int(self.segment_starts(job, j).sum())
+
     def moves(self, j: int, home: int) -> list[tuple[int, int]]:
         """(zone, slot) of every checkpoint move: the first slot held in a zone other
         than the previous run's (home before the first run)."""
@@ -47,9 +76,16 @@ class Schedule:
                 last = z
         return out
 
+    def lost_gpu_h(self, job: JobSpec, j: int) -> float:
+        """GPU-hours job j's run loses: restart overheads, checkpoint saves and in-place
+        resizes (:meth:`JobSpec.lost_gpu_h`)."""
+        in_place = self.resizes(j) if job.resize_h is not None else 0
+        return job.lost_gpu_h(self.segments(job, j), in_place)
+
     def work_done(self, problem: PlanningProblem, j: int) -> float:
+        """GPU-hours run less those lost (:meth:`lost_gpu_h`)."""
         job = problem.jobs[j]
-        return float(self.run[j].sum() - job.overhead_gpu_h * self.starts(j))
+        return float(self.run[j].sum() - self.lost_gpu_h(job, j))
 
 
 def emissions_kg(problem: PlanningProblem, schedule: Schedule, j: int) -> float:
@@ -110,17 +146,23 @@ def stretches(held: np.ndarray) -> list[tuple[int, int]]:
 
 
 def drop_idle_runs(problem: PlanningProblem, schedule: Schedule, j: int) -> bool:
-    """Release job j's runs that do no work (in place): runs of no more GPU-hours than
-    their own restart overhead (time-limited MILP plans can end in such restarts).
-    Fewer starts and moves, so every limit still holds.  True if any was released."""
-    job = problem.jobs[j]
+    """Release job j's runs that do no work (in place): runs whose GPU-hours are no more
+    than what they make the job lose (their restart overhead, the save before them,
+    their resizes; time-limited MILP plans can end in such restarts).  Fewer starts,
+    moves and resizes, so every limit still holds.  True if any was released."""
     dropped = False
     for z in range(len(problem.zones)):
         for t0, t1 in stretches(schedule.held(j)[z]):
-            if float(schedule.run[j, z, t0 : t1 + 1].sum()) <= job.overhead_gpu_h + EPS:
-                schedule.gpus[j, z, t0 : t1 + 1] = 0
-                schedule.run[j, z, t0 : t1 + 1] = 0.0
+            before = schedule.work_done(problem, j)
+            gpus = schedule.gpus[j, z, t0 : t1 + 1].copy()
+            run = schedule.run[j, z, t0 : t1 + 1].copy()
+            schedule.gpus[j, z, t0 : t1 + 1] = 0
+            schedule.run[j, z, t0 : t1 + 1] = 0.0
+            if schedule.work_done(problem, j) >= before - EPS:
                 dropped = True
+            else:
+                schedule.gpus[j, z, t0 : t1 + 1] = gpus
+                schedule.run[j, z, t0 : t1 + 1] = run
     return dropped
 
 
@@ -146,7 +188,7 @@ def trim_excess(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
     stays that long).  The plan's cost never rises."""
     job = problem.jobs[j]
     _trim_work(problem, schedule, j)
-    while job.overhead_gpu_h > 0 and drop_idle_runs(problem, schedule, j):
+    while job.loses_time and drop_idle_runs(problem, schedule, j):
         _trim_work(problem, schedule, j)  # a trim may leave another run doing nothing
     if job.min_run_slots > 1:
         _release_idle_tails(problem, schedule, j)
@@ -159,11 +201,13 @@ def _trim_work(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
         return
     cost = np.vstack([problem.cost_per_gpu_h(job, z) for z in range(len(problem.zones))])
     zs, ts = np.nonzero(schedule.gpus[j])
-    floor_gpu_h = job.restart_floor(problem.slot_h)
+    floor = np.where(schedule.resized(j), job.resize_floor(problem.slot_h), 0.0)
+    held = schedule.held(j)
+    floor[:, 0] = np.where(held[:, 0], job.restart_floor(problem.slot_h), 0.0)
+    floor[:, 1:][held[:, 1:] & ~held[:, :-1]] = job.restart_floor(problem.slot_h)
     for i in np.lexsort((-cost[zs, ts], -ts)).tolist():
         z, t = int(zs[i]), int(ts[i])
-        starts_here = t == 0 or schedule.gpus[j, z, t - 1] == 0
-        cut = min(excess, schedule.run[j, z, t] - (floor_gpu_h if starts_here else 0.0))
+        cut = min(excess, schedule.run[j, z, t] - float(floor[z, t]))
         if cut > 0:
             schedule.run[j, z, t] -= cut
             excess -= cut

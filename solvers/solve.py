@@ -57,6 +57,11 @@ def set_start(model: Model, schedule: Schedule) -> None:
             model.n[k].setInitialValue(value(fm.n_col[col]))
         if k in model.u and col in u_of:
             model.u[k].setInitialValue(value(fm.u_col(np.array(u_of[col]))))
+    r_of = {int(x): i for i, x in enumerate(fm.r_x)}
+    for k, var in model.r.items():
+        col = int(fm.index[k])
+        if col in r_of:
+            var.setInitialValue(value(fm.r_col(np.array(r_of[col]))))
     for k, var in model.a.items():
         i = int(fm.a_index[k]) if fm.a_index is not None else -1
         if i >= 0:
@@ -73,8 +78,9 @@ def extract(model: Model) -> Schedule:
     for k, x in model.x.items():
         if (x.varValue or 0.0) > 0.5:
             job = model.problem.jobs[k[0]]
-            held = model.n[k].varValue if not job.rigid else job.gpus
-            out.gpus[k] = round(held or 0)
+            held = job.gpus_step * round(model.n[k].varValue or 0) if not job.rigid \
+                else job.gpus
+            out.gpus[k] = held
             out.run[k] = out.gpus[k] * model.problem.slot_h
     for j in range(len(model.problem.jobs)):
         trim_excess(model.problem, out, j)
@@ -164,8 +170,9 @@ def baseline_violations(problem: PlanningProblem, schedule: Schedule,
                         jobs: list[int] | None = None) -> dict[int, list[str]]:
     """Per job (of ``jobs``, default all), how ``schedule`` breaks the request (empty
     lists: it satisfies it): the window, the hard threshold, capacity shared with the
-    other jobs, interruptions, minimum run length and a checkpoint's transfer time,
-    work not done."""
+    other jobs, interruptions (size changes that are restarts included), sizes off
+    the job's step, minimum run length, checkpoint moves and their transfer time,
+    work not done (with saves and resizes)."""
     out: dict[int, list[str]] = {}
     used = schedule.gpus.sum(axis=0)
     over = used > problem.capacity
@@ -186,10 +193,15 @@ def baseline_violations(problem: PlanningProblem, schedule: Schedule,
         crowded = int((held & over).sum())
         if crowded:
             notes.append(f"exceeds the zone capacity with the other jobs in {crowded} slot(s)")
-        starts = schedule.starts(j)
+        starts = schedule.segments(job, j)
         if job.max_starts is not None and starts > job.max_starts:
             notes.append(f"{starts - 1} interruptions, more than max_interruptions "
                          f"{job.max_starts - 1}")
+        if (schedule.gpus[j] % job.gpus_step).any():
+            notes.append(f"holds GPUs off its step of {job.gpus_step}")
+        moves = len(schedule.moves(j, job.home))
+        if job.max_moves is not None and moves > job.max_moves:
+            notes.append(f"{moves} checkpoint moves, more than max_migrations {job.max_moves}")
         short = [b - a + 1 for z in job.zones for a, b in stretches(held[z])
                  if b - a + 1 < job.min_run_slots]
         if short:
@@ -446,7 +458,10 @@ def _milp_reporter(progress: Callable[[str], None], began: float, bound: float |
 
 
 def check_schedule(problem: PlanningProblem, schedule: Schedule, tol: float = 1e-4) -> list[str]:
-    """Plan invariants, as messages (empty when all hold)."""
+    """Plan invariants, as messages (empty when all hold): capacity, window, work done
+    net of restart overheads, checkpoint saves and resizes (:meth:`Schedule.work_done`),
+    hard threshold, interruptions (segments), sizes on the step and within bounds,
+    checkpoint moves, one zone at a time."""
     issues = []
     used = (schedule.gpus).sum(axis=0)
     if (used > problem.capacity + tol).any():
@@ -464,8 +479,17 @@ def check_schedule(problem: PlanningProblem, schedule: Schedule, tol: float = 1e
             issues.append(f"{job.name}: runs above the hard threshold")
         if (schedule.run[j] > schedule.gpus[j] * problem.slot_h + tol).any():
             issues.append(f"{job.name}: runs more GPU-hours than it holds")
-        if job.max_starts is not None and schedule.starts(j) > job.max_starts:
-            issues.append(f"{job.name}: {schedule.starts(j) - 1} interruptions > max")
+        segments = schedule.segments(job, j)
+        if job.max_starts is not None and segments > job.max_starts:
+            issues.append(f"{job.name}: {segments - 1} interruptions > max")
+        if (schedule.gpus[j] % job.gpus_step).any():
+            issues.append(f"{job.name}: holds GPUs off its step of {job.gpus_step}")
+        held_gpus = schedule.gpus[j][held]
+        if len(held_gpus) and (held_gpus.min() < job.gpus_min or held_gpus.max() > job.gpus):
+            issues.append(f"{job.name}: holds GPUs outside {job.gpus_min}..{job.gpus}")
+        moves = len(schedule.moves(j, job.home))
+        if job.max_moves is not None and moves > job.max_moves:
+            issues.append(f"{job.name}: {moves} checkpoint moves > max {job.max_moves}")
         if not job.allow_split and (held.sum(axis=0) > 1).any():
             issues.append(f"{job.name}: runs in two zones at once")
     return issues
