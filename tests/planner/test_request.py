@@ -79,7 +79,10 @@ def test_minimal_example_is_read_exactly_as_written():
     assert req.policy == Policy(objective="carbon", slot="1h", solver="highs",
                                 time_limit=pd.Timedelta("60s"))
     assert req.policy.threshold is None and req.policy.threshold_mode == "hard"
-    assert req.policy.mip_gap == 1e-4 and req.policy.forecast == "default"
+    assert req.policy.mip_gap is None and req.policy.forecast == "default"
+    # no mip_gap written: the plan picks it, 1e-4 on known intensities, 1 % on a forecast
+    assert req.policy.settings_for(forecast=False).mip_gap == 1e-4
+    assert req.policy.settings_for(forecast=True).mip_gap == 0.01
     assert req.end == job.deadline
 
 
