@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from greenepoch.data.errors import param
 from greenepoch.forecasts.base import BANDS, ForecastError, span_text
 from greenepoch.forecasts.registry import BASELINES, get_model
 from scipy.stats import rankdata
@@ -57,32 +58,33 @@ class BacktestConfig:
     horizon: pd.Timedelta = pd.Timedelta("14D")
 
     def __post_init__(self) -> None:
-        # messages name the CLI flags (``forecast backtest``) the fields come from
+        # messages name the fields (param); the CLI shows its flags (``forecast backtest``)
         for name in ("train_until", "test_from", "test_until"):
             if getattr(self, name).tzinfo is None:
-                raise ForecastError(f"--{name.replace('_', '-')} must be tz-aware (UTC)")
+                raise ForecastError(f"{param(name)} must be tz-aware (UTC)")
         if self.test_from < self.train_until:
             raise ForecastError(
-                f"--test-from {_day(self.test_from)} is before the end of training "
-                f"(--train-until {_day(self.train_until, inclusive_end=True)}): test on days "
-                f"after the training history, from {_day(self.train_until)} on"
+                f"{param('test_from')} {_day(self.test_from)} is before the end of training "
+                f"({param('train_until')} {_day(self.train_until, inclusive_end=True)}): test "
+                f"on days after the training history, from {_day(self.train_until)} on"
             )
         if self.test_until < self.test_from:
             raise ForecastError(
-                f"--test-until {_day(self.test_until)} is before --test-from "
+                f"{param('test_until')} {_day(self.test_until)} is before {param('test_from')} "
                 f"{_day(self.test_from)}: swap them"
             )
         if not 0 <= self.issue_hour <= 23:
-            raise ForecastError(f"--issue-hour must be 0-23, got {self.issue_hour}")
+            raise ForecastError(f"{param('issue_hour')} must be 0-23, got {self.issue_hour}")
         if self.refit is not None and self.refit <= pd.Timedelta(0):
             raise ForecastError(
-                f"--refit {span_text(self.refit)} must be positive: give a cadence like 7D or "
-                "28D, or 'none' to fit once"
+                f"{param('refit')} {span_text(self.refit)} must be positive: give a cadence "
+                "like 7D or 28D, or 'none' to fit once"
             )
         if self.issue_every <= pd.Timedelta(0):
-            raise ForecastError(f"issue_every {span_text(self.issue_every)} must be positive")
+            raise ForecastError(
+                f"{param('issue_every')} {span_text(self.issue_every)} must be positive")
         if self.delay < pd.Timedelta(0):
-            raise ForecastError("--delay must be zero or positive, e.g. 0h or 3h")
+            raise ForecastError(f"{param('delay')} must be zero or positive, e.g. 0h or 3h")
 
     def issues(self) -> pd.DatetimeIndex:
         start = self.test_from.normalize() + pd.Timedelta(hours=self.issue_hour)
@@ -123,18 +125,18 @@ def run_backtest(values: pd.DataFrame, model: str, config: BacktestConfig,
     end = values.index[-1]
     if issues[0] - config.delay <= t0 + pd.Timedelta("14D"):
         raise ForecastError(
-            f"--test-from {_day(config.test_from)} is too close to the start of the data "
-            f"({_day(t0)}): leave at least 14 days of history before --test-from"
+            f"{param('test_from')} {_day(config.test_from)} is too close to the start of the "
+            f"data ({_day(t0)}): leave at least 14 days of history before {param('test_from')}"
         )
     probe = factory(model) if factory is not None else get_model(model)
     need = getattr(probe, "min_history_days", lambda: 0)()  # the first fit's history:
-    have = (config.train_until - config.delay - t0) / pd.Timedelta("1D")  # before --train-until
+    have = (config.train_until - config.delay - t0) / pd.Timedelta("1D")  # before train_until
     if have < need:
         raise ForecastError(
             f"model '{model}' needs at least {need} days of history for its first fit, "
-            f"but the data from {_day(t0)} to --train-until "
+            f"but the data from {_day(t0)} to {param('train_until')} "
             f"{_day(config.train_until, inclusive_end=True)} holds {have:.1f}: move "
-            "--train-until (and the test dates) later"
+            f"{param('train_until')} (and the test dates) later"
         )
     if issues[-1] > end:
         # an issue after the last observation has no history to read and nothing to score
@@ -142,12 +144,14 @@ def run_backtest(values: pd.DataFrame, model: str, config: BacktestConfig,
         span = f"the data covers {t0.isoformat()} to {end.isoformat()}"
         if issues[0] > end:
             raise ForecastError(
-                f"--test-from {_day(config.test_from)} is after the data ends ({span}): "
-                f"pick test dates inside the data (--test-until {last_day} at the latest)"
+                f"{param('test_from')} {_day(config.test_from)} is after the data ends "
+                f"({span}): pick test dates inside the data ({param('test_until')} {last_day} "
+                "at the latest)"
             )
         raise ForecastError(
-            f"--test-until {_day(config.test_until)} is after the data ends ({span}): "
-            f"give --test-until {last_day} or earlier (or add the missing data)"
+            f"{param('test_until')} {_day(config.test_until)} is after the data ends "
+            f"({span}): give {param('test_until')} {last_day} or earlier (or add the missing "
+            "data)"
         )
     arr = values.to_numpy(dtype=float)
     horizon = int(config.horizon / step)

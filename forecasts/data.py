@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from greenepoch.data.errors import param
 from greenepoch.data.intensity.source import IntensitySource
 from greenepoch.forecasts.base import ForecastError, span_text
 
@@ -21,8 +22,8 @@ def load_values(data_dir: str | None, signal: str = "direct",
     if source is None:
         if not data_dir:
             raise ForecastError(
-                "forecasts need measured data: pass --data DIR (a folder of Electricity "
-                "Maps exports) or set GREENEPOCH_DATA"
+                f"forecasts need measured data: pass {param('data_dir')} (a folder of "
+                "Electricity Maps exports) or set GREENEPOCH_DATA"
             )
         source = ExportFolderSource(data_dir)
     if zones is None or (isinstance(zones, str) and zones.strip().lower() == "all"):

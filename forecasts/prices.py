@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from greenepoch.data.errors import param
 from greenepoch.data.prices import PriceFolder, PriceSource
 from greenepoch.data.regions import Market, price_markets
 from greenepoch.forecasts.base import ForecastError
@@ -153,7 +154,8 @@ def load_prices(data_dir: str | Path | None, zones: list[str] | None = None,
         root = Path(data_dir or ".") / "prices"
         if data_dir is None or not root.is_dir():
             raise ForecastError(
-                f"no prices/ folder in {data_dir}; point --data at the shared data")
+                f"no prices/ folder in {data_dir}; point {param('data_dir')} at the shared "
+                "data")
         source = PriceFolder(root)
     cols = {}
     for zone, m in markets.items():

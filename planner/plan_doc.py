@@ -29,7 +29,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
 from greenepoch.data.atomic import write_atomic, write_together
-from greenepoch.data.errors import GreenEpochError
+from greenepoch.data.errors import GreenEpochError, param
 from greenepoch.data.timeparse import boolean, count, number, table, tables, text, utc
 
 SCHEMA_VERSION = "1.0"
@@ -495,20 +495,25 @@ class Plan(_Part):
 
     @staticmethod
     def csv_path(json_path: str | Path) -> Path:
-        """Where :meth:`write` puts the segment CSV of a plan written to ``json_path``:
-        beside it with the suffix ``.csv``.  Refuses a ``json_path`` that is that CSV (or
-        whose CSV is a folder), so callers can check before planning."""
+        """Where :meth:`write` puts the segment CSV of a plan written to ``json_path``
+        (which is used exactly as given): beside it, its ``.json`` suffix replaced by
+        ``.csv`` (``p.json`` -> ``p.csv``), or ``.csv`` appended to a name without one
+        (``p`` -> ``p.csv``, ``run.v2`` -> ``run.v2.csv``: never another name's CSV).
+        Refuses a ``.csv`` ``json_path`` (the plan would pass for its segment table) and
+        one whose CSV is a folder, so callers can check before planning."""
         target = Path(json_path)
-        csv_file = target.with_suffix(".csv")
+        name = target.name
+        stem = name[: -len(".json")] if name.lower().endswith(".json") else name
+        csv_file = target.with_name(f"{stem}.csv")
         # case-insensitive: on macOS and Windows p.CSV and p.csv are one file
-        if target.suffix.lower() == ".csv" or csv_file.absolute() == target.absolute():
+        if target.suffix.lower() == ".csv":
             raise GreenEpochError(
-                f"--out {json_path}: the plan's segment CSV is written beside the plan JSON "
-                f"as {csv_file}, the same file; give the plan a .json name, e.g. "
-                f"{target.with_suffix('.json')}")
+                f"{param('json_path')} {json_path}: a .csv name is for the plan's segment "
+                "CSV, which is written beside the plan JSON; give the plan a .json name, "
+                f"e.g. {target.with_suffix('.json')}")
         if csv_file.is_dir():
-            raise GreenEpochError(f"--out {json_path}: the plan's segment CSV {csv_file} is a "
-                                  "folder; pick another --out name")
+            raise GreenEpochError(f"{param('json_path')} {json_path}: the plan's segment CSV "
+                                  f"{csv_file} is a folder; pick another name")
         return csv_file
 
     def write(self, json_path: str | Path) -> tuple[Path, Path]:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import DataError
+from greenepoch.data.errors import DataError, param
 from greenepoch.data.intensity.frame import MAX_INTENSITY, SIGNALS, SLOTS, IntensityData
 from greenepoch.data.intensity.resample import resample
 from greenepoch.data.shipped import shipped_file
@@ -650,6 +650,6 @@ def embedded_climatology(signal: str = "direct") -> Climatology:
     file = climatology_file(signal)
     if not file.is_file():
         raise DataError(f"the shipped climatology {file} is missing; reinstall GreenEpoch or "
-                        "pass a data folder with --data / GREENEPOCH_DATA")
+                        f"pass a data folder with {param('data_dir')} / GREENEPOCH_DATA")
     with importlib.resources.as_file(file) as path:
         return Climatology.from_json(path)

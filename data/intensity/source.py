@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-from greenepoch.data.errors import DataError
+from greenepoch.data.errors import DataError, param
 from greenepoch.data.intensity.frame import SIGNALS, SLOTS, IntensityData
 from greenepoch.data.intensity.readers import read_electricitymaps, zones_in
 from greenepoch.data.intensity.resample import resample
@@ -116,7 +116,8 @@ class ExportFolderSource(IntensitySource):
 
     name = "electricitymaps-exports"
     _coverage_hint = (", add export files for the missing years, or plan on the embedded "
-                      "synthetic default (no --data, GREENEPOCH_DATA unset or empty)")
+                      f"synthetic default (no {param('data_dir')}, GREENEPOCH_DATA unset or "
+                      "empty)")
 
     def __init__(self, path: str | Path, *, allow_gaps: bool = False,
                  allow_implausible: bool | None = None) -> None:
@@ -239,7 +240,7 @@ def data_dir(explicit: str | Path | None = None) -> Path | None:
     if not path.exists():
         # the CLI's --data falls back on the variable: name the variable when it was that
         from_env = explicit in (None, "") or str(explicit) == os.environ.get(DATA_ENV)
-        origin = f"${DATA_ENV}" if from_env else "--data"
+        origin = f"${DATA_ENV}" if from_env else param("data_dir")
         raise DataError(
             f"{origin} points at {path}, which does not exist. Fix the path, or unset it "
             "to use the embedded synthetic default"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import DataError
+from greenepoch.data.errors import DataError, param
 from greenepoch.data.intensity.frame import MAX_INTENSITY, SLOTS
 
 MAX_FILLED_GAP = pd.Timedelta("3h")
@@ -198,7 +198,7 @@ def fill_gaps(
                     f"{at}: zone {rows.zone} has a gap of {_hours(length)} from "
                     f"{full[start].isoformat()} to {full[stop - 1].isoformat()} "
                     f"(at most {_hours(MAX_FILLED_GAP)} are filled). Supply the missing rows, "
-                    "or allow gaps explicitly (--allow-gaps) to interpolate across it"
+                    f"or allow gaps explicitly ({param('allow_gaps')}) to interpolate across it"
                 )
         values = values.interpolate(method="time", limit_direction="both")
     return CleanSeries(values, flags, pd.Series(missing, index=full, name=rows.zone))
@@ -225,7 +225,7 @@ def check_plausible(rows: RawRows, series: CleanSeries, column: str, allow: bool
         return
     values = series.values.to_numpy(dtype=float)
     files = ", ".join(dict.fromkeys(str(f) for f in pd.unique(rows.files)))
-    unsure = "if the values are right, pass --allow-implausible (or set " \
+    unsure = f"if the values are right, pass {param('allow_implausible')} (or set " \
              "GREENEPOCH_ALLOW_IMPLAUSIBLE=1)"
     if (values == 0).all():
         raise DataError(

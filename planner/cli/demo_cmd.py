@@ -16,12 +16,12 @@ from greenepoch.planner.request import load_request
 @data_option
 @click.option("--oracle", is_flag=True, help="Plan with perfect foresight instead of a forecast.")
 @forecast_option
-@click.option("--out", default=None, type=click.Path(path_type=str),
+@click.option("--out", "json_path", default=None, type=click.Path(path_type=str),
               callback=output_file,
               help="Also write the plan JSON (and its segment CSV) here.")
 @click.pass_context
 def demo(ctx: click.Context, data_dir: str | None, oracle: bool, model: str,
-         out: str | None) -> None:
+         json_path: str | None) -> None:
     """Plan the shipped sample request (two jobs, four zones).
 
     Runs on the embedded synthetic default unless --data or $GREENEPOCH_DATA
@@ -35,11 +35,11 @@ def demo(ctx: click.Context, data_dir: str | None, oracle: bool, model: str,
     click.echo("data: " + (f"real exports from {source}" if source else
                                   "embedded default (synthetic traces from the shipped "
                                   "climatology)"))
-    if out:
-        Plan.csv_path(out)  # '--out p.csv' would write the CSV over the plan: refuse now
+    if json_path:
+        Plan.csv_path(json_path)  # a refused name ('--out p.csv') fails before planning
     result = make_plan(load_request(request_file), data=data_dir, oracle=oracle,
                        model=None if oracle else model)
     click.echo(plan_summary(result))
-    if out:
-        json_file, csv_file = result.write(out)  # together or not at all
+    if json_path:
+        json_file, csv_file = result.write(json_path)  # together or not at all
         click.echo(f"\nwrote {json_file} and {csv_file}")

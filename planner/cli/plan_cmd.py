@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from greenepoch.data.errors import InfeasibleError
 from greenepoch.data.timeparse import utc
@@ -36,13 +34,14 @@ from greenepoch.planner.request import load_request
 @signal_option
 @click.option("--seed", default=0, show_default=True,
               help="Seed of the synthetic traces (embedded default only).")
-@click.option("--out", "out", required=True, type=click.Path(path_type=str),
+@click.option("--out", "json_path", required=True, type=click.Path(path_type=str),
               callback=output_file,
-              help="Plan JSON to write; a CSV of segments is written beside it.")
+              help="Plan JSON to write, named as given; its segment CSV is written beside "
+              "it (p.json -> p.csv; a name without .json gets .csv appended).")
 @json_option
 @click.pass_context
 def plan(ctx: click.Context, request_file: str, data_dir: str | None, oracle: bool, model: str,
-         no_fallback: bool, start: str | None, signal: str, seed: int, out: str,
+         no_fallback: bool, start: str | None, signal: str, seed: int, json_path: str,
          as_json: bool) -> None:
     """Plan the jobs of REQUEST_FILE (TOML) across zones and time.
 
@@ -54,7 +53,7 @@ def plan(ctx: click.Context, request_file: str, data_dir: str | None, oracle: bo
     if oracle and no_fallback:
         raise click.UsageError("--no-fallback is for forecast plans (an oracle plan has no "
                                "forecast to hedge against); drop one of them")
-    Plan.csv_path(out)  # '--out p.csv' would write the CSV over the plan: refuse now
+    Plan.csv_path(json_path)  # a refused name ('--out p.csv') fails before planning
     request = load_request(request_file, utc(start, "--start") if start else None)
     try:
         result = make_plan(request, data=data_dir, oracle=oracle,
@@ -63,10 +62,9 @@ def plan(ctx: click.Context, request_file: str, data_dir: str | None, oracle: bo
                            fallback=not no_fallback)
     except InfeasibleError as exc:  # name the file, as request errors do
         raise InfeasibleError(f"{request_file}: {exc}") from exc
-    target = Path(out)
-    result.write(target)  # JSON and CSV replaced together or not at all
+    json_file, csv_file = result.write(json_path)  # replaced together or not at all
     if as_json:
         click.echo(result.to_json(), nl=False)
     else:
         click.echo(plan_summary(result))
-        click.echo(f"\nwrote {target} and {target.with_suffix('.csv')}")
+        click.echo(f"\nwrote {json_file} and {csv_file}")

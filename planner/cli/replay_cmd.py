@@ -66,7 +66,7 @@ def _zone_list(spec: str | None) -> list[str] | None:
 @zones_option()
 @click.option("--from", "start", default=None, help="Replay start, YYYY-MM-DD (UTC) or ISO 8601.")
 @click.option("--until", "until", default=None, help="Replay end (exclusive), as --from.")
-@click.option("--jobs", "jobs_csv", default=None, type=click.Path(path_type=str),
+@click.option("--jobs", "jobs", default=None, type=click.Path(path_type=str),
               help="CSV of jobs (columns in docs/replay.md of the source repository).")
 @click.option("--generate", "spec", default=None,
               help="Generator spec, e.g. n=200,dur=2-48,submit=weekdays09-17,slack=24h,"
@@ -88,27 +88,29 @@ def _zone_list(spec: str | None) -> list[str] | None:
                    "running, pause only above threshold x (1 + hysteresis). In [0, 1].")
 @click.option("--min-run", "min_run", default="2h", show_default=True,
               help="Threshold policy: shortest run once resumed.")
-@click.option("--replan-every", "replan_every", default="24h", show_default=True,
+@click.option("--replan-every", "replan_every_h", default="24h", show_default=True,
               help="MILP policy: re-plan this often (and when a job arrives).")
-@click.option("--milp-horizon", "milp_horizon", default="168h", show_default=True,
+@click.option("--milp-horizon", "horizon_h", default="168h", show_default=True,
               help="MILP policy: how far ahead each plan looks.")
-@click.option("--milp-time-limit", "milp_time_limit", default="10s", show_default=True,
+@click.option("--milp-time-limit", "time_limit_s", default="10s", show_default=True,
               help="MILP policy: time limit per re-plan.")
 @click.option("--per-job", "per_job", default=None, type=click.Path(path_type=str),
               help="Also write one CSV row per (policy, job) here.")
 @json_option
 @click.pass_context
 def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: str | None,
-           until: str | None, jobs_csv: str | None, spec: str | None, policies: str,
+           until: str | None, jobs: str | None, spec: str | None, policies: str,
            capacity: str, epoch: str, model: str, forecast_every: str, signal: str,
-           threshold: str, hysteresis: float, min_run: str, replan_every: str,
-           milp_horizon: str, milp_time_limit: str, per_job: str | None,
+           threshold: str, hysteresis: float, min_run: str, replan_every_h: str,
+           horizon_h: str, time_limit_s: str, per_job: str | None,
            as_json: bool) -> None:
     """Replay scheduling POLICIES over real history and compare what they emit.
 
     Each policy decides every epoch with only the data known by then (and forecasts
     made from it); emissions are charged at the intensities that really occurred.
     """
+    # click names match the library's parameters (replan_every_h, ...) so that library
+    # messages show these options (cli.main.as_flags); the values are still text here
     if ctx.invoked_subcommand is not None:
         return
     from greenepoch.data.timeparse import duration
@@ -120,7 +122,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     from greenepoch.planner.replay.scenario import build_scenario, replay_document
 
     model = canonical_name(model)  # recorded as the model 'default' stands for
-    if (jobs_csv is None) == (spec is None):
+    if (jobs is None) == (spec is None):
         raise RequestError("give exactly one of --jobs JOBS.csv or --generate SPEC")
     if start is None or until is None:
         raise RequestError("give the replay period with --from DATE and --until DATE")
@@ -129,18 +131,18 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
         raise RequestError(f"--until {until} is not after --from {start}; give an --until "
                            "later than --from")
     names = [p.strip() for p in policies.split(",") if p.strip()]
-    settings = _policy_settings(threshold, hysteresis, min_run, replan_every, milp_horizon,
-                                milp_time_limit)
+    settings = _policy_settings(threshold, hysteresis, min_run, replan_every_h, horizon_h,
+                                time_limit_s)
     for name in names:
         get_policy(name, **settings.get(name, {}))  # bad settings fail before any work
     zone_ids = _zone_list(zones)
-    jobs = read_jobs_csv(jobs_csv) if jobs_csv else None
+    listed = read_jobs_csv(jobs) if jobs else None
     if zone_ids is None:
-        if jobs is None:
+        if listed is None:
             raise RequestError("--generate needs --zones (e.g. --zones DE,GB,ES,NO)")
-        zone_ids = jobs_zones(jobs)
+        zone_ids = jobs_zones(listed)
     assembled = build_scenario(
-        zone_ids, t0, t1, jobs=jobs, generate=spec, data=data_dir, signal=signal,
+        zone_ids, t0, t1, jobs=listed, generate=spec, data=data_dir, signal=signal,
         capacity=capacity, epoch=duration(epoch, "--epoch"), forecast=model,
         forecast_every=duration(forecast_every, "--forecast-every"))
     results = run_policies(assembled.scenario, names, progress=_bar(False), settings=settings)
@@ -202,8 +204,8 @@ def slack_sweep_cmd(data_dir: str | None, year: int, signal: str, zones: str | N
     click.echo(render(pivot))
 
 
-def _policy_settings(threshold: str, hysteresis: float, min_run: str, replan_every: str,
-                     milp_horizon: str, milp_time_limit: str) -> dict[str, dict]:
+def _policy_settings(threshold: str, hysteresis: float, min_run: str, replan_every_h: str,
+                     horizon_h: str, time_limit_s: str) -> dict[str, dict]:
     """Constructor arguments of the configurable policies, from the CLI options."""
     from greenepoch.data.timeparse import duration, hours
 
@@ -214,10 +216,17 @@ def _policy_settings(threshold: str, hysteresis: float, min_run: str, replan_eve
     except ValueError as exc:
         raise RequestError(f"--threshold {threshold!r}: give g/kWh (e.g. 250) or a quantile "
                            "like q0.3") from exc
+    # the qF and negative forms are this option's own: say so in its terms
+    if fixed is None and not 0 < quantile < 1:
+        raise RequestError(f"--threshold {threshold!r}: the quantile must be in (0, 1), "
+                           "e.g. q0.3")
+    if fixed is not None and not fixed >= 0:
+        raise RequestError(f"--threshold {threshold!r} g/kWh is below 0; give 0 or more "
+                           "(e.g. 250) or a quantile like q0.3")
     return {
         "threshold": {"threshold": fixed, "quantile": quantile, "hysteresis": hysteresis,
                       "min_run_h": hours(duration(min_run, "--min-run"))},
-        "milp": {"replan_every_h": hours(duration(replan_every, "--replan-every")),
-                 "horizon_h": hours(duration(milp_horizon, "--milp-horizon")),
-                 "time_limit_s": hours(duration(milp_time_limit, "--milp-time-limit")) * 3600},
+        "milp": {"replan_every_h": hours(duration(replan_every_h, "--replan-every")),
+                 "horizon_h": hours(duration(horizon_h, "--milp-horizon")),
+                 "time_limit_s": hours(duration(time_limit_s, "--milp-time-limit")) * 3600},
     }

@@ -6,11 +6,9 @@ import json
 import sys
 
 import click
-from greenepoch.data.inputs import read_text
-from greenepoch.planner.cli.options import json_option, plan_argument
-from greenepoch.planner.exports.common import ExportError
+from greenepoch.planner.cli.options import config_option, json_option, plan_argument
 from greenepoch.planner.exports.config import load_config
-from greenepoch.planner.exports.slurm_status import compare, parse_squeue, squeue_json
+from greenepoch.planner.exports.slurm_status import compare, read_squeue, squeue_json
 from greenepoch.planner.plan import Plan
 
 
@@ -21,9 +19,7 @@ def slurm() -> None:
 
 @slurm.command()
 @plan_argument
-@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
-              envvar="GREENEPOCH_CLUSTERS",
-              help="Clusters TOML, to check partition, account and nodes too.")
+@config_option  # to check partition, account and nodes too
 @click.option("--squeue-json", "squeue_file", type=click.Path(path_type=str), default=None,
               help="Read this saved 'squeue --json' output instead of calling squeue.")
 @click.option("--fail-on-drift", is_flag=True, help="Exit with code 1 when drift is found.")
@@ -33,14 +29,7 @@ def status(plan_file: str, config_file: str | None, squeue_file: str | None,
     """Compare the Slurm queue (squeue --json) with PLAN.json and report drift."""
     plan = Plan.from_json(plan_file)
     config = load_config(config_file) if config_file else None
-    if squeue_file:
-        try:
-            text = read_text(squeue_file)
-        except (OSError, UnicodeDecodeError) as exc:  # binary junk is bad input too
-            raise ExportError(f"{squeue_file}: cannot read ({exc})") from exc
-        jobs = parse_squeue(text)
-    else:
-        jobs = squeue_json()
+    jobs = read_squeue(squeue_file) if squeue_file else squeue_json()
     rows, unplanned = compare(plan, jobs, config)
     drift = sum(len(r.drift) for r in rows) + len(unplanned)
     if as_json:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from greenepoch.data.errors import GreenEpochError
+from greenepoch.data.errors import GreenEpochError, param
 from greenepoch.planner.plan_doc import Plan, iso
 
 #: Marker file in every export directory: only such a directory may be replaced.
@@ -133,17 +133,19 @@ def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
     kept: list[str] = []
     if target.exists():
         if not target.is_dir():
-            raise ExportError(f"--out {target}: exists and is not a directory; "
+            raise ExportError(f"{param('out_dir')} {target}: exists and is not a directory; "
                               "pick a new directory name")
         if any(target.iterdir()) and not (target / MARKER).exists():
-            raise ExportError(f"--out {target}: directory exists, is not empty and was not "
-                              "written by 'greenepoch export'; pick a new or empty directory")
+            raise ExportError(f"{param('out_dir')} {target}: directory exists, is not empty "
+                              "and was not written by 'greenepoch export'; pick a new or empty "
+                              "directory")
         kept = [n for n in SUBMITTED if os.path.lexists(target / n)]
         if kept and not force:
             found = " and ".join(kept)
             raise ExportError(
-                f"--out {target}: holds {found} of a submitted export, the only record of "
-                f"the jobs it submitted; pick a new directory, or pass --force to replace "
+                f"{param('out_dir')} {target}: holds {found} of a submitted export, the only "
+                f"record of the jobs it submitted; pick a new directory, or pass "
+                f"{param('force')} to replace "
                 f"the scripts and keep {found} (cancel the submitted jobs first if the new "
                 "plan replaces them)")
     clash = sorted({rel.split("/")[0] for rel in files} & set(SUBMITTED))
@@ -151,7 +153,8 @@ def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,
         raise ExportError(f"export file {clash[0]!r} would replace the submission record")
     parent = target.absolute().parent
     if not parent.is_dir():
-        raise ExportError(f"--out {target}: parent directory {parent} does not exist")
+        raise ExportError(f"{param('out_dir')} {target}: parent directory {parent} does not "
+                          "exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.tmp-", dir=parent))
     moved: list[str] = []
     try:

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import re
 import shlex
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from greenepoch.data.errors import RequestError
-from greenepoch.data.inputs import TOO_DEEP, read_text
+from greenepoch.data.errors import RequestError, param
 from greenepoch.data.timeparse import boolean, count, duration, kind, shown, table, text
 from greenepoch.planner.exports.common import ExportError, checkpoint_dirs, job_key
+from greenepoch.planner.request import read_toml
 
 #: Slurm partition/account/cluster/qos names: what Slurm itself accepts, nothing that
 #: could break out of an ``#SBATCH`` line.
@@ -116,7 +115,8 @@ def _zone(table: dict[str, Any], zone: str, kind: str, source: str, required: bo
     raise ExportError(
         f"zone {zone!r} has no {kind} cluster mapping in {source} (mapped zones: {known}); "
         f"add a [zones.{_toml_key(zone)}.{kind}] table to a clusters file and pass it with "
-        "--config (or $GREENEPOCH_CLUSTERS; examples/clusters.toml shows the format)")
+        f"{param('config_file')} (or $GREENEPOCH_CLUSTERS; examples/clusters.toml shows the "
+        "format)")
 
 
 def _toml_key(key: str) -> str:
@@ -322,20 +322,16 @@ def parse_config(doc: dict[str, Any], source: str = "(config)") -> ClusterConfig
     return ClusterConfig(defaults, jobs, slurm, kube, federation, source)
 
 
-def load_config(path: str | Path | None) -> ClusterConfig:
-    """Read a clusters TOML file; ``None`` gives the built-in defaults (no zone mapped)."""
-    if path is None:
+def load_config(config_file: str | Path | None) -> ClusterConfig:
+    """Read a clusters TOML file; ``None`` (or ``""``, an empty $GREENEPOCH_CLUSTERS)
+    gives the built-in defaults (no zone mapped).
+
+    A missing, non-UTF-8 or malformed file is an :class:`ExportError` (the request
+    reader's rules); another OS error (a folder, no permission) is raised as is."""
+    if config_file is None or config_file == "":
         return ClusterConfig()
     try:
-        doc = tomllib.loads(read_text(path))
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot read the clusters config ({exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise ExportError(f"{path}: the clusters config is not UTF-8 text ({exc.reason} at "
-                          f"byte {exc.start}); save it as UTF-8") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ExportError(f"{path}: not valid TOML ({exc})") from exc
-    except TOO_DEEP:
-        raise ExportError(f"{path}: not a clusters config (its TOML is nested too deeply "
-                          "to read)") from None
-    return parse_config(doc, str(path))
+        doc = read_toml(Path(config_file), "clusters config")
+    except RequestError as exc:
+        raise ExportError(str(exc)) from exc
+    return parse_config(doc, str(config_file))

@@ -24,9 +24,12 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from greenepoch.data.errors import param
+from greenepoch.data.inputs import read_text
 from greenepoch.data.timeparse import kind, shown
 from greenepoch.planner.exports.common import ExportError, Segment, iso, plan_id, plan_segments
 from greenepoch.planner.exports.config import ClusterConfig
@@ -68,14 +71,26 @@ def squeue_json(env: dict[str, str] | None = None, timeout: float = 60) -> list[
                               env=env or dict(os.environ), timeout=timeout)
     except FileNotFoundError as exc:
         raise ExportError("squeue is not installed or not on PATH; run this where the "
-                          "Slurm client works, or pass --squeue-json FILE") from exc
+                          f"Slurm client works, or pass {param('squeue_file')} (a saved "
+                          "'squeue --json' output)") from exc
     except subprocess.TimeoutExpired as exc:
         raise ExportError(f"squeue --json did not answer within {timeout:.0f} s") from exc
     if proc.returncode != 0:
         said = " / ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
         raise ExportError(f"squeue --json failed (exit {proc.returncode}): {said or 'no message'}; "
-                          "check that slurmctld is reachable, or pass --squeue-json FILE")
+                          f"check that slurmctld is reachable, or pass {param('squeue_file')} "
+                          "(a saved 'squeue --json' output)")
     return parse_squeue(proc.stdout)
+
+
+def read_squeue(squeue_file: str | Path) -> list[dict[str, Any]]:
+    """The ``jobs`` of a saved ``squeue --json`` output (what :func:`squeue_json`
+    would ask Slurm for)."""
+    try:
+        text = read_text(squeue_file)
+    except (OSError, UnicodeDecodeError) as exc:  # binary junk is bad input too
+        raise ExportError(f"{squeue_file}: cannot read ({exc})") from exc
+    return parse_squeue(text)
 
 
 def parse_squeue(text: str) -> list[dict[str, Any]]:
@@ -170,10 +185,15 @@ def queued_gpus(job: dict[str, Any]) -> int | None:
 
 def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None = None,
             now: pd.Timestamp | None = None) -> tuple[list[SegmentStatus], list[dict[str, Any]]]:
-    """Planned segments with their queue state and drift, and unplanned queue jobs."""
+    """Planned segments with their queue state and drift, and unplanned queue jobs.
+
+    ``config``, when given, must map at least one of the plan's zones to Slurm: one
+    that maps none (an empty file) would check nothing and look like no drift."""
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     pid = plan_id(plan)
     segments = plan_segments(plan)
+    if config is not None:
+        _require_slurm_zones(config, [s.zone for s in segments])
     by_key: dict[tuple[int, int], Segment] = {(s.job_index, s.index): s for s in segments}
     found: dict[tuple[int, int], list[dict[str, Any]]] = {}
     unplanned = []
@@ -236,6 +256,17 @@ def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None
             if got_nodes is not None and got_nodes != nodes:
                 st.drift.append(f"nodes: {got_nodes} in the queue, {nodes} planned")
     return out, unplanned
+
+
+def _require_slurm_zones(config: ClusterConfig, zones: list[str]) -> None:
+    if not zones or any(z in config.slurm for z in zones):
+        return
+    wanted = ", ".join(dict.fromkeys(zones))
+    raise ExportError(
+        f"{config.source}: maps none of the plan's zones ({wanted}) to a Slurm cluster, so "
+        "partition, account and nodes cannot be checked; add a [zones.<zone>.slurm] table "
+        "for them (examples/clusters.toml shows the format), or compare without a clusters "
+        "config")
 
 
 def _no_live_job(st: SegmentStatus, seg: Segment, ended: list[dict[str, Any]],

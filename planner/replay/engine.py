@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import RequestError
+from greenepoch.data.errors import RequestError, param
 from greenepoch.planner.model import DEFAULT_PUE
 from greenepoch.planner.replay.jobs import ReplayJob
 
@@ -85,26 +85,27 @@ class Compiled:
                 f"replay period {sc.start} .. {sc.end} holds no data; data covers "
                 f"{idx[0]} .. {idx[-1] + self.step}"
             )
-        self.epoch_slots = _whole_slots(sc.epoch, self.step, "--epoch")
+        self.epoch_slots = _whole_slots(sc.epoch, self.step, param("epoch"))
         self.forecast_every_slots = _whole_slots(sc.forecast_every, self.step,
-                                                 "--forecast-every")
+                                                 param("forecast_every"))
         self.pue = np.array([sc.pue.get(z, DEFAULT_PUE) for z in self.zones])
         self.capacity = np.array([sc.capacity.get(z, 0) for z in self.zones], dtype=np.int64)
         self.price = None if sc.prices is None else np.ascontiguousarray(
             sc.prices.reindex(index=idx, columns=self.zones).to_numpy(dtype=float).T)
         jobs = sc.jobs
         if not jobs:
-            raise RequestError("no jobs to replay; give --jobs or --generate")
+            raise RequestError(f"no jobs to replay; give {param('jobs')} or a generator "
+                               f"{param('spec')}")
         for j in jobs:
             if j.zone not in zi:
                 raise RequestError(
-                    f"job '{j.name}': zone {j.zone} is not replayed; add it to --zones"
+                    f"job '{j.name}': zone {j.zone} is not replayed; add it to {param('zones')}"
                 )
             if j.submit < sc.start or j.deadline > sc.end:
                 raise RequestError(
                     f"job '{j.name}': {j.submit.isoformat()} .. {j.deadline.isoformat()} is "
                     f"not inside the replay period {sc.start.isoformat()} .. "
-                    f"{sc.end.isoformat()}; widen --from/--until or drop the job"
+                    f"{sc.end.isoformat()}; widen the replay period or drop the job"
                 )
             if j.checkpoint_overhead_h >= self.slot_h:
                 raise RequestError(
@@ -114,7 +115,7 @@ class Compiled:
             if j.gpus > sc.capacity.get(j.zone, 0):
                 raise RequestError(
                     f"job '{j.name}' needs {j.gpus} GPUs but zone {j.zone} has capacity "
-                    f"{sc.capacity.get(j.zone, 0)}; raise --capacity"
+                    f"{sc.capacity.get(j.zone, 0)}; raise {param('capacity')}"
                 )
         self.names = [j.name for j in jobs]
         self.zone = np.array([zi[j.zone] for j in jobs])
@@ -140,7 +141,7 @@ class Compiled:
                 f"job '{j.name}': too few whole {_hours(self.step)} slots between submit"
                 f"{later} and deadline {j.deadline.isoformat()} for its "
                 f"{j.duration_h + j.checkpoint_overhead_h:g} h; move the deadline later"
-                + ("" if e == 1 else " or use a shorter --epoch")
+                + ("" if e == 1 else f" or use a shorter {param('epoch')}")
             )
 
     def slots_needed(self, jobs: np.ndarray, remaining: np.ndarray,
@@ -155,13 +156,13 @@ def _hours(td: pd.Timedelta) -> str:
     return f"{td / pd.Timedelta('1h'):g} h"
 
 
-def _whole_slots(td: pd.Timedelta, step: pd.Timedelta, flag: str) -> int:
-    """``td`` as a whole number (>= 1) of data slots."""
+def _whole_slots(td: pd.Timedelta, step: pd.Timedelta, name: str) -> int:
+    """``td`` (the parameter ``name``, quoted) as a whole number (>= 1) of data slots."""
     ratio = td / step
     if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-9:
         raise RequestError(
-            f"{flag} {_hours(td)} must be a whole number (1 or more) of data slots "
-            f"({_hours(step)}); give e.g. {flag} {_hours(step).replace(' ', '')}"
+            f"{name} {_hours(td)} must be a whole number (1 or more) of data slots "
+            f"({_hours(step)}); give e.g. {name} {_hours(step).replace(' ', '')}"
         )
     return round(ratio)
 
@@ -263,7 +264,7 @@ class ForecastFeed:
             if len(history) < 2:
                 raise RequestError(
                     f"forecasts need history before the replay start {c.sc.start.isoformat()}; "
-                    "start the replay (--from) a week or more after the data begins"
+                    "start the replay a week or more after the data begins"
                 )
             self.model = get_model(model).fit(history)
 

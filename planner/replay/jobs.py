@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import RequestError
+from greenepoch.data.errors import RequestError, param
 from greenepoch.data.timeparse import duration, hours, utc
 from greenepoch.planner.model import DEFAULT_GPU_POWER_KW, MAX_GPU_POWER_KW
 
@@ -158,7 +158,8 @@ def read_jobs_csv(path: str | Path) -> tuple[ReplayJob, ...]:
     """Read jobs from a CSV with the columns in the module doc."""
     file = Path(path)
     if not file.is_file():
-        raise RequestError(f"jobs file {file} not found; give a CSV of jobs or use --generate")
+        raise RequestError(f"jobs file {file} not found; give a CSV of jobs or generate "
+                           f"them ({param('spec')})")
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -221,10 +222,12 @@ def _range(text: str, key: str, cast: type = float) -> tuple[float, float]:
         else:
             lo = hi = cast(text)
     except ValueError:
-        raise RequestError(f"--generate: {key}={text!r}; write a number or a range like 2-48") \
+        raise RequestError(f"{param('spec')}: {key}={text!r}; write a number or a range like "
+                           "2-48") \
             from None
     if lo > hi or lo < 0:
-        raise RequestError(f"--generate: {key}={text!r}; the range must be A-B with 0 <= A <= B")
+        raise RequestError(f"{param('spec')}: {key}={text!r}; the range must be A-B with "
+                           "0 <= A <= B")
     return lo, hi
 
 
@@ -233,15 +236,17 @@ def parse_spec(spec: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         if "=" not in part:
-            raise RequestError(f"--generate: {part!r} is not key=value; e.g. n=200,dur=2-48")
+            raise RequestError(f"{param('spec')}: {part!r} is not key=value; "
+                               "e.g. n=200,dur=2-48")
         key, value = (s.strip() for s in part.split("=", 1))
         if key not in GENERATOR_KEYS:
             raise RequestError(
-                f"--generate: unknown key {key!r}; use {', '.join(GENERATOR_KEYS)}"
+                f"{param('spec')}: unknown key {key!r}; use {', '.join(GENERATOR_KEYS)}"
             )
         out[key] = value
     if "n" not in out:
-        raise RequestError("--generate: the spec needs n=<number of jobs>, e.g. n=200,dur=2-48")
+        raise RequestError(f"{param('spec')}: the spec needs n=<number of jobs>, "
+                           "e.g. n=200,dur=2-48")
     return out
 
 
@@ -252,11 +257,13 @@ def _submit_hours(slots: pd.DatetimeIndex, rule: str, tz: str) -> np.ndarray:
     m = _SUBMIT.match(rule)
     if not m:
         raise RequestError(
-            f"--generate: submit={rule!r}; use weekdaysHH-HH, dailyHH-HH (local time) or any"
+            f"{param('spec')}: submit={rule!r}; use weekdaysHH-HH, dailyHH-HH (local time) "
+            "or any"
         )
     kind, lo, hi = m.group(1), int(m.group(2)), int(m.group(3))
     if not 0 <= lo < hi <= 24:
-        raise RequestError(f"--generate: submit={rule!r}; hours must satisfy 0 <= A < B <= 24")
+        raise RequestError(f"{param('spec')}: submit={rule!r}; hours must satisfy "
+                           "0 <= A < B <= 24")
     local = slots.tz_convert(tz)
     ok = (local.hour >= lo) & (local.hour < hi)
     if kind == "weekdays":
@@ -277,17 +284,18 @@ def generate_jobs(spec: str, zones: Sequence[str], start: pd.Timestamp, end: pd.
         seed = int(keys.get("seed", "0"))
         power = float(keys.get("power", str(DEFAULT_GPU_POWER_KW)))
     except ValueError as exc:
-        raise RequestError(f"--generate: {exc}; n and seed are integers, power a number") \
+        raise RequestError(f"{param('spec')}: {exc}; n and seed are integers, power a "
+                           "number") \
             from None
     if n < 1:
-        raise RequestError("--generate: n must be at least 1")
+        raise RequestError(f"{param('spec')}: n must be at least 1")
     dur_lo, dur_hi = _range(keys.get("dur", "1-24"), "dur")
     gpu_lo, gpu_hi = _range(keys.get("gpus", "8-64"), "gpus", int)
     slack_text = keys.get("slack", "24h")
     if re.fullmatch(r"[\d.]+-[\d.]+", slack_text):
         slack_lo, slack_hi = _range(slack_text, "slack")
     else:
-        slack_lo = slack_hi = hours(duration(slack_text, "--generate: slack"))
+        slack_lo = slack_hi = hours(duration(slack_text, f"{param('spec')}: slack"))
     inter_text = keys.get("interruptible", "1").lower()
     share = {"true": 1.0, "false": 0.0}.get(inter_text)
     if share is None:
@@ -296,14 +304,16 @@ def generate_jobs(spec: str, zones: Sequence[str], start: pd.Timestamp, end: pd.
         except ValueError:
             share = -1.0
     if not 0.0 <= share <= 1.0:
-        raise RequestError(f"--generate: interruptible={inter_text!r}; give a share in [0, 1]")
-    overhead = hours(duration(keys.get("overhead", "0h"), "--generate: overhead"))
+        raise RequestError(f"{param('spec')}: interruptible={inter_text!r}; give a share in "
+                           "[0, 1]")
+    overhead = hours(duration(keys.get("overhead", "0h"), f"{param('spec')}: overhead"))
     pool = [zone_id(z.strip()) for z in keys["zones"].split(";")] if "zones" in keys \
         else list(zones)
     unknown = [z for z in pool if z not in zones]
     if unknown or not pool:
         raise RequestError(
-            f"--generate: zones {unknown or pool} are not replayed; pick among {', '.join(zones)}"
+            f"{param('spec')}: zones {unknown or pool} are not replayed; pick among "
+            f"{', '.join(zones)}"
         )
     if timezones is None:
         from greenepoch.data.regions import load_catalog
@@ -326,7 +336,7 @@ def generate_jobs(spec: str, zones: Sequence[str], start: pd.Timestamp, end: pd.
         fits = allowed[zone] & (span_h >= math.ceil(dur + overhead + slack - 1e-9))
         if not fits.any():
             raise RequestError(
-                f"--generate: no submission hour in {start.date()}..{end.date()} leaves room "
+                f"{param('spec')}: no submission hour in {start.date()}..{end.date()} leaves room "
                 f"for {dur:g} h + {slack:g} h slack in zone {zone}; replay a longer period"
             )
         submit = slots[int(rng.choice(np.flatnonzero(fits)))]

@@ -28,7 +28,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import DataError, GreenEpochError, InfeasibleError, RequestError
+from greenepoch.data.errors import (
+    DataError,
+    GreenEpochError,
+    InfeasibleError,
+    RequestError,
+    param,
+)
 from greenepoch.planner.model import DEFAULT_EGRESS_USD_PER_GB, DEFAULT_TRANSFER_KWH_PER_GB
 from greenepoch.planner.replay.engine import Compiled, ForecastFeed, JobState, ReplayPolicy, View
 from greenepoch.solvers import dp
@@ -57,15 +63,16 @@ class Threshold(ReplayPolicy):
                  window_h: float = 168.0, hysteresis: float = 0.1, min_run_h: float = 2.0,
                  ) -> None:
         if threshold is None and not 0 < quantile < 1:
-            raise RequestError(f"threshold quantile = {quantile}; give a value in (0, 1), "
-                               "e.g. --threshold q0.3")
+            raise RequestError(f"threshold {param('quantile')} = {quantile}; give a value in "
+                               "(0, 1), e.g. 0.3")
         if threshold is not None and not threshold >= 0:
-            raise RequestError(f"threshold = {threshold:g} g/kWh is below 0; give 0 or more "
-                               "(e.g. --threshold 250) or a quantile like q0.3")
+            raise RequestError(f"{param('threshold')} = {threshold:g} g/kWh is below 0; give 0 "
+                               f"or more (e.g. 250), or None to use a {param('quantile')} of "
+                               "the last week's intensity")
         # a running job pauses above threshold x (1 + hysteresis): a fraction of it
         if not 0 <= hysteresis <= 1:
-            raise RequestError(f"hysteresis = {hysteresis:g}; give a fraction of the threshold "
-                               "in [0, 1], e.g. --hysteresis 0.1 for 10 %")
+            raise RequestError(f"{param('hysteresis')} = {hysteresis:g}; give a fraction of the "
+                               "threshold in [0, 1], e.g. 0.1 for 10 %")
         self.threshold = threshold
         self.quantile = quantile
         self.window_h = window_h
@@ -247,12 +254,11 @@ class Milp(ReplayPolicy):
 
     def __init__(self, replan_every_h: float = 24.0, horizon_h: float = 168.0,
                  time_limit_s: float = 10.0, mip_gap: float = 1e-3) -> None:
-        for value, flag, example in ((replan_every_h, "--replan-every", "24h"),
-                                     (horizon_h, "--milp-horizon", "168h"),
-                                     (time_limit_s, "--milp-time-limit", "10s")):
+        for value, name, example in ((replan_every_h, "replan_every_h", "24 h"),
+                                     (horizon_h, "horizon_h", "168 h"),
+                                     (time_limit_s, "time_limit_s", "10 s")):
             if not value > 0:
-                raise RequestError(f"{flag} must be longer than 0; give e.g. "
-                                   f"{flag} {example}")
+                raise RequestError(f"{param(name)} must be longer than 0; give e.g. {example}")
         self.replan_every_h = replan_every_h
         self.horizon_h = horizon_h
         self.time_limit_s = time_limit_s

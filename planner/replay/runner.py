@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import DataError, RequestError
+from greenepoch.data.errors import DataError, RequestError, param
 from greenepoch.data.intensity.source import IntensitySource, source_for
 from greenepoch.data.prices import PriceSource
 from greenepoch.planner.replay.engine import Compiled, ReplayResult, Scenario, run_replay
@@ -44,10 +44,11 @@ def parse_capacity(text: str, zones: Sequence[str]) -> dict[str, int]:
             out[zone_id(key.strip())] = int(value)
     except ValueError:
         raise RequestError(
-            f"--capacity {text!r}; give GPUs per zone as 256 or DE=512,GB=128"
+            f"{param('capacity')} {text!r}; give GPUs per zone as 256 or DE=512,GB=128"
         ) from None
     if any(v < 0 for v in out.values()):
-        raise RequestError(f"--capacity {text!r} has a negative number of GPUs; give 0 or more")
+        raise RequestError(f"{param('capacity')} {text!r} has a negative number of GPUs; "
+                           "give 0 or more")
     return out
 
 
@@ -64,7 +65,7 @@ def load_actual(zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, *,
     if start < first + pd.Timedelta("7D"):
         raise DataError(
             f"{source.describe()} starts {first.date()}; the replay needs a week of history "
-            f"before {start.date()}. Pick --from at least 7 days after the data start"
+            f"before {start.date()}. Start the replay at least 7 days after the data start"
         )
     return loaded.values, source
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from greenepoch.data.errors import DataError
+from greenepoch.data.errors import DataError, param
 from greenepoch.data.intensity.source import ClimatologySource, IntensitySource, source_for
 from greenepoch.planner.replay.engine import ReplayResult, Scenario
 from greenepoch.planner.replay.jobs import ReplayJob, generate_jobs
@@ -94,7 +94,7 @@ def sweep_values(data: str | Path | IntensitySource | None, zones: Sequence[str]
     slack sweep; it needs real data."""
     source = source_for(data)
     if _synthetic(source):
-        raise DataError("the slack sweep needs real data: pass --data DIR or set "
+        raise DataError(f"the slack sweep needs real data: pass {param('data_dir')} or set "
                         "GREENEPOCH_DATA to a folder of Electricity Maps exports")
     wanted = list(zones) if zones is not None else source.zones(signal)
     return source.load(wanted, None, None, signal=signal, slot=None).values

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import DataError, RequestError
+from greenepoch.data.errors import DataError, RequestError, param
 from greenepoch.solvers.single_job import cheapest_slots_sums, cheapest_window_sums, window_sums
 
 RECORD_KEYS = ("zone", "length_h", "slack_h", "interruptible", "starts", "baseline_g",
@@ -41,7 +41,7 @@ def sweep_zone(zone: str, x: np.ndarray, lengths: Sequence[int], slacks: Sequenc
         if length > len(x):
             raise RequestError(
                 f"length {length} h is longer than the {len(x)} h of data for {zone}; "
-                "pick shorter --lengths"
+                f"pick shorter {param('lengths')}"
             )
         base = window_sums(x, length)
         baseline = float(base.mean())
@@ -70,7 +70,7 @@ def year_frame(values: pd.DataFrame, year: int) -> pd.DataFrame:
     if part.empty:
         years = sorted(set(pd.DatetimeIndex(values.index).year))
         raise DataError(f"no data in {year}; the data covers the year(s) "
-                        f"{', '.join(map(str, years))}; pick one of them with --year")
+                        f"{', '.join(map(str, years))}; pick one of them with {param('year')}")
     if len(part) > 1 and part.index[1] - part.index[0] < pd.Timedelta("1h"):
         part = part.resample("1h").mean()
     return part
@@ -82,7 +82,8 @@ def slack_sweep(values: pd.DataFrame, year: int, lengths: Iterable[int],
     """Records for every zone column of ``values`` (UTC index ``time``)."""
     lengths, slacks = list(lengths), list(slacks)
     if any(v < 1 for v in lengths) or any(v < 0 for v in slacks):
-        raise RequestError("--lengths must be 1 h or more and --slacks 0 h or more")
+        raise RequestError(f"{param('lengths')} must be 1 h or more and {param('slacks')} 0 h "
+                           "or more")
     frame = year_frame(values, year)
     out: list[dict] = []
     for zone in frame.columns:

@@ -412,8 +412,9 @@ def build_report(path: str | Path, *, data: DataArg = None) -> Report:
 
     file = Path(path)
     if not file.is_file():
-        raise GreenEpochError(f"{file}: no such file; give a plan JSON (greenepoch plan "
-                              "--out) or a what-if results file (greenepoch whatif --out)")
+        raise GreenEpochError(f"{file}: no such file; give a plan JSON (as 'greenepoch plan' "
+                              "writes) or a what-if results file (as 'greenepoch whatif' "
+                              "writes)")
     if is_result_file(file):
         header, rows = read_results(file)
         try:
@@ -424,7 +425,7 @@ def build_report(path: str | Path, *, data: DataArg = None) -> Report:
             what = f"a row misses {exc}" if isinstance(exc, KeyError) else \
                 f"a value has the wrong type: {exc}"
             raise GreenEpochError(f"{file}: not a readable what-if results file ({what}); "
-                                  "write results with 'greenepoch whatif SPEC --out FILE'") \
+                                  "write results with 'greenepoch whatif'") \
                 from None
     plan = Plan.from_json(file)
     try:

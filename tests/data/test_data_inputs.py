@@ -115,7 +115,7 @@ def test_kg_values_under_a_g_header_are_refused_with_the_reason(tmp_path: Path) 
     assert "GB_2023_hourly.csv: zone GB: every value in" in msg
     assert "is under 5 gCO2eq/kWh (max 0.3)" in msg
     assert "not hydro/nuclear-only" in msg and "looks like kgCO2eq/kWh" in msg
-    assert "--allow-implausible" in msg and "GREENEPOCH_ALLOW_IMPLAUSIBLE=1" in msg
+    assert "pass `allow_implausible`" in msg and "GREENEPOCH_ALLOW_IMPLAUSIBLE=1" in msg
     allowed = read_electricitymaps(file, allow_implausible=True)
     assert allowed.values["GB"].tolist() == [0.21, 0.25, 0.19, 0.3]
 

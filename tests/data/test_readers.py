@@ -79,7 +79,7 @@ MALFORMED_EM = [
     ("single_row.csv", 2, ["zone DE has 1 row(s)", "add rows"]),
     ("gap_5h.csv", 3,
      ["gap of 5 h from 2023-01-01T02:00:00+00:00 to 2023-01-01T06:00:00+00:00",
-      "at most 3 h are filled", "allow gaps explicitly (--allow-gaps)"]),
+      "at most 3 h are filled", "allow gaps explicitly (`allow_gaps`)"]),
     ("all_empty_cells.csv", 2, ["has no intensity values", "Fill in the intensity column"]),
     ("header_only.csv", 2, ["no data rows below the header", "Export it again"]),
     ("empty.csv", None, ["the file is empty", "Export it again"]),

@@ -200,7 +200,7 @@ def test_source_for_follows_the_data_rule(folder: Path, monkeypatch: pytest.Monk
     assert source_for(chosen) is chosen
     monkeypatch.setenv(DATA_ENV, str(folder))
     assert isinstance(source_for(None), ExportFolderSource)
-    with pytest.raises(DataError, match=r"--data points at .*missing"):
+    with pytest.raises(DataError, match=r"`data_dir` points at .*missing"):
         source_for(tmp_path / "missing")
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "gone"))
     with pytest.raises(DataError, match=r"\$GREENEPOCH_DATA points at"):

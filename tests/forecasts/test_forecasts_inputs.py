@@ -95,7 +95,8 @@ def test_refit_must_be_positive(folder: Path) -> None:
     assert "--refit" in msg and "'none'" in msg
 
 
-def test_backtest_errors_name_the_flags() -> None:
+def test_backtest_errors_name_the_parameters() -> None:
+    """The library names BacktestConfig's fields (the CLI shows its flags instead)."""
     def error(call: object) -> str:
         with pytest.raises(ForecastError) as info:
             call()  # type: ignore[operator]
@@ -113,14 +114,14 @@ def test_backtest_errors_name_the_flags() -> None:
             day("2023-01-05", tz=UTC), day("2023-01-05", tz=UTC), day("2023-01-06", tz=UTC)),
             progress=False)),
     ]
-    # --train-until 2023-01-10 is inclusive: training ends at 2023-01-11 00:00
-    assert "--test-from 2023-01-01" in msgs[0] and "--train-until 2023-01-10" in msgs[0]
+    # train_until 2023-01-10 is shown inclusive: training ends at 2023-01-11 00:00
+    assert "`test_from` 2023-01-01" in msgs[0] and "`train_until` 2023-01-10" in msgs[0]
     assert "from 2023-01-11 on" in msgs[0]
-    assert "--test-until 2023-01-02 is before --test-from 2023-01-05" in msgs[1]
-    assert "--issue-hour must be 0-23" in msgs[2]
-    assert "leave at least 14 days of history before --test-from" in msgs[3]
+    assert "`test_until` 2023-01-02 is before `test_from` 2023-01-05" in msgs[1]
+    assert "`issue_hour` must be 0-23" in msgs[2]
+    assert "leave at least 14 days of history before `test_from`" in msgs[3]
     for text in msgs:
-        assert "test_from" not in text and "test_until" not in text and "issue_hour" not in text
+        assert "--" not in text
 
 
 # ------------------------------------------------------------------ predict issue
@@ -289,5 +290,5 @@ def test_backtest_says_when_training_is_too_short_for_the_model() -> None:
     with pytest.raises(ForecastError) as info:
         run_backtest(values, "gbm", config, baselines=(), progress=False)
     assert "model 'gbm' needs at least 27 days of history for its first fit, but the data " \
-           f"from {t0:%Y-%m-%d} to --train-until" in str(info.value)
-    assert "holds 20.0: move --train-until (and the test dates) later" in str(info.value)
+           f"from {t0:%Y-%m-%d} to `train_until`" in str(info.value)
+    assert "holds 20.0: move `train_until` (and the test dates) later" in str(info.value)

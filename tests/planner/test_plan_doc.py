@@ -209,3 +209,28 @@ def test_malformed_plan_is_one_error_naming_the_field(tmp_path: Path, mutate: An
         assert len(lines) == 1 and lines[0].startswith("greenepoch: error: "), result.stderr
         assert caught.value.args[0] in lines[0]
         assert not (tmp_path / "r.html").exists()
+
+
+# -- where the plan and its segment CSV are written (the names as given) -------------------
+@pytest.mark.parametrize("given, csv_name", [("p.json", "p.csv"), ("p.JSON", "p.csv"),
+                                             ("p", "p.csv"), ("run.v2", "run.v2.csv"),
+                                             ("p.tar.json", "p.tar.csv")])
+def test_plan_json_is_written_as_named_and_its_csv_beside_it(
+        plans: dict[str, Plan], tmp_path: Path, given: str, csv_name: str) -> None:
+    # run.v2's CSV used to be run.csv: another plan's (run.json) CSV, overwritten
+    (tmp_path / "run.csv").write_text("another plan's segments\n", encoding="utf-8")
+    json_file, csv_file = plans["oracle"].write(tmp_path / given)
+    assert (json_file, csv_file) == (tmp_path / given, tmp_path / csv_name)
+    assert Plan.from_json(json_file).to_dict() == plans["oracle"].to_dict()
+    assert csv_file.read_text(encoding="utf-8").startswith("job,zone,")
+    assert (tmp_path / "run.csv").read_text(encoding="utf-8") == "another plan's segments\n"
+
+
+def test_plan_command_out_without_suffix_writes_p_and_p_csv(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["plan", str(ROOT / "examples" / "minimal.toml"),
+                                      "--oracle", "--out", str(tmp_path / "p")],
+                                env={"GREENEPOCH_DATA": ""})
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "p.csv"]
+    assert f"wrote {tmp_path / 'p'} and {tmp_path / 'p.csv'}" in result.stdout
+    json.loads((tmp_path / "p").read_text(encoding="utf-8"))

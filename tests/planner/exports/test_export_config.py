@@ -79,7 +79,8 @@ def test_not_utf8_is_one_error(tmp_path):
                                                         30, 1)]})))
     result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--dry-run"])
     assert result.exit_code == 2, result.output
-    assert "the clusters config is not UTF-8 text" in result.stderr
+    assert f"{cfg}: not a UTF-8 text file (byte 86" in result.stderr
+    assert "save the clusters config as UTF-8 TOML" in result.stderr
     assert result.stderr.count("\n") == 1
 
 

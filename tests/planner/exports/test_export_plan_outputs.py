@@ -56,7 +56,8 @@ def test_out_that_is_its_own_csv_is_refused_before_planning(tmp_path, command):
                                 env={"GREENEPOCH_DATA": ""}, catch_exceptions=False)
     assert result.exit_code == 2, result.output
     line = _one_line(result.stderr)
-    assert f"--out {out}" in line and "the same file" in line and "p.json" in line
+    assert f"--out {out}: a .csv name is for the plan's segment CSV" in line
+    assert "p.json" in line and "`" not in line
     assert "solving" not in result.output  # refused before any planning
     assert list(tmp_path.iterdir()) == []
 
@@ -72,7 +73,7 @@ def test_plan_write_puts_json_and_csv_side_by_side(tmp_path):
     table = pd.read_csv(io.StringIO(csv_file.read_text(encoding="utf-8")))
     assert list(table["job"]) == ["a", "b,\"c\""] and list(table["gpus"]) == [8, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "p.json"]  # no temp files
-    with pytest.raises(GreenEpochError, match="the same file"):
+    with pytest.raises(GreenEpochError, match="`json_path` .*x.csv: a .csv name is for"):
         plan.write(tmp_path / "x.csv")
     (tmp_path / "y.csv").mkdir()
     with pytest.raises(GreenEpochError, match="is a folder"):

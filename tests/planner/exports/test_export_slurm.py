@@ -488,7 +488,8 @@ def test_failing_squeue_is_one_line(tmp_path, monkeypatch):
         squeue_json()
     assert str(err.value) == (
         "squeue --json failed (exit 1): slurm_load_jobs error: Unable to contact / second "
-        "line; check that slurmctld is reachable, or pass --squeue-json FILE")
+        "line; check that slurmctld is reachable, or pass `squeue_file` (a saved "
+        "'squeue --json' output)")
 
 
 def _submit_one(tmp_path: Path, results: Path, name: str, start: pd.Timestamp) -> str:

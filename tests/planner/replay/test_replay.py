@@ -252,11 +252,11 @@ def test_forecast_model_is_pluggable() -> None:
 
 def test_user_errors_say_what_to_do(tmp_path: object) -> None:
     actual = history(48)
-    with pytest.raises(RequestError, match="raise --capacity"):
+    with pytest.raises(RequestError, match="raise `capacity`"):
         Compiled(scenario(actual, [job("a", "A", 0, 3, 10, gpus=128)], 48))
     with pytest.raises(RequestError, match="replay period"):
         Compiled(scenario(actual, [job("a", "A", 40, 3, 10)], 48))
-    with pytest.raises(RequestError, match="add it to --zones"):
+    with pytest.raises(RequestError, match="add it to `zones`"):
         Compiled(scenario(actual, [job("a", "C", 0, 3, 10)], 48))
     with pytest.raises(RequestError, match="unknown replay policy"):
         get_policy("fastest")

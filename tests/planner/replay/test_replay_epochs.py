@@ -90,7 +90,7 @@ def test_window_too_short_after_the_epoch_wait_is_refused() -> None:
     jobs = [job("a", "A", 1, 3, 0)]  # 01:00 .. 04:00, first seen at 02:00 with 2 h epochs
     assert not run_replay(Compiled(scenario(actual, jobs, 24)),
                           get_policy("oracle")).jobs["missed"].any()
-    with pytest.raises(RequestError, match="shorter --epoch"):
+    with pytest.raises(RequestError, match="shorter `epoch`"):
         Compiled(scenario(actual, jobs, 24, epoch="2h"))
 
 
@@ -121,7 +121,7 @@ def test_policy_settings_out_of_range_are_refused() -> None:
                           ({"hysteresis": -0.1}, r"in \[0, 1\]")):
         with pytest.raises(RequestError, match=match):
             Threshold(**kwargs)  # type: ignore[arg-type]
-    with pytest.raises(RequestError, match="--replan-every"):
+    with pytest.raises(RequestError, match="`replan_every_h` must be longer than 0"):
         get_policy("milp", replan_every_h=0.0)
 
 
@@ -174,7 +174,8 @@ def test_cli_info_has_only_policies_that_report(runner: CliRunner) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--threshold", "-100"], "give 0 or more"),
-    (["--hysteresis", "5"], "--hysteresis 0.1"),
+    (["--hysteresis", "5"], "--hysteresis = 5; give a fraction"),
+    (["--threshold", "q0"], "--threshold 'q0': the quantile must be in (0, 1), e.g. q0.3"),
     (["--forecast-every", "0h"], "give e.g. --forecast-every 1h"),
     (["--forecast-every", "90min"], "whole number"),
     (["--epoch", "30min"], "--epoch 0.5 h must be a whole number"),

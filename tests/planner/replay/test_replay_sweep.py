@@ -63,7 +63,7 @@ def test_sweep_records_and_year() -> None:
     assert by[("A", 24, 168, False)]["optimal_g"] <= by[("A", 24, 24, False)]["optimal_g"]
     from greenepoch.data.errors import DataError
 
-    with pytest.raises(DataError, match="pick one of them with --year"):
+    with pytest.raises(DataError, match="pick one of them with `year`"):
         slack_sweep(values, 2019, [1], [24])
 
 
