@@ -44,9 +44,16 @@ def synthetic(n_jobs: int, n_zones: int, hours: int, seed: int, slot: str = "1h"
 
 
 def variants(problem: PlanningProblem) -> list[PlanningProblem]:
-    """The problem plus elastic, min-run, paid-migration and hard-threshold variants."""
+    """The problem plus elastic, min-run, paid-migration and hard-threshold variants, and
+    those of issue 15: checkpoint save time, a migration cap, an elastic job on a size
+    step whose size changes are restarts or in-place resizes."""
     job = problem.jobs[0]
     elastic = dataclasses.replace(job, gpus_min=max(1, job.gpus // 2))
+    half = job.gpus // 2
+    stepped = dataclasses.replace(job, gpus_min=half // 2 * 2, gpus_step=half // 2)
+    in_place = dataclasses.replace(stepped, resize_h=0.1, save_h=0.05)
+    saves = dataclasses.replace(job, save_h=0.2)
+    capped = dataclasses.replace(job, max_moves=1, save_h=0.1)
     minrun = dataclasses.replace(job, min_run_slots=3)
     migrate = dataclasses.replace(job, checkpoint_gb=50.0, transfer_kwh_per_gb=0.06,
                                   egress_usd_per_gb=0.02, transfer_slots=1)
@@ -57,6 +64,10 @@ def variants(problem: PlanningProblem) -> list[PlanningProblem]:
         dataclasses.replace(problem, jobs=(minrun, *problem.jobs[1:])),
         dataclasses.replace(problem, jobs=(migrate, *problem.jobs[1:])),
         dataclasses.replace(problem, threshold=threshold),
+        dataclasses.replace(problem, jobs=(stepped, *problem.jobs[1:])),
+        dataclasses.replace(problem, jobs=(in_place, *problem.jobs[1:])),
+        dataclasses.replace(problem, jobs=(saves, *problem.jobs[1:])),
+        dataclasses.replace(problem, jobs=(capped, *problem.jobs[1:])),
     ]
 
 
