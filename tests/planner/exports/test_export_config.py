@@ -95,3 +95,25 @@ def test_good_values_are_read_as_written(tmp_path):
     assert (job.checkpoint_lead_s, job.checkpoint_signal, job.env) == (90, "USR2",
                                                                          (("SEED", "1"),))
     assert config.slurm["Z1"].gpus_per_node == 8 and config.slurm_federation is True
+
+
+def test_load_config_reads_through_the_request_reader(tmp_path, monkeypatch):
+    from greenepoch.planner.exports.common import ExportError
+    from greenepoch.planner.exports.config import ClusterConfig
+
+    with pytest.raises(ExportError, match="no such clusters config file"):
+        load_config(tmp_path / "missing.toml")
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 2000 + "]" * 2000 + "\n")
+    with pytest.raises(ExportError, match="not a clusters config \\(its TOML is nested"):
+        load_config(tmp_path / "deep.toml")
+    assert load_config(None) == load_config("") == ClusterConfig()  # empty variable: unset
+    monkeypatch.setenv("GREENEPOCH_CLUSTERS", "")
+    plan = tmp_path / "p.json"
+    plan.write_text(json.dumps(plan_doc({"a": [segment("Z1", now_floor() + pd.Timedelta("1h"),
+                                                        30, 1)]})))
+    result = run_cli(["export", "slurm", str(plan), "--dry-run"])
+    assert result.exit_code == 2
+    assert "pass it with --config (or $GREENEPOCH_CLUSTERS" in result.stderr
+    result = run_cli(["export", "slurm", str(plan), "--dry-run", "--config", str(tmp_path)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"greenepoch: error: {tmp_path}: ")

@@ -73,7 +73,7 @@ def test_plan_write_puts_json_and_csv_side_by_side(tmp_path):
     table = pd.read_csv(io.StringIO(csv_file.read_text(encoding="utf-8")))
     assert list(table["job"]) == ["a", "b,\"c\""] and list(table["gpus"]) == [8, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "p.json"]  # no temp files
-    with pytest.raises(GreenEpochError, match="`json_path` .*x.csv: a .csv name is for"):
+    with pytest.raises(GreenEpochError, match=r"`json_path` .*x\.csv: a \.csv name is for"):
         plan.write(tmp_path / "x.csv")
     (tmp_path / "y.csv").mkdir()
     with pytest.raises(GreenEpochError, match="is a folder"):

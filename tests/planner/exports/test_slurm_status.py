@@ -149,3 +149,40 @@ def test_slurm_number_objects_are_read():
 
     rows, _ = compare(plan, parse_squeue(json.dumps({"jobs": [job]})))
     assert rows[0].slurm_job_id == 4 and rows[0].drift == []
+
+
+# -- the clusters config (options.config_option, like export) ---------------------------
+@pytest.mark.parametrize("content", ["", "[defaults]\ncommand = ['echo']\n",
+                                     "[zones.Z9.slurm]\npartition = 'gpu'\n"])
+def test_a_clusters_config_mapping_none_of_the_zones_is_one_error(tmp_path, content):
+    """It used to check nothing and report no drift, exit 0."""
+    plan = tmp_path / "p.json"
+    plan.write_text(json.dumps(plan_doc({"a": [segment("Z1", now_floor() + pd.Timedelta("1h"),
+                                                        30, 2)]})))
+    squeue = tmp_path / "sq.json"
+    squeue.write_text('{"jobs": []}')
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(content)
+    for args, env in (([f"--config={cfg}"], None), ([], {"GREENEPOCH_CLUSTERS": str(cfg)})):
+        result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(squeue), *args],
+                         env=env)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"greenepoch: error: {cfg}: maps none of the plan's zones (Z1) to a Slurm cluster, "
+            "so partition, account and nodes cannot be checked; add a [zones.<zone>.slurm] "
+            "table for them (examples/clusters.toml shows the format), or compare without a "
+            "clusters config\n")
+    cfg.write_text(content + "[zones.Z1.slurm]\npartition = 'gpu'\n")
+    result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(squeue),
+                      "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+
+
+def test_status_takes_the_shared_config_option():
+    from greenepoch.planner.cli.export_cmd import slurm as export_slurm
+    from greenepoch.planner.cli.slurm_cmd import status
+
+    def config(command):
+        return next(p for p in command.params if p.name == "config_file")
+
+    assert config(status).to_info_dict() == config(export_slurm).to_info_dict()
