@@ -254,9 +254,9 @@ class Milp(ReplayPolicy):
 
     def __init__(self, replan_every_h: float = 24.0, horizon_h: float = 168.0,
                  time_limit_s: float = 10.0, mip_gap: float = 1e-3) -> None:
-        for value, name, example in ((replan_every_h, param("replan_every_h"), "24 h"),
-                                     (horizon_h, param("horizon_h"), "168 h"),
-                                     (time_limit_s, param("time_limit_s"), "10 s")):
+        for value, name, example in ((replan_every_h, param("replan_every_h"), "24h"),
+                                     (horizon_h, param("horizon_h"), "168h"),
+                                     (time_limit_s, param("time_limit_s"), "10s")):
             if not value > 0:
                 raise RequestError(f"{name} must be longer than 0; give e.g. {example}")
         self.replan_every_h = replan_every_h
