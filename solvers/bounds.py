@@ -8,6 +8,11 @@
   migration costs (>= 0) dropped.  A relaxation of the LP relaxation, much easier
   to solve at scale.
 
+Both count one start's overhead and nothing else a plan loses: checkpoint saves (one
+before every start but the first), size changes and further restarts only add to what
+a plan runs, so ignoring them keeps the bounds valid (weaker where saves are long).
+The size step is relaxed too (n continuous in the LP).
+
 Every function returns None when it could not prove a bound within its time.
 """
 

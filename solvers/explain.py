@@ -233,10 +233,16 @@ def explain(problem: PlanningProblem) -> str:
             return "infeasible: " + " | ".join(reasons)
     if len(problem.jobs) == 1:
         job = problem.jobs[0]
+        limits = ["max_interruptions" + (" (each size change is a restart)"
+                                         if not job.rigid and job.resize_h is None else ""),
+                  f"min_run = {job.min_run_slots} slot(s)", "transfer_time"]
+        if job.save_h > 0:
+            limits.append("checkpoint_save")
+        if job.max_moves is not None and len(job.zones) > 1:
+            limits.append("max_migrations")
         return (
             f"infeasible: job '{job.name}' has enough usable slots, but no schedule meets "
-            f"all its limits together (max_interruptions, min_run = {job.min_run_slots} "
-            "slot(s), transfer_time, one zone at a time); relax one of them or move the "
-            "deadline later"
+            f"all its limits together ({', '.join(limits)}, one zone at a time); relax one "
+            "of them or move the deadline later"
         )
     return "infeasible: " + explain_shared(problem)

@@ -274,7 +274,8 @@ def test_resizes_every_path_by_hand(resize_h: float | None, run: float, segments
 
 
 def test_a_resize_restart_is_an_interruption() -> None:
-    with pytest.raises(InfeasibleError):
+    with pytest.raises(InfeasibleError, match=r"max_interruptions \(each size change is a "
+                                              r"restart\), .*checkpoint_save"):
         solve_problem(resize_problem(None, max_starts=2), SolveSettings(mip_gap=0.0))
     outcome = solve_problem(resize_problem(0.0625, max_starts=1), SolveSettings(mip_gap=0.0))
     assert outcome.solution.objective == pytest.approx(0.775)
@@ -365,3 +366,43 @@ def test_existing_rows_keep_their_names() -> None:
     assert sum(b - a for a, b in fm.family_rows.values()) == fm.n_rows
     assert len(build(p).lp.constraints) == fm.n_rows
     assert dataclasses.replace(job, max_moves=None).tracks_checkpoint is False
+
+
+def shared_problem(seed: int) -> PlanningProblem:
+    """Three jobs competing for two zones' capacity over 12 h: one rigid with saves and
+    a move cap, two elastic on a step of 2 (one resizing in place)."""
+    rng = np.random.default_rng(seed)
+    jobs = (
+        job_spec(name="rigid", gpus=4, gpus_min=4, work=12.0, last=11, zones=(0, 1),
+                 overhead_h=0.25, save_h=0.25, max_moves=1, max_starts=3),
+        job_spec(name="restart", gpus=4, gpus_min=2, gpus_step=2, work=14.0, last=10,
+                 zones=(0, 1), home=1, overhead_h=0.25, save_h=0.125),
+        job_spec(name="inplace", gpus=6, gpus_min=2, gpus_step=2, work=16.0, first=2,
+                 last=11, zones=(0,), overhead_h=0.25, save_h=0.125, resize_h=0.125),
+    )
+    return PlanningProblem(
+        slots=pd.date_range(T0, periods=12, freq="1h", name="time"), slot_h=1.0,
+        zones=("Z0", "Z1"), jobs=jobs, intensity=rng.integers(20, 900, (2, 12)).astype(float),
+        pue=np.ones(2), capacity=rng.choice([4, 6, 8], (2, 12)).astype(np.int64), price=None)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shared_capacity_every_path(seed: int) -> None:
+    from greenepoch.solvers import lns
+
+    p = shared_problem(seed)
+    (pulp_value, pulp), (fast_value, fast) = pulp_plan(p), fast_plan(p)
+    assert pulp_value == pytest.approx(fast_value, rel=1e-6, abs=1e-6)
+    progress = lns.decompose(p, time_limit=2.0)
+    plans = [plan for plan in (pulp, fast, greedy(p)[0], progress.schedule) if plan is not None]
+    for plan in plans:
+        assert check_schedule(p, plan) == []
+        for j, job in enumerate(p.jobs):
+            starts, resizes, moves = hand_counts(job, plan.gpus[j])
+            assert plan.run[j].sum() == pytest.approx(job.work + hand_lost(job, starts, resizes))
+            assert (plan.gpus[j] % job.gpus_step == 0).all()
+            assert job.max_moves is None or moves <= job.max_moves
+        assert objective(p, plan) >= pulp_value - 1e-6
+    # the PuLP MILP warm-started from a plan (r read off the vectorised start vector)
+    started = solve_problem(p, SolveSettings(mip_gap=0.0), baselines={"fast": fast})
+    assert started.solution.objective == pytest.approx(pulp_value, rel=1e-6)
