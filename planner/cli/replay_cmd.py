@@ -61,6 +61,9 @@ def _zone_list(spec: str | None) -> list[str] | None:
     return resolve_zones(spec)
 
 
+# Click names are the library's parameter names (jobs, spec, replan_every_h, ...): a
+# library message naming one shows the option instead (cli.main.as_flags).  The values
+# are still text here, parsed below.
 @click.group(invoke_without_command=True, context_settings={"ignore_unknown_options": False})
 @data_option
 @zones_option()
@@ -109,8 +112,6 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     Each policy decides every epoch with only the data known by then (and forecasts
     made from it); emissions are charged at the intensities that really occurred.
     """
-    # click names match the library's parameters (replan_every_h, ...) so that library
-    # messages show these options (cli.main.as_flags); the values are still text here
     if ctx.invoked_subcommand is not None:
         return
     from greenepoch.data.timeparse import duration
