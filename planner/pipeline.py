@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from greenepoch.data.errors import DataError, InfeasibleError, RequestError
+from greenepoch.data.errors import DataError, InfeasibleError, RequestError, param
 from greenepoch.data.intensity.frame import IntensityData
 from greenepoch.data.intensity.source import IntensitySource, source_for
 from greenepoch.data.timeparse import hours
@@ -81,7 +81,7 @@ def load_intensities(
     if history.empty:
         raise RequestError(
             f"no intensity history before the plan start {slots[0].isoformat()} to forecast "
-            "from; start later, or plan with --oracle")
+            f"from; start later, or plan with {param('oracle')}")
     if fit_until is not None and fit_until > slots[0]:
         raise RequestError(
             f"fit_until {fit_until.isoformat()} is after the plan start "

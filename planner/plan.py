@@ -18,8 +18,9 @@ from greenepoch.solvers.schedule import objective as schedule_objective
 from greenepoch.solvers.solve import baseline_violations, check_schedule
 
 #: The typed plan is re-exported: ``from greenepoch.planner.plan import Plan`` keeps working.
-__all__ = ["SCHEMA_VERSION", "SEGMENT_COLUMNS", "Plan", "PlanError", "PlanStatus", "assemble",
-           "MIN_EXPECTED_SAVING", "charged_kg", "fallback_reason", "hedge", "not_robust", "run_now", "run_now_plans", "run_now_runs"]
+__all__ = ["MIN_EXPECTED_SAVING", "SCHEMA_VERSION", "SEGMENT_COLUMNS", "Plan", "PlanError",
+           "PlanStatus", "assemble", "charged_kg", "fallback_reason", "hedge", "not_robust",
+           "run_now", "run_now_plans", "run_now_runs"]
 
 
 def _segments(problem: PlanningProblem, schedule: Schedule, j: int,

@@ -47,7 +47,7 @@ class _Group(click.Group):
             sys.exit(2)
 
 
-_PARAM = re.compile(r"`([a-z_][a-z0-9_]*)`")  # data.errors.param's form
+_PARAM = re.compile(r"(?<!`)`([a-z_][a-z0-9_]*)`(?!`)")  # data.errors.param's form
 
 
 def option_flags(group: click.Group) -> dict[str, str]:

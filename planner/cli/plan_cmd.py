@@ -26,8 +26,8 @@ from greenepoch.planner.request import load_request
 @forecast_option
 @click.option("--no-fallback", "no_fallback", is_flag=True,
               help="Keep a forecast plan's optimised schedule for a job even when it is not "
-                   "robust (emits more than running now at the forecast's P90); the "
-                   "summary still warns.")
+                   "robust (emits more than running now at the forecast's P90) or expects "
+                   "to save under 10 %; the summary still warns when it is not robust.")
 @click.option("--start", default=None,
               help="Move the request to start here (ISO 8601 with offset); releases, "
                    "deadlines and capacity steps keep their offsets from its start.")

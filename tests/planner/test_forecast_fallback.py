@@ -36,8 +36,8 @@ def _plan(saving: float, fallback: bool = True) -> Plan:
     frame = pd.DataFrame({"A": [100.0] * 6, "B": [100.0 * (1 - saving)] * 6}, index=INDEX)
     job = Job(name="train", gpus=2, gpu_hours=4.0, release=T0, deadline=T0 + pd.Timedelta("6h"),
               zones=("A", "B"), home_zone="A", gpu_power_kw=1.0, checkpoint_gb=0.0)
-    request = PlanRequest(start=T0, jobs=(job,), zones=(Zone("A", 8, pue=1.0), Zone("B", 8, pue=1.0)),
-                          policy=Policy(mip_gap=0.0))
+    zones = (Zone("A", 8, pue=1.0), Zone("B", 8, pue=1.0))
+    request = PlanRequest(start=T0, jobs=(job,), zones=zones, policy=Policy(mip_gap=0.0))
     problem = build_problem(request, _data(frame), np.zeros((2, 6)))
     outcome = solve_problem(problem, request.policy.solve_settings)
     intensities = Intensities(_data(frame), _data(frame), "forecast", "test",
