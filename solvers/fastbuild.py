@@ -5,7 +5,8 @@ one vectorised function per constraint family with the same name.  Columns are l
 out in blocks: ``x`` (one per key ``(j, z, t)`` in ``A(j)``), then ``s`` (same keys),
 then ``n`` (keys of elastic jobs, in GPU steps), then ``a`` and ``m`` (jobs that
 migrate at a cost or whose moves are capped, keys over the whole window), then ``r``
-(elastic keys whose previous slot is a key too), then ``u`` (x keys whose slot could
+(elastic keys whose previous slot is a key too) and ``w`` (those ``r`` of jobs that
+resize in place), then ``u`` (x keys whose slot could
 be their job's last) and ``l`` (per job and slot from its earliest possible last
 slot).  Rows carry their family; ``FastModel.family_rows`` maps each family to its
 row range, so a row's name is ``family[row - first]``.
@@ -43,6 +44,7 @@ class FastModel:
     a_index: np.ndarray | None = None  # [job, zone, slot] -> a column, -1 when absent
     r_x: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # x key of r
     r_first: int = 0  # first r column
+    w_r: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # r of each w
     u_x: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # x key of u
     u_first: int = 0  # first u column; l columns follow the u columns
     lJ: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -81,6 +83,9 @@ class FastModel:
 
     def r_col(self, i: np.ndarray) -> np.ndarray:
         return self.r_first + i
+
+    def w_col(self, i: np.ndarray) -> np.ndarray:
+        return self.r_first + len(self.r_x) + i
 
     def u_col(self, i: np.ndarray) -> np.ndarray:
         return self.u_first + i
@@ -224,24 +229,30 @@ def add_run_limits(fm: FastModel) -> None:
 
 
 def _resize_variables(fm: FastModel) -> None:
-    """r for elastic keys whose previous slot (same job and zone) is a key too; binary
-    unless relaxed."""
+    """r for elastic keys whose previous slot (same job and zone) is a key too, binary
+    unless relaxed; w (0..G) for those of jobs that resize in place."""
+    p = fm.problem
     prev = _prev(fm)
     fm.r_x = np.flatnonzero((fm.n_col >= 0) & (prev >= 0)) if fm.n_x else \
         np.zeros(0, np.int64)
     nr = len(fm.r_x)
+    in_place = np.array([job.resize_h is not None for job in p.jobs], bool)
+    fm.w_r = np.flatnonzero(in_place[fm.J[fm.r_x]])
+    nw = len(fm.w_r)
+    gmax = np.array([job.gpus for job in p.jobs], float)[fm.J[fm.r_x[fm.w_r]]]
     fm.r_first = fm.n_cols
-    fm.lower = np.concatenate([fm.lower, np.zeros(nr)])
-    fm.upper = np.concatenate([fm.upper, np.ones(nr)])
-    fm.integer = np.concatenate([fm.integer, np.ones(nr, bool)])
-    fm.cost = np.concatenate([fm.cost, np.zeros(nr)])
+    fm.lower = np.concatenate([fm.lower, np.zeros(nr + nw)])
+    fm.upper = np.concatenate([fm.upper, np.ones(nr), gmax])
+    fm.integer = np.concatenate([fm.integer, np.ones(nr, bool), np.zeros(nw, bool)])
+    fm.cost = np.concatenate([fm.cost, np.zeros(nr + nw)])
     fm.n_cols = len(fm.lower)
 
 
 def add_resizes(fm: FastModel) -> None:
     """(G - G_min) r - D n[t] + D n[t-1] - G x[t-1] >= -G and
     (G - G_min) r - D n[t-1] + D n[t] - G x[t] >= -G: r is 1 where the size changes
-    between two held slots."""
+    between two held slots; resizing in place, w - D n[t] - G r >= -G and
+    w - D n[t-1] - G r >= -G: w is the larger size where r is 1."""
     nr = len(fm.r_x)
     if not nr:
         return
@@ -257,6 +268,17 @@ def add_resizes(fm: FastModel) -> None:
         fm.add_rows(family, rows,
                     np.concatenate([fm.r_col(k), fm.n_col[grow], fm.n_col[shrink], shrink]),
                     np.concatenate([span, -step, step, -gmax]), -gmax, np.full(nr, INF))
+    nw = len(fm.w_r)
+    if not nw:
+        return
+    kw = np.arange(nw)
+    rows = np.concatenate([kw, kw, kw])
+    r = fm.w_r
+    for family, key in (("larger_now", i[r]), ("larger_prev", prev[r])):
+        fm.add_rows(family, rows,
+                    np.concatenate([fm.w_col(kw), fm.n_col[key], fm.r_col(r)]),
+                    np.concatenate([np.ones(nw), -step[r], -gmax[r]]), -gmax[r],
+                    np.full(nw, INF))
 
 
 def restart_resizes(fm: FastModel) -> np.ndarray:
@@ -286,22 +308,27 @@ def add_starts(fm: FastModel) -> None:
 
 
 def add_work(fm: FastModel) -> None:
-    """h sum_{z,t} gpus[j,z,t] - (O_j + S_j) sum_{z,t} s[j,z,t] - P_j sum_{z,t} r[j,z,t]
-    - sum_{z,t} u[j,z,t] >= W_j - S_j: all work done in the window, one overhead per
-    start and one save before every start but the first; sum_{z,t} s[j,z,t] >= 1 for
-    jobs with a save time (the credit assumes a start)."""
+    """h sum_{z,t} gpus[j,z,t] - (O_j + S_j) sum_{z,t} (s[j,z,t] + r[j,z,t])
+    - sum_{z,t} u[j,z,t] >= W_j - S_j (resizing in place: - R_j sum_{z,t} w[j,z,t] in
+    place of the r terms): all work done in the window, one overhead per start and one
+    save before every start but the first; sum_{z,t} s[j,z,t] >= 1 for jobs with a save
+    time (the credit assumes a start)."""
     p = fm.problem
     i = np.arange(fm.n_x)
     gcols, gcoef = fm.gpu_terms(i)
     overhead = np.array([job.segment_gpu_h for job in p.jobs], float)
     has_o = overhead[fm.J] > 0
-    resize = np.array([job.resize_gpu_h for job in p.jobs], float)
-    kr = np.flatnonzero(resize[fm.J[fm.r_x]] > 0)
+    kr = restart_resizes(fm)
+    kr = kr[overhead[fm.J[fm.r_x[kr]]] > 0]
+    per_gpu = np.array([job.resize_h or 0.0 for job in p.jobs], float)
+    kw = np.arange(len(fm.w_r))
+    jw = fm.J[fm.r_x[fm.w_r]]
     k = np.arange(len(fm.u_x))
-    rows = np.concatenate([fm.J, fm.J[has_o], fm.J[fm.r_x[kr]], fm.J[fm.u_x]])
-    cols = np.concatenate([gcols, fm.s_col(i[has_o]), fm.r_col(kr), fm.u_col(k)])
+    rows = np.concatenate([fm.J, fm.J[has_o], fm.J[fm.r_x[kr]], jw, fm.J[fm.u_x]])
+    cols = np.concatenate([gcols, fm.s_col(i[has_o]), fm.r_col(kr), fm.w_col(kw),
+                           fm.u_col(k)])
     vals = np.concatenate([p.slot_h * gcoef, -overhead[fm.J[has_o]],
-                           -resize[fm.J[fm.r_x[kr]]], -np.ones(len(k))])
+                           -overhead[fm.J[fm.r_x[kr]]], -per_gpu[jw], -np.ones(len(k))])
     need = np.array([job.work - job.save_gpu_h for job in p.jobs], float)
     fm.add_rows("work", rows, cols, vals, need, np.full(len(p.jobs), INF))
     saves = np.array([job.save_h > 0 for job in p.jobs], bool)
@@ -316,9 +343,9 @@ def add_work(fm: FastModel) -> None:
 
 def add_idle(fm: FastModel) -> None:
     """u[j,z,t] + f_j s[j,z,t] + g_j r[j,z,t] - h gpus[j,z,t] <= 0 (f_j: a start slot's
-    restart overhead, g_j: a resize slot's loss); l[j,t] >= x[j,z,t+1], l[j,t] >=
-    l[j,t+1]; sum_z u[j,z,t] + h G_j l[j,t] <= h G_j: only the last held slot may be
-    partly run.  Creates the u, l columns."""
+    restart overhead, g_j: f_j when a size change is a restart, else 0); l[j,t] >=
+    x[j,z,t+1], l[j,t] >= l[j,t+1]; sum_z u[j,z,t] + h G_j l[j,t] <= h G_j: only the
+    last held slot may be partly run.  Creates the u, l columns."""
     p = fm.problem
     h = p.slot_h
     last = np.array([job.earliest_last_slot(h) for job in p.jobs], np.int64)
@@ -344,8 +371,9 @@ def add_idle(fm: FastModel) -> None:
     floor = np.array([job.restart_floor(h) for job in p.jobs], float)[fm.J[i]]
     r_of = np.full(fm.n_x, -1, np.int64)
     r_of[fm.r_x] = np.arange(len(fm.r_x))
-    kr = np.flatnonzero(r_of[i] >= 0)
-    rfloor = np.array([job.resize_floor(h) for job in p.jobs], float)[fm.J[i[kr]]]
+    rfloor_of = np.array([job.resize_floor(h) for job in p.jobs], float)
+    kr = np.flatnonzero((r_of[i] >= 0) & (rfloor_of[fm.J[i]] > 0))
+    rfloor = rfloor_of[fm.J[i[kr]]]
     fm.add_rows("idle", np.concatenate([k, k, k, kr]),
                 np.concatenate([fm.u_col(k), fm.s_col(i), gcols, fm.r_col(r_of[i[kr]])]),
                 np.concatenate([np.ones(nu), floor, -h * gcoef, rfloor]),
@@ -613,8 +641,10 @@ def start_values(fm: FastModel, schedule: Schedule) -> np.ndarray | None:
         i, prev = fm.r_x, _prev(fm)[fm.r_x]
         now = schedule.gpus[fm.J[i], fm.Z[i], fm.T[i]]
         before = schedule.gpus[fm.J[i], fm.Z[i], fm.T[i] - 1]
-        v[fm.r_col(np.arange(len(i)))] = ((now > 0) & (before > 0) & (now != before)) & \
-            (prev >= 0)
+        changed = (now > 0) & (before > 0) & (now != before) & (prev >= 0)
+        v[fm.r_col(np.arange(len(i)))] = changed
+        r = fm.w_r
+        v[fm.w_col(np.arange(len(r)))] = np.where(changed[r], np.maximum(now[r], before[r]), 0)
     if fm.n_a:
         loc = np.zeros((len(p.jobs), p.n_slots), np.int64)
         for j, job in enumerate(p.jobs):

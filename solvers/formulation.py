@@ -9,6 +9,7 @@ Variables
                         gpus = D_j n; rigid: gpus = G_j x)
     s[j,z,t] >= 0       j starts (resumes) in z at t
     r[j,z,t] in {0,1}   j changes size in z at t, held at t-1 and t (elastic jobs)
+    w[j,z,t] >= 0       the larger size of that change (jobs that resize in place)
     a[j,z,t] in [0,1]   j's checkpoint is in z (jobs that migrate at a cost or whose
                         moves are capped)
     m[j,z,t] >= 0       j's checkpoint moves into z at t
@@ -16,8 +17,8 @@ Variables
     l[j,t] in [0,1]     j holds GPUs after slot t (1 when it does, binary x forcing it)
 Losses (GPU-hours, at the job's largest size G_j): O_j = overhead_h G_j per start,
 S_j = save_h G_j per checkpoint save, before every segment but the first; a size
-change costs P_j = O_j + S_j and counts as a start when it is a restart (resize_h
-None), P_j = resize_h G_j otherwise.
+change is a restart when resize_h is None (it costs O_j + S_j and counts as a start),
+otherwise it loses R_j w GPU-hours (R_j = resize_h).
 A held slot runs in full (h x gpus GPU-hours) except the job's last one, which stops
 when the work is done: u may be positive only where nothing is held later, so the
 objective charges exactly what the plan runs (:func:`solvers.schedule.trim_excess`).
@@ -44,6 +45,7 @@ class Model:
     n: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     s: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     r: dict[Key, pulp.LpVariable] = field(default_factory=dict)
+    w: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     a: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     m: dict[Key, pulp.LpVariable] = field(default_factory=dict)
     u: dict[Key, pulp.LpVariable] = field(default_factory=dict)
@@ -55,8 +57,8 @@ class Model:
 
 
 def add_variables(model: Model, relax: bool = False) -> None:
-    """Create x, n, s on A(j), r where (j, z, t-1) is in A(j) too; integers become
-    continuous when ``relax``."""
+    """Create x, n, s on A(j), r (and w, resizing in place) where (j, z, t-1) is in A(j)
+    too; integers become continuous when ``relax``."""
     p = model.problem
     cat = pulp.LpContinuous if relax else pulp.LpBinary
     icat = pulp.LpContinuous if relax else pulp.LpInteger
@@ -71,6 +73,8 @@ def add_variables(model: Model, relax: bool = False) -> None:
                                                        job.gpus // job.gpus_step, icat)
                     if (j, z, t - 1) in model.x:
                         model.r[k] = model.lp.add_variable(f"r_{j}_{z}_{t}", 0, 1, cat)
+                        if job.resize_h is not None:
+                            model.w[k] = model.lp.add_variable(f"w_{j}_{z}_{t}", 0, job.gpus)
 
 
 def add_run_limits(model: Model) -> None:
@@ -87,7 +91,9 @@ def add_run_limits(model: Model) -> None:
 def add_resizes(model: Model) -> None:
     """r[j,z,t] >= (D n[t] - D n[t-1] - G (1 - x[t-1])) / (G - G_min) and
     r[j,z,t] >= (D n[t-1] - D n[t] - G (1 - x[t])) / (G - G_min): r is 1 where the
-    size changes between two held slots (the change is at most G - G_min)."""
+    size changes between two held slots (the change is at most G - G_min); resizing in
+    place, w[j,z,t] >= D n[t] - G (1 - r[j,z,t]) and w[j,z,t] >= D n[t-1] - G (1 -
+    r[j,z,t]): w is the larger size where r is 1."""
     p = model.problem
     for k, r in model.r.items():
         j, z, t = k
@@ -98,6 +104,10 @@ def add_resizes(model: Model) -> None:
         down = model.gpus(prev) - model.gpus(k) - job.gpus * (1 - model.x[k])
         model.lp += (span * r >= up, f"growth[{job.name}|{z}|{t}]")
         model.lp += (span * r >= down, f"shrink[{job.name}|{z}|{t}]")
+        if k in model.w:
+            for name, key in (("larger_now", k), ("larger_prev", prev)):
+                model.lp += (model.w[k] >= model.gpus(key) - job.gpus * (1 - r),
+                             f"{name}[{job.name}|{z}|{t}]")
 
 
 def restarts(model: Model, keys: list[Key]) -> pulp.LpAffineExpression:
@@ -122,10 +132,11 @@ def add_starts(model: Model) -> None:
 
 
 def add_work(model: Model) -> None:
-    """h sum_{z,t} gpus[j,z,t] - (O_j + S_j) sum_{z,t} s[j,z,t] - P_j sum_{z,t} r[j,z,t]
-    - sum_{z,t} u[j,z,t] >= W_j - S_j: all work done in the window, with one overhead
-    per start and one save before every start but the first (credited once: a job
-    with work starts at least once, sum s >= 1 below when S_j > 0).
+    """h sum_{z,t} gpus[j,z,t] - (O_j + S_j) sum_{z,t} (s[j,z,t] + r[j,z,t])
+    - sum_{z,t} u[j,z,t] >= W_j - S_j (resizing in place: - R_j sum_{z,t} w[j,z,t] in
+    place of the r terms): all work done in the window, with one overhead per start
+    and one save before every start but the first (credited once: a job with work
+    starts at least once, sum s >= 1 below when S_j > 0).
 
     A job split over zones counts one save per start in any zone: a lower bound of its
     loss when a stop in one zone needs no save while another zone runs on."""
@@ -137,8 +148,10 @@ def add_work(model: Model) -> None:
         expr = pulp.lpSum(p.slot_h * model.gpus(k) for k in keys[j])
         if job.segment_gpu_h > 0:
             expr -= job.segment_gpu_h * pulp.lpSum(model.s[k] for k in keys[j])
-        if job.resize_gpu_h > 0:
-            expr -= job.resize_gpu_h * pulp.lpSum(model.r[k] for k in keys[j] if k in model.r)
+        if job.resize_h is None and job.segment_gpu_h > 0:
+            expr -= job.segment_gpu_h * pulp.lpSum(model.r[k] for k in keys[j] if k in model.r)
+        elif job.resize_h:
+            expr -= job.resize_h * pulp.lpSum(model.w[k] for k in keys[j] if k in model.w)
         expr -= pulp.lpSum(model.u[k] for k in keys[j] if k in model.u)
         model.lp += (expr >= job.work - job.save_gpu_h, f"work[{job.name}]")
         if job.save_h > 0 and keys[j]:
@@ -153,7 +166,7 @@ def idle_keys(problem: PlanningProblem, keys: list[Key]) -> list[Key]:
 
 def add_idle(model: Model) -> None:
     """u[j,z,t] + f_j s[j,z,t] + g_j r[j,z,t] <= h gpus[j,z,t] (f_j: a start slot's
-    restart overhead, g_j: a resize slot's loss, each capped at h G_min);
+    restart overhead capped at h G_min; g_j: f_j when a size change is a restart, else 0);
     l[j,t] >= x[j,z,t+1], l[j,t] >= l[j,t+1]; sum_z u[j,z,t] <= h G_j (1 - l[j,t]):
     only the last held slot may be partly run.  Call before :func:`add_work`."""
     p = model.problem
@@ -163,7 +176,7 @@ def add_idle(model: Model) -> None:
         job = p.jobs[j]
         u = model.u[k] = model.lp.add_variable(f"u_{j}_{z}_{t}", 0, p.slot_h * job.gpus)
         floor = job.restart_floor(p.slot_h) * model.s[k]
-        if k in model.r:
+        if k in model.r and job.resize_floor(p.slot_h) > 0:
             floor += job.resize_floor(p.slot_h) * model.r[k]
         model.lp += (u + floor <= p.slot_h * model.gpus(k), f"idle[{job.name}|{z}|{t}]")
         per_slot[(j, t)].append(k)

@@ -45,9 +45,9 @@ class JobSpec:
     # are multiples of it)
     gpus_step: int = 1
     # None: a size change between consecutive held slots in one zone is a restart (it
-    # pays overhead_h and save_h and counts toward max_starts); hours: the training
-    # resizes in place, losing resize_h x (the larger size) GPU-hours per change, not
-    # an interruption
+    # pays overhead_h and save_h at the largest size and counts toward max_starts);
+    # hours: the training resizes in place, losing resize_h x (the larger of the two
+    # sizes) GPU-hours per change, not an interruption
     resize_h: float | None = None
 
     def __post_init__(self) -> None:
@@ -93,22 +93,17 @@ class JobSpec:
         return self.overhead_gpu_h + self.save_gpu_h
 
     @property
-    def resize_gpu_h(self) -> float:
-        """GPU-hours lost per size change: a restart's (``resize_h`` None) or the in-place
-        resize's, at the largest size."""
-        return self.segment_gpu_h if self.resize_h is None else self.resize_h * self.gpus
-
-    @property
     def loses_time(self) -> bool:
         """A start, save or resize costs this job GPU-hours."""
         return self.overhead_h > 0 or self.save_h > 0 or bool(self.resize_h)
 
-    def lost_gpu_h(self, segments: int, resizes_in_place: int = 0) -> float:
+    def lost_gpu_h(self, segments: int, resized_gpus: int = 0) -> float:
         """GPU-hours lost by a run of ``segments`` segments (starts, and size changes
-        when each is a restart) and ``resizes_in_place`` in-place size changes: one
-        overhead per segment, one save before each segment but the first."""
-        return (self.overhead_gpu_h * segments + self.save_gpu_h * max(segments - 1, 0)
-                + (0.0 if self.resize_h is None else self.resize_gpu_h * resizes_in_place))
+        when each is a restart): one overhead per segment, one save before each segment
+        but the first; and, resizing in place, ``resize_h`` per GPU of ``resized_gpus``
+        (the larger size of each change, summed)."""
+        resized = 0.0 if self.resize_h is None else self.resize_h * resized_gpus
+        return self.overhead_gpu_h * segments + self.save_gpu_h * max(segments - 1, 0) + resized
 
     def restart_floor(self, slot_h: float) -> float:
         """GPU-hours a start slot runs at least: its restart overhead (capped at the
@@ -117,10 +112,9 @@ class JobSpec:
 
     def resize_floor(self, slot_h: float) -> float:
         """GPU-hours a slot in which the job changes size runs at least: a restart's
-        overhead, or the in-place resize's loss (capped like :meth:`restart_floor`)."""
-        if self.resize_h is None:
-            return self.restart_floor(slot_h)
-        return min(self.resize_gpu_h, slot_h * self.gpus_min)
+        overhead (:meth:`restart_floor`); nothing for an in-place resize (its loss
+        depends on the sizes, and the model keeps it linear)."""
+        return self.restart_floor(slot_h) if self.resize_h is None else 0.0
 
     def earliest_last_slot(self, slot_h: float) -> int:
         """The earliest slot the job's run could end in (at full size, one zone)."""

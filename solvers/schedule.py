@@ -50,6 +50,14 @@ class Schedule:
         """Size changes between consecutive held slots in one zone."""
         return int(self.resized(j).sum())
 
+    def resized_gpus(self, j: int) -> int:
+        """The larger size of each size change, summed (what an in-place resize loses
+        ``resize_h`` hours of)."""
+        g = self.gpus[j]
+        larger = np.zeros_like(g)
+        larger[:, 1:] = np.maximum(g[:, 1:], g[:, :-1])
+        return int(larger[self.resized(j)].sum())
+
     def segment_starts(self, job: JobSpec, j: int) -> np.ndarray:
         """[zone, slot] bool: slots that begin a segment of job j's run: every start and,
         when a size change is a restart (``resize_h`` None), every size change."""
@@ -79,7 +87,7 @@ class Schedule:
     def lost_gpu_h(self, job: JobSpec, j: int) -> float:
         """GPU-hours job j's run loses: restart overheads, checkpoint saves and in-place
         resizes (:meth:`JobSpec.lost_gpu_h`)."""
-        in_place = self.resizes(j) if job.resize_h is not None else 0
+        in_place = self.resized_gpus(j) if job.resize_h is not None else 0
         return job.lost_gpu_h(self.segments(job, j), in_place)
 
     def work_done(self, problem: PlanningProblem, j: int) -> float:

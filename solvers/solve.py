@@ -58,10 +58,13 @@ def set_start(model: Model, schedule: Schedule) -> None:
         if k in model.u and col in u_of:
             model.u[k].setInitialValue(value(fm.u_col(np.array(u_of[col]))))
     r_of = {int(x): i for i, x in enumerate(fm.r_x)}
+    w_of = {int(r): i for i, r in enumerate(fm.w_r)}
     for k, var in model.r.items():
         col = int(fm.index[k])
         if col in r_of:
             var.setInitialValue(value(fm.r_col(np.array(r_of[col]))))
+            if k in model.w and r_of[col] in w_of:
+                model.w[k].setInitialValue(value(fm.w_col(np.array(w_of[r_of[col]]))))
     for k, var in model.a.items():
         i = int(fm.a_index[k]) if fm.a_index is not None else -1
         if i >= 0:

@@ -112,13 +112,26 @@ def hand_counts(job: JobSpec, gpus: np.ndarray) -> tuple[int, int, int]:
     return starts, resizes, moves
 
 
-def hand_lost(job: JobSpec, starts: int, resizes: int) -> float:
-    """GPU-hours lost: an overhead per segment, a save before each but the first; a
-    size change is a segment (restart) or loses resize_h at the largest size."""
+def hand_larger(gpus: np.ndarray) -> int:
+    """The larger size of each size change between consecutive held slots, summed."""
+    total = 0
+    for z in range(gpus.shape[0]):
+        for t in range(1, gpus.shape[1]):
+            a, b = int(gpus[z, t - 1]), int(gpus[z, t])
+            if a and b and a != b:
+                total += max(a, b)
+    return total
+
+
+def hand_lost(job: JobSpec, gpus: np.ndarray) -> float:
+    """GPU-hours lost: an overhead per segment, a save before each but the first (both
+    at the largest size); a size change is a segment (restart) or loses resize_h x the
+    larger of its two sizes."""
+    starts, resizes, _ = hand_counts(job, gpus)
     segments = starts + (resizes if job.resize_h is None else 0)
     lost = job.overhead_h * job.gpus * segments + job.save_h * job.gpus * (segments - 1)
     if job.resize_h is not None:
-        lost += job.resize_h * job.gpus * resizes
+        lost += job.resize_h * hand_larger(gpus)
     return lost
 
 
@@ -130,7 +143,7 @@ def assert_arithmetic(p: PlanningProblem, plan: Schedule) -> None:
     held = plan.gpus[0][plan.gpus[0] > 0]
     assert (held % job.gpus_step == 0).all()
     starts, resizes, moves = hand_counts(job, plan.gpus[0])
-    assert plan.run[0].sum() == pytest.approx(job.work + hand_lost(job, starts, resizes),
+    assert plan.run[0].sum() == pytest.approx(job.work + hand_lost(job, plan.gpus[0]),
                                               abs=1e-6)
     if job.max_moves is not None:
         assert moves <= job.max_moves
@@ -164,19 +177,16 @@ def brute_force(p: PlanningProblem) -> float | None:
             continue
         if job.max_moves is not None and moves > job.max_moves:
             continue
-        excess = h * gpus.sum() - hand_lost(job, starts, resizes) - job.work
+        excess = h * gpus.sum() - hand_lost(job, gpus) - job.work
         if excess < -1e-9:
             continue
         cost = p.intensity / 1000.0
         total = float((h * gpus * cost).sum())
         z, t = [int(v[-1]) for v in np.nonzero(gpus.T)][::-1]
         before = gpus[z, t - 1] if t > 0 else 0
-        floor = 0.0
-        if before == 0:
+        floor = 0.0  # a start keeps its overhead, so does a restart at a size change
+        if before == 0 or (before != gpus[z, t] and job.resize_h is None):
             floor = min(job.overhead_h * job.gpus, h * job.gpus_min)
-        elif before != gpus[z, t]:
-            loss = (job.overhead_h + job.save_h if job.resize_h is None else job.resize_h)
-            floor = min(loss * job.gpus, h * job.gpus_min)
         total -= cost[z, t] * min(excess, h * gpus[z, t] - floor)
         best = total if best is None else min(best, total)
     return best
@@ -273,6 +283,20 @@ def test_resizes_every_path_by_hand(resize_h: float | None, run: float, segments
     assert brute_force(p) == pytest.approx(run * 0.1)
 
 
+def test_an_in_place_resize_loses_time_at_the_larger_size() -> None:
+    """6 GPUs at most, capacity 4, 2, 2: 4, 2, 2 runs 8 GPU-hours and its one change
+    (4 -> 2) loses 0.25 h x 4 GPUs = 1 (at the largest size, 6, it would lose 1.5 and
+    the 7 GPU-hours would not fit)."""
+    job = job_spec(gpus=6, gpus_min=2, gpus_step=2, work=7.0, last=2, resize_h=0.25)
+    p = problem_of(job, [[100, 100, 100]], [[4, 2, 2]])
+    for name, value, plan in exact_plans(p):
+        assert value == pytest.approx(0.8, abs=1e-6), name
+        assert plan.gpus[0, 0].tolist() == [4, 2, 2], name
+        assert plan.resized_gpus(0) == 4 and plan.lost_gpu_h(job, 0) == pytest.approx(1.0)
+        assert_arithmetic(p, plan)
+    assert brute_force(p) == pytest.approx(0.8)
+
+
 def test_a_resize_restart_is_an_interruption() -> None:
     with pytest.raises(InfeasibleError, match=r"max_interruptions \(each size change is a "
                                               r"restart\), .*checkpoint_save"):
@@ -356,14 +380,20 @@ def test_every_path_agrees_with_the_brute_force(seed: int) -> None:
         assert objective(p, plan) >= best - 1e-6
 
 
-def test_existing_rows_keep_their_names() -> None:
+@pytest.mark.parametrize("resize_h", [None, 0.1])
+def test_both_builds_have_the_new_families(resize_h: float | None) -> None:
     """Both builds name the new families alike and cover every row."""
     job = job_spec(gpus=4, gpus_min=2, gpus_step=2, work=6.0, zones=(0, 1), save_h=0.25,
-                   max_moves=1, max_starts=3)
+                   max_moves=1, max_starts=3, resize_h=resize_h)
     p = problem_of(job, [[100, 200, 300, 400, 500, 600]] * 2)
     fm = fastbuild.build(p)
-    assert {"growth", "shrink", "started", "moves"} <= set(fm.family_rows)
+    families = {"growth", "shrink", "started", "moves"}
+    if resize_h is not None:
+        families |= {"larger_now", "larger_prev"}
+    assert families <= set(fm.family_rows)
     assert sum(b - a for a, b in fm.family_rows.values()) == fm.n_rows
+    names = {c[: c.index("_j")] for c in build(p).lp.constraints}  # PuLP: "family_j|..."
+    assert families <= names
     assert len(build(p).lp.constraints) == fm.n_rows
     assert dataclasses.replace(job, max_moves=None).tracks_checkpoint is False
 
@@ -398,8 +428,8 @@ def test_shared_capacity_every_path(seed: int) -> None:
     for plan in plans:
         assert check_schedule(p, plan) == []
         for j, job in enumerate(p.jobs):
-            starts, resizes, moves = hand_counts(job, plan.gpus[j])
-            assert plan.run[j].sum() == pytest.approx(job.work + hand_lost(job, starts, resizes))
+            moves = hand_counts(job, plan.gpus[j])[2]
+            assert plan.run[j].sum() == pytest.approx(job.work + hand_lost(job, plan.gpus[j]))
             assert (plan.gpus[j] % job.gpus_step == 0).all()
             assert job.max_moves is None or moves <= job.max_moves
         assert objective(p, plan) >= pulp_value - 1e-6
