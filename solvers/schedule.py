@@ -31,12 +31,16 @@ class Schedule:
         """[zone, slot] bool: job j holds GPUs there."""
         return self.gpus[j] > 0
 
-    def starts(self, j: int) -> int:
-        """Runs started: a slot held in z that was not held in z the slot before."""
+    def started(self, j: int) -> np.ndarray:
+        """[zone, slot] bool: a slot held in z that was not held in z the slot before."""
         held = self.held(j)
         prev = np.zeros_like(held)
         prev[:, 1:] = held[:, :-1]
-        return int((held & ~prev).sum())
+        return held & ~prev
+
+    def starts(self, j: int) -> int:
+        """Runs started (:meth:`started`)."""
+        return int(self.started(j).sum())
 
     def resized(self, j: int) -> np.ndarray:
         """[zone, slot] bool: job j holds a different number of GPUs than in the slot
@@ -61,10 +65,7 @@ class Schedule:
     def segment_starts(self, job: JobSpec, j: int) -> np.ndarray:
         """[zone, slot] bool: slots that begin a segment of job j's run: every start and,
         when a size change is a restart (``resize_h`` None), every size change."""
-        held = self.held(j)
-        prev = np.zeros_like(held)
-        prev[:, 1:] = held[:, :-1]
-        out = held & ~prev
+        out = self.started(j)
         return out | self.resized(j) if job.resize_h is None else out
 
     def segments(self, job: JobSpec, j: int) -> int:
@@ -190,8 +191,9 @@ def trim_excess(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
     """Cut job j's work beyond its need (in place), from the end of its run: the job
     stops once its work is done, so its last held slot is only partly run (earlier
     slots too, in plans holding more than they need; the dearest zone first within a
-    slot).  A start slot keeps its restart overhead; runs left doing no work are
-    released (:func:`drop_idle_runs`: each frees its overhead, trimmed again), and so
+    slot).  A start slot (and a size change that is a restart) keeps its restart
+    overhead; runs left doing no work are released (:func:`drop_idle_runs`: each frees
+    its overhead, the save before it and its resizes, trimmed again), and so
     are held slots with nothing to run (with a minimum run length, only while the run
     stays that long).  The plan's cost never rises."""
     job = problem.jobs[j]
@@ -210,9 +212,7 @@ def _trim_work(problem: PlanningProblem, schedule: Schedule, j: int) -> None:
     cost = np.vstack([problem.cost_per_gpu_h(job, z) for z in range(len(problem.zones))])
     zs, ts = np.nonzero(schedule.gpus[j])
     floor = np.where(schedule.resized(j), job.resize_floor(problem.slot_h), 0.0)
-    held = schedule.held(j)
-    floor[:, 0] = np.where(held[:, 0], job.restart_floor(problem.slot_h), 0.0)
-    floor[:, 1:][held[:, 1:] & ~held[:, :-1]] = job.restart_floor(problem.slot_h)
+    floor[schedule.started(j)] = job.restart_floor(problem.slot_h)
     for i in np.lexsort((-cost[zs, ts], -ts)).tolist():
         z, t = int(zs[i]), int(ts[i])
         cut = min(excess, schedule.run[j, z, t] - float(floor[z, t]))
