@@ -6,10 +6,10 @@ out in blocks: ``x`` (one per key ``(j, z, t)`` in ``A(j)``), then ``s`` (same k
 then ``n`` (keys of elastic jobs, in GPU steps), then ``a`` and ``m`` (jobs that
 migrate at a cost or whose moves are capped, keys over the whole window), then ``r``
 (elastic keys whose previous slot is a key too) and ``w`` (those ``r`` of jobs that
-resize in place), then ``u`` (x keys whose slot could
-be their job's last) and ``l`` (per job and slot from its earliest possible last
-slot).  Rows carry their family; ``FastModel.family_rows`` maps each family to its
-row range, so a row's name is ``family[row - first]``.
+resize in place), then ``u`` (x keys whose slot could be their job's last) and ``l``
+(per job and slot from its earliest possible last slot).  Rows carry their family;
+``FastModel.family_rows`` maps each family to its row range, so a row's name is
+``family[row - first]``.
 
 Two differences of form, not of model: "minrunend" rows ``s <= 0`` are column bounds
 here, and a ``keep`` mask may restrict ``A(j)`` (absent keys are ``x = 0``, exactly

@@ -16,8 +16,9 @@ optimiser                      exact for
 :func:`cheapest_window`        non-interruptible (one start), ``k`` whole slots
 :func:`cheapest_slots_sums`,   :func:`cheapest_slots` / :func:`cheapest_window` for
 :func:`cheapest_window_sums`   every start of a sliding window at once (slack sweep)
-:func:`solvers.dp.best_plan`   the general case: restart overhead, limited starts,
-                               several zones (the exact dynamic programme)
+:func:`solvers.dp.best_plan`   the general case: restart overhead, checkpoint saves,
+                               limited starts, several zones (the exact dynamic
+                               programme; rigid jobs, which never resize)
 =============================  ==================================================
 
 ``tests/solvers/test_single_job.py`` checks them against brute force, the MILP and
