@@ -12,12 +12,16 @@ import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError
 from greenepoch.data.regions import market_code
 
 SHARED_TIME = "Datetime (UTC)"
 SHARED_PRICE = "Price (USD/MWh)"
+#: |price| above this (USD/MWh) is refused: the shared data spans -538.8 to 8,994.1
+#: (ERCOT's 2021 spike); 1e308 in a price file overflowed the solver's objective.
+MAX_ABS_PRICE = 1e5
 FILL_LIMIT = pd.Timedelta("3h")  # farthest known hour a missing hour's price is taken from
 
 
@@ -38,7 +42,17 @@ def read_price_csv(path: Path, where: str = "") -> pd.Series:
             f"(or '{SHARED_TIME},{SHARED_PRICE}'), found {list(frame.columns)}"
         )
     index = pd.DatetimeIndex(pd.to_datetime(time, utc=True, format="ISO8601"), name="time")
-    series = pd.Series(pd.to_numeric(price, errors="coerce").to_numpy(), index=index)
+    values = pd.to_numeric(price, errors="coerce")
+    # an empty cell is a missing hour; text or a value beyond any market is an error
+    wrong = (values.isna() & price.notna()) | ~(values.abs() <= MAX_ABS_PRICE) & values.notna()
+    if wrong.any():
+        row = int(np.flatnonzero(wrong.to_numpy())[0])
+        cell = price.iloc[row]
+        shown = repr(cell) if isinstance(cell, str) else f"{float(cell):g}"
+        raise DataError(
+            f"{label}{path}: row {row + 2}: price {shown} is not a number from "
+            f"{-MAX_ABS_PRICE:g} to {MAX_ABS_PRICE:g} USD/MWh; correct or empty the cell")
+    series = pd.Series(values.to_numpy(dtype=float), index=index)
     series = series[~series.index.duplicated()].sort_index()
     return series.dropna().rename("price_usd_per_mwh")
 
