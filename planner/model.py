@@ -46,14 +46,46 @@ def _finite(value: float) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def _dur(td: pd.Timedelta | None) -> str:
+    """A duration as hours for messages: ``1.5 h``."""
+    return "none" if td is None else f"{td / pd.Timedelta('1h'):g} h"
+
+
+def check_margin(job: Job, release: pd.Timestamp, margin: pd.Timedelta) -> None:
+    """The plan must end ``margin`` before the deadline: some time must remain after
+    ``release``."""
+    _require(job.deadline - margin > release,
+             f"job '{job.name}': deadline_margin {_dur(margin)} leaves no time to run: the "
+             f"plan must end by {(job.deadline - margin).isoformat()}, not after release "
+             f"{release.isoformat()}; give a smaller margin or a later deadline")
+
+
+def check_step(job: Job, step: int, why: str) -> None:
+    """An elastic job's sizes must be multiples of its GPU ``step`` (``why``: where the
+    step comes from); a rigid job's one size is not held to it (exports place it)."""
+    if job.rigid:
+        return
+    for name in ("gpus", "gpus_min"):
+        value = getattr(job, name)
+        if value % step:
+            below, above = value - value % step, value - value % step + step
+            near = f"{below} or {above}" if below >= step else f"{above}"
+            raise RequestError(
+                f"job '{job.name}': {name} = {value} is not a multiple of gpus_step {step} "
+                f"({why}); elastic sizes are multiples of the step: use {near}")
+
+
 @dataclass(frozen=True)
 class Job:
     """One training job.
 
-    ``gpus_min == gpus`` is a rigid job; ``gpus_min < gpus`` is elastic (any GPU
-    count in the range while running).  Every start (the first included) costs
-    ``checkpoint_overhead`` of running time without progress; interruptions are
-    starts minus one.
+    ``gpus_min == gpus`` is a rigid job; ``gpus_min < gpus`` is elastic (any multiple
+    of its GPU step in the range while running, :meth:`PlanRequest.gpus_step`).  Every
+    start (the first included) costs ``checkpoint_overhead`` of running time without
+    progress, and every run but the last ends in a ``checkpoint_save``; interruptions
+    are starts minus one.  ``resize_overhead`` None: a size change is a restart (as the
+    Slurm export runs it); a duration: the framework resizes in place, losing that long
+    at the larger size.  ``deadline_margin`` None: the policy's.
     """
 
     name: str
@@ -73,6 +105,11 @@ class Job:
     transfer_time: pd.Timedelta = pd.Timedelta(0)
     transfer_kwh_per_gb: float = DEFAULT_TRANSFER_KWH_PER_GB
     allow_split: bool = False
+    checkpoint_save: pd.Timedelta = pd.Timedelta(0)
+    deadline_margin: pd.Timedelta | None = None
+    max_migrations: int | None = None
+    gpus_step: int | None = None  # None: the lcm of its zones' gpus_per_node, else 1
+    resize_overhead: pd.Timedelta | None = None
 
     def __post_init__(self) -> None:
         where = f"job '{self.name}'"
@@ -118,9 +155,26 @@ class Job:
             value = getattr(self, name)
             _require(_finite(value) and value >= 0,
                      f"{where}: {name} = {value} must be a finite number, 0 or more")
-        for name in ("checkpoint_overhead", "min_run", "transfer_time"):
+        for name in ("checkpoint_overhead", "min_run", "transfer_time", "checkpoint_save",
+                     "deadline_margin", "resize_overhead"):
             value = getattr(self, name)
-            _require(value >= pd.Timedelta(0), f"{where}: {name} = {value} must be 0 or more")
+            _require(value is None or value >= pd.Timedelta(0),
+                     f"{where}: {name} = {value} must be 0 or more")
+        _require(self.max_migrations is None or self.max_migrations >= 0,
+                 f"{where}: max_migrations must be 0 or more")
+        _require(self.gpus_step is None or self.gpus_step >= 1,
+                 f"{where}: gpus_step = {self.gpus_step} must be 1 or more")
+        run = pd.Timedelta(hours=self.run_hours_at_full_size)
+        for name in ("checkpoint_save", "resize_overhead"):
+            # a save (or resize) as long as the whole run would leave no run to save
+            value = getattr(self, name)
+            _require(value is None or value < run,
+                     f"{where}: {name} = {_dur(value)} is not shorter than the job's whole run "
+                     f"({_dur(run)} at {self.gpus} GPUs); give a shorter {name}")
+        if self.deadline_margin is not None:
+            check_margin(self, self.release, self.deadline_margin)
+        if self.gpus_step is not None:
+            check_step(self, self.gpus_step, "its gpus_step")
 
     @property
     def rigid(self) -> bool:
@@ -145,9 +199,12 @@ class Zone:
     pue: float = DEFAULT_PUE
     capacity_schedule: tuple[tuple[pd.Timestamp, int], ...] = ()
     price_usd_per_mwh: pd.Series | None = field(default=None, compare=False)
+    gpus_per_node: int | None = None  # the default GPU step of elastic jobs here
 
     def __post_init__(self) -> None:
         where = f"zone '{self.id}'"
+        _require(self.gpus_per_node is None or self.gpus_per_node >= 1,
+                 f"{where}: gpus_per_node = {self.gpus_per_node} must be 1 or more")
         _require(self.capacity_gpus >= 0, f"{where}: capacity_gpus must be 0 or more")
         _require(1.0 <= self.pue <= 3.0, f"{where}: pue = {self.pue} must be in [1.0, 3.0]")
         for when, gpus in self.capacity_schedule:
@@ -180,6 +237,7 @@ class Policy:
     time_limit: pd.Timedelta = pd.Timedelta("60s")
     mip_gap: float | None = None  # None: EXACT_MIP_GAP, or FORECAST_MIP_GAP on a forecast
     forecast: str = "default"  # forecasts.registry.DEFAULT_MODEL: the best measured (blend)
+    deadline_margin: pd.Timedelta = pd.Timedelta(0)  # every job's, unless it sets its own
 
     @property
     def solve_settings(self) -> SolveSettings:
@@ -209,6 +267,8 @@ class Policy:
             f"policy.solver = {self.solver!r}; use one of {', '.join(SOLVERS)}",
         )
         _require(self.time_limit > pd.Timedelta(0), "policy.time_limit must be positive")
+        _require(self.deadline_margin >= pd.Timedelta(0),
+                 f"policy.deadline_margin = {self.deadline_margin} must be 0 or more")
         _require(self.mip_gap is None or 0 <= self.mip_gap < 1,
                  f"policy.mip_gap = {self.mip_gap} must be in [0, 1)")
         _require(_finite(self.price_weight) and self.price_weight >= 0,
@@ -259,6 +319,36 @@ class PlanRequest:
                 f"job '{job.name}': deadline {job.deadline.isoformat()} is before the plan "
                 f"start {self.start.isoformat()}",
             )
+            check_margin(job, max(job.release, self.start), self.deadline_margin_of(job))
+            check_step(job, self.gpus_step(job), self._step_source(job))
+
+    def deadline_margin_of(self, job: Job) -> pd.Timedelta:
+        """How long before its deadline ``job``'s plan must end: its own margin, else
+        the policy's."""
+        return self.policy.deadline_margin if job.deadline_margin is None \
+            else job.deadline_margin
+
+    def plan_deadline(self, job: Job) -> pd.Timestamp:
+        """What the planner plans ``job`` against: its deadline less its margin."""
+        return job.deadline - self.deadline_margin_of(job)
+
+    def _nodes(self, job: Job) -> dict[str, int]:
+        return {z.id: z.gpus_per_node for z in self.zones
+                if z.id in job.zones and z.gpus_per_node is not None}
+
+    def gpus_step(self, job: Job) -> int:
+        """The GPU step of ``job``'s sizes: its own ``gpus_step``, else the least common
+        multiple of its zones' ``gpus_per_node`` where given (a size that fills whole
+        nodes in every zone), else 1."""
+        if job.gpus_step is not None:
+            return job.gpus_step
+        return math.lcm(*self._nodes(job).values()) if self._nodes(job) else 1
+
+    def _step_source(self, job: Job) -> str:
+        if job.gpus_step is not None:
+            return "its gpus_step"
+        nodes = ", ".join(f"{z} {n}" for z, n in self._nodes(job).items())
+        return f"from gpus_per_node of its zones: {nodes}"
 
     @property
     def end(self) -> pd.Timestamp:

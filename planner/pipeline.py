@@ -149,11 +149,14 @@ def build_problem(request: PlanRequest, judged: IntensityData,
     for job in request.jobs:
         release = max(job.release, request.start)
         first = int(slots.searchsorted(release.ceil(step)))
-        last = int(slots.searchsorted(job.deadline.floor(step))) - 1
+        deadline = request.plan_deadline(job)  # the margin is kept free
+        last = int(slots.searchsorted(deadline.floor(step))) - 1
         if last < first:
+            margin = "" if deadline == job.deadline else \
+                f" less its deadline_margin ({deadline.isoformat()})"
             raise InfeasibleError(
                 f"job '{job.name}': no whole {request.policy.slot} slot between release "
-                f"{release.isoformat()} and deadline {job.deadline.isoformat()}; "
+                f"{release.isoformat()} and deadline {job.deadline.isoformat()}{margin}; "
                 "move the deadline later"
             )
         specs.append(JobSpec(
@@ -166,6 +169,10 @@ def build_problem(request: PlanRequest, judged: IntensityData,
             checkpoint_gb=job.checkpoint_gb, egress_usd_per_gb=job.egress_usd_per_gb,
             transfer_slots=math.ceil(job.transfer_time / step - 1e-9),
             transfer_kwh_per_gb=job.transfer_kwh_per_gb, allow_split=job.allow_split,
+            save_h=hours(job.checkpoint_save), max_moves=job.max_migrations,
+            # a rigid job's one size is not held to the step (exports place it)
+            gpus_step=1 if job.rigid else request.gpus_step(job),
+            resize_h=None if job.resize_overhead is None else hours(job.resize_overhead),
         ))
     capacity = np.vstack([z.capacity_at(slots).to_numpy() for z in request.zones])
     policy = request.policy

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from greenepoch.planner.model import PlanRequest
+from greenepoch.data.timeparse import hours
+from greenepoch.planner.model import Job, PlanRequest
 from greenepoch.planner.plan_doc import SCHEMA_VERSION, SEGMENT_COLUMNS, Plan, PlanError, PlanStatus
 from greenepoch.planner.plan_doc import iso as _iso
 from greenepoch.solvers.problem import JobSpec, PlanningProblem
@@ -26,8 +27,13 @@ __all__ = ["MIN_EXPECTED_SAVING", "SCHEMA_VERSION", "SEGMENT_COLUMNS", "Plan", "
 def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
               intensity: np.ndarray) -> list[dict[str, Any]]:
     """Maximal runs of consecutive slots in one zone at one size.  A segment's end is
-    trimmed inside its last slot when that slot is only partly run."""
+    trimmed inside its last slot when that slot is only partly run.  ``gpu_hours``:
+    what it runs, lost time included; ``save_hours`` (:func:`_mark_saves`): the
+    checkpoint save at its end."""
     job = problem.jobs[j]
+    # a size change in place continues the run: no save between the two segments
+    in_place = schedule.resized(j) if job.resize_h is not None else \
+        np.zeros_like(schedule.held(j))
     step = problem.slots[1] - problem.slots[0] if problem.n_slots > 1 else pd.Timedelta("1h")
     out: list[dict[str, Any]] = []
     for z in range(len(problem.zones)):
@@ -56,17 +62,34 @@ def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
                 "gpus": int(gpus[s]),
                 "energy_kwh": round(float(kwh.sum()), 3),
                 "emissions_kg": round(float((kwh * intensity[z, s : t + 1]).sum() / 1000), 3),
+                "gpu_hours": round(float(run.sum()), 3),
+                "save_hours": 0.0,
+                "_continued": t + 1 < problem.n_slots and bool(in_place[z, t + 1]),
             })
             t += 1
-    return sorted(out, key=lambda seg: seg["start"])
+    return _mark_saves(sorted(out, key=lambda seg: seg["start"]), job.save_h)
+
+
+def _mark_saves(segments: list[dict[str, Any]], save_h: float) -> list[dict[str, Any]]:
+    """Every segment that ends the run (a pause, a move, a size change that is a
+    restart) ends in a checkpoint save, but the job's last: the one ending last.  So
+    the plan's saves are its segments (as the solver counts them) less one."""
+    ends = [k for k, seg in enumerate(segments) if not seg.pop("_continued")]
+    if ends and save_h > 0:
+        last = max(ends, key=lambda k: (segments[k]["end"], segments[k]["start"]))
+        for k in ends:
+            if k != last:
+                segments[k]["save_hours"] = round(save_h, 6)
+    return segments
 
 
 def run_now_runs(problem: PlanningProblem, job: JobSpec,
                  z: int) -> tuple[np.ndarray, pd.Timestamp, bool]:
     """The carbon-agnostic baseline's schedule: GPU-hours per slot in zone z (start at
     release at full size, one start overhead; slots where the zone cannot hold the job,
-    capacity below its GPUs with the job alone, are waited out and each resumption pays
-    the restart overhead again), its finish time, and whether it finishes within the
+    capacity below its GPUs with the job alone, are waited out: the run before each
+    wait ends in a checkpoint save and each resumption pays the restart overhead
+    again, as in the solvers), its finish time, and whether it finishes within the
     horizon."""
     full = job.gpus * problem.slot_h
     remaining = job.work + job.overhead_gpu_h
@@ -79,7 +102,7 @@ def run_now_runs(problem: PlanningProblem, job: JobSpec,
             return runs, problem.slots[-1] + step, False
         if problem.capacity[z, t] < job.gpus:
             if running:
-                remaining += job.overhead_gpu_h
+                remaining += job.segment_gpu_h
             running = False
             t += 1
             continue
@@ -192,10 +215,13 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
         "emissions_kg": round(emissions, 3),
         "energy_kwh": round(sum(s["energy_kwh"] for s in segments), 3),
         "finish": max(s["end"] for s in segments) if segments else None,
-        "interruptions": max(0, schedule.starts(j) - 1),
+        # a size change that is a restart is an interruption too (Schedule.segments)
+        "interruptions": max(0, schedule.segments(job, j) - 1),
         "migrations": len(moves),
         "transfer_emissions_kg": round(transfer, 3),
-        "overhead_hours": round(job.overhead_h * schedule.starts(j), 3),
+        # restarts, saves and in-place resizes, as hours at the job's largest size
+        "overhead_hours": round(schedule.lost_gpu_h(job, j) / job.gpus, 3),
+        "lost_gpu_hours": round(schedule.lost_gpu_h(job, j), 3),
         "cost_usd": None if cost is None else round(cost, 2),
     }
     baselines: dict[str, Any] = {
@@ -318,6 +344,20 @@ def hedge(problem: PlanningProblem, schedule: Schedule,
     return Schedule(gpus, run), notes
 
 
+def _segment_rules(request: PlanRequest, job: Job, spec: JobSpec) -> dict[str, Any]:
+    """What the plan's segments were planned with (the solver's job), for exports to
+    agree with it: the save at the end of each, the deadline margin, the GPU step
+    every size is a multiple of, the migration cap (None: none) and the in-place
+    resize loss (None: a size change is a restart)."""
+    return {
+        "checkpoint_save_hours": spec.save_h,
+        "deadline_margin_hours": hours(request.deadline_margin_of(job)),
+        "gpus_step": spec.gpus_step,
+        "max_migrations": spec.max_moves,
+        "resize_overhead_hours": spec.resize_h,
+    }
+
+
 def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, intensities: Any,
              seconds: float, *, fallback: bool = True,
              baselines: dict[str, Schedule | None] | None = None) -> Plan:
@@ -339,10 +379,10 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
     for j, note in notes.items():
         jobs[j]["summary"]["fallback"] = note
     requested = {job.name: job for job in request.jobs}
-    for doc in jobs:  # what was asked, so that readers (exports) need not guess it
-        job = requested[doc["name"]]
+    for doc, spec in zip(jobs, problem.jobs, strict=True):  # what was asked, so that
+        job = requested[doc["name"]]  # readers (exports) need not guess it
         doc.update(release=_iso(job.release), deadline=_iso(job.deadline),
-                   gpu_hours=job.gpu_hours)
+                   gpu_hours=job.gpu_hours, **_segment_rules(request, job, spec))
     if baselines is None:
         baselines = run_now_plans(problem)
     for name, base in baselines.items():  # does the baseline meet the request?

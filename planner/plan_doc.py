@@ -144,6 +144,11 @@ def _gpu_hours(value: Any, where: str) -> float:
     return value
 
 
+def _hours(value: Any, where: str) -> float:
+    number(value, where, low=0, unit="hours", example="0.25")
+    return value
+
+
 def _texts(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise PlanError(f"{where} = {value!r:.60}: expected a list of text")
@@ -166,7 +171,9 @@ def _status(value: Any, where: str) -> PlanStatus:
 
 @dataclass(frozen=True, kw_only=True)
 class PlanSegment(_Part):
-    """A maximal run of one job in one zone at one size, ``start``..``end`` (UTC)."""
+    """A maximal run of one job in one zone at one size, ``start``..``end`` (UTC).
+    ``gpu_hours``: what it runs, time lost included; ``save_hours``: the checkpoint
+    save that ends it (0 for the job's last segment; None in older plans: no save)."""
 
     zone: str
     start: pd.Timestamp
@@ -174,6 +181,8 @@ class PlanSegment(_Part):
     gpus: int
     energy_kwh: float | None = None
     emissions_kg: float | None = None  # on the intensities the plan was judged on
+    gpu_hours: float | None = None
+    save_hours: float | None = None
 
     ALWAYS = frozenset({"zone", "start", "end", "gpus", "energy_kwh", "emissions_kg"})
 
@@ -182,7 +191,8 @@ class PlanSegment(_Part):
         seg = cls._read(value, where, {
             "zone": lambda v, at: text(v, at, "'DE'"), "start": _time, "end": _time,
             "gpus": lambda v, at: count(v, at, low=1, high=MAX_SEGMENT_GPUS, example="64"),
-            "energy_kwh": _num, "emissions_kg": _num,
+            "energy_kwh": _num, "emissions_kg": _num, "gpu_hours": _gpu_hours,
+            "save_hours": _hours,
         }, required=("zone", "start", "end", "gpus"))
         if seg.end <= seg.start:
             raise PlanError(f"{where}.end: {iso(seg.end)} is not after start {iso(seg.start)}")
@@ -215,6 +225,7 @@ class JobSummary(_Part):
     migrations: int | None = None
     transfer_emissions_kg: float | None = None
     overhead_hours: float | None = None
+    lost_gpu_hours: float | None = None
     cost_usd: float | None = None
     emissions_p10_kg: float | None = None
     emissions_p90_kg: float | None = None
@@ -261,7 +272,11 @@ def _baselines(value: Any, where: str) -> dict[str, Baseline]:
 class PlanJob(_Part):
     """One job of the plan: its segments, summary, baselines and savings; ``release``,
     ``deadline`` (UTC) and ``gpu_hours`` (its work) as requested, None in plans written
-    before they were recorded."""
+    before they were recorded; and what its segments were planned with (None in older
+    plans; :attr:`save_h`, :attr:`margin_h`, :attr:`step` read them with the request's
+    defaults): ``checkpoint_save_hours``, ``deadline_margin_hours``, ``gpus_step``,
+    ``max_migrations`` (None: no cap) and ``resize_overhead_hours`` (None: a size change
+    is a restart)."""
 
     name: str
     segments: tuple[PlanSegment, ...]
@@ -274,8 +289,28 @@ class PlanJob(_Part):
     release: pd.Timestamp | None = None
     deadline: pd.Timestamp | None = None
     gpu_hours: float | None = None
+    checkpoint_save_hours: float | None = None
+    deadline_margin_hours: float | None = None
+    gpus_step: int | None = None
+    max_migrations: int | None = None
+    resize_overhead_hours: float | None = None
 
     ALWAYS = frozenset({"name", "segments"})
+
+    @property
+    def save_h(self) -> float:
+        """Hours each checkpoint save takes (0 when not recorded)."""
+        return self.checkpoint_save_hours or 0.0
+
+    @property
+    def margin_h(self) -> float:
+        """Hours before the deadline the plan ends by (0 when not recorded)."""
+        return self.deadline_margin_hours or 0.0
+
+    @property
+    def step(self) -> int:
+        """The GPU step of the job's sizes (1 when not recorded)."""
+        return self.gpus_step or 1
 
     @classmethod
     def from_dict(cls, value: Any, where: str, zones: tuple[str, ...] | None) -> PlanJob:
@@ -288,7 +323,10 @@ class PlanJob(_Part):
             "summary": JobSummary.from_dict, "baselines": _baselines,
             "savings_pct": _num, "savings_pct_p10_p90": _pair, "robust": boolean,
             "realised_savings_pct": _num, "release": _time, "deadline": _time,
-            "gpu_hours": _gpu_hours,
+            "gpu_hours": _gpu_hours, "checkpoint_save_hours": _hours,
+            "deadline_margin_hours": _hours,
+            "gpus_step": lambda v, at: count(v, at, low=1, example="8"),
+            "max_migrations": _count, "resize_overhead_hours": _hours,
         }, required=("name", "segments"))
         if not job.name.strip():
             raise PlanError(f"{where}.name: empty; every job needs a name")

@@ -28,13 +28,15 @@ JOB_KEYS = {
     "name", "gpus", "gpus_min", "gpus_max", "gpu_hours", "duration", "gpu_power_kw",
     "release", "deadline", "zones", "home_zone", "checkpoint_overhead",
     "max_interruptions", "min_run", "checkpoint_gb", "egress_usd_per_gb",
-    "transfer_time", "transfer_kwh_per_gb", "allow_split",
+    "transfer_time", "transfer_kwh_per_gb", "allow_split", "checkpoint_save",
+    "deadline_margin", "max_migrations", "gpus_step", "resize_overhead",
 }
-ZONE_KEYS = {"id", "capacity_gpus", "pue", "capacity_schedule", "price_file"}
+ZONE_KEYS = {"id", "capacity_gpus", "pue", "capacity_schedule", "price_file", "gpus_per_node"}
 STEP_KEYS = {"from", "gpus"}
 POLICY_KEYS = {
     "objective", "price_weight", "carbon_threshold", "threshold_mode",
     "threshold_penalty", "slot", "solver", "time_limit", "mip_gap", "forecast",
+    "deadline_margin",
 }
 TOP_KEYS = {"start", "jobs", "zones", "policy"}
 
@@ -135,9 +137,14 @@ def _job(raw: dict[str, Any], index: int, start: pd.Timestamp) -> Job:
         "allow_split": (boolean(raw["allow_split"], f"{where}.allow_split")
                         if "allow_split" in raw else False),
     }
-    for key in ("checkpoint_overhead", "min_run", "transfer_time"):
+    for key in ("checkpoint_overhead", "min_run", "transfer_time", "checkpoint_save",
+                "deadline_margin", "resize_overhead"):
         if key in raw:
             fields[key] = duration(raw[key], f"{where}.{key}")
+    for key, low, example in (("max_migrations", 0, "max_migrations = 2"),
+                              ("gpus_step", 1, "gpus_step = 8")):
+        if key in raw:
+            fields[key] = count(raw[key], f"{where}.{key}", low=low, example=example)
     if "gpu_power_kw" in raw:  # Job bounds it, with a hint for watts typed as kW
         fields["gpu_power_kw"] = number(raw["gpu_power_kw"], f"{where}.gpu_power_kw",
                                         unit="kW per GPU",
@@ -186,6 +193,8 @@ def _zone(raw: dict[str, Any], index: int, base: Path) -> Zone:
              else DEFAULT_PUE),
         capacity_schedule=tuple(schedule),
         price_usd_per_mwh=prices,
+        gpus_per_node=(count(raw["gpus_per_node"], f"{where}.gpus_per_node", low=1,
+                             example="gpus_per_node = 8") if "gpus_per_node" in raw else None),
     )
 
 
@@ -219,8 +228,9 @@ def _policy(raw: dict[str, Any], threshold_elsewhere: bool = False) -> Policy:
     if "carbon_threshold" in raw:
         fields["threshold"] = number(raw["carbon_threshold"], "[policy].carbon_threshold",
                                      low=0, unit="gCO2eq/kWh", example="carbon_threshold = 200")
-    if "time_limit" in raw:
-        fields["time_limit"] = duration(raw["time_limit"], "[policy].time_limit")
+    for key in ("time_limit", "deadline_margin"):
+        if key in raw:
+            fields[key] = duration(raw[key], f"[policy].{key}")
     policy = Policy(**fields)  # checks the choices (objective, mode, ...) first
     objective = policy.objective
     if objective == "carbon+cost" and "price_weight" not in fields:

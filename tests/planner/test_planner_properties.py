@@ -39,6 +39,7 @@ def job_specs(draw: st.DrawFn, index: int, n_zones: int, n_slots: int,
               coupled: bool = True) -> JobSpec:
     """One job; ``coupled=False`` keeps to what the exact method covers."""
     gpus = draw(st.sampled_from([1, 2, 4]))
+    step = draw(st.sampled_from([1, 1, 2])) if coupled and gpus % 2 == 0 else 1
     first = draw(st.integers(0, n_slots // 2))
     last = draw(st.integers(min(first + 3, n_slots - 1), n_slots - 1))
     if coupled:
@@ -50,7 +51,7 @@ def job_specs(draw: st.DrawFn, index: int, n_zones: int, n_slots: int,
     return JobSpec(
         name=f"job{index}",
         gpus=gpus,
-        gpus_min=draw(st.integers(1, gpus)) if coupled else gpus,
+        gpus_min=step * draw(st.integers(1, gpus // step)) if coupled else gpus,
         work=round(work, 3) or 0.25,
         power_kw=draw(st.sampled_from([0.5, 1.0, 1.3])),
         first=first,
@@ -65,6 +66,10 @@ def job_specs(draw: st.DrawFn, index: int, n_zones: int, n_slots: int,
         transfer_slots=draw(st.sampled_from([0, 0, 1])) if coupled else 0,
         transfer_kwh_per_gb=0.06,
         allow_split=draw(st.booleans()) if coupled else False,
+        save_h=draw(st.sampled_from([0.0, 0.0, 0.25])) if coupled else 0.0,
+        max_moves=draw(st.sampled_from([None, None, 0, 1])) if coupled else None,
+        gpus_step=step,
+        resize_h=draw(st.sampled_from([None, None, 0.1])) if coupled else None,
     )
 
 
@@ -141,9 +146,12 @@ def assert_invariants(p: PlanningProblem, s: Schedule) -> None:
             assert (held.sum(axis=0) <= 1).all()
         starts = _starts(held)
         assert s.starts(j) == starts
-        if job.max_starts is not None:
-            assert starts <= job.max_starts
-        delivered = s.run[j].sum() - job.overhead_gpu_h * starts
+        assert (sizes % job.gpus_step == 0).all()
+        if job.max_starts is not None:  # size changes that are restarts count
+            assert s.segments(job, j) <= job.max_starts
+        if job.max_moves is not None:
+            assert len(s.moves(j, job.home)) <= job.max_moves
+        delivered = s.run[j].sum() - s.lost_gpu_h(job, j)
         assert delivered == pytest.approx(job.work, rel=1e-6, abs=1e-6)
         for z in job.zones:
             assert all(n >= job.min_run_slots for n in _runs(held[z]))
@@ -165,7 +173,8 @@ def assert_plan_document(p: PlanningProblem, out: Outcome) -> None:
     jobs = [SimpleNamespace(name=job.name, release=p.slots[job.first],
                             deadline=p.slots[job.last] + step, gpu_hours=job.work)
             for job in p.jobs]
-    req = SimpleNamespace(start=T0, policy=Policy(), jobs=jobs)
+    req = SimpleNamespace(start=T0, policy=Policy(), jobs=jobs,
+                          deadline_margin_of=lambda _job: pd.Timedelta(0))
     plan = assemble(req, p, out, Intensities(judged, None, "oracle", None), 0.0)  # type: ignore[arg-type]
     text = plan.to_json()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the plan JSON"))
@@ -188,7 +197,15 @@ def assert_plan_document(p: PlanningProblem, out: Outcome) -> None:
         assert summary["emissions_kg"] == pytest.approx(
             sum(seg["emissions_kg"] for seg in segs) + summary["transfer_emissions_kg"],
             abs=2e-3)
-        assert summary["interruptions"] == _starts(out.schedule.gpus[j] > 0) - 1
+        # a size change that is a restart is an interruption too
+        assert summary["interruptions"] == out.schedule.segments(job, j) - 1
+        # work arithmetic: what the segments run less what is lost is the work done;
+        # every run but the last ends in a save, charged at the largest size
+        assert sum(seg["gpu_hours"] for seg in segs) - summary["lost_gpu_hours"] == \
+            pytest.approx(out.schedule.work_done(p, j), abs=2e-3 * len(segs))
+        assert sum(seg["save_hours"] for seg in segs) * job.gpus == pytest.approx(
+            job.save_gpu_h * (out.schedule.segments(job, j) - 1))
+        assert all(seg["gpus"] % doc["gpus_step"] == 0 for seg in segs)
         assert summary["migrations"] == len(out.schedule.moves(j, job.home))
         assert summary["finish"] == max(seg["end"] for seg in segs)
 

@@ -435,7 +435,8 @@ def test_plan_json_contract(tmp_path):
     assert set(j["baselines"]["run_now_home"]) >= {"emissions_kg", "finish"}
     assert set(j["baselines"]["run_now_best_zone"]) >= {"zone", "emissions_kg", "finish"}
     for seg in j["segments"]:
-        assert set(seg) == {"zone", "start", "end", "gpus", "energy_kwh", "emissions_kg"}
+        assert set(seg) == {"zone", "start", "end", "gpus", "energy_kwh", "emissions_kg",
+                            "gpu_hours", "save_hours"}
         assert ISO_Z.match(seg["start"]) and ISO_Z.match(seg["end"])
         assert seg["end"] > seg["start"]
     for stamp in (doc["start"], j["summary"]["finish"], j["baselines"]["run_now_home"]["finish"],
