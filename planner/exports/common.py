@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import posixpath
 import re
@@ -34,7 +35,8 @@ class Segment:
     """One planned run: job ``job`` (the user's name, any text) in ``zone`` from
     ``start`` to ``end`` (tz-aware UTC) on ``gpus`` GPUs.  ``index`` counts from 0
     within the job; ``job_index`` is the job's position in the plan; ``job_deadline``
-    the job's requested deadline (None in plans written before it was recorded)."""
+    the job's requested deadline (None in plans written before it was recorded);
+    ``save_s`` the job's checkpoint save time in whole seconds (:func:`checkpoint_save_s`)."""
 
     job: str
     job_index: int
@@ -47,6 +49,7 @@ class Segment:
     energy_kwh: float
     emissions_kg: float
     job_deadline: pd.Timestamp | None = None
+    save_s: int | None = None
 
     @property
     def duration_s(self) -> int:
@@ -62,8 +65,23 @@ def plan_segments(plan: Plan) -> list[Segment]:
     """Every segment of the plan, jobs in plan order, segments by start time (the plan
     checked both when it was read, :meth:`Plan.from_dict`)."""
     return [Segment(job.name, j, k, len(job.segments), seg.zone, seg.start, seg.end, seg.gpus,
-                    float(seg.energy_kwh or 0.0), float(seg.emissions_kg or 0.0), job.deadline)
+                    float(seg.energy_kwh or 0.0), float(seg.emissions_kg or 0.0), job.deadline,
+                    checkpoint_save_s(job))
             for j, job in enumerate(plan.jobs) for k, seg in enumerate(job.segments)]
+
+
+def checkpoint_save_s(job: object) -> int | None:
+    """A plan job's ``checkpoint_save_hours`` in whole seconds (rounded up), None when
+    the plan does not give a positive one (plans written before the planner recorded
+    it).  Read from the field when the plan reader has one, else from the document's
+    unknown keys (``extra``), so exports work with plans of either version."""
+    value = getattr(job, "checkpoint_save_hours", None)
+    if value is None:
+        value = getattr(job, "extra", {}).get("checkpoint_save_hours")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value <= 0:
+        return None
+    return min(math.ceil(value * 3600 - 1e-6), 7 * 86400)
 
 
 def plan_id(plan: Plan) -> str:

@@ -20,6 +20,10 @@ from greenepoch.planner.request import read_toml
 #: could break out of an ``#SBATCH`` line.
 SLURM_NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,128}$")
 SIGNALS = ("USR1", "USR2", "TERM", "INT", "HUP", "CONT")
+LAUNCHERS = ("torchrun", "srun", "none")
+#: Checkpoint lead when neither the config nor the plan (``checkpoint_save_hours``) sets it.
+DEFAULT_LEAD_S = 600
+DEFAULT_COPY = ("rsync", "-a", "{src}/", "{dst}/")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _K8S_LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -32,34 +36,93 @@ class JobSettings:
     """How to run one plan job.  ``command`` is an argv list, never run by a shell;
     ``resume_args`` are appended when a checkpoint exists, ``{checkpoint}`` replaced
     by its path at run time; ``checkpoint_dir`` may hold ``{job}`` (the job's
-    :func:`~planner.exports.common.job_key`: its slug and a hash of the exact name)."""
+    :func:`~planner.exports.common.job_key`: its slug and a hash of the exact name).
+    ``checkpoint_lead_given`` says whether the config set ``checkpoint_lead`` (else the
+    plan's checkpoint save time decides, :meth:`lead_s`); ``checkpoint_copy`` is the argv
+    template of a checkpoint move (:meth:`copy_argv`)."""
 
     command: tuple[str, ...] = ()
     resume_args: tuple[str, ...] = ("--resume", "{checkpoint}")
     checkpoint_dir: str = "checkpoints/{job}"
-    checkpoint_lead_s: int = 600
+    checkpoint_lead_s: int = DEFAULT_LEAD_S
     checkpoint_signal: str = "USR1"
     workdir: str | None = None
     image: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    checkpoint_lead_given: bool = False
+    checkpoint_copy: tuple[str, ...] = DEFAULT_COPY
 
     def checkpoint_path(self, job: str) -> str:
         """``checkpoint_dir`` of plan job ``job``, ``{job}`` replaced."""
         return self.checkpoint_dir.replace("{job}", job_key(job))
 
+    def lead_s(self, save_s: int | None) -> int:
+        """Seconds between the checkpoint signal and a segment's end: ``checkpoint_lead``
+        when the config sets it, else the plan's save time ``save_s`` (from
+        ``checkpoint_save_hours``, :attr:`Segment.save_s`), else 600 s (older plans)."""
+        if self.checkpoint_lead_given or not save_s:
+            return self.checkpoint_lead_s
+        return save_s
+
+    def copy_argv(self, job: str, src: str, dst: str) -> tuple[str, ...]:
+        """``checkpoint_copy`` for plan job ``job``: ``{src}`` (the source zone's
+        checkpoint_url), ``{dst}`` (the destination zone's checkpoint_dir) and ``{job}``
+        replaced in one pass (a ``{dst}`` inside ``src`` stays as written)."""
+        values = {"{src}": src, "{dst}": dst, "{job}": job_key(job)}
+        return tuple(re.sub(r"\{(src|dst|job)\}", lambda m: values[m.group(0)], arg)
+                     for arg in self.checkpoint_copy)
+
 
 @dataclass(frozen=True)
-class SlurmZone:
+class _CheckpointStore:
+    """Where a zone's cluster keeps checkpoints: ``checkpoint_dir`` as the training sees
+    it and ``checkpoint_url`` as a copy on another cluster reaches it (both may hold
+    ``{job}``; None: the job's checkpoint_dir, a shared filesystem)."""
+
+    checkpoint_dir: str | None = None
+    checkpoint_url: str | None = None
+    master_port: int = 29500
+
+    def checkpoint_path(self, settings: JobSettings, job: str) -> str:
+        """Plan job ``job``'s checkpoint directory on this zone's cluster."""
+        if self.checkpoint_dir is None:
+            return settings.checkpoint_path(job)
+        return self.checkpoint_dir.replace("{job}", job_key(job))
+
+    def checkpoint_source(self, settings: JobSettings, job: str) -> str:
+        """Where a copy running on another cluster reads ``job``'s checkpoints here."""
+        if self.checkpoint_url is None:
+            return self.checkpoint_path(settings, job)
+        return self.checkpoint_url.replace("{job}", job_key(job))
+
+
+@dataclass(frozen=True)
+class SlurmZone(_CheckpointStore):
+    """A zone's Slurm cluster.  ``launcher`` None: chosen from the command
+    (:meth:`launcher_for`)."""
+
     partition: str | None = None
     account: str | None = None
     cluster: str | None = None
     qos: str | None = None
     gpus_per_node: int | None = None
     gpu_flag: str = "gres"  # "gres": --gres=gpu:N per node; "gpus": --gpus=N per job
+    launcher: str | None = None
+
+    def launcher_for(self, command: tuple[str, ...]) -> str:
+        """``launcher``, else "torchrun" when the command's first word is torchrun
+        (any path), else "srun"."""
+        if self.launcher is not None:
+            return self.launcher
+        first = command[0].rsplit("/", 1)[-1] if command else ""
+        return "torchrun" if first == "torchrun" else "srun"
 
 
 @dataclass(frozen=True)
-class KubeZone:
+class KubeZone(_CheckpointStore):
+    """A zone's Kubernetes cluster; ``ephemeral_checkpoints``: the user accepts
+    checkpoints on the container's ephemeral storage (no ``checkpoint_claim``)."""
+
     namespace: str = "default"
     node_affinity: tuple[tuple[str, tuple[str, ...]], ...] = ()
     queue: str | None = None
@@ -67,6 +130,7 @@ class KubeZone:
     gpus_per_node: int | None = None
     checkpoint_claim: str | None = None
     priority_class: str | None = None
+    ephemeral_checkpoints: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,7 +259,43 @@ def _seconds(value: Any, where: str) -> int:
 
 
 _JOB_KEYS = {"command", "resume_args", "checkpoint_dir", "checkpoint_lead",
-             "checkpoint_signal", "workdir", "image", "env"}
+             "checkpoint_signal", "workdir", "image", "env", "checkpoint_copy"}
+_STORE_KEYS = {"checkpoint_dir", "checkpoint_url", "master_port"}
+
+
+def _placeholders(value: str, allowed: tuple[str, ...], where: str, meaning: str) -> None:
+    other = sorted(set(re.findall(r"\{[^{}]*\}", value)) - set(allowed))
+    if other:
+        raise ExportError(f"{where} = {shown(value)}: unknown placeholder {other[0]}; only "
+                          f"{', '.join(allowed)} {'is' if len(allowed) == 1 else 'are'} "
+                          f"replaced ({meaning})")
+
+
+def _copy_argv(value: Any, where: str) -> tuple[str, ...]:
+    argv = _argv(value, where)
+    if not argv or not argv[0].strip():
+        raise ExportError(f"{where}: must name a program; write e.g. "
+                          '["rclone", "copy", "{src}", "{dst}"]')
+    for arg in argv:
+        _placeholders(arg, ("{src}", "{dst}", "{job}"), where,
+                      "{src}: the source zone's checkpoint_url, {dst}: the destination "
+                      "zone's checkpoint_dir, {job}: the job's key")
+    return argv
+
+
+def _store(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The checkpoint-store and rendezvous keys every cluster kind shares."""
+    kw: dict[str, Any] = {}
+    for key, example in (("checkpoint_dir", "'/scratch/ckpt/{job}'"),
+                         ("checkpoint_url", "'hpc-de:/scratch/ckpt/{job}'")):
+        if key in table:
+            kw[key] = _nonempty(table[key], f"{where}.{key}", example)
+            _placeholders(kw[key], ("{job}",), f"{where}.{key}",
+                          "the job's name as a unique file-safe key")
+    if "master_port" in table:
+        kw["master_port"] = _typed(count, table["master_port"], f"{where}.master_port",
+                                   low=1024, high=65535)
+    return kw
 
 
 def _job_settings(value: Any, base: JobSettings, where: str) -> JobSettings:
@@ -213,13 +313,13 @@ def _job_settings(value: Any, base: JobSettings, where: str) -> JobSettings:
         if key in table:
             kw[key] = _nonempty(table[key], f"{where}.{key}", example)
     if "checkpoint_dir" in kw:
-        other = sorted(set(re.findall(r"\{[^{}]*\}", kw["checkpoint_dir"])) - {"{job}"})
-        if other:
-            raise ExportError(f"{where}.checkpoint_dir = {shown(kw['checkpoint_dir'])}: "
-                              f"unknown placeholder {other[0]}; only {{job}} is replaced "
-                              "(the job's name as a unique file-safe key)")
+        _placeholders(kw["checkpoint_dir"], ("{job}",), f"{where}.checkpoint_dir",
+                      "the job's name as a unique file-safe key")
     if "checkpoint_lead" in table:
         kw["checkpoint_lead_s"] = _seconds(table["checkpoint_lead"], f"{where}.checkpoint_lead")
+        kw["checkpoint_lead_given"] = True
+    if "checkpoint_copy" in table:
+        kw["checkpoint_copy"] = _copy_argv(table["checkpoint_copy"], f"{where}.checkpoint_copy")
     if "checkpoint_signal" in table:
         given = _str(table["checkpoint_signal"], f"{where}.checkpoint_signal", "'USR1'")
         sig = given.upper().removeprefix("SIG")
@@ -249,8 +349,8 @@ def _slurm_name(value: Any, where: str) -> str:
 def _slurm_zone(value: Any, where: str) -> SlurmZone:
     table = _table(value, where)
     _check_keys(table, {"partition", "account", "cluster", "qos", "gpus_per_node",
-                        "gpu_flag"}, where)
-    kw: dict[str, Any] = {}
+                        "gpu_flag", "launcher"} | _STORE_KEYS, where)
+    kw: dict[str, Any] = _store(table, where)
     for key in ("partition", "account", "cluster", "qos"):
         if key in table:
             kw[key] = _slurm_name(table[key], f"{where}.{key}")
@@ -261,6 +361,12 @@ def _slurm_zone(value: Any, where: str) -> SlurmZone:
             raise ExportError(f"{where}.gpu_flag = {shown(table['gpu_flag'])}: expected "
                               "'gres' or 'gpus'")
         kw["gpu_flag"] = table["gpu_flag"]
+    if "launcher" in table:
+        if table["launcher"] not in LAUNCHERS:
+            raise ExportError(f"{where}.launcher = {shown(table['launcher'])}: expected "
+                              "'torchrun', 'srun' (the program reads Slurm's variables) or "
+                              "'none' (single node)")
+        kw["launcher"] = table["launcher"]
     return SlurmZone(**kw)
 
 
@@ -275,8 +381,12 @@ def _k8s_name(value: Any, where: str) -> str:
 def _kube_zone(value: Any, where: str) -> KubeZone:
     table = _table(value, where)
     _check_keys(table, {"namespace", "node_affinity", "queue", "cluster_queue",
-                        "gpus_per_node", "checkpoint_claim", "priority_class"}, where)
-    kw: dict[str, Any] = {}
+                        "gpus_per_node", "checkpoint_claim", "priority_class",
+                        "ephemeral_checkpoints"} | _STORE_KEYS, where)
+    kw: dict[str, Any] = _store(table, where)
+    if "ephemeral_checkpoints" in table:
+        kw["ephemeral_checkpoints"] = _typed(boolean, table["ephemeral_checkpoints"],
+                                             f"{where}.ephemeral_checkpoints")
     for key in ("namespace", "queue", "cluster_queue", "checkpoint_claim", "priority_class"):
         if key in table:
             kw[key] = _k8s_name(table[key], f"{where}.{key}")
