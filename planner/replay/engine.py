@@ -19,7 +19,9 @@ GPUs (any value > 0); a held slot runs in full until the job's work is done.  Th
 
 Accounting (the planner's, with held slots run in full): each start (the first
 one included) costs the job's
-checkpoint overhead of running time without progress; a run in slot ``t`` of
+checkpoint overhead of running time without progress, and each pause (a running job
+not held, its work not done) its checkpoint save: the last ``checkpoint_save_h`` of
+the run before the pause saved the checkpoint, so that work is done again; a run in slot ``t`` of
 ``r`` hours per GPU uses ``r x gpus x gpu_power_kw x PUE`` kWh, emits that x
 intensity / 1000 kg CO2eq and costs that x price / 1000 USD.  A job stops as soon
 as its work is done; it completes at the slot start plus the hours run in it.
@@ -107,10 +109,12 @@ class Compiled:
                     f"not inside the replay period {sc.start.isoformat()} .. "
                     f"{sc.end.isoformat()}; widen the replay period or drop the job"
                 )
-            if j.checkpoint_overhead_h >= self.slot_h:
+            if j.checkpoint_overhead_h + j.checkpoint_save_h >= self.slot_h:
+                # a one-slot run must have time to restore, and to save when it pauses
                 raise RequestError(
-                    f"job '{j.name}': checkpoint_overhead_h = {j.checkpoint_overhead_h} must be "
-                    f"shorter than one slot ({self.slot_h:g} h)"
+                    f"job '{j.name}': checkpoint_overhead_h + checkpoint_save_h = "
+                    f"{j.checkpoint_overhead_h + j.checkpoint_save_h:g} must be shorter than "
+                    f"one slot ({self.slot_h:g} h)"
                 )
             if j.gpus > sc.capacity.get(j.zone, 0):
                 raise RequestError(
@@ -127,6 +131,7 @@ class Compiled:
         self.gpus = np.array([j.gpus for j in jobs], dtype=np.int64)
         self.work = np.array([j.duration_h for j in jobs])
         self.overhead = np.array([j.checkpoint_overhead_h for j in jobs])
+        self.save = np.array([j.checkpoint_save_h for j in jobs])
         self.power = np.array([j.gpu_power_kw for j in jobs])
         self.interruptible = np.array([j.interruptible for j in jobs])
         short = np.flatnonzero((self.last - self.first + 1) * self.slot_h
@@ -150,6 +155,13 @@ class Compiled:
         not running."""
         extra = np.where(running, 0.0, self.overhead[jobs])
         return np.ceil((remaining + extra) / self.slot_h - 1e-9).astype(np.int64)
+
+    def slots_if_paused(self, jobs: np.ndarray, remaining: np.ndarray,
+                        running: np.ndarray) -> np.ndarray:
+        """Whole slots for ``jobs`` to finish ``remaining`` hours if they pause now: a
+        running job's pause costs its save, and every resumption an overhead."""
+        lost = np.where(running, self.save[jobs], 0.0)
+        return self.slots_needed(jobs, remaining + lost, np.zeros(len(jobs), bool))
 
 
 def _hours(td: pd.Timedelta) -> str:
@@ -183,6 +195,8 @@ class JobState:
     starts: np.ndarray
     overhead_h: np.ndarray
     held_slots: np.ndarray
+    save_h: np.ndarray  # hours of checkpoint saves lost at pauses
+
 
     @classmethod
     def new(cls, c: Compiled) -> JobState:
@@ -190,7 +204,7 @@ class JobState:
         z = np.zeros(n)
         return cls(c.work.astype(float).copy(), np.zeros(n, bool), np.zeros(n, bool),
                    np.full(n, -1), np.zeros(n, bool), np.full(n, np.nan), z.copy(), z.copy(),
-                   z.copy(), np.zeros(n, np.int64), z.copy(), np.zeros(n, np.int64))
+                   z.copy(), np.zeros(n, np.int64), z.copy(), np.zeros(n, np.int64), z.copy())
 
 
 @dataclass
@@ -398,6 +412,9 @@ def _advance(c: Compiled, s: JobState, act: np.ndarray, plan: np.ndarray, t0: in
         held = cand[ok]
         # everyone not held stops running
         stopped = act[~np.isin(act, held)]
+        paused = stopped[s.running[stopped]]  # done jobs are not running
+        s.remaining[paused] += c.save[paused]  # the save that ended the run is lost
+        s.save_h[paused] += c.save[paused]
         s.running[stopped] = False
         s.run_since[stopped] = -1
         if len(held) == 0:
@@ -446,6 +463,7 @@ def _outcomes(c: Compiled, s: JobState) -> pd.DataFrame:
         "cost_usd": s.cost_usd if c.price is not None else np.nan,
         "interruptions": np.maximum(s.starts - 1, 0),
         "overhead_h": s.overhead_h,
+        "save_h": s.save_h,
         "missed": ~s.done | (completion > deadline + pd.Timedelta("1s")),
         "done": s.done,
     }, index=pd.Index(c.names, name="job"))

@@ -3,7 +3,8 @@
 A replay job stays in its home zone (temporal shifting only).  Units: hours of
 running at full size for ``duration_h`` (the job's GPU-hours are ``gpus x
 duration_h``), kW per GPU for ``gpu_power_kw``, hours for the checkpoint
-overhead paid at every start (the first one included, as in the planner).
+overhead paid at every start (the first one included, as in the planner) and for
+the checkpoint save that ends every run but the last (work lost at each pause).
 
 CSV columns (one row per job, header required)
 
@@ -19,6 +20,8 @@ column                        required  meaning
 ``slack_h``                   one of    deadline = submit + duration_h + slack_h
 ``interruptible``             no        true/false (default true)
 ``checkpoint_overhead_h``     no        hours lost at every start (default 0, < 1 slot)
+``checkpoint_save_h``         no        hours lost at every pause, the save ending the run
+                                        (default 0; with the overhead, < 1 slot)
 ``gpu_power_kw``              no        kW per GPU (default 1.0)
 ============================  ========  =============================================
 
@@ -70,6 +73,7 @@ class ReplayJob:
     interruptible: bool = True
     checkpoint_overhead_h: float = 0.0
     gpu_power_kw: float = DEFAULT_GPU_POWER_KW
+    checkpoint_save_h: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"job '{self.name}'"
@@ -81,8 +85,9 @@ class ReplayJob:
             raise RequestError(f"{where}: gpus = {self.gpus}; a job needs at least 1 GPU")
         if not self.duration_h > 0:
             raise RequestError(f"{where}: duration_h = {self.duration_h} must be positive")
-        if self.checkpoint_overhead_h < 0:
-            raise RequestError(f"{where}: checkpoint_overhead_h must be 0 or more")
+        if self.checkpoint_overhead_h < 0 or self.checkpoint_save_h < 0:
+            raise RequestError(f"{where}: checkpoint_overhead_h and checkpoint_save_h must "
+                               "be 0 or more")
         if not self.gpu_power_kw > 0:
             raise RequestError(f"{where}: gpu_power_kw = {self.gpu_power_kw} must be positive")
         if self.gpu_power_kw > MAX_GPU_POWER_KW:
@@ -90,8 +95,10 @@ class ReplayJob:
                 f"{where}: gpu_power_kw = {self.gpu_power_kw} kW per GPU is above the plausible "
                 f"{MAX_GPU_POWER_KW:g} kW; the value is in kW per GPU, host share included (a "
                 "GPU's watts, e.g. 700 W, are 0.7 kW)")
-        if not (math.isfinite(self.duration_h) and math.isfinite(self.checkpoint_overhead_h)):
-            raise RequestError(f"{where}: duration_h and checkpoint_overhead_h must be finite")
+        if not all(math.isfinite(v) for v in (self.duration_h, self.checkpoint_overhead_h,
+                                              self.checkpoint_save_h)):
+            raise RequestError(f"{where}: duration_h, checkpoint_overhead_h and "
+                               "checkpoint_save_h must be finite")
         need = pd.Timedelta(hours=self.duration_h + self.checkpoint_overhead_h)
         if self.deadline < self.submit + need:
             raise RequestError(
@@ -198,6 +205,8 @@ def read_jobs_csv(path: str | Path) -> tuple[ReplayJob, ...]:
                                                    "checkpoint_overhead_h"),
                 gpu_power_kw=_cell_number(row.get("gpu_power_kw") or str(DEFAULT_GPU_POWER_KW),
                                           "gpu_power_kw"),
+                checkpoint_save_h=_cell_number(row.get("checkpoint_save_h") or "0",
+                                               "checkpoint_save_h"),
             ))
         except ValueError as exc:
             raise RequestError(f"{where}: {exc}; fix the cell") from None

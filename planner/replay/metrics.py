@@ -3,7 +3,8 @@
 Per job (``job_metrics``): ``emissions_kg``, ``saving_kg`` (run-now's minus this
 policy's), ``delay_h`` (completion minus run-now's completion), ``latency_h``
 (completion minus submission), ``interruptions`` (starts - 1), ``overhead_h``
-(checkpoint overhead hours paid, per GPU), ``energy_kwh``, ``cost_usd`` (NaN where
+(checkpoint overhead hours paid, per GPU), ``save_h`` (checkpoint save hours lost
+at pauses, per GPU: pauses x ``checkpoint_save_h``), ``energy_kwh``, ``cost_usd`` (NaN where
 no price is known), ``missed`` (finished after the deadline, or not at all).
 
 Aggregated (``summary``), one row per policy: ``jobs``, ``emissions_kg``,

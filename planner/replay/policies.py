@@ -103,9 +103,8 @@ class Threshold(ReplayPolicy):
         thr = self.thresholds(view)[z]
         running = s.running[act]
         left = c.last[act] - t + 1
-        # pausing now means restarting later (one more overhead)
-        paused = np.zeros(len(act), bool)
-        guard = c.slots_needed(act, s.remaining[act], paused) > left - view.n_slots
+        # pausing now means a save and a restart later (one more overhead)
+        guard = c.slots_if_paused(act, s.remaining[act], running) > left - view.n_slots
         young = running & ((t - s.run_since[act]) * c.slot_h < self.min_run_h)
         keep = running & (live <= thr * (1.0 + self.hysteresis))
         start = ~running & (live <= thr)
@@ -141,6 +140,8 @@ def _slots_after(c: Compiled, s: JobState, j: int, held: np.ndarray) -> int:
     """Whole slots job ``j`` still needs after holding ``held`` (the engine's rule)."""
     left, running = float(s.remaining[j]), bool(s.running[j])
     for h in held.tolist():
+        if running and not h and left > 1e-7:
+            left += float(c.save[j])  # a pause loses the save that ended the run
         if h and left > 1e-7:
             oh = 0.0 if running else float(c.overhead[j])
             left -= min(c.slot_h, left + oh) - oh
@@ -210,7 +211,8 @@ def window_problem(c: Compiled, t: int, end: int, intensity: np.ndarray,
         work=float(req_h * c.gpus[j]), power_kw=float(c.power[j]),
         first=max(t, int(c.first[j])) - t, last=stop - t - 1,
         zones=(at[int(c.zone[j])],), home=at[int(c.zone[j])],
-        overhead_h=float(c.overhead[j]), max_starts=None if c.interruptible[j] else 1,
+        overhead_h=float(c.overhead[j]), save_h=float(c.save[j]),
+        max_starts=None if c.interruptible[j] else 1,
         min_run_slots=1, checkpoint_gb=0.0, egress_usd_per_gb=DEFAULT_EGRESS_USD_PER_GB,
         transfer_slots=0, transfer_kwh_per_gb=DEFAULT_TRANSFER_KWH_PER_GB, allow_split=False,
     ) for j, req_h, stop in jobs)
@@ -309,13 +311,14 @@ class Milp(ReplayPolicy):
             left = int(c.last[j]) + 1 - t
             # must run on: non-interruptible and started, past the deadline, or too
             # little time left to pay another start
-            paused_need = int(c.slots_needed(one, s.remaining[one], np.zeros(1, bool))[0])
+            paused_need = int(c.slots_if_paused(one, s.remaining[one], s.running[one])[0])
             locked = (s.running[j] and not c.interruptible[j]) or left <= 0 or \
                 (bool(s.running[j]) and paused_need > left - 1)
             if not locked and c.last[j] + 1 > end:
                 if c.interruptible[j]:
                     after = (int(c.last[j]) + 1 - end) * slot_h
-                    req = max(s.remaining[j] + c.overhead[j] - after,
+                    # the window's run ends in a save, the run after it restarts
+                    req = max(s.remaining[j] + c.overhead[j] + c.save[j] - after,
                               s.remaining[j] * n / left)
                     jobs.append((j, req, end))
                     continue
@@ -352,8 +355,9 @@ class Oracle(ReplayPolicy):
     jobs' individual optima fit the capacity is optimal as is, otherwise it is
     planned jointly by the MILP (``time_limit_s``; a time-limited component is
     recorded in ``info['limited']``).  Individual optima are the single-job optimisers
-    (:mod:`~greenepoch.solvers.single_job`) when a job has no checkpoint overhead and
-    whole-slot work, else the exact dynamic programme (:func:`~greenepoch.solvers.dp.best_plan`).
+    (:mod:`~greenepoch.solvers.single_job`) when a job has no checkpoint overhead or
+    save and whole-slot work, else the exact dynamic programme
+    (:func:`~greenepoch.solvers.dp.best_plan`).
     """
 
     name = "oracle"
@@ -395,12 +399,13 @@ class Oracle(ReplayPolicy):
 
     def _alone(self, c: Compiled, actual: np.ndarray, j: int) -> np.ndarray:
         """Held hours per slot over the job's window that minimise its emissions alone:
-        the cheapest slots or window (whole-slot work, no overhead), else the DP."""
+        the cheapest slots or window (whole-slot work, no overhead or save), else the
+        DP."""
         lo, hi = int(c.first[j]), int(c.last[j]) + 1
         f = actual[c.zone[j], lo:hi]
         slots = c.work[j] / c.slot_h
         row = np.zeros(len(f))
-        if c.overhead[j] == 0 and abs(slots - round(slots)) < 1e-9:
+        if c.overhead[j] == 0 and c.save[j] == 0 and abs(slots - round(slots)) < 1e-9:
             k = round(slots)
             if c.interruptible[j]:
                 row[cheapest_order(f)[:k]] = c.slot_h

@@ -302,3 +302,68 @@ def test_jobs_csv(tmp_path: object) -> None:
     path.write_text("name,zone,submit\n")
     with pytest.raises(RequestError, match="expected columns"):
         read_jobs_csv(path)
+
+
+class _EveryOtherSlot(Threshold):
+    """Holds every other slot: a pause after each held slot until the job is done."""
+
+    name = "every-other"
+
+    def decide(self, view: object) -> np.ndarray:
+        n = len(view.active)  # type: ignore[attr-defined]
+        held = float((view.t - view.c.t0) % 2 == 0)  # type: ignore[attr-defined]
+        return np.full((n, view.n_slots), held * view.slot_h)  # type: ignore[attr-defined]
+
+
+def test_checkpoint_save_is_lost_at_every_pause() -> None:
+    actual = history(48)
+    saving = ReplayJob("a", "A", START, 8, 3.0, START + pd.Timedelta(hours=24),
+                       checkpoint_overhead_h=0.25, checkpoint_save_h=0.5)
+    res = run_replay(Compiled(scenario(actual, [saving], 48)), _EveryOtherSlot(), record=True)
+    row = res.jobs.loc["a"]
+    # each one-slot run progresses 1 - 0.25 h and loses 0.5 h at its pause: 0.25 h net
+    # per paused run; 3 h of work take 9 paused runs (2.25 h) and a last run of 0.75 h
+    assert row["done"] and row["interruptions"] == 9
+    assert row["save_h"] == pytest.approx(0.5 * row["interruptions"])
+    hours_run = float(decisions(res)["hours"].sum())
+    assert hours_run == pytest.approx(3.0 + row["overhead_h"] + row["save_h"])
+    assert row["energy_kwh"] == pytest.approx(hours_run * 8 * PUE)
+
+
+def test_checkpoint_save_reaches_the_planner_and_the_oracle_counts_it() -> None:
+    from greenepoch.planner.replay.policies import window_problem
+
+    actual = history(48)
+    cheap = [START + pd.Timedelta(hours=h) for h in (2, 6, 10, 14, 18)]
+    actual.loc[actual.index >= START, "A"] = 500.0
+    actual.loc[cheap, "A"] = 50.0  # five clean hours apart: worth pausing between them
+    saving = ReplayJob("a", "A", START, 8, 3.0, START + pd.Timedelta(hours=30),
+                       checkpoint_save_h=0.25)
+    c = Compiled(scenario(actual, [saving], 48))
+    problem = window_problem(c, c.t0, c.t0 + 30, c.intensity[:, c.t0:],
+                             [(0, 3.0, c.t0 + 30)], np.zeros((2, 30), dtype=np.int64))
+    assert problem.jobs[0].save_h == 0.25
+    row = run_replay(c, get_policy("oracle")).jobs.loc["a"]
+    # four clean hours, three saves: 4 - 3 x 0.25 >= 3 h of work (three would give 2.5)
+    assert row["done"] and not row["missed"] and row["interruptions"] == 3
+    assert row["save_h"] == pytest.approx(0.25 * 3)
+    assert row["energy_kwh"] == pytest.approx((3.0 + 0.75) * 8 * PUE)
+
+
+def test_checkpoint_save_csv_column_and_bounds(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "jobs.csv"
+    path.write_text("name,zone,submit,gpus,duration_h,slack_h,checkpoint_save_h\n"
+                    "a,DE,2023-03-01T02:00Z,8,4,12,0.25\nb,DE,2023-03-01T02:00Z,8,4,12,\n")
+    a, b = read_jobs_csv(path)
+    assert (a.checkpoint_save_h, b.checkpoint_save_h) == (0.25, 0.0)
+    path.write_text("name,zone,submit,gpus,duration_h,slack_h,checkpoint_save_h\n"
+                    "a,DE,2023-03-01T02:00Z,8,4,12,-1\n")
+    with pytest.raises(RequestError, match="row 2.*checkpoint_save_h"):
+        read_jobs_csv(path)
+    long = ReplayJob("a", "A", START, 8, 3.0, START + pd.Timedelta(hours=24),
+                     checkpoint_overhead_h=0.5, checkpoint_save_h=0.5)
+    with pytest.raises(RequestError, match=r"overhead_h \+ checkpoint_save_h = 1 must be "
+                                           "shorter than one slot"):
+        Compiled(scenario(history(48), [long], 48))
