@@ -39,8 +39,9 @@ def _future() -> pd.Timestamp:
 
 
 def _slurm_config(**defaults) -> dict:
+    # launcher "none": the batch script runs the command itself, so bash alone can run it
     return {"defaults": {"command": ["echo", "hi"], **defaults},
-            "zones": {"Z1": {"slurm": {"partition": "gpu"}}}}
+            "zones": {"Z1": {"slurm": {"partition": "gpu", "launcher": "none"}}}}
 
 
 def _kube_config(**defaults) -> dict:

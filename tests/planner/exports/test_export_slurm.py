@@ -76,7 +76,8 @@ def _int_config(tmp_path: Path, results: Path) -> dict:
     return {"defaults": {"command": [sys.executable, str(train)], "checkpoint_signal": "INT",
                          "checkpoint_dir": str(tmp_path / "ckpt"), "workdir": str(tmp_path),
                          "env": {"GE_TEST_RESULTS": str(results)}},
-            "zones": {"Z1": {"slurm": {"partition": PARTITION, "gpus_per_node": 2}}}}
+            "zones": {"Z1": {"slurm": {"partition": PARTITION, "gpus_per_node": 2,
+                                       "launcher": "none"}}}}
 
 
 def _wait_notes(path: Path, event: str, timeout: float) -> list[dict]:
@@ -91,11 +92,13 @@ def _wait_notes(path: Path, event: str, timeout: float) -> list[dict]:
 
 
 def _config(tmp_path: Path, workdir: Path, results: Path, *, lead: str = "10min",
-            extra_args: tuple[str, ...] = ()) -> str:
+            extra_args: tuple[str, ...] = (), launcher: str = "none") -> str:
+    """Config running TRAIN; launcher "none" runs it in the batch shell (so that bash
+    alone can run the script), "srun" through srun on every node."""
     train = tmp_path / "train.py"
     train.write_text(TRAIN)
     command = [sys.executable, str(train), *extra_args]
-    zone = {"partition": PARTITION, "gpus_per_node": 2}
+    zone = {"partition": PARTITION, "gpus_per_node": 2, "launcher": launcher}
     return json.dumps({
         "defaults": {"command": command, "checkpoint_dir": str(workdir / "ckpt" / "{job}"),
                      "checkpoint_lead": lead, "workdir": str(workdir),
@@ -170,7 +173,10 @@ def test_scripts_carry_the_plan(tmp_path):
     assert f"#SBATCH --deadline={end.strftime('%Y-%m-%dT%H:%M:%S')}" in s1
     assert "#SBATCH --time-min=1" in s1
     assert "#SBATCH --nodes=2" in s1 and "#SBATCH --gres=gpu:2" in s1
-    assert "#SBATCH --signal=B:USR1@600" in s1 and "#SBATCH --requeue" in s1
+    # launcher "srun" (the command is not torchrun): every task gets the signal
+    assert "#SBATCH --signal=USR1@600" in s1 and "#SBATCH --requeue" in s1
+    assert "#SBATCH --ntasks-per-node=2" in s1
+    assert "launch=(srun --ntasks-per-node=2 --kill-on-bad-exit=1 bash -c " in s1
     assert f"#SBATCH --partition={PARTITION}" in s1
     assert "#SBATCH --clusters=other" in s3
     submit = files["submit.sh"]
@@ -202,8 +208,10 @@ def test_submit_chains_and_records_ids(tmp_path):
     assert all(c.startswith("TZ=UTC --parsable") for c in calls)
     assert "--dependency=afterany:101" in calls[1] and "--dependency" not in calls[2]
     ids = (out / "job_ids.tsv").read_text().splitlines()
-    assert ids[0].split("\t") == ["job_index", "segment", "script", "slurm_job_id", "cluster"]
+    assert ids[0].split("\t") == ["job_index", "segment", "script", "slurm_job_id", "cluster",
+                                  "kind"]
     assert [row.split("\t")[3] for row in ids[1:]] == ["101", "102", "103"]
+    assert {row.split("\t")[5] for row in ids[1:]} == {"segment"}
 
 
 def test_dry_run_prints_and_writes_nothing(tmp_path):
