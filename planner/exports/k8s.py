@@ -10,8 +10,16 @@ checkpoint lead, and are gone by the window end), ``nvidia.com/gpu`` limits, a
 required node affinity per zone, labels tying it to the plan
 (``greenepoch.io/plan``, ``.../job-index``, ``.../segment``), the literal job name and
 window in annotations, and optionally Kueue's ``kueue.x-k8s.io/queue-name`` label
-(plus a ``LocalQueue`` when the zone names its ClusterQueue).  More GPUs than one
-node holds become an Indexed Job with one pod per node.
+(plus a ``LocalQueue`` when the zone names its ClusterQueue).
+
+More GPUs than one node holds become an Indexed Job of equal pods (:func:`pod_layout`)
+with a headless Service as the pods' ``subdomain``: pod ``i`` is reachable as
+``<job name>-i.<service>``, so every pod gets the rendezvous (``MASTER_ADDR`` = pod 0,
+``NODE_RANK`` = its completion index, ``NNODES``, ``WORLD_SIZE``, ``MASTER_PORT``) and a
+``torchrun`` command gets the matching flags.  An Indexed Job (not a JobSet) because a
+CronJob can only create Jobs, Kueue admits Jobs without further setup, and no JobSet
+controller is needed on the cluster.  A segment following one in another zone first
+copies the checkpoint there (:data:`COPY_SH`, an initContainer).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import json
 import math
 import re
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +37,7 @@ import yaml
 from greenepoch.planner.exports.common import (
     ExportError,
     Segment,
+    checkpoint_dirs,
     iso,
     plan_id,
     plan_segments,
@@ -35,7 +45,7 @@ from greenepoch.planner.exports.common import (
     slug,
     write_tree,
 )
-from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone
+from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone, _toml_key
 from greenepoch.planner.plan_doc import Plan
 
 KINDS = ("cronjob", "job")
@@ -44,6 +54,15 @@ RESUME = "resume.sh"
 DEFERRED = "at-window-start"  # Jobs resume.sh creates at their window start (Kueue)
 GPU = "nvidia.com/gpu"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+#: Set on its pods by the Job controller: the Job's name and, in an Indexed Job, the
+#: pod's completion index (read through the downward API).
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+#: The longest name a CronJob's Jobs may get: theirs plus ``-`` and 8 digits of minutes.
+CRON_SUFFIX = 9
+#: Rendezvous flags added after ``torchrun`` unless the command has them (either
+#: spelling, ``--flag value`` or ``--flag=value``).
+TORCHRUN_FLAGS = ("nnodes", "node-rank", "master-addr", "master-port", "nproc-per-node")
 
 #: Run by ``sh -c`` with the argv as positional parameters (never spliced into the
 #: script): $1 = number of command words, then the command, then the resume args
@@ -74,13 +93,48 @@ echo "greenepoch: resume from ${latest:-nothing}" >&2
 exec "$@"
 """
 
+#: The initContainer of a segment whose checkpoint is in another zone, run by ``sh -c``
+#: with $1 = "all" (every pod copies into its own storage) or "first" (pod 0 copies into
+#: the shared claim, the others wait for its marker), then the copy argv (never spliced
+#: into the script).  The dot-file marker is invisible to RESUME_SH's newest-entry scan.
+COPY_SH = r"""mode=$1; shift
+mkdir -p -- "$GREENEPOCH_CHECKPOINT_DIR"
+marker="$GREENEPOCH_CHECKPOINT_DIR/.greenepoch-copied-$GREENEPOCH_PLAN_ID-$GREENEPOCH_SEGMENT"
+if [ "$mode" = first ] && [ "$NODE_RANK" != 0 ]; then
+  echo "greenepoch: waiting for pod 0 to copy the checkpoint" >&2
+  until [ -e "$marker" ]; do sleep 5; done
+  exit 0
+fi
+echo "greenepoch: copying the checkpoint from the previous zone" >&2
+"$@" || { echo "greenepoch: the checkpoint copy failed (exit $?)" >&2; exit 1; }
+: > "$marker"
+"""
 
-def resource_name(pid: str, seg: Segment) -> str:
-    """DNS-1123 name, at most 52 characters (CronJob limit)."""
+
+def resource_name(pid: str, seg: Segment, limit: int = 52) -> str:
+    """DNS-1123 name, at most ``limit`` characters (52: the CronJob limit)."""
     base = f"ge-{pid[:8]}-j{seg.job_index}-s{seg.index}"
     tail = slug(seg.job, 52, lower=True).replace("_", "-").replace(".", "-")
-    name = f"{base}-{tail}"[:52].rstrip("-")
+    name = f"{base}-{tail}"[:limit].rstrip("-")
     return name
+
+
+def pod_layout(gpus: int, per_node: int | None) -> tuple[int, int]:
+    """(pods, GPUs per pod) of a segment on ``gpus`` GPUs: equal pods of at most
+    ``per_node``, as few as divide ``gpus`` (12 on 8-GPU nodes: 2 x 6; 75: 15 x 5;
+    a prime such as 13: 13 x 1).  One pod template serves every pod of an Indexed Job,
+    so the sizes cannot differ; whole nodes (the planner's ``gpus_step``) give
+    ``gpus / per_node`` full pods."""
+    if not per_node or gpus <= per_node:
+        return 1, gpus
+    pods = next(p for p in range(math.ceil(gpus / per_node), gpus + 1) if gpus % p == 0)
+    return pods, gpus // pods
+
+
+def _pod_name_limit(pods: int) -> int:
+    """The longest resource name whose pods' hostnames (``<Job name>-<index>``, the
+    Job named after a CronJob plus ``-<minutes>``) stay a 63-character DNS label."""
+    return min(52, 63 - CRON_SUFFIX - 1 - len(str(pods - 1)))
 
 
 def _label_value(text: str) -> str:
@@ -107,8 +161,81 @@ def _affinity(zone: KubeZone) -> dict[str, Any] | None:
         "nodeSelectorTerms": [{"matchExpressions": exprs}]}}}
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How one segment runs: ``pods`` pods of ``gpus_per_pod`` GPUs, named ``name``;
+    ``service`` the headless Service (pods' subdomain) when there are several pods;
+    ``checkpoint_dir`` the zone's; ``copy`` the checkpoint move from the previous
+    segment's zone (argv, None when there is none)."""
+
+    name: str
+    pods: int
+    gpus_per_pod: int
+    service: str | None
+    checkpoint_dir: str
+    copy: tuple[str, ...] | None = None
+
+
+def _flag_given(command: tuple[str, ...], flag: str) -> bool:
+    spellings = {f"--{flag}", f"--{flag.replace('-', '_')}"}
+    return any(w.split("=", 1)[0] in spellings for w in command)
+
+
+def _torchrun(command: tuple[str, ...], seg: Segment, layout: Layout,
+              port: int) -> tuple[str, ...]:
+    """The rendezvous flags to add after ``torchrun`` (words already escaped for
+    Kubernetes: their ``$(VAR)`` are the pod's rendezvous variables)."""
+    if layout.pods == 1 or not command or command[0].rsplit("/", 1)[-1] != "torchrun":
+        return ()
+    if _flag_given(command, "standalone"):
+        raise ExportError(f"job {seg.job!r} segment {seg.index}: the command passes "
+                          f"--standalone to torchrun, which would start {layout.pods} "
+                          "separate trainings on the segment's pods; remove it (the export "
+                          "adds the multi-node rendezvous flags)")
+    values = {"nnodes": str(layout.pods), "node-rank": "$(NODE_RANK)",
+              "master-addr": "$(MASTER_ADDR)", "master-port": str(port),
+              "nproc-per-node": str(layout.gpus_per_pod)}  # $(...): set by the kubelet
+    return tuple(f"--{flag}={values[flag]}" for flag in TORCHRUN_FLAGS
+                 if not _flag_given(command, flag))
+
+
+def _env(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
+         layout: Layout) -> list[dict[str, Any]]:
+    """The container environment: the checkpoint contract, the user's ``env``, then the
+    rendezvous (which replaces user values of the same names)."""
+    plain = {
+        "GREENEPOCH_PLAN_ID": pid, "GREENEPOCH_JOB": seg.job,
+        "GREENEPOCH_SEGMENT": str(seg.index), "GREENEPOCH_SEGMENTS": str(seg.count),
+        "GREENEPOCH_ZONE": seg.zone, "GREENEPOCH_WINDOW_START": iso(seg.start),
+        "GREENEPOCH_WINDOW_END": iso(seg.end), "GREENEPOCH_GPUS": str(seg.gpus),
+        "GREENEPOCH_GPUS_PER_POD": str(layout.gpus_per_pod),
+        "GREENEPOCH_CHECKPOINT_DIR": layout.checkpoint_dir,
+        **({} if seg.job_deadline is None else {"GREENEPOCH_JOB_DEADLINE": iso(seg.job_deadline)}),
+        **dict(settings.env),
+    }
+    rendezvous = {"NNODES": str(layout.pods), "WORLD_SIZE": str(seg.gpus),
+                  "MASTER_PORT": str(zone.master_port)}
+    for key in (*rendezvous, "NODE_RANK", "MASTER_ADDR", "GREENEPOCH_K8S_JOB_NAME"):
+        plain.pop(key, None)
+    env = [{"name": k, "value": _literal(v)} for k, v in {**plain, **rendezvous}.items()]
+    if layout.service is None:
+        return [*env, {"name": "NODE_RANK", "value": "0"},
+                {"name": "MASTER_ADDR", "value": "127.0.0.1"}]
+
+    def field(path: str) -> dict[str, Any]:
+        return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+    # Kubernetes expands $(NAME) in a value with the variables listed before it
+    return [
+        *env,
+        {"name": "NODE_RANK", **field(f"metadata.annotations['{INDEX_ANNOTATION}']")},
+        {"name": "GREENEPOCH_K8S_JOB_NAME", **field(f"metadata.labels['{JOB_NAME_LABEL}']")},
+        {"name": "MASTER_ADDR", "value": f"$(GREENEPOCH_K8S_JOB_NAME)-0.{layout.service}"},
+    ]
+
+
 def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
-             labels: dict[str, str], suspend: bool) -> dict[str, Any]:
+             labels: dict[str, str], suspend: bool, layout: Layout) -> dict[str, Any]:
     """The ``batch/v1`` JobSpec of one segment."""
     if not settings.image:
         raise ExportError(f"job {seg.job!r} has no container image; set [defaults] image or "
@@ -116,47 +243,47 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
     if not settings.command:
         raise ExportError(f"job {seg.job!r} has no command to run; set [defaults] command "
                           f"or [jobs.{json.dumps(seg.job)}] command in the clusters config")
-    grace = min(settings.checkpoint_lead_s, max(1, seg.duration_s // 2))
-    per_node = zone.gpus_per_node or seg.gpus
-    pods = math.ceil(seg.gpus / per_node)
-    if seg.gpus % pods:
-        raise ExportError(f"job {seg.job!r} segment {seg.index}: {seg.gpus} GPUs do not split "
-                          f"evenly over {pods} pods of at most {per_node}; change "
-                          "gpus_per_node of the zone")
-    ckpt = settings.checkpoint_path(seg.job)
-    env = {
-        "GREENEPOCH_PLAN_ID": pid, "GREENEPOCH_JOB": seg.job,
-        "GREENEPOCH_SEGMENT": str(seg.index), "GREENEPOCH_SEGMENTS": str(seg.count),
-        "GREENEPOCH_ZONE": seg.zone, "GREENEPOCH_WINDOW_START": iso(seg.start),
-        "GREENEPOCH_WINDOW_END": iso(seg.end), "GREENEPOCH_GPUS": str(seg.gpus),
-        "GREENEPOCH_CHECKPOINT_DIR": ckpt,
-        **({} if seg.job_deadline is None else {"GREENEPOCH_JOB_DEADLINE": iso(seg.job_deadline)}),
-        **dict(settings.env),
-    }
+    grace = min(settings.lead_s(seg.save_s), max(1, seg.duration_s // 2))
+    env = _env(seg, pid, settings, zone, layout)
+    flags = _torchrun(settings.command, seg, layout, zone.master_port)
+    command = tuple(map(_literal, settings.command))
+    command = (*command[:1], *flags, *command[1:])
     container: dict[str, Any] = {
         "name": "train",
         "image": settings.image,
         # RESUME_SH stays as is: no "$$" and no "$(NAME)" a variable could match
-        "command": ["/bin/sh", "-c", RESUME_SH, "greenepoch-resume",
-                    str(len(settings.command)),
-                    *map(_literal, (*settings.command, *settings.resume_args))],
-        "env": [{"name": k, "value": _literal(v)} for k, v in env.items()],
-        "resources": {"limits": {GPU: seg.gpus // pods}, "requests": {GPU: seg.gpus // pods}},
+        "command": ["/bin/sh", "-c", RESUME_SH, "greenepoch-resume", str(len(command)),
+                    *command, *map(_literal, settings.resume_args)],
+        "env": env,
+        "resources": {"limits": {GPU: layout.gpus_per_pod},
+                      "requests": {GPU: layout.gpus_per_pod}},
     }
-    if settings.workdir:
-        container["workingDir"] = settings.workdir
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace,
         "containers": [container],
     }
+    if layout.copy is not None:
+        # with a claim every pod sees one volume: pod 0 copies, the others wait for it
+        mode = "first" if zone.checkpoint_claim else "all"
+        pod["initContainers"] = [{
+            "name": "checkpoint-copy", "image": settings.image,
+            "command": ["/bin/sh", "-c", COPY_SH, "greenepoch-copy", mode,
+                        *map(_literal, layout.copy)],
+            "env": env}]
+    if layout.service is not None:
+        pod["subdomain"] = layout.service
+    if settings.workdir:
+        for c in (container, *pod.get("initContainers", ())):
+            c["workingDir"] = settings.workdir
     affinity = _affinity(zone)
     if affinity:
         pod["affinity"] = affinity
     if zone.priority_class:
         pod["priorityClassName"] = zone.priority_class
     if zone.checkpoint_claim:
-        container["volumeMounts"] = [{"name": "checkpoints", "mountPath": ckpt}]
+        for c in (container, *pod.get("initContainers", ())):
+            c["volumeMounts"] = [{"name": "checkpoints", "mountPath": layout.checkpoint_dir}]
         pod["volumes"] = [{"name": "checkpoints",
                            "persistentVolumeClaim": {"claimName": zone.checkpoint_claim}}]
     spec: dict[str, Any] = {
@@ -165,9 +292,72 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
         "backoffLimit": 3,
         "template": {"metadata": {"labels": dict(labels)}, "spec": pod},
     }
-    if pods > 1:
-        spec.update(completionMode="Indexed", completions=pods, parallelism=pods)
+    if layout.pods > 1:
+        spec.update(completionMode="Indexed", completions=layout.pods, parallelism=layout.pods)
     return spec
+
+
+def headless_service(layout: Layout, namespace: str, labels: dict[str, str],
+                     port: int) -> dict[str, Any]:
+    """The headless Service giving the pods of a multi-pod segment stable DNS names
+    (``<Job name>-<index>.<service>``), published before the pods are ready so the
+    rendezvous can start while they come up."""
+    selector = {k: labels[k] for k in ("greenepoch.io/plan", "greenepoch.io/job-index",
+                                       "greenepoch.io/segment")}
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": layout.service, "namespace": namespace, "labels": labels},
+            "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                     "selector": selector,
+                     "ports": [{"name": "rendezvous", "port": port, "targetPort": port}]}}
+
+
+def _require_storage(seg: Segment, zone: KubeZone) -> None:
+    if zone.checkpoint_claim or zone.ephemeral_checkpoints:
+        return
+    raise ExportError(
+        f"zone {seg.zone!r} has no checkpoint_claim: job {seg.job!r} segment {seg.index} "
+        "would keep its checkpoints on the container's ephemeral storage, lost when the pod "
+        f"ends; set checkpoint_claim = '<PVC name>' in [zones.{_toml_key(seg.zone)}.kubernetes], "
+        "or ephemeral_checkpoints = true there to accept that")
+
+
+def _copy(seg: Segment, prev: Segment | None, config: ClusterConfig,
+          settings: JobSettings, dst: str) -> tuple[str, ...] | None:
+    """The checkpoint move before ``seg``: none for a job's first segment, one in the
+    zone of the previous, or when the previous zone's checkpoints were ephemeral (no
+    claim, no checkpoint_url: nothing left to copy) or are this very directory."""
+    if prev is None or prev.zone == seg.zone:
+        return None
+    source = config.kube_zone(prev.zone)
+    if not source.checkpoint_claim and source.checkpoint_url is None:
+        return None
+    src = source.checkpoint_source(settings, seg.job)
+    return None if src == dst else settings.copy_argv(seg.job, src, dst)
+
+
+def layouts(plan: Plan, config: ClusterConfig) -> dict[str, Layout]:
+    """Segment key (:attr:`Segment.key`) -> its :class:`Layout`; raises when a zone
+    keeps checkpoints on ephemeral storage unasked, or two jobs share a zone's
+    checkpoint directory."""
+    pid = plan_id(plan)
+    out: dict[str, Layout] = {}
+    prev: Segment | None = None
+    dirs: dict[str, dict[str, tuple[str, str | None]]] = {}
+    for seg in plan_segments(plan):
+        zone = config.kube_zone(seg.zone)
+        settings = config.job(seg.job)
+        _require_storage(seg, zone)
+        pods, per_pod = pod_layout(seg.gpus, zone.gpus_per_node)
+        name = resource_name(pid, seg, _pod_name_limit(pods))
+        ckpt = zone.checkpoint_path(settings, seg.job)
+        dirs.setdefault(seg.zone, {})[seg.job] = (ckpt, settings.workdir)
+        same_job = prev is not None and prev.job_index == seg.job_index
+        move = _copy(seg, prev if same_job else None, config, settings, ckpt)
+        out[seg.key] = Layout(name, pods, per_pod, name if pods > 1 else None, ckpt, move)
+        prev = seg
+    for zone_dirs in dirs.values():
+        checkpoint_dirs(zone_dirs)
+    return out
 
 
 def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
@@ -181,12 +371,14 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
     require_future(segments, now)
     config.check_plan_jobs([job.name for job in plan.jobs], {s.job for s in segments})
     pid = plan_id(plan)
+    plans = layouts(plan, config)
     files: dict[str, list[dict[str, Any]]] = {}
     queues: dict[tuple[str, str], str] = {}
     for seg in segments:
         zone = config.kube_zone(seg.zone)
         settings = config.job(seg.job)
-        name = resource_name(pid, seg)
+        layout = plans[seg.key]
+        name = layout.name
         labels = {
             "app.kubernetes.io/managed-by": "greenepoch",
             "greenepoch.io/plan": pid,
@@ -209,10 +401,10 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
         if kind == "job":
             obj: dict[str, Any] = {
                 "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
-                "spec": job_spec(seg, pid, settings, zone, labels, suspend=True)}
+                "spec": job_spec(seg, pid, settings, zone, labels, True, layout)}
         else:
             # with Kueue the Job must be created suspended: Kueue unsuspends on admission
-            spec = job_spec(seg, pid, settings, zone, labels, suspend=bool(zone.queue))
+            spec = job_spec(seg, pid, settings, zone, labels, bool(zone.queue), layout)
             obj = {
                 "apiVersion": "batch/v1", "kind": "CronJob",
                 "metadata": {**meta, "labels": labels},
@@ -227,8 +419,11 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
                                                  "annotations": annotations},
                                     "spec": spec},
                 }}
+        group = [obj]
+        if layout.service is not None:
+            group.insert(0, headless_service(layout, zone.namespace, labels, zone.master_port))
         deferred = kind == "job" and bool(zone.queue)
-        files[f"{DEFERRED}/{name}.yaml" if deferred else f"{name}.yaml"] = [obj]
+        files[f"{DEFERRED}/{name}.yaml" if deferred else f"{name}.yaml"] = group
     for (namespace, queue), cluster_queue in sorted(queues.items()):
         files[f"localqueue-{namespace}-{queue}.yaml"] = [{
             "apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",

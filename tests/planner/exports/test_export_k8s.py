@@ -14,7 +14,14 @@ import yaml
 from export_fixtures import hostile, need, now_floor, plan_doc, run_cli, segment
 from greenepoch.planner.exports.common import ExportError
 from greenepoch.planner.exports.config import parse_config
-from greenepoch.planner.exports.k8s import KUEUE_QUEUE_LABEL, RESUME_SH, export_k8s, manifests
+from greenepoch.planner.exports.k8s import (
+    INDEX_ANNOTATION,
+    JOB_NAME_LABEL,
+    KUEUE_QUEUE_LABEL,
+    RESUME_SH,
+    export_k8s,
+    manifests,
+)
 from greenepoch.planner.plan import Plan
 
 CRDS = Path(__file__).resolve().parents[4] / "shared" / "schemas" / "kubernetes-crds"
@@ -30,7 +37,8 @@ CONFIG = {
                               "cluster_queue": "gpu-de", "checkpoint_claim": "ckpt",
                               "node_affinity": {"topology.kubernetes.io/region":
                                                 "eu-central-1"}}},
-        "GB": {"kubernetes": {"node_affinity": {"example.com/zone": ["gb-1", "gb-2"]}}},
+        "GB": {"kubernetes": {"node_affinity": {"example.com/zone": ["gb-1", "gb-2"]},
+                              "checkpoint_claim": "ckpt-gb"}},
     },
 }
 
@@ -72,12 +80,18 @@ def kube_expand(text: str, env: dict[str, str]) -> str:
     return "".join(out)
 
 
-def kube_run(container: dict) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment the kubelet starts ``container`` with: env values
-    expanded in order against the ones before, then command against them all."""
+def kube_run(container: dict, job: str = "job", index: int = 0
+             ) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment the kubelet starts ``container`` with, in pod ``index``
+    of a Job named ``job``: env values expanded in order against the ones before (the
+    downward API giving the Job controller's label and annotation), then command
+    against them all."""
+    pod = {f"metadata.labels['{JOB_NAME_LABEL}']": job,
+           f"metadata.annotations['{INDEX_ANNOTATION}']": str(index)}
     env: dict[str, str] = {}
     for var in container["env"]:
-        env[var["name"]] = kube_expand(var["value"], env)
+        ref = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        env[var["name"]] = pod[ref] if ref else kube_expand(var["value"], env)
     return [kube_expand(word, env) for word in container["command"]], env
 
 
@@ -156,8 +170,8 @@ def test_broken_manifests_fail(validate):
 
 def test_zone_label_is_a_valid_label_value(validate):
     config = copy.deepcopy(CONFIG)
-    config["zones"]["_a_"] = {"kubernetes": {}}
-    config["zones"]["x" * 70 + "_"] = {"kubernetes": {}}
+    config["zones"]["_a_"] = {"kubernetes": {"ephemeral_checkpoints": True}}
+    config["zones"]["x" * 70 + "_"] = {"kubernetes": {"checkpoint_claim": "c"}}
     t0 = now_floor() + pd.Timedelta("1h")
     plan = Plan.from_dict(plan_doc({"a": [segment("_a_", t0, 60, 1)],
                           "b": [segment("x" * 70 + "_", t0, 60, 1)]}))
@@ -198,7 +212,7 @@ def test_yaml_has_no_anchors_and_the_start_deadline_has_a_floor():
     deadlines = []
     for name in crons:
         assert "&id" not in files[name] and "*id" not in files[name]
-        obj = yaml.safe_load(files[name])
+        obj = list(yaml.safe_load_all(files[name]))[-1]  # after the Service of 16 GPUs
         template = obj["spec"]["jobTemplate"]["metadata"]
         assert template["annotations"] == obj["metadata"]["annotations"]
         deadlines.append(obj["spec"]["startingDeadlineSeconds"])
@@ -291,8 +305,8 @@ def test_resume_script_creates_kueue_jobs_at_their_window_start(tmp_path):
     assert len(deferred) == 2
     jobs = {}
     for rel, text in files.items():
-        if rel.endswith(".yaml") and yaml.safe_load(text)["kind"] == "Job":
-            obj = yaml.safe_load(text)
+        obj = list(yaml.safe_load_all(text))[-1] if rel.endswith(".yaml") else {}
+        if obj.get("kind") == "Job":
             jobs[(obj["metadata"]["annotations"]["greenepoch.io/job-name"],
                   obj["metadata"]["labels"]["greenepoch.io/segment"])] = (rel, obj)
     queued_file, queued = jobs[("llm", "1")]
@@ -341,7 +355,7 @@ def test_cli_writes_validated_manifests_and_fails_cleanly(tmp_path, validate):
     cfg.write_text(
         '[defaults]\ncommand = "python train.py --lr 1e-4"\nimage = "img:1"\n'
         '[zones.DE.kubernetes]\nqueue = "llm"\ncluster_queue = "cq"\n'
-        '[zones.GB.kubernetes]\n')
+        'checkpoint_claim = "ckpt"\n[zones.GB.kubernetes]\ncheckpoint_claim = "ckpt"\n')
     out = tmp_path / "k8s"
     result = run_cli(["export", "k8s", str(plan), "--config", str(cfg), "--out", str(out),
                       "--validate", str(CRDS)])
@@ -350,7 +364,8 @@ def test_cli_writes_validated_manifests_and_fails_cleanly(tmp_path, validate):
     names = sorted(p.name for p in out.iterdir())
     assert "export.json" in names and "localqueue-default-llm.yaml" in names
     # a zone with no mapping: exit 2, nothing written
-    cfg.write_text('[defaults]\ncommand = ["x"]\nimage = "img:1"\n[zones.DE.kubernetes]\n')
+    cfg.write_text('[defaults]\ncommand = ["x"]\nimage = "img:1"\n'
+                   '[zones.DE.kubernetes]\ncheckpoint_claim = "ckpt"\n')
     out2 = tmp_path / "k8s2"
     result = run_cli(["export", "k8s", str(plan), "--config", str(cfg), "--out", str(out2)])
     assert result.exit_code == 2
