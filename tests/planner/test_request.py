@@ -3,6 +3,7 @@ every mistake a user can make (each rejected with a message naming field and fix
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -594,3 +595,157 @@ def test_durations_are_text_or_seconds(tmp_path, value, found):
     message = rejected(tmp_path, job=WORK + f"\ncheckpoint_overhead = {value}")
     assert "jobs[0] ('ft').checkpoint_overhead = " in message
     assert f"expected a duration, found {found}; write text like '15min'" in message
+
+
+# --- checkpoint saves, deadline margins, migration caps, GPU steps, resizes ------------
+
+ELASTIC = WORK + "\ngpus_min = 4"  # 4 to 8 GPUs
+
+
+def test_segment_keys_are_read(tmp_path):
+    req = request(tmp_path, WORK + '\ncheckpoint_save = "10min"\ndeadline_margin = "2h"'
+                  '\nmax_migrations = 1\nresize_overhead = "5min"',
+                  extra='[policy]\ndeadline_margin = "1h"')
+    job = req.jobs[0]
+    assert job.checkpoint_save == pd.Timedelta("10min")
+    assert job.max_migrations == 1 and job.resize_overhead == pd.Timedelta("5min")
+    assert req.deadline_margin_of(job) == pd.Timedelta("2h")  # its own, not the policy's
+    assert req.plan_deadline(job) == pd.Timestamp("2023-06-01T22:00:00Z")
+
+
+def test_segment_keys_default_to_no_save_margin_cap_or_step(tmp_path):
+    req = request(tmp_path)
+    job = req.jobs[0]
+    assert job.checkpoint_save == pd.Timedelta(0) and job.max_migrations is None
+    assert job.resize_overhead is None  # a size change is a restart
+    assert req.deadline_margin_of(job) == pd.Timedelta(0) and req.gpus_step(job) == 1
+
+
+def test_policy_deadline_margin_holds_for_every_job(tmp_path):
+    req = request(tmp_path, extra='[policy]\ndeadline_margin = "3h"')
+    assert req.plan_deadline(req.jobs[0]) == pd.Timestamp("2023-06-01T21:00:00Z")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('checkpoint_save = 0.5', None),  # seconds: accepted
+    ('checkpoint_save = "15"', "has no unit"),
+    ('checkpoint_save = true', r"checkpoint_save = true: expected a duration"),
+    ('checkpoint_save = "-1h"', "must be zero or positive"),
+    ('deadline_margin = [1]', r"deadline_margin = \[1\]: expected a duration"),
+    ('resize_overhead = "x"', "cannot read 'x' as a duration"),
+    ("max_migrations = 1.5", r"max_migrations = 1.5: expected a whole number"),
+    ("max_migrations = -1", "must be a whole number from 0"),
+    ('max_migrations = "2"', "expected a whole number, found text"),
+    ("gpus_step = 0", "gpus_step = 0: must be a whole number from 1"),
+    ("gpus_step = true", "expected a whole number, found a boolean"),
+])
+def test_segment_keys_are_strictly_typed(tmp_path, line, message):
+    if message is None:
+        request(tmp_path, WORK + "\n" + line)
+        return
+    text = rejected(tmp_path, WORK + "\n" + line)
+    assert "jobs[0] ('ft')." in text
+    assert re.search(message, text), text
+
+
+def test_zone_gpus_per_node_is_a_positive_count(tmp_path):
+    assert "zones[0] ('DE').gpus_per_node = 0: must be a whole number from 1" in rejected(
+        tmp_path, zone="gpus_per_node = 0")
+    assert "expected a whole number" in rejected(tmp_path, zone='gpus_per_node = "8"')
+
+
+def test_a_save_as_long_as_the_whole_run_is_refused(tmp_path):
+    # 64 GPU-hours on 8 GPUs: an 8 h run
+    text = rejected(tmp_path, WORK + '\ncheckpoint_save = "8h"')
+    assert "checkpoint_save = 8 h is not shorter than the job's whole run (8 h at 8 GPUs)" \
+        in text
+    request(tmp_path, WORK + '\ncheckpoint_save = "7h"')
+    assert "resize_overhead = 9 h is not shorter" in rejected(
+        tmp_path, WORK + '\nresize_overhead = "9h"')
+
+
+def test_a_margin_that_leaves_no_time_is_refused(tmp_path):
+    text = rejected(tmp_path, WORK + '\ndeadline_margin = "24h"')
+    assert "deadline_margin 24 h leaves no time to run" in text
+    text = rejected(tmp_path, extra='[policy]\ndeadline_margin = "1 day"')
+    assert "job 'ft': deadline_margin 24 h leaves no time to run" in text
+
+
+def test_elastic_sizes_must_be_multiples_of_the_job_step(tmp_path):
+    req = request(tmp_path, ELASTIC + "\ngpus_step = 4")
+    assert req.gpus_step(req.jobs[0]) == 4
+    text = rejected(tmp_path, WORK.replace("64", "60") + "\ngpus_min = 6\ngpus_step = 4")
+    assert "gpus_min = 6 is not a multiple of gpus_step 4 (its gpus_step)" in text
+    assert "use 4 or 8" in text
+    assert "gpus = 8 is not a multiple of gpus_step 3 (its gpus_step); elastic sizes are " \
+        "multiples of the step: use 6 or 9" in rejected(
+            tmp_path, WORK + "\ngpus_min = 3\ngpus_step = 3")
+
+
+def test_gpus_min_below_the_step_names_the_smallest_valid_size(tmp_path):
+    text = rejected(tmp_path, WORK + "\ngpus_min = 2\ngpus_step = 4")
+    assert "gpus_min = 2 is not a multiple of gpus_step 4" in text and "use 4" in text
+    assert "use 0" not in text
+
+
+def test_the_step_is_the_lcm_of_the_zones_gpus_per_node(tmp_path):
+    def two_zones(job: str) -> Path:
+        return write(tmp_path, f"""start = "2023-06-01T00:00:00Z"
+[[jobs]]
+name = "ft"
+gpus = 12
+gpu_hours = 64
+deadline = "2023-06-02T00:00:00Z"
+{job}
+[[zones]]
+id = "DE"
+capacity_gpus = 16
+gpus_per_node = 2
+[[zones]]
+id = "GB"
+capacity_gpus = 16
+gpus_per_node = 3
+""")
+
+    both = 'zones = ["DE", "GB"]\n'
+    req = load_request(two_zones(both + "gpus_min = 6"))
+    assert req.gpus_step(req.jobs[0]) == 6  # lcm(2, 3): whole nodes in both zones
+    with pytest.raises(RequestError, match=r"gpus_min = 4 is not a multiple of gpus_step 6 "
+                       r"\(from gpus_per_node of its zones: DE 2, GB 3\); elastic sizes are "
+                       r"multiples of the step: use 6$"):
+        load_request(two_zones(both + "gpus_min = 4"))
+    own = load_request(two_zones(both + "gpus_min = 4\ngpus_step = 4"))  # its own wins
+    assert own.gpus_step(own.jobs[0]) == 4
+    de = load_request(two_zones('zones = ["DE"]\ngpus_min = 4'))  # only its zones count
+    assert de.gpus_step(de.jobs[0]) == 2
+
+
+def test_a_rigid_job_is_not_held_to_the_step(tmp_path):
+    req = request(tmp_path, zone="gpus_per_node = 16")
+    assert req.jobs[0].rigid and req.gpus_step(req.jobs[0]) == 16  # 8 GPUs: exports place it
+
+
+def test_job_and_policy_bounds_hold_when_built_directly():
+    end = T0 + pd.Timedelta("1D")
+    base = dict(name="a", gpus=8, gpu_hours=16.0, release=T0, deadline=end, zones=("DE",),
+                home_zone="DE")
+    for bad, message in [(dict(checkpoint_save=pd.Timedelta("2h")), "not shorter"),
+                         (dict(checkpoint_save=pd.Timedelta("-1h")), "must be 0 or more"),
+                         (dict(max_migrations=-1), "max_migrations must be 0 or more"),
+                         (dict(gpus_step=0), "gpus_step = 0 must be 1 or more"),
+                         (dict(gpus_min=4, gpus_step=3), "not a multiple of gpus_step 3"),
+                         (dict(deadline_margin=pd.Timedelta("1D")), "leaves no time"),
+                         (dict(resize_overhead=pd.Timedelta("-1s")), "must be 0 or more")]:
+        with pytest.raises(RequestError, match=message):
+            Job(**base, **bad)  # type: ignore[arg-type]
+    with pytest.raises(RequestError, match=r"policy\.deadline_margin"):
+        Policy(deadline_margin=pd.Timedelta("-1h"))
+    from greenepoch.planner.model import Zone
+
+    with pytest.raises(RequestError, match="gpus_per_node = 0 must be 1 or more"):
+        Zone("DE", 8, gpus_per_node=0)
+    job = Job(**base, gpus_min=4)  # type: ignore[arg-type]
+    with pytest.raises(RequestError, match="gpus_min = 4 is not a multiple of gpus_step 8"):
+        PlanRequest(T0, (job,), (Zone("DE", 8, gpus_per_node=8),))
+    with pytest.raises(RequestError, match="deadline_margin 24 h leaves no time"):
+        PlanRequest(T0, (job,), (Zone("DE", 8),), Policy(deadline_margin=pd.Timedelta("1D")))

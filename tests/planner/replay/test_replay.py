@@ -360,7 +360,7 @@ def test_checkpoint_save_csv_column_and_bounds(tmp_path: object) -> None:
     assert (a.checkpoint_save_h, b.checkpoint_save_h) == (0.25, 0.0)
     path.write_text("name,zone,submit,gpus,duration_h,slack_h,checkpoint_save_h\n"
                     "a,DE,2023-03-01T02:00Z,8,4,12,-1\n")
-    with pytest.raises(RequestError, match="row 2.*checkpoint_save_h"):
+    with pytest.raises(RequestError, match=r"row 2.*checkpoint_save_h"):
         read_jobs_csv(path)
     long = ReplayJob("a", "A", START, 8, 3.0, START + pd.Timedelta(hours=24),
                      checkpoint_overhead_h=0.5, checkpoint_save_h=0.5)
