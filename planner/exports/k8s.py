@@ -46,6 +46,7 @@ from greenepoch.planner.exports.common import (
     write_tree,
 )
 from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone, _toml_key
+from greenepoch.planner.exports.k8s_validate import CRON_JOB_SUFFIX
 from greenepoch.planner.plan_doc import Plan
 
 KINDS = ("cronjob", "job")
@@ -58,8 +59,6 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: pod's completion index (read through the downward API).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-#: The longest name a CronJob's Jobs may get: theirs plus ``-`` and 8 digits of minutes.
-CRON_SUFFIX = 9
 #: Rendezvous flags added after ``torchrun`` unless the command has them (either
 #: spelling, ``--flag value`` or ``--flag=value``).
 TORCHRUN_FLAGS = ("nnodes", "node-rank", "master-addr", "master-port", "nproc-per-node")
@@ -134,7 +133,7 @@ def pod_layout(gpus: int, per_node: int | None) -> tuple[int, int]:
 def _pod_name_limit(pods: int) -> int:
     """The longest resource name whose pods' hostnames (``<Job name>-<index>``, the
     Job named after a CronJob plus ``-<minutes>``) stay a 63-character DNS label."""
-    return min(52, 63 - CRON_SUFFIX - 1 - len(str(pods - 1)))
+    return min(52, 63 - CRON_JOB_SUFFIX - 1 - len(str(pods - 1)))
 
 
 def _label_value(text: str) -> str:
@@ -505,8 +504,27 @@ def export_k8s(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
     files[INDEX] = json.dumps({
         "schema_version": plan.schema_version, "plan_id": pid,
         "scheduler": "kubernetes", "kind": kind, "files": sorted(objs),
+        "segments": _index_rows(plan, layouts(plan, config), objs),
     }, indent=2) + "\n"
     return files
+
+
+def _index_rows(plan: Plan, plans: dict[str, Layout],
+                objs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One ``export.json`` row per segment (numbered from 0 within its job, as in the
+    labels and ``GREENEPOCH_SEGMENT``): its file, pods and checkpoint move."""
+    file_of = {o["metadata"]["name"]: f for f, group in objs.items() for o in group}
+    rows = []
+    for seg in plan_segments(plan):
+        layout = plans[seg.key]
+        rows.append({
+            "job": seg.job, "job_index": seg.job_index, "segment": seg.index,
+            "zone": seg.zone, "start": iso(seg.start), "end": iso(seg.end), "gpus": seg.gpus,
+            "name": layout.name, "file": file_of[layout.name], "pods": layout.pods,
+            "gpus_per_pod": layout.gpus_per_pod, "service": layout.service,
+            "checkpoint_dir": layout.checkpoint_dir,
+            "checkpoint_copy": None if layout.copy is None else list(layout.copy)})
+    return rows
 
 
 def write_k8s(plan: Plan, config: ClusterConfig, out_dir: str | Path, kind: str = "cronjob",

@@ -6,8 +6,10 @@ variant: undeclared properties are errors).  Custom resources (Kueue, JobSet) ag
 the ``openAPIV3Schema`` of their CRD, made strict the same way: every object schema
 that declares ``properties`` gets ``additionalProperties: false`` unless it sets
 ``x-kubernetes-preserve-unknown-fields`` (the API server would drop such fields
-silently).  The schemas leave label syntax unchecked, so every ``metadata.labels``
-is also checked against the API server's rules for label keys and values.
+silently).  The schemas leave label syntax and DNS names unchecked, so every
+``metadata.labels`` (and a Service's ``selector``) is also checked against the API
+server's rules for label keys and values, and the names the pods of a multi-pod Job
+get (:func:`dns_errors`) against the DNS rules that would fail them at pod creation.
 """
 
 from __future__ import annotations
@@ -30,17 +32,26 @@ LABEL_NAME = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 #: The optional prefix of a label key: a DNS-1123 subdomain (at most 253 characters).
 LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_RULE = "at most 63 of [A-Za-z0-9_.-], beginning and ending with a letter or digit"
+#: A DNS-1123 label (a pod's subdomain and hostname), and a DNS-1035 one (a Service name).
+DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+#: What a CronJob appends to its name for each Job it creates: ``-`` and the scheduled
+#: time in minutes since 1970 (8 digits until the year 2160).
+CRON_JOB_SUFFIX = 9
 
 
 def label_errors(obj: Any, path: str = "") -> list[str]:
-    """Every invalid label key or value in ``metadata.labels`` anywhere in ``obj``,
-    as ``"<path>: <problem>"``."""
+    """Every invalid label key or value in ``metadata.labels`` anywhere in ``obj`` and
+    in a Service's ``spec.selector``, as ``"<path>: <problem>"``."""
     out: list[str] = []
     if isinstance(obj, dict):
         meta = obj.get("metadata")
-        labels = meta.get("labels") if isinstance(meta, dict) else None
-        for key, value in labels.items() if isinstance(labels, dict) else ():
-            where = f"{path}metadata/labels/{key}"
+        maps = [("metadata/labels", meta.get("labels") if isinstance(meta, dict) else None)]
+        if obj.get("kind") == "Service" and isinstance(obj.get("spec"), dict):
+            maps.append(("spec/selector", obj["spec"].get("selector")))
+        pairs = [(f"{path}{at}/{key}", key, value) for at, labels in maps
+                 if isinstance(labels, dict) for key, value in labels.items()]
+        for where, key, value in pairs:
             prefix, slash, name = str(key).rpartition("/")
             if slash and (len(prefix) > 253 or not LABEL_PREFIX.fullmatch(prefix)):
                 out.append(f"{where}: key prefix {prefix!r} must be a lowercase DNS subdomain")
@@ -53,6 +64,44 @@ def label_errors(obj: Any, path: str = "") -> list[str]:
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             out += label_errors(v, f"{path}{i}/")
+    return out
+
+
+def _at(node: Any, *keys: str) -> dict[str, Any]:
+    """``node[keys[0]][keys[1]]...`` when every step is a mapping, else ``{}`` (the
+    schema check reports wrong types)."""
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def dns_errors(obj: dict[str, Any]) -> list[str]:
+    """Names the API server checks only when it creates the pods, as
+    ``"<path>: <problem>"``: a Service's name (DNS-1035 label), a Job's pod
+    ``subdomain`` (DNS-1123 label), and an Indexed Job's pod hostnames
+    ``<Job name>-<index>`` (at most 63 characters; a CronJob's Jobs are named after it
+    plus :data:`CRON_JOB_SUFFIX` characters)."""
+    out: list[str] = []
+    name = str(_at(obj, "metadata").get("name", ""))
+    if obj.get("kind") == "Service" and (len(name) > 63 or not DNS_1035_LABEL.fullmatch(name)):
+        out.append(f"metadata/name: {name!r} must be a DNS-1035 label (at most 63 of "
+                   "[a-z0-9-], beginning with a letter)")
+    where, job = "spec", _at(obj, "spec")
+    if obj.get("kind") == "CronJob":
+        where, job = "spec/jobTemplate/spec", _at(obj, "spec", "jobTemplate", "spec")
+        name += "x" * CRON_JOB_SUFFIX
+    elif obj.get("kind") != "Job":
+        return out
+    sub = _at(job, "template", "spec").get("subdomain")
+    if sub is not None and (len(str(sub)) > 63 or not DNS_1123_LABEL.fullmatch(str(sub))):
+        out.append(f"{where}/template/spec/subdomain: {sub!r} must be a DNS-1123 label "
+                   "(at most 63 of [a-z0-9-])")
+    pods = job.get("completions")
+    if job.get("completionMode") == "Indexed" and isinstance(pods, int) and pods > 0:
+        host = f"{name}-{pods - 1}"
+        if len(host) > 63:
+            out.append(f"metadata/name: the pods' hostnames (<Job name>-<index>, e.g. "
+                       f"{host!r}) would be longer than 63 characters; shorten the name")
     return out
 
 
@@ -108,12 +157,16 @@ def validate(obj: dict[str, Any], crd_dir: str | Path | None = None,
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ExportError("manifest validation needs the 'kubernetes-validate' package "
                           "(pip install kubernetes-validate)") from exc
-    what = f"{obj.get('kind')} {obj.get('metadata', {}).get('name')!r}"
+    what = f"{obj.get('kind')} {_at(obj, 'metadata').get('name')!r}"
     key = (str(obj.get("apiVersion")), str(obj.get("kind")))
     bad_labels = label_errors(obj)
     if bad_labels:
         raise ExportError(f"{what}: invalid label at {bad_labels[0]} (the API server would "
                           "reject it)")
+    bad_names = dns_errors(obj)
+    if bad_names:
+        raise ExportError(f"{what}: invalid name at {bad_names[0]} (the API server would "
+                          "reject it or the pods)")
     if crd_dir is not None and key in _crd_schemas(str(crd_dir)):
         schema = _crd_schemas(str(crd_dir))[key]
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj),
