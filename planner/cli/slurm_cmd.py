@@ -38,8 +38,10 @@ def status(plan_file: str, config_file: str | None, squeue_file: str | None,
     else:
         for r in rows:
             ident = "-" if r.slurm_job_id is None else str(r.slurm_job_id)
-            click.echo(f"{json.dumps(r.job)} segment {r.segment + 1} [{r.zone}] "
-                       f"{r.start}..{r.end} gpus={r.gpus}: slurm job {ident}, {r.state}")
+            what = (f"checkpoint move before segment {r.segment}" if r.kind == "transfer"
+                    else f"segment {r.segment}")  # numbered from 0, as in the export
+            click.echo(f"{json.dumps(r.job)} {what} [{r.zone}] {r.start}..{r.end} "
+                       f"gpus={r.gpus}: slurm job {ident}, {r.state}")
             for d in r.drift:
                 click.echo(f"    drift: {d}")
         for u in unplanned:

@@ -11,6 +11,11 @@ pending job's time limit shorter than the window), ``late`` (still pending after
 window started, with Slurm's reason), ``duplicate`` (several live jobs for one
 segment). Live jobs of the plan that match no segment are reported as ``unplanned``.
 
+Checkpoint moves (``transfer`` rows, before the segment they feed) are listed when
+the queue holds one, or, given the clusters config, wherever the export made one
+(then ``missing`` and ``dead`` apply to them too: a failed move leaves the next
+segment pending for ever).  Segments are numbered from 0, as in the export.
+
 A segment absent from squeue after its window started is not drift: it may have ended
 early as planned (checkpoint signal) and been purged, or never run; squeue cannot tell
 (its state is ``gone (finished or purged)``).
@@ -33,7 +38,7 @@ from greenepoch.data.inputs import read_text
 from greenepoch.data.timeparse import kind, shown
 from greenepoch.planner.exports.common import ExportError, Segment, iso, plan_id, plan_segments
 from greenepoch.planner.exports.config import ClusterConfig
-from greenepoch.planner.exports.slurm import gpu_request, parse_comment
+from greenepoch.planner.exports.slurm import TRANSFER_TAG, gpu_request, parse_tag, store_differs
 from greenepoch.planner.plan_doc import Plan
 
 #: A pending job may wait this long past its planned start before it counts as late.
@@ -59,6 +64,7 @@ class SegmentStatus:
     eligible: str | None = None
     ended: list[str] = field(default_factory=list)  # "<job id> <state>" of ended jobs
     drift: list[str] = field(default_factory=list)
+    kind: str = "segment"  # or "transfer": the checkpoint move before the segment
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -185,7 +191,8 @@ def queued_gpus(job: dict[str, Any]) -> int | None:
 
 def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None = None,
             now: pd.Timestamp | None = None) -> tuple[list[SegmentStatus], list[dict[str, Any]]]:
-    """Planned segments with their queue state and drift, and unplanned queue jobs.
+    """Planned segments (and checkpoint moves) with their queue state and drift, and
+    unplanned queue jobs.
 
     ``config``, when given, must map at least one of the plan's zones to Slurm: one
     that maps none (an empty file) would check nothing and look like no drift."""
@@ -195,67 +202,99 @@ def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None
     if config is not None:
         _require_slurm_zones(config, [s.zone for s in segments])
     by_key: dict[tuple[int, int], Segment] = {(s.job_index, s.index): s for s in segments}
-    found: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    found: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
     unplanned = []
     for job in jobs:
-        tag = parse_comment(str(job.get("comment") or ""))
+        tag = parse_tag(str(job.get("comment") or ""))
         if tag is None or tag[0] != pid:
             continue
-        key = (tag[1], tag[2])
-        if key in by_key:
-            found.setdefault(key, []).append(job)
+        if (tag[1], tag[2]) in by_key and (tag[3] == "segment" or tag[2] > 0):
+            found.setdefault(tag[1:], []).append(job)
         elif is_live(job):  # an ended stray job is history, not drift
             unplanned.append({"slurm_job_id": job.get("job_id"), "name": job.get("name"),
                               "comment": job.get("comment")})
     out = []
     for seg in segments:
+        prev = by_key.get((seg.job_index, seg.index - 1))
+        moves = found.get((seg.job_index, seg.index, TRANSFER_TAG), [])
+        if prev is not None and (moves or _moved(config, prev, seg)):
+            st = SegmentStatus(seg.job, seg.index, seg.zone, iso(prev.end), iso(seg.start), 0,
+                               kind=TRANSFER_TAG)
+            out.append(st)
+            _queue_state(st, prev.end, seg.start, moves, now)
         st = SegmentStatus(seg.job, seg.index, seg.zone, iso(seg.start), iso(seg.end), seg.gpus)
         out.append(st)
-        matched = sorted(found.get((seg.job_index, seg.index), []), key=_job_id)
-        queued = [j for j in matched if is_live(j)]
-        ended = [j for j in matched if not is_live(j)]
-        st.ended = [f"{j.get('job_id')} {_state(j.get('job_state'))}" for j in ended]
-        if not queued:
-            _no_live_job(st, seg, ended, now)
-            continue
-        if len(queued) > 1:
-            ids = ", ".join(str(j.get("job_id")) for j in queued)
-            st.drift.append(f"duplicate: {len(queued)} live queue jobs ({ids})")
-        job = queued[-1]
-        st.slurm_job_id = job.get("job_id")
-        st.state = _state(job.get("job_state"))
-        eligible = _number(job.get("eligible_time"))
-        if eligible:
-            when = pd.Timestamp(eligible, unit="s", tz="UTC")
-            st.eligible = iso(when)
-            if "PENDING" in st.state and when != seg.start:
-                delta = int((when - seg.start).total_seconds())
-                st.drift.append(f"begin: eligible {iso(when)}, planned {iso(seg.start)} "
-                                f"({delta:+d} s)")
-        gpus = queued_gpus(job)
-        if gpus is not None and gpus != seg.gpus:
-            st.drift.append(f"gpus: {gpus} requested, {seg.gpus} planned")
-        limit = _number(job.get("time_limit"))
-        # a started job's limit is cut to end by the window end (--deadline)
-        if (limit is not None and "PENDING" in st.state
-                and limit < math.ceil(seg.duration_s / 60)):
-            st.drift.append(f"time: limit {limit} min shorter than the {seg.duration_s} s "
-                            "window")
-        if "PENDING" in st.state and (now - seg.start).total_seconds() > LATE_AFTER_S:
-            st.drift.append(f"late: still pending after its window started "
-                            f"(reason {job.get('state_reason', '?')})")
-        if config is not None and seg.zone in config.slurm:
-            zone = config.slurm[seg.zone]
-            for field_name in ("partition", "account"):
-                want, got = getattr(zone, field_name), job.get(field_name) or None
-                if want and got != want:
-                    st.drift.append(f"{field_name}: {got!r} in the queue, {want!r} in the "
-                                    "config")
-            nodes, _ = gpu_request(seg.gpus, zone)
-            got_nodes = _number(job.get("node_count"))
-            if got_nodes is not None and got_nodes != nodes:
-                st.drift.append(f"nodes: {got_nodes} in the queue, {nodes} planned")
+        job = _queue_state(st, seg.start, seg.end,
+                           found.get((seg.job_index, seg.index, "segment"), []), now)
+        if job is not None:
+            _request_drift(st, seg, job, config)
     return out, unplanned
+
+
+def _moved(config: ClusterConfig | None, prev: Segment, seg: Segment) -> bool:
+    """True when the export makes a checkpoint move between ``prev`` and ``seg``."""
+    if config is None or prev.zone == seg.zone:
+        return False
+    return store_differs(config.slurm_zone(prev.zone, required=False),
+                         config.slurm_zone(seg.zone, required=False),
+                         config.job(seg.job), seg.job) is not None
+
+
+def _queue_state(st: SegmentStatus, start: pd.Timestamp, end: pd.Timestamp,
+                 matched: list[dict[str, Any]], now: pd.Timestamp) -> dict[str, Any] | None:
+    """State and drift of a planned step (window ``start`` .. ``end``) from its queue
+    jobs ``matched``; returns its live queue job, if any."""
+    matched = sorted(matched, key=_job_id)
+    queued = [j for j in matched if is_live(j)]
+    ended = [j for j in matched if not is_live(j)]
+    st.ended = [f"{j.get('job_id')} {_state(j.get('job_state'))}" for j in ended]
+    if not queued:
+        _no_live_job(st, start, end, ended, now)
+        return None
+    if len(queued) > 1:
+        ids = ", ".join(str(j.get("job_id")) for j in queued)
+        st.drift.append(f"duplicate: {len(queued)} live queue jobs ({ids})")
+    job = queued[-1]
+    st.slurm_job_id = job.get("job_id")
+    st.state = _state(job.get("job_state"))
+    eligible = _number(job.get("eligible_time"))
+    if eligible:
+        when = pd.Timestamp(eligible, unit="s", tz="UTC")
+        st.eligible = iso(when)
+        if "PENDING" in st.state and when != start:
+            delta = int((when - start).total_seconds())
+            st.drift.append(f"begin: eligible {iso(when)}, planned {iso(start)} "
+                            f"({delta:+d} s)")
+    if "PENDING" in st.state and (now - start).total_seconds() > LATE_AFTER_S:
+        st.drift.append(f"late: still pending after its window started "
+                        f"(reason {job.get('state_reason', '?')})")
+    return job
+
+
+def _request_drift(st: SegmentStatus, seg: Segment, job: dict[str, Any],
+                   config: ClusterConfig | None) -> None:
+    """A segment's queue job against what the export asked for (GPUs, time, nodes and,
+    given the config, partition and account)."""
+    gpus = queued_gpus(job)
+    if gpus is not None and gpus != seg.gpus:
+        st.drift.append(f"gpus: {gpus} requested, {seg.gpus} planned")
+    limit = _number(job.get("time_limit"))
+    # a started job's limit is cut to end by the window end (--deadline)
+    if (limit is not None and "PENDING" in st.state
+            and limit < math.ceil(seg.duration_s / 60)):
+        st.drift.append(f"time: limit {limit} min shorter than the {seg.duration_s} s "
+                        "window")
+    if config is not None and seg.zone in config.slurm:
+        zone = config.slurm[seg.zone]
+        for field_name in ("partition", "account"):
+            want, got = getattr(zone, field_name), job.get(field_name) or None
+            if want and got != want:
+                st.drift.append(f"{field_name}: {got!r} in the queue, {want!r} in the "
+                                "config")
+        nodes, _ = gpu_request(seg.gpus, zone)
+        got_nodes = _number(job.get("node_count"))
+        if got_nodes is not None and got_nodes != nodes:
+            st.drift.append(f"nodes: {got_nodes} in the queue, {nodes} planned")
 
 
 def _require_slurm_zones(config: ClusterConfig, zones: list[str]) -> None:
@@ -269,19 +308,21 @@ def _require_slurm_zones(config: ClusterConfig, zones: list[str]) -> None:
         "config")
 
 
-def _no_live_job(st: SegmentStatus, seg: Segment, ended: list[dict[str, Any]],
-                 now: pd.Timestamp) -> None:
-    """State and drift of a segment without a live queue job."""
+def _no_live_job(st: SegmentStatus, start: pd.Timestamp, end: pd.Timestamp,
+                 ended: list[dict[str, Any]], now: pd.Timestamp) -> None:
+    """State and drift of a planned step without a live queue job."""
     if ended:
         last = ended[-1]
         st.slurm_job_id = last.get("job_id")
         st.state = _state(last.get("job_state"))
-        if seg.end > now and "COMPLETED" not in st.state.split(","):
+        if end > now and "COMPLETED" not in st.state.split(","):
+            what = "checkpoint move (the next segment waits for it)" \
+                if st.kind == TRANSFER_TAG else "segment"
             st.drift.append(f"dead: job {st.slurm_job_id} ended {st.state} and no live job "
-                            "is left for this segment; resubmit its sbatch script")
-    elif seg.end <= now:
+                            f"is left for this {what}; resubmit its sbatch script")
+    elif end <= now:
         st.state = "gone (window over)"
-    elif seg.start <= now:
+    elif start <= now:
         # ended early after the checkpoint signal and purged (MinJobAge), or never ran:
         # squeue cannot tell, so this is not drift
         st.state = "gone (finished or purged)"

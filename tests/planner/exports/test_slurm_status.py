@@ -109,7 +109,7 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
                              str(plan), "--squeue-json", str(squeue)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline().startswith(b'"a" segment 1')
+    assert proc.stdout.readline().startswith(b'"a" segment 0')  # numbered from 0, as files and env
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) in (0, 141, -13), err
@@ -186,3 +186,41 @@ def test_status_takes_the_shared_config_option():
         return next(p for p in command.params if p.name == "config_file")
 
     assert config(status).to_info_dict() == config(export_slurm).to_info_dict()
+
+
+def test_checkpoint_moves_are_listed_before_their_segment(tmp_path):
+    """A move is a row of its own (kind "transfer"), found by its comment, or expected
+    from the clusters config: then its absence is drift, and a failed one is dead."""
+    from greenepoch.planner.exports.config import parse_config
+
+    t0 = now_floor() + pd.Timedelta("1h")
+    plan = Plan.from_dict(plan_doc({"a": [segment("Z1", t0, 30, 2),
+                                          segment("Z2", t0 + pd.Timedelta("1h"), 30, 2)]}))
+    pid = plan_id(plan)
+    move = {"job_id": 11, "comment": f"greenepoch:{pid}:0:1:transfer", "job_state": "PENDING",
+            "eligible_time": int((t0 + pd.Timedelta("30min")).timestamp())}
+    segs = [_job(plan, 10, "PENDING"), _job(plan, 12, "PENDING", seg=1)]
+    rows, unplanned = compare(plan, [*segs, move])
+    assert [(r.kind, r.segment, r.slurm_job_id) for r in rows] == [
+        ("segment", 0, 10), ("transfer", 1, 11), ("segment", 1, 12)]
+    assert rows[1].drift == [] and rows[1].gpus == 0 and unplanned == []
+    rows, _ = compare(plan, segs)  # without a config nothing says a move was exported
+    assert [r.kind for r in rows] == ["segment", "segment"]
+    config = parse_config({"zones": {"Z1": {"slurm": {"checkpoint_dir": "/a/{job}"}},
+                                     "Z2": {"slurm": {"checkpoint_dir": "/b/{job}"}}}})
+    rows, _ = compare(plan, segs, config)
+    assert rows[1].kind == "transfer" and rows[1].drift[0].startswith("missing")
+    rows, _ = compare(plan, [*segs, {**move, "job_state": "DEADLINE"}], config)
+    assert rows[1].drift[0].startswith("dead: job 11 ended DEADLINE") \
+        and "checkpoint move (the next segment waits for it)" in rows[1].drift[0]
+    shared = parse_config({"zones": {"Z1": {"slurm": {}}, "Z2": {"slurm": {}}}})
+    rows, _ = compare(plan, segs, shared)  # one shared filesystem: nothing to move
+    assert [r.kind for r in rows] == ["segment", "segment"]
+    squeue = tmp_path / "sq.json"
+    squeue.write_text(json.dumps({"jobs": [*segs, move]}))
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(plan.to_dict()))
+    result = run_cli(["slurm", "status", str(path), "--squeue-json", str(squeue)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].startswith(
+        '"a" checkpoint move before segment 1 [Z2]'), result.stdout
