@@ -561,3 +561,168 @@ def test_a_requeued_segment_ends_by_its_window_end(slurm_cluster, tmp_path,  # n
         assert end_time() <= latest_end
     finally:
         slurm_cluster.run("scancel", job_id, check=False)
+
+
+# -- multi-node launch and checkpoint moves, without Slurm ----------------------------
+
+#: Stands in for srun inside a batch script: runs the step's program once per "node"
+#: (2 nodes, 1 task each) with Slurm's variables, as srun would.
+FAKE_SRUN = r'''#!/bin/bash
+while [ "${1#-}" != "$1" ]; do shift; done   # srun's own options
+for node in 0 1; do
+    SLURM_NODEID=$node SLURM_PROCID=$node SLURM_LOCALID=0 SLURM_NTASKS=2 "$@" || exit 1
+done
+'''
+
+#: Stands in for torchrun: prints its argv as JSON, one line per node.
+FAKE_TORCHRUN = '''import json, os, sys
+print(json.dumps({"argv": sys.argv[1:], "node_rank": os.environ["NODE_RANK"],
+                  "master": os.environ["MASTER_ADDR"]}))
+'''
+
+
+def _multinode(tmp_path: Path, command: list[str], gpus: int = 4, **zone) -> dict[str, str]:
+    config = {"defaults": {"command": command},
+              "zones": {"Z1": {"slurm": {"gpus_per_node": 2, **zone}}}}
+    doc = plan_doc({"a": [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, gpus)]})
+    return export_slurm(Plan.from_dict(doc), parse_config(config))
+
+
+def test_torchrun_gets_each_node_its_rank_and_the_command_stays_literal(tmp_path):
+    """The batch script run by bash with a fake srun (2 nodes) and scontrol: torchrun's
+    missing options come first, the node rank differs per node, the hostile argv
+    arrives verbatim and nothing in it runs."""
+    canary = tmp_path / "PWNED"
+    evil = hostile(canary)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in {"srun": FAKE_SRUN, "scontrol": "#!/bin/sh\nprintf 'n7\\nn8\\n'\n",
+                       "torchrun": f"#!{sys.executable}\n{FAKE_TORCHRUN}"}.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    files = _multinode(tmp_path, ["torchrun", "--nproc_per_node", "2", "t.py", evil])
+    script = files["j00-a-s000.sbatch"]
+    assert "#SBATCH --ntasks-per-node=1" in script and "#SBATCH --signal=USR1@600" in script
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env={"PATH": f"{bin_dir}:/usr/bin:/bin",
+                                             "SLURM_JOB_NODELIST": "n[7-8]",
+                                             "SLURM_NNODES": "2"})
+    assert proc.returncode == 0, proc.stderr
+    seen = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [s["argv"] for s in seen] == [
+        ["--nnodes=2", f"--node-rank={k}", "--master-addr=n7", "--master-port=29500",
+         "--nproc_per_node", "2", "t.py", evil] for k in (0, 1)]
+    assert [(s["node_rank"], s["master"]) for s in seen] == [("0", "n7"), ("1", "n7")]
+    assert not canary.exists()
+
+
+def test_launch_options_per_launcher():
+    srun = _multinode(Path(), ["python", "t.py"])["j00-a-s000.sbatch"]
+    assert "launch=(srun --ntasks-per-node=2 --kill-on-bad-exit=1 bash -c " in srun
+    assert 'RANK="$SLURM_PROCID" LOCAL_RANK="$SLURM_LOCALID" WORLD_SIZE="$SLURM_NTASKS"' in srun
+    assert "#SBATCH --ntasks-per-node=2" in srun and "MASTER_PORT=29500" in srun
+    # 12 GPUs on 8-GPU nodes: 6 on each of 2; 9 do not split: --gpus total, one task per
+    # GPU wherever Slurm puts them, torchrun workers as many as the node's GPUs
+    even = _multinode(Path(), ["torchrun", "t.py"], gpus=12, gpus_per_node=8)
+    assert "--gres=gpu:6" in even["j00-a-s000.sbatch"]
+    assert "--nproc-per-node=6" in even["j00-a-s000.sbatch"]
+    odd = _multinode(Path(), ["python", "t.py"], gpus=9, gpus_per_node=8,
+                     master_port=31000)["j00-a-s000.sbatch"]
+    assert "#SBATCH --nodes=2" in odd and "#SBATCH --gpus=9" in odd
+    assert "#SBATCH --ntasks=9" in odd and "MASTER_PORT=31000" in odd
+    torch = _multinode(Path(), ["/opt/bin/torchrun", "t.py"], gpus=9,
+                       gpus_per_node=8)["j00-a-s000.sbatch"]
+    assert '--nproc-per-node="$SLURM_GPUS_ON_NODE"' in torch
+    module = _multinode(Path(), ["python", "-m", "torch.distributed.run", "--nnodes=2",
+                                 "--node_rank=$X", "--master-addr", "h", "--master_port=1",
+                                 "--nproc-per-node=2", "t.py"], launcher="torchrun")
+    step = module["j00-a-s000.sbatch"]
+    assert 'exec "${@:1:3}" "${@:4}"' in step  # every option given: none added
+    single = _multinode(Path(), ["python", "t.py"], gpus=2, launcher="none")
+    assert "srun" not in single["j00-a-s000.sbatch"]
+    assert "#SBATCH --signal=B:USR1@600" in single["j00-a-s000.sbatch"]
+
+
+@pytest.mark.parametrize(("zone", "gpus", "expect"), [
+    ({"launcher": "none"}, 4, "segment 0 of job 'a' needs 2 nodes (4 GPUs) in zone 'Z1', "
+                              "whose launcher is 'none'"),
+    ({"launcher": "torchrun"}, 2, "launcher 'torchrun' but the command 'python t.py' starts "
+                                  "neither with torchrun"),
+    ({"checkpoint_dir": "/shared/ckpt"}, 2, "zone 'Z1': jobs 'a' and 'b' would share the "
+                                            "checkpoint directory '/shared/ckpt'"),
+])
+def test_launch_and_zone_errors_are_one_line(tmp_path, zone, gpus, expect):
+    doc = plan_doc({n: [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, gpus)]
+                    for n in ("a", "b")})
+    config = {"defaults": {"command": ["python", "t.py"]},
+              "zones": {"Z1": {"slurm": {"gpus_per_node": 2, **zone}}}}
+    plan, cfg = _write(tmp_path, doc, config)
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--dry-run"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert expect in result.stderr
+
+
+def _moves_config(tmp_path: Path, evil: str, arg: str, **extra) -> dict:
+    """Three zones; the copy (a shell the user chose, its data as arguments) copies and
+    writes its last argument ``arg`` to a file."""
+    zone = {"partition": PARTITION, "launcher": "none"}
+    copy = ["sh", "-c", 'cp -R "$1/." "$2" && printf %s "$3" > "$2/../arg"', "copy", "{src}",
+            "{dst}", arg]
+    return {"defaults": {"command": ["echo", "hi"], "workdir": str(tmp_path),
+                         "checkpoint_copy": copy, **extra},
+            "zones": {"Z1": {"slurm": {**zone, "checkpoint_dir": f"A {evil}/{{job}}",
+                                       "checkpoint_url": f"{tmp_path}/A {evil}/{{job}}"}},
+                      "Z2": {"slurm": {**zone, "checkpoint_dir": f"B {evil}/{{job}}",
+                                       "cluster": "c2"}},
+                      "Z3": {"slurm": {**zone, "checkpoint_dir": f"B {evil}/{{job}}",
+                                       "cluster": "c2"}}}}
+
+
+def test_a_migration_becomes_a_transfer_job_with_literal_paths(tmp_path):
+    """Z1 -> Z2 (another cluster, no federation): a transfer job on Z2's cluster in the
+    window between the segments, afterok before segment 1 and no afterany across
+    clusters; run with bash it copies, hostile paths and arguments staying literal.
+    Z2 -> Z3 (one shared directory): nothing to move, afterany as before."""
+    canary = tmp_path / "PWNED"
+    # braces would be placeholders (refused); slashes would make directories
+    arg = hostile(canary).replace("{}", "").replace("${HOME}", "$HOME")
+    evil = arg.replace("/", "_")
+    t0 = now_floor() + pd.Timedelta("1h")
+    doc = plan_doc({"a": [segment("Z1", t0, 30, 2), segment("Z2", t0 + pd.Timedelta("50min"),
+                                                             30, 2),
+                          segment("Z3", t0 + pd.Timedelta("2h"), 30, 2)]})
+    doc["jobs"][0]["checkpoint_save_hours"] = 0.25  # newer plans: the lead follows it
+    files = export_slurm(Plan.from_dict(doc), parse_config(_moves_config(tmp_path, evil, arg)))
+    assert sorted(n for n in files if n.startswith("transfer-")) == [
+        "transfer-j00-a-s001.sbatch"]
+    move = files["transfer-j00-a-s001.sbatch"]
+    begin, until = t0 + pd.Timedelta("30min"), t0 + pd.Timedelta("50min")
+    for line in (f"--begin={begin.strftime('%Y-%m-%dT%H:%M:%S')}", "--time=20",
+                 f"--deadline={(until + pd.Timedelta('59s')).strftime('%Y-%m-%dT%H:%M:%S')}",
+                 "--clusters=c2", "--ntasks=1", "--nodes=1"):
+        assert f"#SBATCH {line}\n" in move
+    assert "gpu" not in move.split("set -u")[0].replace(f"={PARTITION}", "")
+    assert "#SBATCH --signal=B:USR1@900" in files["j00-a-s000.sbatch"]  # 0.25 h
+    submit = [line for line in files["submit.sh"].splitlines() if line.startswith("submit ")]
+    assert submit == ["submit segment 0 0 j00-a-s000.sbatch",
+                      "submit transfer 0 1 transfer-j00-a-s001.sbatch",
+                      'submit segment 0 1 j00-a-s001.sbatch --dependency=afterok:"$id_j0s1t"',
+                      'submit segment 0 2 j00-a-s002.sbatch --dependency=afterany:"$id_j0s1"']
+    index = json.loads(files["export.json"])
+    assert [t["script"] for t in index["transfers"]] == ["transfer-j00-a-s001.sbatch"]
+    assert index["transfers"][0]["argv"][-1] == arg
+    assert [s["dependency"] for s in index["segments"]] == [None, "afterok", "afterany"]
+    key = job_key("a")
+    assert index["segments"][1]["checkpoint_dir"] == f"B {evil}/{key}"
+    src = tmp_path / f"A {evil}" / key
+    src.mkdir(parents=True)
+    (src / "step-1").write_text("w")
+    proc = subprocess.run(["bash", "-c", move], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / f"B {evil}" / key / "step-1").read_text() == "w"
+    assert (tmp_path / f"B {evil}" / "arg").read_text() == arg
+    assert not canary.exists() and not list(tmp_path.glob("*PWNED"))
+    lead = export_slurm(Plan.from_dict(doc), parse_config(
+        _moves_config(tmp_path, evil, arg, checkpoint_lead="2min")))
+    assert "#SBATCH --signal=B:USR1@120" in lead["j00-a-s000.sbatch"]  # the config's wins
