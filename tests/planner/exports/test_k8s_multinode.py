@@ -24,6 +24,8 @@ from greenepoch.planner.exports.k8s import (
     pod_layout,
 )
 from greenepoch.planner.plan_doc import Plan
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_export_k8s import CRDS, kube_expand, kube_run, validate  # noqa: F401 (fixture)
 
 H = pd.Timedelta("1h")
@@ -374,3 +376,42 @@ def test_copy_script_passes_hostile_argv_verbatim(tmp_path):
     assert out.read_text() == evil + "\n" and not canary.exists()
     assert (dst / ".greenepoch-copied-p-1").exists()
     assert RESUME_SH not in COPY_SH and kube_expand(COPY_SH, env) == COPY_SH
+
+
+def test_grace_is_the_plans_checkpoint_save_time_unless_the_config_sets_a_lead():
+    t0 = now_floor() + H
+    doc = plan_doc({"llm": [segment("DE", t0, 120, 16)]})
+    doc["jobs"][0]["checkpoint_save_hours"] = 0.25
+    plan = Plan.from_dict(doc)
+    config = copy.deepcopy(CONFIG)
+    del config["defaults"]["checkpoint_lead"]
+    spec = _job_spec(_segment_objects(_objects(plan, config), 0)[0])
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 900
+    assert spec["activeDeadlineSeconds"] == 120 * 60 - 900
+    spec = _job_spec(_segment_objects(_objects(plan, CONFIG), 0)[0])  # "5min" wins
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 300
+    del doc["jobs"][0]["checkpoint_save_hours"]  # an older plan: 10 min
+    spec = _job_spec(_segment_objects(_objects(Plan.from_dict(doc), config), 0)[0])
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 600
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["DE", "GB"]), st.integers(1, 200)),
+                min_size=1, max_size=5),
+       st.integers(1, 16), st.integers(1, 16))
+def test_every_plan_exports_with_pods_that_add_up(segs, per_de, per_gb):
+    """Any GPU counts on any node sizes export (nothing refused); each segment's pods
+    hold exactly its GPUs, at most a node each, and a move copies exactly when the
+    zone changes."""
+    config = copy.deepcopy(CONFIG)
+    config["zones"]["DE"]["kubernetes"]["gpus_per_node"] = per_de
+    config["zones"]["GB"]["kubernetes"]["gpus_per_node"] = per_gb
+    plan = _plan({"llm": [(z, 2 * k, 60, g) for k, (z, g) in enumerate(segs)]})
+    rows = json.loads(export_k8s(plan, parse_config(config))["export.json"])["segments"]
+    assert [r["segment"] for r in rows] == list(range(len(segs)))
+    for k, (row, (zone, gpus)) in enumerate(zip(rows, segs, strict=True)):
+        assert row["pods"] * row["gpus_per_pod"] == gpus
+        assert row["gpus_per_pod"] <= (per_de if zone == "DE" else per_gb)
+        assert (row["service"] is None) == (row["pods"] == 1)
+        moved = k > 0 and segs[k - 1][0] != zone
+        assert (row["checkpoint_copy"] is not None) == moved
