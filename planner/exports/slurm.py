@@ -205,6 +205,11 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
                 f"in zone {seg.zone!r}, whose launcher is 'none' (the command runs once, on "
                 f"the first node); set [zones.{json.dumps(seg.zone)}.slurm] launcher to "
                 "'torchrun' or 'srun', or plan at most one node's GPUs there")
+        if launcher == "torchrun":
+            try:
+                torchrun_insert_at(settings.command)
+            except ExportError as exc:
+                raise ExportError(f"zone {seg.zone!r}, job {seg.job!r}: {exc}") from exc
         minutes = max(1, math.ceil(seg.duration_s / 60))
         lead = min(settings.lead_s(seg.save_s), minutes * 60, 65535)
         prev = previous.get(seg.job_index)

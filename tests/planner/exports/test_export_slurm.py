@@ -646,8 +646,8 @@ def test_launch_options_per_launcher():
 @pytest.mark.parametrize(("zone", "gpus", "expect"), [
     ({"launcher": "none"}, 4, "segment 0 of job 'a' needs 2 nodes (4 GPUs) in zone 'Z1', "
                               "whose launcher is 'none'"),
-    ({"launcher": "torchrun"}, 2, "launcher 'torchrun' but the command 'python t.py' starts "
-                                  "neither with torchrun"),
+    ({"launcher": "torchrun"}, 2, "zone 'Z1', job 'a': launcher 'torchrun' but the command "
+                                  "'python t.py' starts neither with torchrun"),
     ({"checkpoint_dir": "/shared/ckpt"}, 2, "zone 'Z1': jobs 'a' and 'b' would share the "
                                             "checkpoint directory '/shared/ckpt'"),
 ])
