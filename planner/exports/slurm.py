@@ -160,9 +160,11 @@ def deadline(seg: Segment) -> pd.Timestamp:
 
 
 def per_node(item: SlurmSegment) -> int | None:
-    """GPUs on each node when the segment's GPUs split evenly over its nodes."""
-    gpus, nodes = item.segment.gpus, item.nodes
-    return gpus // nodes if gpus % nodes == 0 else None
+    """GPUs on each node when the request fixes them (``--gres=gpu:N`` per node); None
+    for ``--gpus=<total>``, which Slurm may spread unevenly."""
+    if not item.gpu_option.startswith("--gres="):
+        return None
+    return item.segment.gpus // item.nodes
 
 
 def store_differs(prev: SlurmZone, zone: SlurmZone, settings: JobSettings,
@@ -206,10 +208,7 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
                 f"the first node); set [zones.{json.dumps(seg.zone)}.slurm] launcher to "
                 "'torchrun' or 'srun', or plan at most one node's GPUs there")
         if launcher == "torchrun":
-            try:
-                torchrun_insert_at(settings.command)
-            except ExportError as exc:
-                raise ExportError(f"zone {seg.zone!r}, job {seg.job!r}: {exc}") from exc
+            _check_torchrun(seg, settings.command, nodes)
         minutes = max(1, math.ceil(seg.duration_s / 60))
         lead = min(settings.lead_s(seg.save_s), minutes * 60, 65535)
         prev = previous.get(seg.job_index)
@@ -226,6 +225,20 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
         previous[seg.job_index] = item
         out.append(item)
     return out
+
+
+def _check_torchrun(seg: Segment, command: tuple[str, ...], nodes: int) -> None:
+    """Refuse a torchrun launch that cannot work: no torchrun to add the flags to, or
+    ``--standalone`` on several nodes (each node would train alone)."""
+    try:
+        at = torchrun_insert_at(command)
+    except ExportError as exc:
+        raise ExportError(f"zone {seg.zone!r}, job {seg.job!r}: {exc}") from exc
+    if nodes > 1 and "standalone" in torchrun_options(command, at):
+        raise ExportError(
+            f"segment {seg.index} of job {seg.job!r} runs on {nodes} nodes in zone "
+            f"{seg.zone!r} but its torchrun command has --standalone (each node would "
+            "train alone); remove --standalone: the export adds the rendezvous flags")
 
 
 def _transfer(prev: SlurmSegment, seg: Segment, name: str, settings: JobSettings,

@@ -633,6 +633,10 @@ def test_launch_options_per_launcher():
     torch = _multinode(Path(), ["/opt/bin/torchrun", "t.py"], gpus=9,
                        gpus_per_node=8)["j00-a-s000.sbatch"]
     assert '--nproc-per-node="$SLURM_GPUS_ON_NODE"' in torch
+    # --gpus=<total> (gpu_flag "gpus") may be spread unevenly: per node as Slurm placed
+    spread = _multinode(Path(), ["torchrun", "t.py"], gpus=4, gpu_flag="gpus")
+    assert "#SBATCH --gpus=4" in spread["j00-a-s000.sbatch"]
+    assert '--nproc-per-node="$SLURM_GPUS_ON_NODE"' in spread["j00-a-s000.sbatch"]
     module = _multinode(Path(), ["python", "-m", "torch.distributed.run", "--nnodes=2",
                                  "--node_rank=$X", "--master-addr", "h", "--master_port=1",
                                  "--nproc-per-node=2", "t.py"], launcher="torchrun")
@@ -648,13 +652,16 @@ def test_launch_options_per_launcher():
                               "whose launcher is 'none'"),
     ({"launcher": "torchrun"}, 2, "zone 'Z1', job 'a': launcher 'torchrun' but the command "
                                   "'python t.py' starts neither with torchrun"),
+    ({"launcher": "torchrun", "gpu_flag": "gpus"}, 4, "has --standalone (each node would "
+                                                     "train alone)"),
     ({"checkpoint_dir": "/shared/ckpt"}, 2, "zone 'Z1': jobs 'a' and 'b' would share the "
                                             "checkpoint directory '/shared/ckpt'"),
 ])
 def test_launch_and_zone_errors_are_one_line(tmp_path, zone, gpus, expect):
     doc = plan_doc({n: [segment("Z1", now_floor() + pd.Timedelta("1h"), 30, gpus)]
                     for n in ("a", "b")})
-    config = {"defaults": {"command": ["python", "t.py"]},
+    command = ["torchrun", "--standalone", "t.py"] if "gpu_flag" in zone else ["python", "t.py"]
+    config = {"defaults": {"command": command},
               "zones": {"Z1": {"slurm": {"gpus_per_node": 2, **zone}}}}
     plan, cfg = _write(tmp_path, doc, config)
     result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--dry-run"])
