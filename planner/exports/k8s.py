@@ -18,8 +18,10 @@ with a headless Service as the pods' ``subdomain``: pod ``i`` is reachable as
 ``NODE_RANK`` = its completion index, ``NNODES``, ``WORLD_SIZE``, ``MASTER_PORT``) and a
 ``torchrun`` command gets the matching flags.  An Indexed Job (not a JobSet) because a
 CronJob can only create Jobs, Kueue admits Jobs without further setup, and no JobSet
-controller is needed on the cluster.  A segment following one in another zone first
-copies the checkpoint there (:data:`COPY_SH`, an initContainer).
+controller is needed on the cluster.  A segment following one in another zone gets
+the checkpoint copied (:data:`COPY_SH`): by a transfer Job (no GPU) in the window the
+plan reserved between the two segments, when the zone has a claim the pods will see,
+and by its pods' initContainer, which copies only what the transfer did not.
 """
 
 from __future__ import annotations
@@ -92,13 +94,17 @@ echo "greenepoch: resume from ${latest:-nothing}" >&2
 exec "$@"
 """
 
-#: The initContainer of a segment whose checkpoint is in another zone, run by ``sh -c``
-#: with $1 = "all" (every pod copies into its own storage) or "first" (pod 0 copies into
-#: the shared claim, the others wait for its marker), then the copy argv (never spliced
-#: into the script).  The dot-file marker is invisible to RESUME_SH's newest-entry scan.
+#: The checkpoint copy of a segment whose checkpoint is in another zone (its transfer
+#: Job and its pods' initContainer), run by ``sh -c`` with $1 = "all" (every pod copies
+#: into its own storage) or "first" (the transfer Job or pod 0 copies into the shared
+#: claim unless that is done, the others wait for its marker), then the copy argv (never
+#: spliced into the script).  The dot-file marker is invisible to RESUME_SH's scan.
 COPY_SH = r"""mode=$1; shift
 mkdir -p -- "$GREENEPOCH_CHECKPOINT_DIR"
 marker="$GREENEPOCH_CHECKPOINT_DIR/.greenepoch-copied-$GREENEPOCH_PLAN_ID-$GREENEPOCH_SEGMENT"
+if [ "$mode" = first ] && [ -e "$marker" ]; then
+  echo "greenepoch: the checkpoint was copied already" >&2; exit 0
+fi
 if [ "$mode" = first ] && [ "$NODE_RANK" != 0 ]; then
   echo "greenepoch: waiting for pod 0 to copy the checkpoint" >&2
   until [ -e "$marker" ]; do sleep 5; done
@@ -110,9 +116,10 @@ echo "greenepoch: copying the checkpoint from the previous zone" >&2
 """
 
 
-def resource_name(pid: str, seg: Segment, limit: int = 52) -> str:
-    """DNS-1123 name, at most ``limit`` characters (52: the CronJob limit)."""
-    base = f"ge-{pid[:8]}-j{seg.job_index}-s{seg.index}"
+def resource_name(pid: str, seg: Segment, limit: int = 52, kind: str = "s") -> str:
+    """DNS-1123 name, at most ``limit`` characters (52: the CronJob limit); ``kind``
+    "s" for the segment, "t" for the transfer Job before it."""
+    base = f"ge-{pid[:8]}-j{seg.job_index}-{kind}{seg.index}"
     tail = slug(seg.job, 52, lower=True).replace("_", "-").replace(".", "-")
     name = f"{base}-{tail}"[:limit].rstrip("-")
     return name
@@ -165,7 +172,9 @@ class Layout:
     """How one segment runs: ``pods`` pods of ``gpus_per_pod`` GPUs, named ``name``;
     ``service`` the headless Service (pods' subdomain) when there are several pods;
     ``checkpoint_dir`` the zone's; ``copy`` the checkpoint move from the previous
-    segment's zone (argv, None when there is none)."""
+    segment's zone (argv, None when there is none); ``transfer`` the Job copying it
+    in the plan's transfer window, from ``transfer_start`` (the previous segment's end)
+    to the segment's start (None without a move into a claim, or without a gap)."""
 
     name: str
     pods: int
@@ -173,6 +182,8 @@ class Layout:
     service: str | None
     checkpoint_dir: str
     copy: tuple[str, ...] | None = None
+    transfer: str | None = None
+    transfer_start: pd.Timestamp | None = None
 
 
 def _flag_given(command: tuple[str, ...], flag: str) -> bool:
@@ -263,28 +274,13 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
         "containers": [container],
     }
     if layout.copy is not None:
-        # with a claim every pod sees one volume: pod 0 copies, the others wait for it
-        mode = "first" if zone.checkpoint_claim else "all"
-        pod["initContainers"] = [{
-            "name": "checkpoint-copy", "image": settings.image,
-            "command": ["/bin/sh", "-c", COPY_SH, "greenepoch-copy", mode,
-                        *map(_literal, layout.copy)],
-            "env": env}]
+        # after the transfer Job, or when it failed or there was none: copy here, once
+        pod["initContainers"] = [_copy_container(settings, zone, layout.copy, env)]
     if layout.service is not None:
         pod["subdomain"] = layout.service
-    if settings.workdir:
-        for c in (container, *pod.get("initContainers", ())):
-            c["workingDir"] = settings.workdir
-    affinity = _affinity(zone)
-    if affinity:
-        pod["affinity"] = affinity
+    _place(pod, settings, zone, layout.checkpoint_dir)
     if zone.priority_class:
         pod["priorityClassName"] = zone.priority_class
-    if zone.checkpoint_claim:
-        for c in (container, *pod.get("initContainers", ())):
-            c["volumeMounts"] = [{"name": "checkpoints", "mountPath": layout.checkpoint_dir}]
-        pod["volumes"] = [{"name": "checkpoints",
-                           "persistentVolumeClaim": {"claimName": zone.checkpoint_claim}}]
     spec: dict[str, Any] = {
         "suspend": suspend,
         "activeDeadlineSeconds": max(1, seg.duration_s - grace),
@@ -294,6 +290,54 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
     if layout.pods > 1:
         spec.update(completionMode="Indexed", completions=layout.pods, parallelism=layout.pods)
     return spec
+
+
+def _copy_container(settings: JobSettings, zone: KubeZone, argv: tuple[str, ...],
+                    env: list[dict[str, Any]]) -> dict[str, Any]:
+    """A container running the checkpoint copy ``argv`` (:data:`COPY_SH`): with a claim
+    every pod sees one volume, so one copies and the others wait; else each copies."""
+    mode = "first" if zone.checkpoint_claim else "all"
+    return {"name": "checkpoint-copy", "image": settings.image,
+            "command": ["/bin/sh", "-c", COPY_SH, "greenepoch-copy", mode,
+                        *map(_literal, argv)],
+            "env": env}
+
+
+def _place(pod: dict[str, Any], settings: JobSettings, zone: KubeZone, ckpt: str) -> None:
+    """The pod's working directory, node affinity and checkpoint claim (mounted at the
+    zone's checkpoint dir in every container)."""
+    containers = (*pod.get("initContainers", ()), *pod["containers"])
+    for c in containers if settings.workdir else ():
+        c["workingDir"] = settings.workdir
+    affinity = _affinity(zone)
+    if affinity:
+        pod["affinity"] = affinity
+    if zone.checkpoint_claim:
+        for c in containers:
+            c["volumeMounts"] = [{"name": "checkpoints", "mountPath": ckpt}]
+        pod["volumes"] = [{"name": "checkpoints",
+                           "persistentVolumeClaim": {"claimName": zone.checkpoint_claim}}]
+
+
+def transfer_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
+                  labels: dict[str, str], suspend: bool, layout: Layout) -> dict[str, Any]:
+    """The JobSpec of the transfer Job before ``seg``: one pod, no GPU, running the
+    copy in the transfer window the plan reserved and stopped a minute before the
+    segment starts (its pod 0 copies what is left, never at the same time)."""
+    assert layout.copy is not None and layout.transfer_start is not None
+    window_s = int((seg.start - layout.transfer_start).total_seconds())
+    env = [{"name": k, "value": _literal(v)} for k, v in {
+        "GREENEPOCH_PLAN_ID": pid, "GREENEPOCH_JOB": seg.job,
+        "GREENEPOCH_SEGMENT": str(seg.index), "GREENEPOCH_ZONE": seg.zone,
+        "GREENEPOCH_CHECKPOINT_DIR": layout.checkpoint_dir, "NODE_RANK": "0",
+        **dict(settings.env)}.items()]
+    pod: dict[str, Any] = {"restartPolicy": "Never", "terminationGracePeriodSeconds": 10,
+                           "containers": [_copy_container(settings, zone, layout.copy, env)]}
+    _place(pod, settings, zone, layout.checkpoint_dir)
+    return {"suspend": suspend,
+            "activeDeadlineSeconds": max(1, window_s - min(60, window_s // 2)),
+            "backoffLimit": 3,
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod}}
 
 
 def headless_service(layout: Layout, namespace: str, labels: dict[str, str],
@@ -352,7 +396,13 @@ def layouts(plan: Plan, config: ClusterConfig) -> dict[str, Layout]:
         dirs.setdefault(seg.zone, {})[seg.job] = (ckpt, settings.workdir)
         same_job = prev is not None and prev.job_index == seg.job_index
         move = _copy(seg, prev if same_job else None, config, settings, ckpt)
-        out[seg.key] = Layout(name, pods, per_pod, name if pods > 1 else None, ckpt, move)
+        # a transfer Job needs the claim (pods see what it copies) and time before seg
+        early = move is not None and zone.checkpoint_claim is not None \
+            and prev is not None and prev.end < seg.start
+        out[seg.key] = Layout(
+            name, pods, per_pod, name if pods > 1 else None, ckpt, move,
+            resource_name(pid, seg, kind="t") if early else None,
+            prev.end if early and prev is not None else None)
         prev = seg
     for zone_dirs in dirs.values():
         checkpoint_dirs(zone_dirs)
@@ -397,27 +447,21 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
                 queues[(zone.namespace, zone.queue)] = zone.cluster_queue
         meta = {"name": name, "namespace": zone.namespace, "labels": job_labels,
                 "annotations": annotations}
-        if kind == "job":
-            obj: dict[str, Any] = {
-                "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
-                "spec": job_spec(seg, pid, settings, zone, labels, True, layout)}
-        else:
-            # with Kueue the Job must be created suspended: Kueue unsuspends on admission
-            spec = job_spec(seg, pid, settings, zone, labels, bool(zone.queue), layout)
-            obj = {
-                "apiVersion": "batch/v1", "kind": "CronJob",
-                "metadata": {**meta, "labels": labels},
-                "spec": {
-                    "schedule": _cron(seg.start),
-                    "timeZone": "Etc/UTC",
-                    "concurrencyPolicy": "Forbid",
-                    "startingDeadlineSeconds": max(10, min(300, seg.duration_s // 4)),
-                    "successfulJobsHistoryLimit": 1,
-                    "failedJobsHistoryLimit": 1,
-                    "jobTemplate": {"metadata": {"labels": job_labels,
-                                                 "annotations": annotations},
-                                    "spec": spec},
-                }}
+        # with Kueue the Job must be created suspended: Kueue unsuspends on admission
+        spec = job_spec(seg, pid, settings, zone, labels,
+                        kind == "job" or bool(zone.queue), layout)
+        obj = _scheduled(kind, meta, labels, spec, seg.start, seg.duration_s)
+        if layout.transfer is not None and layout.transfer_start is not None:
+            t_labels = {**{k: v for k, v in labels.items() if k != "greenepoch.io/segment"},
+                        "greenepoch.io/transfer-to-segment": str(seg.index)}
+            t_meta = {"name": layout.transfer, "namespace": zone.namespace, "labels": t_labels,
+                      "annotations": {**annotations, "greenepoch.io/gpus": "0",
+                                      "greenepoch.io/window-start": iso(layout.transfer_start),
+                                      "greenepoch.io/window-end": iso(seg.start)}}
+            t_spec = transfer_spec(seg, pid, settings, zone, t_labels, kind == "job", layout)
+            window_s = int((seg.start - layout.transfer_start).total_seconds())
+            files[f"{layout.transfer}.yaml"] = [
+                _scheduled(kind, t_meta, t_labels, t_spec, layout.transfer_start, window_s)]
         group = [obj]
         if layout.service is not None:
             group.insert(0, headless_service(layout, zone.namespace, labels, zone.master_port))
@@ -431,6 +475,28 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
             "spec": {"clusterQueue": cluster_queue},
         }]
     return files
+
+
+def _scheduled(kind: str, meta: dict[str, Any], labels: dict[str, str],
+               spec: dict[str, Any], start: pd.Timestamp, window_s: int) -> dict[str, Any]:
+    """A Job (``kind`` "job") or a CronJob firing at ``start`` for ``spec``; ``meta``
+    goes on the Job, the CronJob gets ``labels`` (no Kueue queue label)."""
+    if kind == "job":
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+    return {
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {**meta, "labels": labels},
+        "spec": {
+            "schedule": _cron(start),
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": max(10, min(300, window_s // 4)),
+            "successfulJobsHistoryLimit": 1,
+            "failedJobsHistoryLimit": 1,
+            "jobTemplate": {"metadata": {"labels": meta["labels"],
+                                         "annotations": meta["annotations"]},
+                            "spec": spec},
+        }}
 
 
 class _NoAliasDumper(yaml.SafeDumper):
@@ -523,7 +589,10 @@ def _index_rows(plan: Plan, plans: dict[str, Layout],
             "name": layout.name, "file": file_of[layout.name], "pods": layout.pods,
             "gpus_per_pod": layout.gpus_per_pod, "service": layout.service,
             "checkpoint_dir": layout.checkpoint_dir,
-            "checkpoint_copy": None if layout.copy is None else list(layout.copy)})
+            "checkpoint_copy": None if layout.copy is None else list(layout.copy),
+            "transfer": None if layout.transfer is None or layout.transfer_start is None else {
+                "name": layout.transfer, "file": file_of[layout.transfer],
+                "start": iso(layout.transfer_start), "end": iso(seg.start)}})
     return rows
 
 

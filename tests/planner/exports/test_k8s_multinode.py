@@ -85,7 +85,8 @@ def test_multinode_manifests_validate_strictly(validate, kind):  # noqa: F811
                   "small": [("GB", 0, 30, 1)]})
     checked = [validate(o) for o in _objects(plan, CONFIG, kind)]
     core = "CronJob" if kind == "cronjob" else "Job"
-    assert checked.count(f"Kubernetes 1.30 batch/v1 {core}") == 4
+    # 4 segments and the transfer Job of the move DE -> GB
+    assert checked.count(f"Kubernetes 1.30 batch/v1 {core}") == 5
     assert checked.count("Kubernetes 1.30 v1 Service") == 2  # 32 and 12 GPUs: several pods
 
 
@@ -415,3 +416,93 @@ def test_every_plan_exports_with_pods_that_add_up(segs, per_de, per_gb):
         assert (row["service"] is None) == (row["pods"] == 1)
         moved = k > 0 and segs[k - 1][0] != zone
         assert (row["checkpoint_copy"] is not None) == moved
+
+
+def _transfer(objs: list[dict], segment: int) -> dict:
+    (obj,) = [o for o in objs if o["metadata"]["labels"].get(
+        "greenepoch.io/transfer-to-segment") == str(segment)]
+    return obj
+
+
+@pytest.mark.parametrize("kind", ["cronjob", "job"])
+def test_the_transfer_job_copies_in_the_window_the_plan_reserved(kind):
+    config = copy.deepcopy(CONFIG)
+    config["zones"]["GB"]["kubernetes"]["queue"] = "llm"  # the transfer is not queued
+    plan = _plan({"llm": [("DE", 0, 60, 16), ("GB", 3, 60, 16), ("GB", 5, 60, 16)]})
+    objs = _objects(plan, config, kind)
+    transfer = _transfer(objs, 1)
+    assert [o for o in objs if "greenepoch.io/transfer-to-segment" in o["metadata"]["labels"]
+            ] == [transfer]  # GB -> GB moves nothing
+    seg0, _ = _segment_objects(objs, 0)
+    seg1, _ = _segment_objects(objs, 1)
+    ann = transfer["metadata"]["annotations"]
+    assert ann["greenepoch.io/window-start"] == seg0["metadata"]["annotations"][
+        "greenepoch.io/window-end"]
+    assert ann["greenepoch.io/window-end"] == seg1["metadata"]["annotations"][
+        "greenepoch.io/window-start"]
+    assert "-j0-t1-" in transfer["metadata"]["name"]
+    spec = _job_spec(transfer)
+    assert spec["suspend"] is (kind == "job")
+    assert spec["activeDeadlineSeconds"] == 2 * 3600 - 60  # stopped before the segment
+    assert "kueue.x-k8s.io/queue-name" not in spec["template"]["metadata"]["labels"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "resources" not in container and "initContainers" not in pod
+    assert pod["volumes"] == [{"name": "checkpoints",
+                               "persistentVolumeClaim": {"claimName": "ckpt-gb"}}]
+    command, env = kube_run(container)
+    seg_init = _job_spec(seg1)["template"]["spec"]["initContainers"][0]
+    assert command == kube_run(seg_init, job="j", index=0)[0]  # the same copy, same args
+    assert env["NODE_RANK"] == "0" and env["GREENEPOCH_SEGMENT"] == "1"
+    if kind == "cronjob":
+        start = pd.Timestamp(ann["greenepoch.io/window-start"])
+        assert transfer["spec"]["schedule"] == f"{start.minute} {start.hour} {start.day} " \
+                                               f"{start.month} *"
+    rows = json.loads(export_k8s(plan, parse_config(config), kind)["export.json"])["segments"]
+    assert rows[1]["transfer"]["name"] == transfer["metadata"]["name"]
+    assert rows[0]["transfer"] is None and rows[2]["transfer"] is None
+
+
+def test_resume_script_starts_the_transfer_at_the_previous_segments_end():
+    plan = _plan({"llm": [("DE", 0, 60, 16), ("GB", 3, 60, 16)]})
+    files = export_k8s(plan, parse_config(CONFIG), "job")
+    resume = files["resume.sh"].splitlines()
+    patched = [line.split("patch job ")[1].split()[0] for line in resume if "patch job" in line]
+    assert [n.split("-")[2:4] for n in patched] == [["j0", "s0"], ["j0", "t1"], ["j0", "s1"]]
+
+
+def test_no_transfer_job_without_a_claim_or_a_gap():
+    config = copy.deepcopy(CONFIG)
+    del config["zones"]["GB"]["kubernetes"]["checkpoint_claim"]
+    config["zones"]["GB"]["kubernetes"]["ephemeral_checkpoints"] = True
+    objs = _objects(_plan({"llm": [("DE", 0, 60, 16), ("GB", 3, 60, 16)]}), config)
+    assert not [o for o in objs if "-t1-" in o["metadata"]["name"]]  # each pod copies
+    back_to_back = _plan({"llm": [("DE", 0, 60, 16), ("GB", 1, 60, 16)]})
+    objs = _objects(back_to_back, CONFIG)
+    assert not [o for o in objs if "-t1-" in o["metadata"]["name"]]
+    assert _job_spec(_segment_objects(objs, 1)[0])["template"]["spec"]["initContainers"]
+
+
+def test_after_the_transfer_the_pods_do_not_copy_again(tmp_path):
+    de, gb = tmp_path / "de", tmp_path / "gb"
+    config = copy.deepcopy(CONFIG)
+    config["zones"]["DE"]["kubernetes"]["checkpoint_url"] = f"{de}/{{job}}"
+    config["zones"]["GB"]["kubernetes"]["checkpoint_dir"] = f"{gb}/{{job}}"
+    config["defaults"]["checkpoint_copy"] = ["cp", "-R", "{src}/.", "{dst}/"]
+    plan = _plan({"llm": [("DE", 0, 60, 16), ("GB", 3, 60, 16)]})
+    objs = _objects(plan, config)
+    key = job_key("llm")
+    (de / key).mkdir(parents=True)
+    (de / key / "step-1").write_text("w")
+    base = {"PATH": "/usr/bin:/bin"}
+    command, env = kube_run(_job_spec(_transfer(objs, 1))["template"]["spec"]["containers"][0])
+    subprocess.run(command, env={**base, **env}, check=True, timeout=30)
+    assert (gb / key / "step-1").read_text() == "w"
+    (de / key / "step-1").unlink()
+    (de / key).rmdir()  # the source is gone: a second copy would fail
+    init = _job_spec(_segment_objects(objs, 1)[0])["template"]["spec"]["initContainers"][0]
+    for index in (0, 1):
+        command, env = kube_run(init, job="j", index=index)
+        result = subprocess.run(command, env={**base, **env}, capture_output=True, text=True,
+                                timeout=30)
+        assert result.returncode == 0 and "copied already" in result.stderr
