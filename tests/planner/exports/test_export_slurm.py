@@ -370,7 +370,7 @@ def test_submitted_chain_matches_the_plan(slurm_cluster, tmp_path, monkeypatch):
     doc = plan_doc({"chain": [segment("Z1", t0, 10, 2),
                               segment("Z2", t0 + pd.Timedelta("15min"), 10, 4),
                               segment("Z1", t0 + pd.Timedelta("30min"), 10.5, 3)]})
-    config = json.loads(_config(tmp_path, tmp_path, tmp_path))
+    config = json.loads(_config(tmp_path, tmp_path, tmp_path, launcher="srun"))
     plan, cfg = _write(tmp_path, doc, config)
     out = tmp_path / "export"
     result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
