@@ -57,11 +57,16 @@ def slurm(plan_file: str, out_dir: str | None, config_file: str | None, dry_run:
     assert out_dir is not None
     target = slurm_export.write_slurm(plan, config, out_dir, force=force)
     n = len(list(target.glob("*.sbatch")))
-    click.echo(f"wrote {n} sbatch script(s) and {slurm_export.SUBMIT} to {target}")
+    moves = len(list(target.glob(f"{slurm_export.TRANSFER_PREFIX}*.sbatch")))
+    click.echo(f"wrote {n} sbatch script(s) ({moves} checkpoint move(s)) and "
+               f"{slurm_export.SUBMIT} to {target}")
     if do_submit:
         ids = slurm_export.submit(target)
         for row in ids:
-            click.echo(f"submitted job {row['job_index']} segment {row['segment']}: "
+            what = (f"checkpoint move before segment {row['segment']}"
+                    if row.get("kind") == slurm_export.TRANSFER_TAG
+                    else f"segment {row['segment']}")
+            click.echo(f"submitted job {row['job_index']} {what}: "
                        f"Slurm job {row['slurm_job_id']}")
         click.echo(f"job ids recorded in {target / slurm_export.JOB_IDS}")
     else:

@@ -224,10 +224,10 @@ def compare(plan: Plan, jobs: list[dict[str, Any]], config: ClusterConfig | None
             _queue_state(st, prev.end, seg.start, moves, now)
         st = SegmentStatus(seg.job, seg.index, seg.zone, iso(seg.start), iso(seg.end), seg.gpus)
         out.append(st)
-        job = _queue_state(st, seg.start, seg.end,
-                           found.get((seg.job_index, seg.index, "segment"), []), now)
-        if job is not None:
-            _request_drift(st, seg, job, config)
+        live = _queue_state(st, seg.start, seg.end,
+                            found.get((seg.job_index, seg.index, "segment"), []), now)
+        if live is not None:
+            _request_drift(st, seg, live, config)
     return out, unplanned
 
 

@@ -733,3 +733,30 @@ def test_a_migration_becomes_a_transfer_job_with_literal_paths(tmp_path):
     lead = export_slurm(Plan.from_dict(doc), parse_config(
         _moves_config(tmp_path, evil, arg, checkpoint_lead="2min")))
     assert "#SBATCH --signal=B:USR1@120" in lead["j00-a-s000.sbatch"]  # the config's wins
+
+
+def test_submit_records_the_move_before_its_segment(tmp_path):
+    t0 = now_floor() + pd.Timedelta("1h")
+    doc = plan_doc({"a": [segment("Z1", t0, 30, 2), segment("Z2", t0 + pd.Timedelta("1h"),
+                                                             30, 2)]})
+    zone = {"partition": PARTITION, "launcher": "none"}
+    config = {"defaults": {"command": ["echo", "hi"]},
+              "zones": {"Z1": {"slurm": {**zone, "checkpoint_dir": "/a/{job}"}},
+                        "Z2": {"slurm": {**zone, "checkpoint_dir": "/b/{job}"}}}}
+    plan, cfg = _write(tmp_path, doc, config)
+    fake = tmp_path / "fake-sbatch"
+    log = tmp_path / "sbatch.log"
+    fake.write_text(f'#!/bin/bash\necho "$*" >> {log}\nn=$(wc -l < {log}); echo "$((100 + n))"\n')
+    fake.chmod(0o755)
+    out = tmp_path / "export"
+    result = run_cli(["export", "slurm", str(plan), "--config", str(cfg), "--out", str(out),
+                      "--submit"], env={"SBATCH": str(fake)})
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 sbatch script(s) (1 checkpoint move(s))" in result.stdout
+    assert "submitted job 0 checkpoint move before segment 1: Slurm job 102" in result.stdout
+    calls = log.read_text().splitlines()
+    assert calls[1].endswith("--dependency=afterany:101 transfer-j00-a-s001.sbatch")
+    assert calls[2].endswith("--dependency=afterok:102 j00-a-s001.sbatch")
+    rows = [r.split("\t") for r in (out / "job_ids.tsv").read_text().splitlines()[1:]]
+    assert [(r[1], r[5]) for r in rows] == [("0", "segment"), ("1", "transfer"),
+                                            ("1", "segment")]
