@@ -49,6 +49,7 @@ from greenepoch.planner.exports.common import (
 )
 from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone, _toml_key
 from greenepoch.planner.exports.k8s_validate import CRON_JOB_SUFFIX
+from greenepoch.planner.exports.slurm import torchrun_insert_at, torchrun_options
 from greenepoch.planner.plan_doc import Plan
 
 KINDS = ("cronjob", "job")
@@ -61,8 +62,8 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: pod's completion index (read through the downward API).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-#: Rendezvous flags added after ``torchrun`` unless the command has them (either
-#: spelling, ``--flag value`` or ``--flag=value``).
+#: Rendezvous flags added after ``torchrun`` unless its options in the command give them
+#: (either spelling, ``--flag value`` or ``--flag=value``; read as the Slurm export does).
 TORCHRUN_FLAGS = ("nnodes", "node-rank", "master-addr", "master-port", "nproc-per-node")
 
 #: Run by ``sh -c`` with the argv as positional parameters (never spliced into the
@@ -186,18 +187,24 @@ class Layout:
     transfer_start: pd.Timestamp | None = None
 
 
-def _flag_given(command: tuple[str, ...], flag: str) -> bool:
-    spellings = {f"--{flag}", f"--{flag.replace('-', '_')}"}
-    return any(w.split("=", 1)[0] in spellings for w in command)
+def _torchrun_at(command: tuple[str, ...]) -> int | None:
+    """Where torchrun's own options go (after ``torchrun``, any path, or after
+    ``-m torch.distributed.run``); None when the command starts neither."""
+    try:
+        return torchrun_insert_at(command)
+    except ExportError:
+        return None
 
 
 def _torchrun(command: tuple[str, ...], seg: Segment, layout: Layout,
-              port: int) -> tuple[str, ...]:
-    """The rendezvous flags to add after ``torchrun`` (words already escaped for
-    Kubernetes: their ``$(VAR)`` are the pod's rendezvous variables)."""
-    if layout.pods == 1 or not command or command[0].rsplit("/", 1)[-1] != "torchrun":
-        return ()
-    if _flag_given(command, "standalone"):
+              port: int) -> tuple[int, tuple[str, ...]]:
+    """Where to insert and which rendezvous flags (those torchrun's options in the
+    command do not give; their ``$(VAR)`` are the pod's rendezvous variables)."""
+    at = _torchrun_at(command) if layout.pods > 1 else None
+    if at is None:
+        return 0, ()
+    given = torchrun_options(command, at)
+    if "standalone" in given:
         raise ExportError(f"job {seg.job!r} segment {seg.index}: the command passes "
                           f"--standalone to torchrun, which would start {layout.pods} "
                           "separate trainings on the segment's pods; remove it (the export "
@@ -205,8 +212,8 @@ def _torchrun(command: tuple[str, ...], seg: Segment, layout: Layout,
     values = {"nnodes": str(layout.pods), "node-rank": "$(NODE_RANK)",
               "master-addr": "$(MASTER_ADDR)", "master-port": str(port),
               "nproc-per-node": str(layout.gpus_per_pod)}  # $(...): set by the kubelet
-    return tuple(f"--{flag}={values[flag]}" for flag in TORCHRUN_FLAGS
-                 if not _flag_given(command, flag))
+    return at, tuple(f"--{flag}={values[flag]}" for flag in TORCHRUN_FLAGS
+                     if flag not in given)
 
 
 def _env(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
@@ -255,9 +262,9 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
                           f"or [jobs.{json.dumps(seg.job)}] command in the clusters config")
     grace = min(settings.lead_s(seg.save_s), max(1, seg.duration_s // 2))
     env = _env(seg, pid, settings, zone, layout)
-    flags = _torchrun(settings.command, seg, layout, zone.master_port)
+    at, flags = _torchrun(settings.command, seg, layout, zone.master_port)
     command = tuple(map(_literal, settings.command))
-    command = (*command[:1], *flags, *command[1:])
+    command = (*command[:at], *flags, *command[at:])
     container: dict[str, Any] = {
         "name": "train",
         "image": settings.image,

@@ -144,6 +144,13 @@ def test_torchrun_flags_the_command_gives_are_kept():
     assert command[5:] == [*config["defaults"]["command"], "--resume", "{checkpoint}"]
     assert (env["NODE_RANK"], env["NNODES"], env["MASTER_ADDR"]) == ("0", "1", "127.0.0.1")
     assert "subdomain" not in pod and "completionMode" not in _job_spec(single)
+    # torchrun's options end at the script: the training's own --nnodes is its business
+    config["defaults"]["command"] = ["python", "-m", "torch.distributed.run", "train.py",
+                                     "--nnodes=9"]
+    command, _ = kube_run(_job_spec(_segment_objects(_objects(plan, config), 0)[0])[
+        "template"]["spec"]["containers"][0], job="j", index=0)
+    assert command[5:8] == ["python", "-m", "torch.distributed.run"]
+    assert command[8] == "--nnodes=2" and command[13:15] == ["train.py", "--nnodes=9"]
     config["defaults"]["command"] = ["torchrun", "--standalone", "train.py"]
     with pytest.raises(ExportError, match=r"segment 0: .*--standalone.*2 separate trainings"):
         _objects(plan, config)
