@@ -215,7 +215,9 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
         chained = prev is not None and (prev.zone.cluster == zone.cluster
                                         or config.slurm_federation)
         name = f"j{seg.job_index:02d}-{slug(seg.job, 40)}-s{seg.index:03d}.sbatch"
-        move = None if prev is None else store_differs(prev.zone, zone, settings, seg.job)
+        move = None  # the checkpoint moves only between zones
+        if prev is not None and prev.segment.zone != seg.zone:
+            move = store_differs(prev.zone, zone, settings, seg.job)
         transfer = None
         if prev is not None and move is not None:
             transfer = _transfer(prev, seg, name, settings, move, chained)

@@ -760,3 +760,17 @@ def test_submit_records_the_move_before_its_segment(tmp_path):
     rows = [r.split("\t") for r in (out / "job_ids.tsv").read_text().splitlines()[1:]]
     assert [(r[1], r[5]) for r in rows] == [("0", "segment"), ("1", "transfer"),
                                             ("1", "segment")]
+
+
+def test_no_move_between_segments_of_one_zone(tmp_path):
+    """A zone whose checkpoint_url differs from its checkpoint_dir (what other clusters
+    read) keeps its checkpoints where they are between two of its own segments."""
+    t0 = now_floor() + pd.Timedelta("1h")
+    doc = plan_doc({"a": [segment("Z1", t0, 30, 2), segment("Z1", t0 + pd.Timedelta("1h"),
+                                                             30, 4)]})
+    config = {"defaults": {"command": ["echo", "hi"]},
+              "zones": {"Z1": {"slurm": {"checkpoint_dir": "/a/{job}",
+                                         "checkpoint_url": "h:/a/{job}"}}}}
+    files = export_slurm(Plan.from_dict(doc), parse_config(config))
+    assert not [n for n in files if n.startswith("transfer-")]
+    assert json.loads(files["export.json"])["segments"][1]["dependency"] == "afterany"
