@@ -150,3 +150,26 @@ def build_instance(name: str, data: str | Path | None = None) -> PlanningProblem
     spec = INSTANCES[name]
     values = load_values(spec, data)
     return make_problem(spec, values[richest_zones(values, spec.n_zones)])
+
+
+def long_window(n_slots: int, slot: str = "1h", max_starts: int | None = 9,
+                gpus_min: int = 80) -> PlanningProblem:
+    """One 80-GPU job over the whole horizon (run = a third of it, 21 min per restart)
+    in one zone, on a daily and weekly intensity cycle with seeded noise: the long
+    windows of issue 13 item 13 (benchmarks/bench_limits.py, tests/solvers)."""
+    slot_h = pd.Timedelta(slot) / pd.Timedelta("1h")
+    hours = np.arange(n_slots) * slot_h
+    rng = np.random.default_rng(7)
+    intensity = 300 + 150 * np.sin(2 * np.pi * hours / 24) + \
+        60 * np.sin(2 * np.pi * hours / 168) + rng.normal(0, 30, n_slots)
+    job = JobSpec(name="long", gpus=80, gpus_min=gpus_min,
+                  work=round(80 * n_slots * slot_h / 3, 1), power_kw=0.7, first=0,
+                  last=n_slots - 1, zones=(0,), home=0, overhead_h=0.35,
+                  max_starts=max_starts, min_run_slots=1, checkpoint_gb=0.0,
+                  egress_usd_per_gb=0.0, transfer_slots=0, transfer_kwh_per_gb=0.0,
+                  allow_split=False)
+    t0 = pd.Timestamp("2021-01-01T00:00:00Z")
+    return PlanningProblem(
+        slots=pd.date_range(t0, periods=n_slots, freq=slot, name="time"), slot_h=slot_h,
+        zones=("Z",), jobs=(job,), intensity=np.clip(intensity, 5, None)[None, :],
+        pue=np.array([1.2]), capacity=np.full((1, n_slots), 160, np.int64), price=None)

@@ -6,37 +6,17 @@ from __future__ import annotations
 import time
 import tracemalloc
 
-import numpy as np
 import pandas as pd
 import pytest
 from greenepoch.data.errors import GreenEpochError
 from greenepoch.solvers import dp
-from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
+from greenepoch.solvers.problem import PlanningProblem, SolveSettings
 from greenepoch.solvers.schedule import objective
 from greenepoch.solvers.solve import MAX_JOB_KEYS, check_schedule, solve_problem
 
+from benchmarks.instances import long_window
+
 T0 = pd.Timestamp("2021-01-01T00:00:00Z")
-
-
-def long_window(n_slots: int, slot: str = "1h", max_starts: int | None = 9,
-                gpus_min: int = 80) -> PlanningProblem:
-    """One 80-GPU job over the whole horizon (run = a third of it, 21 min per restart)
-    in one zone, on a daily and weekly intensity cycle with seeded noise."""
-    slot_h = pd.Timedelta(slot) / pd.Timedelta("1h")
-    hours = np.arange(n_slots) * slot_h
-    rng = np.random.default_rng(7)
-    intensity = 300 + 150 * np.sin(2 * np.pi * hours / 24) + \
-        60 * np.sin(2 * np.pi * hours / 168) + rng.normal(0, 30, n_slots)
-    job = JobSpec(name="long", gpus=80, gpus_min=gpus_min,
-                  work=round(80 * n_slots * slot_h / 3, 1), power_kw=0.7, first=0,
-                  last=n_slots - 1, zones=(0,), home=0, overhead_h=0.35,
-                  max_starts=max_starts, min_run_slots=1, checkpoint_gb=0.0,
-                  egress_usd_per_gb=0.0, transfer_slots=0, transfer_kwh_per_gb=0.0,
-                  allow_split=False)
-    return PlanningProblem(
-        slots=pd.date_range(T0, periods=n_slots, freq=slot, name="time"), slot_h=slot_h,
-        zones=("Z",), jobs=(job,), intensity=np.clip(intensity, 5, None)[None, :],
-        pue=np.array([1.2]), capacity=np.full((1, n_slots), 160, np.int64), price=None)
 
 
 def solve_measured(p: PlanningProblem, seconds: float, trace: bool = True):
@@ -106,3 +86,19 @@ def test_quarter_hours_that_fit_as_hours_say_so():
     with pytest.raises(GreenEpochError, match=r"policy.slot = '1h' \(4x fewer slots\) it "
                                               r"would fit;"):
         solve_problem(p, SolveSettings(time_limit=pd.Timedelta("5s")))
+
+
+def test_a_sub_milp_that_cannot_be_back_in_time_is_not_started(monkeypatch):
+    """HiGHS cannot be interrupted in its presolve: a restricted MILP whose matrix is
+    larger than the time left allows (lns.MILP_NNZ_PER_SECOND) is skipped, not run past
+    the limit."""
+    from greenepoch.solvers import lns
+    from greenepoch.solvers.heuristics import greedy
+
+    p = long_window(336, "1h", gpus_min=40)
+    incumbent, _ = greedy(p)
+    assert lns.solve_restricted(p, incumbent, None, 2.0) is not None  # the greedy start at least
+    monkeypatch.setattr(lns, "MILP_NNZ_PER_SECOND", 1.0)
+    began = time.perf_counter()
+    assert lns.solve_restricted(p, incumbent, None, 30.0) is None
+    assert time.perf_counter() - began < 5.0
