@@ -16,7 +16,7 @@ from greenepoch.planner.exports.common import MARKER, write_tree
 
 CONFIG = {"defaults": {"command": ["echo", "hi"]},
           "zones": {"Z1": {"slurm": {"partition": "gpu"}},
-                    "Z2": {"kubernetes": {"namespace": "ml"}}}}
+                    "Z2": {"kubernetes": {"namespace": "ml", "checkpoint_claim": "ckpt"}}}}
 
 
 def _fake_sbatch(tmp_path: Path) -> Path:
