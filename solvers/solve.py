@@ -236,6 +236,7 @@ def _solve(problem: PlanningProblem, settings: SolveSettings,
     if settings.solver == "highs" and keys > FAST_MIN_KEYS:
         return solve_fast(problem, settings, progress, start)
     began = time.perf_counter()
+    start = _cheaper_start(problem, start)
     model = build(problem)
     build_seconds = time.perf_counter() - began
     backend = get_backend(settings.solver)
@@ -268,6 +269,19 @@ def _solve(problem: PlanningProblem, settings: SolveSettings,
                         solution.seconds,
                         f"{solution.message}; plan from greedy heuristic fallback")
     return Outcome(fallback, labelled, "heuristic", build_seconds)
+
+
+def _cheaper_start(problem: PlanningProblem, start: Schedule | None) -> Schedule | None:
+    """The cheaper of ``start`` and the greedy plan (when it keeps every limit): the
+    root bound often proves a good start within the gap at once.  On the demo a run-now
+    start of 233.5 left HiGHS 2.6 s of cut rounds before it found 181.22 against a
+    root bound of 180.85; greedy's 181.85 is within 1 % of it."""
+    plan, _ = greedy(problem)
+    if plan is None or check_schedule(problem, plan):
+        return start
+    if start is None or objective(problem, plan) < objective(problem, start):
+        return plan
+    return start
 
 
 def _seconds(settings: SolveSettings) -> str:

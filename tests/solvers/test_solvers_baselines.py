@@ -49,8 +49,10 @@ def test_a_loose_gap_never_returns_a_plan_dearer_than_running_now():
     assert out.solution.objective <= objective(p, home) + 1e-12
     assert objective(p, out.schedule) == pytest.approx(out.solution.objective)
     assert check_schedule(p, out.schedule) == []
-    alone = solve_problem(p, policy.solve_settings)  # the solver's own plan, as returned before
-    assert alone.solution.objective == pytest.approx(0.00275)
+    # without baselines the PuLP path now starts from the greedy plan (0.001875 here;
+    # HiGHS's own first incumbent was 0.00275), so it is no dearer either
+    alone = solve_problem(p, policy.solve_settings)
+    assert alone.solution.objective == pytest.approx(0.001875)
 
 
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
@@ -66,14 +68,16 @@ def test_the_pulp_path_starts_from_the_baseline(solver):
     assert out.solution.incumbent <= objective(p, plans["run_now_home"]) + 1e-9
 
 
-def test_a_cheaper_baseline_replaces_the_solvers_plan():
+def test_a_cheaper_baseline_replaces_the_solvers_plan(monkeypatch):
     """Where the solver's plan is dearer all the same, the guard returns the baseline
-    and says so."""
+    and says so (the solver left to its own first incumbent: no greedy start)."""
+    from greenepoch.solvers import solve
     from greenepoch.solvers.solve import _whole_baseline
 
     p = _two_small_jobs()
     home = run_now_plans(p)["run_now_home"]
     assert home is not None
+    monkeypatch.setattr(solve, "_cheaper_start", lambda problem, start: start)
     alone = solve_problem(p, SolveSettings(mip_gap=0.9, time_limit=pd.Timedelta("30s")))
     out = _whole_baseline(alone, "run_now_home", (home, objective(p, home)))
     assert out.method == "milp+baseline" and out.schedule is home
@@ -115,10 +119,14 @@ def test_baselines_that_crowd_a_zone_are_not_used_and_say_so():
             if j.baselines is not None] == [False, False]
 
 
-def test_one_job_runs_as_its_baseline_when_the_whole_baseline_breaks_the_request():
+def test_one_job_runs_as_its_baseline_when_the_whole_baseline_breaks_the_request(monkeypatch):
     """Found by a search at mip_gap 0.9: running every job now at home crowds zone Z0,
     but job2 alone run now at home, the others as planned, keeps every limit and costs
-    less than the solver's plan (0.178808 -> 0.17627)."""
+    less than the solver's plan (0.178808 -> 0.17627; the solver left to its own first
+    incumbent: no greedy start)."""
+    from greenepoch.solvers import solve
+
+    monkeypatch.setattr(solve, "_cheaper_start", lambda problem, start: start)
     base = JobSpec(name="job0", gpus=1, gpus_min=1, work=2.0, power_kw=0.5, first=0, last=3,
                    zones=(0,), home=0, overhead_h=0.0, max_starts=None, min_run_slots=1,
                    checkpoint_gb=0.0, egress_usd_per_gb=0.02, transfer_slots=0,
