@@ -157,7 +157,7 @@ class ClusterConfig:
         unknown = [n for n in self.jobs if n not in seen]
         if unknown:
             raise ExportError(
-                f"{self.source}: [jobs.{_toml_key(unknown[0])}] names no job of the plan "
+                f"{self.source}: [jobs.{toml_key(unknown[0])}] names no job of the plan "
                 f"(found {unknown[0]!r}; the plan's jobs: {', '.join(map(repr, names))}); "
                 "correct the name (spaces and case count) or remove the table")
         checkpoint_dirs({n: (self.job(n).checkpoint_path(n), self.job(n).workdir)
@@ -178,12 +178,12 @@ def _zone(table: dict[str, Any], zone: str, kind: str, source: str, required: bo
     known = ", ".join(sorted(table)) or "none"
     raise ExportError(
         f"zone {zone!r} has no {kind} cluster mapping in {source} (mapped zones: {known}); "
-        f"add a [zones.{_toml_key(zone)}.{kind}] table to a clusters file and pass it with "
+        f"add a [zones.{toml_key(zone)}.{kind}] table to a clusters file and pass it with "
         f"{param('config_file')} (or $GREENEPOCH_CLUSTERS; examples/clusters.toml shows the "
         "format)")
 
 
-def _toml_key(key: str) -> str:
+def toml_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else '"' + key.replace('"', '\\"') + '"'
 
 
@@ -416,10 +416,10 @@ def parse_config(doc: dict[str, Any], source: str = "(config)") -> ClusterConfig
     jobs = {}
     jobs_table = _table(doc.get("jobs", {}), f"{source}: [jobs]")
     for name, value in jobs_table.items():
-        jobs[name] = _job_settings(value, defaults, f"{source}: [jobs.{_toml_key(name)}]")
+        jobs[name] = _job_settings(value, defaults, f"{source}: [jobs.{toml_key(name)}]")
     slurm, kube = {}, {}
     for zone, value in _table(doc.get("zones", {}), f"{source}: [zones]").items():
-        where = f"{source}: [zones.{_toml_key(zone)}]"
+        where = f"{source}: [zones.{toml_key(zone)}]"
         zone_table = _table(value, where)
         _check_keys(zone_table, {"slurm", "kubernetes"}, where)
         if "slurm" in zone_table:

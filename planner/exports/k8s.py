@@ -36,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from greenepoch.planner.exports import torchrun
 from greenepoch.planner.exports.common import (
     ExportError,
     Segment,
@@ -47,9 +48,8 @@ from greenepoch.planner.exports.common import (
     slug,
     write_tree,
 )
-from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone, _toml_key
+from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone, toml_key
 from greenepoch.planner.exports.k8s_validate import CRON_JOB_SUFFIX
-from greenepoch.planner.exports.slurm import torchrun_insert_at, torchrun_options
 from greenepoch.planner.plan_doc import Plan
 
 KINDS = ("cronjob", "job")
@@ -62,10 +62,6 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: pod's completion index (read through the downward API).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-#: Rendezvous flags added after ``torchrun`` unless its options in the command give them
-#: (either spelling, ``--flag value`` or ``--flag=value``; read as the Slurm export does).
-TORCHRUN_FLAGS = ("nnodes", "node-rank", "master-addr", "master-port", "nproc-per-node")
-
 #: Run by ``sh -c`` with the argv as positional parameters (never spliced into the
 #: script): $1 = number of command words, then the command, then the resume args
 #: (used only when a checkpoint exists, ``{checkpoint}`` replaced by its path).
@@ -191,7 +187,7 @@ def _torchrun_at(command: tuple[str, ...]) -> int | None:
     """Where torchrun's own options go (after ``torchrun``, any path, or after
     ``-m torch.distributed.run``); None when the command starts neither."""
     try:
-        return torchrun_insert_at(command)
+        return torchrun.insert_at(command)
     except ExportError:
         return None
 
@@ -203,7 +199,7 @@ def _torchrun(command: tuple[str, ...], seg: Segment, layout: Layout,
     at = _torchrun_at(command) if layout.pods > 1 else None
     if at is None:
         return 0, ()
-    given = torchrun_options(command, at)
+    given = torchrun.given_options(command, at)
     if "standalone" in given:
         raise ExportError(f"job {seg.job!r} segment {seg.index}: the command passes "
                           f"--standalone to torchrun, which would start {layout.pods} "
@@ -212,8 +208,7 @@ def _torchrun(command: tuple[str, ...], seg: Segment, layout: Layout,
     values = {"nnodes": str(layout.pods), "node-rank": "$(NODE_RANK)",
               "master-addr": "$(MASTER_ADDR)", "master-port": str(port),
               "nproc-per-node": str(layout.gpus_per_pod)}  # $(...): set by the kubelet
-    return at, tuple(f"--{flag}={values[flag]}" for flag in TORCHRUN_FLAGS
-                     if flag not in given)
+    return at, tuple(torchrun.missing_flags(given, values))
 
 
 def _env(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
@@ -367,7 +362,7 @@ def _require_storage(seg: Segment, zone: KubeZone) -> None:
     raise ExportError(
         f"zone {seg.zone!r} has no checkpoint_claim: job {seg.job!r} segment {seg.index} "
         "would keep its checkpoints on the container's ephemeral storage, lost when the pod "
-        f"ends; set checkpoint_claim = '<PVC name>' in [zones.{_toml_key(seg.zone)}.kubernetes], "
+        f"ends; set checkpoint_claim = '<PVC name>' in [zones.{toml_key(seg.zone)}.kubernetes], "
         "or ephemeral_checkpoints = true there to accept that")
 
 

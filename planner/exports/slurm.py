@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from greenepoch.planner.exports import torchrun
 from greenepoch.planner.exports.common import (
     SUBMITTED,
     ExportError,
@@ -64,12 +65,6 @@ DEADLINE_SLACK_S = 59
 TRANSFER_PREFIX = "transfer-"
 #: Step name of the copy in a transfer job's comment, after the segment.
 TRANSFER_TAG = "transfer"
-#: torchrun options the export adds when the command lacks them, each under both of
-#: the spellings torchrun accepts.
-_TORCHRUN_FLAGS = ("nnodes", "node-rank", "master-addr", "master-port", "nproc-per-node")
-#: torchrun options that take no value (every other option takes one).
-_TORCHRUN_SWITCHES = frozenset({"--standalone", "--no-python", "--no_python", "--run-path",
-                                "--run_path", "-m", "--module"})
 
 
 @dataclass(frozen=True)
@@ -233,10 +228,10 @@ def _check_torchrun(seg: Segment, command: tuple[str, ...], nodes: int) -> None:
     """Refuse a torchrun launch that cannot work: no torchrun to add the flags to, or
     ``--standalone`` on several nodes (each node would train alone)."""
     try:
-        at = torchrun_insert_at(command)
+        at = torchrun.insert_at(command)
     except ExportError as exc:
         raise ExportError(f"zone {seg.zone!r}, job {seg.job!r}: {exc}") from exc
-    if nodes > 1 and "standalone" in torchrun_options(command, at):
+    if nodes > 1 and "standalone" in torchrun.given_options(command, at):
         raise ExportError(
             f"segment {seg.index} of job {seg.job!r} runs on {nodes} nodes in zone "
             f"{seg.zone!r} but its torchrun command has --standalone (each node would "
@@ -316,44 +311,16 @@ def launch_options(item: SlurmSegment) -> tuple[list[str], list[str]]:
     return [tasks], [tasks]
 
 
-def torchrun_insert_at(command: tuple[str, ...]) -> int:
-    """Where torchrun's own options go: after ``torchrun`` (any path) or after
-    ``-m torch.distributed.run``; raises when the command has neither."""
-    if command and command[0].rsplit("/", 1)[-1] == "torchrun":
-        return 1
-    for i in range(len(command) - 1):
-        if command[i] == "-m" and command[i + 1] == "torch.distributed.run":
-            return i + 2
-    raise ExportError(f"launcher 'torchrun' but the command {shlex.join(command)!r} starts "
-                      "neither with torchrun nor with 'python -m torch.distributed.run'; "
-                      "start it so, or set the zone's launcher to 'srun' or 'none'")
-
-
-def torchrun_options(command: tuple[str, ...], at: int) -> set[str]:
-    """torchrun options the command gives (``--node-rank`` and ``--node_rank`` alike),
-    read up to the training script."""
-    given: set[str] = set()
-    i = at
-    while i < len(command) and command[i].startswith("-"):
-        word = command[i]
-        name = word.split("=", 1)[0]
-        given.add(name.lstrip("-").replace("_", "-"))
-        i += 1 if "=" in word or name in _TORCHRUN_SWITCHES else 2
-        if name in ("-m", "--module"):
-            break  # the module name follows: the training's own arguments begin
-    return given
-
-
 def _torchrun_words(item: SlurmSegment, command: tuple[str, ...]) -> tuple[int, list[str]]:
     """Insertion point and the torchrun options to add (bash words, expanded in the
     step so that each node reads its own SLURM_NODEID)."""
-    at = torchrun_insert_at(command)
-    given = torchrun_options(command, at)
+    at = torchrun.insert_at(command)
+    given = torchrun.given_options(command, at)
     even = per_node(item)
     values = {"nnodes": '"$SLURM_NNODES"', "node-rank": '"$SLURM_NODEID"',
               "master-addr": '"$MASTER_ADDR"', "master-port": '"$MASTER_PORT"',
               "nproc-per-node": str(even) if even else '"$SLURM_GPUS_ON_NODE"'}
-    return at, [f"--{flag}={values[flag]}" for flag in _TORCHRUN_FLAGS if flag not in given]
+    return at, torchrun.missing_flags(given, values)
 
 
 def _step(item: SlurmSegment, settings: JobSettings) -> str:
