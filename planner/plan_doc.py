@@ -496,11 +496,6 @@ class Plan(_Part):
 
     # -- views ---------------------------------------------------------------------------
 
-    @property
-    def doc(self) -> dict[str, Any]:
-        """The JSON document (a new dict; same as :meth:`to_dict`)."""
-        return self.to_dict()
-
     def job(self, name: str) -> PlanJob:
         """The job called ``name``."""
         for job in self.jobs:

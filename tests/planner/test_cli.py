@@ -235,7 +235,7 @@ def _forecast_plan(p90_b: float = 1.5, fallback: bool = True, **policy: object):
 
 
 def test_realised_emissions_count_checkpoint_transfers() -> None:
-    job = _forecast_plan().doc["jobs"][0]
+    job = _forecast_plan().to_dict()["jobs"][0]
     s = job["summary"]
     assert s["migrations"] == 1 and s["transfer_emissions_kg"] == pytest.approx(0.6)
     # runs 0.4 kg + transfer 0.6 kg on the forecast; what happened is twice that
@@ -246,7 +246,7 @@ def test_realised_emissions_count_checkpoint_transfers() -> None:
 
 
 def test_forecast_plan_has_p10_p90_savings_and_realised_saving() -> None:
-    job = _forecast_plan().doc["jobs"][0]
+    job = _forecast_plan().to_dict()["jobs"][0]
     s, home = job["summary"], job["baselines"]["run_now_home"]
     assert (s["emissions_p10_kg"], s["emissions_p90_kg"]) == pytest.approx((0.5, 1.5))
     assert (home["emissions_p10_kg"], home["emissions_p90_kg"]) == pytest.approx((1.0, 3.0))
@@ -278,7 +278,7 @@ def test_plan_not_robust_at_p90_falls_back_to_running_now_and_warns() -> None:
 
     # B's P90 is 5x its mean: at P90 the move emits 2.0 + 3.0 kg, running now 3.0 kg
     plan = _forecast_plan(p90_b=5.0)
-    job = plan.doc["jobs"][0]
+    job = plan.to_dict()["jobs"][0]
     s = job["summary"]
     assert s["fallback"]["to"] == "run_now_home"
     assert (s["fallback"]["expected_kg"], s["fallback"]["p90_kg"]) == pytest.approx((1.0, 5.0))
@@ -286,7 +286,7 @@ def test_plan_not_robust_at_p90_falls_back_to_running_now_and_warns() -> None:
     assert s["emissions_kg"] == pytest.approx(job["baselines"]["run_now_home"]["emissions_kg"])
     assert job["savings_pct"] == 0.0 and job["realised_savings_pct"] == 0.0
     assert job["savings_pct_p10_p90"] == [0.0, 0.0] and job["robust"] is True
-    assert plan.doc["solver"]["objective"] == pytest.approx(2.0)
+    assert plan.to_dict()["solver"]["objective"] == pytest.approx(2.0)
     assert ("WARNING: job 'train' runs now at home (run-now fallback): at the forecast's P90 "
             "its optimised schedule emits 5.0 kg, more than running now (3.0 kg at P90); it "
             "expected 1.0 kg on the forecast mean (--no-fallback keeps it).") in plan_summary(plan)
@@ -298,7 +298,7 @@ def test_summary_warns_when_the_saving_is_not_robust() -> None:
     for plan in (_forecast_plan(p90_b=5.0, fallback=False),
                  # a hard threshold of 400 g/kWh forbids running now in A: nothing to fall to
                  _forecast_plan(p90_b=5.0, threshold=400.0)):
-        job = plan.doc["jobs"][0]
+        job = plan.to_dict()["jobs"][0]
         assert job["robust"] is False and "fallback" not in job["summary"]
         assert job["savings_pct_p10_p90"] == pytest.approx([50.0, -66.67])
         assert ("WARNING: job 'train': the expected saving is not robust: at the forecast's "
@@ -310,7 +310,7 @@ def test_carbon_cost_plan_prints_cost_and_run_now_cost() -> None:
     from greenepoch.planner.cli.report import plan_summary
 
     plan = _forecast_plan(objective="carbon+cost", price_weight=0.001)
-    job = plan.doc["jobs"][0]
+    job = plan.to_dict()["jobs"][0]
     # plan: 4 GPU-h in B at 100 USD/MWh = 0.40 USD + 100 GB egress x 0.02 = 2.00 USD;
     # run now: 4 GPU-h in A at 50 USD/MWh = 0.20 USD
     assert job["summary"]["cost_usd"] == pytest.approx(2.4)
@@ -325,7 +325,7 @@ def test_plan_realised_saving_is_whatifs_savings_pct() -> None:
     from greenepoch.planner.whatif.evaluate import plan_row
 
     for p90_b in (1.5, 5.0):
-        doc = _forecast_plan(p90_b=p90_b, fallback=False).doc
+        doc = _forecast_plan(p90_b=p90_b, fallback=False).to_dict()
         assert plan_row(doc)["savings_pct"] == pytest.approx(
             doc["jobs"][0]["realised_savings_pct"], abs=0.01)
 

@@ -42,9 +42,9 @@ def schedule(doc: dict[str, Any]) -> list[Any]:
 
 
 def test_explicit_source_gives_the_plan_of_the_data_folder(folder: Path) -> None:
-    by_path = plan(request(), data=folder, oracle=True).doc
+    by_path = plan(request(), data=folder, oracle=True).to_dict()
     for source in (ExportFolderSource(folder), CachedSource(ExportFolderSource(folder))):
-        doc = plan(request(), data=source, oracle=True).doc
+        doc = plan(request(), data=source, oracle=True).to_dict()
         assert schedule(doc) == schedule(by_path)
         assert doc["intensity"] == by_path["intensity"]
     assert by_path["intensity"]["source"] == "real"
@@ -52,15 +52,15 @@ def test_explicit_source_gives_the_plan_of_the_data_folder(folder: Path) -> None
 
 def test_default_is_the_climatology(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DATA_ENV, raising=False)
-    default = plan(request(), oracle=True, seed=2).doc
-    explicit = plan(request(), data=ClimatologySource(seed=2), oracle=True).doc
+    default = plan(request(), oracle=True, seed=2).to_dict()
+    explicit = plan(request(), data=ClimatologySource(seed=2), oracle=True).to_dict()
     assert schedule(default) == schedule(explicit)
     assert default["intensity"]["source"] == "synthetic"
 
 
 def test_prices_come_from_the_source(folder: Path) -> None:
     priced = request("carbon+cost", zones=("DE",))  # the folder has DE's market only
-    doc = plan(priced, data=CachedSource(ExportFolderSource(folder)), oracle=True).doc
+    doc = plan(priced, data=CachedSource(ExportFolderSource(folder)), oracle=True).to_dict()
     assert doc["jobs"][0]["summary"]["cost_usd"] > 0
     # the same request on a source without prices cannot weigh cost
     with pytest.raises(RequestError, match="needs electricity prices"):

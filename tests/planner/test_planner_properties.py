@@ -181,7 +181,7 @@ def assert_plan_document(p: PlanningProblem, out: Outcome) -> None:
     assert Plan.from_json(text) == plan  # the JSON is only its serialisation
     assert [(j.release, j.deadline, j.gpu_hours) for j in plan.jobs] == [
         (j.release, j.deadline, j.gpu_hours) for j in jobs]
-    plan_doc = plan.doc
+    plan_doc = plan.to_dict()
     for j, (job, doc) in enumerate(zip(p.jobs, plan_doc["jobs"], strict=True)):
         segs = doc["segments"]
         assert segs

@@ -355,7 +355,7 @@ def test_release_and_deadline_become_the_slot_window():
     p = build_problem(req, data({"DE": SIX}))
     assert (p.jobs[0].first, p.jobs[0].last) == (2, 4)
     plan, _ = plan_of(req, data({"DE": SIX}))
-    segs = plan.doc["jobs"][0]["segments"]
+    segs = plan.to_dict()["jobs"][0]["segments"]
     assert [(s["start"], s["end"]) for s in segs] == [
         ("2023-06-01T03:00:00Z", "2023-06-01T05:00:00Z")
     ]
@@ -363,15 +363,15 @@ def test_release_and_deadline_become_the_slot_window():
 
 def test_plan_segment_end_is_trimmed_inside_the_last_slot():
     plan, _ = plan_of(request([job(gpu_hours=5.0)]), data({"DE": SIX}))
-    segs = plan.doc["jobs"][0]["segments"]
+    segs = plan.to_dict()["jobs"][0]["segments"]
     assert [(s["start"], s["end"], s["gpus"]) for s in segs] == [
         ("2023-06-01T01:00:00Z", "2023-06-01T02:00:00Z", 2),
         ("2023-06-01T03:00:00Z", "2023-06-01T04:00:00Z", 2),
         ("2023-06-01T05:00:00Z", "2023-06-01T05:30:00Z", 2),
     ]
     assert [s["energy_kwh"] for s in segs] == [2.0, 2.0, 1.0]
-    assert plan.doc["jobs"][0]["summary"]["finish"] == "2023-06-01T05:30:00Z"
-    assert plan.doc["jobs"][0]["summary"]["emissions_kg"] == pytest.approx(0.5)
+    assert plan.to_dict()["jobs"][0]["summary"]["finish"] == "2023-06-01T05:30:00Z"
+    assert plan.to_dict()["jobs"][0]["summary"]["emissions_kg"] == pytest.approx(0.5)
 
 
 def test_equal_slots_trim_the_end_of_the_run():
@@ -380,7 +380,7 @@ def test_equal_slots_trim_the_end_of_the_run():
     req = request([job(gpu_hours=5.0, checkpoint_overhead=pd.Timedelta("15min"),
                        deadline=T0 + pd.Timedelta("3h"))])
     plan, _ = plan_of(req, data({"DE": [100, 100, 100]}))
-    (seg,) = plan.doc["jobs"][0]["segments"]
+    (seg,) = plan.to_dict()["jobs"][0]["segments"]
     assert (seg["start"], seg["end"]) == ("2023-06-01T00:00:00Z", "2023-06-01T02:45:00Z")
     assert seg["energy_kwh"] == pytest.approx(5.5)
 
@@ -391,10 +391,10 @@ def test_segment_ends_when_the_work_is_done_not_when_the_gpus_are_released():
     req = request([job(gpu_hours=2.0, min_run=pd.Timedelta("3h"),
                        deadline=T0 + pd.Timedelta("3h"))])
     plan, _ = plan_of(req, data({"DE": [10, 100, 20]}))
-    (seg,) = plan.doc["jobs"][0]["segments"]
+    (seg,) = plan.to_dict()["jobs"][0]["segments"]
     assert (seg["start"], seg["end"]) == ("2023-06-01T00:00:00Z", "2023-06-01T01:00:00Z")
-    assert plan.doc["jobs"][0]["summary"]["finish"] == "2023-06-01T01:00:00Z"
-    assert plan.doc["jobs"][0]["summary"]["emissions_kg"] == pytest.approx(2 * 10 / 1000)
+    assert plan.to_dict()["jobs"][0]["summary"]["finish"] == "2023-06-01T01:00:00Z"
+    assert plan.to_dict()["jobs"][0]["summary"]["emissions_kg"] == pytest.approx(2 * 10 / 1000)
 
 
 def test_quarter_hour_slots():
@@ -405,9 +405,9 @@ def test_quarter_hour_slots():
     p = build_problem(req, data({"DE": values}, freq="15min"))
     assert p.slot_h == 0.25 and p.n_slots == 24
     plan, _ = plan_of(req, data({"DE": values}, freq="15min"))
-    (seg,) = plan.doc["jobs"][0]["segments"]
+    (seg,) = plan.to_dict()["jobs"][0]["segments"]
     assert (seg["start"], seg["end"]) == ("2023-06-01T03:00:00Z", "2023-06-01T03:30:00Z")
-    assert plan.doc["jobs"][0]["summary"]["emissions_kg"] == pytest.approx(2.0 * 50 / 1000)
+    assert plan.to_dict()["jobs"][0]["summary"]["emissions_kg"] == pytest.approx(2.0 * 50 / 1000)
 
 
 def _two_zone_plan(checkpoint_gb: float = 10.0) -> Plan:
@@ -420,7 +420,7 @@ def _two_zone_plan(checkpoint_gb: float = 10.0) -> Plan:
 
 def test_plan_json_contract(tmp_path):
     plan = _two_zone_plan()
-    doc = plan.doc
+    doc = plan.to_dict()
     assert doc["schema_version"] == SCHEMA_VERSION
     assert set(doc["intensity"]) >= {"source", "signal", "mode", "model"}
     assert doc["intensity"] == {"source": "synthetic", "signal": "direct", "mode": "oracle",
@@ -462,7 +462,7 @@ def test_plan_json_contract(tmp_path):
     # round trip through a file
     path = tmp_path / "plan.json"
     plan.to_json(path)
-    assert Plan.from_json(path).doc == json.loads(json.dumps(doc))
+    assert Plan.from_json(path).to_dict() == json.loads(json.dumps(doc))
     csv = tmp_path / "plan.csv"
     plan.to_csv(csv)
     assert len(pd.read_csv(csv)) == len(j["segments"])
@@ -474,18 +474,18 @@ def test_baseline_that_cannot_finish_is_null_not_nan(tmp_path):
     req = request([job(gpu_hours=8.0, zones=("DE", "FR"), allow_split=True,
                        deadline=T0 + pd.Timedelta("2h"))], zones)
     plan, _ = plan_of(req, data({"DE": [100, 200], "FR": [50, 60]}))
-    (j,) = plan.doc["jobs"]
+    (j,) = plan.to_dict()["jobs"]
     assert j["summary"]["emissions_kg"] == pytest.approx((200 + 400 + 100 + 120) / 1000)
     assert j["baselines"]["run_now_home"]["emissions_kg"] is None
     assert j["baselines"]["run_now_best_zone"]["emissions_kg"] is None
     assert j["savings_pct"] is None
-    json.dumps(plan.doc, allow_nan=False)  # strict JSON
+    json.dumps(plan.to_dict(), allow_nan=False)  # strict JSON
     plan.to_json(tmp_path / "plan.json")
-    assert Plan.from_json(tmp_path / "plan.json").doc == plan.doc
+    assert Plan.from_json(tmp_path / "plan.json").to_dict() == plan.to_dict()
 
 
 def test_plan_rejects_unknown_schema_version(tmp_path):
-    doc = _two_zone_plan().doc
+    doc = _two_zone_plan().to_dict()
     path = tmp_path / "plan.json"
     path.write_text(json.dumps({**doc, "schema_version": "9.9"}), encoding="utf-8")
     with pytest.raises(GreenEpochError, match=r"schema_version '9\.9' is not supported.*"

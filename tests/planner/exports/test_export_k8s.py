@@ -122,7 +122,7 @@ def test_manifests_carry_the_plan():
     objs = [o for g in manifests(plan, parse_config(CONFIG), "job").values() for o in g]
     job = next(o for o in objs if o["kind"] == "Job"
                and o["metadata"]["annotations"]["greenepoch.io/zone"] == "DE")
-    seg = plan.doc["jobs"][0]["segments"][0]
+    seg = plan.to_dict()["jobs"][0]["segments"][0]
     spec = job["spec"]
     assert spec["suspend"] is True
     assert spec["activeDeadlineSeconds"] == 120 * 60 - 300
@@ -350,7 +350,7 @@ def test_resume_script_stops_when_a_create_really_fails(tmp_path):
 
 def test_cli_writes_validated_manifests_and_fails_cleanly(tmp_path, validate):
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps(_plan().doc))
+    plan.write_text(json.dumps(_plan().to_dict()))
     cfg = tmp_path / "c.toml"
     cfg.write_text(
         '[defaults]\ncommand = "python train.py --lr 1e-4"\nimage = "img:1"\n'

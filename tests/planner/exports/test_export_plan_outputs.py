@@ -69,7 +69,7 @@ def test_plan_write_puts_json_and_csv_side_by_side(tmp_path):
     (tmp_path / "p.json").write_text(GOOD_JSON)
     json_file, csv_file = plan.write(tmp_path / "p.json")
     assert csv_file == tmp_path / "p.csv"
-    assert json.loads(json_file.read_text(encoding="utf-8")) == plan.doc
+    assert json.loads(json_file.read_text(encoding="utf-8")) == plan.to_dict()
     table = pd.read_csv(io.StringIO(csv_file.read_text(encoding="utf-8")))
     assert list(table["job"]) == ["a", "b,\"c\""] and list(table["gpus"]) == [8, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "p.json"]  # no temp files

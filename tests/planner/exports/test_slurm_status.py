@@ -131,7 +131,7 @@ def test_a_queue_entry_of_the_wrong_shape_is_one_error(tmp_path, job, expect):
     """Such an entry was skipped (exit 0, its segment reported as missing) or was a
     traceback (an eligible time past pandas' range)."""
     plan = tmp_path / "p.json"
-    plan.write_text(json.dumps(_plan(now_floor() + pd.Timedelta("1h")).doc))
+    plan.write_text(json.dumps(_plan(now_floor() + pd.Timedelta("1h")).to_dict()))
     queue = tmp_path / "q.json"
     queue.write_text(json.dumps({"jobs": [job]}))
     result = run_cli(["slurm", "status", str(plan), "--squeue-json", str(queue)])

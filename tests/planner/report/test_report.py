@@ -395,7 +395,7 @@ def test_forecast_lane_is_the_forecast_the_plan_was_made_on(real_data: Path,
                              signal="direct")
     assert np.allclose(again.loc[judged.index, judged.columns].to_numpy(),
                        judged.to_numpy())
-    doc = plan(request, data=real_data, model="seasonal").doc
+    doc = plan(request, data=real_data, model="seasonal").to_dict()
     report = plan_report(doc, data=str(real_data))
     alts = [alt for _, alt in figures(report.html())]
     assert "the seasonal forecast issued at 2023-06-01 00:00 UTC" in alts[0]

@@ -176,7 +176,7 @@ def test_rows_match_individual_planner_runs(real_data: Path, tmp_path: Path) -> 
         statuses.add(row["status"])
         try:
             doc = plan(s.request, data=real_data, oracle=s.forecast == "oracle",
-                       model=None if s.forecast == "oracle" else s.forecast).doc
+                       model=None if s.forecast == "oracle" else s.forecast).to_dict()
         except RequestError:  # pragma: no cover - the request is valid
             raise
         except Exception as exc:  # infeasible (hard threshold): the row says so
