@@ -61,6 +61,19 @@ class Segment:
         return f"j{self.job_index}s{self.index}"
 
 
+def tail_s(seg: Segment, lead_s: int) -> int:
+    """Seconds the export lets the job's last segment run past its planned end: the
+    plan counts no checkpoint save there (it ends when the work is done), so the
+    checkpoint signal, ``lead_s`` before the limit, comes at the planned end instead
+    of ``lead_s`` before it; 0 for every other segment (each ends in a save the plan
+    counts), never past the job's deadline (``deadline_margin`` leaves room), and 0 in
+    plans that do not record the deadline (written before it was: they export as
+    before)."""
+    if seg.index != seg.count - 1 or seg.job_deadline is None:
+        return 0
+    return max(0, min(lead_s, int((seg.job_deadline - seg.end).total_seconds())))
+
+
 def plan_segments(plan: Plan) -> list[Segment]:
     """Every segment of the plan, jobs in plan order, segments by start time (the plan
     checked both when it was read, :meth:`Plan.from_dict`)."""

@@ -6,7 +6,9 @@ suspension at each window start.  A Job sent to a Kueue queue cannot wait suspen
 
 Either way the Job runs with ``activeDeadlineSeconds`` = window - grace period (the
 pods get SIGTERM, checkpoint within ``terminationGracePeriodSeconds`` = the job's
-checkpoint lead, and are gone by the window end), ``nvidia.com/gpu`` limits, a
+checkpoint lead, and are gone by the window end; a job's last segment, which the plan
+ends without a save, runs up to the lead past its window instead, so SIGTERM comes at
+its planned end, never past the job's deadline), ``nvidia.com/gpu`` limits, a
 required node affinity per zone, labels tying it to the plan
 (``greenepoch.io/plan``, ``.../job-index``, ``.../segment``), the literal job name and
 window in annotations, and optionally Kueue's ``kueue.x-k8s.io/queue-name`` label
@@ -46,6 +48,7 @@ from greenepoch.planner.exports.common import (
     plan_segments,
     require_future,
     slug,
+    tail_s,
     write_tree,
 )
 from greenepoch.planner.exports.config import ClusterConfig, JobSettings, KubeZone, toml_key
@@ -256,6 +259,7 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
         raise ExportError(f"job {seg.job!r} has no command to run; set [defaults] command "
                           f"or [jobs.{json.dumps(seg.job)}] command in the clusters config")
     grace = min(settings.lead_s(seg.save_s), max(1, seg.duration_s // 2))
+    window = seg.duration_s + tail_s(seg, grace)
     env = _env(seg, pid, settings, zone, layout)
     at, flags = _torchrun(settings.command, seg, layout, zone.master_port)
     command = tuple(map(_literal, settings.command))
@@ -285,7 +289,7 @@ def job_spec(seg: Segment, pid: str, settings: JobSettings, zone: KubeZone,
         pod["priorityClassName"] = zone.priority_class
     spec: dict[str, Any] = {
         "suspend": suspend,
-        "activeDeadlineSeconds": max(1, seg.duration_s - grace),
+        "activeDeadlineSeconds": max(1, window - grace),
         "backoffLimit": 3,
         "template": {"metadata": {"labels": dict(labels)}, "spec": pod},
     }

@@ -48,6 +48,7 @@ from greenepoch.planner.exports.common import (
     plan_segments,
     require_future,
     slug,
+    tail_s,
     write_tree,
 )
 from greenepoch.planner.exports.config import ClusterConfig, JobSettings, SlurmZone
@@ -99,6 +100,7 @@ class SlurmSegment:
     launcher: str = "none"
     checkpoint_dir: str = ""
     transfer: SlurmTransfer | None = None  # the checkpoint move it waits for (afterok)
+    tail_s: int = 0  # run allowed past the planned end (the job's last segment)
 
     @property
     def dependency(self) -> str | None:
@@ -145,12 +147,13 @@ def gpu_request(gpus: int, zone: SlurmZone) -> tuple[int, str]:
     return nodes, f"--gpus={gpus}"
 
 
-def deadline(seg: Segment) -> pd.Timestamp:
-    """``--deadline``: the window end plus 59 s, so that an on-time start keeps its whole
-    ``--time`` (Slurm floors the cut limit to whole minutes), but never after the job's
-    own deadline when the plan records it (a segment that ends at the job's deadline
-    must not run into the 59 s past it)."""
-    end = seg.end + pd.Timedelta(seconds=DEADLINE_SLACK_S)
+def deadline(seg: Segment, tail: int = 0) -> pd.Timestamp:
+    """``--deadline``: the window end (plus ``tail`` s for a job's last segment,
+    :func:`~planner.exports.common.tail_s`) plus 59 s, so that an on-time start keeps
+    its whole ``--time`` (Slurm floors the cut limit to whole minutes), but never after
+    the job's own deadline when the plan records it (a segment that ends at the job's
+    deadline must not run into the 59 s past it)."""
+    end = seg.end + pd.Timedelta(seconds=tail + DEADLINE_SLACK_S)
     return end if seg.job_deadline is None else min(end, seg.job_deadline)
 
 
@@ -206,6 +209,8 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
             _check_torchrun(seg, settings.command, nodes)
         minutes = max(1, math.ceil(seg.duration_s / 60))
         lead = min(settings.lead_s(seg.save_s), minutes * 60, 65535)
+        tail = tail_s(seg, lead)
+        minutes = max(1, math.ceil((seg.duration_s + tail) / 60))
         prev = previous.get(seg.job_index)
         chained = prev is not None and (prev.zone.cluster == zone.cluster
                                         or config.slurm_federation)
@@ -218,7 +223,7 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
             transfer = _transfer(prev, seg, name, settings, move, chained)
         depends = transfer.script if transfer else prev.script if prev and chained else None
         item = SlurmSegment(seg, name, zone, nodes, gpu_option, minutes, lead, depends,
-                            launcher, zone.checkpoint_path(settings, seg.job), transfer)
+                            launcher, zone.checkpoint_path(settings, seg.job), transfer, tail)
         previous[seg.job_index] = item
         out.append(item)
     return out
@@ -351,7 +356,7 @@ def sbatch_script(item: SlurmSegment, pid: str, settings: JobSettings) -> str:
     on_nodes = item.launcher != "none"
     lines = ["#!/bin/bash"]
     lines += _header(f"ge-{slug(seg.job, 40)}-s{seg.index}", seg.start, item.time_minutes,
-                     deadline(seg), zone, item.script, comment(pid, seg))
+                     deadline(seg, item.tail_s), zone, item.script, comment(pid, seg))
     tasks, srun_opts = launch_options(item) if on_nodes else ([], [])
     lines += [f"#SBATCH {d}" for d in [
         # every (re)start gets its limit cut to end by the deadline (whole minutes)
@@ -565,7 +570,7 @@ def export_slurm(plan: Plan, config: ClusterConfig,
             "start": iso(it.segment.start), "end": iso(it.segment.end),
             "gpus": it.segment.gpus, "nodes": it.nodes, "gpu_option": it.gpu_option,
             "time_minutes": it.time_minutes, "signal_lead_s": it.signal_lead_s,
-            "deadline": iso(deadline(it.segment)),
+            "deadline": iso(deadline(it.segment, it.tail_s)), "tail_s": it.tail_s,
             "job_deadline": None if it.segment.job_deadline is None
             else iso(it.segment.job_deadline),
             "script": it.script, "depends_on": it.depends_on,
