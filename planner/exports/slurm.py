@@ -425,14 +425,16 @@ def sbatch_script(item: SlurmSegment, pid: str, settings: JobSettings) -> str:
         sig_lines = [f"trap 'echo \"greenepoch: {sig} received, asking the training to "
                      f"checkpoint\" >&2; kill -s {sig} \"$child\" 2>/dev/null' {sig}"]
     lines += [
+        # the traps come first: a signal in the instant after the launch must not be lost
+        # (the training is started with the default handlers of the trapped signals)
+        *sig_lines,
+        "trap 'kill -s TERM \"$child\" 2>/dev/null' TERM",
         "# job control on for the launch only: a background command of a non-interactive",
         "# shell would start with INT and QUIT ignored; it also gets its own process group",
         "set -m",
         start,
         "child=$!",
         "set +m",
-        *sig_lines,
-        "trap 'kill -s TERM \"$child\" 2>/dev/null' TERM",
         "rc=0",
         "while :; do",
         '    wait "$child"; rc=$?',
