@@ -24,6 +24,7 @@ from greenepoch.planner.exports.config import parse_config
 from greenepoch.planner.exports.slurm import export_slurm, gpu_request, parse_comment
 from greenepoch.planner.exports.slurm_status import compare
 from greenepoch.planner.plan import Plan
+from signals import default_interrupts
 from slurm_cluster import PARTITION, LocalSlurm, slurm_cluster  # noqa: F401 (fixture)
 
 TRAIN = r'''
@@ -308,7 +309,8 @@ def test_int_checkpoint_signal_reaches_the_training(tmp_path):
     files = export_slurm(Plan.from_dict(doc), parse_config(_int_config(tmp_path, results)))
     script = next(v for k, v in files.items() if k.endswith(".sbatch"))
     proc = subprocess.Popen(["bash", "-c", script], env={"PATH": "/usr/bin:/bin"},
-                            cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_interrupts)
     try:
         notes = _wait_notes(results / "int.jsonl", "start", 30)
         assert notes[0]["handler"] != "Handlers.SIG_IGN", notes

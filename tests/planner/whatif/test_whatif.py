@@ -32,6 +32,7 @@ from greenepoch.planner.whatif import (
 from greenepoch.planner.whatif.spec import parse_spec, season_starts
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from signals import default_interrupts
 
 # Short jobs, 1 h slots, two zones, a small time limit: each scenario plans in ~0.1 s.
 SPEC = """
@@ -380,7 +381,7 @@ def test_ctrl_c_keeps_rows_and_rerun_resumes(real_data: Path, tmp_path: Path) ->
     args = [sys.executable, "-c", runner, "whatif", str(path), "--data", str(real_data),
             "--out", str(out), "--workers", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_interrupts)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if out.exists() and len(out.read_text().splitlines()) >= 3:  # header + 2 rows
