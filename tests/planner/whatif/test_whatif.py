@@ -368,8 +368,8 @@ def test_cli_bad_spec_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 def test_ctrl_c_keeps_rows_and_rerun_resumes(real_data: Path, tmp_path: Path) -> None:
-    """A real SIGINT to the command running 2 worker processes (384 scenarios: 48
-    planned in 1.7 s, before the interrupt arrived, once plans got faster)."""
+    """A real SIGINT to the command running 2 worker processes (384 scenarios, so that
+    the sweep, 48 scenarios in 1.7 s now, is still running when the interrupt comes)."""
     text = SPEC.replace('slack = ["0h", "12h", "36h"]', 'slack = ["0h", "6h", "12h", "24h", '
                         '"36h", "48h"]').replace("starts_per_season = 1", "starts_per_season = 8")
     path = write_spec(tmp_path, text)
