@@ -11,7 +11,7 @@ import posixpath
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,23 +131,27 @@ def job_key(name: str) -> str:
     return f"{slug(name, 40)}-{digest}"
 
 
-def checkpoint_dirs(dirs: Mapping[str, tuple[str, str | None]]) -> None:
+def checkpoint_dirs(dirs: Iterable[tuple[str, str, str, str | None]], hint: str = "") -> None:
     """Refuse two jobs sharing a checkpoint directory (one would resume the other's).
 
-    ``dirs`` maps each plan job name to its checkpoint dir (``{job}`` already replaced)
-    and its ``workdir``; a relative dir is taken inside the workdir (jobs without one
-    share the submit directory).  Raises :class:`ExportError` naming both jobs.
-    """
-    seen: dict[str, str] = {}
-    for name, (ckpt, workdir) in dirs.items():
+    ``dirs`` holds, for every job and zone it runs in, ``(job, zone, checkpoint dir
+    with {job} replaced, workdir)``: what the export writes into that zone's scripts.
+    A relative dir is taken inside the workdir (jobs without one share the submit
+    directory).  Directories compare across zones too (zones may share a filesystem:
+    a zone's ``checkpoint_url`` defaults to its dir).  Raises :class:`ExportError`
+    naming both jobs and their zones; ``hint`` names where the zone's dir is set."""
+    seen: dict[str, tuple[str, str]] = {}
+    for name, zone, ckpt, workdir in dirs:
         where = posixpath.normpath(posixpath.join(workdir or "", ckpt))
-        other = seen.setdefault(where, name)
+        other, other_zone = seen.setdefault(where, (name, zone))
         if other != name:
+            zones = (f"zone {zone!r}" if zone == other_zone
+                     else f"zones {other_zone!r} and {zone!r}")
             raise ExportError(
-                f"jobs {other!r} and {name!r} would share the checkpoint directory "
+                f"{zones}: jobs {other!r} and {name!r} would share the checkpoint directory "
                 f"{where!r} (checkpoint_dir {ckpt!r}), so one would resume from the other's "
                 "checkpoint; put {job} in checkpoint_dir (in [defaults] or both "
-                "[jobs.\"...\"] tables) or give each job its own checkpoint_dir")
+                f"[jobs.\"...\"] tables{hint}) or give each job its own checkpoint_dir")
 
 
 def write_tree(files: Mapping[str, str | bytes], out_dir: str | Path,

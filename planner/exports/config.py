@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from greenepoch.data.errors import RequestError, param
 from greenepoch.data.timeparse import boolean, count, duration, kind, shown, table, text
-from greenepoch.planner.exports.common import ExportError, checkpoint_dirs, job_key
+from greenepoch.planner.exports.common import ExportError, job_key
 from greenepoch.planner.request import read_toml
 
 #: Slurm partition/account/cluster/qos names: what Slurm itself accepts, nothing that
@@ -151,8 +151,9 @@ class ClusterConfig:
         """Refuse what would silently run the wrong thing for the plan's jobs ``names``
         (unique: the plan checks that): a ``[jobs."..."]`` table naming no plan job (its
         settings would be ignored: a trailing space made every segment run the default
-        command), and two jobs with segments (``running``) sharing a checkpoint
-        directory."""
+        command).  Two jobs sharing a checkpoint directory are refused by each export,
+        which knows the zones' own dirs (:func:`~planner.exports.common.checkpoint_dirs`);
+        ``running``: the jobs with segments (kept for callers)."""
         seen = set(names)
         unknown = [n for n in self.jobs if n not in seen]
         if unknown:
@@ -160,8 +161,6 @@ class ClusterConfig:
                 f"{self.source}: [jobs.{toml_key(unknown[0])}] names no job of the plan "
                 f"(found {unknown[0]!r}; the plan's jobs: {', '.join(map(repr, names))}); "
                 "correct the name (spaces and case count) or remove the table")
-        checkpoint_dirs({n: (self.job(n).checkpoint_path(n), self.job(n).workdir)
-                         for n in names if n in running})
 
     def slurm_zone(self, zone: str, *, required: bool = True) -> SlurmZone:
         return _zone(self.slurm, zone, "slurm", self.source, required)

@@ -391,7 +391,7 @@ def layouts(plan: Plan, config: ClusterConfig) -> dict[str, Layout]:
     pid = plan_id(plan)
     out: dict[str, Layout] = {}
     prev: Segment | None = None
-    dirs: dict[str, dict[str, tuple[str, str | None]]] = {}
+    dirs: list[tuple[str, str, str, str | None]] = []
     for seg in plan_segments(plan):
         zone = config.kube_zone(seg.zone)
         settings = config.job(seg.job)
@@ -399,7 +399,7 @@ def layouts(plan: Plan, config: ClusterConfig) -> dict[str, Layout]:
         pods, per_pod = pod_layout(seg.gpus, zone.gpus_per_node)
         name = resource_name(pid, seg, _pod_name_limit(pods))
         ckpt = zone.checkpoint_path(settings, seg.job)
-        dirs.setdefault(seg.zone, {})[seg.job] = (ckpt, settings.workdir)
+        dirs.append((seg.job, seg.zone, ckpt, settings.workdir))
         same_job = prev is not None and prev.job_index == seg.job_index
         move = _copy(seg, prev if same_job else None, config, settings, ckpt)
         # a transfer Job needs the claim (pods see what it copies) and time before seg
@@ -410,8 +410,7 @@ def layouts(plan: Plan, config: ClusterConfig) -> dict[str, Layout]:
             resource_name(pid, seg, kind="t") if early else None,
             prev.end if early and prev is not None else None)
         prev = seg
-    for zone_dirs in dirs.values():
-        checkpoint_dirs(zone_dirs)
+    checkpoint_dirs(dirs, hint=" or in [zones.<zone>.kubernetes] checkpoint_dir")
     return out
 
 

@@ -255,17 +255,12 @@ def _transfer(prev: SlurmSegment, seg: Segment, name: str, settings: JobSettings
 
 
 def _check_zone_dirs(config: ClusterConfig, segments: list[Segment]) -> None:
-    """Refuse two jobs sharing a checkpoint directory in one zone (a zone's
-    checkpoint_dir without {job})."""
-    for zone in dict.fromkeys(s.zone for s in segments):
-        store = config.slurm_zone(zone)
-        names = dict.fromkeys(s.job for s in segments if s.zone == zone)
-        try:
-            checkpoint_dirs({n: (store.checkpoint_path(config.job(n), n),
-                                 config.job(n).workdir) for n in names})
-        except ExportError as exc:
-            raise ExportError(f"zone {zone!r}: {exc} (or in [zones.{json.dumps(zone)}.slurm] "
-                              "checkpoint_dir)") from exc
+    """Refuse two jobs sharing a checkpoint directory in the zones they run in (the
+    zone's checkpoint_dir, else the job's)."""
+    checkpoint_dirs(
+        ((s.job, s.zone, config.slurm_zone(s.zone).checkpoint_path(config.job(s.job), s.job),
+          config.job(s.job).workdir) for s in segments),
+        hint=" or in [zones.<zone>.slurm] checkpoint_dir")
 
 
 def _quote(text: str) -> str:

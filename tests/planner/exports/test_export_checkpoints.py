@@ -184,3 +184,34 @@ def test_duplicate_job_names_are_refused():
     doc["jobs"].append(dict(doc["jobs"][0]))
     with pytest.raises(PlanError, match=r"jobs\[1\]\.name = 'a': also the name of jobs\[0\]"):
         Plan.from_dict(doc)
+
+
+def _two_zone_config(defaults_dir: str, de_dir: str, gb_dir: str) -> dict:
+    zone = {"slurm": {"partition": "gpu"}, "kubernetes": {"checkpoint_claim": "ckpt"}}
+    return {"defaults": {"command": ["python", "t.py"], "image": "t:1",
+                         "checkpoint_dir": defaults_dir},
+            "zones": {"DE": {k: {**v, "checkpoint_dir": de_dir} for k, v in zone.items()},
+                      "GB": {k: {**v, "checkpoint_dir": gb_dir} for k, v in zone.items()}}}
+
+
+@pytest.mark.parametrize("export", [export_slurm, export_k8s])
+def test_zone_dirs_with_job_need_none_in_the_defaults(export):
+    """Every zone sets its own checkpoint_dir with {job}: a [defaults] dir without it is
+    never used, and was refused all the same."""
+    t0 = _future()
+    plan = Plan.from_dict(plan_doc({"a": [segment("DE", t0, 30, 2)],
+                                    "b": [segment("GB", t0, 30, 2)]}))
+    files = export(plan, parse_config(_two_zone_config("/shared", "/de/{job}", "/gb/{job}")))
+    assert any(f"/de/{job_key('a')}" in text for text in files.values())
+
+
+@pytest.mark.parametrize("export", [export_slurm, export_k8s])
+def test_two_zones_naming_one_folder_are_refused_across_zones(export):
+    """Zones may share a filesystem (a zone's checkpoint_url defaults to its dir): two
+    jobs in different zones with one folder are refused, naming both zones."""
+    t0 = _future()
+    plan = Plan.from_dict(plan_doc({"a": [segment("DE", t0, 30, 2)],
+                                    "b": [segment("GB", t0, 30, 2)]}))
+    with pytest.raises(Exception, match="zones 'DE' and 'GB': jobs 'a' and 'b' would share "
+                                        "the checkpoint directory '/ckpt'"):
+        export(plan, parse_config(_two_zone_config("/x/{job}", "/ckpt", "/ckpt")))
