@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,8 @@ from greenepoch.solvers.problem import SolveSettings
 from greenepoch.solvers.solve import check_schedule, solve_problem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.planner.test_infeasible import data  # hourly frames from T0
 
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
 
@@ -47,14 +48,6 @@ capacity_gpus = 8
 capacity_schedule = [{from = "2023-06-01T06:00:00Z", gpus = 0},
                      {from = "2023-06-01T18:00:00Z", gpus = 8}]
 """
-
-
-def data(values: Mapping[str, Sequence[float]]) -> IntensityData:
-    n = len(next(iter(values.values())))
-    index = pd.date_range(T0, periods=n, freq="1h", name="time")
-    frame = pd.DataFrame(values, index=index, dtype=float)
-    flags = pd.DataFrame(False, index=index, columns=frame.columns)
-    return IntensityData(frame, flags, flags.copy(), "synthetic", "direct")
 
 
 def job(**kw: object) -> Job:
