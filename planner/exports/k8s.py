@@ -417,6 +417,12 @@ def layouts(plan: Plan, config: ClusterConfig) -> dict[str, Layout]:
 def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
               now: pd.Timestamp | None = None) -> dict[str, list[dict[str, Any]]]:
     """File name -> Kubernetes objects; raises before anything is written."""
+    return _manifests(plan, config, kind, now)[0]
+
+
+def _manifests(plan: Plan, config: ClusterConfig, kind: str, now: pd.Timestamp | None
+               ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Layout]]:
+    """:func:`manifests` and the segments' :func:`layouts` they were built from."""
     if kind not in KINDS:
         raise ExportError(f"unknown Kubernetes kind {kind!r}; use one of {', '.join(KINDS)}")
     segments = plan_segments(plan)
@@ -479,7 +485,7 @@ def manifests(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
                          "labels": {"app.kubernetes.io/managed-by": "greenepoch"}},
             "spec": {"clusterQueue": cluster_queue},
         }]
-    return files
+    return files, plans
 
 
 def _scheduled(kind: str, meta: dict[str, Any], labels: dict[str, str],
@@ -567,7 +573,7 @@ def resume_script(objs: dict[str, list[dict[str, Any]]], pid: str) -> str:
 def export_k8s(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
                now: pd.Timestamp | None = None) -> dict[str, str]:
     """Every file of the Kubernetes export (relative name -> text); nothing written."""
-    objs = manifests(plan, config, kind, now)
+    objs, plans = _manifests(plan, config, kind, now)
     pid = plan_id(plan)
     files = {name: to_yaml(group) for name, group in objs.items()}
     if kind == "job":
@@ -575,7 +581,7 @@ def export_k8s(plan: Plan, config: ClusterConfig, kind: str = "cronjob",
     files[INDEX] = json.dumps({
         "schema_version": plan.schema_version, "plan_id": pid,
         "scheduler": "kubernetes", "kind": kind, "files": sorted(objs),
-        "segments": _index_rows(plan, layouts(plan, config), objs),
+        "segments": _index_rows(plan, plans, objs),
     }, indent=2) + "\n"
     return files
 
