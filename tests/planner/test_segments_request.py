@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.planner.test_infeasible import data  # hourly frames from T0
+from tests.planner.test_request import write  # the request text as a file
 
 T0 = pd.Timestamp("2023-06-01T00:00:00Z")
 
@@ -79,9 +80,7 @@ def work_arithmetic(doc: dict) -> float:
 
 
 def test_a_pausing_job_saves_at_the_end_of_every_segment_but_the_last(tmp_path: Path):
-    path = tmp_path / "pausing.toml"
-    path.write_text(PAUSING, encoding="utf-8")
-    made = plan(load_request(path), data=None, oracle=True)
+    made = plan(load_request(write(tmp_path, PAUSING)), data=None, oracle=True)
     (doc,) = json.loads(made.to_json())["jobs"]
     segs = doc["segments"]
     assert len(segs) >= 2  # 6 h before the gap cannot hold 10 h of work
