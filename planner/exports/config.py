@@ -147,13 +147,12 @@ class ClusterConfig:
     def job(self, name: str) -> JobSettings:
         return self.jobs.get(name, self.defaults)
 
-    def check_plan_jobs(self, names: list[str], running: set[str]) -> None:
+    def check_plan_jobs(self, names: list[str]) -> None:
         """Refuse what would silently run the wrong thing for the plan's jobs ``names``
         (unique: the plan checks that): a ``[jobs."..."]`` table naming no plan job (its
         settings would be ignored: a trailing space made every segment run the default
         command).  Two jobs sharing a checkpoint directory are refused by each export,
-        which knows the zones' own dirs (:func:`~planner.exports.common.checkpoint_dirs`);
-        ``running``: the jobs with segments (kept for callers)."""
+        which knows the zones' own dirs (:func:`~planner.exports.common.checkpoint_dirs`)."""
         seen = set(names)
         unknown = [n for n in self.jobs if n not in seen]
         if unknown:

@@ -429,7 +429,7 @@ def _manifests(plan: Plan, config: ClusterConfig, kind: str, now: pd.Timestamp |
     if not segments:
         raise ExportError("the plan has no segments to export")
     require_future(segments, now)
-    config.check_plan_jobs([job.name for job in plan.jobs], {s.job for s in segments})
+    config.check_plan_jobs([job.name for job in plan.jobs])
     pid = plan_id(plan)
     plans = layouts(plan, config)
     files: dict[str, list[dict[str, Any]]] = {}

@@ -190,7 +190,7 @@ def plan_slurm(plan: Plan, config: ClusterConfig,
     if not segments:
         raise ExportError("the plan has no segments to export")
     require_future(segments, now)
-    config.check_plan_jobs([job.name for job in plan.jobs], {s.job for s in segments})
+    config.check_plan_jobs([job.name for job in plan.jobs])
     _check_zone_dirs(config, segments)
     out: list[SlurmSegment] = []
     previous: dict[int, SlurmSegment] = {}
