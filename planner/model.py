@@ -342,7 +342,7 @@ class PlanRequest:
         nodes in every zone), else 1."""
         if job.gpus_step is not None:
             return job.gpus_step
-        return math.lcm(*self._nodes(job).values()) if self._nodes(job) else 1
+        return math.lcm(*self._nodes(job).values())  # lcm() of no zones is 1
 
     def _step_source(self, job: Job) -> str:
         if job.gpus_step is not None:
