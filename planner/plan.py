@@ -203,6 +203,7 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
     transfer = transfer_kg(problem, schedule, j)
     emissions = sum(s["emissions_kg"] for s in segments) + transfer
     moves = schedule.moves(j, job.home)
+    lost = schedule.lost_gpu_h(job, j)
     cost = _electricity_usd(problem, schedule, j)
     if cost is not None:
         cost += len(moves) * job.checkpoint_gb * job.egress_usd_per_gb
@@ -220,8 +221,8 @@ def _job_doc(problem: PlanningProblem, schedule: Schedule, j: int, judged: np.nd
         "migrations": len(moves),
         "transfer_emissions_kg": round(transfer, 3),
         # restarts, saves and in-place resizes, as hours at the job's largest size
-        "overhead_hours": round(schedule.lost_gpu_h(job, j) / job.gpus, 3),
-        "lost_gpu_hours": round(schedule.lost_gpu_h(job, j), 3),
+        "overhead_hours": round(lost / job.gpus, 3),
+        "lost_gpu_hours": round(lost, 3),
         "cost_usd": None if cost is None else round(cost, 2),
     }
     baselines: dict[str, Any] = {
