@@ -8,6 +8,7 @@ import sys
 import click
 from greenepoch.planner.cli.options import config_option, json_option, plan_argument
 from greenepoch.planner.exports.config import load_config
+from greenepoch.planner.exports.slurm import TRANSFER_TAG
 from greenepoch.planner.exports.slurm_status import compare, read_squeue, squeue_json
 from greenepoch.planner.plan import Plan
 
@@ -38,7 +39,7 @@ def status(plan_file: str, config_file: str | None, squeue_file: str | None,
     else:
         for r in rows:
             ident = "-" if r.slurm_job_id is None else str(r.slurm_job_id)
-            what = (f"checkpoint move before segment {r.segment}" if r.kind == "transfer"
+            what = (f"checkpoint move before segment {r.segment}" if r.kind == TRANSFER_TAG
                     else f"segment {r.segment}")  # numbered from 0, as in the export
             click.echo(f"{json.dumps(r.job)} {what} [{r.zone}] {r.start}..{r.end} "
                        f"gpus={r.gpus}: slurm job {ident}, {r.state}")
