@@ -147,10 +147,8 @@ def add_work(model: Model) -> None:
     for j, job in enumerate(p.jobs):
         expr = pulp.lpSum(p.slot_h * model.gpus(k) for k in keys[j])
         if job.segment_gpu_h > 0:
-            expr -= job.segment_gpu_h * pulp.lpSum(model.s[k] for k in keys[j])
-        if job.resize_h is None and job.segment_gpu_h > 0:
-            expr -= job.segment_gpu_h * pulp.lpSum(model.r[k] for k in keys[j] if k in model.r)
-        elif job.resize_h:
+            expr -= job.segment_gpu_h * restarts(model, keys[j])
+        if job.resize_h:
             expr -= job.resize_h * pulp.lpSum(model.w[k] for k in keys[j] if k in model.w)
         expr -= pulp.lpSum(model.u[k] for k in keys[j] if k in model.u)
         model.lp += (expr >= job.work - job.save_gpu_h, f"work[{job.name}]")
