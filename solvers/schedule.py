@@ -160,15 +160,16 @@ def drop_idle_runs(problem: PlanningProblem, schedule: Schedule, j: int) -> bool
     their resizes; time-limited MILP plans can end in such restarts).  Fewer starts,
     moves and resizes, so every limit still holds.  True if any was released."""
     dropped = False
+    before = schedule.work_done(problem, j)  # changes only when a run is released
     for z in range(len(problem.zones)):
         for t0, t1 in stretches(schedule.held(j)[z]):
-            before = schedule.work_done(problem, j)
             gpus = schedule.gpus[j, z, t0 : t1 + 1].copy()
             run = schedule.run[j, z, t0 : t1 + 1].copy()
             schedule.gpus[j, z, t0 : t1 + 1] = 0
             schedule.run[j, z, t0 : t1 + 1] = 0.0
-            if schedule.work_done(problem, j) >= before - EPS:
-                dropped = True
+            after = schedule.work_done(problem, j)
+            if after >= before - EPS:
+                dropped, before = True, after
             else:
                 schedule.gpus[j, z, t0 : t1 + 1] = gpus
                 schedule.run[j, z, t0 : t1 + 1] = run
