@@ -259,17 +259,12 @@ def test_result_report_counts_are_whole_numbers(with_error: bool) -> None:
 def test_report_html_is_written_atomically(tmp_path: Path) -> None:
     """A report write that fails half way (file size cap, as on a full disk) leaves the
     previous report whole (it used to leave the first bytes of the new page)."""
-    import json
     import subprocess
     import sys
 
     from whatif_rows import row
 
-    source = tmp_path / "sweep.jsonl"
-    header = {"kind": "greenepoch-whatif", "version": 1, "base": "b", "data": None,
-              "signal": "direct", "seed": 0}
-    rows = [row(0, 10.0, zones="DE"), row(1, 4.0, zones="GB")]
-    source.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + "\n")
+    source = _results_file(tmp_path, [row(0, 10.0, zones="DE"), row(1, 4.0, zones="GB")])
     out = tmp_path / "r.html"
     out.write_text("<!DOCTYPE html>old report\n", encoding="utf-8")
     runner = ("import resource, signal, sys\nimport matplotlib.pyplot\n"
