@@ -1,8 +1,9 @@
 """What-if sweeps: vary zones, seasons, start dates, slack, thresholds, checkpoint
 overheads and forecasts around a plan request, one tidy row per scenario."""
 
-from greenepoch.planner.whatif.evaluate import METRICS, evaluate, plan_cached, plan_row
+from greenepoch.planner.whatif.evaluate import evaluate, plan_cached, plan_row
 from greenepoch.planner.whatif.results import (
+    METRICS,
     STATUSES,
     is_result_file,
     read_results,

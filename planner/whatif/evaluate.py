@@ -37,12 +37,8 @@ from greenepoch.data.intensity.source import (
 )
 from greenepoch.planner.model import PlanRequest
 from greenepoch.planner.plan_doc import Plan, iso
-from greenepoch.planner.whatif.results import status_of
+from greenepoch.planner.whatif.results import METRICS, status_of
 from greenepoch.planner.whatif.spec import ORACLE, Scenario
-
-METRICS = ("emissions_kg", "planned_emissions_kg", "run_now_kg", "saving_kg", "savings_pct",
-           "delay_mean_h", "delay_p95_h", "interruptions", "migrations", "energy_kwh",
-           "cost_usd")
 
 
 def shared_source(data: str | None = None, seed: int = 0) -> CachedSource:

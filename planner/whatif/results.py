@@ -7,7 +7,7 @@ one ``write`` and flushed as soon as the scenario finishes, keyed by
 the file is opened to append, and a row whose id appears twice keeps its first copy.
 The header is written atomically; ``<results>.lock`` beside the file keeps a second
 sweep out while one runs, and goes when the run ends.  Rows are tidy: one scenario each, the
-columns of :data:`planner.whatif.evaluate.METRICS` plus the axis labels.
+columns of :data:`METRICS` plus the axis labels.
 """
 
 from __future__ import annotations
@@ -43,12 +43,13 @@ STATUSES = {
 }
 
 
+#: what each row records of its plan (planner.whatif.evaluate.plan_row), null without one
+METRICS = ("emissions_kg", "planned_emissions_kg", "run_now_kg", "saving_kg", "savings_pct",
+           "delay_mean_h", "delay_p95_h", "interruptions", "migrations", "energy_kwh",
+           "cost_usd")
 #: row keys holding a number or null, and text or null: read as written, a quoted
 #: number ("12.5") or a boolean is an error naming the row, never coerced
-NUMBER_KEYS = ("index", "slack_h", "threshold", "overhead_min", "emissions_kg",
-               "planned_emissions_kg", "run_now_kg", "saving_kg", "savings_pct",
-               "delay_mean_h", "delay_p95_h", "interruptions", "migrations", "energy_kwh",
-               "cost_usd", "seconds")
+NUMBER_KEYS = ("index", "slack_h", "threshold", "overhead_min", *METRICS, "seconds")
 TEXT_KEYS = ("scenario_id", "zones", "season", "start", "forecast", "status", "message",
              "solver", "slot")
 FRAME_NUMBERS = tuple(k for k in NUMBER_KEYS
