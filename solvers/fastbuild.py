@@ -287,6 +287,14 @@ def restart_resizes(fm: FastModel) -> np.ndarray:
     return np.flatnonzero(restart[fm.J[fm.r_x]])
 
 
+def _row_of(n: int, chosen: np.ndarray | list[int]) -> np.ndarray:
+    """Local row of each of ``n`` groups in a family with one row per ``chosen`` group
+    (in that order), -1 for the groups without a row."""
+    local = np.full(n, -1, np.int64)
+    local[chosen] = np.arange(len(chosen))
+    return local
+
+
 def _prev(fm: FastModel) -> np.ndarray:
     """x column of (j, z, t-1) for every x key, -1 when absent."""
     prev = np.full(fm.n_x, -1, np.int64)
@@ -333,9 +341,8 @@ def add_work(fm: FastModel) -> None:
     fm.add_rows("work", rows, cols, vals, need, np.full(len(p.jobs), INF))
     saves = np.array([job.save_h > 0 for job in p.jobs], bool)
     has_keys = np.bincount(fm.J, minlength=len(p.jobs)) > 0
-    local = np.full(len(p.jobs), -1, np.int64)
     which = np.flatnonzero(saves & has_keys)
-    local[which] = np.arange(len(which))
+    local = _row_of(len(p.jobs), which)
     got = np.flatnonzero(local[fm.J] >= 0)
     fm.add_rows("started", local[fm.J[got]], fm.s_col(got), np.ones(len(got)),
                 np.ones(len(which)), np.full(len(which), INF))
@@ -369,8 +376,7 @@ def add_idle(fm: FastModel) -> None:
     i = fm.u_x
     gcols, gcoef = fm.gpu_terms(i)
     floor = np.array([job.restart_floor(h) for job in p.jobs], float)[fm.J[i]]
-    r_of = np.full(fm.n_x, -1, np.int64)
-    r_of[fm.r_x] = np.arange(len(fm.r_x))
+    r_of = _row_of(fm.n_x, fm.r_x)  # position in r_x of each x key
     rfloor_of = np.array([job.resize_floor(h) for job in p.jobs], float)
     kr = np.flatnonzero((r_of[i] >= 0) & (rfloor_of[fm.J[i]] > 0))
     rfloor = rfloor_of[fm.J[i[kr]]]
@@ -424,8 +430,7 @@ def add_one_zone(fm: FastModel) -> None:
     uniq, inv, counts = np.unique(group, return_inverse=True, return_counts=True)
     take = counts[inv] > 1
     keep_groups = np.flatnonzero(counts > 1)
-    local = np.full(len(uniq), -1, np.int64)
-    local[keep_groups] = np.arange(len(keep_groups))
+    local = _row_of(len(uniq), keep_groups)
     n = len(keep_groups)
     fm.add_rows("onezone", local[inv[take]], i[take], np.ones(int(take.sum())),
                 np.full(n, -INF), np.ones(n))
@@ -441,8 +446,7 @@ def add_capacity(fm: FastModel) -> None:
     cap = p.capacity.astype(float).reshape(-1)
     binding = np.flatnonzero(demand > cap)
     fm.capacity_zt = binding  # z * n_slots + t of each capacity row, in row order
-    local = np.full(len(demand), -1, np.int64)
-    local[binding] = np.arange(len(binding))
+    local = _row_of(len(demand), binding)
     i = np.flatnonzero(local[group] >= 0)
     cols, coef = fm.gpu_terms(i)
     fm.add_rows("capacity", local[group[i]], cols, coef, np.full(len(binding), -INF),
@@ -458,8 +462,7 @@ def add_max_interruptions(fm: FastModel) -> None:
     limits = [(j, k) for j, k in limits if has_keys[j]]
     if not limits:
         return
-    local = np.full(len(p.jobs), -1, np.int64)
-    local[[j for j, _ in limits]] = np.arange(len(limits))
+    local = _row_of(len(p.jobs), [j for j, _ in limits])
     i = np.flatnonzero(local[fm.J] >= 0)
     kr = restart_resizes(fm)
     kr = kr[local[fm.J[fm.r_x[kr]]] >= 0]
@@ -550,8 +553,7 @@ def add_migration(fm: FastModel) -> None:
     capped = [j for j, job in enumerate(p.jobs) if job.tracks_checkpoint and
               job.max_moves is not None]
     if capped:
-        local = np.full(len(p.jobs), -1, np.int64)
-        local[capped] = np.arange(len(capped))
+        local = _row_of(len(p.jobs), capped)
         got = np.flatnonzero(local[fm.aJ] >= 0)
         fm.add_rows("moves", local[fm.aJ[got]], m[got], np.ones(len(got)),
                     np.full(len(capped), -INF),
