@@ -33,19 +33,25 @@ from slurm_cluster import PARTITION, LocalSlurm, slurm_cluster  # noqa: F401 (fi
 
 pytestmark = pytest.mark.slurm
 
-#: One task: notes what it sees, then waits for the checkpoint signal when asked to.
-TASK = r'''
-import json, os, signal, sys, time
-from pathlib import Path
-out = Path(os.environ["GE_TEST_RESULTS"])
-me = f"{os.environ['SLURM_NODEID']}-{os.environ['SLURM_PROCID']}"
+#: Both scripts' note(): one JSON line per event into <out>/<kind>-<me>.jsonl; and
+#: the checkpoint signal's handler, which notes it and exits.
+NOTE = r'''
 def note(event, **kw):
-    with open(out / f"task-{me}.jsonl", "a") as fh:
+    with open(out / f"{kind}-{me}.jsonl", "a") as fh:
         fh.write(json.dumps({"event": event, **kw}) + "\n")
 def on_signal(*_):
     note("signal")
     sys.exit(0)
 signal.signal(signal.SIGUSR1, on_signal)
+'''
+
+#: One task: notes what it sees, then waits for the checkpoint signal when asked to.
+TASK = r'''
+import json, os, signal, sys, time
+from pathlib import Path
+out = Path(os.environ["GE_TEST_RESULTS"])
+kind, me = "task", f"{os.environ['SLURM_NODEID']}-{os.environ['SLURM_PROCID']}"
+''' + NOTE + r'''
 keys = ("NODE_RANK", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
         "NNODES", "SLURMD_NODENAME", "CUDA_VISIBLE_DEVICES", "GREENEPOCH_SEGMENT")
 note("start", argv=sys.argv[1:], **{k.lower(): os.environ.get(k) for k in keys})
@@ -75,13 +81,8 @@ import torch
 import torch.distributed as dist
 out = Path(os.environ["GE_TEST_RESULTS"])
 rank = int(os.environ["RANK"])
-def note(event, **kw):
-    with open(out / f"worker-{rank}.jsonl", "a") as fh:
-        fh.write(json.dumps({"event": event, **kw}) + "\n")
-def on_signal(*_):
-    note("signal")
-    sys.exit(0)
-signal.signal(signal.SIGUSR1, on_signal)
+kind, me = "worker", rank
+''' + NOTE + r'''
 dist.init_process_group("gloo")
 t = torch.tensor([rank + 1.0])
 dist.all_reduce(t)
