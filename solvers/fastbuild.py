@@ -640,10 +640,10 @@ def start_values(fm: FastModel, schedule: Schedule) -> np.ndarray | None:
     step = np.array([job.gpus_step for job in p.jobs], float)[fm.J[el]]
     v[fm.n_col[el]] = schedule.gpus[fm.J[el], fm.Z[el], fm.T[el]] / step
     if len(fm.r_x):
-        i, prev = fm.r_x, _prev(fm)[fm.r_x]
+        i = fm.r_x  # keys whose previous slot is a key too (:func:`_resize_variables`)
         now = schedule.gpus[fm.J[i], fm.Z[i], fm.T[i]]
         before = schedule.gpus[fm.J[i], fm.Z[i], fm.T[i] - 1]
-        changed = (now > 0) & (before > 0) & (now != before) & (prev >= 0)
+        changed = (now > 0) & (before > 0) & (now != before)
         v[fm.r_col(np.arange(len(i)))] = changed
         r = fm.w_r
         v[fm.w_col(np.arange(len(r)))] = np.where(changed[r], np.maximum(now[r], before[r]), 0)
