@@ -59,9 +59,11 @@ class BacktestConfig:
 
     def __post_init__(self) -> None:
         # messages name the fields (param); the CLI shows its flags (``forecast backtest``)
-        for name in ("train_until", "test_from", "test_until"):
-            if getattr(self, name).tzinfo is None:
-                raise ForecastError(f"{param(name)} must be tz-aware (UTC)")
+        for value, name in ((self.train_until, param("train_until")),
+                            (self.test_from, param("test_from")),
+                            (self.test_until, param("test_until"))):
+            if value.tzinfo is None:
+                raise ForecastError(f"{name} must be tz-aware (UTC)")
         if self.test_from < self.train_until:
             raise ForecastError(
                 f"{param('test_from')} {_day(self.test_from)} is before the end of training "
