@@ -31,6 +31,27 @@ class NoSolutionError(GreenEpochError):
     ``policy.time_limit``."""
 
 
+class ProviderError(DataError):
+    """A live intensity provider could not give what was asked (the base of the three
+    below); the message names the provider."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the credentials (HTTP 401/403) or none were configured; the
+    message names the variable to set.  Never a reason to fall back silently."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider did not answer usefully within the retry budget (connection errors,
+    timeouts, 429 and 5xx): the fallback chain moves on to the next source."""
+
+
+class ProviderDataError(ProviderError):
+    """The provider answered with data that fails the checks (malformed JSON, missing
+    fields, wrong units, out-of-order or duplicated points, implausible values):
+    nothing of that answer is archived."""
+
+
 def param(name: str) -> str:
     """How a message names the caller's parameter ``name``: in backquotes, `name`.
 
