@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,12 @@ from greenepoch.data.intensity.source import IntensitySource, source_for
 from greenepoch.data.timeparse import hours
 from greenepoch.planner.model import PlanRequest
 from greenepoch.solvers.problem import JobSpec, PlanningProblem
+
+if TYPE_CHECKING:
+    from greenepoch.data.archive.store import Archive
+    from greenepoch.data.live.source import Provenance
+    from greenepoch.data.providers.config import LiveConfig
+    from greenepoch.forecasts.live import LiveForecast
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,10 @@ class Intensities:
     model: str | None
     #: forecast mode: the forecast's 'p10' and 'p90' (time x zone, gCO2eq/kWh)
     quantiles: dict[str, pd.DataFrame] | None = None
+    #: live plans: the blended provider/model forecast (which hours came from where)
+    live: LiveForecast | None = None
+    #: live plans: where each zone's values came from (provider, archive, default)
+    provenance: tuple[Provenance, ...] = ()
 
 
 def slot_grid(request: PlanRequest) -> pd.DatetimeIndex:
@@ -96,6 +107,35 @@ def load_intensities(
     judged = IntensityData(mean, flags, flags, full.source, full.signal, full.files,
                            provider=full.provider)
     return Intensities(judged, full.select(zones, slots[0], end), "forecast", name, stats)
+
+
+def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *,
+                     slot: str = "1h", signal: str = "direct", provider: str | None = None,
+                     history: str | Path | IntensitySource | None = None,
+                     model: str | None = None, config: LiveConfig | None = None,
+                     archive: Archive | None = None, allow_default: bool | None = None,
+                     progress: Callable[[str], None] | None = None,
+                     warn: Callable[[str], None] | None = None,
+                     clock: Callable[[], pd.Timestamp] | None = None) -> Intensities:
+    """The grid as it is now, for ``zones`` over the slots from ``start`` to ``end``
+    (``slot`` long): each zone's provider forecast for the hours it covers, the own
+    model (``model``, default the registry's default) beyond, blended at the seam
+    (:func:`greenepoch.forecasts.live.blend`).
+
+    A :class:`~greenepoch.data.live.source.LiveSource` (``config``, default
+    :func:`~greenepoch.data.providers.config.load_config`; ``provider`` first;
+    ``archive``; ``allow_default``, default the config's) fetches the provider
+    forecasts and the recent actuals, falling back on the archive (stale, marked) and,
+    when allowed, the embedded default.  The model is fitted on the archive's history
+    when it covers what the model needs, else on ``history`` (a data folder, a source, or
+    None: the embedded default, marked synthetic).  ``signal`` 'marginal' is WattTime's
+    only.  ``progress`` gets one-line notes, ``warn`` the stale/synthetic warnings;
+    ``clock`` is "now" (tests).
+
+    Returns forecast-mode :class:`Intensities`: judged = P50, quantiles p10/p90, no
+    actuals, ``live`` the blend and ``provenance`` every read's origin.
+    """
+    raise NotImplementedError("live_intensities: body to come (issue 16, H8)")
 
 
 def zone_prices(request: PlanRequest, slots: pd.DatetimeIndex,

@@ -92,6 +92,53 @@ signal_option = click.option(
     show_default=True,
     help="Carbon-intensity signal: direct (operational) or lca (life-cycle).",
 )
+# commands with --live: WattTime's marginal signal too (never mixed with the average ones)
+live_signal_option = click.option(
+    "--signal",
+    type=click.Choice(["direct", "lca", "marginal"]),
+    default="direct",
+    show_default=True,
+    help="Carbon-intensity signal: direct (operational), lca (life-cycle), or marginal "
+    "(WattTime's marginal emissions; with --live only).",
+)
+
+live_option = click.option(
+    "--live",
+    is_flag=True,
+    help="Plan on the grid as it is now: live provider data and forecasts (docs/live.md).",
+)
+provider_option = click.option(
+    "--provider",
+    type=click.Choice(["electricitymaps", "watttime", "ukci"]),  # registry.PROVIDER_NAMES
+    default=None,
+    help="Live data provider (with --live). Default: the first configured provider that "
+    "covers the zone (ukci needs no key).",
+)
+allow_default_option = click.option(
+    "--allow-default",
+    "allow_default",
+    is_flag=True,
+    default=None,  # None: the config file's [live] allow_default decides
+    help="With --live: fall back on the embedded synthetic default when every provider and "
+    "the archive fail (it is marked synthetic in the output).",
+)
+archive_option = click.option(
+    "--archive",
+    "archive_url",
+    default=None,
+    metavar="URL",
+    help="Archive database URL (sqlite:///... or postgresql+psycopg://...). Default "
+    "$GREENEPOCH_ARCHIVE, else the config file's [live] archive, else SQLite in the user "
+    "cache folder.",
+)
+
+
+def live_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--live``, ``--provider``, ``--allow-default`` and ``--archive``: every command
+    that can read live data has all four."""
+    return live_option(provider_option(allow_default_option(archive_option(command))))
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
