@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 from greenepoch.data.errors import RequestError
+from greenepoch.data.intensity.frame import SLOTS
 from greenepoch.solvers.problem import SolveSettings
 
 DEFAULT_GPU_POWER_KW = 1.0
@@ -261,7 +262,8 @@ class Policy:
             self.threshold_mode in THRESHOLD_MODES,
             f"policy.threshold_mode = {self.threshold_mode!r}; use 'hard' or 'soft'",
         )
-        _require(self.slot in ("1h", "15min"), f"policy.slot = {self.slot!r}; use '1h' or '15min'")
+        _require(self.slot in SLOTS,
+                 f"policy.slot = {self.slot!r}; use one of {', '.join(repr(k) for k in SLOTS)}")
         _require(
             self.solver in SOLVERS,
             f"policy.solver = {self.solver!r}; use one of {', '.join(SOLVERS)}",

@@ -51,6 +51,9 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
 FORMAT_VERSION = 1
+# the average signals; the climatology has no marginal (MOER) trace: marginal values
+# only come from a provider (WattTime) or from files holding them
+CLIMATOLOGY_SIGNALS = tuple(s for s in SIGNALS if s != "marginal")
 CREATED_BY = "greenepoch data calibrate"
 SCORES = np.linspace(-3.5, 3.5, 29)  # normal scores at which residual quantiles are kept
 WEEKLY_MIN_SHARE = 0.02
@@ -326,8 +329,7 @@ class Climatology:
     created_by: str = CREATED_BY
 
     def __post_init__(self) -> None:
-        if self.signal not in SIGNALS:
-            raise DataError(f"climatology signal must be one of {SIGNALS}, found {self.signal!r}")
+        check_signal(self.signal)
         object.__setattr__(self, "zones", MappingProxyType(dict(self.zones)))
 
     def standardise(self, data: IntensityData) -> pd.DataFrame:
@@ -378,10 +380,12 @@ def calibrate(data: IntensityData,
     Parameters
     ----------
     data : IntensityData
-        Hourly or 15-minute intensities; 15-minute data is averaged to hours.
+        Intensities of the direct or lca signal at any step; finer data is averaged
+        to hours by the energy-weighted rule.
     progress : callable, optional
         Called with each zone id once that zone is fitted.
     """
+    check_signal(data.signal)
     hourly = data if data.step == SLOTS["1h"] else resample(data, "1h")
     whole = _whole_years(pd.DatetimeIndex(hourly.values.index))
     values = hourly.values[whole]
@@ -484,19 +488,21 @@ def synthesize(
     slot: str = "1h",
     seed: int = 0,
 ) -> IntensityData:
-    """Synthetic intensities for ``zones`` over ``[start, end)``, labelled synthetic.
+    """Synthetic intensities for ``zones`` over ``[start, end)``, labelled synthetic
+    (``clim``'s signal, direct or lca: there is no synthetic marginal trace).
 
     Each zone is drawn independently from its own random stream (``seed`` and zone
     id), starting on 1 January of ``start``'s year, so windows starting in the same
     year agree where they overlap, and a zone's trace does not depend on the others
-    asked for.  15-minute slots repeat the hourly value.
+    asked for.  15- and 30-minute slots repeat the hourly value (the energy-weighted
+    rule going finer, :mod:`~greenepoch.data.intensity.resample`).
 
     Parameters
     ----------
     clim : Climatology
     zones : zone ids in the climatology
     start, end : tz-aware timestamps on slot boundaries (converted to UTC)
-    slot : {'1h', '15min'}
+    slot : {'1h', '30min', '15min'}
     seed : non-negative int
     """
     wanted = list(dict.fromkeys([zones] if isinstance(zones, str) else zones))
@@ -611,8 +617,8 @@ def _from_dict(doc: Any, origin: str) -> Climatology:
         raise DataError(f"{origin}: climatology format_version {found!r}, expected "
                         f"{FORMAT_VERSION}; re-create it with greenepoch data calibrate")
     try:
-        if doc["signal"] not in SIGNALS:
-            raise ValueError(f"signal {doc['signal']!r} is not one of {SIGNALS}")
+        if doc["signal"] not in CLIMATOLOGY_SIGNALS:
+            raise ValueError(f"signal {doc['signal']!r} is not one of {CLIMATOLOGY_SIGNALS}")
         zones = {str(name): _zone_from_dict(z) for name, z in doc["zones"].items()}
         return Climatology(zones, doc["signal"], tuple(doc["years"]), doc["created_by"])
     except (AttributeError, KeyError, TypeError, ValueError, DataError) as exc:
@@ -642,11 +648,26 @@ def climatology_file(signal: str) -> Path:
     return shipped_file(f"climatology_{signal}.json")
 
 
+def check_signal(signal: str) -> str:
+    """``signal`` if the climatology has it ('direct' or 'lca'); one DataError otherwise,
+    saying where a marginal signal comes from."""
+    if signal == "marginal":
+        raise DataError(
+            "the climatology has no marginal trace: the embedded synthetic default and "
+            "'greenepoch data calibrate' cover the average signals 'direct' and 'lca'. "
+            f"Plan on marginal values from WattTime ({param('live')}, {param('provider')} "
+            f"watttime) or from files holding them ({param('data_dir')}), or pick "
+            f"{param('signal')} direct or lca"
+        )
+    if signal not in CLIMATOLOGY_SIGNALS:
+        raise DataError(f"unknown signal {signal!r}: use 'direct' or 'lca'")
+    return signal
+
+
 @functools.lru_cache(maxsize=len(SIGNALS))
 def embedded_climatology(signal: str = "direct") -> Climatology:
     """The climatology shipped with GreenEpoch for ``signal`` ('direct' or 'lca')."""
-    if signal not in SIGNALS:
-        raise DataError(f"unknown signal {signal!r}: use 'direct' or 'lca'")
+    check_signal(signal)
     file = climatology_file(signal)
     if not file.is_file():
         raise DataError(f"the shipped climatology {file} is missing; reinstall GreenEpoch or "

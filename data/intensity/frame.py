@@ -3,11 +3,13 @@
 Invariants of :class:`IntensityData` (checked once, in ``__post_init__``):
 
 * ``values`` is indexed by a tz-aware UTC ``DatetimeIndex`` named ``time``,
-  strictly increasing at a regular step of 15 minutes or 1 hour;
+  strictly increasing at one regular step of :data:`STEPS` (5, 15, 30 or 60 minutes:
+  what providers answer at);
 * one float column per zone id, in gCO2eq/kWh, no NaN, every value in [0, 2000];
 * ``estimated`` and ``filled`` are boolean frames of exactly the same shape:
   the provider's "Data Estimated" flag, and the cells GreenEpoch interpolated;
-* ``source`` is ``real`` or ``synthetic``; ``signal`` is ``direct`` or ``lca``;
+* ``source`` is ``real`` or ``synthetic``; ``signal`` is ``direct``, ``lca`` (average
+  emission factors) or ``marginal`` (WattTime's MOER, never mixed with the others);
   ``provider`` names the :class:`~greenepoch.data.intensity.source.IntensitySource`
   that loaded the frame (empty when it was built by hand or straight from a reader).
 """
@@ -19,9 +21,13 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 from greenepoch.data.errors import DataError
 
-SIGNALS = ("direct", "lca")
+SIGNALS = ("direct", "lca", "marginal")
 SOURCES = ("real", "synthetic")
-SLOTS = {"15min": pd.Timedelta("15min"), "1h": pd.Timedelta("1h")}
+# the steps a frame may have (providers answer at 5, 15, 30 or 60 minutes) ...
+STEPS = {"5min": pd.Timedelta("5min"), "15min": pd.Timedelta("15min"),
+         "30min": pd.Timedelta("30min"), "1h": pd.Timedelta("1h")}
+# ... and the slots plans and replays run on (a frame of another step is resampled)
+SLOTS = {name: STEPS[name] for name in ("15min", "30min", "1h")}
 MAX_INTENSITY = 2000.0  # gCO2eq/kWh; the dirtiest grids stay well below 1,200
 
 
@@ -40,7 +46,8 @@ class IntensityData:
     source : str
         ``real`` (measured exports) or ``synthetic`` (generated from the climatology).
     signal : str
-        ``direct`` (operational) or ``lca`` (life-cycle) emission factors.
+        ``direct`` (operational) or ``lca`` (life-cycle) average emission factors, or
+        ``marginal`` (the emissions of the marginal generator, WattTime's MOER).
     files : tuple of str
         The files the data was read from (empty for synthetic data).
     skipped : tuple of str
@@ -68,8 +75,9 @@ class IntensityData:
             raise DataError(f"intensity index must be named 'time', found {idx.name!r}")
         if len(idx) > 1:
             steps = idx.to_series().diff().dropna().unique()
-            if len(steps) != 1 or steps[0] not in SLOTS.values():
-                raise DataError("intensity index must have one regular step of 15min or 1h")
+            if len(steps) != 1 or steps[0] not in STEPS.values():
+                raise DataError("intensity index must have one regular step of "
+                                f"{', '.join(STEPS)}")
         if self.values.isna().to_numpy().any():
             raise DataError(
                 "intensity values contain NaN; load data through the validating loaders"
@@ -92,7 +100,7 @@ class IntensityData:
     @property
     def step(self) -> pd.Timedelta:
         if len(self.values.index) < 2:
-            return SLOTS["1h"]
+            return STEPS["1h"]
         return pd.Timedelta(self.values.index[1] - self.values.index[0])
 
     def select(

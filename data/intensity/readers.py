@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError
 from greenepoch.data.intensity.frame import SIGNALS, IntensityData
-from greenepoch.data.intensity.validate import RawRows, check_plausible, clean
+from greenepoch.data.intensity.resample import resample
+from greenepoch.data.intensity.validate import CleanSeries, RawRows, check_plausible, clean
 
 EM_TIME = "Datetime (UTC)"
 EM_ZONE = "Zone Id"
@@ -60,7 +61,7 @@ Progress = Callable[[str], None]
 def _check_signal(signal: str) -> str:
     key = signal.lower()
     if key not in SIGNALS:
-        raise DataError(f"unknown signal {signal!r}: use 'direct' or 'lca'")
+        raise DataError(f"unknown signal {signal!r}: use one of {', '.join(SIGNALS)}")
     return key
 
 
@@ -293,6 +294,12 @@ def _is_long(header: list[str]) -> bool:
 
 
 def _read_export(file: Path, raw: _Text, signal: str) -> list[_Part]:
+    if signal not in _EM_SIGNAL:
+        raise DataError(
+            f"{file}: an Electricity Maps export holds the average signals (direct, lca), "
+            f"not {signal!r}. Read {signal} values from a long-format CSV "
+            "(time,zone,value) or pick the signal direct or lca"
+        )
     signal_col = _em_columns(file, raw.header, signal)
     factor = unit_factor(file, signal_col)
     _check_rows(file, raw, signal_col)
@@ -372,14 +379,20 @@ def read_electricitymaps(
     """Read one file or a folder of files into one frame: Electricity Maps exports
     and long-format CSVs (``time,zone,value``), each recognised by its header.
 
+    Files may be at 5, 15, 30 or 60 minutes.  Zones of different steps in one folder
+    are brought to the coarsest one by the energy-weighted rule of
+    :mod:`~greenepoch.data.intensity.resample` (a slot averages the periods inside it),
+    so that one frame holds them all.
+
     Parameters
     ----------
     path : file or folder
         An Electricity Maps data-portal CSV or long-format CSV, a folder of them,
         or a folder that holds an ``electricitymaps/`` folder of them.  Only regular
         files are read; others named ``*.csv`` are skipped and listed in ``skipped``.
-    signal : {'direct', 'lca'}
-        Which carbon-intensity column of an export to read (a long-format file has one).
+    signal : {'direct', 'lca', 'marginal'}
+        Which carbon-intensity column of an export to read (a long-format file has
+        one, and is the only format that holds marginal values).
     allow_gaps : bool
         Interpolate gaps longer than 3 hours too (they are recorded in ``filled``)
         instead of refusing them.
@@ -501,17 +514,31 @@ def _file_zone(file: Path) -> str | None:
     return match.group(1) if match else None
 
 
+def _coarsest(series: dict[str, CleanSeries], signal: str) -> dict[str, CleanSeries]:
+    """Every zone on the coarsest step among them (energy-weighted means)."""
+    steps = {z: pd.Timedelta(s.values.index[1] - s.values.index[0])
+             for z, s in series.items() if len(s.values) > 1}
+    if len(set(steps.values())) < 2:
+        return series
+    goal = max(steps.values())
+    out = dict(series)
+    for zone, step in steps.items():
+        if step == goal:
+            continue
+        s = series[zone]
+        one = IntensityData(s.values.to_frame(zone), s.estimated.to_frame(zone),
+                            s.filled.to_frame(zone), signal=signal)
+        coarse = resample(one, goal)
+        out[zone] = CleanSeries(coarse.values[zone], coarse.estimated[zone],
+                                coarse.filled[zone])
+    return out
+
+
 def _assemble(series: dict, signal: str, files: tuple[str, ...], source: str,
               skipped: tuple[str, ...] = ()) -> IntensityData:
     if not series:
         raise DataError("no rows found in the input")
-    steps = {pd.Timedelta(s.values.index[1] - s.values.index[0]) for s in series.values()
-             if len(s.values) > 1}
-    if len(steps) > 1:
-        raise DataError(
-            "zones have different time steps (" + ", ".join(str(s) for s in steps) + "); "
-            "resample them to one slot length first"
-        )
+    series = _coarsest(series, signal)
     zones = sorted(series)
     values = pd.concat({z: series[z].values for z in zones}, axis=1, join="inner")
     if values.empty:

@@ -1,47 +1,124 @@
-"""Resampling between 15-minute and hourly slots.
+"""Resampling intensities from one step to another: the energy-weighted rule.
 
-Intensity is a rate (gCO2eq/kWh): going to longer slots averages it, going to
-shorter slots repeats each value over the slots it covers.  Flags follow: a
-coarse slot is estimated/filled if any fine slot in it was.
+Intensity is a rate (gCO2eq/kWh), so a slot's value is what a constant power drawn
+over the slot would emit per kWh: the energy-weighted (here time-weighted) mean of
+the source periods overlapping it::
+
+    x(slot) = sum_i overlap_i * v_i / sum_i overlap_i
+
+over the source periods ``i`` (each ``[t_i, t_i + step)``) that overlap the slot.
+
+* Going coarser (5 min to 15/30/60 min, 15 to 30 min, 30 min to 1 h) a slot is the
+  mean of the periods inside it.  A slot is produced only where source periods cover
+  it entirely: the partial slots at either end are dropped, never filled forward.
+* Going finer (1 h to 30/15 min, 30 to 15 min) each fine slot takes the value of the
+  one period covering it, the only thing known about it.  It is the same formula
+  (one period overlaps), and it keeps the energy-weighted mean of every window made
+  of whole slots exact: a plan on the fine slots emits what it would on the coarse
+  ones.
+* A source grid whose origin is off the target's boundaries (30-minute periods
+  starting at :15, say) works the same: a slot straddling two periods takes their
+  overlap-weighted mean.
+* Flags: a slot is ``estimated`` (``filled``) if any period contributing to it was.
+
+Slots lie on the target's boundaries counted from midnight UTC (``floor``), so a
+resampled frame lines up with every other frame on that slot length.  A frame already
+at the target step is returned as it is.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError
-from greenepoch.data.intensity.frame import SLOTS, IntensityData
+from greenepoch.data.intensity.frame import STEPS, IntensityData
 
 
-def resample(data: IntensityData, slot: str) -> IntensityData:
-    """Return ``data`` on slots of length ``slot`` ('15min' or '1h')."""
-    if slot not in SLOTS:
-        raise DataError(f"unknown slot {slot!r}: use one of {', '.join(SLOTS)}")
-    target = SLOTS[slot]
-    if target == data.step:
+def target_step(slot: str | pd.Timedelta) -> pd.Timedelta:
+    """The slot length named ``slot`` ('5min', '15min', '30min' or '1h'), or a Timedelta."""
+    if isinstance(slot, pd.Timedelta):
+        if slot not in STEPS.values():
+            raise DataError(f"unknown slot {slot}: use one of {', '.join(STEPS)}")
+        return slot
+    if slot not in STEPS:
+        raise DataError(f"unknown slot {slot!r}: use one of {', '.join(STEPS)}")
+    return STEPS[slot]
+
+
+def _ns(td: pd.Timedelta) -> int:
+    return int(td.value)
+
+
+def _layout(index: pd.DatetimeIndex, step: pd.Timedelta, target: pd.Timedelta
+            ) -> tuple[int, int, int, int, pd.DatetimeIndex]:
+    """How periods of ``step`` starting at ``index[0]`` map onto ``target`` slots:
+    the common unit's repeats per period and per slot, the units to skip before the
+    first whole slot, and the slots' index (whole slots only)."""
+    first = pd.Timestamp(index[0])
+    offset = _ns(first - first.floor(target))
+    unit = math.gcd(_ns(step), _ns(target), offset)  # offset 0: gcd of the two steps
+    per_period, per_slot = _ns(step) // unit, _ns(target) // unit
+    begin = first.ceil(target)
+    skip = _ns(begin - first) // unit
+    count = max(0, (len(index) * per_period - skip) // per_slot)
+    slots = pd.date_range(begin, periods=count, freq=target, name="time")
+    return per_period, per_slot, skip, count, slots
+
+
+def _blocks(array: np.ndarray, per_period: int, per_slot: int, skip: int, count: int
+            ) -> np.ndarray:
+    """``array`` (periods x zones) as (slots, units per slot, zones)."""
+    fine = np.repeat(array, per_period, axis=0)[skip: skip + count * per_slot]
+    return fine.reshape(count, per_slot, *array.shape[1:])
+
+
+def resample_values(values: pd.DataFrame, target: str | pd.Timedelta,
+                    step: pd.Timedelta | None = None) -> pd.DataFrame:
+    """``values`` (a regular UTC index of step ``step``, default its first difference;
+    one column per series, no NaN) on ``target`` slots by the energy-weighted rule of
+    the module docstring; the result may be empty when no slot is wholly covered."""
+    goal = target_step(target)
+    index = pd.DatetimeIndex(values.index)
+    if step is None:
+        step = pd.Timedelta(index[1] - index[0]) if len(index) > 1 else goal
+    if step == goal:
+        return values
+    per_period, per_slot, skip, count, slots = _layout(index, step, goal)
+    block = _blocks(values.to_numpy(dtype=float), per_period, per_slot, skip, count)
+    mean = block.mean(axis=1)
+    # a slot inside one period keeps that period's value exactly (no rounding drift)
+    same = block.min(axis=1) == block.max(axis=1)
+    out = np.where(same, block[:, 0], mean) if count else mean
+    return pd.DataFrame(out, index=slots, columns=values.columns)
+
+
+def _any(flags: pd.DataFrame, step: pd.Timedelta, goal: pd.Timedelta) -> pd.DataFrame:
+    index = pd.DatetimeIndex(flags.index)
+    per_period, per_slot, skip, count, slots = _layout(index, step, goal)
+    block = _blocks(flags.to_numpy(dtype=bool), per_period, per_slot, skip, count)
+    return pd.DataFrame(block.any(axis=1), index=slots, columns=flags.columns)
+
+
+def resample(data: IntensityData, slot: str | pd.Timedelta) -> IntensityData:
+    """``data`` on slots of length ``slot`` ('5min', '15min', '30min' or '1h') by the
+    energy-weighted rule (module docstring); DataError when no slot is wholly covered."""
+    goal = target_step(slot)
+    index = pd.DatetimeIndex(data.values.index)
+    step = data.step
+    if step == goal:
         return data
-    if target > data.step:
-        if (data.values.index[0] - data.values.index[0].floor(target)) != pd.Timedelta(0):
-            raise DataError(
-                f"data starts at {data.values.index[0]}, not on a {slot} boundary; "
-                "trim it to a whole slot first"
-            )
-        grouper = data.values.resample(target, label="left", closed="left")
-        counts = grouper.count().iloc[:, 0]
-        complete = counts == int(target / data.step)
-        values = grouper.mean()[complete]
-        estimated = data.estimated.resample(target).max()[complete].astype(bool)
-        filled = data.filled.resample(target).max()[complete].astype(bool)
-    else:
-        index = pd.date_range(
-            data.values.index[0],
-            data.values.index[-1] + data.step - target,
-            freq=target,
-            name="time",
+    values = resample_values(data.values, goal, step)
+    if values.empty:
+        raise DataError(
+            f"the data ({index[0].isoformat()} .. {(index[-1] + step).isoformat()}) covers "
+            f"no whole {_name(goal)} slot; give data covering at least one"
         )
-        values = data.values.reindex(index, method="ffill")
-        estimated = data.estimated.reindex(index, method="ffill").astype(bool)
-        filled = data.filled.reindex(index, method="ffill").astype(bool)
-    values.index.name = "time"
-    return replace(data, values=values, estimated=estimated, filled=filled)
+    return replace(data, values=values, estimated=_any(data.estimated, step, goal),
+                   filled=_any(data.filled, step, goal))
+
+
+def _name(td: pd.Timedelta) -> str:
+    return next((k for k, v in STEPS.items() if v == td), str(td))

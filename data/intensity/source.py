@@ -72,7 +72,7 @@ class IntensitySource(ABC):
         if slot is not None and slot not in SLOTS:
             raise DataError(f"unknown slot {slot!r}: use one of {', '.join(SLOTS)}")
         if signal not in SIGNALS:
-            raise DataError(f"unknown signal {signal!r}: use 'direct' or 'lca'")
+            raise DataError(f"unknown signal {signal!r}: use one of {', '.join(SIGNALS)}")
         got = self._read(wanted, start, end, signal, slot or "1h")
         covered = got.values.index
         last = covered[-1] + got.step
@@ -161,8 +161,13 @@ class ClimatologySource(IntensitySource):
 
     def _read(self, zones: list[str], start: pd.Timestamp | None, end: pd.Timestamp | None,
               signal: str, slot: str) -> IntensityData:
-        from greenepoch.data.intensity.climatology import embedded_climatology, synthesize
+        from greenepoch.data.intensity.climatology import (
+            check_signal,
+            embedded_climatology,
+            synthesize,
+        )
 
+        check_signal(signal)
         if start is None or end is None:
             raise DataError("the synthetic climatology covers any time: give start and end")
         return synthesize(embedded_climatology(signal), zones, start, end, slot=slot,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError, param
-from greenepoch.data.intensity.frame import MAX_INTENSITY, SLOTS
+from greenepoch.data.intensity.frame import MAX_INTENSITY, STEPS
 
 MAX_FILLED_GAP = pd.Timedelta("3h")
 PLAUSIBLE_MAX_BELOW = 5.0  # gCO2eq/kWh: a whole series under this is suspect, see below
@@ -121,7 +121,8 @@ def parse_values(rows: RawRows) -> np.ndarray:
 
 
 def check_order(rows: RawRows, times: pd.DatetimeIndex) -> pd.Timedelta:
-    """Reject duplicates and backwards steps; return the regular step (15min or 1h)."""
+    """Reject duplicates and backwards steps; return the regular step (one of
+    :data:`~greenepoch.data.intensity.frame.STEPS`: 5, 15, 30 or 60 minutes)."""
     dup = np.flatnonzero(times.duplicated())
     if len(dup):
         i = int(dup[0])
@@ -144,11 +145,12 @@ def check_order(rows: RawRows, times: pd.DatetimeIndex) -> pd.Timedelta:
             "at least 2 are needed to tell the time step: add rows"
         )
     step = _step(ns)
-    if step not in SLOTS.values():
+    if step not in STEPS.values():
         i = int(np.flatnonzero(np.diff(ns) == step.value)[0]) + 1
         raise DataError(
             f"{_where(rows, i)}: zone {rows.zone} has a time step of {step}; "
-            "GreenEpoch reads 15-minute or hourly data: resample it first"
+            "GreenEpoch reads data at 5, 15, 30 or 60 minutes: resample it to one of "
+            "those first"
         )
     off_grid = np.flatnonzero((ns - ns[0]) % step.value != 0)
     if len(off_grid):
@@ -178,7 +180,7 @@ def fill_gaps(
     """
     if step is None:
         step = (_step(pd.DatetimeIndex(series.index).as_unit("ns").asi8) if len(series) > 1
-                else SLOTS["1h"])
+                else STEPS["1h"])
     full = pd.date_range(series.index[0], series.index[-1], freq=step, name="time")
     values = series.reindex(full)
     flags = estimated.reindex(full, fill_value=False).astype(bool)

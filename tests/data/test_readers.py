@@ -75,7 +75,6 @@ MALFORMED_EM = [
     ("mixed_resolution.csv", 6,
      ["2023-01-01T03:15:00+00:00 is off the 0 days 01:00:00 grid",
       "Align it to the slot start"]),
-    ("step_30min.csv", 3, ["time step of 0 days 00:30:00", "resample it first"]),
     ("single_row.csv", 2, ["zone DE has 1 row(s)", "add rows"]),
     ("gap_5h.csv", 3,
      ["gap of 5 h from 2023-01-01T02:00:00+00:00 to 2023-01-01T06:00:00+00:00",
@@ -153,8 +152,70 @@ def test_missing_path() -> None:
 
 
 def test_unknown_signal() -> None:
-    with pytest.raises(DataError, match="use 'direct' or 'lca'"):
+    with pytest.raises(DataError, match="use one of direct, lca, marginal"):
+        read_electricitymaps(MALFORMED / "gap_2h.csv", signal="scope3")
+
+
+def test_an_export_holds_no_marginal_signal() -> None:
+    with pytest.raises(DataError, match=r"not 'marginal'.*long-format CSV") as info:
         read_electricitymaps(MALFORMED / "gap_2h.csv", signal="marginal")
+    assert "gap_2h.csv" in str(info.value)
+
+
+def test_marginal_values_come_from_a_long_csv(tmp_path: Path) -> None:
+    file = write_long(tmp_path / "moer.csv", "CAISO_NORTH", "2024-05-01T00:00Z", "5min",
+                      [400.0 + i for i in range(24)])
+    data = read_electricitymaps(file, signal="marginal")
+    assert data.signal == "marginal" and data.step == pd.Timedelta("5min")
+
+
+# --- steps: 5, 15, 30 or 60 minutes ---------------------------------------------------
+
+
+def write_long(path: Path, zone: str, start: str, step: str, values: list[float],
+               estimated: list[bool] | None = None) -> Path:
+    """A long-format CSV (time,zone,value,estimated) of one zone at ``step``."""
+    times = pd.date_range(start, periods=len(values), freq=step)
+    flags = estimated or [False] * len(values)
+    rows = [f"{t.isoformat()},{zone},{v},{str(e).lower()}"
+            for t, v, e in zip(times, values, flags, strict=True)]
+    path.write_text("time,zone,value,estimated\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_30min_export_reads_at_its_own_step() -> None:
+    data = read_electricitymaps(MALFORMED / "step_30min.csv")
+    assert data.step == pd.Timedelta("30min")
+    assert data.values["DE"].tolist() == [412.3, 405.8, 398.1, 390.6, 384.2]
+
+
+@pytest.mark.parametrize("step", ["5min", "15min", "30min", "1h"])
+def test_long_files_at_every_provider_step(tmp_path: Path, step: str) -> None:
+    values = [300.0 + 7 * i for i in range(12)]
+    data = read_electricitymaps(write_long(tmp_path / "x.csv", "GB", "2024-01-01T00:00Z",
+                                           step, values))
+    assert data.step == pd.Timedelta(step)
+    assert data.values["GB"].tolist() == values
+
+
+def test_a_20min_step_is_refused_naming_the_steps_read(tmp_path: Path) -> None:
+    file = write_long(tmp_path / "x.csv", "GB", "2024-01-01T00:00Z", "20min", [300.0] * 6)
+    with pytest.raises(DataError, match=r"time step of 0 days 00:20:00.*5, 15, 30 or 60"):
+        read_electricitymaps(file)
+
+
+def test_zones_of_different_steps_meet_at_the_coarsest(tmp_path: Path) -> None:
+    """GB at 30 min beside DE hourly: GB is averaged to hours (energy-weighted), its
+    flags carried to the hours they fall in."""
+    gb = [200.0, 300.0, 100.0, 120.0, 50.0, 70.0, 10.0, 30.0]
+    write_long(tmp_path / "gb.csv", "GB", "2024-01-01T00:00Z", "30min", gb,
+               [False, False, False, True, False, False, False, False])
+    write_em(tmp_path / "DE_2024_hourly.csv", "DE", "2024-01-01 00:00", [400.0] * 4)
+    data = read_electricitymaps(tmp_path)
+    assert data.step == pd.Timedelta("1h")
+    assert data.values["GB"].tolist() == [250.0, 110.0, 60.0, 20.0]
+    assert data.estimated["GB"].tolist() == [False, True, False, False]
+    assert data.values["DE"].tolist() == [400.0] * 4
 
 
 # --- gaps -----------------------------------------------------------------------------

@@ -75,8 +75,13 @@ def test_naive_times_and_bad_arguments_are_refused(source: IntensitySource) -> N
         source.load(ZONES, pd.Timestamp("2023-03-02"), START + pd.Timedelta("3D"))
     with pytest.raises(DataError, match="unknown slot"):
         source.load(ZONES, START, START + pd.Timedelta("1D"), slot="2h")
-    with pytest.raises(DataError, match="unknown signal"):
+    with pytest.raises(DataError, match="unknown signal 'scope3': use one of direct, lca, "
+                       "marginal"):
+        source.load(ZONES, START, START + pd.Timedelta("1D"), signal="scope3")
+    # neither the climatology nor an export has a marginal trace: one clear error each
+    with pytest.raises(DataError, match=r"no marginal trace|not 'marginal'") as info:
         source.load(ZONES, START, START + pd.Timedelta("1D"), signal="marginal")
+    assert "\n" not in str(info.value)
     with pytest.raises(DataError, match="non-empty list of zone ids"):
         source.load([], START, START + pd.Timedelta("1D"))
 
