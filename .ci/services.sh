@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # CI: install the system services the test suite drives for real (a local Slurm
-# cluster: tests/support/slurm_cluster.py starts and stops the daemons itself).
+# cluster: tests/support/slurm_cluster.py starts and stops the daemons itself; a
+# PostgreSQL server for the archive: tests/support/postgres.py runs initdb and pg_ctl
+# in a temp dir on a free port).
 # Idempotent: returns at once when every package is already installed.
 set -euo pipefail
 
-packages=(slurmctld slurmd slurm-client munge chromium)
+packages=(slurmctld slurmd slurm-client munge chromium postgresql)
 
 missing=()
 for pkg in "${packages[@]}"; do
