@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError, InfeasibleError, RequestError, param
 from greenepoch.data.intensity.frame import IntensityData
-from greenepoch.data.intensity.source import IntensitySource, source_for
+from greenepoch.data.intensity.source import ClimatologySource, IntensitySource, source_for
 from greenepoch.data.timeparse import hours
 from greenepoch.planner.model import PlanRequest
 from greenepoch.solvers.problem import JobSpec, PlanningProblem
@@ -39,6 +40,8 @@ class Intensities:
     live: LiveForecast | None = None
     #: live plans: where each zone's values came from (provider, archive, default)
     provenance: tuple[Provenance, ...] = ()
+    #: live plans: what the own model was fitted on: archive | data | default (synthetic)
+    history: str | None = None
 
 
 def slot_grid(request: PlanRequest) -> pd.DatetimeIndex:
@@ -135,7 +138,91 @@ def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
     Returns forecast-mode :class:`Intensities`: judged = P50, quantiles p10/p90, no
     actuals, ``live`` the blend and ``provenance`` every read's origin.
     """
-    raise NotImplementedError("live_intensities: body to come (issue 16, H8)")
+    from greenepoch.data.archive.store import Archive, archive_url
+    from greenepoch.data.live.source import LiveSource
+    from greenepoch.data.providers.base import utc_now
+    from greenepoch.data.providers.config import load_config
+    from greenepoch.forecasts.live import blend
+    from greenepoch.forecasts.registry import canonical_name, get_model
+    from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model
+
+    config = config or load_config()
+    archive = archive or Archive(archive_url(config.archive))
+    clock = clock or utc_now
+    step = pd.Timedelta(slot)
+    slots = pd.date_range(start.ceil(step), end.ceil(step) - step, freq=step, name="time")
+    if slots.empty:
+        raise RequestError(f"no whole {slot} slot between {start.isoformat()} and "
+                           f"{end.isoformat()}")
+    live = LiveSource(config, provider=provider, archive=archive,
+                      allow_default=allow_default, clock=clock, warn=warn)
+    provided = live.forecast(zones, signal)
+    # the latest reported hours: the own model's lags (they also land in the archive)
+    last = pd.Timestamp(clock()).floor("1h")
+    recent = live.load(zones, last - RECENT_ACTUALS, last, signal=signal, slot=slot,
+                       clip_start=True).values
+    name = canonical_name(model or "default")
+    needed = get_model(name).history_needed
+    history, origin = _model_history(zones, recent.index[0], needed, signal, slot,
+                                     archive, history)
+    data = _with_recent(history.values, recent)
+    cutoff = fit_cutoff(slots[0], data.index[0], needed)
+    forecaster = fitted_model(name, data, cutoff, progress=progress)
+    predicted = forecaster.predict(slots[0], slots[-1] + step - slots[0], data=data)
+    mixed = blend(provided, predicted, slots)
+    synthetic = origin == "default" or any(p.origin == "default" for p in live.provenance)
+    flags = pd.DataFrame(False, index=slots, columns=zones)
+    judged = IntensityData(mixed.p50.reindex(index=slots, columns=zones), flags, flags,
+                           "synthetic" if synthetic else "real", signal, history.files,
+                           provider=live.name)
+    return Intensities(judged, None, "forecast", name,
+                       {"p10": mixed.p10.reindex(index=slots, columns=zones),
+                        "p90": mixed.p90.reindex(index=slots, columns=zones)},
+                       live=mixed, provenance=tuple(live.provenance), history=origin)
+
+
+#: How far back the live actuals a live plan reads go (the own model's latest lags).
+RECENT_ACTUALS = pd.Timedelta("24h")
+
+
+def _model_history(zones: list[str], until: pd.Timestamp, needed: pd.Timedelta, signal: str,
+                   slot: str, archive: Archive,
+                   fallback: str | Path | IntensitySource | None) -> tuple[IntensityData, str]:
+    """What the own model of a live plan is fitted on, and where it came from: the
+    archive's actuals when they cover the ``needed`` span before ``until`` ('archive'),
+    else ``fallback``'s ('data'; the embedded synthetic default when None: 'default')."""
+    from greenepoch.data.archive.source import ArchiveSource
+
+    first = until.floor("D") - needed
+    with contextlib.suppress(DataError):  # not (fully) archived: the fallback fits it
+        return ArchiveSource(archive).load(zones, first, until, signal=signal, slot=slot), \
+            "archive"
+    source = source_for(fallback)
+    origin = "default" if isinstance(source, ClimatologySource) else "data"
+    try:
+        return source.load(zones, first, until, signal=signal, slot=slot,
+                           clip_start=True), origin
+    except DataError:
+        if origin == "default":
+            raise
+    # a folder of past years' exports: its newest `needed` before `until`
+    whole = source.load(zones, None, None, signal=signal, slot=slot)
+    newest = whole.values.index[whole.values.index < until]
+    if newest.empty:
+        raise DataError(f"{source.describe()} holds nothing before {until.isoformat()} to "
+                        "fit the own forecast model on")
+    return whole.select(zones, newest[-1] - needed, until), origin
+
+
+def _with_recent(history: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
+    """``history`` with the live ``recent`` actuals in place of its own values where they
+    overlap and after it, when the two meet (the model reads the latest lags); history
+    alone when they do not (a gap is never filled)."""
+    step = pd.Timedelta(history.index[1] - history.index[0]) if len(history) > 1 else None
+    if step is None or recent.empty or recent.index[0] > history.index[-1] + step:
+        return history
+    older = history[history.index < recent.index[0]]
+    return pd.concat([older, recent.reindex(columns=history.columns)]).rename_axis("time")
 
 
 def zone_prices(request: PlanRequest, slots: pd.DatetimeIndex,
@@ -231,18 +318,21 @@ def build_problem(request: PlanRequest, judged: IntensityData,
 def plan(request: PlanRequest, *, data: str | Path | IntensitySource | None = None,
          oracle: bool = False, model: str | None = None, signal: str = "direct", seed: int = 0,
          progress: Callable[[str], None] | None = None, fit_until: pd.Timestamp | None = None,
-         fallback: bool = True):
+         fallback: bool = True, intensities: Intensities | None = None):
     """Plan a request end to end and return a :class:`planner.plan.Plan`.  ``data``: an
     intensity source, or a data folder / None (:func:`load_intensities`); ``fallback``:
-    a forecast plan's job that is not robust runs now at home (:func:`planner.plan.hedge`)."""
+    a forecast plan's job that is not robust runs now at home (:func:`planner.plan.hedge`).
+    ``intensities``: what to plan on when already loaded (a live plan's,
+    :func:`live_intensities`); ``data`` then only gives the prices."""
     from greenepoch.planner.plan import assemble, run_now_plans
     from greenepoch.solvers.solve import solve_problem
 
     began = time.perf_counter()
     data = source_for(data, seed=seed)  # one source for intensities and prices
-    intensities = load_intensities(request, data=data, oracle=oracle, model=model,
-                                   signal=signal, seed=seed, progress=progress,
-                                   fit_until=fit_until)
+    if intensities is None:
+        intensities = load_intensities(request, data=data, oracle=oracle, model=model,
+                                       signal=signal, seed=seed, progress=progress,
+                                       fit_until=fit_until)
     prices = zone_prices(request, slot_grid(request), data)
     problem = build_problem(request, intensities.judged, prices)
     baselines = run_now_plans(problem)  # the solver's starts, and the JSON's baselines

@@ -20,8 +20,8 @@ from greenepoch.solvers.solve import baseline_violations, check_schedule
 
 #: The typed plan is re-exported: ``from greenepoch.planner.plan import Plan`` keeps working.
 __all__ = ["MIN_EXPECTED_SAVING", "SCHEMA_VERSION", "SEGMENT_COLUMNS", "Plan", "PlanError",
-           "PlanStatus", "assemble", "charged_kg", "fallback_reason", "hedge", "not_robust",
-           "run_now", "run_now_plans", "run_now_runs"]
+           "PlanStatus", "assemble", "charged_kg", "fallback_reason", "hedge", "live_info",
+           "not_robust", "run_now", "run_now_plans", "run_now_runs"]
 
 
 def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
@@ -359,6 +359,73 @@ def _segment_rules(request: PlanRequest, job: Job, spec: JobSpec) -> dict[str, A
     }
 
 
+def _runs(flags: pd.Series, step: pd.Timedelta) -> list[list[str]]:
+    """The ``[start, end)`` ranges where ``flags`` (on a time index) is True."""
+    out: list[list[str]] = []
+    for t in flags.index[flags.to_numpy(dtype=bool)]:
+        if out and out[-1][1] == _iso(t):
+            out[-1][1] = _iso(t + step)
+        else:
+            out.append([_iso(t), _iso(t + step)])
+    return out
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def live_info(intensities: Any, slot_h: float) -> dict[str, Any]:
+    """``intensity.live`` of a live plan (docs/live.md): the reads, per zone the hours
+    of each origin (:data:`planner.plan_doc.LIVE_ORIGINS`), and a warning per stale or
+    synthetic input (a plan never passes those off as live)."""
+    from greenepoch.planner.plan_doc import LIVE_ORIGINS
+
+    reads = list(intensities.provenance)
+    forecast = {r.zone: r for r in reads if r.kind == "forecast"}  # the one used, last
+    origin: pd.DataFrame = intensities.live.origin
+    step = pd.Timedelta(hours=slot_h)
+    zones: dict[str, Any] = {}
+    warnings: list[str] = []
+    for zone in origin.columns:
+        read = forecast.get(zone)
+        kinds = origin[zone].astype(object)
+        if read is not None and read.origin != "live":  # a provider forecast, not live
+            kinds = kinds.replace("provider", "stale" if read.origin == "archive"
+                                  else "synthetic")
+        zones[str(zone)] = {name: {"hours": round(float((kinds == name).sum()) * slot_h, 3),
+                                   "ranges": _runs(kinds == name, step)}
+                            for name in LIVE_ORIGINS}
+    for r in reads:
+        what = f"{r.zone}: the {r.kind}" + ("s" if r.kind == "actual" else "")
+        if r.origin == "archive":
+            age = "" if r.stale_s is None else f", {_age(r.stale_s)} old"
+            warnings.append(f"{what} came from the archive ({r.provider}{age}): stale, "
+                            "no provider answered")
+        elif r.origin == "default":
+            warnings.append(f"{what} are the embedded synthetic default, not measured: no "
+                            "provider or archive answered")
+    history = getattr(intensities, "history", None)
+    if history == "default":
+        warnings.append("the own model (the hours after the provider forecasts) was fitted "
+                        "on the embedded synthetic default: fill the archive ('greenepoch "
+                        "data pull') or give a data folder")
+    synthetic = history == "default" or any(r.origin == "default" for r in reads)
+    return {
+        "providers": [{"zone": r.zone, "kind": r.kind, "origin": r.origin,
+                       "provider": r.provider, "signal": r.signal,
+                       "fetched": None if r.fetched is None else _iso(r.fetched),
+                       "issued": None if r.issued is None else _iso(r.issued),
+                       "stale_s": None if r.stale_s is None else round(float(r.stale_s), 1),
+                       "first": None if r.first is None else _iso(r.first),
+                       "last": None if r.last is None else _iso(r.last)} for r in reads],
+        "zones": zones,
+        "history": history,
+        "stale": any(r.origin == "archive" for r in reads),
+        "synthetic": synthetic,
+        "warnings": warnings,
+    }
+
+
 def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, intensities: Any,
              seconds: float, *, fallback: bool = True,
              baselines: dict[str, Schedule | None] | None = None) -> Plan:
@@ -406,6 +473,8 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
             "signal": intensities.judged.signal,
             "mode": intensities.mode,
             "model": intensities.model,
+            **({} if getattr(intensities, "live", None) is None
+               else {"live": live_info(intensities, problem.slot_h)}),
         },
         "solver": {
             "name": sol.backend,

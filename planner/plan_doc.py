@@ -149,6 +149,11 @@ def _hours(value: Any, where: str) -> float:
     return value
 
 
+def _seconds(value: Any, where: str) -> float:
+    number(value, where, low=0, unit="seconds", example="3600")
+    return value
+
+
 def _texts(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise PlanError(f"{where} = {value!r:.60}: expected a list of text")
@@ -351,21 +356,146 @@ class PlanJob(_Part):
         return job
 
 
+def _ranges(value: Any, where: str) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
+    if not isinstance(value, list):
+        raise PlanError(f"{where} = {value!r:.60}: expected a list of [start, end] times")
+    out = []
+    for i, pair in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise PlanError(f"{at} = {pair!r:.60}: expected [start, end], e.g. "
+                            "['2026-12-03T07:00:00Z', '2026-12-04T07:00:00Z']")
+        first, end = _time(pair[0], f"{at}[0]"), _time(pair[1], f"{at}[1]")
+        if end <= first:
+            raise PlanError(f"{at}: {iso(end)} is not after {iso(first)}")
+        out.append((first, end))
+    return tuple(out)
+
+
+#: Where a live plan's hours came from (``intensity.live.zones``): the provider's live
+#: forecast, the seam blending it into the own model, the own model, a provider
+#: forecast from the archive (stale), the embedded synthetic default.
+LIVE_ORIGINS = ("provider", "seam", "model", "stale", "synthetic")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveHours(_Part):
+    """How many hours of one zone came from one origin, and which (``[start, end)``)."""
+
+    hours: float | None = None
+    ranges: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] | None = None
+
+    ALWAYS = frozenset({"hours", "ranges"})
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str) -> LiveHours:
+        return cls._read(value, where, {"hours": _hours, "ranges": _ranges})
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveRead(_Part):
+    """One live read of a zone (``data.live.Provenance``): ``kind`` actual or forecast,
+    ``origin`` live, archive (stale: ``stale_s`` seconds old) or default (synthetic),
+    the ``provider``, its ``fetched`` and ``issued`` times and the hours it covers
+    (``first`` .. ``last``)."""
+
+    zone: str | None = None
+    kind: str | None = None
+    origin: str | None = None
+    provider: str | None = None
+    signal: str | None = None
+    fetched: pd.Timestamp | None = None
+    issued: pd.Timestamp | None = None
+    stale_s: float | None = None
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+
+    ALWAYS = frozenset({"zone", "kind", "origin", "provider", "signal", "fetched", "issued",
+                        "stale_s", "first", "last"})
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str) -> LiveRead:
+        readers: dict[str, Callable[[Any, str], Any]] = {k: text for k in cls._names()}
+        readers.update(fetched=_time, issued=_time, first=_time, last=_time,
+                       stale_s=_seconds)
+        return cls._read(value, where, readers)
+
+
+def _live_zones(value: Any, where: str) -> dict[str, dict[str, LiveHours]]:
+    out = {}
+    for zone, origins in table(value, where).items():
+        at = f"{where}.{zone}"
+        out[zone] = {name: LiveHours.from_dict(v, f"{at}.{name}")
+                     for name, v in table(origins, at).items()}
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveInfo(_Part):
+    """Where a live plan's intensities came from (docs/live.md): every live read
+    (``providers``), per zone the hours of each of :data:`LIVE_ORIGINS` (``zones``),
+    what the own model was fitted on (``history``: archive, data or default), whether
+    anything was ``stale`` or ``synthetic``, and a sentence per such input
+    (``warnings``)."""
+
+    providers: tuple[LiveRead, ...] | None = None
+    zones: dict[str, dict[str, LiveHours]] | None = None
+    history: str | None = None
+    stale: bool | None = None
+    synthetic: bool | None = None
+    warnings: tuple[str, ...] | None = None
+
+    ALWAYS = frozenset({"providers", "zones", "history", "stale", "synthetic", "warnings"})
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str) -> LiveInfo:
+        def reads(v: Any, at: str) -> tuple[LiveRead, ...]:
+            return tuple(LiveRead.from_dict(r, f"{at}[{i}]") for i, r in enumerate(tables(v, at)))
+
+        return cls._read(value, where, {
+            "providers": reads, "zones": _live_zones, "history": text, "stale": boolean,
+            "synthetic": boolean, "warnings": _texts})
+
+    def line(self) -> str:
+        """One line for the terminal: per zone, the forecast's provider and issue time
+        and the hours of each origin."""
+        issued = {r.zone: r for r in self.providers or () if r.kind == "forecast"}
+        parts = []
+        for zone, origins in (self.zones or {}).items():
+            hours = ", ".join(f"{h.hours:g} h {name}" for name, h in origins.items()
+                              if h.hours)
+            read = issued.get(zone)
+            by = "no provider forecast" if read is None else (
+                f"{read.provider} forecast issued {iso(read.issued)}" if read.issued is not None
+                else f"{read.provider} forecast")
+            parts.append(f"{zone} {by}: {hours}")
+        return (f"live: {'; '.join(parts)}; own model fitted on {self.history} history"
+                + (" (SYNTHETIC)" if self.synthetic else "") + (" (STALE)" if self.stale else ""))
+
+    def warning_lines(self) -> list[str]:
+        return [f"WARNING: {w}" for w in self.warnings or ()]
+
+
 @dataclass(frozen=True, kw_only=True)
 class IntensityInfo(_Part):
     """What the plan was judged on: ``source`` (real, synthetic), ``signal`` (direct,
-    lca), ``mode`` (oracle, forecast) and the forecast ``model`` (None for oracle)."""
+    lca, marginal), ``mode`` (oracle, forecast), the forecast ``model`` (None for
+    oracle) and, for live plans, where the intensities came from (``live``)."""
 
     source: str | None = None
     signal: str | None = None
     mode: str | None = None
     model: str | None = None
+    live: LiveInfo | None = None
 
     ALWAYS = frozenset({"source", "signal", "mode", "model"})
 
     @classmethod
     def from_dict(cls, value: Any, where: str) -> IntensityInfo:
-        return cls._read(value, where, {k: text for k in cls._names()})
+        readers: dict[str, Callable[[Any, str], Any]] = {
+            k: text for k in ("source", "signal", "mode", "model")}
+        readers["live"] = LiveInfo.from_dict
+        return cls._read(value, where, readers)
 
     @property
     def forecast(self) -> bool:
