@@ -107,6 +107,7 @@ def _register() -> None:
         report_cmd,
         slurm_cmd,
         whatif_cmd,
+        when_cmd,
     )
 
     cli.add_command(regions_cmd.regions)
@@ -119,6 +120,7 @@ def _register() -> None:
     cli.add_command(forecast_cmd.forecast)
     cli.add_command(whatif_cmd.whatif)
     cli.add_command(report_cmd.report)
+    cli.add_command(when_cmd.when)
 
 
 _register()

@@ -1,0 +1,285 @@
+"""``greenepoch when``: the best start time and zone for one job.
+
+Plain text by default (the choice, then each zone now and at its best); ``--format
+sbatch|at`` prints only the start for ``sbatch`` or ``at -t`` on stdout (the summary
+goes to stderr), as CATS does, so that ``sbatch $(greenepoch when ... --format sbatch)
+job.sh`` works.  The arithmetic is :mod:`greenepoch.planner.when`'s.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+from greenepoch.data.intensity.frame import SLOTS
+from greenepoch.planner.cli.options import (
+    FORECAST_DEFAULT,
+    data_option,
+    forecast_option,
+    json_option,
+    live_options,
+    live_signal_option,
+    zones_option,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from greenepoch.planner.when import Run, StartChoice
+
+#: longest window the live forecast reaches (provider then own model)
+MAX_LIVE = "14D"
+
+slot_option = click.option(
+    "--slot", type=click.Choice(list(SLOTS)), default="1h", show_default=True,
+    help="Slot length: starts are on slot boundaries (and now).")
+from_option = click.option(
+    "--from", "from_time", default=None, metavar="TIME",
+    help="Without --live: the earliest start (ISO 8601 with offset, e.g. "
+    "2023-06-01T08:00:00Z), inside the --data range; default now.")
+
+
+@dataclass(frozen=True)
+class Frames:
+    """What a choice is made on: P50 (and P10/P90 for forecasts), time x zone, and where
+    it came from (said in the output)."""
+
+    p50: pd.DataFrame
+    p10: pd.DataFrame | None
+    p90: pd.DataFrame | None
+    basis: str                      # one line: what the values are
+    live: bool
+    origin: pd.DataFrame | None = None  # live: 'provider' | 'seam' | 'model' per cell
+    provenance: tuple[Any, ...] = field(default=())
+
+
+@click.command()
+@click.option("--duration", required=True,
+              help="How long the job runs, with a unit, e.g. 6h or 90min.")
+@click.option("--within", default="24h", show_default=True,
+              help="The job starts within this long from now (or --from), e.g. 24h.")
+@zones_option(required=True, help="Comma-separated zone ids or cloud regions the job may "
+              "run in, e.g. DE,GB.")
+@from_option
+@slot_option
+@click.option("--format", "output", type=click.Choice(["text", "sbatch", "at"]),
+              default="text", show_default=True,
+              help="sbatch: print only --begin=YYYY-MM-DDTHH:MM:SS; at: only the time for "
+              "'at -t' (both in this machine's local time zone, $TZ, which sbatch and at "
+              "read; the summary goes to stderr).")
+@json_option
+@live_signal_option
+@forecast_option
+@data_option
+@live_options
+def when(duration: str, within: str, zones: str, from_time: str | None, slot: str,
+         output: str, as_json: bool, signal: str, model: str, data_dir: str | None,
+         live: bool, provider: str | None, allow_default: bool | None,
+         archive_url: str | None) -> None:
+    """Best start time and zone for one job: the lowest mean carbon intensity over its
+    DURATION, starting within WITHIN (now or on a slot boundary), compared with
+    starting now in each zone.
+
+    With --live, on the provider forecast and the own model beyond it (docs/live.md).
+    Without it, on the intensities in --data (as measured: hindsight, not a forecast) or
+    the embedded synthetic default, from --from (default now).  Times are UTC but
+    for --format sbatch/at, which are in the local time zone ($TZ).
+    """
+    from greenepoch.data.regions import resolve_zones
+    from greenepoch.forecasts.data import parse_span
+    from greenepoch.planner.when import best_start
+
+    if as_json and output != "text":
+        raise click.UsageError("--json and --format sbatch/at: pick one")
+    run_for = parse_span(duration, "--duration")
+    window = parse_span(within, "--within", positive=False)
+    wanted = resolve_zones(zones)
+    if live:
+        if from_time is not None:
+            raise click.UsageError("--from is for --data (the past); --live starts now")
+        if run_for + window > parse_span(MAX_LIVE, "horizon"):
+            raise click.UsageError(f"--within plus --duration reach at most {MAX_LIVE} "
+                                   "with --live (the forecast's reach)")
+    now = _start(from_time)
+    if live:
+        frames = live_frames(wanted, now, now + window + run_for + SLOTS[slot], slot=slot,
+                             signal=signal, model=model, data_dir=data_dir,
+                             provider=provider, allow_default=allow_default,
+                             archive_url=archive_url)
+    else:
+        frames = _recorded(wanted, now, window, run_for, slot, signal, data_dir)
+    choice = best_start(frames.p50, run_for, window, now, p10=frames.p10, p90=frames.p90)
+    _print(choice, frames, output, as_json, signal=signal, slot=slot)
+
+
+def _start(from_time: str | None) -> pd.Timestamp:
+    from greenepoch.data.providers.base import utc_now
+    from greenepoch.data.timeparse import utc
+
+    return utc_now() if from_time is None else utc(from_time, "--from")
+
+
+def _recorded(zones: list[str], now: pd.Timestamp, window: pd.Timedelta,
+              run_for: pd.Timedelta, slot: str, signal: str,
+              data_dir: str | None) -> Frames:
+    """The intensities as recorded in --data (or the synthetic default) over what the
+    choice reads; one error line suggesting --live or --from when they do not cover it."""
+    from greenepoch.data.errors import DataError
+    from greenepoch.data.intensity.source import ClimatologySource, ExportFolderSource
+    from greenepoch.data.intensity.source import data_dir as data_root
+    from greenepoch.planner.when import needed_span
+
+    first, end = needed_span(now, window, run_for, SLOTS[slot])
+    root = data_root(data_dir)
+    if root is None:
+        got = ClimatologySource().load(zones, first, end, signal=signal, slot=slot)
+        return Frames(got.values, None, None, "the embedded synthetic default (not measured "
+                      "data; --live for today's grid, --data for measured history)", False)
+    got = ExportFolderSource(root).load(zones, None, None, signal=signal, slot=slot)
+    index = got.values.index
+    stop = index[-1] + got.step
+    if first < index[0] or end > stop:
+        raise DataError(
+            f"the data in {root} covers {index[0]:%Y-%m-%d %H:%M} .. {stop:%Y-%m-%d %H:%M} "
+            f"UTC, not {first:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} (start within "
+            f"{_text(window)}, run {_text(run_for)}): use --live for today's grid, or "
+            "--from inside the data")
+    return Frames(got.values, None, None, f"the intensities measured in {root} (as they "
+                  "happened: hindsight, not a forecast)", False)
+
+
+def live_frames(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *, slot: str,
+                signal: str, model: str, data_dir: str | None, provider: str | None,
+                allow_default: bool | None, archive_url: str | None) -> Frames:
+    """The live forecast (provider, then own model) over the slots covering
+    ``[start, end)``; progress and warnings on stderr."""
+    from greenepoch.planner.pipeline import live_intensities
+
+    config, archive = live_setup(archive_url)
+    step = SLOTS[slot]
+    got = live_intensities(
+        zones, start.floor(step), end.ceil(step), slot=slot, signal=signal,
+        provider=provider, history=data_dir,
+        model=None if model == FORECAST_DEFAULT else model, config=config, archive=archive,
+        allow_default=allow_default, progress=_note, warn=_note)
+    quantiles = got.quantiles or {}
+    blend = got.live
+    source = (f"the live forecast ({signal}): the provider's where it reaches, the own model "
+              f"'{got.model}' beyond, blended at the seam")
+    return Frames(got.judged.values, quantiles.get("p10"), quantiles.get("p90"), source,
+                  True, None if blend is None else blend.origin, tuple(got.provenance))
+
+
+def live_setup(archive_url: str | None) -> tuple[Any, Any]:
+    """The live configuration and the archive (``--archive`` wins over
+    $GREENEPOCH_ARCHIVE and the config file)."""
+    from greenepoch.data.archive.store import Archive
+    from greenepoch.data.archive.store import archive_url as chosen_archive
+    from greenepoch.data.providers.config import load_config
+
+    config = load_config()
+    return config, Archive(archive_url or chosen_archive(config.archive))
+
+
+def _note(message: str) -> None:
+    click.echo(f"greenepoch: {message}", err=True)
+
+
+def _text(td: pd.Timedelta) -> str:
+    from greenepoch.forecasts.base import span_text
+
+    return span_text(td)
+
+
+def _print(choice: StartChoice, frames: Frames, output: str, as_json: bool, *, signal: str,
+           slot: str) -> None:
+    from greenepoch.planner.when import at_time, sbatch_begin
+
+    if as_json:
+        click.echo(json.dumps(_as_json(choice, frames, signal, slot), indent=2))
+        return
+    summary = _summary(choice, frames, signal)
+    if output == "text":
+        click.echo(summary)
+        return
+    click.echo(summary, err=True)
+    click.echo(sbatch_begin(choice.best.start) if output == "sbatch"
+               else at_time(choice.best.start))
+
+
+def _when(ts: pd.Timestamp) -> str:
+    return f"{ts:%Y-%m-%d %H:%M} UTC"
+
+
+def _band(run: Run) -> str:
+    if run.p10 is None or run.p90 is None:
+        return ""
+    return f" (P10 {run.p10:.0f} .. P90 {run.p90:.0f})"
+
+
+def _summary(choice: StartChoice, frames: Frames, signal: str) -> str:
+    import pandas as pd
+    from greenepoch.planner.report.table import render
+
+    best = choice.best
+    savings = ", ".join(f"{choice.saving_pct(run.zone):.0f}% less than now in {run.zone}"
+                        for run in choice.now)
+    lines = [f"Best start: {_when(best.start)} in {best.zone} (runs to {_when(best.end)}), "
+             f"mean {best.p50:.0f} gCO2eq/kWh{_band(best)}: {savings}.", ""]
+    rows = pd.DataFrame({
+        "zone": [run.zone for run in choice.now],
+        "now (g/kWh)": [run.p50 for run in choice.now],
+        "best start (UTC)": [f"{run.start:%Y-%m-%d %H:%M}" for run in choice.by_zone],
+        "best (g/kWh)": [run.p50 for run in choice.by_zone],
+        "saving %": [100.0 * (n.p50 - b.p50) / n.p50 if n.p50 > 0 else 0.0
+                     for n, b in zip(choice.now, choice.by_zone, strict=True)],
+    })
+    lines.append(render(rows, floatfmt="{:,.0f}"))
+    lines.append("")
+    lines.append(f"gCO2eq/kWh ({signal}), mean over the run; 'now' is "
+                 f"{_when(choice.starts[0])}; on {frames.basis}.")
+    lines.extend(_provenance_lines(frames))
+    return "\n".join(lines)
+
+
+def _provenance_lines(frames: Frames) -> list[str]:
+    return [f"{p.zone} {p.kind}: {p.origin} from {p.provider}"
+            + (f" (stale by {p.stale_s / 3600:.1f} h)" if p.stale_s else "")
+            for p in frames.provenance]
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.isoformat()
+
+
+def _run_json(run: Run) -> dict[str, Any]:
+    return {"zone": run.zone, "start": _iso(run.start), "end": _iso(run.end),
+            "p50": run.p50, "p10": run.p10, "p90": run.p90}
+
+
+def _as_json(choice: StartChoice, frames: Frames, signal: str, slot: str) -> dict[str, Any]:
+    return {
+        "start": _iso(choice.best.start),
+        "end": _iso(choice.best.end),
+        "zone": choice.best.zone,
+        "intensity": {"unit": "gCO2eq/kWh", "signal": signal, "p50": choice.best.p50,
+                      "p10": choice.best.p10, "p90": choice.best.p90},
+        "saving_pct_vs_now": {run.zone: choice.saving_pct(run.zone) for run in choice.now},
+        "now": [_run_json(run) for run in choice.now],
+        "best_by_zone": [_run_json(run) for run in choice.by_zone],
+        "slot": slot,
+        "live": frames.live,
+        "basis": frames.basis,
+        "provenance": [provenance_json(p) for p in frames.provenance],
+    }
+
+
+def provenance_json(p: Any) -> dict[str, Any]:
+    """One :class:`~greenepoch.data.live.source.Provenance` as JSON (times ISO UTC)."""
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    return {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v)
+            for k, v in asdict(p).items()}
