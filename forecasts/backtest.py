@@ -18,6 +18,18 @@ everything observed by then.  Metrics per zone and band:
   hours instead of the truly lowest 8, summed over issues) and
   ``saving_realised_pct`` (saving vs the window's mean, achieved / possible, %).
 
+Provider forecasts (:func:`add_provider_forecasts`): at each issue time and zone, the
+forecast an archived provider had issued by then (the newest at or before the issue,
+never a later one) is scored beside the models, as rows named after the provider.  Its
+periods go onto the backtest's slots by the energy-weighted mean (finer periods; a slot
+only when they cover it entirely) or by repeating a coarser period's value; only the
+leads it covers are scored, the lead counted from the backtest's issue time.  A provider
+forecast is a point forecast: ``pinball`` and ``coverage_p10_p90`` are NaN.  With
+provider rows the metrics gain ``issues`` (issues scored in the row) because a provider
+archived for part of the test period is scored on fewer issues than the models.
+Forecasts of another signal than the actuals' (WattTime's marginal ones against average
+intensities) are left out with a note.
+
 The Spearman correlation stays ours (scipy's ``rankdata``, then Pearson on the ranks of
 each window at once): ``scipy.stats.spearmanr`` gives the same numbers but has no
 row-by-row mode; one call per window is 20 times slower (0.30 ms against 0.015 ms per
@@ -30,6 +42,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -38,10 +51,24 @@ from greenepoch.forecasts.base import BANDS, ForecastError, span_text
 from greenepoch.forecasts.registry import BASELINES, get_model
 from scipy.stats import rankdata
 
+if TYPE_CHECKING:
+    from greenepoch.data.providers.records import Fetched
+
 K_HOURS = 8
 WINDOW_H = 48
 METRICS = ("n", "mae", "mape", "wape", "pinball", "coverage_p10_p90", "rank_corr_48h",
            "regret_pct", "saving_realised_pct")
+#: the column provider rows add: issues scored in the row (a model's: every issue with truth)
+ISSUES = "issues"
+
+
+class ForecastArchive(Protocol):
+    """What the backtest reads of an archive (``data.archive.store.Archive``)."""
+
+    def forecast_at(self, zone: str, signal: str, at: pd.Timestamp,
+                    provider: str | None = None) -> Fetched | None: ...
+
+    def summary(self) -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +124,9 @@ class BacktestConfig:
 @dataclass
 class BacktestResult:
     """Forecasts of each model, ``(issues, horizon, zones, [mean, p10, p50, p90])``,
-    the truth ``(issues, horizon, zones)`` (NaN past the data) and fit timings."""
+    the truth ``(issues, horizon, zones)`` (NaN past the data) and fit timings;
+    ``providers``: the archived provider forecasts in the same layout (mean only, NaN
+    where none was available) and ``notes`` on them (:func:`add_provider_forecasts`)."""
 
     zones: list[str]
     issues: pd.DatetimeIndex
@@ -105,12 +134,15 @@ class BacktestResult:
     truth: np.ndarray
     forecasts: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    providers: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def metrics(self) -> pd.DataFrame:
         rows = []
-        for name, fc in self.forecasts.items():
+        for name, fc in (self.forecasts | self.providers).items():
             rows += score(name, fc, self.truth, self.zones, self.step)
-        return pd.DataFrame(rows, columns=["zone", "model", "band", *METRICS])
+        issues = [ISSUES] if self.providers else []
+        return pd.DataFrame(rows, columns=["zone", "model", "band", *issues, *METRICS])
 
 
 def run_backtest(values: pd.DataFrame, model: str, config: BacktestConfig,
@@ -216,12 +248,88 @@ def _require_finite(name: str, forecasts: np.ndarray, issues: pd.DatetimeIndex,
         )
 
 
+def add_provider_forecasts(result: BacktestResult, archive: ForecastArchive,
+                           signal: str) -> None:
+    """Add to ``result.providers`` the forecast each provider in ``archive`` had issued
+    by each issue time for each zone (``signal`` is the actuals'), and to
+    ``result.notes`` what the rows leave out.  An archive without forecasts for the
+    zones adds nothing."""
+    held = archive.summary()
+    held = held[(held["kind"] == "forecast") & held["zone"].isin(result.zones)]
+    horizon = result.truth.shape[1]
+    for provider in sorted(set(held["provider"])):
+        own = held[held["provider"] == provider]
+        zones = set(own.loc[own["signal"] == signal, "zone"])
+        if not zones:
+            result.notes.append(_other_signal(provider, sorted(set(own["signal"])), signal))
+            continue
+        out = np.full((len(result.issues), horizon, len(result.zones), 4), np.nan)
+        for z, zone in enumerate(result.zones):
+            if zone not in zones:
+                continue
+            for i, issue in enumerate(result.issues):
+                fetched = archive.forecast_at(zone, signal, issue, provider)
+                if fetched is not None:
+                    out[i, :, z, 0] = _leads(fetched, issue, result.step, horizon)
+        scored = ~np.isnan(out[..., 0]) & ~np.isnan(result.truth)  # (issues, leads, zones)
+        per_zone = scored.any(axis=1).sum(axis=0)
+        if not per_zone.any():
+            result.notes.append(f"{provider}: no {signal} forecast of it was available at "
+                                "any issue time of the test (none scored)")
+            continue
+        result.providers[provider] = out
+        if (per_zone < len(result.issues)).any():
+            counts = ", ".join(f"{zone} {n}" for zone, n in zip(result.zones, per_zone,
+                                                                 strict=True))
+            result.notes.append(
+                f"{provider}: a forecast was available at only part of the "
+                f"{len(result.issues)} issues ({counts}); its rows score those issues only "
+                f"(column '{ISSUES}'), not comparable with the models' rows as they stand")
+
+
+def _leads(fetched: Fetched, issue: pd.Timestamp, step: pd.Timedelta,
+           horizon: int) -> np.ndarray:
+    """A provider forecast at the leads ``1..horizon`` slots of ``step`` after ``issue``
+    (NaN where it has none)."""
+    values = _on_slots(fetched.values, fetched.step, step)
+    lead = np.asarray((pd.DatetimeIndex(values.index) - issue) / step)
+    keep = (lead >= 0) & (lead < horizon) & (lead == np.round(lead))
+    out = np.full(horizon, np.nan)
+    out[lead[keep].astype(int)] = values.to_numpy(dtype=float)[keep]
+    return out
+
+
+def _on_slots(values: pd.Series, period: pd.Timedelta, slot: pd.Timedelta) -> pd.Series:
+    """Provider periods on ``slot`` slots by the energy-weighted rule
+    (``data.intensity.resample``: whole slots only), each gapless run on its own (a
+    slot is never made across a gap in the forecast)."""
+    if period == slot or values.empty:
+        return values
+    from greenepoch.data.intensity.resample import resample_values
+
+    starts = pd.DatetimeIndex(values.index).as_unit("ns").asi8
+    run = np.r_[0, np.cumsum(np.diff(starts) != period.value)]
+    parts = [resample_values(values[run == r].to_frame(), slot, period).iloc[:, 0]
+             for r in range(run[-1] + 1)]
+    return pd.concat(parts)
+
+
+def _other_signal(provider: str, signals: list[str], signal: str) -> str:
+    """Why ``provider``'s forecasts are not scored: they are of other signals."""
+    why = ("marginal forecasts are only scored against marginal actuals"
+           if "marginal" in (*signals, signal)
+           else "a forecast is only scored against actuals of its own signal")
+    return (f"{provider}: left out: its archived forecasts are {'/'.join(signals)}, the "
+            f"actuals {signal} ({why})")
+
+
 def _window_scores(mean: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, int]:
     """Rank correlation, regret and realised saving over 48 h windows.
 
-    ``mean``/``truth``: ``(windows, 48 h)``; windows with missing truth are dropped.
+    ``mean``/``truth``: ``(windows, 48 h)``; windows with missing truth (or forecast:
+    a provider's may end inside one) are dropped.
     """
-    keep = ~np.isnan(truth).any(axis=1)
+    keep = ~np.isnan(truth).any(axis=1) & ~np.isnan(mean).any(axis=1)
     mean, truth = mean[keep], truth[keep]
     if len(mean) == 0:
         return np.nan, np.nan, np.nan, 0
@@ -256,16 +364,19 @@ def score(name: str, fc: np.ndarray, truth: np.ndarray, zones: list[str],
             sel = (lead_h > lo - 1) & (lead_h <= hi)
             if not sel.any():
                 continue
-            y = truth[:, sel, z].ravel()
-            f = fc[:, sel, z, :].reshape(-1, 4)
-            ok = ~np.isnan(y)
+            y = truth[:, sel, z]
+            f = fc[:, sel, z, :]
+            ok = ~np.isnan(y) & ~np.isnan(f[..., 0])  # a provider's forecast covers some leads
+            issues = int(ok.any(axis=1).sum())
             y, f = y[ok], f[ok]
             if y.size == 0:
                 continue
             err = f[:, 0] - y
             big = y >= 1.0
-            pin = np.mean([mean_pinball_loss(y, f[:, i], alpha=q)
-                           for i, q in ((1, 0.1), (2, 0.5), (3, 0.9))])
+            quantiles = not np.isnan(f[:, 1:]).any()  # none in a provider's point forecast
+            pin = (np.mean([mean_pinball_loss(y, f[:, i], alpha=q)
+                            for i, q in ((1, 0.1), (2, 0.5), (3, 0.9))]) if quantiles
+                   else np.nan)
             # decision windows: 48 h from the band's first hour, every 48 h inside the band
             starts = range(lo - 1, max(lo, hi - WINDOW_H + 1), WINDOW_H) if hi - lo > 48 \
                 else [lo - 1]
@@ -281,12 +392,13 @@ def score(name: str, fc: np.ndarray, truth: np.ndarray, zones: list[str],
             else:
                 rho = regret = saving = np.nan
             rows.append({
-                "zone": zone, "model": name, "band": band, "n": int(y.size),
+                "zone": zone, "model": name, "band": band, ISSUES: issues, "n": int(y.size),
                 "mae": float(mean_absolute_error(y, f[:, 0])),
                 "mape": float(100 * np.mean(np.abs(err[big]) / y[big])) if big.any() else np.nan,
                 "wape": float(100 * np.abs(err).sum() / max(np.abs(y).sum(), 1e-9)),
                 "pinball": float(pin),
-                "coverage_p10_p90": float(100 * np.mean((y >= f[:, 1]) & (y <= f[:, 3]))),
+                "coverage_p10_p90": (float(100 * np.mean((y >= f[:, 1]) & (y <= f[:, 3])))
+                                     if quantiles else np.nan),
                 "rank_corr_48h": rho, "regret_pct": regret, "saving_realised_pct": saving,
             })
     return rows

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 from greenepoch.planner.cli.options import (
+    archive_option,
     forecast_option,
     json_option,
     measured_data_option,
@@ -18,6 +19,7 @@ from greenepoch.planner.report.table import render
 
 if TYPE_CHECKING:
     import pandas as pd
+    from greenepoch.forecasts.backtest import BacktestResult
 
 prices_option = click.option(
     "--prices", "use_prices", is_flag=True,
@@ -66,11 +68,19 @@ def forecast() -> None:
               help="Refit cadence during the test (e.g. 7D, 28D), or 'none' to fit once.")
 @click.option("--delay", default="0h", show_default=True,
               help="Reporting delay: each issue reads only data older than this.")
+@archive_option
+@click.option("--provider-forecasts/--no-provider-forecasts", "provider_forecasts",
+              default=None,
+              help="Score the forecast each provider had issued by each issue time, from "
+              "the archive, as rows named after the provider [default: when the archive "
+              "exists and holds forecasts for the zones].")
 @json_option
 def backtest(data_dir: str | None, zones: str, train_until: str, test_from: str,
              test_until: str, model: str, signal: str, use_prices: bool, issue_hour: int,
-             refit: str, delay: str, as_json: bool) -> None:
-    """Rolling-origin backtest of a model beside the four baselines, per zone and band."""
+             refit: str, delay: str, archive_url: str | None,
+             provider_forecasts: bool | None, as_json: bool) -> None:
+    """Rolling-origin backtest of a model beside the four baselines, per zone and band
+    (and the archived provider forecasts, see --provider-forecasts)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from greenepoch.forecasts.backtest import BacktestConfig, json_records, run_backtest
     from greenepoch.forecasts.data import load_values, parse_day, parse_span
@@ -92,9 +102,12 @@ def backtest(data_dir: str | None, zones: str, train_until: str, test_from: str,
     result = run_backtest(values, name, config, progress=True,
                           factory=lambda n: get_model(n, **options) if n == name
                           else get_model(n))
+    _add_provider_rows(result, archive_url, provider_forecasts, signal)
     metrics = result.metrics()
     if as_json:
         click.echo(json.dumps(json_records(metrics), indent=2))
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
         return
     click.echo(render(_corr_2dp(metrics.drop(columns=["n", "pinball"]))))
     summary = (metrics.groupby(["model", "band"], sort=False)
@@ -104,6 +117,65 @@ def backtest(data_dir: str | None, zones: str, train_until: str, test_from: str,
     click.echo(render(_corr_2dp(summary)))
     click.echo(f"\n{len(result.zones)} zone(s), {len(result.issues)} issue(s); fit+predict "
                + ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()))
+    if result.providers:
+        click.echo(f"Provider rows ({', '.join(result.providers)}): the forecast each had "
+                   "issued by the issue time, from the archive; a point forecast (no "
+                   "pinball, no P10-P90 coverage), scored on the leads it covers.")
+    for note in result.notes:
+        click.echo(f"Note: {note}")
+
+
+def _add_provider_rows(result: BacktestResult, url: str | None, wanted: bool | None,
+                       signal: str) -> None:
+    """Score the archived provider forecasts into ``result`` (``url``: --archive;
+    ``wanted`` None: only when the archive exists; never create one by reading it)."""
+    if wanted is False:
+        return
+    from greenepoch.data.archive.store import Archive, archive_url
+    from greenepoch.data.errors import DataError, GreenEpochError
+    from greenepoch.forecasts.backtest import add_provider_forecasts
+
+    if not url:
+        from greenepoch.data.providers.config import load_config
+
+        url = archive_url(load_config().archive)
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        if wanted:
+            raise DataError(f"--provider-forecasts: no archive at {missing}; fill one with "
+                            "'greenepoch data pull' or name it with --archive")
+        return
+    try:
+        archive = Archive(url)
+    except GreenEpochError as exc:
+        if wanted:
+            raise
+        click.echo(f"greenepoch: warning: provider forecasts not scored: {exc}", err=True)
+        return
+    add_provider_forecasts(result, archive, signal)
+    if wanted and not result.providers and not result.notes:
+        result.notes.append(f"the archive {archive.shown} holds no {signal} provider "
+                            f"forecasts for {', '.join(result.zones)}")
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The file of a SQLite ``url`` that does not exist yet (opening it would create
+    it), else None."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # the archive's own message says what is wrong with it
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or not Path(database).exists():
+        return database or ":memory:"
+    return None
 
 
 def _corr_2dp(frame: pd.DataFrame) -> pd.DataFrame:
