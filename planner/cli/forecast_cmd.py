@@ -227,3 +227,8 @@ def predict(data_dir: str | None, zone: str, issue: str, horizon: str, model: st
     covariates = " and the day-ahead prices published by then" if use_prices else ""
     click.echo(f"\ngCO2eq/kWh, {signal}; model {get_model(model).name}, issued "
                f"{issue_time.isoformat()}, using data before it{covariates}.")
+
+
+from greenepoch.planner.cli.forecast_show import show  # noqa: E402 (registers below)
+
+forecast.add_command(show)
