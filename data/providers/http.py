@@ -75,6 +75,12 @@ class Http:
         """GET ``base_url + path`` and return the decoded JSON body."""
         policy = self.policy
         began = time.monotonic()
+        # exponential from backoff_s plus up to backoff_s of jitter (composed from the
+        # tenacity waits that exist since 8.2; wait_exponential_jitter's `initial` is
+        # deprecated in 9.x and its replacement, `multiplier`, is absent from 8.x)
+        backoff = (tenacity.wait_exponential(multiplier=policy.backoff_s,
+                                             max=policy.max_backoff_s)
+                   + tenacity.wait_random(0, policy.backoff_s))
 
         def wait(state: tenacity.RetryCallState) -> float:
             left = policy.total_s - (time.monotonic() - began)
@@ -86,10 +92,7 @@ class Http:
                         f"{self.provider} asked to retry {path} after {asked:g} s, beyond "
                         f"the {policy.total_s:g} s allowed for a request")
                 return asked
-            backoff = tenacity.wait_exponential_jitter(
-                initial=policy.backoff_s, max=policy.max_backoff_s,
-                jitter=policy.backoff_s)(state)
-            return max(0.0, min(backoff, left))
+            return max(0.0, min(backoff(state), policy.max_backoff_s, left))
 
         def note(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
