@@ -315,7 +315,7 @@ class Archive:
     def summary(self) -> pd.DataFrame:
         """One row per provider, zone, signal and kind: first and last period start,
         rows, and the last fetch time."""
-        parts = []
+        parts: list[tuple[Any, ...]] = []
         with self._errors("read"), self._engine.connect() as conn:
             for kind, table in (("actual", actual), ("forecast", forecast)):
                 query = select(
@@ -357,7 +357,7 @@ def _rows(fetched: Fetched) -> list[dict[str, Any]]:
     if fetched.kind == "forecast":
         assert fetched.issued is not None  # Fetched checks it
         fixed["issued"] = fetched.issued.tz_convert("UTC").to_pydatetime()
-    times = fetched.values.index.to_pydatetime()
+    times = pd.DatetimeIndex(fetched.values.index).to_pydatetime()
     values = fetched.values.to_numpy(dtype=float)
     flags = fetched.estimated.to_numpy(dtype=bool)
     rows = []
