@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError, InfeasibleError, RequestError, param
-from greenepoch.data.intensity.frame import IntensityData
+from greenepoch.data.intensity.frame import SLOTS, IntensityData
 from greenepoch.data.intensity.source import ClimatologySource, IntensitySource, source_for
 from greenepoch.data.timeparse import hours
 from greenepoch.planner.model import PlanRequest
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from greenepoch.data.archive.store import Archive
     from greenepoch.data.live.source import Provenance
     from greenepoch.data.providers.config import LiveConfig
+    from greenepoch.data.providers.records import Fetched
     from greenepoch.forecasts.live import LiveForecast
 
 
@@ -143,46 +144,83 @@ def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
     from greenepoch.data.providers.base import utc_now
     from greenepoch.data.providers.config import load_config
     from greenepoch.forecasts.live import blend
-    from greenepoch.forecasts.registry import canonical_name, get_model
-    from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model
+    from greenepoch.forecasts.registry import canonical_name
 
     config = config or load_config()
     archive = archive or Archive(archive_url(config.archive))
     clock = clock or utc_now
-    step = pd.Timedelta(slot)
+    step = SLOTS[slot]
     slots = pd.date_range(start.ceil(step), end.ceil(step) - step, freq=step, name="time")
-    if slots.empty:
+    if len(slots) < 2:
         raise RequestError(f"no whole {slot} slot between {start.isoformat()} and "
                            f"{end.isoformat()}")
     live = LiveSource(config, provider=provider, archive=archive,
                       allow_default=allow_default, clock=clock, warn=warn)
     provided = live.forecast(zones, signal)
-    # the latest reported hours: the own model's lags (they also land in the archive)
-    last = pd.Timestamp(clock()).floor("1h")
-    recent = live.load(zones, last - RECENT_ACTUALS, last, signal=signal, slot=slot,
-                       clip_start=True).values
-    name = canonical_name(model or "default")
-    needed = get_model(name).history_needed
-    history, origin = _model_history(zones, recent.index[0], needed, signal, slot,
-                                     archive, history)
-    data = _with_recent(history.values, recent)
-    cutoff = fit_cutoff(slots[0], data.index[0], needed)
-    forecaster = fitted_model(name, data, cutoff, progress=progress)
-    predicted = forecaster.predict(slots[0], slots[-1] + step - slots[0], data=data)
+    name: str | None = None
+    origin: str | None = None
+    files: tuple[str, ...] = ()
+    predicted = pd.DataFrame(index=slots)
+    if signal != "marginal":  # a marginal forecast is never blended with a model
+        name = canonical_name(model or "default")
+        predicted, origin, files = _own_forecast(live, zones, slots, signal, name, archive,
+                                                 history, progress)
     mixed = blend(provided, predicted, slots)
-    synthetic = origin == "default" or any(p.origin == "default" for p in live.provenance)
+    p50, p10, p90 = (frame.reindex(index=slots, columns=zones)
+                     for frame in (mixed.p50, mixed.p10, mixed.p90))
+    if signal == "marginal":
+        _check_marginal(provided, p50)
+    # synthetic: a value of the plan's P50 that is (or is forecast from) the synthetic
+    # default (a band from a model fitted on it is said in the plan's warnings)
+    synthetic = any(p.origin == "default" for p in live.provenance) or bool(
+        origin == "default" and mixed.origin.isin(["seam", "model"]).to_numpy().any())
     flags = pd.DataFrame(False, index=slots, columns=zones)
-    judged = IntensityData(mixed.p50.reindex(index=slots, columns=zones), flags, flags,
-                           "synthetic" if synthetic else "real", signal, history.files,
-                           provider=live.name)
-    return Intensities(judged, None, "forecast", name,
-                       {"p10": mixed.p10.reindex(index=slots, columns=zones),
-                        "p90": mixed.p90.reindex(index=slots, columns=zones)},
-                       live=mixed, provenance=tuple(live.provenance), history=origin)
+    judged = IntensityData(p50, flags, flags, "synthetic" if synthetic else "real", signal,
+                           files, provider=live.name)
+    return Intensities(judged, None, "forecast", name, {"p10": p10, "p90": p90}, live=mixed,
+                       provenance=tuple(live.provenance), history=origin)
 
 
-#: How far back the live actuals a live plan reads go (the own model's latest lags).
-RECENT_ACTUALS = pd.Timedelta("24h")
+def _own_forecast(live: IntensitySource, zones: list[str], slots: pd.DatetimeIndex,
+                  signal: str, name: str, archive: Archive,
+                  history: str | Path | IntensitySource | None,
+                  progress: Callable[[str], None] | None
+                  ) -> tuple[pd.DataFrame, str, tuple[str, ...]]:
+    """The own model's forecast over ``slots`` (its ``predict()`` frame), where its
+    history came from (:func:`_model_history`) and the files read: fitted as
+    :func:`load_intensities` fits (weekly, cached), reading the last day's live actuals
+    as its latest lags."""
+    from greenepoch.forecasts.registry import get_model
+    from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model
+
+    step = slots[1] - slots[0]
+    slot = next(k for k, v in SLOTS.items() if v == step)
+    recent = live.load(zones, None, None, signal=signal, slot=slot).values  # the last day
+    needed = get_model(name).history_needed
+    fitted, origin = _model_history(zones, recent.index[0], needed, signal, slot, archive,
+                                    history)
+    data = _with_recent(fitted.values, recent)
+    forecaster = fitted_model(name, data, fit_cutoff(slots[0], data.index[0], needed),
+                              progress=progress)
+    return forecaster.predict(slots[0], slots[-1] + step - slots[0], data=data), origin, \
+        fitted.files
+
+
+def _check_marginal(provided: Mapping[str, Fetched | None], p50: pd.DataFrame) -> None:
+    """A marginal plan lies inside WattTime's forecast: no model extends it."""
+    step = p50.index[1] - p50.index[0]
+    for zone in p50.columns:
+        if provided.get(zone) is None:
+            raise DataError(f"{zone}: no marginal forecast (WattTime's, live or archived) "
+                            "to plan on")
+        covered = p50[zone].dropna().index
+        if len(covered) < len(p50):
+            until = f"up to {(covered[-1] + step).isoformat()}" if len(covered) else "none"
+            raise DataError(
+                f"{zone}: the marginal forecast covers {until} of a plan running to "
+                f"{(p50.index[-1] + step).isoformat()}; a marginal plan must end within "
+                "WattTime's forecast (deadlines within about 24 h), or plan on another "
+                f"{param('signal')}")
 
 
 def _model_history(zones: list[str], until: pd.Timestamp, needed: pd.Timedelta, signal: str,

@@ -405,11 +405,14 @@ def live_info(intensities: Any, slot_h: float) -> dict[str, Any]:
             warnings.append(f"{what} are the embedded synthetic default, not measured: no "
                             "provider or archive answered")
     history = getattr(intensities, "history", None)
+    modelled = sum(z[k]["hours"] for z in zones.values() for k in ("seam", "model"))
     if history == "default":
-        warnings.append("the own model (the hours after the provider forecasts) was fitted "
-                        "on the embedded synthetic default: fill the archive ('greenepoch "
-                        "data pull') or give a data folder")
-    synthetic = history == "default" or any(r.origin == "default" for r in reads)
+        what = (f"{modelled:g} h of the plan" if modelled else "the P10/P90 band")
+        warnings.append(f"{what} came from the own model fitted on the embedded synthetic "
+                        "default, not measured history: fill the archive ('greenepoch data "
+                        "pull') or give a data folder")
+    synthetic = bool(history == "default" and modelled) or any(
+        r.origin == "default" for r in reads)
     return {
         "providers": [{"zone": r.zone, "kind": r.kind, "origin": r.origin,
                        "provider": r.provider, "signal": r.signal,
