@@ -18,7 +18,7 @@ from greenepoch.data.errors import ProviderAuthError, ProviderUnavailable
 from greenepoch.data.live.source import LiveSource
 from greenepoch.data.providers.config import LiveConfig
 from greenepoch.data.providers.http import HttpPolicy
-from greenepoch.data.providers.records import fetched_series
+from greenepoch.data.providers.records import G_PER_KWH_PER_LBS_PER_MWH, fetched_series
 from postgres import create_database, postgres_url  # noqa: F401 (session fixture)
 
 TOKEN = "em-token-Never-Shown-91c2"
@@ -280,3 +280,43 @@ def test_archive_source_reads_what_the_archive_holds(archive: Archive) -> None:
     with pytest.raises(Exception, match="holds no direct intensities for FR"):
         source.load(["FR"], START, END)
 
+
+
+@pytest.fixture
+def wt(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
+    """A fake WattTime that the configuration points at."""
+    from fake_watttime import serve as serve_watttime
+
+    with FakeServer() as server:
+        serve_watttime(server, now=NOW)
+        monkeypatch.setenv("GREENEPOCH_WATTTIME_URL", server.url)
+        yield server
+
+
+def test_marginal_comes_from_watttime_only_and_never_meets_direct(
+        monkeypatch: pytest.MonkeyPatch, em: FakeServer, wt: FakeServer,
+        archive: Archive) -> None:
+    from fake_watttime import CREDENTIALS
+    from fake_watttime import trace as moer
+
+    both = config(providers=("electricitymaps", "watttime"), **CREDENTIALS)
+    source, _ = live(archive, both)
+    data = source.load(["DE"], START, END, signal="marginal")
+    assert not em.requests  # an average provider is never asked for marginal
+    lbs = moer("DE", START, END)
+    hourly = (lbs * G_PER_KWH_PER_LBS_PER_MWH).groupby(lbs.index.floor("h")).mean()
+    assert data.values["DE"].to_numpy() == pytest.approx(hourly.to_numpy())
+    assert (data.signal, data.provider) == ("marginal", "watttime")
+    assert source.provenance[-1].signal == "marginal"
+    asked = len(wt.requests)
+    direct = source.load(["DE"], START, END, signal="direct")
+    assert (direct.signal, direct.provider) == ("direct", "electricitymaps")
+    assert len(wt.requests) == asked  # nor WattTime for direct
+    held = archive.summary().set_index("signal")["provider"]
+    assert held.to_dict() == {"direct": "electricitymaps", "marginal": "watttime"}
+    # WattTime down and no marginal archived for FR: the direct values never stand in
+    monkeypatch.setenv("GREENEPOCH_WATTTIME_URL", DOWN)
+    archived(archive, "FR")
+    source, _ = live(archive, both, allow_default=True)
+    with pytest.raises(ProviderUnavailable, match="no marginal intensities for FR"):
+        source.load(["FR"], START, END, signal="marginal")
