@@ -69,7 +69,8 @@ def blend(provider: Mapping[str, Fetched | None], model: pd.DataFrame,
     origin = pd.DataFrame("model", index=slots, columns=zones)
     for zone in zones:
         fetched = provider[zone]
-        given = None if fetched is None else _on_slots(fetched, slot, slots)
+        given = (pd.Series(np.nan, index=slots) if fetched is None
+                 else _on_slots(fetched, slot, slots))
         if fetched is not None and fetched.signal == "marginal":
             for frame in out.values():
                 frame[zone] = given
@@ -96,10 +97,10 @@ def blend(provider: Mapping[str, Fetched | None], model: pd.DataFrame,
     return LiveForecast(p50, p10, p90, origin)
 
 
-def _first_run(given: pd.Series | None) -> tuple[int, int] | None:
+def _first_run(given: pd.Series) -> tuple[int, int] | None:
     """``[first, stop)``: the positions of the first run of slots the provider covers
     (a slot it does not cover ends its part: the model takes over from there)."""
-    if given is None or not given.notna().any():
+    if not given.notna().any():
         return None
     covered = given.notna().to_numpy()
     first = int(covered.argmax())
@@ -113,15 +114,19 @@ def _on_slots(fetched: Fetched, slot: str, slots: pd.DatetimeIndex) -> pd.Series
     values = fetched.values
     if values.empty:
         return pd.Series(np.nan, index=slots)
-    gaps = values.index.to_series().diff() - fetched.step
-    too_long = gaps[gaps > MAX_FILLED_GAP]
+    gaps = np.diff(pd.DatetimeIndex(values.index).as_unit("ns").asi8) - fetched.step.value
+    too_long = np.flatnonzero(gaps > MAX_FILLED_GAP.value)
     if len(too_long):
-        values = values[values.index < too_long.index[0]]
+        values = values.iloc[: too_long[0] + 1]
     full = pd.date_range(values.index[0], values.index[-1], freq=fetched.step, name="time")
     values = values.reindex(full).interpolate(method="time")
     flags = pd.DataFrame(False, index=values.index, columns=["v"])
     frame = IntensityData(values.to_frame("v"), flags, flags.copy(), "real", fetched.signal)
-    return resample(frame, slot).values["v"].reindex(slots)
+    try:
+        on_slots = resample(frame, slot).values["v"]
+    except DataError:  # not one whole slot
+        return pd.Series(np.nan, index=slots)
+    return on_slots.reindex(slots)
 
 
 def _model(model: pd.DataFrame, zone: str, stat: str, slots: pd.DatetimeIndex) -> pd.Series:

@@ -76,6 +76,13 @@ def test_coarser_slots_take_the_energy_weighted_mean_of_whole_hours_only() -> No
     assert got.origin["DE"].tolist() == ["provider", "seam", "seam"]
 
 
+def test_a_forecast_shorter_than_one_slot_leaves_it_to_the_model() -> None:
+    index = slots(2)
+    got = blend({"DE": forecast([300, 300], step="15min")}, model(index), index)
+    assert got.origin["DE"].tolist() == ["model", "model"]
+    assert got.p50["DE"].tolist() == [100.0, 100.0]
+
+
 def test_short_gaps_are_interpolated_and_a_long_gap_ends_the_provider_part() -> None:
     index = slots(8)
     hours = [T0 + pd.Timedelta(h, "h") for h in (0, 1, 4)]
