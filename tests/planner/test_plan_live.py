@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,12 @@ def test_live_plan_records_provider_and_model_hours(live_env: dict[str, Any],
     assert live["stale"] is False
     assert "live: DE electricitymaps forecast issued" in result.output
     assert "WARNING: " in result.output and "(SYNTHETIC)" in result.output
-    Plan.from_json(tmp / "p.json")  # the typed plan reads it back
+    text = (tmp / "p.json").read_text()
+    again = Plan.from_json(text)  # typed, and written back byte for byte
+    assert again.to_json() == text
+    assert again.intensity is not None and again.intensity.live is not None
+    assert again.intensity.live.zones is not None
+    assert again.intensity.live.zones["DE"]["seam"].hours == SEAM_H
     # every answer was archived
     kinds = set(Archive(live_env["archive"]).summary()["kind"])
     assert kinds == {"actual", "forecast"}
@@ -249,3 +255,23 @@ def test_live_option_misuse_is_one_error_line(tmp_path: Path, args: list[str],
 
 def _iso(time: pd.Timestamp) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(("path", "value", "says"), [
+    (("zones", "DE", "seam", "ranges"), [["2026-01-01T02:00:00Z", "2026-01-01T01:00:00Z"]],
+     "intensity.live.zones.DE.seam.ranges[0]: 2026-01-01T01:00:00Z is not after"),
+    (("providers",), [{"zone": "DE", "stale_s": -5}], "intensity.live.providers[0].stale_s"),
+    (("synthetic",), "no", "intensity.live.synthetic"),
+])
+def test_a_malformed_live_record_is_refused_naming_it(path: tuple[str, ...], value: Any,
+                                                      says: str) -> None:
+    from greenepoch.planner.plan import PlanError
+
+    doc = {"schema_version": "1.0", "jobs": [], "intensity": {"signal": "direct", "live": {
+        "zones": {"DE": {"seam": {"hours": 1, "ranges": []}}}, "synthetic": False}}}
+    part = doc["intensity"]["live"]
+    for key in path[:-1]:
+        part = part[key]
+    part[path[-1]] = value
+    with pytest.raises(PlanError, match=re.escape(says)):
+        Plan.from_dict(doc)
