@@ -40,7 +40,7 @@ def _bar(quiet: bool) -> Callable[[str, int], Callable[[int], None]]:
     from tqdm import tqdm
 
     def make(label: str, total: int) -> Callable[[int], None]:
-        bar = tqdm(total=total, desc=f"replay {label}", unit="h", leave=False,
+        bar = tqdm(total=total, desc=f"replay {label}", unit="slot", leave=False,
                    disable=quiet, mininterval=0.5)
 
         def tick(n: int) -> None:
@@ -78,6 +78,10 @@ def _zone_list(spec: str | None) -> list[str] | None:
               help="Comma-separated policies; run-now always runs (the baseline).")
 @click.option("--capacity", default="512", show_default=True,
               help="GPUs per zone: one number, or DE=512,GB=128.")
+@click.option("--slot", "slot", type=click.Choice(["15min", "30min", "1h"]), default=None,
+              help="Slot length the replay runs on (default: the data's own step; 5-min "
+                   "data: 15min); data of another step is resampled by energy-weighted "
+                   "means (docs/data.md).")
 @click.option("--epoch", default="1h", show_default=True, help="Decision epoch.")
 @forecast_option  # the model the forecast-driven policies (greedy, milp) use
 @click.option("--forecast-every", default="24h", show_default=True,
@@ -103,7 +107,8 @@ def _zone_list(spec: str | None) -> list[str] | None:
 @click.pass_context
 def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: str | None,
            until: str | None, jobs: str | None, spec: str | None, policies: str,
-           capacity: str, epoch: str, model: str, forecast_every: str, signal: str,
+           capacity: str, slot: str | None, epoch: str, model: str, forecast_every: str,
+           signal: str,
            threshold: str, hysteresis: float, min_run: str, replan_every_h: str,
            horizon_h: str, time_limit_s: str, per_job: str | None,
            as_json: bool) -> None:
@@ -145,7 +150,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
     assembled = build_scenario(
         zone_ids, t0, t1, jobs=listed, generate=spec, data=data_dir, signal=signal,
         capacity=capacity, epoch=duration(epoch, "--epoch"), forecast=model,
-        forecast_every=duration(forecast_every, "--forecast-every"))
+        forecast_every=duration(forecast_every, "--forecast-every"), slot=slot)
     results = run_policies(assembled.scenario, names, progress=_bar(False), settings=settings)
     table = summary(results)
     per = job_metrics(results)
@@ -159,7 +164,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
         return
     shown = table.drop(columns=["seconds"]).round(2)
     click.echo(f"replay {t0.date()} .. {t1.date()}  zones {','.join(zone_ids)}  "
-               f"{len(assembled.scenario.jobs)} jobs  forecast {model}  "
+               f"{len(assembled.scenario.jobs)} jobs  slots {assembled.slot}  forecast {model}  "
                f"({assembled.origin} {signal} intensities)")
     click.echo(render(shown, floatfmt="{:,.2f}"))
     for name, res in results.items():

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError, RequestError, param
+from greenepoch.data.intensity.frame import SLOTS
+from greenepoch.data.intensity.resample import resample
 from greenepoch.data.intensity.source import IntensitySource, source_for
 from greenepoch.data.prices import PriceSource
 from greenepoch.planner.replay.engine import Compiled, ReplayResult, Scenario, run_replay
@@ -52,15 +54,32 @@ def parse_capacity(text: str, zones: Sequence[str]) -> dict[str, int]:
     return out
 
 
+def replay_slot(step: pd.Timedelta, slot: str | None = None) -> str:
+    """The slot a replay runs on: ``slot`` if given, else the data's own ``step`` when
+    it is a plan slot (15 min, 30 min, 1 h), else the shortest slot longer than it
+    (5-minute data replays on 15-minute slots)."""
+    if slot is not None:
+        if slot not in SLOTS:
+            raise RequestError(f"{param('slot')} {slot!r}; use one of {', '.join(SLOTS)}")
+        return slot
+    return next(name for name, length in SLOTS.items() if length >= step)
+
+
 def load_actual(zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, *,
                 data: str | Path | IntensitySource | None, signal: str = "direct",
-                history: pd.Timedelta = HISTORY) -> tuple[pd.DataFrame, IntensitySource]:
+                history: pd.Timedelta = HISTORY, slot: str | None = None,
+                ) -> tuple[pd.DataFrame, IntensitySource]:
     """Intensities over ``[start - history, end)`` (history clipped to the data start)
-    from ``data`` (a source, or a data folder / None: :func:`source_for`), and the
-    source they came from."""
+    from ``data`` (a source, or a data folder / None: :func:`source_for`), on the slots
+    :func:`replay_slot` picks (resampled by the energy-weighted rule,
+    :mod:`~greenepoch.data.intensity.resample`, when the data's step differs), and
+    the source they came from."""
     source = source_for(data)
     loaded = source.load(list(zones), start - history, end, signal=signal, slot=None,
-                         clip_start=True)  # replay runs on the data's own step
+                         clip_start=True)
+    chosen = replay_slot(loaded.step, slot)
+    if loaded.step != SLOTS[chosen]:
+        loaded = resample(loaded, chosen)
     first = loaded.values.index[0]
     if start < first + pd.Timedelta("7D"):
         raise DataError(
@@ -74,7 +93,8 @@ def load_prices(source: IntensitySource | PriceSource | None, zones: Sequence[st
                 index: pd.DatetimeIndex) -> pd.DataFrame | None:
     """USD/MWh per zone on ``index`` from the source's prices (the market of each zone
     from the region catalog; NaN outside a market's files); None when no zone has
-    prices."""
+    prices.  Prices are hourly: a 15- or 30-minute slot takes the price of the hour it
+    falls in (going finer by the energy-weighted rule)."""
     prices = source.prices if isinstance(source, IntensitySource) else source
     if prices is None:
         return None

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 from greenepoch.data.errors import DataError, param
+from greenepoch.data.intensity.frame import SLOTS
 from greenepoch.data.intensity.source import ClimatologySource, IntensitySource, source_for
 from greenepoch.planner.replay.engine import ReplayResult, Scenario
 from greenepoch.planner.replay.jobs import ReplayJob, generate_jobs
@@ -37,6 +38,13 @@ class Assembled:
     source: IntensitySource
 
     @property
+    def slot(self) -> str:
+        """The slot length the replay ran on ('15min', '30min' or '1h')."""
+        index = self.scenario.actual.index
+        step = pd.Timedelta(index[1] - index[0]) if len(index) > 1 else HOUR
+        return next(name for name, length in SLOTS.items() if length == step)
+
+    @property
     def origin(self) -> str:
         """``real`` or ``synthetic``: what the intensities are."""
         return "synthetic" if _synthetic(self.source) else "real"
@@ -52,13 +60,16 @@ def build_scenario(zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp,
                    data: str | Path | IntensitySource | None = None,
                    signal: str = "direct", capacity: str = "512",
                    epoch: pd.Timedelta = HOUR, forecast: str = "default",
-                   forecast_every: pd.Timedelta = DAY) -> Assembled:
+                   forecast_every: pd.Timedelta = DAY, slot: str | None = None
+                   ) -> Assembled:
     """The replay of ``jobs`` (or of jobs generated from the spec ``generate``) over
     ``[start, end)`` in ``zones``, on intensities and prices from ``data`` (a source,
     or a data folder / None: :func:`~greenepoch.data.intensity.source.source_for`).
-    ``capacity``: GPUs per zone, ``256`` or ``DE=512,GB=128``."""
+    ``capacity``: GPUs per zone, ``256`` or ``DE=512,GB=128``.  ``slot``: '15min',
+    '30min' or '1h' (None: the data's own step, :func:`~.runner.replay_slot`)."""
     zone_ids = list(zones)
-    actual, source = load_actual(zone_ids, start, end, data=source_for(data), signal=signal)
+    actual, source = load_actual(zone_ids, start, end, data=source_for(data), signal=signal,
+                                 slot=slot)
     if jobs is None:
         if generate is None:
             raise DataError("no jobs to replay: give jobs or a generator spec")
@@ -80,6 +91,7 @@ def replay_document(assembled: Assembled, results: dict[str, ReplayResult], *,
     return {
         "period": {"from": sc.start.isoformat(), "until": sc.end.isoformat()},
         "zones": assembled.zones, "signal": signal, "source": assembled.origin,
+        "slot": assembled.slot,
         "forecast": sc.forecast, "n_jobs": len(sc.jobs),
         "summary": to_records(summary),
         # only policies with something to report (milp, oracle)

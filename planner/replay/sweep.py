@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 from greenepoch.data.errors import DataError, RequestError, param
+from greenepoch.data.intensity.resample import resample_values
 from greenepoch.solvers.single_job import cheapest_slots_sums, cheapest_window_sums, window_sums
 
 RECORD_KEYS = ("zone", "length_h", "slack_h", "interruptible", "starts", "baseline_g",
@@ -63,7 +64,9 @@ def sweep_zone(zone: str, x: np.ndarray, lengths: Sequence[int], slacks: Sequenc
 
 
 def year_frame(values: pd.DataFrame, year: int) -> pd.DataFrame:
-    """Hourly intensities of one calendar year (UTC); 15-min data is averaged."""
+    """Hourly intensities of one calendar year (UTC); finer data (5, 15, 30 min) is
+    averaged to whole hours by the energy-weighted rule
+    (:mod:`~greenepoch.data.intensity.resample`)."""
     start = pd.Timestamp(f"{year}-01-01", tz="UTC")
     end = pd.Timestamp(f"{year + 1}-01-01", tz="UTC")
     part = values[(values.index >= start) & (values.index < end)]
@@ -72,7 +75,7 @@ def year_frame(values: pd.DataFrame, year: int) -> pd.DataFrame:
         raise DataError(f"no data in {year}; the data covers the year(s) "
                         f"{', '.join(map(str, years))}; pick one of them with {param('year')}")
     if len(part) > 1 and part.index[1] - part.index[0] < pd.Timedelta("1h"):
-        part = part.resample("1h").mean()
+        part = resample_values(part, "1h")  # whole hours only, energy-weighted
     return part
 
 

@@ -72,8 +72,9 @@ def test_document_is_the_cli_json(folder: Path) -> None:
         "--forecast", "seasonal", "--json"])
     assert out.exit_code == 0, out.output
     printed = json.loads(out.output[out.output.index("{"):])
-    assert list(printed) == list(doc) == ["period", "zones", "signal", "source", "forecast",
-                                          "n_jobs", "summary", "info", "jobs"]
+    assert list(printed) == list(doc) == ["period", "zones", "signal", "source", "slot",
+                                          "forecast", "n_jobs", "summary", "info", "jobs"]
+    assert doc["slot"] == "1h"
     for d in (printed, doc):
         for row in d["summary"]:
             row.pop("seconds")
