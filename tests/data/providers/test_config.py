@@ -123,7 +123,7 @@ def test_bad_files_are_one_clear_error(tmp_path: Path, text: str, words: str) ->
 
 def test_bad_credential_value_is_not_echoed(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", "[credentials]\nWATTTIME_PASSWORD = 12345678\n")
-    with pytest.raises(DataError, match="credentials.WATTTIME_PASSWORD") as caught:
+    with pytest.raises(DataError, match=r"credentials\.WATTTIME_PASSWORD") as caught:
         load_config(path, env={})
     assert "12345678" not in str(caught.value)
 
