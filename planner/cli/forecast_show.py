@@ -24,7 +24,12 @@ from greenepoch.planner.cli.options import (
     measured_data_option,
     zones_option,
 )
-from greenepoch.planner.cli.when_cmd import Frames, live_frames, provenance_json
+from greenepoch.planner.cli.when_cmd import (
+    Frames,
+    live_frames,
+    provenance_json,
+    provenance_lines,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,8 +74,9 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
             raise click.UsageError("--from is for --data (the past); --live forecasts from now")
         from greenepoch.data.providers.base import utc_now
 
-        issued = utc_now().floor(SLOTS[slot])
-        frames = live_frames(wanted, issued, issued + span, slot=slot, signal=signal,
+        now = utc_now()
+        issued = now.floor(SLOTS[slot])
+        frames = live_frames(wanted, now, issued + span, slot=slot, signal=signal,
                              model=model, data_dir=data_dir, provider=provider,
                              allow_default=allow_default, archive_url=archive_url)
     else:
@@ -87,9 +93,8 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
                f"{frames.basis}.")
     for line in origin_spans(table):
         click.echo(line)
-    for p in frames.provenance:
-        stale = f", stale by {p.stale_s / 3600:.1f} h" if p.stale_s else ""
-        click.echo(f"{p.zone} {p.kind}: {p.origin} from {p.provider}{stale}")
+    for line in provenance_lines(frames):
+        click.echo(line)
 
 
 def _model_only(zones: list[str], from_time: str | None, span: pd.Timedelta, slot: str,

@@ -149,26 +149,38 @@ def _recorded(zones: list[str], now: pd.Timestamp, window: pd.Timedelta,
                   "happened: hindsight, not a forecast)", False)
 
 
-def live_frames(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *, slot: str,
+def live_frames(zones: list[str], now: pd.Timestamp, end: pd.Timestamp, *, slot: str,
                 signal: str, model: str, data_dir: str | None, provider: str | None,
                 allow_default: bool | None, archive_url: str | None) -> Frames:
-    """The live forecast (provider, then own model) over the slots covering
-    ``[start, end)``; progress and warnings on stderr."""
+    """The live forecast (provider, then own model) over the slots from the one holding
+    ``now`` to ``end``, read at ``now``; progress and warnings on stderr."""
     from greenepoch.planner.pipeline import live_intensities
 
     config, archive = live_setup(archive_url)
     step = SLOTS[slot]
     got = live_intensities(
-        zones, start.floor(step), end.ceil(step), slot=slot, signal=signal,
+        zones, now.floor(step), end.ceil(step), slot=slot, signal=signal,
         provider=provider, history=data_dir,
         model=None if model == FORECAST_DEFAULT else model, config=config, archive=archive,
-        allow_default=allow_default, progress=_note, warn=_note)
+        allow_default=allow_default, progress=_note, warn=_note, clock=lambda: now)
+    p50 = got.judged.values
     quantiles = got.quantiles or {}
-    blend = got.live
-    source = (f"the live forecast ({signal}): the provider's where it reaches, the own model "
-              f"'{got.model}' beyond, blended at the seam")
-    return Frames(got.judged.values, quantiles.get("p10"), quantiles.get("p90"), source,
-                  True, None if blend is None else blend.origin, tuple(got.provenance))
+    origin = None if got.live is None else got.live.origin.reindex(index=p50.index,
+                                                                   columns=p50.columns)
+    fitted = getattr(got, "history", None)  # where the model's history came from
+    model_note = ("" if got.model is None else
+                  f", the own model '{got.model}' (fitted on "
+                  f"{_HISTORY.get(str(fitted), 'its history')}) beyond, blended at the seam")
+    basis = f"the live forecast: the provider's where it reaches{model_note}"
+    if got.judged.source == "synthetic":
+        basis += "; SYNTHETIC values in it (the embedded default), not the grid's"
+    return Frames(p50, quantiles.get("p10"), quantiles.get("p90"), basis, True, origin,
+                  tuple(got.provenance))
+
+
+#: where the own model's history came from (Intensities.history), as said in the output
+_HISTORY = {"archive": "the archive's actuals", "data": "the --data history",
+            "default": "the embedded synthetic default"}
 
 
 def live_setup(archive_url: str | None) -> tuple[Any, Any]:
@@ -239,14 +251,19 @@ def _summary(choice: StartChoice, frames: Frames, signal: str) -> str:
     lines.append("")
     lines.append(f"gCO2eq/kWh ({signal}), mean over the run; 'now' is "
                  f"{_when(choice.starts[0])}; on {frames.basis}.")
-    lines.extend(_provenance_lines(frames))
+    lines.extend(provenance_lines(frames))
     return "\n".join(lines)
 
 
-def _provenance_lines(frames: Frames) -> list[str]:
-    return [f"{p.zone} {p.kind}: {p.origin} from {p.provider}"
-            + (f" (stale by {p.stale_s / 3600:.1f} h)" if p.stale_s else "")
-            for p in frames.provenance]
+def provenance_lines(frames: Frames) -> list[str]:
+    """One line per zone and kind read live: where it came from, when, how stale."""
+    lines = []
+    for p in frames.provenance:
+        times = "".join(f", {what} {ts:%Y-%m-%d %H:%M} UTC" for what, ts in
+                        (("issued", p.issued), ("fetched", p.fetched)) if ts is not None)
+        stale = f", STALE by {p.stale_s / 3600:.1f} h" if p.stale_s else ""
+        lines.append(f"{p.zone} {p.kind}: {p.origin} from {p.provider}{times}{stale}")
+    return lines
 
 
 def _iso(ts: pd.Timestamp) -> str:
@@ -271,8 +288,19 @@ def _as_json(choice: StartChoice, frames: Frames, signal: str, slot: str) -> dic
         "slot": slot,
         "live": frames.live,
         "basis": frames.basis,
+        "origin_slots": _origins(choice.best, frames.origin),
         "provenance": [provenance_json(p) for p in frames.provenance],
     }
+
+
+def _origins(run: Run, origin: pd.DataFrame | None) -> dict[str, int] | None:
+    """How many of the run's slots came from the provider, the seam and the model."""
+    if origin is None:
+        return None
+    step = origin.index[1] - origin.index[0]
+    index = origin.index
+    held = origin.loc[(index + step > run.start) & (index < run.end), run.zone]
+    return {str(k): int(v) for k, v in held.value_counts(sort=False).items()}
 
 
 def provenance_json(p: Any) -> dict[str, Any]:
