@@ -200,8 +200,9 @@ def _own_forecast(live: IntensitySource, zones: list[str], slots: pd.DatetimeInd
     fitted, origin = _model_history(zones, recent.index[0], needed, signal, slot, archive,
                                     history)
     data = _with_recent(fitted.values, recent)
-    forecaster = fitted_model(name, data, fit_cutoff(slots[0], data.index[0], needed),
-                              progress=progress)
+    # weekly, as planned forecasts are; a folder of past years: on all of it
+    fit_until = min(fit_cutoff(slots[0], data.index[0], needed), data.index[-1] + step)
+    forecaster = fitted_model(name, data, fit_until, progress=progress)
     return forecaster.predict(slots[0], slots[-1] + step - slots[0], data=data), origin, \
         fitted.files
 

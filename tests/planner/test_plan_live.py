@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import fake_electricitymaps as fem
+import fake_ukci as fuk
 import fake_watttime as fwt
 import pandas as pd
 import pytest
@@ -22,11 +23,13 @@ from greenepoch.data.archive.store import Archive
 from greenepoch.data.providers.records import fetched_series
 from greenepoch.planner.cli.main import cli
 from greenepoch.planner.plan import Plan
+from source_fixtures import write_exports
 
 TOKEN = "em-Secret-Token-93b1"
 #: nothing listens there: a provider that is down (connection refused at once)
 DOWN = "http://127.0.0.1:9"
 SEAM_H = 6  # forecasts.live.blend's default
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def _request(path: Path, hours: int, zones: tuple[str, ...] = ("DE",)) -> Path:
@@ -156,6 +159,39 @@ def test_live_plan_records_provider_and_model_hours(live_env: dict[str, Any],
     _no_secret(result, tmp, caplog, TOKEN, fwt.PASSWORD)
 
 
+def test_example_request_on_electricitymaps_and_ukci(live_env: dict[str, Any],
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """examples/minimal.toml (DE and GB, a week) with UKCI first: GB's hours come from
+    the UK Carbon Intensity API (48 h ahead, 30-minute periods), DE's from Electricity
+    Maps (72 h); the model takes each zone over after its seam."""
+    caplog.set_level(logging.DEBUG)
+    tmp, now = live_env["dir"], live_env["now"]
+    config = tmp / "config.toml"
+    config.write_text(config.read_text().replace('["electricitymaps", "watttime"]',
+                                                 '["ukci", "electricitymaps"]'))
+    with FakeServer() as uk:
+        fuk.serve(uk, now=now)
+        monkeypatch.setenv("GREENEPOCH_UKCI_URL", uk.url)
+        result = _plan(tmp, EXAMPLES / "minimal.toml")
+    assert result.exit_code == 0, result.output
+    doc = _doc(tmp)
+    live = doc["intensity"]["live"]
+    by = {(r["zone"], r["kind"]): r["provider"] for r in live["providers"]}
+    assert by == {("DE", "forecast"): "electricitymaps", ("GB", "forecast"): "ukci",
+                  ("DE", "actual"): "electricitymaps", ("GB", "actual"): "ukci"}
+    start = pd.Timestamp(doc["start"])
+    horizon = (pd.Timestamp(doc["jobs"][0]["deadline"]) - start) / pd.Timedelta("1h")
+    for zone in ("DE", "GB"):
+        hours = live["zones"][zone]
+        assert hours["provider"]["hours"] > 0 and hours["seam"]["hours"] == SEAM_H
+        assert sum(h["hours"] for h in hours.values()) == horizon
+    # the UK forecast reaches less far ahead than Electricity Maps'
+    assert live["zones"]["GB"]["provider"]["hours"] < live["zones"]["DE"]["provider"]["hours"]
+    assert "GB ukci forecast issued" in result.stdout
+    _no_secret(result, tmp, caplog, TOKEN, fwt.PASSWORD)
+
+
 def test_model_fitted_on_the_archive_when_it_covers_the_model(
         live_env: dict[str, Any]) -> None:
     tmp, now = live_env["dir"], live_env["now"]
@@ -173,6 +209,20 @@ def test_model_fitted_on_the_archive_when_it_covers_the_model(
     assert live["synthetic"] is False and live["warnings"] == []
     assert _doc(tmp)["intensity"]["source"] == "real"
     assert "(SYNTHETIC)" not in result.output and "(STALE)" not in result.output
+
+
+def test_model_fitted_on_a_data_folder_of_past_years(live_env: dict[str, Any]) -> None:
+    """No archived history: --data's exports (ten days of 2023) fit the model, which
+    forecasts the hours after the seam; nothing is synthetic."""
+    tmp = live_env["dir"]
+    folder = write_exports(tmp / "data")
+    result = _plan(tmp, _request(tmp / "r.toml", hours=120), "--data", str(folder))
+    assert result.exit_code == 0, result.output
+    info = _doc(tmp)["intensity"]
+    assert info["live"]["history"] == "data" and info["live"]["synthetic"] is False
+    assert info["source"] == "real"
+    assert info["live"]["zones"]["DE"]["model"]["hours"] > 0
+    assert "fitting forecast model 'yesterday' on DE (2023-" in result.stderr
 
 
 def test_provider_down_falls_back_on_the_archive_marked_stale(
