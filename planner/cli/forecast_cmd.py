@@ -135,21 +135,22 @@ def _add_provider_rows(result: BacktestResult, url: str | None, wanted: bool | N
     from greenepoch.data.errors import DataError, GreenEpochError
     from greenepoch.forecasts.backtest import add_provider_forecasts
 
-    if not url:
-        from greenepoch.data.providers.config import load_config
-
-        url = archive_url(load_config().archive)
-    missing = _missing_sqlite_file(url)
-    if missing is not None:
-        if wanted:
-            raise DataError(f"--provider-forecasts: no archive at {missing}; fill one with "
-                            "'greenepoch data pull' or name it with --archive")
-        return
     try:
+        if not url:
+            from greenepoch.data.providers.config import load_config
+
+            url = archive_url(load_config().archive)
+        missing = _missing_sqlite_file(url)
+        if missing is not None:
+            if wanted:
+                raise DataError(f"--provider-forecasts: no archive at {missing}; fill one "
+                                "with 'greenepoch data pull' or name it with --archive")
+            return
         archive = Archive(url)
     except GreenEpochError as exc:
         if wanted:
             raise
+        # not asked for: a broken config or an unreachable archive does not stop the models
         click.echo(f"greenepoch: warning: provider forecasts not scored: {exc}", err=True)
         return
     add_provider_forecasts(result, archive, signal)

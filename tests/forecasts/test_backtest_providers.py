@@ -26,13 +26,12 @@ from greenepoch.forecasts.backtest import (
     METRICS,
     BacktestConfig,
     BacktestResult,
+    _on_slots,
     add_provider_forecasts,
     run_backtest,
 )
 
 from tests.forecasts.test_forecasts_backtest import _cli
-
-pytestmark = pytest.mark.realdata
 
 UTC = "UTC"
 ZONE = "DE"
@@ -48,6 +47,7 @@ CONFIG = BacktestConfig(train_until=pd.Timestamp("2023-02-01", tz=UTC),
                         test_until=pd.Timestamp("2023-02-06", tz=UTC), refit=None)
 
 
+# every test but the last reads the real data (the ``real_data`` fixture skips without it)
 @pytest.fixture(scope="module")
 def truth(real_data: Path) -> pd.Series:
     """DE's hourly direct intensity, 2023-01-01 .. 2023-02-28 (real data)."""
@@ -111,6 +111,7 @@ def rows(metrics: pd.DataFrame, model: str) -> pd.DataFrame:
     return metrics[metrics["model"] == model].set_index("band")
 
 
+@pytest.mark.realdata
 def test_the_newest_forecast_before_each_issue_is_scored_by_lead(
         tmp_path: Path, truth: pd.Series, models: BacktestResult) -> None:
     """MAE per band is the hand-chosen error: the 15-min periods are averaged to hours,
@@ -140,6 +141,7 @@ def test_the_newest_forecast_before_each_issue_is_scored_by_lead(
     assert result.notes == []
 
 
+@pytest.mark.realdata
 def test_a_look_ahead_would_fail(tmp_path: Path, truth: pd.Series,
                                  models: BacktestResult) -> None:
     """Forecasts issued an hour after each issue time (and over by the next one) are
@@ -153,6 +155,7 @@ def test_a_look_ahead_would_fail(tmp_path: Path, truth: pd.Series,
                             "issue time of the test (none scored)"]
 
 
+@pytest.mark.realdata
 def test_a_forecast_issued_at_the_issue_time_serves_until_a_newer_one(
         tmp_path: Path, truth: pd.Series, models: BacktestResult) -> None:
     """Issued exactly at the first issue (available then), 48 h long: the second issue
@@ -168,6 +171,7 @@ def test_a_forecast_issued_at_the_issue_time_serves_until_a_newer_one(
     assert em.loc["25-48h", ISSUES] == 1 and em.loc["25-48h", "mae"] == pytest.approx(30)
 
 
+@pytest.mark.realdata
 def test_partial_coverage_is_counted_and_said(tmp_path: Path, truth: pd.Series,
                                              models: BacktestResult) -> None:
     """UK-CI style 30-minute forecasts (48 h) issued at the first three issues only: the
@@ -188,6 +192,7 @@ def test_partial_coverage_is_counted_and_said(tmp_path: Path, truth: pd.Series,
     assert note.startswith("ukci:") and "only part of the 6 issues" in note and "DE 4" in note
 
 
+@pytest.mark.realdata
 def test_marginal_forecasts_are_left_out_against_average_actuals(
         tmp_path: Path, truth: pd.Series, models: BacktestResult) -> None:
     wt = [forecast(truth, "watttime", t - HOUR, 24, lead_from=t, step=pd.Timedelta("5min"),
@@ -206,6 +211,7 @@ def test_marginal_forecasts_are_left_out_against_average_actuals(
     assert wt_rows.loc["1-24h", "n"] == 6 * 23
 
 
+@pytest.mark.realdata
 def test_no_provider_forecasts_change_nothing(tmp_path: Path, models: BacktestResult) -> None:
     result = fresh(models)
     add_provider_forecasts(result, archive_of(tmp_path), "direct")
@@ -223,6 +229,7 @@ def backtest_cli(data: Path, *extra: str, env: dict[str, str] | None = None
     return res.exit_code, res.stdout, res.stderr
 
 
+@pytest.mark.realdata
 def test_cli_json_has_provider_rows(tmp_path: Path, real_data: Path, truth: pd.Series) -> None:
     issues = CONFIG.issues()[:3]
     archive_of(tmp_path, *available_then(truth, issues))
@@ -243,6 +250,7 @@ def test_cli_json_has_provider_rows(tmp_path: Path, real_data: Path, truth: pd.S
     assert code == 0 and "electricitymaps" not in plain
 
 
+@pytest.mark.realdata
 def test_cli_without_provider_forecasts_is_unchanged(tmp_path: Path, real_data: Path) -> None:
     """An empty archive, or none at all, prints what the backtest printed before; a
     missing SQLite archive is not created by the backtest."""
@@ -259,3 +267,14 @@ def test_cli_without_provider_forecasts_is_unchanged(tmp_path: Path, real_data: 
                                   env={"GREENEPOCH_ARCHIVE": f"sqlite:///{absent}"})
     assert code == 2 and not absent.exists()
     assert "greenepoch: error: --provider-forecasts: no archive at" in out + err
+
+
+def test_a_gap_in_a_provider_forecast_stays_a_gap() -> None:
+    """15-minute periods to hours: an hour missing one period is not scored (never
+    filled across the gap); an hourly forecast on 15-minute slots repeats each hour."""
+    index = pd.date_range("2023-02-01", periods=12, freq="15min", tz=UTC, name="time")
+    values = pd.Series(np.arange(12.0), index=index).drop(index[5])
+    hourly = _on_slots(values, QUARTER, HOUR)
+    assert hourly.to_dict() == {index[0]: 1.5, index[8]: 9.5}
+    fine = _on_slots(hourly, HOUR, QUARTER)
+    assert list(fine) == [1.5] * 4 + [9.5] * 4 and fine.index[4] == index[8]
