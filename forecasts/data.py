@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import pandas as pd
 from greenepoch.data.errors import param
+from greenepoch.data.intensity.resample import resample
 from greenepoch.data.intensity.source import IntensitySource
 from greenepoch.forecasts.base import ForecastError, span_text
+
+HOUR = pd.Timedelta("1h")  # the models' grid
 
 
 def load_values(data_dir: str | None, signal: str = "direct",
                 zones: str | list[str] | None = "all", *,
                 source: IntensitySource | None = None) -> pd.DataFrame:
-    """gCO2eq/kWh per zone (columns) on a UTC index ``time``: everything ``source``
-    has (default: the Electricity Maps exports in ``data_dir``).
+    """gCO2eq/kWh per zone (columns) on a UTC index ``time``, hourly: everything
+    ``source`` has (default: the Electricity Maps exports in ``data_dir``).
 
     ``zones`` is a list, comma-separated ids or cloud regions, or ``all`` (every zone
-    the source has).
+    the source has).  Data at 5, 15 or 30 minutes (the UK's and WattTime's steps) is
+    brought to the models' hourly grid by the energy-weighted rule of
+    :mod:`~greenepoch.data.intensity.resample`: an hour is the mean of the periods
+    inside it, and only whole hours are kept.
     """
     from greenepoch.data.intensity.source import ExportFolderSource
 
@@ -32,7 +38,10 @@ def load_values(data_dir: str | None, signal: str = "direct",
         from greenepoch.data.regions import resolve_zones
 
         wanted = resolve_zones(zones)
-    return source.load(wanted, None, None, signal=signal, slot=None).values
+    loaded = source.load(wanted, None, None, signal=signal, slot=None)
+    if loaded.step < HOUR:
+        loaded = resample(loaded, "1h")
+    return loaded.values
 
 
 def parse_day(value: str, field: str, end_of_day: bool = False) -> pd.Timestamp:
