@@ -75,7 +75,7 @@ def candidate_starts(now: pd.Timestamp, within: pd.Timedelta, origin: pd.Timesta
     first = origin + -((origin - now) // step) * step  # the first boundary at or after now
     if first == now:
         first += step
-    later = pd.date_range(first, now + within, freq=step) if first <= now + within else []
+    later = pd.date_range(first, now + within, freq=step)  # empty when first is later
     return pd.DatetimeIndex([now, *later], name="time").tz_convert("UTC")
 
 
@@ -134,10 +134,11 @@ def _check_frame(frame: pd.DataFrame, name: str) -> pd.Timedelta:
         raise DataError(f"{name} must be indexed by a tz-aware UTC DatetimeIndex")
     if len(idx) < 2 or frame.shape[1] == 0:
         raise DataError(f"{name} needs two slots or more and one zone or more")
-    steps = idx.to_series().diff().dropna().unique()
-    if len(steps) != 1 or steps[0] <= pd.Timedelta(0):
+    steps = pd.TimedeltaIndex(idx[1:] - idx[:-1])
+    step = pd.Timedelta(steps[0])
+    if step <= pd.Timedelta(0) or not (steps == step).all():
         raise DataError(f"{name} must have one regular, increasing step")
-    return pd.Timedelta(steps[0])
+    return step
 
 
 def _run_means(frame: pd.DataFrame, starts: pd.DatetimeIndex, duration: pd.Timedelta,

@@ -102,13 +102,14 @@ def _model_only(zones: list[str], from_time: str | None, span: pd.Timedelta, slo
                 ) -> tuple[pd.Timestamp, Frames]:
     """The own model's forecast issued at ``from_time`` (default now, on the data's slot
     grid) on the history in ``data_dir``, on ``slot`` slots."""
+    import pandas as pd
     from greenepoch.data.providers.base import utc_now
     from greenepoch.data.timeparse import utc
     from greenepoch.forecasts.base import ForecastError
     from greenepoch.forecasts.data import history_before, load_values
-    from greenepoch.forecasts.registry import canonical_name
+    from greenepoch.forecasts.registry import canonical_name, get_model
     from greenepoch.planner.cli.when_cmd import _note
-    from greenepoch.planner.forecast_cache import fitted_model
+    from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model
 
     values = load_values(data_dir, signal, zones)
     index = values.index
@@ -122,14 +123,17 @@ def _model_only(zones: list[str], from_time: str | None, span: pd.Timedelta, slo
             "for today's grid, or --from inside the data")
     history = history_before(values, issued, "--from")
     name = canonical_name(model)
-    fitted = fitted_model(name, history, issued, progress=_note)
+    # fitted as plans fit it (weekly cut-off, cached): the latest lags come from `data`
+    cutoff = fit_cutoff(issued, history.index[0], get_model(name).history_needed)
+    fitted = fitted_model(name, history, cutoff, progress=_note)
     predicted = fitted.predict(issued, max(span, step), data=history)
-    stats = {stat: _on_slots(predicted.xs(stat, axis=1, level=1).reindex(columns=zones),
+    stats = {stat: _on_slots(pd.DataFrame(predicted.xs(stat, axis=1, level=1))
+                             .reindex(columns=zones),
                              slot, signal) for stat in ("p10", "p50", "p90")}
     end = issued + span
     stats = {k: v[v.index < end] for k, v in stats.items()}
-    basis = (f"the own model '{name}' only, fitted on the history in {data_dir} before the "
-             "issue (no provider forecast: --live for today's grid)")
+    basis = (f"the own model '{name}' only, fitted on the history in {data_dir} (read up to the "
+             "issue; no provider forecast: --live for today's grid)")
     return issued, Frames(stats["p50"], stats["p10"], stats["p90"], basis, False)
 
 
