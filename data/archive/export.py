@@ -79,14 +79,13 @@ def export_electricitymaps(archive: Archive, zones: Iterable[str], start: pd.Tim
 
 def _window(start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The whole hours overlapping ``[start, end)``."""
-    for name, stamp in (("start", start), ("end", end)):
-        if stamp.tzinfo is None:
-            raise DataError(f"{param(name)} must be a UTC time (with an offset), "
-                            f"found {stamp.isoformat()}")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise DataError(f"the export window ({start.isoformat()} to {end.isoformat()}) needs "
+                        "UTC times (with an offset)")
     first, stop = start.tz_convert("UTC").floor(HOUR), end.tz_convert("UTC").ceil(HOUR)
     if stop <= first:
-        raise DataError(f"{param('end')} ({end.isoformat()}) must be after "
-                        f"{param('start')} ({start.isoformat()})")
+        raise DataError(f"the export window ends ({end.isoformat()}) before it starts "
+                        f"({start.isoformat()}): the end must be after the start")
     return first, stop
 
 

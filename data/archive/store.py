@@ -30,7 +30,7 @@ import pandas as pd
 import platformdirs
 from greenepoch.data.archive import schema
 from greenepoch.data.archive.schema import SCHEMA_VERSION, actual, forecast, version
-from greenepoch.data.errors import DataError, param
+from greenepoch.data.errors import DataError
 from greenepoch.data.providers.records import Fetched
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, or_, select
 from sqlalchemy import exc as sa_exc
@@ -372,7 +372,8 @@ def _rows(fetched: Fetched) -> list[dict[str, Any]]:
 def _utc(stamp: Any, name: str) -> datetime:
     moment = pd.Timestamp(stamp)
     if moment.tzinfo is None:
-        raise DataError(f"{param(name)} must be a UTC time (with an offset), found {stamp!r}")
+        raise DataError(f"archive query: {name} must be a UTC time (with an offset), "
+                        f"found {stamp!r}")
     result: datetime = moment.tz_convert("UTC").to_pydatetime()
     return result
 
