@@ -267,7 +267,12 @@ def add_provider_forecasts(result: BacktestResult, archive: ForecastArchive,
         for z, zone in enumerate(result.zones):
             if zone not in zones:
                 continue
-            for i, issue in enumerate(result.issues):
+            # issues whose leads miss every archived period need no query
+            spans = own[(own["zone"] == zone) & (own["signal"] == signal)]
+            reach = ((result.issues + horizon * result.step > spans["first"].min())
+                     & (result.issues <= spans["last"].max()))
+            for i in np.flatnonzero(reach).tolist():
+                issue = result.issues[i]
                 fetched = archive.forecast_at(zone, signal, issue, provider)
                 if fetched is not None:
                     out[i, :, z, 0] = _leads(fetched, issue, result.step, horizon)
