@@ -26,6 +26,7 @@ from greenepoch.planner.cli.options import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from greenepoch.data.live.source import Provenance
     from greenepoch.planner.when import Run, StartChoice
 
 #: longest window the live forecast reaches (provider then own model)
@@ -51,7 +52,7 @@ class Frames:
     basis: str                      # one line: what the values are
     live: bool
     origin: pd.DataFrame | None = None  # live: 'provider' | 'seam' | 'model' per cell
-    provenance: tuple[Any, ...] = field(default=())
+    provenance: tuple[Provenance, ...] = field(default=())
 
 
 @click.command()
@@ -303,7 +304,7 @@ def _origins(run: Run, origin: pd.DataFrame | None) -> dict[str, int] | None:
     return {str(k): int(v) for k, v in held.value_counts(sort=False).items()}
 
 
-def provenance_json(p: Any) -> dict[str, Any]:
+def provenance_json(p: Provenance) -> dict[str, Any]:
     """One :class:`~greenepoch.data.live.source.Provenance` as JSON (times ISO UTC)."""
     from dataclasses import asdict
 
