@@ -76,7 +76,10 @@ REGION_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 
 #: (base URL, zone) -> WattTime region, resolved once per process
 _regions: dict[tuple[str, str], str] = {}
-_regions_lock = threading.Lock()
+#: (base URL, username) -> (token, time.monotonic() of its login): every provider object
+#: of the process shares it (the fallback chain builds one per zone and read)
+_tokens: dict[tuple[str, str], tuple[str, float]] = {}
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,6 @@ class WattTime(Provider):
     signals = ("marginal",)
     credential_vars = (USERNAME_VAR, PASSWORD_VAR)
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._token: str | None = None
-        self._token_at = 0.0
-
     # -- zones ----------------------------------------------------------------------------
 
     def covers(self, zone: str) -> bool:
@@ -115,12 +113,12 @@ class WattTime(Provider):
         if zone not in regions:
             return zone
         key = (self.base_url, zone)
-        with _regions_lock:
+        with _lock:
             known = _regions.get(key)
         if known is None:
             latitude, longitude = regions[zone]
             known = self.region_from_loc(latitude, longitude, zone=zone)
-            with _regions_lock:
+            with _lock:
                 _regions[key] = known
         return known
 
@@ -194,25 +192,30 @@ class WattTime(Provider):
 
     def login(self) -> str:
         """A new token from ``GET /login`` (basic auth; the only request that sends the
-        password)."""
-        auth = (self.credential(USERNAME_VAR), self.credential(PASSWORD_VAR))
-        body = self.http.get_json("/login", auth=auth)
+        password), kept for the process."""
+        user, password = self.credential(USERNAME_VAR), self.credential(PASSWORD_VAR)
+        body = self.http.get_json("/login", auth=(user, password))
         token = _field(body, "token", "/login")
         if not isinstance(token, str) or not token:
             raise ProviderDataError("watttime answered /login without a token")
-        self._token, self._token_at = token, time.monotonic()
+        with _lock:
+            _tokens[(self.base_url, user)] = (token, time.monotonic())
         return token
 
     def _get(self, path: str, params: Mapping[str, str]) -> Any:
-        kept = self._token is not None and time.monotonic() - self._token_at < TOKEN_LIFE_S
-        token = self._token if kept and self._token else self.login()
+        key = (self.base_url, self.credential(USERNAME_VAR))
+        self.credential(PASSWORD_VAR)  # both are needed, even with a kept token
+        with _lock:
+            token, since = _tokens.get(key, ("", 0.0))
+        if not token or time.monotonic() - since >= TOKEN_LIFE_S:
+            return self._bearer(path, params, self.login())
         try:
             return self._bearer(path, params, token)
         except ProviderAuthError:
-            if not kept:
-                raise
+            pass
         # the kept token expired or was revoked: one new login, one more try
-        self._token = None
+        with _lock:
+            _tokens.pop(key, None)
         return self._bearer(path, params, self.login())
 
     def _bearer(self, path: str, params: Mapping[str, str], token: str) -> Any:

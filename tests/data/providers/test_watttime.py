@@ -26,11 +26,13 @@ FAST = HttpPolicy(timeout_s=2.0, attempts=2, total_s=5.0, backoff_s=0.01, max_ba
 
 
 @pytest.fixture(autouse=True)
-def _fresh_region_cache() -> Iterator[None]:
-    # the cache is per process and base URL; a port may be reused between tests
+def _fresh_caches() -> Iterator[None]:
+    # regions and tokens are kept per process and base URL; a port may be reused
     watttime._regions.clear()
+    watttime._tokens.clear()
     yield
     watttime._regions.clear()
+    watttime._tokens.clear()
 
 
 @pytest.fixture
@@ -83,6 +85,23 @@ def test_the_token_is_kept_between_calls(server: FakeServer, fake: FakeWattTime)
     wt.forecast("CAISO_NORTH", "marginal")
     assert fake.logins == 1
     assert paths(server) == ["/login", "/v3/forecast", "/v3/forecast"]
+
+
+def test_the_token_is_shared_by_the_providers_of_the_process(
+        server: FakeServer, fake: FakeWattTime) -> None:
+    provider(server).forecast("CAISO_NORTH", "marginal")
+    provider(server).forecast("CAISO_NORTH", "marginal")
+    assert fake.logins == 1
+    other = {**CREDENTIALS, "WATTTIME_USERNAME": "someone-else"}
+    with pytest.raises(ProviderAuthError):  # another user's token is not borrowed
+        provider(server, other).forecast("CAISO_NORTH", "marginal")
+
+
+def test_a_kept_token_needs_the_password_still_set(server: FakeServer,
+                                                   fake: FakeWattTime) -> None:
+    provider(server).forecast("CAISO_NORTH", "marginal")
+    with pytest.raises(ProviderAuthError, match="WATTTIME_PASSWORD"):
+        provider(server, {"WATTTIME_USERNAME": USERNAME}).forecast("CAISO_NORTH", "marginal")
 
 
 def test_a_refused_kept_token_logs_in_again_once(server: FakeServer,
