@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from greenepoch.data.errors import DataError, ProviderDataError
+from greenepoch.data.errors import DataError, ProviderAuthError, ProviderDataError, param
 from greenepoch.data.providers.base import Provider
 from greenepoch.data.providers.records import Fetched, fetched_series
 
@@ -76,10 +76,10 @@ class ElectricityMaps(Provider):
     def __init__(self, *, granularity: str = "hourly", horizon_hours: int = 72,
                  **kwargs: Any) -> None:
         if granularity not in GRANULARITIES:
-            raise DataError(f"electricitymaps granularity must be one of "
+            raise DataError(f"electricitymaps {param('granularity')} must be one of "
                             f"{', '.join(GRANULARITIES)}, not {granularity!r}")
         if horizon_hours not in HORIZONS_H:
-            raise DataError(f"electricitymaps horizon_hours must be one of "
+            raise DataError(f"electricitymaps {param('horizon_hours')} must be one of "
                             f"{', '.join(map(str, HORIZONS_H))}, not {horizon_hours!r}")
         super().__init__(**kwargs)
         self.granularity = granularity
@@ -152,7 +152,15 @@ class ElectricityMaps(Provider):
                   "temporalGranularity": self.granularity,
                   "shouldUseFallbackCallerLookup": "false", **extra}
         headers = {"auth-token": self.credential(TOKEN_VAR)}
-        return self.http.get_json(path, params=params, headers=headers)
+        try:
+            return self.http.get_json(path, params=params, headers=headers)
+        except ProviderAuthError as refused:
+            if path.endswith(("/history", "/latest")):
+                raise
+            # a valid free-plan token is refused here too: say so
+            raise ProviderAuthError(
+                f"{refused} (or the plan of this token does not include {path}: the free "
+                "plan serves the last 24 hours only, without forecasts)") from None
 
     def _check(self, zone: str, signal: str) -> None:
         self.check_signal(signal)

@@ -293,3 +293,14 @@ def test_the_token_travels_only_in_the_auth_header(
     shown = str(unavailable.value) + str(refused.value) + repr(provider)
     out = capsys.readouterr()
     assert TOKEN not in shown + caplog.text + out.out + out.err
+
+
+def test_refused_paid_endpoint_mentions_the_plan(server: FakeServer) -> None:
+    server.fail(Reply(403, {"message": "Forbidden"}))
+    with pytest.raises(ProviderAuthError, match=r"ELECTRICITYMAPS_TOKEN.*free plan") as caught:
+        em(server).forecast("DE", "lca")
+    assert "/v3/carbon-intensity/forecast" in str(caught.value)
+    server.fail(Reply(403, {"message": "Forbidden"}))
+    with pytest.raises(ProviderAuthError) as free:
+        em(server).history("DE", "lca")
+    assert "free plan" not in str(free.value)
