@@ -171,8 +171,8 @@ def test_messages_mask_the_password(url: str) -> None:
 
 
 def test_concurrent_writers_do_not_fail(url: str, tmp_path: Path) -> None:
-    """Two processes put overlapping series into one archive at the same time."""
-    Archive(url).close()  # tables exist; both writers start on an existing archive
+    """Two processes open a new archive and put overlapping series into it at the same
+    time."""
     go = tmp_path / "go"
     script = textwrap.dedent(f"""
         import sys, time, pathlib
@@ -180,9 +180,9 @@ def test_concurrent_writers_do_not_fail(url: str, tmp_path: Path) -> None:
         from greenepoch.data.archive.store import Archive
         from greenepoch.data.providers.records import fetched_series
         me = int(sys.argv[1])
-        archive = Archive({url!r})
         while not pathlib.Path({str(go)!r}).exists():
             time.sleep(0.01)
+        archive = Archive({url!r})  # both create the tables of a new archive at once
         fetched = pd.Timestamp("2024-03-02T00:00Z")
         for chunk in range(25):
             start = pd.Timestamp("2024-03-01T00:00Z") + pd.Timedelta(hours=12 * chunk)
