@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import fake_ukci
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
@@ -24,16 +25,18 @@ MODEL = ["--forecast", "mean7d"]  # a cheap own model: these tests are about the
 
 @pytest.fixture
 def live_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    """The fake server as Electricity Maps (the only provider), an archive in tmp_path,
-    "now" at the fake's NOW, no model cache and no data folder."""
+    """The fake Electricity Maps (first) and UK Carbon Intensity servers, an archive in
+    tmp_path, "now" at the fake's NOW, no model cache and no data folder."""
     config = tmp_path / "config.toml"
-    config.write_text('[live]\nproviders = ["electricitymaps"]\n'
+    config.write_text('[live]\nproviders = ["electricitymaps", "ukci"]\n'
                       "[http]\nattempts = 1\ntotal_s = 5\n", encoding="utf-8")
     config.chmod(0o600)
-    with FakeServer() as server:
+    with FakeServer() as server, FakeServer() as uk:
         serve(server, token=TOKEN, now=NOW)
+        fake_ukci.serve(uk, now=NOW)
         for name, value in {
             "GREENEPOCH_ELECTRICITYMAPS_URL": server.url, "ELECTRICITYMAPS_TOKEN": TOKEN,
+            "GREENEPOCH_UKCI_URL": uk.url,
             "GREENEPOCH_ARCHIVE": f"sqlite:///{tmp_path / 'archive.db'}",
             "GREENEPOCH_CONFIG": str(config), "GREENEPOCH_CACHE": "off",
         }.items():
@@ -44,6 +47,12 @@ def live_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSe
 
 def show(*args: str) -> Result:
     return CliRunner().invoke(cli, ["forecast", "show", "--zones", ZONES, *MODEL, *args])
+
+def down(server: FakeServer) -> None:
+    """Electricity Maps answers 503 to everything from now on."""
+    server.routes.clear()
+    server.route("GET", r"/v3/.*", lambda _seen: Reply(503, {"message": "down"}))
+
 
 def rows_of(result: Result) -> pd.DataFrame:
     assert result.exit_code == 0, result.output
@@ -98,8 +107,7 @@ def test_provider_down_uses_the_archive_and_says_stale(live_env: FakeServer,
     assert show("--live", "--json").exit_code == 0  # fills the archive
     later = NOW + pd.Timedelta("3h")
     monkeypatch.setattr(base, "utc_now", lambda: later)
-    live_env.routes.clear()
-    live_env.route("GET", r"/v3/.*", lambda _seen: Reply(503, {"message": "down"}))
+    down(live_env)
     result = show("--live", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -109,16 +117,14 @@ def test_provider_down_uses_the_archive_and_says_stale(live_env: FakeServer,
     assert "stale" in result.stderr.lower()
 
 def test_provider_down_and_nothing_archived_is_one_line(live_env: FakeServer) -> None:
-    live_env.routes.clear()
-    live_env.route("GET", r"/v3/.*", lambda _seen: Reply(503, {"message": "down"}))
+    down(live_env)
     result = show("--live")
     assert result.exit_code == 2, result.output
     assert result.stderr.count("greenepoch: error:") == 1
     assert "Traceback" not in result.output and TOKEN not in result.output
 
 def test_allow_default_is_said_synthetic(live_env: FakeServer) -> None:
-    live_env.routes.clear()
-    live_env.route("GET", r"/v3/.*", lambda _seen: Reply(503, {"message": "down"}))
+    down(live_env)
     result = show("--live", "--allow-default")
     assert result.exit_code == 0, result.output
     assert "SYNTHETIC" in result.stdout
@@ -169,3 +175,29 @@ def test_horizon_over_14_days_is_refused(live_env: FakeServer) -> None:
     result = show("--live", "--horizon", "15D")
     assert result.exit_code == 2 and "14D" in result.output
     assert not live_env.requests  # refused before any request
+
+
+def test_ukci_on_its_30_minute_periods(live_env: FakeServer) -> None:
+    result = CliRunner().invoke(cli, ["forecast", "show", "--zones", "GB", *MODEL, "--live",
+                                      "--provider", "ukci", "--slot", "30min", "--json"])
+    table = rows_of(result)
+    provided = table[table["origin"] == "provider"].set_index("time")
+    assert provided.index[0] == NOW.floor("30min")
+    assert len(provided) >= 40 * 2  # the 48 h forecast, less what the fetch time cut
+    answered = fake_ukci.trace("GB", provided.index[0],
+                               provided.index[-1] + pd.Timedelta("30min"))
+    assert provided["p50"].to_numpy() == pytest.approx(answered["forecast"].to_numpy())
+    doc = json.loads(result.stdout)
+    assert {p["provider"] for p in doc["provenance"] if p["kind"] == "forecast"} == {"ukci"}
+
+
+def test_provider_down_falls_back_on_the_next_one(live_env: FakeServer) -> None:
+    down(live_env)
+    result = CliRunner().invoke(cli, ["forecast", "show", "--zones", "GB", *MODEL, "--live",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert "electricitymaps" in result.stderr  # the fall-back is said
+    doc = json.loads(result.stdout)
+    assert {(p["origin"], p["provider"]) for p in doc["provenance"]
+            if p["kind"] == "forecast"} == {("live", "ukci")}
+    assert TOKEN not in result.output
