@@ -320,3 +320,62 @@ def test_marginal_comes_from_watttime_only_and_never_meets_direct(
     source, _ = live(archive, both, allow_default=True)
     with pytest.raises(ProviderUnavailable, match="no marginal intensities for FR"):
         source.load(["FR"], START, END, signal="marginal")
+
+
+@pytest.fixture
+def ukci(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
+    """A fake UK Carbon Intensity API that the configuration points at."""
+    from fake_ukci import serve as serve_ukci
+
+    with FakeServer() as server:
+        serve_ukci(server, now=NOW)
+        monkeypatch.setenv("GREENEPOCH_UKCI_URL", server.url)
+        yield server
+
+
+def test_every_provider_down_in_turn_then_the_archive(
+        monkeypatch: pytest.MonkeyPatch, ukci: FakeServer, archive: Archive) -> None:
+    from fake_ukci import trace as uk
+
+    down(monkeypatch)
+    chain = config(providers=("electricitymaps", "ukci"))
+    source, warnings = live(archive, chain)
+    data = source.load(["GB"], START, END)
+    half_hours = uk("GB", START, END, now=NOW)["actual"]
+    hourly = half_hours.groupby(half_hours.index.floor("h")).mean()
+    assert data.values["GB"].tolist() == hourly.tolist()  # 30-min periods, energy-weighted
+    assert data.provider == "ukci"
+    assert [(m.origin, m.provider) for m in source.provenance] == [("live", "ukci")]
+    assert [w.split()[0] for w in warnings] == ["electricitymaps"]
+    forecast = source.forecast(["GB"], "direct")["GB"]
+    assert forecast is not None and forecast.provider == "ukci"
+    # both down an hour later: the values ukci gave, stale by an hour
+    monkeypatch.setenv("GREENEPOCH_UKCI_URL", DOWN)
+    later, warnings = live(archive, chain)
+    later.clock = lambda: NOW + pd.Timedelta("1h")
+    again = later.load(["GB"], START, END)
+    assert again.values["GB"].tolist() == hourly.tolist()
+    assert again.provider == "archive"
+    [mark] = later.provenance
+    assert (mark.origin, mark.provider, mark.stale_s) == ("archive", "ukci", 3600.0)
+    assert [w.split()[0] for w in warnings] == ["electricitymaps", "ukci", "GB:"]
+    stale = later.forecast(["GB"], "direct")["GB"]
+    assert stale is not None and stale.values.tolist() == forecast.values.tolist()
+    assert later.provenance[-1].origin == "archive"
+
+
+def test_a_malformed_answer_moves_on_to_the_next_provider(
+        monkeypatch: pytest.MonkeyPatch, ukci: FakeServer, archive: Archive) -> None:
+    def wrong_unit(route: str, body: Any) -> Any:
+        for point in body.get("history", []):
+            point["carbonIntensity"] *= 1000  # kg reported as g
+        return body
+
+    with FakeServer() as server:
+        serve(server, TOKEN, now=NOW, mutate=wrong_unit)
+        monkeypatch.setenv("GREENEPOCH_ELECTRICITYMAPS_URL", server.url)
+        source, warnings = live(archive, config(providers=("electricitymaps", "ukci")))
+        data = source.load(["GB"], START, END)
+    assert data.provider == "ukci"
+    assert set(archive.summary()["provider"]) == {"ukci"}  # nothing of the bad answer
+    assert "outside" in warnings[0]
