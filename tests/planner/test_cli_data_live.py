@@ -1,5 +1,6 @@
-"""``greenepoch data pull / export / archive`` against the fake Electricity Maps API on
-127.0.0.1 (tests/support/fake_electricitymaps.py), with a SQLite archive in tmp_path."""
+"""``greenepoch data pull / export / archive`` against the fake Electricity Maps and UK
+Carbon Intensity APIs on 127.0.0.1 (tests/support/fake_electricitymaps.py, fake_ukci.py),
+with a SQLite archive in tmp_path."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import fake_electricitymaps as fem
+import fake_ukci as fuk
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from fake_http import FakeServer
+from fake_http import FakeServer, Reply
 from greenepoch.data.archive.store import Archive
 from greenepoch.data.intensity.readers import read_electricitymaps
 from greenepoch.planner.cli.main import cli
@@ -36,15 +38,17 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
         return hook(body) if hook else body
 
     archive = f"sqlite:///{tmp_path / 'archive.sqlite'}"
-    with FakeServer() as em:
+    with FakeServer() as em, FakeServer() as uk:
         fem.serve(em, TOKEN, now=now, mutate=mutate)
+        ukci = fuk.serve(uk, now=now)
         for name, value in {"ELECTRICITYMAPS_TOKEN": TOKEN,
                             "GREENEPOCH_ELECTRICITYMAPS_URL": em.url,
-                            "GREENEPOCH_UKCI_URL": "http://127.0.0.1:9",
+                            "GREENEPOCH_UKCI_URL": uk.url,
                             "GREENEPOCH_CONFIG": str(config),
                             "GREENEPOCH_ARCHIVE": archive}.items():
             monkeypatch.setenv(name, value)
-        yield {"now": now, "archive": archive, "em": em, "hooks": hooks, "dir": tmp_path}
+        yield {"now": now, "archive": archive, "em": em, "hooks": hooks, "dir": tmp_path,
+               "ukci": ukci}
 
 
 def run(*args: str) -> Result:
@@ -215,3 +219,35 @@ def test_archive_shows_the_summary_and_archive_overrides_the_env(env: dict[str, 
     line = one_error(run("data", "archive", "--archive",
                          "postgresql://team:hunter2-pw@127.0.0.1:9/archive"))
     assert "hunter2-pw" not in line and "***" in line
+
+
+def test_ukci_half_hours_are_archived_and_exported_as_hours(env: dict[str, Any]) -> None:
+    start, end = window(env["now"], 2)
+    result = run("data", "pull", "--provider", "ukci", "--zones", "GB", "--since", iso(start),
+                 "--until", iso(end), "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["kind"]: r for r in json.loads(result.output)}
+    assert rows["actual"]["new"] == 96 and rows["actual"]["provider"] == "ukci"
+    assert rows["forecast"]["new"] > 0
+    expected = fuk.trace("GB", start, end, now=env["now"])["actual"]
+    with Archive(env["archive"]) as archive:
+        got = archive.actuals("GB", "direct")
+    assert got["value"].tolist() == expected.tolist()
+    assert set(got["step"]) == {pd.Timedelta("30min")}
+    out = env["dir"] / "gb"
+    assert run("data", "export", "--zones", "GB", "--since", iso(start), "--until", iso(end),
+               "--out", str(out)).exit_code == 0
+    hourly = read_electricitymaps(out).values["GB"]
+    pairs = expected.to_numpy().reshape(-1, 2).mean(axis=1)
+    assert hourly.tolist() == pairs.tolist()  # the energy-weighted mean of each hour
+    assert len(hourly) == 48
+
+
+def test_a_malformed_ukci_answer_writes_nothing(env: dict[str, Any]) -> None:
+    env["ukci"].override("/intensity/", Reply(200, {"data": [{"from": "yesterday"}]}))
+    start, end = window(env["now"], 1)
+    line = one_error(run("data", "pull", "--provider", "ukci", "--zones", "GB", "--since",
+                         iso(start), "--until", iso(end)))
+    assert "ukci" in line and "nothing was archived" in line
+    with Archive(env["archive"]) as archive:
+        assert archive.summary().empty
