@@ -99,7 +99,7 @@ def _any(flags: pd.DataFrame, step: pd.Timedelta, goal: pd.Timedelta) -> pd.Data
     index = pd.DatetimeIndex(flags.index)
     per_period, per_slot, skip, count, slots = _layout(index, step, goal)
     block = _blocks(flags.to_numpy(dtype=bool), per_period, per_slot, skip, count)
-    return pd.DataFrame(block.any(axis=1), index=slots, columns=flags.columns)
+    return pd.DataFrame(np.asarray(block.any(axis=1)), index=slots, columns=flags.columns)
 
 
 def resample(data: IntensityData, slot: str | pd.Timedelta) -> IntensityData:
