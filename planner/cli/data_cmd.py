@@ -156,14 +156,17 @@ since_option = click.option("--since", required=True, metavar="TIME",
 @since_option
 @click.option("--until", default=None, metavar="TIME", help="End, exclusive (default: now).")
 @live_signal_option
-@click.option("--forecast/--no-forecast", "forecast", default=True, show_default=True,
-              help="Also archive each zone's current provider forecast.")
+# not --forecast/--no-forecast: --forecast names the forecast model in every command
+@click.option("--no-forecast", "no_forecast", is_flag=True,
+              help="Actuals only; by default each zone's current provider forecast is "
+              "archived too.")
 @archive_option
 @click.option("--quiet", is_flag=True, help="No progress bar on stderr.")
 @json_option
 def pull(provider: str | None, zones: str, since: str, until: str | None, signal: str,
-         forecast: bool, archive_url: str | None, quiet: bool, as_json: bool) -> None:
-    """Fill the archive with a provider's actuals (and its current forecast).
+         no_forecast: bool, archive_url: str | None, quiet: bool, as_json: bool) -> None:
+    """Fill the archive with a provider's actuals (and its current forecast, unless
+    --no-forecast).
 
     Asks in chunks of 10 days per zone; each answer is checked and archived in one
     transaction (a malformed answer writes nothing). Re-pulling is idempotent: the
@@ -177,6 +180,7 @@ def pull(provider: str | None, zones: str, since: str, until: str | None, signal
     start, end = _window(since, until)
     config = load_config()
     chunks = _chunks(start, end)
+    forecast = not no_forecast
     sources = {}
     for zone in named:  # every zone's provider is known before anything is fetched
         chain = chain_for(zone, signal, config, first=provider)
