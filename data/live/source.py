@@ -197,7 +197,12 @@ class LiveSource(IntensitySource):
             tried.append(f"the archive {self.archive.shown} holds none for {zone} from "
                          f"{start.isoformat()} to {end.isoformat()}")
         if self.allow_default and signal != "marginal":
-            frame = ClimatologySource().load([zone], start, end, signal=signal, slot=slot)
+            try:
+                frame = ClimatologySource().load([zone], start, end, signal=signal, slot=slot)
+            except DataError as exc:  # a zone the climatology does not know
+                raise ProviderUnavailable(f"no {signal} intensities for {zone}: "
+                                          f"{'; '.join(tried)}; the synthetic default: {exc}"
+                                          ) from None
             self.warn(f"{zone}: using the embedded synthetic default ({signal}), not real "
                       "intensities")
             self._read_marks[zone] = Provenance(zone, "actual", "default", "climatology",
@@ -224,6 +229,11 @@ class LiveSource(IntensitySource):
         stored = self.archive.forecast_at(zone, signal, now)
         if stored is None or stored.values.empty:
             self.warn(f"{zone}: no {signal} provider forecast, live or archived")
+            return None
+        ended = stored.values.index[-1] + stored.step
+        if ended <= now:  # nothing of it is still ahead
+            self.warn(f"{zone}: no {signal} provider forecast; the newest archived one "
+                      f"ended at {ended.isoformat()}")
             return None
         age = now - stored.fetched
         self.warn(f"{zone}: using the archived {stored.provider} forecast issued "

@@ -139,6 +139,8 @@ def test_the_synthetic_default_only_when_allowed(monkeypatch: pytest.MonkeyPatch
     [mark] = source.provenance
     assert (mark.origin, mark.provider) == ("default", "climatology")
     assert any("synthetic" in w for w in warnings)
+    with pytest.raises(ProviderUnavailable, match="the synthetic default: .*XX"):
+        source.load(["XX"], START, END)  # no climatology for it
     # the config's allow_default is the default
     source, _ = live(archive, LiveConfig(credentials={"ELECTRICITYMAPS_TOKEN": TOKEN},
                                          providers=("electricitymaps",), http=FAST,
@@ -250,6 +252,9 @@ def test_the_forecast_goes_through_the_chain_and_the_archive(
     assert mark.issued == got.issued
     assert any("stale" in w for w in warnings)
     assert stale.forecast(["FR"], "direct") == {"FR": None}
+    stale.clock = lambda: got.values.index[-1] + got.step  # the forecast has run out
+    assert stale.forecast(["DE"], "direct") == {"DE": None}
+    assert "ended at" in warnings[-1]
 
 
 def test_no_credential_reaches_a_warning_or_the_provenance(
