@@ -139,7 +139,7 @@ def test_the_synthetic_default_only_when_allowed(monkeypatch: pytest.MonkeyPatch
     [mark] = source.provenance
     assert (mark.origin, mark.provider) == ("default", "climatology")
     assert any("synthetic" in w for w in warnings)
-    with pytest.raises(ProviderUnavailable, match="the synthetic default: .*XX"):
+    with pytest.raises(ProviderUnavailable, match=r"the synthetic default: .*XX"):
         source.load(["XX"], START, END)  # no climatology for it
     # the config's allow_default is the default
     source, _ = live(archive, LiveConfig(credentials={"ELECTRICITYMAPS_TOKEN": TOKEN},
