@@ -15,7 +15,15 @@ import click
 import pandas as pd
 from greenepoch.data.archive.store import Archive, Stored
 from greenepoch.data.archive.store import archive_url as resolve_archive
-from greenepoch.data.errors import DataError, GreenEpochError, param
+from greenepoch.data.errors import (
+    DataError,
+    GreenEpochError,
+    ProviderAuthError,
+    ProviderDataError,
+    ProviderError,
+    ProviderUnavailable,
+    param,
+)
 from greenepoch.data.intensity.readers import named_zones, read_any, read_electricitymaps
 from greenepoch.data.intensity.summary import summarize
 from greenepoch.data.providers.records import Fetched
@@ -246,6 +254,11 @@ class _Counts:
                 "last": "" if self.last is None else self.last.isoformat()}
 
 
+#: the error classes a pull failure keeps (the first one the error is an instance of)
+_KEPT_CLASSES = (ProviderAuthError, ProviderUnavailable, ProviderDataError, ProviderError,
+                 DataError, GreenEpochError)
+
+
 def _put(archive: Archive, counts: _Counts, ask: Callable[[], Fetched],
          done: list[dict[str, object]]) -> None:
     """Ask, then archive the answer; a failure names what earlier answers archived."""
@@ -256,7 +269,8 @@ def _put(archive: Archive, counts: _Counts, ask: Callable[[], Fetched],
         written += counts.new + counts.changed
         kept = (f"; {written} row(s) from earlier answers are archived" if written
                 else "; nothing was archived")
-        raise type(exc)(f"{exc}{kept}") from exc
+        same = next(c for c in _KEPT_CLASSES if isinstance(exc, c))
+        raise same(f"{exc}{kept}") from exc
     counts.add(answer, archive.store(answer))
 
 

@@ -152,6 +152,13 @@ def test_a_failure_after_good_chunks_keeps_them_and_says_so(env: dict[str, Any])
         assert int(archive.summary()["rows"].sum()) == 240
 
 
+def test_a_refused_request_is_one_error_line(env: dict[str, Any]) -> None:
+    env["em"].fail(Reply(400, {"status": "error", "message": "Zone 'DE' is not available"}))
+    start, end = window(env["now"], 3)
+    line = one_error(pull(start, end))
+    assert "HTTP 400" in line and "nothing was archived" in line
+
+
 @pytest.mark.parametrize(("args", "expect"), [
     (("--since", "2026-01-01T00:00"), "no UTC offset"),
     (("--since", "yesterday-ish"), "cannot read"),
