@@ -54,3 +54,38 @@ def forecast_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("GREENEPOCH_CACHE", None)
     else:
         os.environ["GREENEPOCH_CACHE"] = old
+
+
+#: live settings a developer's shell may hold; no test may read them
+_LIVE_VARIABLES = ("ELECTRICITYMAPS_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD",
+                   "GREENEPOCH_CONFIG")
+#: a closed local port: a provider built without its test server's URL fails at once
+#: instead of reaching (or waiting for) the internet
+_NOWHERE = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def live_isolation(tmp_path_factory: pytest.TempPathFactory):
+    """No test sees the user's credentials, config file or archive, or the real provider
+    hosts: tests that need them set them (monkeypatch) to their own."""
+    folder = tmp_path_factory.mktemp("greenepoch-live")
+    (folder / "config.toml").write_text("# empty: the tests' own settings come from them\n")
+    wanted = {var: None for var in _LIVE_VARIABLES} | {
+        "GREENEPOCH_ARCHIVE": f"sqlite:///{folder / 'archive.sqlite'}",
+        "GREENEPOCH_CONFIG": str(folder / "config.toml"),
+        "GREENEPOCH_ELECTRICITYMAPS_URL": _NOWHERE,
+        "GREENEPOCH_WATTTIME_URL": _NOWHERE,
+        "GREENEPOCH_UKCI_URL": _NOWHERE,
+    }
+    old = {var: os.environ.get(var) for var in wanted}
+    for var, value in wanted.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+    yield folder
+    for var, value in old.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
