@@ -18,6 +18,7 @@ from fake_http import FakeServer, Reply
 from greenepoch.data.archive.store import Archive
 from greenepoch.data.intensity.readers import read_electricitymaps
 from greenepoch.planner.cli.main import cli
+from postgres import create_database, postgres_url  # noqa: F401 (session fixture)
 
 TOKEN = "em-Secret-Token-5f2c"
 
@@ -95,6 +96,8 @@ def test_pull_archives_what_the_provider_answered(env: dict[str, Any]) -> None:
     assert set(got["provider"]) == {"electricitymaps"}
     assert ahead is not None and ahead.issued == fem.issued(env["now"])
     assert TOKEN not in result.output
+    stored = Path(env["archive"].removeprefix("sqlite:///"))
+    assert TOKEN.encode() not in b"".join(p.read_bytes() for p in stored.parent.glob("*.sqlite*"))
 
 
 def test_a_second_pull_adds_nothing(env: dict[str, Any]) -> None:
@@ -258,3 +261,17 @@ def test_a_malformed_ukci_answer_writes_nothing(env: dict[str, Any]) -> None:
     assert "ukci" in line and "nothing was archived" in line
     with Archive(env["archive"]) as archive:
         assert archive.summary().empty
+
+
+@pytest.mark.postgres
+def test_pull_into_a_postgresql_archive(env: dict[str, Any], postgres_url: str) -> None:  # noqa: F811
+    url = create_database(postgres_url, "cli_pull")
+    start, end = window(env["now"], 1)
+    for _ in range(2):  # the second pull adds nothing
+        result = pull(start, end, "--no-forecast", "--json", "--archive", url)
+        assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["unchanged"] == 24
+    shown = run("data", "archive", "--archive", url)
+    assert "postgresql+psycopg://greenepoch:***@" in shown.output
+    assert url.split(":")[2].split("@")[0] not in shown.output  # the password
+    assert not Path(env["archive"].removeprefix("sqlite:///")).exists()  # --archive won
