@@ -93,10 +93,8 @@ def fetched_series(provider: str, zone: str, signal: str, kind: str, step: pd.Ti
     index = pd.DatetimeIndex([p[0] for p in points], name="time")
     if len(index) and index.tz is None:
         raise ProviderDataError(f"{provider} ({zone}): times without a time zone")
-    if len(index):
-        index = index.tz_convert("UTC")
-    else:
-        index = pd.DatetimeIndex([], tz="UTC", name="time")
+    index = (index.tz_convert("UTC") if len(index)
+             else pd.DatetimeIndex([], tz="UTC", name="time"))
     values = pd.Series([float(p[1]) for p in points], index=index, dtype=float, name=zone)
     flags = pd.Series([bool(p[2]) for p in points], index=index, dtype=bool, name=zone)
     return Fetched(provider, zone, signal, kind, step, values, flags, fetched, issued, region)

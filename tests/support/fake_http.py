@@ -15,6 +15,7 @@ delayed (a timeout) or cut (the connection closed before any answer).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -118,10 +119,9 @@ class FakeServer:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                try:
+                # the client may have given up (a timeout test)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout test)
 
             do_GET = _serve
             do_POST = _serve
