@@ -139,10 +139,43 @@ def require_services() -> bool:
     return os.environ.get("GREENEPOCH_REQUIRE_SERVICES") == "1"
 
 
+#: the one server of this test process: every module that imports the fixture gets its
+#: own session-scoped copy of it, and all of them share this server
+_SHARED: dict[str, object] = {}
+
+
+def _shared_url(programs: Path) -> str:
+    if "url" in _SHARED:
+        return str(_SHARED["url"])
+    root = Path(tempfile.mkdtemp(prefix="greenepoch-postgres-"))
+    server = LocalPostgres(root, programs)
+    _SHARED["server"] = server
+    server.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:  # pg_ctl -w waited for the socket; a first connection may still race
+        try:
+            url = create_database(server.url(), DATABASE)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    _SHARED["url"] = url
+    return url
+
+
+def _stop_shared() -> None:
+    server = _SHARED.pop("server", None)
+    _SHARED.pop("url", None)
+    if isinstance(server, LocalPostgres):
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """The URL (``postgresql://user:password@127.0.0.1:port/db``) of a database on a
-    PostgreSQL server started for this test session."""
+    PostgreSQL server started once for this test session (stopped at its end)."""
     programs = bin_dir()
     if programs is None or not (programs / "pg_ctl").exists():
         reason = ("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); "
@@ -150,20 +183,7 @@ def postgres_url() -> Iterator[str]:
         if require_services():
             pytest.fail(f"GREENEPOCH_REQUIRE_SERVICES=1 but {reason}", pytrace=False)
         pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="greenepoch-postgres-"))
-    server = LocalPostgres(root, programs)
     try:
-        server.start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:  # pg_ctl -w waited for the socket; a first connection may still race
-            try:
-                url = create_database(server.url(), DATABASE)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield url
+        yield _shared_url(programs)
     finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        _stop_shared()  # at the session's end: the first copy to finish stops it
