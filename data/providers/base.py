@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import pandas as pd
-from greenepoch.data.errors import DataError
+from greenepoch.data.errors import DataError, param
 from greenepoch.data.providers.http import Http, HttpPolicy
 from greenepoch.data.providers.records import Fetched
 
@@ -86,6 +86,24 @@ class Provider(ABC):
             raise DataError(
                 f"{self.name} serves the {' and '.join(self.signals)} signal"
                 f"{'s' if len(self.signals) > 1 else ''}, not {signal!r}")
+
+    def window(self, start: pd.Timestamp, end: pd.Timestamp
+               ) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """``[start, end)`` of an :meth:`actuals` call in UTC: refused (DataError, before any
+        request) when a time has no time zone or ``end`` is not after ``start``."""
+        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        # literal names: the CLI maps each to its option (tests/planner/test_cli_messages.py)
+        if start.tzinfo is None:
+            raise DataError(f"{self.name}: {param('start')} must be a time with a time "
+                            f"zone, found {start}")
+        if end.tzinfo is None:
+            raise DataError(f"{self.name}: {param('end')} must be a time with a time "
+                            f"zone, found {end}")
+        start, end = start.tz_convert("UTC"), end.tz_convert("UTC")
+        if end <= start:
+            raise DataError(f"{self.name}: {param('end')} {end.isoformat()} must come after "
+                            f"{param('start')} {start.isoformat()}")
+        return start, end
 
     @abstractmethod
     def covers(self, zone: str) -> bool:

@@ -107,7 +107,7 @@ class ElectricityMaps(Provider):
                    end: pd.Timestamp) -> Fetched:
         """``[start, end)``, in as many requests as the documented maximum range needs."""
         self._check(zone, signal)
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = self.window(start, end)
         points: list[tuple[pd.Timestamp, float, bool]] = []
         for lo, hi in _chunks(start, end, MAX_RANGE[self.granularity]):
             body = _object(self._get("/v3/carbon-intensity/past-range", zone, signal,
@@ -129,10 +129,7 @@ class ElectricityMaps(Provider):
         """``[start, end)``: from history when it lies in the last 24 hours (the free
         endpoint), from past-range otherwise."""
         self._check(zone, signal)
-        start, end = _utc(start, "start"), _utc(end, "end")
-        if end <= start:
-            raise DataError(f"{self.name}: end {end.isoformat()} must come after start "
-                            f"{start.isoformat()}")
+        start, end = self.window(start, end)
         if start >= self.clock() - HISTORY_SPAN:
             recent = self.history(zone, signal)
             keep = (recent.values.index >= start) & (recent.values.index < end)
@@ -249,13 +246,6 @@ def _check_order(points: list[tuple[pd.Timestamp, float, bool]], what: str) -> N
             how = "duplicated" if points[i][0] == points[i - 1][0] else "out of order"
             raise ProviderDataError(f"electricitymaps {what}: point {i} "
                                     f"({points[i][0].isoformat()}) is {how}")
-
-
-def _utc(stamp: pd.Timestamp, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(stamp)
-    if stamp.tzinfo is None:
-        raise DataError(f"electricitymaps: {name} must be a tz-aware time, found {stamp}")
-    return stamp.tz_convert("UTC")
 
 
 def _chunks(start: pd.Timestamp, end: pd.Timestamp,

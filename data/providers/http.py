@@ -4,7 +4,8 @@ backoff and jitter, ``Retry-After`` honoured, a bounded total time, clear errors
 ``requests`` does the HTTP (connection pooling, TLS, proxies from the environment);
 ``tenacity`` does the retrying (stop conditions and waits composed, not a hand-written
 loop).  What is retried: connection errors, timeouts, HTTP 429 and 5xx.  What is not:
-401/403 (:class:`ProviderAuthError`, naming the variable to set), other 4xx
+401/403 (:class:`HttpAuthError`, a ProviderAuthError naming the variable to set and
+carrying the ``status``: 401, credentials refused; 403, accepted but not for this), other 4xx
 (:class:`ProviderError` with the provider's message) and an answer that is not JSON
 (:class:`ProviderDataError`).  Messages name the provider and the path, never a
 header, a parameter value or a credential.
@@ -128,8 +129,9 @@ class Http:
             raise _Retry(f"HTTP {status}", _retry_after(response) if status == 429 else None)
         if status in (401, 403):
             hint = f": check {self.credential_hint}" if self.credential_hint else ""
-            raise ProviderAuthError(
-                f"{self.provider} refused the request for {path} (HTTP {status}){hint}")
+            raise HttpAuthError(
+                f"{self.provider} refused the request for {path} (HTTP {status}){hint}",
+                status)
         if status >= 400:
             raise HttpStatusError(self.provider, path, status, _short(response.text))
         return response
@@ -141,6 +143,16 @@ class Http:
             raise ProviderDataError(
                 f"{self.provider} answered {path} with something that is not JSON: "
                 f"{_short(response.text)!r}") from None
+
+
+class HttpAuthError(ProviderAuthError):
+    """HTTP 401 or 403: ``status`` tells them apart (401: the credentials or token were
+    refused, logging in again may help; 403: they were accepted but do not allow this
+    request, e.g. a plan without the endpoint or region)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class HttpStatusError(ProviderError):

@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from greenepoch.data.errors import DataError, ProviderDataError, param
+from greenepoch.data.errors import DataError, ProviderDataError
 from greenepoch.data.providers.base import Provider
 from greenepoch.data.providers.records import Fetched, fetched_series
 
@@ -94,7 +94,7 @@ class UKCarbonIntensity(Provider):
     def actuals(self, zone: str, signal: str, start: pd.Timestamp,
                 end: pd.Timestamp) -> Fetched:
         self._check(zone, signal)
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = self.window(start, end)
         fetched = self.clock()
         end = min(end, fetched.floor(STEP) + STEP)  # periods that have started
         points: list[Point] = []
@@ -209,14 +209,6 @@ def _time(raw: Any, where: str) -> pd.Timestamp:
 
 def _stamp(when: pd.Timestamp) -> str:
     return when.strftime(TIME_FORMAT)
-
-
-def _utc(stamp: pd.Timestamp, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(stamp)
-    if stamp.tzinfo is None:
-        raise DataError(f"ukci: {param(name)} must be a time with a time zone, "
-                        f"found {stamp}")
-    return stamp.tz_convert("UTC")
 
 
 def _region_of(zone: str) -> str:

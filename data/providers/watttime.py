@@ -9,8 +9,10 @@ What is used, as documented:
 
 * ``GET /login`` with HTTP basic auth (``WATTTIME_USERNAME``, ``WATTTIME_PASSWORD``)
   answers ``{"token": ...}``, a bearer token valid 30 minutes.  The token is kept and
-  reused for 25 minutes; a data call refused (HTTP 401/403) with a kept token logs in
-  again once and repeats the call.  The password goes in that one request only, never in
+  reused for 25 minutes; a data call refused with HTTP 401 (the kept token expired or
+  was revoked) logs in again once and repeats the call; HTTP 403 (the token is valid but
+  the account's plan does not cover the region or signal) is said as such, without a new
+  login.  The password goes in that one request only, never in
   a message or a log.
 * every other call sends ``Authorization: Bearer <token>`` and answers
   ``{"data": [{"point_time", "value", ...}], "meta": {"region", "signal_type",
@@ -47,13 +49,11 @@ from typing import Any
 import pandas as pd
 from greenepoch.data.errors import (
     DataError,
-    ProviderAuthError,
     ProviderDataError,
     ProviderError,
-    param,
 )
 from greenepoch.data.providers.base import Provider
-from greenepoch.data.providers.http import HttpStatusError
+from greenepoch.data.providers.http import HttpAuthError, HttpStatusError
 from greenepoch.data.providers.records import (
     G_PER_KWH_PER_LBS_PER_MWH,
     STEPS,
@@ -143,7 +143,7 @@ class WattTime(Provider):
     def actuals(self, zone: str, signal: str, start: pd.Timestamp,
                 end: pd.Timestamp) -> Fetched:
         self._check(zone, signal)
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = self.window(start, end)
         region = self.region(zone)
         points: list[tuple[pd.Timestamp, float, bool]] = []
         step: pd.Timedelta | None = None
@@ -211,16 +211,31 @@ class WattTime(Provider):
             return self._bearer(path, params, self.login())
         try:
             return self._bearer(path, params, token)
-        except ProviderAuthError:
-            pass
+        except HttpAuthError as refused:
+            if refused.status != 401:  # 403: a valid token, not allowed this
+                raise
         # the kept token expired or was revoked: one new login, one more try
         with _lock:
             _tokens.pop(key, None)
         return self._bearer(path, params, self.login())
 
     def _bearer(self, path: str, params: Mapping[str, str], token: str) -> Any:
-        return self.http.get_json(path, params=dict(params),
-                                  headers={"Authorization": f"Bearer {token}"})
+        try:
+            return self.http.get_json(path, params=dict(params),
+                                      headers={"Authorization": f"Bearer {token}"})
+        except HttpAuthError as refused:
+            if refused.status != 403:
+                raise
+            # the login worked: the account's plan does not include this region/signal
+            region = params.get("region")
+            what = f"region {region!r}" if region else path
+            # (docs.watttime.org: without a subscription, /v3/historical and /v3/forecast
+            # answer for CAISO_NORTH only)
+            raise HttpAuthError(
+                f"watttime refused {path} for {what} (HTTP 403): the login worked, but the "
+                f"WattTime plan of this {USERNAME_VAR} does not cover {what} (without a "
+                "subscription only CAISO_NORTH is served); pick a region your plan covers, "
+                "or another provider", 403) from None
 
     def _check(self, zone: str, signal: str) -> None:
         self.check_signal(signal)
@@ -322,14 +337,6 @@ def _time(raw: Any, where: str) -> pd.Timestamp:
         raise ProviderDataError(
             f"watttime answered {where} {raw!r}; expected an ISO 8601 time with its offset")
     return when.tz_convert("UTC")
-
-
-def _utc(stamp: pd.Timestamp, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(stamp)
-    if stamp.tzinfo is None:
-        raise DataError(f"watttime: {param(name)} must be a time with a time zone, "
-                        f"found {stamp}")
-    return stamp.tz_convert("UTC")
 
 
 def _other(region: str, zone: str) -> str:

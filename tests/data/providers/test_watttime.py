@@ -17,7 +17,7 @@ from greenepoch.data.errors import (
     ProviderError,
 )
 from greenepoch.data.providers import watttime
-from greenepoch.data.providers.http import HttpPolicy
+from greenepoch.data.providers.http import HttpAuthError, HttpPolicy
 from greenepoch.data.providers.records import G_PER_KWH_PER_LBS_PER_MWH
 from greenepoch.data.providers.watttime import WattTime
 
@@ -120,15 +120,35 @@ def test_a_refusal_after_the_new_login_is_raised(server: FakeServer,
                                                  fake: FakeWattTime) -> None:
     wt = provider(server)
     wt.forecast("CAISO_NORTH", "marginal")
-    fake.override("/v3/forecast", Reply(403, {"error": "Invalid scope"}))
-    with pytest.raises(ProviderAuthError, match="WATTTIME_USERNAME and WATTTIME_PASSWORD"):
+    fake.override("/v3/forecast", Reply(401, {"error": "Invalid token"}))
+    with pytest.raises(HttpAuthError, match="WATTTIME_USERNAME and WATTTIME_PASSWORD") \
+            as caught:
         wt.forecast("CAISO_NORTH", "marginal")
+    assert caught.value.status == 401
     assert fake.logins == 2  # one new login, not a loop
+
+
+def test_a_403_with_a_kept_token_says_the_plan_and_does_not_log_in_again(
+        server: FakeServer, fake: FakeWattTime) -> None:
+    """403: the token is valid, the account's plan does not cover the region; logging in
+    again cannot help (only a 401 does that)."""
+    wt = provider(server)
+    wt.forecast("CAISO_NORTH", "marginal")
+    fake.override("/v3/forecast", Reply(403, {"error": "Invalid scope"}))
+    with pytest.raises(HttpAuthError) as caught:
+        wt.forecast("PJM_DC", "marginal")
+    assert caught.value.status == 403
+    message = str(caught.value)
+    assert "HTTP 403" in message and "plan" in message and "'PJM_DC'" in message
+    assert PASSWORD not in message
+    assert fake.logins == 1
+    assert paths(server) == ["/login", "/v3/forecast", "/v3/forecast"]
 
 
 def test_a_fresh_token_refused_is_not_retried(server: FakeServer, fake: FakeWattTime) -> None:
     fake.override("/v3/forecast", Reply(403, {"error": "Invalid scope"}))
-    with pytest.raises(ProviderAuthError, match="HTTP 403"):
+    with pytest.raises(ProviderAuthError, match="HTTP 403.*does not cover region "
+                                                "'CAISO_NORTH'"):
         provider(server).forecast("CAISO_NORTH", "marginal")
     assert paths(server) == ["/login", "/v3/forecast"]
 
