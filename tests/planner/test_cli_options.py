@@ -12,7 +12,8 @@ from greenepoch.forecasts.registry import DEFAULT_MODEL, canonical_name
 from greenepoch.planner.cli.main import cli
 
 # every command that plans on or evaluates a forecast
-FORECASTING = {"plan", "demo", "replay", "forecast backtest", "forecast predict"}
+FORECASTING = {"plan", "demo", "replay", "forecast backtest", "forecast predict", "when",
+               "forecast show"}
 
 
 def commands(group: click.Command = cli, path: str = ""):
