@@ -136,7 +136,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                     help="also save every K steps (0: only when asked)")
     ap.add_argument("--ignore-signal", action="store_true",
                     help="ignore SIGUSR1 (the supervisor must terminate it)")
-    ap.add_argument("--report-every", type=float, default=0.0,
+    ap.add_argument("--report-every", type=float, default=0.1,
                     help="least seconds between two progress writes")
     return ap.parse_args(argv)
 
