@@ -374,10 +374,12 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-def live_info(intensities: Any, slot_h: float) -> dict[str, Any]:
+def live_info(intensities: Any, slot_h: float, slots: pd.DatetimeIndex,
+              slot: str) -> dict[str, Any]:
     """``intensity.live`` of a live plan (docs/live.md): the reads, per zone the hours
-    of each origin (:data:`planner.plan_doc.LIVE_ORIGINS`), and a warning per stale or
-    synthetic input (a plan never passes those off as live)."""
+    of each origin (:data:`planner.plan_doc.LIVE_ORIGINS`), a warning per stale or
+    synthetic input (a plan never passes those off as live), and the forecast planned
+    on per slot of ``slots`` (``slot`` long)."""
     from greenepoch.planner.plan_doc import LIVE_ORIGINS
 
     reads = list(intensities.provenance)
@@ -426,7 +428,22 @@ def live_info(intensities: Any, slot_h: float) -> dict[str, Any]:
         "stale": any(r.origin == "archive" for r in reads),
         "synthetic": synthetic,
         "warnings": warnings,
+        "series": _series(intensities, slots, slot),
     }
+
+
+def _series(intensities: Any, slots: pd.DatetimeIndex, slot: str) -> dict[str, Any]:
+    """``intensity.live.series``: the P50 planned on and the P10/P90 band per zone and
+    slot, as written (2 decimals; null where unknown)."""
+    frames = {"p50": intensities.judged.values, **(intensities.quantiles or {})}
+
+    def rows(frame: pd.DataFrame) -> dict[str, list[float | None]]:
+        on = frame.reindex(index=slots)
+        return {str(z): [None if not np.isfinite(v) else round(float(v), 2)
+                         for v in on[z].to_numpy(dtype=float)] for z in on.columns}
+
+    return {"first": _iso(slots[0]), "slot": slot,
+            **{stat: rows(frames[stat]) for stat in ("p50", "p10", "p90") if stat in frames}}
 
 
 def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, intensities: Any,
@@ -477,7 +494,8 @@ def assemble(request: PlanRequest, problem: PlanningProblem, outcome: Any, inten
             "mode": intensities.mode,
             "model": intensities.model,
             **({} if getattr(intensities, "live", None) is None
-               else {"live": live_info(intensities, problem.slot_h)}),
+               else {"live": live_info(intensities, problem.slot_h, problem.slots,
+                                     request.policy.slot)}),
         },
         "solver": {
             "name": sol.backend,

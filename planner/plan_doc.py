@@ -30,6 +30,7 @@ from typing import Any, ClassVar, TypeVar
 import pandas as pd
 from greenepoch.data.atomic import write_atomic, write_together
 from greenepoch.data.errors import GreenEpochError, param
+from greenepoch.data.intensity.frame import SLOTS
 from greenepoch.data.timeparse import boolean, count, number, table, tables, text, utc
 
 SCHEMA_VERSION = "1.0"
@@ -430,13 +431,74 @@ def _live_zones(value: Any, where: str) -> dict[str, dict[str, LiveHours]]:
     return out
 
 
+def _values(value: Any, where: str) -> dict[str, tuple[float | None, ...]]:
+    out = {}
+    for zone, row in table(value, where).items():
+        at = f"{where}.{zone}"
+        if not isinstance(row, list):
+            raise PlanError(f"{at} = {row!r:.60}: expected a list of gCO2eq/kWh, one per slot")
+        out[zone] = tuple(None if v is None else _num(v, f"{at}[{i}]")
+                          for i, v in enumerate(row))
+    return out
+
+
+#: The stats of a live plan's forecast kept per slot (``intensity.live.series``).
+SERIES_STATS = ("p50", "p10", "p90")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveSeries(_Part):
+    """The forecast a live plan was made on, per zone and slot (gCO2eq/kWh): ``p50`` (what
+    the plan was judged on), ``p10`` and ``p90``, on slots of ``slot`` from ``first``; kept
+    because nobody can issue a live forecast again later (reports draw it)."""
+
+    first: pd.Timestamp | None = None
+    slot: str | None = None
+    p50: dict[str, tuple[float | None, ...]] | None = None
+    p10: dict[str, tuple[float | None, ...]] | None = None
+    p90: dict[str, tuple[float | None, ...]] | None = None
+
+    ALWAYS = frozenset({"first", "slot", "p50", "p10", "p90"})
+
+    @classmethod
+    def from_dict(cls, value: Any, where: str) -> LiveSeries:
+        def slot(v: Any, at: str) -> str:
+            got = text(v, at, "'1h'")
+            if got not in SLOTS:
+                raise PlanError(f"{at} = {got!r}: expected one of {', '.join(SLOTS)}")
+            return got
+
+        series = cls._read(value, where, {"first": _time, "slot": slot, "p50": _values,
+                                          "p10": _values, "p90": _values},
+                           required=("first", "slot", "p50"))
+        lengths = {(stat, zone): len(row) for stat in SERIES_STATS
+                   for zone, row in (getattr(series, stat) or {}).items()}
+        if len(set(lengths.values())) > 1:
+            (s1, z1), (s2, z2) = (min(lengths, key=lambda k: lengths[k]),
+                                  max(lengths, key=lambda k: lengths[k]))
+            raise PlanError(f"{where}: {s1}.{z1} has {lengths[(s1, z1)]} slots, {s2}.{z2} "
+                            f"{lengths[(s2, z2)]}; every zone and stat covers the same slots")
+        return series
+
+    def frame(self, stat: str = "p50") -> pd.DataFrame | None:
+        """``stat`` as a time x zone frame (the ``time`` index UTC); None when absent."""
+        rows = getattr(self, stat)
+        if not rows or self.first is None or self.slot is None:
+            return None
+        length = len(next(iter(rows.values())))
+        index = pd.date_range(self.first, periods=length, freq=SLOTS[self.slot], name="time")
+        return pd.DataFrame({z: [float("nan") if v is None else float(v) for v in row]
+                             for z, row in rows.items()}, index=index)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LiveInfo(_Part):
     """Where a live plan's intensities came from (docs/live.md): every live read
     (``providers``), per zone the hours of each of :data:`LIVE_ORIGINS` (``zones``),
     what the own model was fitted on (``history``: archive, data or default), whether
-    anything was ``stale`` or ``synthetic``, and a sentence per such input
-    (``warnings``)."""
+    anything was ``stale`` or ``synthetic``, a sentence per such input (``warnings``),
+    and the forecast planned on per slot (``series``; None in plans written before it
+    was recorded)."""
 
     providers: tuple[LiveRead, ...] | None = None
     zones: dict[str, dict[str, LiveHours]] | None = None
@@ -444,6 +506,7 @@ class LiveInfo(_Part):
     stale: bool | None = None
     synthetic: bool | None = None
     warnings: tuple[str, ...] | None = None
+    series: LiveSeries | None = None
 
     ALWAYS = frozenset({"providers", "zones", "history", "stale", "synthetic", "warnings"})
 
@@ -454,7 +517,7 @@ class LiveInfo(_Part):
 
         return cls._read(value, where, {
             "providers": reads, "zones": _live_zones, "history": text, "stale": boolean,
-            "synthetic": boolean, "warnings": _texts})
+            "synthetic": boolean, "warnings": _texts, "series": LiveSeries.from_dict})
 
     def line(self) -> str:
         """One line for the terminal: per zone, the forecast's provider and issue time
@@ -501,6 +564,12 @@ class IntensityInfo(_Part):
     def forecast(self) -> bool:
         return self.mode == "forecast"
 
+    @property
+    def signal_text(self) -> str:
+        """The signal as reports and summaries name it: a marginal signal says whose
+        (WattTime's MOER, never to be read as an average intensity)."""
+        return SIGNAL_TEXT.get(str(self.signal), str(self.signal))
+
 
 @dataclass(frozen=True, kw_only=True)
 class SolverReport(_Part):
@@ -527,6 +596,10 @@ class SolverReport(_Part):
             name: _num for name in cls._names()}
         readers.update(name=text, status=_status, method=text, message=text)
         return cls._read(value, where, readers)
+
+
+#: How a signal is named in reports and summaries (the JSON keeps the bare name).
+SIGNAL_TEXT = {"marginal": "marginal (WattTime MOER)"}
 
 
 #: What :meth:`Plan.require_full` checks: (plan field, its required parts).

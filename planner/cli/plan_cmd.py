@@ -84,10 +84,7 @@ def plan(ctx: click.Context, request_file: str, data_dir: str | None, oracle: bo
     if as_json:
         click.echo(result.to_json(), nl=False)
     else:
-        click.echo(plan_summary(result))
-        info = result.intensity.live if result.intensity is not None else None
-        if info is not None:
-            click.echo("\n" + "\n".join([info.line(), *info.warning_lines()]))
+        click.echo(plan_summary(result))  # a live plan's provenance and warnings too
         click.echo(f"\nwrote {json_file} and {csv_file}")
 
 

@@ -29,16 +29,22 @@ def _parts(job: PlanJob) -> tuple[JobSummary, Baseline, Baseline]:
             baselines.get("run_now_best_zone") or Baseline())
 
 
-def _job_row(job: PlanJob, forecast: bool, costs: bool) -> dict[str, Any]:
+def _realised(plan: Plan) -> bool:
+    """True when the plan knows what happened (a live plan cannot: it is of the future)."""
+    return any(_parts(j)[0].realised_emissions_kg is not None for j in plan.jobs)
+
+
+def _job_row(job: PlanJob, forecast: bool, costs: bool, realised: bool) -> dict[str, Any]:
     s, home, best = _parts(job)
     row: dict[str, Any] = {"job": job.name, "plan_kg": s.emissions_kg,
                            "run_now_home_kg": home.emissions_kg}
     if forecast:
         row["expected_saving_%"] = job.savings_pct
         row["at_P10..P90_%"] = _range(job.savings_pct_p10_p90)
-        row["realised_kg"] = s.realised_emissions_kg
-        row["run_now_realised_kg"] = home.realised_emissions_kg
-        row["realised_saving_%"] = job.realised_savings_pct
+        if realised:
+            row["realised_kg"] = s.realised_emissions_kg
+            row["run_now_realised_kg"] = home.realised_emissions_kg
+            row["realised_saving_%"] = job.realised_savings_pct
     else:
         row["saving_%"] = job.savings_pct
     row["best_zone"] = best.zone
@@ -57,18 +63,20 @@ def _when(ts: pd.Timestamp | None) -> str | None:
 
 def plan_summary(plan: Plan) -> str:
     """The terminal summary of a plan: what it was judged on, the solver, a row per job,
-    its segments, the totals and a warning per job that is not robust or fell back."""
+    its segments, the totals, where a live plan's intensities came from, and a warning
+    per job that is not robust or fell back and per stale or synthetic live input."""
     plan.require_full()
     assert plan.intensity is not None and plan.solver is not None  # checked just above
     intensity, solver = plan.intensity, plan.solver
     forecast = intensity.forecast
+    realised = _realised(plan)
     costs = any(_parts(j)[0].cost_usd is not None or _parts(j)[1].cost_usd is not None
                 for j in plan.jobs)
-    rows = [_job_row(job, forecast, costs) for job in plan.jobs]
+    rows = [_job_row(job, forecast, costs, realised) for job in plan.jobs]
     gap = "n/a" if solver.gap is None else f"{100 * solver.gap:.3f} %"
     status = None if solver.status is None else solver.status.value
     head = (
-        f"intensities: {intensity.source} {intensity.signal}, {intensity.mode}"
+        f"intensities: {intensity.source} {intensity.signal_text}, {intensity.mode}"
         + (f" ({intensity.model})" if intensity.model else "")
         + f"\nsolver: {solver.name} {status} via {solver.method}, gap {gap}, "
         f"{solver.seconds or 0.0:.2f} s solve + {solver.build_seconds or 0.0:.2f} s build"
@@ -78,12 +86,15 @@ def plan_summary(plan: Plan) -> str:
         head += (
             "\nplan_kg, run_now_home_kg and expected_saving_% are on the forecast mean; "
             "at_P10..P90_% charges the plan and running now at the forecast's P10, then "
-            f"P90; realised_* are on {actual}.  Every kg counts runs and checkpoint "
-            "transfers.")
+            "P90" + (f"; realised_* are on {actual}" if realised else "")
+            + ".  Every kg counts runs and checkpoint transfers.")
     if solver.method == "heuristic":
         head += "\nNOTE: the MILP found no plan in time; this plan is the greedy heuristic's."
     parts = [head, render(pd.DataFrame(rows)), render(plan.segments()), _totals(plan)]
-    warnings = _warnings(plan)
+    live = intensity.live
+    if live is not None:
+        parts.append(live.line())
+    warnings = _warnings(plan) + ([] if live is None else live.warning_lines())
     if warnings:
         parts.append("\n".join(warnings))
     return "\n\n".join(parts)

@@ -23,7 +23,7 @@ from greenepoch.data.intensity.source import (
     IntensitySource,
     source_for,
 )
-from greenepoch.planner.plan_doc import Plan, PlanError, iso
+from greenepoch.planner.plan_doc import SIGNAL_TEXT, LiveInfo, Plan, PlanError, iso
 from greenepoch.planner.report.cells import (
     HTML_DECIMALS,
     ROW_COUNTS,
@@ -38,6 +38,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;
 h1{font-size:1.6rem;border-bottom:3px solid #2e8b57;padding-bottom:.3rem}
 h2{font-size:1.2rem;margin-top:2rem;color:#1f3b73}
 p.note{color:#52606d;font-size:.9rem}
+p.warn{color:#8a1c1c;font-weight:600;font-size:.9rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{padding:.25rem .6rem;border-bottom:1px solid #d9e2ec;text-align:right}
 th{background:#f0f4f8}
@@ -74,6 +75,11 @@ class Report:
 
     def note(self, text: str) -> None:
         self.parts.append(f'<p class="note">{html.escape(text)}</p>')
+        self.text.append(text)
+
+    def warning(self, text: str) -> None:
+        """A sentence the reader must not miss (stale or synthetic inputs)."""
+        self.parts.append(f'<p class="warn">{html.escape(text)}</p>')
         self.text.append(text)
 
     def figure(self, png: bytes, caption: str) -> None:
@@ -231,16 +237,20 @@ def plan_report(plan: Plan | dict[str, Any], *, data: DataArg = None) -> Report:
     plan.require_full()
     assert plan.start is not None and plan.zones is not None  # require_full checked
     assert plan.intensity is not None and plan.solver is not None
-    data = _cached(data)
     info, solver = plan.intensity, plan.solver
+    live = info.live
+    data = None if live is not None else _cached(data)  # a live plan's report reads nothing
     zones = list(plan.zones)
     signal = str(info.signal)
     status = solver.status.value if solver.status is not None else None
     report = Report("GreenEpoch plan report")
     report.note(f"plan start {iso(plan.start)}, zones {', '.join(zones)}; planned on "
-                f"{info.source} {signal} intensities ({info.mode}"
-                + (f", {info.model}" if info.model else "") + "); solver "
+                f"{info.source} {info.signal_text} intensities ({info.mode}"
+                + (f", {info.model}" if info.model else "")
+                + (", live" if live is not None else "") + "); solver "
                 f"{solver.name} {status}")
+    if live is not None:
+        _live_header(report, live)
     rows = []
     for i, job in enumerate(plan.jobs):
         s, b = job.summary, job.baselines
@@ -266,15 +276,75 @@ def plan_report(plan: Plan | dict[str, Any], *, data: DataArg = None) -> Report:
     report.table(table, "savings")
     segments = plan.segments()
     deadlines = {job.name: iso(job.deadline) for job in plan.jobs if job.deadline is not None}
-    _gantt_section(report, segments, zones, data=data, signal=signal,
-                   source=str(info.source), title="plan", deadlines=deadlines,
-                   forecast_model=info.model if info.forecast and info.model else None,
-                   slot=plan.slot or "1h", start=iso(plan.start))
+    if live is not None:
+        _live_gantt_section(report, segments, live, info.signal_text, deadlines)
+    else:
+        _gantt_section(report, segments, zones, data=data, signal=signal,
+                       source=str(info.source), title="plan", deadlines=deadlines,
+                       forecast_model=info.model if info.forecast and info.model else None,
+                       slot=plan.slot or "1h", start=iso(plan.start))
     report.heading("Segments")
     report.table(segments, "segments")
-    _heatmap_section(report, zones, plan.start.year, data=data, signal=signal,
-                     source=str(info.source))
+    if live is None:
+        _heatmap_section(report, zones, plan.start.year, data=data, signal=signal,
+                         source=str(info.source))
     return report
+
+
+def _live_header(report: Report, live: LiveInfo) -> None:
+    """Where a live plan's intensities came from, as its JSON records it: each read
+    (provider, fetch and issue times, staleness), the hours of each origin per zone,
+    and every stale or synthetic input as a warning."""
+    report.heading("Live inputs")
+    report.note(live.line())
+    for line in live.warning_lines():
+        report.warning(line)
+    reads = pd.DataFrame([{
+        "zone": r.zone, "kind": r.kind, "origin": r.origin, "provider": r.provider,
+        "signal": SIGNAL_TEXT.get(str(r.signal), r.signal),
+        "issued": _iso(r.issued), "fetched": _iso(r.fetched),
+        "stale_h": None if r.stale_s is None else round(r.stale_s / 3600, 2),
+        "first": _iso(r.first), "last": _iso(r.last)} for r in live.providers or ()])
+    if not reads.empty:
+        report.table(reads, "live reads")
+        report.note("one row per zone and kind read: origin live (answered now), archive "
+                    "(STALE: no provider answered; stale_h is its age) or default (the "
+                    "embedded synthetic default, not measured); issued: the provider's "
+                    "forecast issue time; fetched: when it was fetched (UTC)")
+    hours = pd.DataFrame([{"zone": zone, **{f"{name}_h": h.hours for name, h in
+                                            origins.items()}}
+                          for zone, origins in (live.zones or {}).items()])
+    if not hours.empty:
+        report.table(hours, "hours by origin")
+        report.note("hours of the plan per origin: provider (its live forecast), seam "
+                    "(blended into the own model), model (the own model, fitted on "
+                    f"{live.history} history), stale (an archived provider forecast), "
+                    "synthetic (the embedded default)")
+
+
+def _live_gantt_section(report: Report, segments: pd.DataFrame, live: LiveInfo,
+                        signal: str, deadlines: dict[str, str]) -> None:
+    """The Gantt chart over the forecast the live plan was made on (its JSON's
+    ``intensity.live.series``): nothing had happened yet, and a live forecast cannot be
+    issued again, so the report shows that one or none."""
+    from greenepoch.planner.report.figures import gantt
+
+    if segments.empty:
+        return
+    marks = {job: pd.Timestamp(at) for job, at in deadlines.items()}
+    backdrop = None if live.series is None else live.series.frame("p50")
+    report.heading("Plan across zones")
+    if backdrop is None:
+        caption = ("segments only, without an intensity backdrop: this live plan's JSON "
+                   "does not hold the forecast per slot (intensity.live.series, recorded "
+                   "since plans of this version), and a live forecast cannot be issued "
+                   "again later")
+    else:
+        caption = (f"segments over the live forecast's P50 ({signal}) the plan was made "
+                   "on, as its JSON holds it (not what happened: nothing had yet)")
+    report.figure(gantt(segments, backdrop, "plan", deadlines=marks or None,
+                        backdrop_is="the live forecast's P50 the plan was made on"),
+                  caption + ("; red ticks: deadlines" if marks else ""))
 
 
 def _iso(ts: pd.Timestamp | None) -> str | None:

@@ -68,10 +68,10 @@ def intensity_heatmaps(values: pd.DataFrame, title: str = "") -> bytes:
 
 def gantt(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: str = "", *,
           deadlines: Mapping[str, pd.Timestamp] | None = None,
-          forecast: pd.DataFrame | None = None) -> bytes:
+          forecast: pd.DataFrame | None = None, backdrop_is: str = "what happened") -> bytes:
     """:func:`gantt_figure` as PNG."""
     return to_png(gantt_figure(segments, backdrop, title, deadlines=deadlines,
-                               forecast=forecast))
+                               forecast=forecast, backdrop_is=backdrop_is))
 
 
 def _strip(ax: plt.Axes, values: pd.Series, lane: int, vmax: float) -> Any:
@@ -86,7 +86,8 @@ def _strip(ax: plt.Axes, values: pd.Series, lane: int, vmax: float) -> Any:
 
 def gantt_figure(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: str = "", *,
                  deadlines: Mapping[str, pd.Timestamp] | None = None,
-                 forecast: pd.DataFrame | None = None) -> Figure:
+                 forecast: pd.DataFrame | None = None,
+                 backdrop_is: str = "what happened") -> Figure:
     """The plan across zones: one lane per (zone, job), bars where the job runs, over
     the zone's actual intensity as a colour strip; a red tick at each job's deadline.
 
@@ -94,7 +95,9 @@ def gantt_figure(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: s
     intensities (UTC ``time`` index, one column per zone) or None.  ``deadlines``: job
     -> UTC deadline.  ``forecast``: for a plan made on a forecast, the forecast it was
     planned on (same layout); each zone then gets a lane of it above its jobs.  One
-    colour scale (horizontal bar below) for actual and forecast.
+    colour scale (horizontal bar below) for actual and forecast.  ``backdrop_is``: what
+    the backdrop is, on the colour bar (a live plan's is the forecast it was made on:
+    nothing had happened yet).
     """
     zones = list(dict.fromkeys([*(backdrop.columns if backdrop is not None else []),
                                 *segments["zone"]]))
@@ -148,8 +151,8 @@ def gantt_figure(segments: pd.DataFrame, backdrop: pd.DataFrame | None, title: s
         bar = fig.colorbar(image, ax=ax, orientation="horizontal", location="bottom",
                            fraction=0.1, aspect=45, pad=0.02, shrink=0.7)
         bar.set_label("carbon intensity (gCO2eq/kWh): "
-                      + ("forecast lanes, what the plan saw; job lanes, what happened"
-                         if forecast is not None else "what happened"), fontsize=9)
+                      + (f"forecast lanes, what the plan saw; job lanes, {backdrop_is}"
+                         if forecast is not None else backdrop_is), fontsize=9)
         bar.ax.tick_params(labelsize=9)
     ax.set_title(title or "plan: where and when each job runs")
     return fig

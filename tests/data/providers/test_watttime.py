@@ -147,8 +147,8 @@ def test_a_403_with_a_kept_token_says_the_plan_and_does_not_log_in_again(
 
 def test_a_fresh_token_refused_is_not_retried(server: FakeServer, fake: FakeWattTime) -> None:
     fake.override("/v3/forecast", Reply(403, {"error": "Invalid scope"}))
-    with pytest.raises(ProviderAuthError, match="HTTP 403.*does not cover region "
-                                                "'CAISO_NORTH'"):
+    with pytest.raises(ProviderAuthError, match=r"HTTP 403.*does not cover region "
+                                                r"'CAISO_NORTH'"):
         provider(server).forecast("CAISO_NORTH", "marginal")
     assert paths(server) == ["/login", "/v3/forecast"]
 
