@@ -23,6 +23,7 @@ apart (``unknown_kwh``) and never charged at a guessed one.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from abc import ABC, abstractmethod
@@ -158,9 +159,8 @@ def open_meter(kind: str, *, gpus: int, power_kw: float, simulate: bool = False,
     if simulate:
         return configured, ("NVML power is not measured in simulated time" + fallback)
     try:
-        if nvml is None:
-            import pynvml as nvml
-        sample, devices = _nvml_sampler(nvml, visible_devices(environ))
+        module = nvml if nvml is not None else importlib.import_module("pynvml")
+        sample, devices = _nvml_sampler(module, visible_devices(environ))
     except ImportError:
         return configured, ("NVML power needs nvidia-ml-py (pip install "
                             "'greenepoch[nvml]')" + fallback)

@@ -35,9 +35,9 @@ def test_configured_power_counts_running_time_only() -> None:
 
 @pytest.mark.parametrize(("gpus", "power"), [(0, 0.3), (1.5, 0.3), (1, -0.1),
                                              (1, float("nan"))])
-def test_configured_power_refuses_nonsense(gpus: object, power: float) -> None:
+def test_configured_power_refuses_nonsense(gpus: int, power: float) -> None:
     with pytest.raises(GreenEpochError, match=r"gpus|power_kw"):
-        ConfiguredPower(gpus, power)  # type: ignore[arg-type]
+        ConfiguredPower(gpus, power)
 
 
 def test_account_charges_each_span_at_its_own_intensity() -> None:

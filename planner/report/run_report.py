@@ -1,0 +1,437 @@
+"""Report of a ``greenepoch run`` log (JSON lines, docs/run.md "The run log").
+
+The log is read tolerantly: each non-blank line must be a JSON object with ``time``
+(ISO 8601, UTC) and ``event``; other keys are optional and unknown events and keys
+are ignored.  A line that breaks this is one error naming the file and line number,
+except a last line without its newline (a run still writing, or killed mid-line),
+which is left out with a note.
+
+What the report states, each figure with what it was computed on:
+
+* the timeline: running and paused spans, as the log's ``state`` says after each line
+  (or, without it, ``start``/``resume``/``restart`` -> running, ``pause`` -> paused,
+  ``done`` -> ended), against the intensity each line saw (held until the next line),
+  its provenance (actual or forecast, stale marked) and the fallback events;
+* energy and emissions: the log's cumulative ``energy_kwh`` and ``emissions_kg`` on its
+  last line (the controller's figures, at the intensities it saw);
+* run now: the counterfactual of running straight through from the first line for
+  the same running time, at the run's mean draw (energy / running time) and at the
+  intensities the log saw over that window; its completion and the run's delay
+  against it (the running time includes each restart's reload, so the counterfactual
+  is charged it too);
+* pauses, resumes, restarts, fallbacks, and work redone after resumes when the log
+  records it (``redone_s`` on a line: seconds of work repeated).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.report.build import Report
+
+RUNNING, PAUSED, ENDED = "running", "paused", "ended"
+EVENT_STATES = {"start": RUNNING, "resume": RUNNING, "restart": RUNNING, "pause": PAUSED,
+                "done": ENDED}
+EVENT_ROWS = 200  # the events table lists at most this many (decisions are left out)
+
+
+class RunLogError(GreenEpochError):
+    """A run log that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a run log: its number (from 1), time, event and all its keys."""
+
+    number: int
+    time: pd.Timestamp
+    event: str
+    keys: dict[str, Any]
+
+    def get(self, key: str) -> Any:
+        return self.keys.get(key)
+
+    def number_of(self, key: str) -> float | None:
+        """The key's value as a finite number, None when absent, null or not a number."""
+        value = self.keys.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class RunLog:
+    path: Path
+    lines: tuple[LogLine, ...]
+    notes: tuple[str, ...] = ()
+
+
+def is_run_log(path: str | Path) -> bool:
+    """True for a run log: a ``.jsonl`` file that is no what-if results file, or any
+    file whose first line is a JSON object with ``event`` and ``time``."""
+    from greenepoch.planner.whatif.results import is_result_file
+
+    file = Path(path)
+    if not file.is_file() or is_result_file(file):
+        return False
+    if file.suffix == ".jsonl":
+        return True
+    try:
+        with open(file, encoding="utf-8") as fh:
+            head = json.loads(fh.readline())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(head, dict) and "event" in head and "time" in head
+
+
+def read_run_log(path: str | Path) -> RunLog:
+    """Every line of the log at ``path`` (see the module's docstring for the rules)."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunLogError(f"{file}: not a UTF-8 run log ({exc.reason} at byte "
+                          f"{exc.start})") from None
+    raw = text.split("\n")
+    partial = raw[-1].strip() != ""  # the last line lacks its newline
+    lines: list[LogLine] = []
+    notes: list[str] = []
+    for number, body in enumerate(raw, start=1):
+        if not body.strip():
+            continue
+        try:
+            lines.append(_parse(file, number, body))
+        except RunLogError:
+            if partial and number == len(raw):
+                notes.append(f"line {number} is incomplete (no newline: the run is still "
+                             "writing it, or stopped mid-line); left out")
+                continue
+            raise
+    if not lines:
+        raise RunLogError(f"{file}: the run log holds no lines; give the log a "
+                          "'greenepoch run' writes (RUN_DIR/run.jsonl by default)")
+    for before, after in itertools.pairwise(lines):
+        if after.time < before.time:  # e.g. a clock stepped back; spans skip it
+            notes.append(f"line {after.number}'s time {after.get('time')} is before line "
+                         f"{before.number}'s {before.get('time')}")
+    return RunLog(file, tuple(lines), tuple(notes))
+
+
+def _parse(file: Path, number: int, body: str) -> LogLine:
+    where = f"{file}:{number}"
+    try:
+        keys = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise RunLogError(f"{where}: not a JSON object ({exc}); each line of a run log "
+                          "is one JSON object") from None
+    if not isinstance(keys, dict):
+        raise RunLogError(f"{where}: a JSON {type(keys).__name__}, not an object; each "
+                          "line of a run log is one JSON object")
+    for key in ("time", "event"):
+        if not isinstance(keys.get(key), str) or not keys[key]:
+            raise RunLogError(f"{where}: no '{key}' text; every line has 'time' (ISO "
+                              "8601 UTC) and 'event'")
+    try:
+        time = pd.Timestamp(keys["time"])
+    except (ValueError, TypeError):
+        raise RunLogError(f"{where}: time {keys['time']!r} is not an ISO 8601 time") \
+            from None
+    if time is pd.NaT or time.tzinfo is None:
+        raise RunLogError(f"{where}: time {keys['time']!r} has no UTC offset; write e.g. "
+                          "2023-06-01T00:00:00Z")
+    return LogLine(number, time.tz_convert("UTC"), keys["event"], keys)
+
+
+# -- what the log says ----------------------------------------------------------------
+def state_spans(log: RunLog) -> pd.DataFrame:
+    """Columns start, end, state: the run's timeline, from the first line to the
+    ``done`` line (or the last line of a run not done), in running/paused spans.  Time
+    only moves forward: a line dated before an earlier one adds no time."""
+    rows: list[dict[str, Any]] = []
+    state = None
+    clock = log.lines[0].time  # the latest time reached so far
+    for line, nxt in zip(log.lines, [*log.lines[1:], None], strict=True):
+        said = line.get("state")
+        state = said if said in (RUNNING, PAUSED) else EVENT_STATES.get(line.event, state)
+        if line.event == "done":
+            state = ENDED
+        if state == ENDED or nxt is None:
+            break
+        start, clock = clock, max(clock, nxt.time)
+        if state is None or clock <= start:
+            continue
+        if rows and rows[-1]["state"] == state and rows[-1]["end"] == start:
+            rows[-1]["end"] = clock
+        else:
+            rows.append({"start": start, "end": clock, "state": state})
+    return pd.DataFrame(rows, columns=["start", "end", "state"])
+
+
+def intensity_points(log: RunLog) -> pd.DataFrame:
+    """One row per line that saw an intensity: time, intensity (g/kWh), kind (actual,
+    forecast or unknown), provider, stale (bool), age_s."""
+    rows = []
+    for line in log.lines:
+        value = line.number_of("intensity")
+        if value is None:
+            continue
+        rows.append({"time": line.time, "intensity": value, **_provenance(line)})
+    return pd.DataFrame(rows, columns=["time", "intensity", "kind", "provider", "stale",
+                                       "age_s"])
+
+
+def _provenance(line: LogLine) -> dict[str, Any]:
+    """The line's provenance as kind, provider, stale, age_s; a ``provenance`` object
+    (run.md) or a text such as 'electricitymaps actual' / 'archive stale 2.5 h'."""
+    prov = line.get("provenance")
+    if isinstance(prov, dict):
+        kind = str(prov.get("kind") or "unknown")
+        provider = prov.get("provider")
+        stale = prov.get("stale") is True
+        age = prov.get("age_s")
+    else:
+        words = str(prov or "").lower()
+        kind = "forecast" if "forecast" in words else "actual" if "actual" in words \
+            else "unknown"
+        provider = words.split()[0] if words.split() else None
+        stale, age = "stale" in words, None
+    stale = stale or line.get("stale") is True
+    return {"kind": kind, "provider": provider, "stale": stale,
+            "age_s": age if isinstance(age, int | float) else None}
+
+
+def _step(points: pd.DataFrame) -> list[tuple[pd.Timestamp, float]]:
+    """The intensities as a step function: (from, g/kWh), one per distinct time (the
+    last line at a time wins)."""
+    out: dict[pd.Timestamp, float] = {}
+    for time, value in zip(points["time"], points["intensity"], strict=True):
+        out[time] = float(value)
+    return sorted(out.items())
+
+
+def integral(steps: list[tuple[pd.Timestamp, float]], start: pd.Timestamp,
+             end: pd.Timestamp) -> tuple[float, float]:
+    """(g/kWh x h over [start, end), hours of it with no known intensity)."""
+    total, unknown = 0.0, 0.0
+    edges = [t for t, _ in steps]
+    for i, (at, value) in enumerate(steps):
+        upto = edges[i + 1] if i + 1 < len(edges) else end
+        lo, hi = max(at, start), min(upto, end)
+        if hi > lo:
+            total += value * (hi - lo).total_seconds() / 3600
+    covered_from = edges[0] if edges else end
+    if covered_from > start:
+        unknown = (min(covered_from, end) - start).total_seconds() / 3600
+    return total, unknown
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The run's figures (units in the names; None where the log does not tell)."""
+
+    start: pd.Timestamp
+    last: pd.Timestamp
+    done: pd.Timestamp | None
+    running_h: float
+    paused_h: float
+    pauses: int
+    resumes: int
+    restarts: int
+    fallbacks: int
+    decisions: int
+    energy_kwh: float | None
+    emissions_kg: float | None
+    mean_kw: float | None
+    run_now_done: pd.Timestamp
+    run_now_kg: float | None
+    run_now_unknown_h: float
+    redone_h: float | None
+    policy: str | None
+
+    @property
+    def delay_h(self) -> float | None:
+        if self.done is None:
+            return None
+        return (self.done - self.run_now_done).total_seconds() / 3600
+
+    @property
+    def saving_pct(self) -> float | None:
+        if self.emissions_kg is None or not self.run_now_kg:
+            return None
+        return 100 * (self.run_now_kg - self.emissions_kg) / self.run_now_kg
+
+
+def summarise(log: RunLog) -> RunSummary:
+    spans = state_spans(log)
+    hours = {s: float(((spans["end"] - spans["start"])[spans["state"] == s])
+                      .dt.total_seconds().sum() / 3600) for s in (RUNNING, PAUSED)}
+    count = {e: sum(1 for line in log.lines if line.event == e)
+             for e in ("pause", "resume", "restart", "fallback", "decision")}
+    done = next((line.time for line in log.lines if line.event == "done"), None)
+    energy = _last_number(log.lines, "energy_kwh")
+    emissions = _last_number(log.lines, "emissions_kg")
+    start = log.lines[0].time
+    running = hours[RUNNING]
+    mean_kw = energy / running if energy is not None and running > 0 else None
+    run_now_done = start + pd.Timedelta(hours=running)
+    g_h, unknown_h = integral(_step(intensity_points(log)), start, run_now_done)
+    run_now_kg = None if mean_kw is None else mean_kw * g_h / 1000
+    redone = [v for line in log.lines if (v := line.number_of("redone_s")) is not None]
+    policy = next((str(p) for line in log.lines if (p := line.get("policy"))), None)
+    return RunSummary(start=start, last=log.lines[-1].time, done=done, running_h=running,
+                      paused_h=hours[PAUSED], pauses=count["pause"], resumes=count["resume"],
+                      restarts=count["restart"], fallbacks=count["fallback"],
+                      decisions=count["decision"], energy_kwh=energy,
+                      emissions_kg=emissions, mean_kw=mean_kw, run_now_done=run_now_done,
+                      run_now_kg=run_now_kg, run_now_unknown_h=unknown_h,
+                      redone_h=sum(redone) / 3600 if redone else None, policy=policy)
+
+
+def _last_number(lines: Iterable[LogLine], key: str) -> float | None:
+    found = None
+    for line in lines:
+        value = line.number_of(key)
+        if value is not None:
+            found = value
+    return found
+
+
+# -- the page -------------------------------------------------------------------------
+def run_report(source: str | Path | RunLog) -> Report:
+    """The HTML report of a run log (a path or a read :class:`RunLog`)."""
+    log = source if isinstance(source, RunLog) else read_run_log(source)
+    s = summarise(log)
+    report = Report("GreenEpoch run report")
+    state = f"done at {_iso(s.done)}" if s.done is not None else \
+        f"not done: the log ends at {_iso(s.last)}"
+    report.note(f"run log {log.path.name}: {len(log.lines)} lines from {_iso(s.start)}, "
+                f"{state}" + (f"; policy {s.policy}" if s.policy else ""))
+    for note in log.notes:
+        report.note(note)
+    report.heading("Emissions and delay")
+    report.table(_summary_table(s), "run", counts=("pauses", "resumes", "restarts",
+                                                   "fallbacks"))
+    report.note(_summary_note(s))
+    report.heading("Timeline")
+    report.figure(timeline(log, s), "running and paused against the intensity each decision "
+                  "saw (held until the next line); filled dots actual, open triangles "
+                  "forecast, red crosses stale values, orange lines fallback events; the "
+                  "lowest lane is running straight through from the start (run now)")
+    events = [line for line in log.lines if line.event != "decision"]
+    if events:
+        report.heading("Events")
+        report.table(_events_table(events[:EVENT_ROWS]), "events",
+                     counts=("line", "segment"))
+        if len(events) > EVENT_ROWS:
+            report.note(f"the first {EVENT_ROWS} of {len(events)} events")
+    return report
+
+
+def _iso(ts: pd.Timestamp | None) -> str:
+    return "-" if ts is None else ts.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _summary_table(s: RunSummary) -> pd.DataFrame:
+    row = {"emissions_kg": s.emissions_kg, "run_now_kg": s.run_now_kg,
+           "saving_%": s.saving_pct, "energy_kwh": s.energy_kwh, "mean_kw": s.mean_kw,
+           "running_h": s.running_h, "paused_h": s.paused_h,
+           "done": _iso(s.done) if s.done is not None else None,
+           "run_now_done": _iso(s.run_now_done), "delay_h": s.delay_h,
+           "pauses": s.pauses, "resumes": s.resumes, "restarts": s.restarts,
+           "fallbacks": s.fallbacks, "redone_h": s.redone_h}
+    return pd.DataFrame([row])
+
+
+def _summary_note(s: RunSummary) -> str:
+    parts = ["emissions_kg and energy_kwh are the log's own (at the intensities the "
+             "controller saw); run_now_kg runs straight through from the start for the same "
+             f"{s.running_h:.2f} h of running time at the run's mean draw and the "
+             "intensities the log saw over that window; delay_h is done minus run_now_done"]
+    if s.run_now_unknown_h > 0:
+        parts.append(f"{s.run_now_unknown_h:.2f} h of the run-now window precede the first "
+                     "intensity in the log and are not charged")
+    if s.energy_kwh is None:
+        parts.append("the log holds no energy_kwh: emissions and run now are unknown")
+    if s.redone_h is None:
+        parts.append("work redone after resumes is not in the log (no redone_s)")
+    return "; ".join(parts) + "."
+
+
+def _events_table(lines: list[LogLine]) -> pd.DataFrame:
+    rows = []
+    for line in lines:
+        prov = _provenance(line) if line.number_of("intensity") is not None else None
+        rows.append({"line": line.number, "time": _iso(line.time), "event": line.event,
+                     "state": line.get("state"), "intensity": line.number_of("intensity"),
+                     "seen": None if prov is None else
+                     f"{prov['provider'] or '?'} {prov['kind']}"
+                     + (" stale" if prov["stale"] else ""),
+                     "segment": line.number_of("segment"),
+                     "reason": line.get("reason")})
+    return pd.DataFrame(rows)
+
+
+def timeline(log: RunLog, s: RunSummary) -> bytes:
+    """The figure: intensity (step) with provenance marks above, state lanes below."""
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    from greenepoch.planner.report.figures import include_zero, to_png
+
+    def num(ts: Any) -> Any:
+        return mdates.date2num(pd.DatetimeIndex(pd.Series(ts)).tz_convert(None))
+
+    points = intensity_points(log)
+    end = s.done or s.last
+    fig, (top, low) = plt.subplots(2, 1, figsize=(11, 5.4), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1.2]},
+                                   constrained_layout=True)
+    steps = _step(points)
+    if steps:
+        xs = [t for t, _ in steps] + [max(end, steps[-1][0])]
+        ys = [v for _, v in steps] + [steps[-1][1]]
+        top.step(num(xs), ys, where="post", color="#1d2733", linewidth=1.2,
+                 label="intensity seen (held to the next line)")
+    marks = [("actual", "o", "#1f3b73", "full"), ("forecast", "^", "#8e44ad", "none"),
+             ("unknown", "s", "#7b8794", "none")]
+    for kind, marker, colour, fill in marks:
+        part = points[points["kind"] == kind]
+        if len(part):
+            top.plot(num(part["time"]), part["intensity"], linestyle="none", marker=marker,
+                     color=colour, fillstyle=fill, markersize=5, label=kind)
+    stale = points[points["stale"].astype(bool)] if len(points) else points
+    if len(stale):
+        top.plot(num(stale["time"]), stale["intensity"], linestyle="none", marker="x",
+                 color="#c0392b", markersize=8, mew=2, label="stale")
+    fallbacks = [line.time for line in log.lines if line.event == "fallback"]
+    for i, at in enumerate(fallbacks):
+        top.axvline(num([at])[0], color="#d35400", linestyle="--", linewidth=1.2,
+                    label=None if i else "fallback")
+    include_zero(top, points["intensity"] if len(points) else [0.0])
+    top.set_ylabel("gCO2eq/kWh")
+    top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    top.grid(alpha=0.3)
+    top.set_title("run timeline")
+    spans = state_spans(log)
+    colours = {RUNNING: "#2e8b57", PAUSED: "#cbd2d9"}
+    for state, lane in ((RUNNING, 1), (PAUSED, 1)):
+        part = spans[spans["state"] == state]
+        bars = [(a, b - a) for a, b in zip(num(part["start"]), num(part["end"]), strict=True)]
+        low.broken_barh(bars, (lane - 0.35, 0.7), color=colours[state], label=state)
+    now = num([s.start, s.run_now_done])
+    low.broken_barh([(now[0], now[1] - now[0])], (-0.35, 0.7), color="#1f3b73",
+                    label="run now")
+    low.set_yticks([0, 1], ["run now", "this run"])
+    low.set_ylim(-0.6, 1.6)
+    low.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    low.xaxis_date()
+    low.set_xlabel("time (UTC)")
+    fig.autofmt_xdate()
+    return to_png(fig)

@@ -1,0 +1,162 @@
+"""The report of a run log (planner/report/run_report.py), on a hand-written log.
+
+The log: 1 GPU drawing 0.4 kW (0.1 kWh per 15 min), started 00:00 at 200 g/kWh, paused
+at 00:15 (500), paused through 00:30 (450), resumed at 00:45 (100), a fallback to the
+archive at 01:15 (300, stale), done at 01:30.  By hand:
+
+* running 00:00-00:15 and 00:45-01:30: 1 h; paused 00:15-00:45: 0.5 h; 0.4 kWh;
+* the run's emissions (the log's): 0.1 x (200 + 100 + 100 + 300) / 1000 = 0.07 kg;
+* run now: 00:00-01:00 straight at 200, 500, 450, 100: 0.1 x 1250 / 1000 = 0.125 kg;
+  saving (0.125 - 0.07) / 0.125 = 44 %; run-now done 01:00, delay 0.5 h; 1 pause.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from greenepoch.data.errors import GreenEpochError
+from greenepoch.planner.cli.main import cli
+from greenepoch.planner.report.run_report import (
+    is_run_log,
+    read_run_log,
+    run_report,
+    state_spans,
+    summarise,
+)
+
+DAY = "2023-06-01T"
+ACTUAL = {"provider": "electricitymaps", "kind": "actual", "stale": False, "age_s": 300}
+STALE = {"provider": "archive", "kind": "actual", "stale": True, "age_s": 9000}
+FORECAST = {"provider": "electricitymaps", "kind": "forecast", "stale": False, "age_s": 0}
+LINES: list[dict[str, Any]] = [
+    {"time": DAY + "00:00:00Z", "event": "start", "state": "running", "intensity": 200,
+     "provenance": ACTUAL, "reason": "intensity 200 <= resume level 300", "segment": 0,
+     "policy": "threshold", "energy_kwh": 0.0, "emissions_kg": 0.0},
+    {"time": DAY + "00:15:00Z", "event": "decision", "state": "running", "intensity": 500,
+     "provenance": ACTUAL, "reason": "intensity 500 > pause level 400",
+     "energy_kwh": 0.1, "emissions_kg": 0.02},
+    {"time": DAY + "00:15:00Z", "event": "pause", "state": "paused", "intensity": 500,
+     "provenance": ACTUAL, "reason": "intensity 500 > pause level 400", "segment": 0},
+    {"time": DAY + "00:30:00Z", "event": "decision", "state": "paused", "intensity": 450,
+     "provenance": FORECAST, "reason": "intensity 450 > resume level 300",
+     "energy_kwh": 0.1, "emissions_kg": 0.02},
+    {"time": DAY + "00:40:00Z", "event": "supervisor", "note": "an event the report "
+     "does not know"},
+    {"time": DAY + "00:45:00Z", "event": "resume", "state": "running", "intensity": 100,
+     "provenance": ACTUAL, "reason": "intensity 100 <= resume level 300", "segment": 1,
+     "redone_s": 120},
+    {"time": DAY + "01:00:00Z", "event": "decision", "state": "running", "intensity": 100,
+     "provenance": ACTUAL, "reason": "intensity 100 <= pause level 400",
+     "energy_kwh": 0.2, "emissions_kg": 0.03},
+    {"time": DAY + "01:15:00Z", "event": "fallback", "state": "running", "intensity": 300,
+     "provenance": STALE, "reason": "electricitymaps unavailable; archive 2.5 h old",
+     "energy_kwh": 0.3, "emissions_kg": 0.04},
+    {"time": DAY + "01:30:00Z", "event": "done", "state": "running", "intensity": 300,
+     "provenance": STALE, "reason": "the training exited 0", "progress": 1.0,
+     "energy_kwh": 0.4, "emissions_kg": 0.07},
+]
+
+
+def write_log(path: Path, lines: list[dict[str, Any]] = LINES, tail: str = "") -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + tail,
+                    encoding="utf-8")
+    return path
+
+
+def test_the_figures_are_the_hand_computed_ones(tmp_path: Path) -> None:
+    log = read_run_log(write_log(tmp_path / "run.jsonl"))
+    s = summarise(log)
+    assert s.running_h == pytest.approx(1.0)
+    assert s.paused_h == pytest.approx(0.5)
+    assert s.energy_kwh == pytest.approx(0.4) and s.mean_kw == pytest.approx(0.4)
+    assert s.emissions_kg == pytest.approx(0.07)
+    assert s.run_now_kg == pytest.approx(0.125)
+    assert s.saving_pct == pytest.approx(44.0)
+    assert str(s.run_now_done) == "2023-06-01 01:00:00+00:00"
+    assert s.delay_h == pytest.approx(0.5)
+    assert (s.pauses, s.resumes, s.restarts, s.fallbacks, s.decisions) == (1, 1, 0, 1, 3)
+    assert s.redone_h == pytest.approx(120 / 3600)
+    assert s.policy == "threshold"
+    spans = state_spans(log)
+    assert [(str(a.time()), str(b.time()), st) for a, b, st in spans.itertuples(index=False)] \
+        == [("00:00:00", "00:15:00", "running"), ("00:15:00", "00:45:00", "paused"),
+            ("00:45:00", "01:30:00", "running")]
+
+
+def test_the_page_shows_them(tmp_path: Path) -> None:
+    report = run_report(write_log(tmp_path / "run.jsonl"))
+    page = report.html()
+    assert report.figures == 1
+    text = "\n".join(report.text)
+    row = text.splitlines()
+    header = next(i for i, line in enumerate(row) if line.lstrip().startswith("emissions_kg"))
+    cells = dict(zip(row[header].split(), row[header + 2].split(), strict=False))
+    assert (cells["emissions_kg"], cells["run_now_kg"], cells["saving_%"]) == \
+        ("0.1", "0.1", "44.0")  # one decimal in the terminal
+    assert ">0.07<" in page and (">0.12<" in page or ">0.13<" in page)
+    assert ">44.00<" in page and ">0.50<" in page  # saving %, delay h (2 decimals in HTML)
+    assert "electricitymaps unavailable" in page and "archive actual stale" in page
+    assert "supervisor" in page  # unknown events are listed, not interpreted
+    assert "done at 2023-06-01 01:30:00 UTC" in page
+
+
+def test_a_run_in_progress_and_its_half_written_last_line(tmp_path: Path) -> None:
+    path = write_log(tmp_path / "run.jsonl", LINES[:4], tail='{"time": "2023-06-01T00:4')
+    log = read_run_log(path)
+    assert len(log.lines) == 4 and "line 5 is incomplete" in log.notes[0]
+    s = summarise(log)
+    assert s.done is None and s.delay_h is None
+    assert "not done: the log ends at 2023-06-01 00:30:00 UTC" in run_report(log).html()
+
+
+def test_a_line_out_of_time_order_is_noted_and_adds_no_span(tmp_path: Path) -> None:
+    back: dict[str, Any] = {"time": "2023-06-01T00:10:00Z", "event": "decision", "state": "running"}
+    log = read_run_log(write_log(tmp_path / "run.jsonl", [*LINES[:2], back, *LINES[2:]]))
+    assert log.notes == ("line 3's time 2023-06-01T00:10:00Z is before line 2's "
+                         "2023-06-01T00:15:00Z",)
+    assert summarise(log).running_h == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('{"time": "2023-06-01T00:20:00Z", "event": "decision"\n', r"run\.jsonl:3: not a JSON"),
+    ('[1, 2]\n', r"run\.jsonl:3: a JSON list, not an object"),
+    ('{"event": "decision"}\n', r"run\.jsonl:3: no 'time' text"),
+    ('{"time": "2023-06-01T00:20:00", "event": "x"}\n', r"run\.jsonl:3: .* no UTC offset"),
+    ('{"time": "yesterday", "event": "x"}\n', r"run\.jsonl:3: time 'yesterday' is not"),
+])
+def test_a_bad_line_is_one_error_naming_it(tmp_path: Path, body: str, message: str) -> None:
+    path = write_log(tmp_path / "run.jsonl", LINES[:2], tail=body + json.dumps(LINES[2]) + "\n")
+    with pytest.raises(GreenEpochError, match=message):
+        read_run_log(path)
+
+
+def test_the_command_dispatches_run_logs(tmp_path: Path) -> None:
+    path = write_log(tmp_path / "run.jsonl")
+    assert is_run_log(path)
+    out = tmp_path / "run.html"
+    got = CliRunner().invoke(cli, ["report", str(path), "--out", str(out)])
+    assert got.exit_code == 0, got.output
+    assert "44.0" in got.output and out.read_text(encoding="utf-8").count("<img") == 1
+    bad = write_log(tmp_path / "bad.jsonl", LINES[:3], tail="not json\n")
+    got = CliRunner().invoke(cli, ["report", str(bad), "--out", str(tmp_path / "b.html")])
+    assert got.exit_code == 2
+    lines = got.output.strip().splitlines()
+    assert len(lines) == 1 and re.match(r"greenepoch: error: .*bad\.jsonl:4: not a JSON",
+                                        lines[0]), got.output
+    assert not (tmp_path / "b.html").exists()
+
+
+@pytest.mark.browser
+def test_run_report_renders_in_chromium(tmp_path: Path) -> None:
+    from test_report_browser import chromium, render_checks
+
+    browser = chromium()
+    report = run_report(write_log(tmp_path / "run.jsonl"))
+    page = tmp_path / "run.html"
+    page.write_text(report.html(), encoding="utf-8")
+    render_checks(browser, page, tmp_path, report.figures)
