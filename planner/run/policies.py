@@ -144,7 +144,9 @@ class PlanPolicy(RunPolicy):
     (``start <= now < end``).  After the job's last segment (in any zone) the plan has
     nothing more to say: the training runs until it is done (``plan ended, work
     remains``), since a plan made on a forecast may have under-estimated the work.
-    ``zone`` defaults to the job's zone.
+    Outside its segments the deadline guard (:func:`deadline_guard`) runs it too, when the
+    work left (by the reported progress) no longer fits the job's deadline.  ``zone``
+    defaults to the job's zone.
     """
 
     name = "plan"
@@ -162,6 +164,9 @@ class PlanPolicy(RunPolicy):
             k, seg = here
             return Decision(True, f"plan segment {k + 1} of {len(self.segments)} in "
                                   f"{self.zone}: {iso(seg.start)} to {iso(seg.end)}")
+        guard = deadline_guard(self, obs)
+        if guard is not None:
+            return Decision(True, guard)
         if obs.now >= self.end:
             left = self.remaining_gpu_h(obs)
             work = "" if left is None else f" ({left:.2f} GPU-h by the estimate)"
@@ -194,9 +199,14 @@ def _read_plan(value: Plan | str | Path) -> Plan:
     return value if isinstance(value, Plan) else Plan.from_json(value)
 
 
-#: How an error names the options a policy requires (literal names: the CLI maps them)
-_NAMED = {"pause_above": param("pause_above"), "plan": param("plan"),
-          "job_name": param("job_name")}
+#: How an error names a policy's options (literal names, so the CLI shows its flags)
+_NAMED = {"pause_above": param("pause_above"), "resume_below": param("resume_below"),
+          "min_run": param("min_run"), "min_pause": param("min_pause"),
+          "plan": param("plan"), "job_name": param("job_name"), "zone": param("zone")}
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(_NAMED.get(n, n) for n in names)
 
 #: The policies by name (``replan`` is imported on demand: it pulls in the planner).
 POLICIES = ("threshold", "plan", "replan")
@@ -221,12 +231,12 @@ def make_policy(name: str, job: RunJob, **options: Any) -> RunPolicy:
                 if p.name not in ("self", "job")]
     unknown = sorted(set(given) - {p.name for p in accepted})
     if unknown:
-        raise RequestError(f"policy {name} takes no {', '.join(unknown)}; it takes "
-                           f"{', '.join(p.name for p in accepted)}")
+        raise RequestError(f"policy {name} takes no {_names(unknown)}; it takes "
+                           f"{_names([p.name for p in accepted])}")
     missing = [p.name for p in accepted
                if p.default is inspect.Parameter.empty and p.name not in given]
     if missing:
-        raise RequestError(f"policy {name} needs {', '.join(_NAMED.get(m, m) for m in missing)}")
+        raise RequestError(f"policy {name} needs {_names(missing)}")
     if name == "plan":
         given["plan"] = _read_plan(given["plan"])
     return cls(job, **given)

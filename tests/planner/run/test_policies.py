@@ -320,6 +320,19 @@ def test_plan_policy_follows_its_zone_only_and_says_where_the_plan_went() -> Non
     assert got[10].reason == "plan ended, work remains (24.00 GPU-h by the estimate)"
 
 
+def test_plan_policy_runs_between_segments_when_the_deadline_needs_it() -> None:
+    # DE runs 01:00-02:00 only; deadline 06:00 less 1 h; 2 of 4 wall hours left at 02:00
+    # (progress 0.5 of 16 GPU-h on 4 GPUs): 2 + 0 > (3 - j/4) - 1/4 at step j after 02:00
+    # when j > 3: the guard fires at 03:00
+    job = RunJob(gpus=4, gpu_hours=16.0, deadline=T0 + pd.Timedelta("6h"), zone="DE")
+    policy = PlanPolicy(job, _two_zone_plan(), "a")
+    got = [policy.decide(observe(k, 100, running=False, done=8.0, progress=0.5))
+           for k in range(8, 14)]
+    assert runs(got) == "PPPPRR"
+    assert got[4].reason == ("deadline guard: 2.00 h of work + 0.00 h restart > 2.00 h left to "
+                             "2023-06-01T05:00:00Z less one 15 min interval")
+
+
 def test_plan_policy_after_the_end_with_unknown_work() -> None:
     policy = PlanPolicy(RunJob(zone="FR"), _two_zone_plan(), "a")
     assert policy.decide(observe(20, None, running=True, done=3.0)).reason == \
@@ -342,7 +355,8 @@ def test_make_policy_builds_each_policy_by_name(plan_file: Path) -> None:
     ("greedy", {}, "`policy` = 'greedy': not a policy; choose one of threshold, plan, replan"),
     ("threshold", {}, "policy threshold needs `pause_above`"),
     ("threshold", {"pause_above": 1, "plan": "p.json"},
-     "policy threshold takes no plan; it takes pause_above, resume_below, min_run, min_pause"),
+     "policy threshold takes no `plan`; it takes `pause_above`, `resume_below`, `min_run`, "
+     "`min_pause`"),
     ("plan", {"job_name": "a"}, "policy plan needs `plan`"),
 ])
 def test_make_policy_refuses_bad_names_and_options(name: str, options: dict[str, object],
