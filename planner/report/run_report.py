@@ -1,26 +1,27 @@
 """Report of a ``greenepoch run`` log (JSON lines, docs/run.md "The run log").
 
-The log is read tolerantly: each non-blank line must be a JSON object with ``time``
-(ISO 8601, UTC) and ``event``; other keys are optional and unknown events and keys
-are ignored.  A line that breaks this is one error naming the file and line number,
-except a last line without its newline (a run still writing, or killed mid-line),
-which is left out with a note.
+The log is read by the run's own reader (:func:`greenepoch.planner.run.log.read_log`):
+each line a JSON object with ``time`` (ISO 8601 UTC) and ``event``, other keys
+optional; unknown events and keys are listed or ignored, never an error.  A line that
+breaks this is one error naming the file and the line.
 
 What the report states, each figure with what it was computed on:
 
 * the timeline: running and paused spans, as the log's ``state`` says after each line
-  (or, without it, ``start``/``resume``/``restart`` -> running, ``pause`` -> paused,
-  ``done`` -> ended), against the intensity each line saw (held until the next line),
-  its provenance (actual or forecast, stale marked) and the fallback events;
+  (without it: ``start``, ``resume`` and a training ``restart`` -> running, ``pause``
+  and ``exit`` -> paused, ``done`` -> ended), against the intensity each line saw (held
+  until the next line), its provenance (actual or forecast, stale marked) and the
+  fallback events;
 * energy and emissions: the log's cumulative ``energy_kwh`` and ``emissions_kg`` on its
-  last line (the controller's figures, at the intensities it saw);
+  last line that has them (the controller's figures, at the intensities it saw);
 * run now: the counterfactual of running straight through from the first line for
   the same running time, at the run's mean draw (energy / running time) and at the
   intensities the log saw over that window; its completion and the run's delay
   against it (the running time includes each restart's reload, so the counterfactual
   is charged it too);
-* pauses, resumes, restarts, fallbacks, and work redone after resumes when the log
-  records it (``redone_s`` on a line: seconds of work repeated).
+* pauses, resumes, restarts of the training and of the supervisor, fallbacks, and work
+  redone after resumes when the log records it (``redone_s`` on a line: seconds of
+  work repeated).
 """
 
 from __future__ import annotations
@@ -39,19 +40,18 @@ from greenepoch.planner.report.build import Report
 
 RUNNING, PAUSED, ENDED = "running", "paused", "ended"
 EVENT_STATES = {"start": RUNNING, "resume": RUNNING, "restart": RUNNING, "pause": PAUSED,
-                "done": ENDED}
+                "exit": PAUSED, "done": ENDED}
 EVENT_ROWS = 200  # the events table lists at most this many (decisions are left out)
 
 
 class RunLogError(GreenEpochError):
-    """A run log that cannot be read; the message names the file and line."""
+    """A run log that cannot be read; the message names the file and the line."""
 
 
 @dataclass(frozen=True)
 class LogLine:
-    """One line of a run log: its number (from 1), time, event and all its keys."""
+    """One line of a run log: its time, event and all its keys."""
 
-    number: int
     time: pd.Timestamp
     event: str
     keys: dict[str, Any]
@@ -68,7 +68,9 @@ class LogLine:
 
 
 @dataclass(frozen=True)
-class RunLog:
+class RunHistory:
+    """The lines of one run log, as read."""
+
     path: Path
     lines: tuple[LogLine, ...]
     notes: tuple[str, ...] = ()
@@ -92,66 +94,49 @@ def is_run_log(path: str | Path) -> bool:
     return isinstance(head, dict) and "event" in head and "time" in head
 
 
-def read_run_log(path: str | Path) -> RunLog:
-    """Every line of the log at ``path`` (see the module's docstring for the rules)."""
+def read_run_log(path: str | Path) -> RunHistory:
+    """The run log at ``path``, read by :func:`greenepoch.planner.run.log.read_log` (the
+    one reader of the format: a line that is not a JSON object with ``time`` and
+    ``event`` is one error naming its number; a line cut short by a killed supervisor is
+    left out), each ``time`` an ISO 8601 time with its UTC offset."""
+    from greenepoch.planner.run.log import read_log
+
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        items = read_log(file)
     except UnicodeDecodeError as exc:
         raise RunLogError(f"{file}: not a UTF-8 run log ({exc.reason} at byte "
                           f"{exc.start})") from None
-    raw = text.split("\n")
-    partial = raw[-1].strip() != ""  # the last line lacks its newline
-    lines: list[LogLine] = []
-    notes: list[str] = []
-    for number, body in enumerate(raw, start=1):
-        if not body.strip():
-            continue
-        try:
-            lines.append(_parse(file, number, body))
-        except RunLogError:
-            if partial and number == len(raw):
-                notes.append(f"line {number} is incomplete (no newline: the run is still "
-                             "writing it, or stopped mid-line); left out")
-                continue
-            raise
-    if not lines:
+    if not items:
         raise RunLogError(f"{file}: the run log holds no lines; give the log a "
                           "'greenepoch run' writes (RUN_DIR/run.jsonl by default)")
-    for before, after in itertools.pairwise(lines):
-        if after.time < before.time:  # e.g. a clock stepped back; spans skip it
-            notes.append(f"line {after.number}'s time {after.get('time')} is before line "
-                         f"{before.number}'s {before.get('time')}")
-    return RunLog(file, tuple(lines), tuple(notes))
+    lines = [_line(file, n, item) for n, item in enumerate(items, 1)]
+    notes = [f"entry {n + 1} ({after.event} at {after.get('time')}) is dated before the "
+             f"one above it ({before.get('time')}); it adds no time"
+             for n, (before, after) in enumerate(itertools.pairwise(lines), 1)
+             if after.time < before.time]
+    return RunHistory(file, tuple(lines), tuple(notes))
 
 
-def _parse(file: Path, number: int, body: str) -> LogLine:
-    where = f"{file}:{number}"
+def _line(file: Path, n: int, keys: dict[str, Any]) -> LogLine:
+    """Entry ``n`` (from 1, blank and cut lines not counted) with its time checked."""
+    event, text = keys.get("event"), keys.get("time")
+    where = f"{file}: entry {n} ({event!r} at {text!r})"
+    if not isinstance(event, str) or not event or not isinstance(text, str):
+        raise RunLogError(f"{where}: 'time' and 'event' must be text")
     try:
-        keys = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise RunLogError(f"{where}: not a JSON object ({exc}); each line of a run log "
-                          "is one JSON object") from None
-    if not isinstance(keys, dict):
-        raise RunLogError(f"{where}: a JSON {type(keys).__name__}, not an object; each "
-                          "line of a run log is one JSON object")
-    for key in ("time", "event"):
-        if not isinstance(keys.get(key), str) or not keys[key]:
-            raise RunLogError(f"{where}: no '{key}' text; every line has 'time' (ISO "
-                              "8601 UTC) and 'event'")
-    try:
-        time = pd.Timestamp(keys["time"])
+        time = pd.Timestamp(text)
     except (ValueError, TypeError):
-        raise RunLogError(f"{where}: time {keys['time']!r} is not an ISO 8601 time") \
-            from None
+        raise RunLogError(f"{where}: the time is not ISO 8601, e.g. "
+                          "2023-06-01T00:00:00Z") from None
     if time is pd.NaT or time.tzinfo is None:
-        raise RunLogError(f"{where}: time {keys['time']!r} has no UTC offset; write e.g. "
+        raise RunLogError(f"{where}: the time has no UTC offset; write e.g. "
                           "2023-06-01T00:00:00Z")
-    return LogLine(number, time.tz_convert("UTC"), keys["event"], keys)
+    return LogLine(time.tz_convert("UTC"), event, keys)
 
 
 # -- what the log says ----------------------------------------------------------------
-def state_spans(log: RunLog) -> pd.DataFrame:
+def state_spans(log: RunHistory) -> pd.DataFrame:
     """Columns start, end, state: the run's timeline, from the first line to the
     ``done`` line (or the last line of a run not done), in running/paused spans.  Time
     only moves forward: a line dated before an earlier one adds no time."""
@@ -160,7 +145,10 @@ def state_spans(log: RunLog) -> pd.DataFrame:
     clock = log.lines[0].time  # the latest time reached so far
     for line, nxt in zip(log.lines, [*log.lines[1:], None], strict=True):
         said = line.get("state")
-        state = said if said in (RUNNING, PAUSED) else EVENT_STATES.get(line.event, state)
+        if said in (RUNNING, PAUSED):
+            state = said
+        elif not _supervisor(line):
+            state = EVENT_STATES.get(line.event, state)
         if line.event == "done":
             state = ENDED
         if state == ENDED or nxt is None:
@@ -175,7 +163,7 @@ def state_spans(log: RunLog) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["start", "end", "state"])
 
 
-def intensity_points(log: RunLog) -> pd.DataFrame:
+def intensity_points(log: RunHistory) -> pd.DataFrame:
     """One row per line that saw an intensity: time, intensity (g/kWh), kind (actual,
     forecast or unknown), provider, stale (bool), age_s."""
     rows = []
@@ -244,7 +232,8 @@ class RunSummary:
     paused_h: float
     pauses: int
     resumes: int
-    restarts: int
+    restarts: int  # of the training (after a crash)
+    supervisor_restarts: int
     fallbacks: int
     decisions: int
     energy_kwh: float | None
@@ -269,12 +258,13 @@ class RunSummary:
         return 100 * (self.run_now_kg - self.emissions_kg) / self.run_now_kg
 
 
-def summarise(log: RunLog) -> RunSummary:
+def summarise(log: RunHistory) -> RunSummary:
     spans = state_spans(log)
     hours = {s: float(((spans["end"] - spans["start"])[spans["state"] == s])
                       .dt.total_seconds().sum() / 3600) for s in (RUNNING, PAUSED)}
-    count = {e: sum(1 for line in log.lines if line.event == e)
+    count = {e: sum(1 for line in log.lines if line.event == e and not _supervisor(line))
              for e in ("pause", "resume", "restart", "fallback", "decision")}
+    count["supervisor"] = sum(1 for line in log.lines if _supervisor(line))
     done = next((line.time for line in log.lines if line.event == "done"), None)
     energy = _last_number(log.lines, "energy_kwh")
     emissions = _last_number(log.lines, "emissions_kg")
@@ -288,7 +278,8 @@ def summarise(log: RunLog) -> RunSummary:
     policy = next((str(p) for line in log.lines if (p := line.get("policy"))), None)
     return RunSummary(start=start, last=log.lines[-1].time, done=done, running_h=running,
                       paused_h=hours[PAUSED], pauses=count["pause"], resumes=count["resume"],
-                      restarts=count["restart"], fallbacks=count["fallback"],
+                      restarts=count["restart"], supervisor_restarts=count["supervisor"],
+                      fallbacks=count["fallback"],
                       decisions=count["decision"], energy_kwh=energy,
                       emissions_kg=emissions, mean_kw=mean_kw, run_now_done=run_now_done,
                       run_now_kg=run_now_kg, run_now_unknown_h=unknown_h,
@@ -305,9 +296,9 @@ def _last_number(lines: Iterable[LogLine], key: str) -> float | None:
 
 
 # -- the page -------------------------------------------------------------------------
-def run_report(source: str | Path | RunLog) -> Report:
-    """The HTML report of a run log (a path or a read :class:`RunLog`)."""
-    log = source if isinstance(source, RunLog) else read_run_log(source)
+def run_report(source: str | Path | RunHistory) -> Report:
+    """The HTML report of a run log (a path or a read :class:`RunHistory`)."""
+    log = source if isinstance(source, RunHistory) else read_run_log(source)
     s = summarise(log)
     report = Report("GreenEpoch run report")
     state = f"done at {_iso(s.done)}" if s.done is not None else \
@@ -317,9 +308,12 @@ def run_report(source: str | Path | RunLog) -> Report:
     for note in log.notes:
         report.note(note)
     report.heading("Emissions and delay")
-    report.table(_summary_table(s), "run", counts=("pauses", "resumes", "restarts",
-                                                   "fallbacks"))
+    report.table(_summary_table(s), "emissions and delay")
     report.note(_summary_note(s))
+    report.heading("Pauses and interruptions")
+    report.table(_interruptions_table(s), "pauses and interruptions",
+                 counts=("pauses", "resumes", "restarts", "supervisor_restarts", "fallbacks",
+                         "decisions"))
     report.heading("Timeline")
     report.figure(timeline(log, s), "running and paused against the intensity each decision "
                   "saw (held until the next line); filled dots actual, open triangles "
@@ -328,8 +322,7 @@ def run_report(source: str | Path | RunLog) -> Report:
     events = [line for line in log.lines if line.event != "decision"]
     if events:
         report.heading("Events")
-        report.table(_events_table(events[:EVENT_ROWS]), "events",
-                     counts=("line", "segment"))
+        report.table(_events_table(events[:EVENT_ROWS]), "events", counts=("segment",))
         if len(events) > EVENT_ROWS:
             report.note(f"the first {EVENT_ROWS} of {len(events)} events")
     return report
@@ -342,11 +335,16 @@ def _iso(ts: pd.Timestamp | None) -> str:
 def _summary_table(s: RunSummary) -> pd.DataFrame:
     row = {"emissions_kg": s.emissions_kg, "run_now_kg": s.run_now_kg,
            "saving_%": s.saving_pct, "energy_kwh": s.energy_kwh, "mean_kw": s.mean_kw,
-           "running_h": s.running_h, "paused_h": s.paused_h,
            "done": _iso(s.done) if s.done is not None else None,
-           "run_now_done": _iso(s.run_now_done), "delay_h": s.delay_h,
-           "pauses": s.pauses, "resumes": s.resumes, "restarts": s.restarts,
-           "fallbacks": s.fallbacks, "redone_h": s.redone_h}
+           "run_now_done": _iso(s.run_now_done), "delay_h": s.delay_h}
+    return pd.DataFrame([row])
+
+
+def _interruptions_table(s: RunSummary) -> pd.DataFrame:
+    row = {"running_h": s.running_h, "paused_h": s.paused_h, "pauses": s.pauses,
+           "resumes": s.resumes, "restarts": s.restarts,
+           "supervisor_restarts": s.supervisor_restarts, "fallbacks": s.fallbacks,
+           "decisions": s.decisions, "redone_h": s.redone_h}
     return pd.DataFrame([row])
 
 
@@ -369,7 +367,7 @@ def _events_table(lines: list[LogLine]) -> pd.DataFrame:
     rows = []
     for line in lines:
         prov = _provenance(line) if line.number_of("intensity") is not None else None
-        rows.append({"line": line.number, "time": _iso(line.time), "event": line.event,
+        rows.append({"time": _iso(line.time), "event": _event(line),
                      "state": line.get("state"), "intensity": line.number_of("intensity"),
                      "seen": None if prov is None else
                      f"{prov['provider'] or '?'} {prov['kind']}"
@@ -379,7 +377,16 @@ def _events_table(lines: list[LogLine]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def timeline(log: RunLog, s: RunSummary) -> bytes:
+def _event(line: LogLine) -> str:
+    return "restart (supervisor)" if _supervisor(line) else line.event
+
+
+def _supervisor(line: LogLine) -> bool:
+    """A supervisor started again on the run directory (not the training restarted)."""
+    return line.event == "restart" and line.get("supervisor") is True
+
+
+def timeline(log: RunHistory, s: RunSummary) -> bytes:
     """The figure: intensity (step) with provenance marks above, state lanes below."""
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt

@@ -80,6 +80,7 @@ def test_the_figures_are_the_hand_computed_ones(tmp_path: Path) -> None:
     assert str(s.run_now_done) == "2023-06-01 01:00:00+00:00"
     assert s.delay_h == pytest.approx(0.5)
     assert (s.pauses, s.resumes, s.restarts, s.fallbacks, s.decisions) == (1, 1, 0, 1, 3)
+    assert s.supervisor_restarts == 0
     assert s.redone_h == pytest.approx(120 / 3600)
     assert s.policy == "threshold"
     spans = state_spans(log)
@@ -105,29 +106,42 @@ def test_the_page_shows_them(tmp_path: Path) -> None:
     assert "done at 2023-06-01 01:30:00 UTC" in page
 
 
-def test_a_run_in_progress_and_its_half_written_last_line(tmp_path: Path) -> None:
-    path = write_log(tmp_path / "run.jsonl", LINES[:4], tail='{"time": "2023-06-01T00:4')
+def test_a_run_in_progress_and_a_line_cut_by_a_killed_supervisor(tmp_path: Path) -> None:
+    """A run not done yet; a line cut short, then the supervisor's restart (as the
+    writer leaves them): the cut line is left out, the restart counted apart."""
+    again = {"time": DAY + "00:30:00Z", "event": "restart", "supervisor": True,
+             "state": "paused", "reason": "supervisor started again"}
+    path = write_log(tmp_path / "run.jsonl", LINES[:4],
+                     tail='{"time": "2023-06-01T00:3\n' + json.dumps(again) + "\n")
     log = read_run_log(path)
-    assert len(log.lines) == 4 and "line 5 is incomplete" in log.notes[0]
+    assert [line.event for line in log.lines] == ["start", "decision", "pause", "decision",
+                                                  "restart"]
     s = summarise(log)
     assert s.done is None and s.delay_h is None
-    assert "not done: the log ends at 2023-06-01 00:30:00 UTC" in run_report(log).html()
+    assert (s.restarts, s.supervisor_restarts, s.paused_h) == (0, 1, pytest.approx(0.25))
+    page = run_report(log).html()
+    assert "not done: the log ends at 2023-06-01 00:30:00 UTC" in page
+    assert "restart (supervisor)" in page
 
 
-def test_a_line_out_of_time_order_is_noted_and_adds_no_span(tmp_path: Path) -> None:
-    back: dict[str, Any] = {"time": "2023-06-01T00:10:00Z", "event": "decision", "state": "running"}
+def test_a_line_out_of_time_order_is_noted_and_adds_no_time(tmp_path: Path) -> None:
+    back: dict[str, Any] = {"time": "2023-06-01T00:10:00Z", "event": "decision",
+                            "state": "running"}
     log = read_run_log(write_log(tmp_path / "run.jsonl", [*LINES[:2], back, *LINES[2:]]))
-    assert log.notes == ("line 3's time 2023-06-01T00:10:00Z is before line 2's "
-                         "2023-06-01T00:15:00Z",)
+    assert log.notes == ("entry 3 (decision at 2023-06-01T00:10:00Z) is dated before the "
+                         "one above it (2023-06-01T00:15:00Z); it adds no time",)
     assert summarise(log).running_h == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('{"time": "2023-06-01T00:20:00Z", "event": "decision"\n', r"run\.jsonl:3: not a JSON"),
-    ('[1, 2]\n', r"run\.jsonl:3: a JSON list, not an object"),
-    ('{"event": "decision"}\n', r"run\.jsonl:3: no 'time' text"),
-    ('{"time": "2023-06-01T00:20:00", "event": "x"}\n', r"run\.jsonl:3: .* no UTC offset"),
-    ('{"time": "yesterday", "event": "x"}\n', r"run\.jsonl:3: time 'yesterday' is not"),
+    ('{"time": "2023-06-01T00:20:00Z", "event": "decision"\n',
+     r"run\.jsonl:3: not a JSON line"),
+    ("[1, 2]\n", r"run\.jsonl:3: a run log line needs 'time' and 'event'"),
+    ('{"event": "decision"}\n', r"run\.jsonl:3: a run log line needs"),
+    ('{"time": "2023-06-01T00:20:00", "event": "x"}\n',
+     r"run\.jsonl: entry 3 \('x' at '2023-06-01T00:20:00'\): the time has no UTC offset"),
+    ('{"time": "yesterday", "event": "x"}\n', r"entry 3 .*: the time is not ISO 8601"),
+    ('{"time": 5, "event": "x"}\n', r"entry 3 .*: 'time' and 'event' must be text"),
 ])
 def test_a_bad_line_is_one_error_naming_it(tmp_path: Path, body: str, message: str) -> None:
     path = write_log(tmp_path / "run.jsonl", LINES[:2], tail=body + json.dumps(LINES[2]) + "\n")
@@ -142,11 +156,12 @@ def test_the_command_dispatches_run_logs(tmp_path: Path) -> None:
     got = CliRunner().invoke(cli, ["report", str(path), "--out", str(out)])
     assert got.exit_code == 0, got.output
     assert "44.0" in got.output and out.read_text(encoding="utf-8").count("<img") == 1
-    bad = write_log(tmp_path / "bad.jsonl", LINES[:3], tail="not json\n")
+    bad = write_log(tmp_path / "bad.jsonl", LINES[:3],
+                    tail="not json\n" + json.dumps(LINES[3]) + "\n")
     got = CliRunner().invoke(cli, ["report", str(bad), "--out", str(tmp_path / "b.html")])
     assert got.exit_code == 2
     lines = got.output.strip().splitlines()
-    assert len(lines) == 1 and re.match(r"greenepoch: error: .*bad\.jsonl:4: not a JSON",
+    assert len(lines) == 1 and re.match(r"greenepoch: error: .*bad\.jsonl:4: not a JSON line",
                                         lines[0]), got.output
     assert not (tmp_path / "b.html").exists()
 
