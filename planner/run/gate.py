@@ -70,6 +70,16 @@ class GateError(GreenEpochError):
     """The gate's environment or files are malformed (a variable, the control file)."""
 
 
+class MissingExtraError(GreenEpochError, ImportError):
+    """An adapter's framework is not installed; the message names the extra to install."""
+
+
+def missing_extra(framework: str, module: str, extra: str) -> MissingExtraError:
+    """The error an adapter raises when ``module`` (of ``framework``) cannot be imported."""
+    return MissingExtraError(f"the {framework} adapter needs the '{module}' package, which is "
+                             f"not installed: pip install 'greenepoch[{extra}]'")
+
+
 @dataclass(frozen=True)
 class Control:
     """What the supervisor asks of an in-process training (the control file)."""
