@@ -175,3 +175,15 @@ def test_run_report_renders_in_chromium(tmp_path: Path) -> None:
     page = tmp_path / "run.html"
     page.write_text(report.html(), encoding="utf-8")
     render_checks(browser, page, tmp_path, report.figures)
+
+
+def test_only_run_logs_are_taken_for_run_logs(tmp_path: Path) -> None:
+    from greenepoch.planner.whatif.results import KIND
+
+    (tmp_path / "plan.json").write_text('{"schema_version": 1, "jobs": []}\n', encoding="utf-8")
+    (tmp_path / "sweep.jsonl").write_text(json.dumps({"kind": KIND}) + "\n", encoding="utf-8")
+    (tmp_path / "log.txt").write_text(json.dumps(LINES[0]) + "\n", encoding="utf-8")
+    assert not is_run_log(tmp_path / "plan.json")
+    assert not is_run_log(tmp_path / "sweep.jsonl")
+    assert not is_run_log(tmp_path / "missing.jsonl")
+    assert is_run_log(tmp_path / "log.txt")  # any name, by its first line
