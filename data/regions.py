@@ -13,6 +13,7 @@ import functools
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -326,11 +327,14 @@ def resolve_zone(name: str, catalog: str | Path | None = None) -> str:
     raise CatalogError(f"unknown zone or cloud region '{name}'{hint}{_LIST_HINT}")
 
 
-def resolve_zones(spec: str | list[str], catalog: str | Path | None = None) -> list[str]:
+def resolve_zones(spec: str | list[str], catalog: str | Path | None = None, *,
+                  outside: Callable[[str], bool] | None = None) -> list[str]:
     """Zone ids for comma-separated names (or a list of them); ``all`` means every zone.
 
     Order is kept and duplicates dropped: ``resolve_zones("DE,eu-central-1,GB") ==
-    ["DE", "GB"]``.
+    ["DE", "GB"]``.  ``outside``: says whether a name the catalog lacks is a zone all
+    the same (a live provider's, e.g. ``GB-LONDON`` or ``CAISO_NORTH``); such a name is
+    kept as written.  Any other unknown name is the catalog's CatalogError.
     """
     items = [spec] if isinstance(spec, str) else list(spec)
     names = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
@@ -344,8 +348,18 @@ def resolve_zones(spec: str | list[str], catalog: str | Path | None = None) -> l
         if name.lower() == "all":
             out.update(dict.fromkeys(_index(catalog)[0]))
         else:
-            out[resolve_zone(name, catalog)] = None
+            out[_resolve_or_outside(name, catalog, outside)] = None
     return list(out)
+
+
+def _resolve_or_outside(name: str, catalog: str | Path | None,
+                        outside: Callable[[str], bool] | None) -> str:
+    try:
+        return resolve_zone(name, catalog)
+    except CatalogError:
+        if outside is not None and outside(name):
+            return name
+        raise
 
 
 def zones_on(cloud: str | None = None, catalog: str | Path | None = None) -> list[Region]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 from greenepoch.data.errors import DataError, ProviderAuthError
@@ -17,7 +17,8 @@ from greenepoch.data.providers.base import Provider, utc_now
 from greenepoch.data.providers.config import PROVIDER_NAMES, LiveConfig
 from greenepoch.data.providers.records import PROVIDER_SIGNALS
 
-__all__ = ["PROVIDER_NAMES", "chain_for", "make_provider", "provider_class"]
+__all__ = ["PROVIDER_NAMES", "chain_for", "make_provider", "provider_class",
+           "providers_covering"]
 
 _MODULES = {name: f"greenepoch.data.providers.{name}" for name in PROVIDER_NAMES}
 
@@ -52,6 +53,23 @@ def make_provider(name: str, config: LiveConfig, *,
                    if var in config.credentials}
     return cls(base_url=url, credentials=credentials, http=config.http,
                clock=clock or utc_now, **dict(config.options.get(name, {})))
+
+
+def providers_covering(zone: str, *, signal: str | None = None,
+                       names: Iterable[str] = PROVIDER_NAMES) -> list[str]:
+    """The providers of ``names`` that cover ``zone`` (and serve ``signal``, when given),
+    decided by each provider's :meth:`~greenepoch.data.providers.base.Provider.covers`
+    without a request or credentials: how a zone the region catalog lacks (a UK Carbon
+    Intensity region such as GB-LONDON, a WattTime region code such as CAISO_NORTH, an
+    Electricity Maps zone key) is admitted for live reads."""
+    found = []
+    for name in names:
+        cls = provider_class(name)
+        if signal is not None and signal not in cls.signals:
+            continue
+        if cls(base_url=cls.default_url).covers(zone):
+            found.append(name)
+    return found
 
 
 def chain_for(zone: str, signal: str, config: LiveConfig, *, first: str | None = None,

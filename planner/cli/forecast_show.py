@@ -26,6 +26,7 @@ from greenepoch.planner.cli.options import (
 )
 from greenepoch.planner.cli.when_cmd import (
     Frames,
+    command_zones,
     live_frames,
     provenance_json,
     provenance_lines,
@@ -62,13 +63,12 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
     --from (default now) on the --data history.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from greenepoch.data.regions import resolve_zones
     from greenepoch.forecasts.data import parse_span
 
     span = parse_span(horizon, "--horizon")
     if span > parse_span(MAX_HORIZON, "horizon"):
         raise click.UsageError(f"--horizon {horizon}: at most {MAX_HORIZON}")
-    wanted = resolve_zones(zones)
+    wanted = command_zones(zones, live=live, provider=provider, signal=signal)
     if live:
         if from_time is not None:
             raise click.UsageError("--from is for --data (the past); --live forecasts from now")

@@ -87,7 +87,6 @@ def when(duration: str, within: str, zones: str, from_time: str | None, slot: st
     the embedded synthetic default, from --from (default now).  Times are UTC but
     for --format sbatch/at, which are in the local time zone ($TZ).
     """
-    from greenepoch.data.regions import resolve_zones
     from greenepoch.forecasts.data import parse_span
     from greenepoch.planner.when import best_start
 
@@ -95,7 +94,7 @@ def when(duration: str, within: str, zones: str, from_time: str | None, slot: st
         raise click.UsageError("--json and --format sbatch/at: pick one")
     run_for = parse_span(duration, "--duration")
     window = parse_span(within, "--within", positive=False)
-    wanted = resolve_zones(zones)
+    wanted = command_zones(zones, live=live, provider=provider, signal=signal)
     if live:
         if from_time is not None:
             raise click.UsageError("--from is for --data (the past); --live starts now")
@@ -112,6 +111,31 @@ def when(duration: str, within: str, zones: str, from_time: str | None, slot: st
         frames = _recorded(wanted, now, window, run_for, slot, signal, data_dir)
     choice = best_start(frames.p50, run_for, window, now, p10=frames.p10, p90=frames.p90)
     _print(choice, frames, output, as_json, signal=signal, slot=slot)
+
+
+def command_zones(zones: str, *, live: bool, provider: str | None,
+                  signal: str) -> list[str]:
+    """The zones of --zones: the region catalog's, and with --live also a zone the
+    catalog lacks that a provider (--provider, else any) covers for --signal (a UK
+    region such as GB-LONDON, a WattTime region such as CAISO_NORTH); decided without a
+    request."""
+    from greenepoch.data.errors import CatalogError
+    from greenepoch.data.providers.config import PROVIDER_NAMES
+    from greenepoch.data.providers.registry import providers_covering
+    from greenepoch.data.regions import resolve_zones
+
+    if not live:
+        return resolve_zones(zones)
+    names = (provider,) if provider else PROVIDER_NAMES
+    try:
+        return resolve_zones(zones, outside=lambda zone: bool(
+            providers_covering(zone, signal=signal, names=names)))
+    except CatalogError as exc:
+        by = f"--provider {provider}" if provider else "any provider"
+        raise CatalogError(f"{exc}. With --live, {by} covering it for --signal {signal} "
+                           "would do, and none does (zones outside the catalog: UK regions "
+                           "such as GB-LONDON, WattTime regions such as CAISO_NORTH with "
+                           "--signal marginal, Electricity Maps zone keys)") from None
 
 
 def _start(from_time: str | None) -> pd.Timestamp:
