@@ -67,10 +67,15 @@ class Ended:
 class Adoption:
     """What a restarted supervisor found of the training state.json names: ``running``
     (adopted: it is now this :class:`Training`'s process), ``exited`` (with its exit
-    code, from the shim's status file), or ``gone`` (no such process and no status)."""
+    code, from the shim's status file), or ``gone`` (no such process and no status).
+
+    ``leftovers`` counts the processes of a training whose shim was killed on its own
+    (SIGKILL, the OOM killer): :meth:`Training.adopt` ends them by the pause protocol,
+    as they cannot be watched without it and a new start would make two trainings."""
 
     status: str
     returncode: int | None = None
+    leftovers: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,31 @@ def running(child: Child) -> bool:
     """True while ``child`` is this very process (same start ticks) and not a zombie."""
     stat = proc_stat(child.pid)
     return stat is not None and stat[2] == child.start_ticks and stat[0] not in "ZXx"
+
+
+def session_members(child: Child) -> list[int]:
+    """The live processes of ``child``'s session (the shim's, CMD's and any worker's,
+    unless one left it with setsid), even after the shim ended.  Empty when the pid now
+    belongs to another process: its session is not ours (the kernel reuses a pid only
+    once no process has it as session id, so members of ours are never mistaken)."""
+    leader = proc_stat(child.pid)
+    if leader is not None and leader[2] != child.start_ticks:
+        return []
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()
+            and (stat := proc_stat(int(p))) is not None and stat[1] == child.pid
+            and stat[0] not in "ZXx"]
+
+
+def _signal_session(child: Child, sig: int) -> None:
+    for _ in range(5 if sig == signal.SIGKILL else 1):  # again, for processes forked
+        members = session_members(child)               # during the scan
+        if not members:
+            return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if sig == signal.SIGKILL:
+            time.sleep(_POLL_S)
 
 
 class Training:
@@ -228,11 +258,12 @@ class Training:
             self._child, self._popen, self._returncode = child, None, None
             self.status_known = True
             return Adoption("running")
+        leftovers = 0 if running(child) else self._end_leftovers(child)  # not a shim: not ours
         code = self._status(child)
         if code is None:
-            return Adoption("gone")
+            return Adoption("gone", None, leftovers)
         self._returncode = code
-        return Adoption("exited", code)
+        return Adoption("exited", code, leftovers)
 
     def poll(self) -> int | None:
         """None while the training runs; else its exit code (the last one ended)."""
@@ -296,19 +327,27 @@ class Training:
     def _kill_session(self) -> None:
         """SIGKILL every process of the shim's session (CMD's group, anything CMD
         started in other groups, the shim): signals cannot be forwarded then."""
-        child = self._child
-        if child is None:
-            return
-        for _ in range(5):  # again, for processes forked during the scan
-            members = [int(p) for p in os.listdir("/proc") if p.isdigit()
-                       and (stat := proc_stat(int(p))) is not None and stat[1] == child.pid]
-            leader = proc_stat(child.pid)
-            if not members or (leader is not None and leader[2] != child.start_ticks):
-                return  # none left, or the session id is now another session's
-            for pid in members:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(_POLL_S)
+        if self._child is not None:
+            _signal_session(self._child, signal.SIGKILL)
+
+    def _end_leftovers(self, child: Child) -> int:
+        """End what is left of a training whose shim is gone: the checkpoint signal,
+        SIGTERM, SIGKILL to each process, with the pause's waits.  How many there were."""
+        found = len(session_members(child))
+        if not found:
+            return 0
+        for sig, seconds in ((self.checkpoint_signal, self.grace_s),
+                             (signal.SIGTERM, self.term_grace_s), (signal.SIGKILL, _KILL_WAIT_S)):
+            _signal_session(child, sig)
+            end = time.monotonic() + seconds
+            while session_members(child):
+                if time.monotonic() >= end:
+                    break
+                time.sleep(_POLL_S)
+            else:
+                return found
+        raise GreenEpochError(f"processes of the training (session {child.pid}) survived "
+                              "SIGKILL (stuck in the kernel?); end them and start again")
 
     def _status(self, child: Child) -> int | None:
         """CMD's exit code from the shim's status file, if it is ``child``'s."""

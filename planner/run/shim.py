@@ -137,7 +137,11 @@ def _write_status(path: Path, returncode: int, cmd_pid: int | None) -> None:
     status = {"kind": EXIT_KIND, "shim_pid": os.getpid(),
               "shim_start_ticks": me[2] if me else None, "cmd_pid": cmd_pid,
               "returncode": returncode, "time": datetime.now(UTC).isoformat()}
-    write_atomic(path, json.dumps(status) + "\n")
+    try:
+        write_atomic(path, json.dumps(status) + "\n")
+    except Exception as exc:  # the run directory went away: still end like CMD
+        print(f"greenepoch run: cannot write the exit status {path}: {exc}",
+              file=sys.stderr, flush=True)
 
 
 def _end_like(returncode: int) -> None:

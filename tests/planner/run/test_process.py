@@ -44,6 +44,11 @@ def _session(sid: int) -> list[int]:
             and stat[0] not in "ZX"]
 
 
+def running_pid(pid: int) -> bool:
+    stat = proc_stat(pid)
+    return stat is not None and stat[0] not in "ZX"
+
+
 @pytest.fixture
 def sessions() -> Iterator[list[int]]:
     """Session ids (shim pids) the test started: every process in them is killed at the
@@ -123,7 +128,7 @@ def test_a_training_deaf_to_both_is_killed_with_its_whole_session(
     ended = training.pause()
     assert (ended.how, ended.returncode) == (KILL, -signal.SIGKILL)
     assert 0.6 <= ended.seconds < 10
-    assert proc_stat(pid) is None or proc_stat(pid)[0] in "ZX"  # type: ignore[index]
+    assert not running_pid(pid)
     assert _session(sessions[0]) == []
 
 
@@ -154,7 +159,7 @@ def test_workers_left_behind_are_ended_before_the_status(tmp_path: Path, folder:
                   "the orphaning training to end")
     assert code == [0] and time.monotonic() - began >= 0.5
     grandchild = int((folder / "grandchild").read_text())
-    assert proc_stat(grandchild) is None or proc_stat(grandchild)[0] in "ZX"  # type: ignore[index]
+    assert not running_pid(grandchild)
     assert _session(sessions[0]) == []
 
 
@@ -367,3 +372,21 @@ def test_a_supervisor_killed_by_sigkill_leaves_its_training_reachable(
         ended = training.pause()
         assert (ended.how, ended.returncode) == (CLEAN, 0)  # from the shim's status file
         assert training.status_known and (folder / f"checkpoint-{pid}").exists()
+
+
+def test_a_training_whose_shim_was_killed_is_ended_not_left_running(
+        tmp_path: Path, folder: Path, sessions: list[int]) -> None:
+    """The shim killed on its own (SIGKILL, the OOM killer): its training has nobody to
+    report its status; the next supervisor ends it by the pause protocol (checkpoint
+    first) before it may start another, so there is never a second training."""
+    first = _training(tmp_path, _cmd("obey", folder), grace_s=20)
+    child = _start(sessions, first)
+    [pid] = _ready(folder)
+    os.kill(child.pid, signal.SIGKILL)
+    _until(lambda: not running(child), "the shim's end")
+    assert running_pid(pid)
+    second = _training(tmp_path, _cmd("obey", folder), grace_s=20)
+    adoption = second.adopt(child.pid, child.start_ticks)
+    assert (adoption.status, adoption.leftovers) == ("gone", 1)
+    assert (folder / f"checkpoint-{pid}").exists() and not running_pid(pid)
+    assert _session(child.pid) == []
