@@ -81,7 +81,7 @@ def _zone_list(spec: str | None) -> list[str] | None:
 @click.option("--slot", "slot", type=click.Choice(["15min", "30min", "1h"]), default=None,
               help="Slot length the replay runs on (default: the data's own step; 5-min "
                    "data: 15min); data of another step is resampled by energy-weighted "
-                   "means (docs/data.md).")
+                   "means (docs/data.md of the source repository).")
 @click.option("--epoch", default="1h", show_default=True, help="Decision epoch.")
 @forecast_option  # the model the forecast-driven policies (greedy, milp) use
 @click.option("--forecast-every", default="24h", show_default=True,
