@@ -42,7 +42,7 @@ def test_sim_clock_runs_at_its_speed() -> None:
     began = time.monotonic()
     assert clock.sleep_until(target)
     assert 0.19 <= time.monotonic() - began < 1.0
-    assert target <= clock.now() < target + pd.Timedelta("8h")
+    assert target <= clock.now() < target + pd.Timedelta("20h")  # 2 s late at most
     assert str(clock.now().tz) == "UTC"
 
 
@@ -58,7 +58,9 @@ def test_a_restarted_clock_continues_the_same_timeline() -> None:
     saved = SimAnchor.from_json(first.anchor().to_json())  # as state.json keeps it
     time.sleep(0.2)
     again = SimClock.resume(saved)
-    assert abs((again.now() - first.now()).total_seconds()) < 60  # 60 s sim = 17 ms wall
+    before, resumed, after = first.now(), again.now(), first.now()
+    slack = pd.Timedelta("60s")  # 17 ms of wall time at this speed
+    assert before - slack <= resumed <= after + slack
     assert again.now() - START >= pd.Timedelta(seconds=0.2 * 3600)
     # an anchor taken 10 wall seconds ago: the supervisor was down 10 s = 10 sim hours
     old = SimClock(START, speed=3600, anchor_wall=time.time() - 10)
