@@ -88,6 +88,7 @@ def _saved_step(folder: Path) -> int:
     return int(state["global_step"])
 
 
+@pytest.mark.slow
 def test_trainer_paused_saved_resumed_stopped_and_restarted(tmp_path: Path) -> None:
     control, progress = tmp_path / "control.json", tmp_path / "progress.json"
     ckpt = tmp_path / "checkpoints"

@@ -85,6 +85,7 @@ def _saved_step(path: Path) -> int:
     return int(torch.load(path, weights_only=False)["global_step"])
 
 
+@pytest.mark.slow
 def test_paused_saved_resumed_stopped_and_restarted(tmp_path: Path) -> None:
     control, progress = tmp_path / "control.json", tmp_path / "progress.json"
     ckpt = tmp_path / "checkpoints" / "greenepoch.ckpt"

@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import tiny_train  # noqa: E402  (tests/support, after the torch check)
+from greenepoch.planner.run.gate import read_progress, write_control  # noqa: E402
 
 SCRIPT = Path(tiny_train.__file__)
 STEPS = 40
@@ -48,22 +49,54 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     return out
 
 
-def test_three_interruptions_resume_bit_identical(tmp_path: Path) -> None:
-    straight = _start(["--steps", str(STEPS), "--out", str(tmp_path / "straight.pt")],
-                      os.environ | {"GREENEPOCH_CHECKPOINT_DIR": str(tmp_path / "other")})
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The final weights of one run straight through."""
+    folder = tmp_path_factory.mktemp("straight")
+    proc = _start(["--steps", str(STEPS), "--out", str(folder / "straight.pt")],
+                  os.environ | {"GREENEPOCH_CHECKPOINT_DIR": str(folder / "checkpoints")})
+    try:
+        out = _finish(proc)
+    finally:
+        _kill([proc])
+    assert "checkpoint" not in out and f"done step={STEPS}" in out
+    return folder / "straight.pt"
+
+
+def _kill(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_step(proc: subprocess.Popen[str], progress: Path, at: int) -> None:
+    deadline = time.monotonic() + 60
+    while _step(progress) < at:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the training made no progress"
+        time.sleep(0.01)
+
+
+def _assert_identical(straight: Path, other: Path) -> None:
+    a = torch.load(straight, weights_only=True)
+    b = torch.load(other, weights_only=True)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert tiny_train.weights_digest(straight) == tiny_train.weights_digest(other)
+
+
+@pytest.mark.slow
+def test_three_interruptions_resume_bit_identical(tmp_path: Path, straight: Path) -> None:
     interrupted = tmp_path / "interrupted.pt"
     args = ["--steps", str(STEPS), "--out", str(interrupted), "--step-sleep", "0.05"]
-    procs = [straight]
+    procs: list[subprocess.Popen[str]] = []
     saved: list[int] = []
     try:
         for segment, at in enumerate([7, 16, 29]):
             proc = _start(args, _env(tmp_path, segment, resume=segment > 0))
             procs.append(proc)
-            deadline = time.monotonic() + 60
-            while _step(tmp_path / "progress.json") < at:
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "the training made no progress"
-                time.sleep(0.01)
+            _wait_step(proc, tmp_path / "progress.json", at)
             proc.send_signal(signal.SIGUSR1)
             out = _finish(proc)
             assert f"start segment={segment}" in out
@@ -73,20 +106,50 @@ def test_three_interruptions_resume_bit_identical(tmp_path: Path) -> None:
         procs.append(last)
         out = _finish(last)
         assert f"start segment=3 step={saved[-1]}" in out and f"done step={STEPS}" in out
-        _finish(straight)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
+        _kill(procs)
     assert saved == sorted(set(saved)) and saved[0] > 0 and saved[-1] < STEPS, saved
-    a = torch.load(tmp_path / "straight.pt", weights_only=True)
-    b = torch.load(interrupted, weights_only=True)
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert tiny_train.weights_digest(tmp_path / "straight.pt") == \
-        tiny_train.weights_digest(interrupted)
+    _assert_identical(straight, interrupted)
+
+
+@pytest.mark.slow
+def test_in_process_pauses_then_a_stop_resume_bit_identical(tmp_path: Path,
+                                                           straight: Path) -> None:
+    """--in-process: two pauses through the control file (the process waits, saving at
+    each), a stop (it exits 0), a restart: the same bits again."""
+    control, progress = tmp_path / "control.json", tmp_path / "progress.json"
+    out_path = tmp_path / "in_process.pt"
+    args = ["--steps", str(STEPS), "--out", str(out_path), "--step-sleep", "0.05",
+            "--in-process"]
+    env = _env(tmp_path, 0, resume=False) | {"GREENEPOCH_GATE": str(control)}
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        proc = _start(args, env)
+        procs.append(proc)
+        for at in (6, 15):
+            _wait_step(proc, progress, at)
+            write_control(control, pause=True)
+            deadline = time.monotonic() + 60
+            while (read_progress(progress) or {}).get("state") != "paused":
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.2)
+            assert proc.poll() is None  # waiting, not exited
+            write_control(control, pause=False)
+        _wait_step(proc, progress, 24)
+        write_control(control, stop=True)
+        out = _finish(proc)
+        steps = [int(line.split("=")[1]) for line in out.splitlines()
+                 if line.startswith("checkpoint step=")]
+        assert len(steps) == 3 and steps == sorted(set(steps)) and "done" not in out, out
+        write_control(control)  # a supervisor clears the stop before it restarts
+        proc = _start(args, _env(tmp_path, 1, resume=True) | {"GREENEPOCH_GATE": str(control)})
+        procs.append(proc)
+        out = _finish(proc)
+        assert f"start segment=1 step={steps[-1]}" in out and f"done step={STEPS}" in out
+    finally:
+        _kill(procs)
+    _assert_identical(straight, out_path)
 
 
 def test_the_digest_sees_one_bit(tmp_path: Path) -> None:
