@@ -22,6 +22,7 @@ Exit codes are as :mod:`subprocess` gives them: negative for a signal.  POSIX on
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -226,7 +227,8 @@ class Training:
         return env
 
     def start(self, segment: int, resume: bool) -> Child:
-        """Start the training's ``segment``-th process; refused while one runs."""
+        """Start the training's ``segment``-th process; refused while one runs.  A
+        supervisor that finds a child in state.json adopts it (:meth:`adopt`) first."""
         if self.alive:
             assert self._child is not None
             raise GreenEpochError(f"a training process (pid {self._child.pid}) is running "
@@ -236,7 +238,8 @@ class Training:
                                   f"found {segment!r}")
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.exit_path.unlink(missing_ok=True)  # never read a previous one's status
-        shim = [sys.executable, "-m", "greenepoch.planner.run.shim",
+        # -P: a folder named greenepoch in the working directory must not shadow ours
+        shim = [sys.executable, "-P", "-m", "greenepoch.planner.run.shim",
                 "--status", str(self.run_dir.exit_path.absolute()),
                 "--linger", repr(self.grace_s), "--", *self.argv]
         popen = subprocess.Popen(shim, env=self.environment(segment, resume),
@@ -351,8 +354,6 @@ class Training:
 
     def _status(self, child: Child) -> int | None:
         """CMD's exit code from the shim's status file, if it is ``child``'s."""
-        import json
-
         try:
             raw = json.loads(self.run_dir.exit_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
