@@ -31,13 +31,13 @@ import platformdirs
 from greenepoch.data.archive import schema
 from greenepoch.data.archive.schema import SCHEMA_VERSION, actual, forecast, version
 from greenepoch.data.errors import DataError
+from greenepoch.data.providers.config import ARCHIVE_ENV
 from greenepoch.data.providers.records import Fetched
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, or_, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
-ARCHIVE_ENV = "GREENEPOCH_ARCHIVE"
 ARCHIVE_FILE = "archive.sqlite"
 #: how long a writer waits for another one's lock (SQLite) before giving up
 BUSY_TIMEOUT_S = 60

@@ -105,7 +105,8 @@ live_signal_option = click.option(
 live_option = click.option(
     "--live",
     is_flag=True,
-    help="Plan on the grid as it is now: live provider data and forecasts (docs/live.md).",
+    help="Plan on the grid as it is now: live provider data and forecasts (docs/live.md "
+    "of the source repository).",
 )
 provider_option = click.option(
     "--provider",

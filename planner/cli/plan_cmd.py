@@ -56,7 +56,8 @@ def plan(ctx: click.Context, request_file: str, data_dir: str | None, oracle: bo
     Without --forecast the request's policy.forecast picks the model (itself 'default'
     unless the request names one).  With --live the request is moved to start now
     (the next slot boundary; or at --start, which must not be in the past) and planned
-    on the providers' forecasts blended with the model's (docs/live.md)."""
+    on the providers' forecasts blended with the model's (docs/live.md of the source
+    repository)."""
     given = forecast_given(ctx)
     if oracle and given:
         raise click.UsageError("--oracle and --forecast exclude each other; pick one")

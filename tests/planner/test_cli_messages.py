@@ -41,6 +41,14 @@ NOT_OPTIONS = {
     # Threshold(quantile=): `replay --threshold qF` sets it, and the CLI refuses a bad
     # qF itself, in that option's terms, before the policy is built
     "quantile",
+    # Provider.window(start, end): Python callers' times; the CLI parses its own times
+    # (offset required) before any provider sees them
+    "start", "end",
+    # ElectricityMaps(granularity=, horizon_hours=): set in the config file's
+    # [electricitymaps] table (docs/live.md), which has no command-line option
+    "granularity", "horizon_hours",
+    # forecasts.live.blend(seam_h=): the commands use the documented 6 h
+    "seam_h",
 }
 
 
