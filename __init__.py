@@ -49,6 +49,9 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 #: the names loaded on first use: name -> (module, attribute; None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
+    # the training side of `greenepoch run` (stdlib only): from greenepoch import Gate
+    "Gate": ("greenepoch.planner.run.gate", "Gate"),
+    "gate": ("greenepoch.planner.run.gate", None),
     "Plan": ("greenepoch.planner.plan", "Plan"),
     "PlanRequest": ("greenepoch.planner.model", "PlanRequest"),
     "PlanStatus": ("greenepoch.planner.plan", "PlanStatus"),
@@ -59,6 +62,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 __all__ = [
     "BacktestResult",
+    "Gate",
     "GreenEpochError",
     "Plan",
     "PlanRequest",
