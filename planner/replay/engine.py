@@ -61,7 +61,7 @@ class Scenario:
     prices: pd.DataFrame | None = None
     epoch: pd.Timedelta = pd.Timedelta("1h")
     forecast: str = "default"  # forecasts.registry.DEFAULT_MODEL: the best measured (blend)
-    forecast_every: pd.Timedelta = pd.Timedelta("24h")
+    forecast_every: pd.Timedelta = pd.Timedelta("1h")  # a new forecast every hour
     history: pd.Timedelta = pd.Timedelta("90D")  # what forecasters are fitted on
 
 
@@ -250,12 +250,20 @@ class ReplayPolicy:
         raise NotImplementedError
 
 
+#: forecasts computed at once through the model's batch path (a week of hourly
+#: issues): the same values as one ``predict`` per issue (tests/planner/replay), each
+#: issue a fraction of the time (blend, 4 zones, 100 h: 2.3 s alone, 0.16 s in a batch
+#: of 168 on a loaded 2-core machine)
+BATCH_ISSUES = 168
+
+
 class ForecastFeed:
     """Forecasts issued every ``every`` slots from the data known at the issue time.
 
     The model is fitted once on the history before the replay start; each issue
-    hands it the observations before the issue time (``predict(..., data=)``).
-    ``perfect=True`` returns the actual values instead (perfect foresight).
+    reads the observations before the issue time only (the model's batch path,
+    ``predict_batch``, computes ``BATCH_ISSUES`` issues ahead at once, each from its own
+    past).  ``perfect=True`` returns the actual values instead (perfect foresight).
     """
 
     def __init__(self, c: Compiled, model: str, every_slots: int, horizon_slots: int,
@@ -269,6 +277,7 @@ class ForecastFeed:
         self.model = None
         self.name = model
         self.calls = 0
+        self._ahead: dict[int, np.ndarray] = {}
         if not perfect:
             from greenepoch.forecasts.registry import get_model
 
@@ -282,9 +291,13 @@ class ForecastFeed:
                 )
             self.model = get_model(model).fit(history)
 
+    def issue_of(self, t: int) -> int:
+        """The slot the forecast in force at slot ``t`` was issued at."""
+        return t - (t - self.c.t0) % self.every
+
     def at(self, t: int) -> np.ndarray:
         """Forecast means [zone, slot] for slots ``t ..`` (at least the horizon)."""
-        issue = t - (t - self.c.t0) % self.every
+        issue = self.issue_of(t)
         if issue != self.issue:
             self.issue = issue
             self.calls += 1
@@ -299,11 +312,23 @@ class ForecastFeed:
                 pad = np.repeat(out[:, -1:], self.horizon - out.shape[1], axis=1)
                 out = np.hstack([out, pad])
             return out
-        assert self.model is not None
-        known = c.sc.actual.iloc[:issue]
-        pred = self.model.predict(c.times[issue], self.horizon * c.step, data=known)
-        mean = pd.DataFrame(pred.xs("mean", axis=1, level=1)).reindex(columns=c.zones)
-        return np.clip(mean.to_numpy(dtype=float).T, 0.0, None)
+        if issue not in self._ahead:
+            self._ahead = self._batch(issue)
+        return self._ahead[issue]
+
+    def _batch(self, issue: int) -> dict[int, np.ndarray]:
+        """Forecasts of the issues ``issue, issue + every, ...`` (``BATCH_ISSUES`` of them,
+        within the replay), each from the observations before it."""
+        c, model = self.c, self.model
+        assert model is not None
+        issues = issue + self.every * np.arange(BATCH_ISSUES)
+        issues = issues[(issues < c.t1) | (issues == issue)]
+        values = np.ascontiguousarray(c.intensity[[c.zones.index(z) for z in model.zones_]].T)
+        # issue i reads values[: issues[i]] (its last known slot is issues[i] - 1)
+        pred = model.predict_batch(values, c.times[0], issues - 1, 1, self.horizon)
+        order = [list(model.zones_).index(z) for z in c.zones]
+        return {int(i): np.clip(pred[k, :, :, 0].T[order], 0.0, None)
+                for k, i in enumerate(issues.tolist())}
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,17 @@
   (``k`` = slots still needed); a non-interruptible job starts when the
   lowest-mean contiguous window of its length starts in the epoch; a deadline
   guard runs the whole epoch when that would leave too few slots after it.
-* ``milp``: the planner's MILP (``solve_problem`` on the problem built from the
-  replay's arrays by :func:`window_problem`) on the forecast, re-planned every
-  ``replan_every_h`` hours (and when a job arrives or the plan could not be
-  followed) over at most ``horizon_h`` hours.
+* ``milp``: the receding-horizon decision of :mod:`.decide` (shared with ``greenepoch
+  run --policy replan``) on the latest forecast, re-planned at every forecast issue
+  (or every ``replan_every_h`` hours), when a job arrives or the plan could not be
+  followed, over at most ``horizon_h`` hours: each job alone exactly, the planner's
+  MILP (warm-started) for the jobs of a zone that contend for its capacity.
 * ``oracle``: perfect foresight over each job's whole window (from the epoch it is
   first seen at to its deadline), exact per job, the MILP for jobs that share capacity.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -36,6 +36,7 @@ from greenepoch.data.errors import (
     param,
 )
 from greenepoch.planner.model import DEFAULT_EGRESS_USD_PER_GB, DEFAULT_TRANSFER_KWH_PER_GB
+from greenepoch.planner.replay.decide import Pending, Stats, decide
 from greenepoch.planner.replay.engine import Compiled, ForecastFeed, JobState, ReplayPolicy, View
 from greenepoch.solvers import dp
 from greenepoch.solvers.problem import JobSpec, PlanningProblem, SolveSettings
@@ -249,17 +250,24 @@ def plan_window(c: Compiled, t: int, end: int, intensity: np.ndarray,
 
 
 class Milp(ReplayPolicy):
-    """The planner's MILP on forecasts, re-planned in a receding horizon."""
+    """The shared receding-horizon decision (:func:`~.decide.decide`, also behind
+    ``greenepoch run --policy replan``) on the latest forecast.
+
+    Re-planned whenever a forecast is issued (``replan_every_h`` None, the default:
+    hourly with the default ``forecast_every``) or every ``replan_every_h`` hours, and
+    whenever a job arrives or the plan could not be followed, over at most
+    ``horizon_h`` hours; each joint MILP is warm-started from the previous plan.
+    """
 
     name = "milp"
     uses_forecast = True
 
-    def __init__(self, replan_every_h: float = 24.0, horizon_h: float = 168.0,
+    def __init__(self, replan_every_h: float | None = None, horizon_h: float = 168.0,
                  time_limit_s: float = 10.0, mip_gap: float = 1e-3) -> None:
-        for value, name, example in ((replan_every_h, param("replan_every_h"), "24h"),
+        for value, name, example in ((replan_every_h, param("replan_every_h"), "1h"),
                                      (horizon_h, param("horizon_h"), "168h"),
                                      (time_limit_s, param("time_limit_s"), "10s")):
-            if not value > 0:
+            if value is not None and not value > 0:
                 raise RequestError(f"{name} must be longer than 0; give e.g. {example}")
         self.replan_every_h = replan_every_h
         self.horizon_h = horizon_h
@@ -268,10 +276,12 @@ class Milp(ReplayPolicy):
         self.info: dict = {}
 
     def reset(self, c: Compiled, actual: np.ndarray | None, feed: ForecastFeed | None) -> None:
+        self.feed = feed
         self.plan: dict[int, tuple[int, np.ndarray]] = {}
         self.considered: set[int] = set()
         self.next_replan = -1
-        self.info = {"solves": 0, "fallbacks": 0, "solve_seconds": 0.0}
+        self.stats = Stats()
+        self.info = {"replans": 0, "solves": 0, "fallbacks": 0, "solve_seconds": 0.0}
 
     def _hours(self, j: int, t: int, n: int) -> np.ndarray:
         start, row = self.plan.get(j, (t, np.zeros(0)))
@@ -289,63 +299,47 @@ class Milp(ReplayPolicy):
                 return True
         return False
 
+    def _due(self, view: View) -> bool:
+        """A new forecast was issued since the last plan (or ``replan_every_h`` passed)."""
+        if self.replan_every_h is None and self.feed is not None:
+            every = self.feed.every
+            return view.t >= self.next_replan or (view.t - view.c.t0) % every == 0
+        return view.t >= self.next_replan
+
     def decide(self, view: View) -> np.ndarray:
-        if view.t >= self.next_replan or self._deviated(view):
+        if self._due(view) or self._deviated(view):
             self._replan(view, view.forecast())
         return np.vstack([self._hours(j, view.t, view.n_slots) for j in view.active.tolist()])
 
     def _replan(self, view: View, fc: np.ndarray) -> None:
-        c, s, t = view.c, view.s, view.t
-        slot_h = c.slot_h
+        c, t = view.c, view.t
         act = view.active.tolist()
-        end = min(int(c.last[view.active].max()) + 1, t + max(1, int(self.horizon_h / slot_h)))
-        end = max(end, t + 1)
-        n = end - t
-        reserved = np.zeros((len(c.zones), n), dtype=np.int64)
-        jobs: list[tuple[int, float, int]] = []
-        self.plan = {}
+        jobs = pending(c, view.s, t, act)
+        n = max(1, min(fc.shape[1], max(p.end for p in jobs),
+                       round(self.horizon_h / c.slot_h)))
+        previous = {j: self._hours(j, t, n) for j in act if j in self.plan}
+        choices = decide(fc[:, :n], c.slot_h, jobs, pue=c.pue, capacity=c.capacity,
+                         previous=previous, time_limit_s=self.time_limit_s,
+                         mip_gap=self.mip_gap, times=c.times[t : t + n], stats=self.stats)
+        self.plan = {j: (t, choice.hours) for j, choice in choices.items()}
         self.considered = set(act)
-        for j in act:
-            one = np.array([j])
-            need = int(c.slots_needed(one, s.remaining[one], s.running[one])[0])
-            left = int(c.last[j]) + 1 - t
-            # must run on: non-interruptible and started, past the deadline, or too
-            # little time left to pay another start
-            paused_need = int(c.slots_if_paused(one, s.remaining[one], s.running[one])[0])
-            locked = (s.running[j] and not c.interruptible[j]) or left <= 0 or \
-                (bool(s.running[j]) and paused_need > left - 1)
-            if not locked and c.last[j] + 1 > end:
-                if c.interruptible[j]:
-                    after = (int(c.last[j]) + 1 - end) * slot_h
-                    # the window's run ends in a save, the run after it restarts
-                    req = max(s.remaining[j] + c.overhead[j] + c.save[j] - after,
-                              s.remaining[j] * n / left)
-                    jobs.append((j, req, end))
-                    continue
-                locked = _greedy_runs_now(fc[c.zone[j], :left], need, False)
-                if not locked:
-                    continue
-            if locked:
-                row = np.zeros(n)
-                row[:need] = slot_h
-                self.plan[j] = (t, row)
-                reserved[c.zone[j], :need] += c.gpus[j]
-            else:
-                jobs.append((j, float(s.remaining[j]), int(c.last[j]) + 1))
-        self.next_replan = t + max(1, round(self.replan_every_h / slot_h))
-        if not jobs:
-            return
-        began = time.perf_counter()
-        self.info["solves"] += 1
-        try:
-            planned, _ = plan_window(c, t, end, fc[:, :n], jobs, reserved, self.time_limit_s,
-                                     self.mip_gap)
-        except GreenEpochError:
-            self.info["fallbacks"] += 1
-            planned = {j: np.full(n, slot_h) for j, _, _ in jobs}
-        self.info["solve_seconds"] += time.perf_counter() - began
-        for j, row in planned.items():
-            self.plan[j] = (t, row)
+        every = self.replan_every_h
+        if every is None and self.feed is not None:
+            self.next_replan = t + self.feed.every - (t - c.t0) % self.feed.every
+        else:
+            self.next_replan = t + max(1, round((every or c.slot_h) / c.slot_h))
+        self.info.update(replans=self.info["replans"] + 1, solves=self.stats.solves,
+                         fallbacks=self.stats.fallbacks,
+                         solve_seconds=self.stats.solve_seconds)
+
+
+def pending(c: Compiled, s: JobState, t: int, jobs: list[int]) -> list[Pending]:
+    """The replay's jobs ``jobs`` at slot ``t`` as :func:`~.decide.decide` reads them."""
+    return [Pending(key=j, name=c.names[j], zone=int(c.zone[j]), gpus=int(c.gpus[j]),
+                    power_kw=float(c.power[j]), remaining_h=float(s.remaining[j]),
+                    running=bool(s.running[j]), end=int(c.last[j]) + 1 - t,
+                    overhead_h=float(c.overhead[j]), save_h=float(c.save[j]),
+                    interruptible=bool(c.interruptible[j])) for j in jobs]
 
 
 class Oracle(ReplayPolicy):
