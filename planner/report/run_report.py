@@ -15,8 +15,10 @@ What the report states, each figure with what it was computed on:
 * energy and emissions: the log's cumulative ``energy_kwh`` and ``emissions_kg`` on its
   last line that has them (the controller's figures, at the intensities it saw);
 * run now: the counterfactual of running straight through from the first line for
-  the same running time, at the run's mean draw (energy / running time) and at the
-  intensities the log saw over that window; its completion and the run's delay
+  the same running time; it and this run are both charged at the run's mean draw
+  (energy / running time) on one series of intensities (:func:`intensity_pieces`: the
+  actual intensity of each span when the log carries it, else those the lines saw),
+  so that the saving compares like with like; its completion and the run's delay
   against it (the running time includes each restart's reload, so the counterfactual
   is charged it too);
 * pauses, resumes, restarts of the training and of the supervisor, fallbacks, and work
@@ -41,6 +43,7 @@ from greenepoch.planner.report.build import Report
 RUNNING, PAUSED, ENDED = "running", "paused", "ended"
 EVENT_STATES = {"start": RUNNING, "resume": RUNNING, "restart": RUNNING, "pause": PAUSED,
                 "exit": PAUSED, "done": ENDED}
+ACTUAL_KEY = "actual_intensity"  # g/kWh of the span ending at the line (see intensity_pieces)
 EVENT_ROWS = 200  # the events table lists at most this many (decisions are left out)
 
 
@@ -205,25 +208,63 @@ def _step(points: pd.DataFrame) -> list[tuple[pd.Timestamp, float]]:
     return sorted(out.items())
 
 
-def integral(steps: list[tuple[pd.Timestamp, float]], start: pd.Timestamp,
+Piece = tuple[pd.Timestamp, pd.Timestamp, float]  # [from, to) at g/kWh
+
+
+def intensity_pieces(log: RunHistory) -> tuple[list[Piece], str]:
+    """The intensity over the run, as pieces, and what they are:
+
+    * ``actual``: when the log carries ``actual_intensity`` (g/kWh of the span that ends
+      at the line, from ``actual_from`` or else the previous line's time, running or
+      not): the intensities the energy was charged at;
+    * ``seen``: otherwise, the ``intensity`` each line saw, held until the next one."""
+    pieces: list[Piece] = []
+    before: pd.Timestamp | None = None
+    for line in log.lines:
+        value = line.number_of(ACTUAL_KEY)
+        frm = line.get("actual_from")
+        start = _time(frm) if isinstance(frm, str) else before
+        if value is not None and start is not None and line.time > start:
+            pieces.append((start, line.time, value))
+        if before is None or line.time > before:
+            before = line.time
+    if pieces:
+        return pieces, "actual"
+    steps = _step(intensity_points(log))
+    end = max(log.lines[-1].time, *(t for t, _ in steps)) if steps else log.lines[-1].time
+    edges = [t for t, _ in steps[1:]] + [end]
+    return [(t, upto, v) for (t, v), upto in zip(steps, edges, strict=True) if upto > t], \
+        "seen"
+
+
+def _time(text: str) -> pd.Timestamp | None:
+    try:
+        t = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return None
+    return None if t is pd.NaT or t.tzinfo is None else t.tz_convert("UTC")
+
+
+def integral(pieces: list[Piece], start: pd.Timestamp,
              end: pd.Timestamp) -> tuple[float, float]:
-    """(g/kWh x h over [start, end), hours of it with no known intensity)."""
-    total, unknown = 0.0, 0.0
-    edges = [t for t, _ in steps]
-    for i, (at, value) in enumerate(steps):
-        upto = edges[i + 1] if i + 1 < len(edges) else end
-        lo, hi = max(at, start), min(upto, end)
+    """(g/kWh x h over [start, end), hours of it no piece covers)."""
+    total, covered = 0.0, 0.0
+    for lo_, hi_, value in pieces:
+        lo, hi = max(lo_, start), min(hi_, end)
         if hi > lo:
-            total += value * (hi - lo).total_seconds() / 3600
-    covered_from = edges[0] if edges else end
-    if covered_from > start:
-        unknown = (min(covered_from, end) - start).total_seconds() / 3600
-    return total, unknown
+            h = (hi - lo).total_seconds() / 3600
+            total += value * h
+            covered += h
+    return total, max((end - start).total_seconds() / 3600 - covered, 0.0)
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    """The run's figures (units in the names; None where the log does not tell)."""
+    """The run's figures (units in the names; None where the log does not tell).
+
+    ``run_kg`` and ``run_now_kg`` are on the same intensities (``basis``: ``actual`` or
+    ``seen``, :func:`intensity_pieces`) at the run's mean draw; ``emissions_kg`` is the
+    log's own figure."""
 
     start: pd.Timestamp
     last: pd.Timestamp
@@ -239,6 +280,9 @@ class RunSummary:
     energy_kwh: float | None
     emissions_kg: float | None
     mean_kw: float | None
+    basis: str
+    run_kg: float | None
+    run_unknown_h: float
     run_now_done: pd.Timestamp
     run_now_kg: float | None
     run_now_unknown_h: float
@@ -253,9 +297,9 @@ class RunSummary:
 
     @property
     def saving_pct(self) -> float | None:
-        if self.emissions_kg is None or not self.run_now_kg:
+        if self.run_kg is None or not self.run_now_kg:
             return None
-        return 100 * (self.run_now_kg - self.emissions_kg) / self.run_now_kg
+        return 100 * (self.run_now_kg - self.run_kg) / self.run_now_kg
 
 
 def summarise(log: RunHistory) -> RunSummary:
@@ -267,22 +311,27 @@ def summarise(log: RunHistory) -> RunSummary:
     count["supervisor"] = sum(1 for line in log.lines if _supervisor(line))
     done = next((line.time for line in log.lines if line.event == "done"), None)
     energy = _last_number(log.lines, "energy_kwh")
-    emissions = _last_number(log.lines, "emissions_kg")
     start = log.lines[0].time
     running = hours[RUNNING]
     mean_kw = energy / running if energy is not None and running > 0 else None
+    pieces, basis = intensity_pieces(log)
+    ran = [integral(pieces, a, b) for a, b, st in spans.itertuples(index=False)
+           if st == RUNNING]
     run_now_done = start + pd.Timedelta(hours=running)
-    g_h, unknown_h = integral(_step(intensity_points(log)), start, run_now_done)
-    run_now_kg = None if mean_kw is None else mean_kw * g_h / 1000
+    now_g_h, now_unknown_h = integral(pieces, start, run_now_done)
     redone = [v for line in log.lines if (v := line.number_of("redone_s")) is not None]
     policy = next((str(p) for line in log.lines if (p := line.get("policy"))), None)
     return RunSummary(start=start, last=log.lines[-1].time, done=done, running_h=running,
                       paused_h=hours[PAUSED], pauses=count["pause"], resumes=count["resume"],
                       restarts=count["restart"], supervisor_restarts=count["supervisor"],
-                      fallbacks=count["fallback"],
-                      decisions=count["decision"], energy_kwh=energy,
-                      emissions_kg=emissions, mean_kw=mean_kw, run_now_done=run_now_done,
-                      run_now_kg=run_now_kg, run_now_unknown_h=unknown_h,
+                      fallbacks=count["fallback"], decisions=count["decision"],
+                      energy_kwh=energy, emissions_kg=_last_number(log.lines, "emissions_kg"),
+                      mean_kw=mean_kw, basis=basis,
+                      run_kg=None if mean_kw is None else
+                      mean_kw * sum(g for g, _ in ran) / 1000,
+                      run_unknown_h=sum(u for _, u in ran), run_now_done=run_now_done,
+                      run_now_kg=None if mean_kw is None else mean_kw * now_g_h / 1000,
+                      run_now_unknown_h=now_unknown_h,
                       redone_h=sum(redone) / 3600 if redone else None, policy=policy)
 
 
@@ -316,7 +365,8 @@ def run_report(source: str | Path | RunHistory) -> Report:
                          "decisions"))
     report.heading("Timeline")
     report.figure(timeline(log, s), "running and paused against the intensity each decision "
-                  "saw (held until the next line); filled dots actual, open triangles "
+                  "saw (held until the next line; green bars: the actual intensity each span "
+                  "was charged at, when logged); filled dots actual, open triangles "
                   "forecast, red crosses stale values, orange lines fallback events; the "
                   "lowest lane is running straight through from the start (run now)")
     events = [line for line in log.lines if line.event != "decision"]
@@ -333,9 +383,9 @@ def _iso(ts: pd.Timestamp | None) -> str:
 
 
 def _summary_table(s: RunSummary) -> pd.DataFrame:
-    row = {"emissions_kg": s.emissions_kg, "run_now_kg": s.run_now_kg,
-           "saving_%": s.saving_pct, "energy_kwh": s.energy_kwh, "mean_kw": s.mean_kw,
-           "done": _iso(s.done) if s.done is not None else None,
+    row = {"emissions_kg": s.emissions_kg, "compared_on": s.basis, "run_kg": s.run_kg,
+           "run_now_kg": s.run_now_kg, "saving_%": s.saving_pct, "energy_kwh": s.energy_kwh,
+           "mean_kw": s.mean_kw, "done": _iso(s.done) if s.done is not None else None,
            "run_now_done": _iso(s.run_now_done), "delay_h": s.delay_h}
     return pd.DataFrame([row])
 
@@ -349,15 +399,20 @@ def _interruptions_table(s: RunSummary) -> pd.DataFrame:
 
 
 def _summary_note(s: RunSummary) -> str:
-    parts = ["emissions_kg and energy_kwh are the log's own (at the intensities the "
-             "controller saw); run_now_kg runs straight through from the start for the same "
-             f"{s.running_h:.2f} h of running time at the run's mean draw and the "
-             "intensities the log saw over that window; delay_h is done minus run_now_done"]
-    if s.run_now_unknown_h > 0:
-        parts.append(f"{s.run_now_unknown_h:.2f} h of the run-now window precede the first "
-                     "intensity in the log and are not charged")
+    on = ("the actual intensity of each span (the log's actual_intensity)"
+          if s.basis == "actual" else "the intensity each line saw, held until the next "
+          "line (the log has no actual_intensity)")
+    parts = ["emissions_kg and energy_kwh are the log's own; run_kg (this run) and "
+             "run_now_kg (running straight through from the start for the same "
+             f"{s.running_h:.2f} h of running time) are both at the run's mean draw and on "
+             f"{on}; saving_% compares those two; delay_h is done minus run_now_done"]
+    unknown = [f"{h:.2f} h of {what}" for h, what in ((s.run_unknown_h, "this run"),
+                                                     (s.run_now_unknown_h, "run now"))
+               if h > 1e-9]
+    if unknown:
+        parts.append(f"{' and '.join(unknown)} have no known intensity and are not charged")
     if s.energy_kwh is None:
-        parts.append("the log holds no energy_kwh: emissions and run now are unknown")
+        parts.append("the log holds no energy_kwh: run_kg and run_now_kg are unknown")
     if s.redone_h is None:
         parts.append("work redone after resumes is not in the log (no redone_s)")
     return "; ".join(parts) + "."
@@ -400,6 +455,11 @@ def timeline(log: RunHistory, s: RunSummary) -> bytes:
     fig, (top, low) = plt.subplots(2, 1, figsize=(11, 5.4), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1.2]},
                                    constrained_layout=True)
+    pieces, basis = intensity_pieces(log)
+    if basis == "actual":
+        for i, (a, b, value) in enumerate(pieces):
+            top.plot(num([a, b]), [value, value], color="#2e8b57", linewidth=2.2, alpha=0.7,
+                     label=None if i else "actual, as charged")
     steps = _step(points)
     if steps:
         xs = [t for t, _ in steps] + [max(end, steps[-1][0])]

@@ -75,6 +75,7 @@ def test_the_figures_are_the_hand_computed_ones(tmp_path: Path) -> None:
     assert s.paused_h == pytest.approx(0.5)
     assert s.energy_kwh == pytest.approx(0.4) and s.mean_kw == pytest.approx(0.4)
     assert s.emissions_kg == pytest.approx(0.07)
+    assert s.basis == "seen" and s.run_kg == pytest.approx(0.07)
     assert s.run_now_kg == pytest.approx(0.125)
     assert s.saving_pct == pytest.approx(44.0)
     assert str(s.run_now_done) == "2023-06-01 01:00:00+00:00"
@@ -87,6 +88,25 @@ def test_the_figures_are_the_hand_computed_ones(tmp_path: Path) -> None:
     assert [(str(a.time()), str(b.time()), st) for a, b, st in spans.itertuples(index=False)] \
         == [("00:00:00", "00:15:00", "running"), ("00:15:00", "00:45:00", "paused"),
             ("00:45:00", "01:30:00", "running")]
+
+
+def test_the_actual_intensities_when_the_log_has_them(tmp_path: Path) -> None:
+    """Each line's actual_intensity charges the span since the line before (or since its
+    actual_from): actual
+    250 over 00:00-00:15 (running), 600 and 500 over the pause, then 100, 100, 200 over
+    00:45-01:30.  Run: 0.1 x (250 + 100 + 100 + 200) / 1000 = 0.065 kg; run now over
+    00:00-01:00: 0.1 x (250 + 600 + 500 + 100) / 1000 = 0.145 kg; saving 55.17 %."""
+    actual = {1: 250, 2: 250, 3: 600, 5: 500, 6: 100, 7: 100, 8: 200}
+    lines = [dict(line, actual_intensity=actual[i]) if i in actual else line
+             for i, line in enumerate(LINES)]
+    lines[4] = dict(lines[4], actual_intensity=999, actual_from=lines[4]["time"])  # 0 long
+    lines[5] = dict(lines[5], actual_from=DAY + "00:30:00Z")  # across the supervisor line
+    s = summarise(read_run_log(write_log(tmp_path / "run.jsonl", lines)))
+    assert s.basis == "actual"
+    assert s.run_kg == pytest.approx(0.065)
+    assert s.run_now_kg == pytest.approx(0.145)
+    assert s.saving_pct == pytest.approx(100 * 0.08 / 0.145)
+    assert s.emissions_kg == pytest.approx(0.07)  # the log's own figure, shown as it is
 
 
 def test_the_page_shows_them(tmp_path: Path) -> None:
