@@ -105,6 +105,7 @@ def _register() -> None:
         regions_cmd,
         replay_cmd,
         report_cmd,
+        run_cmd,
         slurm_cmd,
         whatif_cmd,
         when_cmd,
@@ -121,6 +122,7 @@ def _register() -> None:
     cli.add_command(whatif_cmd.whatif)
     cli.add_command(report_cmd.report)
     cli.add_command(when_cmd.when)
+    cli.add_command(run_cmd.run)
 
 
 _register()
