@@ -42,7 +42,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from greenepoch.data.errors import DataError, ProviderAuthError, ProviderDataError, param
+from greenepoch.data.errors import DataError, ProviderAuthError, param
+from greenepoch.data.providers.answers import Answers, is_number
 from greenepoch.data.providers.base import Provider
 from greenepoch.data.providers.records import Fetched, fetched_series
 
@@ -60,6 +61,7 @@ HORIZONS_H = (6, 24, 48, 72)
 HISTORY_SPAN = pd.Timedelta(hours=24)
 #: Electricity Maps zone keys: a country code, then optional dash-separated parts
 ZONE_KEY = re.compile(r"[A-Z]{2,3}(-[A-Z0-9]+)*")
+ANSWERS = Answers("electricitymaps")
 
 
 class ElectricityMaps(Provider):
@@ -94,13 +96,15 @@ class ElectricityMaps(Provider):
     def latest(self, zone: str, signal: str) -> Fetched:
         """The latest value (one point, or none when the API gives null)."""
         body = self._get("/v3/carbon-intensity/latest", zone, signal)
-        points = self._points([_object(body, "latest")], zone, signal, "latest")
+        points = self._points([ANSWERS.mapping(body, "latest")], zone, signal, "latest")
         return self._series(zone, signal, "actual", points)
 
     def history(self, zone: str, signal: str) -> Fetched:
         """The last 24 hours."""
-        body = _object(self._get("/v3/carbon-intensity/history", zone, signal), "history")
-        points = self._points(_list(body, "history"), zone, signal, "history", body)
+        body = ANSWERS.mapping(self._get("/v3/carbon-intensity/history", zone, signal),
+                               "history")
+        points = self._points(_list(body, "history", "history"), zone, signal, "history",
+                              body)
         return self._series(zone, signal, "actual", points)
 
     def past_range(self, zone: str, signal: str, start: pd.Timestamp,
@@ -110,18 +114,21 @@ class ElectricityMaps(Provider):
         start, end = self.window(start, end)
         points: list[tuple[pd.Timestamp, float, bool]] = []
         for lo, hi in _chunks(start, end, MAX_RANGE[self.granularity]):
-            body = _object(self._get("/v3/carbon-intensity/past-range", zone, signal,
-                                     start=_iso(lo), end=_iso(hi)), "past-range")
-            chunk = self._points(_list(body, "data"), zone, signal, "past-range", body)
+            body = ANSWERS.mapping(self._get("/v3/carbon-intensity/past-range", zone,
+                                             signal, start=_iso(lo), end=_iso(hi)),
+                                   "past-range")
+            chunk = self._points(_list(body, "data", "past-range"), zone, signal,
+                                 "past-range", body)
             _check_order(chunk, "past-range")
             points += [p for p in chunk if lo <= p[0] < hi]
         return self._series(zone, signal, "actual", points)
 
     def forecast(self, zone: str, signal: str) -> Fetched:
-        body = _object(self._get("/v3/carbon-intensity/forecast", zone, signal,
-                                 horizonHours=self.horizon_hours), "forecast")
-        points = self._points(_list(body, "forecast"), zone, signal, "forecast", body)
-        issued = _time(body.get("updatedAt"), "forecast updatedAt")
+        body = ANSWERS.mapping(self._get("/v3/carbon-intensity/forecast", zone, signal,
+                                         horizonHours=self.horizon_hours), "forecast")
+        points = self._points(_list(body, "forecast", "forecast"), zone, signal, "forecast",
+                              body)
+        issued = ANSWERS.time(body.get("updatedAt"), "forecast updatedAt")
         return self._series(zone, signal, "forecast", points, issued)
 
     def actuals(self, zone: str, signal: str, start: pd.Timestamp,
@@ -168,28 +175,26 @@ class ElectricityMaps(Provider):
     def _points(self, raw: list[Any], zone: str, signal: str, what: str,
                 envelope: Mapping[str, Any] | None = None
                 ) -> list[tuple[pd.Timestamp, float, bool]]:
-        where = f"{self.name} {what} for {zone}"
+        where = f"{what} for {zone}"
         if envelope is not None:
             self._check_meta(envelope, zone, signal, where)
         points = []
         for i, item in enumerate(raw):
             at = f"{where}, point {i}"
-            if not isinstance(item, dict):
-                raise ProviderDataError(f"{at}: expected an object")
+            ANSWERS.mapping(item, at, "a point")
             self._check_meta(item, zone, signal, at)
-            for key in ("datetime", "carbonIntensity"):
-                if key not in item:
-                    raise ProviderDataError(f"{at}: missing field {key!r}")
-            value = item["carbonIntensity"]
+            stamp = ANSWERS.field(item, "datetime", at)
+            value = ANSWERS.field(item, "carbonIntensity", at)
             if value is None:
                 continue  # a gap in the provider's data: kept as a gap
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ProviderDataError(f"{at}: carbonIntensity must be a number in {UNIT}")
+            if not is_number(value):
+                raise ANSWERS.error(at, f"with carbonIntensity {value!r}; it must be a "
+                                        f"number in {UNIT}")
             estimated = item.get("isEstimated", False)
             if not isinstance(estimated, bool):
-                raise ProviderDataError(f"{at}: isEstimated must be true or false")
-            points.append((_time(item["datetime"], f"{at} datetime"), float(value),
-                           estimated))
+                raise ANSWERS.error(at, f"with isEstimated {estimated!r}; it must be true "
+                                        "or false")
+            points.append((ANSWERS.time(stamp, f"{at} datetime"), float(value), estimated))
         return points
 
     def _check_meta(self, item: Mapping[str, Any], zone: str, signal: str,
@@ -200,7 +205,7 @@ class ElectricityMaps(Provider):
                     "temporalGranularity": self.granularity, "unit": UNIT}
         for key, want in expected.items():
             if key in item and item[key] != want:
-                raise ProviderDataError(f"{where}: {key} is {item[key]!r}, expected {want!r}")
+                raise ANSWERS.error(where, f"with {key} {item[key]!r}; expected {want!r}")
 
     def _series(self, zone: str, signal: str, kind: str,
                 points: list[tuple[pd.Timestamp, float, bool]],
@@ -210,32 +215,8 @@ class ElectricityMaps(Provider):
                               fetched if fetched is not None else self.clock(), issued)
 
 
-def _object(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ProviderDataError(f"electricitymaps {what}: expected a JSON object, found "
-                                f"{type(body).__name__}")
-    return body
-
-
-def _list(body: Mapping[str, Any], key: str) -> list[Any]:
-    if key not in body:
-        raise ProviderDataError(f"electricitymaps answer has no {key!r} field")
-    value = body[key]
-    if not isinstance(value, list):
-        raise ProviderDataError(f"electricitymaps {key!r} must be a list")
-    return value
-
-
-def _time(raw: Any, what: str) -> pd.Timestamp:
-    if not isinstance(raw, str):
-        raise ProviderDataError(f"{what}: expected an ISO 8601 time, found {raw!r}")
-    try:
-        stamp = pd.Timestamp(raw)
-    except ValueError:
-        raise ProviderDataError(f"{what}: {raw!r} is not an ISO 8601 time") from None
-    if stamp.tzinfo is None:
-        raise ProviderDataError(f"{what}: {raw!r} has no time zone")
-    return stamp.tz_convert("UTC")
+def _list(body: Mapping[str, Any], key: str, what: str) -> list[Any]:
+    return ANSWERS.listed(ANSWERS.field(body, key, what), what, repr(key))
 
 
 def _check_order(points: list[tuple[pd.Timestamp, float, bool]], what: str) -> None:
@@ -244,8 +225,8 @@ def _check_order(points: list[tuple[pd.Timestamp, float, bool]], what: str) -> N
     for i in range(1, len(points)):
         if points[i][0] <= points[i - 1][0]:
             how = "duplicated" if points[i][0] == points[i - 1][0] else "out of order"
-            raise ProviderDataError(f"electricitymaps {what}: point {i} "
-                                    f"({points[i][0].isoformat()}) is {how}")
+            raise ANSWERS.error(what, f"with point {i} ({points[i][0].isoformat()}) "
+                                      f"{how}")
 
 
 def _chunks(start: pd.Timestamp, end: pd.Timestamp,

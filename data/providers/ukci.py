@@ -38,12 +38,12 @@ Rules GreenEpoch applies (the API states none of them itself):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 from greenepoch.data.errors import DataError, ProviderDataError
+from greenepoch.data.providers.answers import Answers, is_number
 from greenepoch.data.providers.base import Provider
 from greenepoch.data.providers.records import Fetched, fetched_series
 
@@ -75,6 +75,7 @@ MAX_RANGE = pd.Timedelta(days=14)
 #: what one request asks for, so that with its padding it stays within MAX_RANGE
 CHUNK = MAX_RANGE - 2 * STEP
 TIME_FORMAT = "%Y-%m-%dT%H:%MZ"
+ANSWERS = Answers("ukci", time_form="YYYY-MM-DDThh:mmZ")
 
 Point = tuple[pd.Timestamp, float, bool]
 
@@ -120,7 +121,8 @@ class UKCarbonIntensity(Provider):
         """The periods of one answer, each checked to be 30 minutes long."""
         if zone == NATIONAL:
             path = f"/intensity/{first}/{second}"
-            periods = _list(_field(self.http.get_json(path), "data", path), path)
+            body = self.http.get_json(path)
+            periods = ANSWERS.listed(ANSWERS.field(body, "data", path), path)
         else:
             region_id = REGIONS[zone][0]
             path = f"/regional/intensity/{first}/{second}/regionid/{region_id}"
@@ -138,7 +140,7 @@ class UKCarbonIntensity(Provider):
 
 
 def _regional(body: Any, region_id: int, path: str) -> list[Mapping[str, Any]]:
-    data = _field(body, "data", path)
+    data = ANSWERS.field(body, "data", path)
     if isinstance(data, list) and len(data) == 1:
         data = data[0]
     if not isinstance(data, Mapping):
@@ -146,22 +148,19 @@ def _regional(body: Any, region_id: int, path: str) -> list[Mapping[str, Any]]:
     if "regionid" in data and data["regionid"] != region_id:
         raise ProviderDataError(
             f"ukci answered {path} for regionid {data['regionid']!r}, not {region_id}")
-    return _list(_field(data, "data", path), path)
+    return ANSWERS.listed(ANSWERS.field(data, "data", path), path)
 
 
 def _check_period(period: Any, path: str) -> None:
-    if not isinstance(period, Mapping):
-        raise ProviderDataError(f"ukci answered {path} with a period that is not an "
-                                f"object: {period!r}")
-    begins = _time(_field(period, "from", path), path)
-    ends = _time(_field(period, "to", path), path)
+    ANSWERS.mapping(period, path, "a period")
+    begins = ANSWERS.time(ANSWERS.field(period, "from", path), path)
+    ends = ANSWERS.time(ANSWERS.field(period, "to", path), path)
     if ends - begins != STEP:
         raise ProviderDataError(
             f"ukci answered {path} with a period from {begins.isoformat()} to "
             f"{ends.isoformat()}; expected 30 minutes")
-    if not isinstance(_field(period, "intensity", path), Mapping):
-        raise ProviderDataError(f"ukci answered {path} with an intensity that is not an "
-                                f"object at {begins.isoformat()}")
+    ANSWERS.mapping(ANSWERS.field(period, "intensity", path),
+                    f"{path} at {begins.isoformat()}", "an intensity")
 
 
 def _actual(period: Mapping[str, Any]) -> Point:
@@ -169,42 +168,19 @@ def _actual(period: Mapping[str, Any]) -> Point:
     if actual is None:  # no estimated actual (yet): the forecast, flagged estimated
         when, value, _ = _forecast(period)
         return when, value, True
-    return _time(period["from"], "from"), _value(actual, "actual", period), False
+    return ANSWERS.time(period["from"], "from"), _value(actual, "actual", period), False
 
 
 def _forecast(period: Mapping[str, Any]) -> Point:
     value = _value(period["intensity"].get("forecast"), "forecast", period)
-    return _time(period["from"], "from"), value, False
+    return ANSWERS.time(period["from"], "from"), value, False
 
 
 def _value(raw: Any, key: str, period: Mapping[str, Any]) -> float:
-    if not isinstance(raw, int | float) or isinstance(raw, bool) or not math.isfinite(raw):
+    if not is_number(raw):
         raise ProviderDataError(
             f"ukci answered intensity.{key} {raw!r} for the period from {period['from']}")
     return float(raw)
-
-
-def _field(body: Any, key: str, where: str) -> Any:
-    if not isinstance(body, Mapping) or key not in body:
-        raise ProviderDataError(f"ukci answered {where} without {key!r}")
-    return body[key]
-
-
-def _list(value: Any, where: str) -> list[Mapping[str, Any]]:
-    if not isinstance(value, list):
-        raise ProviderDataError(f"ukci answered {where} with data that is not a list")
-    return value
-
-
-def _time(raw: Any, where: str) -> pd.Timestamp:
-    try:
-        when = pd.Timestamp(raw) if isinstance(raw, str) else None
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise ProviderDataError(
-            f"ukci answered {where} with time {raw!r}; expected YYYY-MM-DDThh:mmZ")
-    return when.tz_convert("UTC")
 
 
 def _stamp(when: pd.Timestamp) -> str:

@@ -38,7 +38,6 @@ underscores, e.g. ``CAISO_NORTH``) is taken as that region.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -52,6 +51,7 @@ from greenepoch.data.errors import (
     ProviderDataError,
     ProviderError,
 )
+from greenepoch.data.providers.answers import Answers, is_number
 from greenepoch.data.providers.base import Provider
 from greenepoch.data.providers.http import HttpAuthError, HttpStatusError
 from greenepoch.data.providers.records import (
@@ -73,6 +73,7 @@ TOKEN_LIFE_S = 25 * 60
 HISTORICAL_CHUNK = pd.Timedelta(days=30)
 #: how a WattTime region code is written (CAISO_NORTH, PJM_DC, PSCO, ...)
 REGION_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+ANSWERS = Answers("watttime")
 
 #: (base URL, zone) -> WattTime region, resolved once per process
 _regions: dict[tuple[str, str], str] = {}
@@ -132,7 +133,7 @@ class WattTime(Provider):
         except HttpStatusError as exc:
             raise ProviderError(
                 f"watttime has no {SIGNAL_TYPE} region at {where}: {exc.detail}") from None
-        region = _field(body, "region", "/v3/region-from-loc")
+        region = ANSWERS.field(body, "region", "/v3/region-from-loc")
         if not isinstance(region, str) or REGION_CODE.fullmatch(region) is None:
             raise ProviderDataError(
                 f"watttime answered /v3/region-from-loc for {where} with region {region!r}")
@@ -168,8 +169,9 @@ class WattTime(Provider):
         region = self.region(zone)
         body = self._get("/v3/forecast", {"region": region, "signal_type": SIGNAL_TYPE})
         step, points = _moer_points(body, region, "/v3/forecast")
-        issued = _time(_field(body["meta"], "generated_at", "/v3/forecast meta"),
-                       "/v3/forecast meta.generated_at")
+        issued = ANSWERS.time(
+            ANSWERS.field(body["meta"], "generated_at", "/v3/forecast meta"),
+            "/v3/forecast meta.generated_at")
         return fetched_series(self.name, zone, "marginal", "forecast", step, points,
                               self.clock(), issued=issued, region=_other(region, zone))
 
@@ -195,7 +197,7 @@ class WattTime(Provider):
         password), kept for the process."""
         user, password = self.credential(USERNAME_VAR), self.credential(PASSWORD_VAR)
         body = self.http.get_json("/login", auth=(user, password))
-        token = _field(body, "token", "/login")
+        token = ANSWERS.field(body, "token", "/login")
         if not isinstance(token, str) or not token:
             raise ProviderDataError("watttime answered /login without a token")
         with _lock:
@@ -267,8 +269,8 @@ def _moer_points(body: Any, region: str,
                  path: str) -> tuple[pd.Timedelta, list[tuple[pd.Timestamp, float, bool]]]:
     """The period and the ``(time, g/kWh, estimated)`` points of a MOER answer."""
     meta, data = _meta(body, region, path, MOER_UNITS)
-    seconds = _field(meta, "data_point_period_seconds", f"{path} meta")
-    step = pd.Timedelta(seconds, "s") if _number(seconds) else None
+    seconds = ANSWERS.field(meta, "data_point_period_seconds", f"{path} meta")
+    step = pd.Timedelta(seconds, "s") if is_number(seconds) else None
     if step not in STEPS:
         raise ProviderDataError(
             f"watttime answered {path} with data_point_period_seconds {seconds!r}; "
@@ -289,12 +291,9 @@ def _moer_points(body: Any, region: str,
 def _meta(body: Any, region: str, path: str,
           units: str) -> tuple[Mapping[str, Any], list[Any]]:
     """``meta`` and ``data`` of an answer, checked: units, signal type and region."""
-    meta = _field(body, "meta", path)
-    data = _field(body, "data", path)
-    if not isinstance(meta, Mapping) or not isinstance(data, list):
-        raise ProviderDataError(f"watttime answered {path} without a meta object and a "
-                                "data list")
-    found = _field(meta, "units", f"{path} meta")
+    meta = ANSWERS.mapping(ANSWERS.field(body, "meta", path), path, "a meta")
+    data = ANSWERS.listed(ANSWERS.field(body, "data", path), path)
+    found = ANSWERS.field(meta, "units", f"{path} meta")
     if found != units:
         raise ProviderDataError(
             f"watttime answered {path} in units {found!r}; expected {units!r}")
@@ -306,37 +305,14 @@ def _meta(body: Any, region: str, path: str,
 
 
 def _point(raw: Any, path: str) -> tuple[pd.Timestamp, float]:
-    if not isinstance(raw, Mapping):
-        raise ProviderDataError(f"watttime answered {path} with a point that is not an "
-                                f"object: {raw!r}")
-    when = _time(_field(raw, "point_time", f"{path} point"), f"{path} point_time")
-    value = _field(raw, "value", f"{path} point")
-    if not _number(value):
+    ANSWERS.mapping(raw, path, "a point")
+    when = ANSWERS.time(ANSWERS.field(raw, "point_time", f"{path} point"),
+                        f"{path} point_time")
+    value = ANSWERS.field(raw, "value", f"{path} point")
+    if not is_number(value):
         raise ProviderDataError(
             f"watttime answered {path} with value {value!r} at {when.isoformat()}")
     return when, float(value)
-
-
-def _field(body: Any, key: str, where: str) -> Any:
-    if not isinstance(body, Mapping) or key not in body:
-        raise ProviderDataError(f"watttime answered {where} without {key!r}")
-    return body[key]
-
-
-def _number(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _time(raw: Any, where: str) -> pd.Timestamp:
-    try:
-        when = pd.Timestamp(raw) if isinstance(raw, str) else None
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise ProviderDataError(
-            f"watttime answered {where} {raw!r}; expected an ISO 8601 time with its offset")
-    return when.tz_convert("UTC")
 
 
 def _other(region: str, zone: str) -> str:
