@@ -32,12 +32,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from greenepoch.data.errors import RequestError, param
 from greenepoch.planner.model import DEFAULT_PUE
 from greenepoch.planner.replay.jobs import ReplayJob
+
+if TYPE_CHECKING:
+    from greenepoch.forecasts.base import Forecaster
 
 EPS = 1e-9
 
@@ -250,6 +254,22 @@ class ReplayPolicy:
         raise NotImplementedError
 
 
+def fit_forecaster(c: Compiled, model: str | None = None) -> Forecaster:
+    """The forecast model ``model`` (default the scenario's) fitted on the history before
+    the replay start: what every forecast of the replay is issued from."""
+    from greenepoch.forecasts.registry import get_model
+
+    frame = c.sc.actual
+    lo = int(c.times.searchsorted(c.sc.start - c.sc.history))
+    history = frame.iloc[lo : c.t0]
+    if len(history) < 2:
+        raise RequestError(
+            f"forecasts need history before the replay start {c.sc.start.isoformat()}; "
+            "start the replay a week or more after the data begins"
+        )
+    return get_model(model or c.sc.forecast).fit(history)
+
+
 #: forecasts computed at once through the model's batch path (a week of hourly
 #: issues): the same values as one ``predict`` per issue (tests/planner/replay), each
 #: issue a fraction of the time (blend, 4 zones, 100 h: 2.3 s alone, 0.16 s in a batch
@@ -267,29 +287,19 @@ class ForecastFeed:
     """
 
     def __init__(self, c: Compiled, model: str, every_slots: int, horizon_slots: int,
-                 perfect: bool = False) -> None:
+                 perfect: bool = False, fitted: Forecaster | None = None) -> None:
         self.c = c
         self.every = every_slots
         self.horizon = horizon_slots + self.every
         self.perfect = perfect
         self.issue = -1
         self.values = np.empty((len(c.zones), 0))
-        self.model = None
+        self.model: Forecaster | None = None
         self.name = model
         self.calls = 0
         self._ahead: dict[int, np.ndarray] = {}
         if not perfect:
-            from greenepoch.forecasts.registry import get_model
-
-            frame = c.sc.actual
-            lo = int(c.times.searchsorted(c.sc.start - c.sc.history))
-            history = frame.iloc[lo : c.t0]
-            if len(history) < 2:
-                raise RequestError(
-                    f"forecasts need history before the replay start {c.sc.start.isoformat()}; "
-                    "start the replay a week or more after the data begins"
-                )
-            self.model = get_model(model).fit(history)
+            self.model = fitted if fitted is not None else fit_forecaster(c, model)
 
     def issue_of(self, t: int) -> int:
         """The slot the forecast in force at slot ``t`` was issued at."""
@@ -363,8 +373,12 @@ def _admit(c: Compiled, s: JobState, cand: np.ndarray, t: int) -> np.ndarray:
 
 
 def run_replay(c: Compiled, policy: ReplayPolicy, *, progress: Callable[[int], None] | None
-               = None, record: bool = False) -> ReplayResult:
+               = None, record: bool = False, forecaster: Forecaster | None = None
+               ) -> ReplayResult:
     """Replay ``policy`` over the compiled scenario and return per-job outcomes.
+
+    ``forecaster``: the scenario's model already fitted (:func:`fit_forecaster`), shared
+    by the replays of several policies; None: fitted here when the policy needs it.
 
     ``record``: keep the realised schedule in ``info['schedule']``, a frame with one
     row per held (job, slot): ``job`` (index), ``slot`` (absolute), ``hours`` run.
@@ -376,7 +390,7 @@ def run_replay(c: Compiled, policy: ReplayPolicy, *, progress: Callable[[int], N
     horizon = int((c.last - c.first).max()) + 2
     if policy.uses_forecast:
         feed = ForecastFeed(c, c.sc.forecast, c.forecast_every_slots, horizon,
-                            perfect=policy.clairvoyant)
+                            perfect=policy.clairvoyant, fitted=forecaster)
     policy.reset(c, c.intensity if policy.clairvoyant else None, feed)
     s = JobState.new(c)
     trace: list[tuple[np.ndarray, int, np.ndarray]] | None = [] if record else None
