@@ -37,10 +37,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
-from greenepoch.data.errors import DataError
 from greenepoch.planner.run.clock import Clock, SimClock
 from greenepoch.planner.run.energy import EnergyAccount, PowerMeter
-from greenepoch.planner.run.feeds import Feed, Reading, on_interval
+from greenepoch.planner.run.feeds import Feed, HistoryFeed, Reading, on_interval
 from greenepoch.planner.run.gate import write_control
 from greenepoch.planner.run.log import RunLog
 from greenepoch.planner.run.model import Decision, Observation, RunJob, RunPolicy
@@ -144,12 +143,10 @@ class Controller:
         if self._stop.is_set():
             return self._shut_down()
         self._charge(now)
-        try:
-            reading = self.feed.observe(now)
-        except DataError as exc:
-            if isinstance(self.clock, SimClock):  # the history ran out
-                return self._end_history(now, str(exc))
-            raise
+        end = getattr(self.feed, "end", None)  # a history's end
+        if end is not None and now >= end:
+            return self._end_history(now, f"the recorded intensities end at {end.isoformat()}")
+        reading = self.feed.observe(now)
         self._reading = reading
         for note in self.feed.fallbacks():
             self._write("fallback", now, reason=note)
@@ -450,7 +447,7 @@ def _horizon(spec: RunSpec, start: pd.Timestamp) -> pd.Timedelta:
 
 def make_feed(spec: RunSpec, start: pd.Timestamp, say: Callable[[str], None]) -> Feed:
     """The feed of ``spec``: live providers, or the history of ``spec.data``."""
-    from greenepoch.planner.run.feeds import HistoryFeed, LiveFeed
+    from greenepoch.planner.run.feeds import LiveFeed
 
     if spec.live:
         from greenepoch.data.archive.store import Archive, archive_url
@@ -493,10 +490,12 @@ def _clock(spec: RunSpec, state: State) -> Clock:
 
 
 def supervise(spec: RunSpec, *, say: Callable[[str], None] | None = None,
-              install_signals: bool = True) -> Outcome:
+              install_signals: bool = True,
+              built: Callable[[Controller], None] | None = None) -> Outcome:
     """Run ``spec`` to its end: lock the run directory, build the feed, the policy and
     the training, and loop (:class:`Controller`).  SIGTERM and SIGINT (when
-    ``install_signals``, in the main thread) stop it cleanly."""
+    ``install_signals``, in the main thread) stop it cleanly; ``built`` is given the
+    controller before it starts (an embedding program's handle on :meth:`Controller.stop`)."""
     import signal as signals
 
     from greenepoch.planner.run.energy import open_meter
@@ -506,10 +505,14 @@ def supervise(spec: RunSpec, *, say: Callable[[str], None] | None = None,
     run_dir = RunDir(spec.run_dir)
     with run_dir.lock():
         state = _open_state(run_dir, spec)
+        policy = make_policy(spec.policy, spec.job, **spec.policy_options)
+        ahead = spec.simulate_from if state.sim_anchor is None else state.sim_anchor.sim
+        feed = make_feed(spec, ahead or pd.Timestamp.now(tz="UTC"), say)
+        if isinstance(feed, HistoryFeed) and state.sim_anchor is None:
+            feed.observe(spec.simulate_from)  # fit the model before the clock starts
+            feed.fallbacks()
         clock = _clock(spec, state)
         start = clock.now()
-        policy = make_policy(spec.policy, spec.job, **spec.policy_options)
-        feed = make_feed(spec, start, say)
         meter, note = open_meter(spec.meter, gpus=spec.job.gpus, power_kw=spec.job.power_kw,
                                  simulate=spec.simulate_from is not None)
         if note:
@@ -523,6 +526,8 @@ def supervise(spec: RunSpec, *, say: Callable[[str], None] | None = None,
                                 spec.interval, log, meter,
                                 restarts=RestartPolicy(spec.max_restarts, spec.backoff_s),
                                 gate=spec.gate, say=say)
+        if built is not None:
+            built(controller)
         previous: dict[int, Any] = {}
         if install_signals and threading.current_thread() is threading.main_thread():
             for sig in (signals.SIGTERM, signals.SIGINT):

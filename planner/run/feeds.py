@@ -102,6 +102,7 @@ def on_interval(forecast: pd.Series, now: pd.Timestamp, interval: pd.Timedelta) 
     lies in); nothing past the forecast's end."""
     if forecast.empty:
         return forecast
+    forecast = forecast.set_axis(forecast.index.as_unit("ns"))  # searched with clock times
     step = forecast.index[1] - forecast.index[0] if len(forecast) > 1 else ISSUE_EVERY
     end = forecast.index[-1] + step
     grid = pd.date_range(now, end - pd.Timedelta(1), freq=interval, name="time")
@@ -119,6 +120,8 @@ def mean_over(series: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> floa
     next) over ``[start, end)``; None when the series does not cover it all."""
     if end <= start or series.empty:
         return None
+    if series.index.unit != "ns":
+        series = series.set_axis(series.index.as_unit("ns"))
     step = series.index[1] - series.index[0] if len(series) > 1 else ISSUE_EVERY
     first = series.index.searchsorted(start, side="right") - 1
     if first < 0 or start >= series.index[-1] + step:
@@ -144,9 +147,9 @@ class HistoryFeed(Feed):
     embedded synthetic default) for one ``zone`` (see the module docstring).
 
     ``model``: the forecast model's registry name; ``fit_until``: fit it on the history
-    before this time (default: the Monday of the first decision's week, as a plan
-    fits); ``horizon``: how far each forecast reaches; ``batch``: issues forecast at
-    once.
+    before this time (default: as a plan fits, the Monday of the first decision's
+    week, or that decision when the history before the Monday is short);
+    ``horizon``: how far each forecast reaches; ``batch``: issues forecast at once.
     """
 
     def __init__(self, data: str | Path | IntensitySource | None, zone: str, *,
@@ -196,7 +199,7 @@ class HistoryFeed(Feed):
         forecast = self._forecast_at(issued)
         return Reading(float(self.values.iloc[at]),
                        {"provider": self.provider, "kind": "actual", "stale": stale,
-                        "age_s": age},
+                        "age_s": round(age, 1)},
                        stale, forecast, issued)
 
     def forecast_at(self, issued: pd.Timestamp) -> pd.Series:
@@ -214,9 +217,12 @@ class HistoryFeed(Feed):
 
     def _fitted(self, issued: pd.Timestamp) -> Any:
         if self._model is None:
-            from greenepoch.planner.forecast_cache import fitted_model, week_start
+            from greenepoch.forecasts.registry import get_model
+            from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model
 
-            cutoff = self.fit_until if self.fit_until is not None else week_start(issued)
+            needed = get_model(self.model_name).history_needed
+            cutoff = self.fit_until if self.fit_until is not None else \
+                fit_cutoff(issued, self.values.index[0], needed)
             if cutoff > issued:
                 raise RequestError(
                     f"fit_until {cutoff.isoformat()} is after the first decision "
@@ -325,7 +331,7 @@ class LiveFeed(Feed):
         self._last = float(values.iloc[-1])
         stale_s = mark.stale_s if mark.stale_s is not None else age
         provenance = {"provider": provider, "kind": "actual", "stale": mark.stale,
-                      "age_s": stale_s}
+                      "age_s": round(stale_s, 1)}
         return Reading(self._last, provenance, mark.stale, *self._forecast_now(now))
 
     def actual(self, start: pd.Timestamp, end: pd.Timestamp) -> float | None:
