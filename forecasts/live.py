@@ -10,7 +10,12 @@ P10/P90 at that slot, ``v`` the provider's value for it):
   that lead time is).  A slot finer than the provider's period takes the value of the
   period covering it; a coarser slot the energy-weighted mean of the periods in it
   (:func:`~greenepoch.data.intensity.resample.resample`, the one rule); a slot only
-  partly covered is not a provider slot.  Gaps up to 3 h inside the provider's
+  partly covered is not a provider slot, except the **first slot asked** when the
+  provider's forecast starts inside it (the live commands' slot holding now: a
+  forecast starts at its issue time, WattTime's at the current 5-minute mark, UK
+  Carbon Intensity's at the current half hour): that slot is judged on the part from
+  the forecast's first period to its end, the mean of those periods (what is before
+  is past; what is left is what a decision now can affect).  Gaps up to 3 h inside the provider's
   forecast are interpolated; after a longer one the forecast is not used;
 * **seam** (the ``seam_h`` hours after the provider's last slot): the model moved by
   the provider-minus-model difference at the last provider slot, ``d = v_last -
@@ -123,10 +128,28 @@ def _on_slots(fetched: Fetched, slot: str, slots: pd.DatetimeIndex) -> pd.Series
     flags = pd.DataFrame(False, index=values.index, columns=["v"])
     frame = IntensityData(values.to_frame("v"), flags, flags.copy(), "real", fetched.signal)
     try:
-        on_slots = resample(frame, slot).values["v"]
+        on_slots = resample(frame, slot).values["v"].reindex(slots)
     except DataError:  # not one whole slot
-        return pd.Series(np.nan, index=slots)
-    return on_slots.reindex(slots)
+        on_slots = pd.Series(np.nan, index=slots)
+    head = _rest_of_first_slot(values, fetched.step, slots)
+    if head is not None:
+        on_slots.iloc[0] = head
+    return on_slots
+
+
+def _rest_of_first_slot(values: pd.Series, step: pd.Timedelta,
+                        slots: pd.DatetimeIndex) -> float | None:
+    """The first slot's value when the forecast (``values``, regular, of period
+    ``step``) starts inside it and covers the rest of it: the mean of its periods from
+    there on (equal periods: the energy-weighted mean); None otherwise."""
+    first, width = slots[0], slots[1] - slots[0]
+    begins = values.index[0]
+    if step > width or not first < begins < first + width:
+        return None
+    inside = values[values.index < first + width]
+    if inside.index[-1] + step != first + width:  # ends inside it too, or off the grid
+        return None
+    return float(inside.mean())
 
 
 def _model(model: pd.DataFrame, zone: str, stat: str, slots: pd.DatetimeIndex) -> pd.Series:

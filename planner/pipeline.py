@@ -120,7 +120,8 @@ def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
                      archive: Archive | None = None, allow_default: bool | None = None,
                      progress: Callable[[str], None] | None = None,
                      warn: Callable[[str], None] | None = None,
-                     clock: Callable[[], pd.Timestamp] | None = None) -> Intensities:
+                     clock: Callable[[], pd.Timestamp] | None = None,
+                     to_forecast_end: bool = False) -> Intensities:
     """The grid as it is now, for ``zones`` over the slots from ``start`` to ``end``
     (``slot`` long): each zone's provider forecast for the hours it covers, the own
     model (``model``, default the registry's default) beyond, blended at the seam
@@ -133,7 +134,13 @@ def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
     when allowed, the embedded default.  The model is fitted on the archive's history
     when it covers what the model needs, else on ``history`` (a data folder, a source, or
     None: the embedded default, marked synthetic).  ``signal`` 'marginal' is WattTime's
-    only.  ``progress`` gets one-line notes, ``warn`` the stale/synthetic warnings;
+    only: it is never extended by a model, so every slot must lie within WattTime's
+    forecast (DataError saying what it covers), or with ``to_forecast_end`` the slots
+    end where the shortest zone's forecast ends (the caller says so: the returned
+    frames end earlier than ``end``).  The first
+    slot (the one holding now) counts as covered when the provider's forecast starts
+    inside it and covers the rest of it (:func:`greenepoch.forecasts.live.blend`).
+    ``progress`` gets one-line notes, ``warn`` the stale/synthetic warnings;
     ``clock`` is "now" (tests).
 
     Returns forecast-mode :class:`Intensities`: judged = P50, quantiles p10/p90, no
@@ -143,7 +150,7 @@ def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
     from greenepoch.data.live.source import LiveSource
     from greenepoch.data.providers.base import utc_now
     from greenepoch.data.providers.config import load_config
-    from greenepoch.forecasts.live import blend
+    from greenepoch.forecasts.live import LiveForecast, blend
     from greenepoch.forecasts.registry import canonical_name
 
     config = config or load_config()
@@ -163,13 +170,18 @@ def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
     predicted = pd.DataFrame(index=slots)
     if signal != "marginal":  # a marginal forecast is never blended with a model
         name = canonical_name(model or "default")
+        served = {z: f.provider for z, f in provided.items() if f is not None}
         predicted, origin, files = _own_forecast(live, zones, slots, signal, name, archive,
-                                                 history, progress)
+                                                 history, progress, served)
     mixed = blend(provided, predicted, slots)
+    if signal == "marginal":
+        reach = _marginal_reach(provided, mixed.p50.reindex(columns=zones),
+                                cut=to_forecast_end)
+        slots = slots[:reach]
+        mixed = LiveForecast(*(frame.iloc[:reach] for frame in (
+            mixed.p50, mixed.p10, mixed.p90, mixed.origin)))
     p50, p10, p90 = (frame.reindex(index=slots, columns=zones)
                      for frame in (mixed.p50, mixed.p10, mixed.p90))
-    if signal == "marginal":
-        _check_marginal(provided, p50)
     # synthetic: a value of the plan's P50 that is (or is forecast from) the synthetic
     # default (a band from a model fitted on it is said in the plan's warnings)
     synthetic = any(p.origin == "default" for p in live.provenance) or bool(
@@ -184,7 +196,7 @@ def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
 def _own_forecast(live: IntensitySource, zones: list[str], slots: pd.DatetimeIndex,
                   signal: str, name: str, archive: Archive,
                   history: str | Path | IntensitySource | None,
-                  progress: Callable[[str], None] | None
+                  progress: Callable[[str], None] | None, served: Mapping[str, str]
                   ) -> tuple[pd.DataFrame, str, tuple[str, ...]]:
     """The own model's forecast over ``slots`` (its ``predict()`` frame), where its
     history came from (:func:`_model_history`) and the files read: fitted as
@@ -198,7 +210,7 @@ def _own_forecast(live: IntensitySource, zones: list[str], slots: pd.DatetimeInd
     recent = live.load(zones, None, None, signal=signal, slot=slot).values  # the last day
     needed = get_model(name).history_needed
     fitted, origin = _model_history(zones, recent.index[0], needed, signal, slot, archive,
-                                    history)
+                                    history, served)
     data = _with_recent(fitted.values, recent)
     # weekly, as planned forecasts are; a folder of past years: on all of it
     fit_until = min(fit_cutoff(slots[0], data.index[0], needed), data.index[-1] + step)
@@ -207,29 +219,53 @@ def _own_forecast(live: IntensitySource, zones: list[str], slots: pd.DatetimeInd
         fitted.files
 
 
-def _check_marginal(provided: Mapping[str, Fetched | None], p50: pd.DataFrame) -> None:
-    """A marginal plan lies inside WattTime's forecast: no model extends it."""
-    step = p50.index[1] - p50.index[0]
+def _marginal_reach(provided: Mapping[str, Fetched | None], p50: pd.DataFrame, *,
+                    cut: bool) -> int:
+    """How many of ``p50``'s slots (from the first on) every zone's marginal forecast
+    covers: all of them; with ``cut`` fewer (at least two); else
+    DataError saying what the forecast covers (no model extends a marginal forecast)."""
+    slots = p50.index
+    step = slots[1] - slots[0]
+    reach, given = {}, {}
     for zone in p50.columns:
-        if provided.get(zone) is None:
+        fetched = provided.get(zone)
+        if fetched is None:
             raise DataError(f"{zone}: no marginal forecast (WattTime's, live or archived) "
                             "to plan on")
-        covered = p50[zone].dropna().index
-        if len(covered) < len(p50):
-            until = f"up to {(covered[-1] + step).isoformat()}" if len(covered) else "none"
-            raise DataError(
-                f"{zone}: the marginal forecast covers {until} of a plan running to "
-                f"{(p50.index[-1] + step).isoformat()}; a marginal plan must end within "
-                "WattTime's forecast (deadlines within about 24 h), or plan on another "
-                f"{param('signal')}")
+        values = fetched.values
+        given[zone] = ("no values" if values.empty else f"{values.index[0].isoformat()} .. "
+                       f"{(values.index[-1] + fetched.step).isoformat()}")
+        covered = p50[zone].notna().to_numpy()
+        reach[zone] = len(covered) if covered.all() else int(covered.argmin())
+    zone = min(reach, key=lambda z: reach[z])
+    stop = reach[zone]
+    end = slots[0] + stop * step
+    if stop == len(slots):
+        return stop
+    if cut and stop >= 2:
+        return stop
+    covers = (f"the {_slot_text(step)} slots {slots[0].isoformat()} .. {end.isoformat()}"
+              if stop else f"none of the slots from {slots[0].isoformat()}")
+    raise DataError(
+        f"{zone}: the marginal forecast covers {covers} (its periods: {given[zone]}; the "
+        "slot holding now counts from its first period on), not up to "
+        f"{(slots[-1] + step).isoformat()}; a marginal plan must end within WattTime's "
+        f"forecast (deadlines within about 24 h), or plan on another {param('signal')}")
+
+
+def _slot_text(step: pd.Timedelta) -> str:
+    return next((name for name, size in SLOTS.items() if size == step), str(step))
 
 
 def _model_history(zones: list[str], until: pd.Timestamp, needed: pd.Timedelta, signal: str,
                    slot: str, archive: Archive,
-                   fallback: str | Path | IntensitySource | None) -> tuple[IntensityData, str]:
+                   fallback: str | Path | IntensitySource | None,
+                   served: Mapping[str, str]) -> tuple[IntensityData, str]:
     """What the own model of a live plan is fitted on, and where it came from: the
     archive's actuals when they cover the ``needed`` span before ``until`` ('archive'),
-    else ``fallback``'s ('data'; the embedded synthetic default when None: 'default')."""
+    else ``fallback``'s ('data'; the embedded synthetic default when None: 'default',
+    for the region catalog's zones only: :func:`_check_default_knows`, which names the
+    provider that ``served`` the zone's forecast for the pull it suggests)."""
     from greenepoch.data.archive.source import ArchiveSource
 
     first = until.floor("D") - needed
@@ -238,6 +274,8 @@ def _model_history(zones: list[str], until: pd.Timestamp, needed: pd.Timedelta, 
             "archive"
     source = source_for(fallback)
     origin = "default" if isinstance(source, ClimatologySource) else "data"
+    if origin == "default":
+        _check_default_knows(zones, first, signal, served)
     try:
         return source.load(zones, first, until, signal=signal, slot=slot,
                            clip_start=True), origin
@@ -251,6 +289,27 @@ def _model_history(zones: list[str], until: pd.Timestamp, needed: pd.Timedelta, 
         raise DataError(f"{source.describe()} holds nothing before {until.isoformat()} to "
                         "fit the own forecast model on")
     return whole.select(zones, newest[-1] - needed, until), origin
+
+
+def _check_default_knows(zones: list[str], since: pd.Timestamp, signal: str,
+                         served: Mapping[str, str]) -> None:
+    """The embedded default knows the region catalog's zones only: a zone outside it
+    (a UK region from ukci, say) with nothing archived has no history at all."""
+    from greenepoch.data.providers.registry import providers_covering
+    from greenepoch.data.regions import load_catalog
+
+    unknown = [zone for zone in zones if zone not in load_catalog()]
+    if not unknown:
+        return
+    zone = unknown[0]
+    by = [served[zone]] if zone in served else providers_covering(zone, signal=signal)
+    pull = (f"greenepoch data pull{f' --provider {by[0]}' if by else ''} --zones "
+            f"{','.join(unknown)} --since {since:%Y-%m-%d}")
+    raise DataError(
+        f"{', '.join(unknown)}: no history to fit the own forecast model on (nothing "
+        f"archived since {since:%Y-%m-%d}, no {param('data_dir')}, and the embedded default "
+        "knows the region catalog's zones only): archive it first with "
+        f"'{pull}', or give {param('data_dir')} a folder holding its history")
 
 
 def _with_recent(history: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:

@@ -59,8 +59,10 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
 
     With --live, the provider's forecast where it reaches and the own model (fitted on
     the archive's history, else --data, else the embedded default, as said) beyond,
-    blended at the seam (docs/live.md).  Without --live, the own model only, issued at
-    --from (default now) on the --data history.
+    blended at the seam (docs/live.md); the slot holding now is judged on the part of
+    it from the provider's first forecast period on.  A marginal forecast (--signal
+    marginal) ends where WattTime's ends, about 24 h ahead, with a note.  Without
+    --live, the own model only, issued at --from (default now) on the --data history.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from greenepoch.forecasts.data import parse_span
@@ -79,6 +81,7 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
         frames = live_frames(wanted, now, issued + span, slot=slot, signal=signal,
                              model=model, data_dir=data_dir, provider=provider,
                              allow_default=allow_default, archive_url=archive_url)
+        _say_early_end(frames, issued + span)
     else:
         issued, frames = _model_only(wanted, from_time, span, slot, signal, model, data_dir)
     table = long_table(frames)
@@ -95,6 +98,18 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
         click.echo(line)
     for line in provenance_lines(frames):
         click.echo(line)
+
+
+def _say_early_end(frames: Frames, asked: pd.Timestamp) -> None:
+    """A note when the live frames end before the horizon asked (a marginal forecast
+    ends where WattTime's does, about 24 h ahead: no model extends it)."""
+    from greenepoch.planner.cli.when_cmd import _note
+
+    index = frames.p50.index
+    end = index[-1] + (index[1] - index[0])
+    if end < asked:
+        _note(f"the marginal forecast covers the slots up to {end:%Y-%m-%d %H:%M} UTC (WattTime's "
+              f"forecast ends there); the output ends there, not at {asked:%Y-%m-%d %H:%M} UTC")
 
 
 def _model_only(zones: list[str], from_time: str | None, span: pd.Timedelta, slot: str,

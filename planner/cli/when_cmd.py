@@ -107,6 +107,7 @@ def when(duration: str, within: str, zones: str, from_time: str | None, slot: st
                              signal=signal, model=model, data_dir=data_dir,
                              provider=provider, allow_default=allow_default,
                              archive_url=archive_url)
+        window = _within_frames(frames, now, window, run_for)
     else:
         frames = _recorded(wanted, now, window, run_for, slot, signal, data_dir)
     choice = best_start(frames.p50, run_for, window, now, p10=frames.p10, p90=frames.p90)
@@ -145,6 +146,29 @@ def _start(from_time: str | None) -> pd.Timestamp:
     return utc_now() if from_time is None else utc(from_time, "--from")
 
 
+def _within_frames(frames: Frames, now: pd.Timestamp, window: pd.Timedelta,
+                  run_for: pd.Timedelta) -> pd.Timedelta:
+    """--within, shortened (with a note) so that every run ends within the live frames:
+    a marginal forecast ends where WattTime's does (about 24 h), before a long window."""
+    import pandas as pd
+    from greenepoch.data.errors import DataError
+
+    index = frames.p50.index
+    stop = index[-1] + (index[1] - index[0])
+    latest = stop - run_for - now
+    if latest >= window:
+        return window
+    if latest < pd.Timedelta(0):
+        raise DataError(
+            f"the live forecast ends at {stop:%Y-%m-%d %H:%M} UTC: a "
+            f"{_text(run_for)} job starting now would end after it; give a shorter "
+            "--duration (WattTime's marginal forecast reaches about 24 h)")
+    _note(f"starts considered up to {now + latest:%Y-%m-%d %H:%M} UTC, not within "
+          f"{_text(window)}: every run must end within the forecast (to "
+          f"{stop:%Y-%m-%d %H:%M} UTC)")
+    return latest
+
+
 def _recorded(zones: list[str], now: pd.Timestamp, window: pd.Timedelta,
               run_for: pd.Timedelta, slot: str, signal: str,
               data_dir: str | None) -> Frames:
@@ -178,7 +202,8 @@ def live_frames(zones: list[str], now: pd.Timestamp, end: pd.Timestamp, *, slot:
                 signal: str, model: str, data_dir: str | None, provider: str | None,
                 allow_default: bool | None, archive_url: str | None) -> Frames:
     """The live forecast (provider, then own model) over the slots from the one holding
-    ``now`` to ``end``, read at ``now``; progress and warnings on stderr."""
+    ``now`` to ``end``, read at ``now``; progress and warnings on stderr.  A marginal
+    forecast ends where WattTime's ends (a note says so), never extended by a model."""
     from greenepoch.planner.pipeline import live_intensities
 
     config, archive = live_setup(archive_url)
@@ -187,7 +212,8 @@ def live_frames(zones: list[str], now: pd.Timestamp, end: pd.Timestamp, *, slot:
         zones, now.floor(step), end.ceil(step), slot=slot, signal=signal,
         provider=provider, history=data_dir,
         model=None if model == FORECAST_DEFAULT else model, config=config, archive=archive,
-        allow_default=allow_default, progress=_note, warn=_note, clock=lambda: now)
+        allow_default=allow_default, progress=_note, warn=_note, clock=lambda: now,
+        to_forecast_end=True)
     p50 = got.judged.values
     quantiles = got.quantiles or {}
     origin = None if got.live is None else got.live.origin.reindex(index=p50.index,

@@ -103,6 +103,33 @@ def test_a_forecast_starting_later_leaves_the_first_slots_to_the_model() -> None
     assert got.p50["DE"].tolist() == [100, 100, 200, 200, 200]
 
 
+@pytest.mark.parametrize("signal", ["direct", "marginal"])
+def test_the_first_slot_is_judged_on_the_rest_of_it_from_the_forecasts_start(
+        signal: str) -> None:
+    index = slots(3)
+    # 15-min periods from 00:30 (issued inside the first hour): 00:00 is judged on
+    # 00:30..01:00 (mean of 100, 200), 01:00 on its four periods; 02:00 is not covered
+    start = T0 + pd.Timedelta("30min")
+    got = blend({"DE": forecast([100, 200, 300, 400, 500, 600], step="15min", start=start,
+                                signal=signal)}, model(index), index, seam_h=0)
+    assert got.p50["DE"].tolist()[:2] == [150, 450]
+    assert got.origin["DE"].tolist()[:2] == ["provider", "provider"]
+    assert got.origin["DE"].tolist()[2] == ("model" if signal == "direct" else "none")
+
+
+def test_only_the_first_slot_may_be_judged_on_a_part() -> None:
+    index = slots(3)
+    # from 01:30: the first slot (00:00) is not reached, the second is only half covered
+    start = T0 + pd.Timedelta("90min")
+    got = blend({"DE": forecast([100] * 6, step="15min", start=start)}, model(index),
+                index, seam_h=0)
+    assert got.origin["DE"].tolist() == ["model", "model", "provider"]
+    # a forecast that starts and ends inside the first slot does not cover it
+    got = blend({"DE": forecast([100], step="15min", start=T0 + pd.Timedelta("15min"))},
+                model(index), index, seam_h=0)
+    assert got.origin["DE"].tolist() == ["model"] * 3
+
+
 def test_values_are_clipped_at_zero() -> None:
     index = slots(2)
     got = blend({"DE": forecast([10, 10])}, model(index, p10=20), index)
