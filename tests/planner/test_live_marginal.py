@@ -8,56 +8,33 @@ from 12:30 for 24 h in 5-minute periods, UK CI's from 12:30 in half hours."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+import os
 
 import fake_ukci
 import fake_watttime as fwt
 import pandas as pd
 import pytest
-from click.testing import CliRunner, Result
-from fake_http import FakeServer
 from greenepoch.data.archive.store import Archive
 from greenepoch.data.errors import DataError
-from greenepoch.data.providers import base
 from greenepoch.data.providers.config import load_config
-from greenepoch.data.providers.records import G_PER_KWH_PER_LBS_PER_MWH, fetched_series
-from greenepoch.planner.cli.main import cli
+from greenepoch.data.providers.records import G_PER_KWH_PER_LBS_PER_MWH
 from greenepoch.planner.pipeline import live_intensities
 
-NOW = pd.Timestamp("2026-03-02T12:34:00Z")
+# the fake UK CI and WattTime servers at NOW (12:34), an archive, no data folder
+from tests.planner.test_live_zones import (  # noqa: F401 (live_env: a fixture)
+    LONDON,
+    MODEL,
+    NOW,
+    _archive_london,
+    _one_error_line,
+    _run,
+    live_env,
+)
+
+pytestmark = pytest.mark.usefixtures("live_env")
 HOUR = pd.Timedelta("1h")
-LONDON = 13  # GB-LONDON's region id in the UK Carbon Intensity API
-MODEL = ["--forecast", "mean7d"]
 MARGINAL = ["--zones", "CAISO_NORTH", "--live", "--provider", "watttime", "--signal",
             "marginal"]
-
-
-@pytest.fixture
-def live_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    config = tmp_path / "config.toml"
-    config.write_text('[live]\nproviders = ["ukci", "watttime"]\n'
-                      "[http]\nattempts = 1\ntotal_s = 5\n", encoding="utf-8")
-    config.chmod(0o600)
-    archive = f"sqlite:///{tmp_path / 'archive.db'}"
-    with FakeServer() as uk, FakeServer() as wt:
-        fake_ukci.serve(uk, now=NOW)
-        fwt.serve(wt, now=NOW)
-        for name, value in {
-            "GREENEPOCH_UKCI_URL": uk.url, "GREENEPOCH_WATTTIME_URL": wt.url,
-            "WATTTIME_USERNAME": fwt.USERNAME, "WATTTIME_PASSWORD": fwt.PASSWORD,
-            "GREENEPOCH_ARCHIVE": archive,
-            "GREENEPOCH_CONFIG": str(config), "GREENEPOCH_CACHE": "off",
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
-        monkeypatch.setattr(base, "utc_now", lambda: NOW)
-        yield {"archive": archive}
-
-
-def _run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
 
 
 def _moer(start: pd.Timestamp, end: pd.Timestamp) -> float:
@@ -65,16 +42,7 @@ def _moer(start: pd.Timestamp, end: pd.Timestamp) -> float:
     return float(fwt.trace("CAISO_NORTH", start, end).mean()) * G_PER_KWH_PER_LBS_PER_MWH
 
 
-def _error(result: Result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("greenepoch: error:"), result.stderr
-    return lines[0]
-
-
-def test_marginal_show_off_the_hour_with_the_default_horizon(
-        live_env: dict[str, Any]) -> None:
+def test_marginal_show_off_the_hour_with_the_default_horizon() -> None:
     result = _run("forecast", "show", *MARGINAL, "--json")
     assert result.exit_code == 0, result.output
     table = pd.DataFrame(json.loads(result.stdout)["forecast"])
@@ -97,8 +65,7 @@ def test_marginal_show_off_the_hour_with_the_default_horizon(
             in result.stderr)
 
 
-def test_marginal_when_off_the_hour_starts_now_and_ends_within_the_forecast(
-        live_env: dict[str, Any]) -> None:
+def test_marginal_when_off_the_hour_starts_now_and_ends_within_the_forecast() -> None:
     result = _run("when", "--duration", "1h", *MARGINAL, "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -113,19 +80,17 @@ def test_marginal_when_off_the_hour_starts_now_and_ends_within_the_forecast(
     assert pd.Timestamp(doc["end"]) <= pd.Timestamp("2026-03-03T12:00Z")
 
 
-def test_marginal_when_longer_than_the_forecast_says_where_it_ends(
-        live_env: dict[str, Any]) -> None:
-    line = _error(_run("when", "--duration", "30h", *MARGINAL, "--within", "0h"))
+def test_marginal_when_longer_than_the_forecast_says_where_it_ends() -> None:
+    line = _one_error_line(_run("when", "--duration", "30h", *MARGINAL, "--within", "0h"))
     assert "the live forecast ends at 2026-03-03 12:00 UTC: a 30h job starting now" in line
 
 
-def test_a_marginal_plan_beyond_the_forecast_says_what_it_covers(
-        live_env: dict[str, Any]) -> None:
+def test_a_marginal_plan_beyond_the_forecast_says_what_it_covers() -> None:
     config = load_config()
     with pytest.raises(DataError) as refused:
         live_intensities(["CAISO_NORTH"], NOW.floor("h"), NOW + 30 * HOUR,
                          signal="marginal", provider="watttime", config=config,
-                         archive=Archive(live_env["archive"]), clock=lambda: NOW)
+                         archive=Archive(os.environ["GREENEPOCH_ARCHIVE"]), clock=lambda: NOW)
     message = str(refused.value)
     assert ("the marginal forecast covers the 1h slots 2026-03-02T12:00:00+00:00 .. "
             "2026-03-03T12:00:00+00:00 (its periods: 2026-03-02T12:30:00+00:00 .. "
@@ -134,23 +99,14 @@ def test_a_marginal_plan_beyond_the_forecast_says_what_it_covers(
     # within the forecast: every slot, the one holding now from 12:30 on
     got = live_intensities(["CAISO_NORTH"], NOW.floor("h"), NOW + 6 * HOUR,
                            signal="marginal", provider="watttime", config=config,
-                           archive=Archive(live_env["archive"]), clock=lambda: NOW)
+                           archive=Archive(os.environ["GREENEPOCH_ARCHIVE"]), clock=lambda: NOW)
     p50 = got.judged.values["CAISO_NORTH"]
     assert len(p50) == 7
     assert p50.iloc[0] == pytest.approx(_moer(NOW.floor("30min"), NOW.ceil("h")), abs=0.01)
 
 
-def _archive_london(env: dict[str, Any]) -> None:
-    end = NOW.floor("30min") - pd.Timedelta("1D")
-    answered = fake_ukci.trace(LONDON, end - pd.Timedelta("12D"), end)
-    points = [(t, float(v), True) for t, v in answered["forecast"].items()]
-    Archive(env["archive"]).put(fetched_series("ukci", "GB-LONDON", "direct", "actual",
-                                               fake_ukci.STEP, points, fetched=end))
-
-
-def test_direct_show_off_the_hour_judges_the_first_hour_the_same_way(
-        live_env: dict[str, Any]) -> None:
-    _archive_london(live_env)
+def test_direct_show_off_the_hour_judges_the_first_hour_the_same_way() -> None:
+    _archive_london({"archive": os.environ["GREENEPOCH_ARCHIVE"]})
     result = _run("forecast", "show", "--zones", "GB-LONDON", "--live", "--provider", "ukci",
                   "--horizon", "6h", *MODEL, "--json")
     assert result.exit_code == 0, result.output
@@ -164,9 +120,8 @@ def test_direct_show_off_the_hour_judges_the_first_hour_the_same_way(
     assert table["p50"].iloc[1] == pytest.approx(answered.iloc[2:4].mean())
 
 
-def test_a_zone_outside_the_catalog_without_history_says_how_to_get_one(
-        live_env: dict[str, Any]) -> None:
-    line = _error(_run("forecast", "show", "--zones", "GB-LONDON", "--live", "--provider",
+def test_a_zone_outside_the_catalog_without_history_says_how_to_get_one() -> None:
+    line = _one_error_line(_run("forecast", "show", "--zones", "GB-LONDON", "--live", "--provider",
                        "ukci", "--horizon", "6h", *MODEL))
     assert "GB-LONDON: no history to fit the own forecast model on" in line
     assert "greenepoch data pull --provider ukci --zones GB-LONDON --since 2026-" in line
