@@ -17,8 +17,9 @@ What the report states, each figure with what it was computed on:
 * run now: the counterfactual of running straight through from the first line for
   the same running time; it and this run are both charged at the run's mean draw
   (energy / running time) on one series of intensities (:func:`intensity_pieces`: the
-  actual intensity of each span when the log carries it, else those the lines saw),
-  so that the saving compares like with like; its completion and the run's delay
+  actual intensity of each span when the log carries it; else the intensity the log
+  charged each running span at and, while paused, the one the lines saw), so that the
+  saving compares like with like; its completion and the run's delay
   against it (the running time includes each restart's reload, so the counterfactual
   is charged it too);
 * pauses, resumes, restarts of the training and of the supervisor, fallbacks, and work
@@ -141,29 +142,51 @@ def _line(file: Path, n: int, keys: dict[str, Any]) -> LogLine:
 # -- what the log says ----------------------------------------------------------------
 def state_spans(log: RunHistory) -> pd.DataFrame:
     """Columns start, end, state: the run's timeline, from the first line to the
-    ``done`` line (or the last line of a run not done), in running/paused spans.  Time
-    only moves forward: a line dated before an earlier one adds no time."""
-    rows: list[dict[str, Any]] = []
-    state = None
-    clock = log.lines[0].time  # the latest time reached so far
-    for line, nxt in zip(log.lines, [*log.lines[1:], None], strict=True):
-        said = line.get("state")
-        if said in (RUNNING, PAUSED):
-            state = said
-        elif not _supervisor(line):
-            state = EVENT_STATES.get(line.event, state)
+    ``done`` line (or the last line of a run not done), in running/paused spans.
+
+    A ``pause`` line is written at the decision; the training runs on while it saves,
+    for the line's ``pause_s`` wall seconds (times the ``speed`` of a ``simulate`` run),
+    and is charged for it: the pause takes effect then.  Time only moves forward: a
+    line dated before an earlier one adds no time."""
+    speed = _speed(log)
+    changes: list[tuple[pd.Timestamp, str]] = []
+    state, end = None, log.lines[-1].time
+    for line in log.lines:
         if line.event == "done":
-            state = ENDED
-        if state == ENDED or nxt is None:
+            end = line.time
             break
-        start, clock = clock, max(clock, nxt.time)
-        if state is None or clock <= start:
+        said = line.get("state")
+        new = said if said in (RUNNING, PAUSED) else \
+            state if _supervisor(line) else EVENT_STATES.get(line.event, state)
+        at = _effective(line, speed)
+        if new != state and new is not None:
+            changes.append((at, new))
+            state = new
+    rows: list[dict[str, Any]] = []
+    clock = log.lines[0].time  # the latest time reached so far
+    for i, (at, st) in enumerate(changes):
+        upto = changes[i + 1][0] if i + 1 < len(changes) else max(end, at)
+        start, clock = max(clock, at), max(clock, at, upto)
+        if clock <= start:
             continue
-        if rows and rows[-1]["state"] == state and rows[-1]["end"] == start:
+        if rows and rows[-1]["state"] == st and rows[-1]["end"] == start:
             rows[-1]["end"] = clock
         else:
-            rows.append({"start": start, "end": clock, "state": state})
+            rows.append({"start": start, "end": clock, "state": st})
     return pd.DataFrame(rows, columns=["start", "end", "state"])
+
+
+def _speed(log: RunHistory) -> float:
+    """Simulated seconds per wall second: the ``speed`` of a ``simulate`` run, else 1."""
+    return next((v for line in log.lines if line.get("simulate") is True
+                  and (v := line.number_of("speed")) is not None), 1.0)
+
+
+def _effective(line: LogLine, speed: float) -> pd.Timestamp:
+    """When the line's change took effect: a pause ``pause_s`` wall seconds (x the
+    speed) after its decision, every other line at its time."""
+    wall = line.number_of("pause_s") if line.event == "pause" else None
+    return line.time + pd.Timedelta(seconds=wall * speed) if wall else line.time
 
 
 def intensity_points(log: RunHistory) -> pd.DataFrame:
@@ -212,12 +235,31 @@ Piece = tuple[pd.Timestamp, pd.Timestamp, float]  # [from, to) at g/kWh
 
 
 def intensity_pieces(log: RunHistory) -> tuple[list[Piece], str]:
-    """The intensity over the run, as pieces, and what they are:
+    """The intensity over the run, as pieces, and what they are (the basis):
 
-    * ``actual``: when the log carries ``actual_intensity`` (g/kWh of the span that ends
-      at the line, from ``actual_from`` or else the previous line's time, running or
-      not): the intensities the energy was charged at;
-    * ``seen``: otherwise, the ``intensity`` each line saw, held until the next one."""
+    * ``actual``: the log carries ``actual_intensity`` (g/kWh of the span that ends at
+      the line, from ``actual_from`` or else the previous line's time, running or not):
+      the intensities the energy was charged at, paused spans included;
+    * ``charged+seen``: where the training ran, the intensity each span was charged at,
+      from the log's own increments (``1000 x d emissions_kg / d energy_kwh`` between two
+      lines); elsewhere (paused) the ``intensity`` the lines saw, held until the next;
+    * ``seen``: the ``intensity`` each line saw, held until the next (a log without
+      energy)."""
+    actual = _logged_actuals(log)
+    if actual:
+        return actual, "actual"
+    steps = _step(intensity_points(log))
+    end = max(log.lines[-1].time, *(t for t, _ in steps)) if steps else log.lines[-1].time
+    edges = [t for t, _ in steps[1:]] + [end]
+    seen = [(t, upto, v) for (t, v), upto in zip(steps, edges, strict=True) if upto > t]
+    charged = _charged(log)
+    if not charged:
+        return seen, "seen"
+    rest = [part for piece in seen for part in _outside(piece, charged)]
+    return sorted(charged + rest), "charged+seen"
+
+
+def _logged_actuals(log: RunHistory) -> list[Piece]:
     pieces: list[Piece] = []
     before: pd.Timestamp | None = None
     for line in log.lines:
@@ -228,13 +270,49 @@ def intensity_pieces(log: RunHistory) -> tuple[list[Piece], str]:
             pieces.append((start, line.time, value))
         if before is None or line.time > before:
             before = line.time
-    if pieces:
-        return pieces, "actual"
-    steps = _step(intensity_points(log))
-    end = max(log.lines[-1].time, *(t for t, _ in steps)) if steps else log.lines[-1].time
-    edges = [t for t, _ in steps[1:]] + [end]
-    return [(t, upto, v) for (t, v), upto in zip(steps, edges, strict=True) if upto > t], \
-        "seen"
+    return pieces
+
+
+def _charged(log: RunHistory) -> list[Piece]:
+    """The intensity each span between two lines with energy was charged at, over the
+    parts of it in which the training ran (energy is charged only then)."""
+    spans = state_spans(log)
+    running = [(a, b, 0.0) for a, b, st in spans.itertuples(index=False) if st == RUNNING]
+    speed = _speed(log)
+    pieces: list[Piece] = []
+    last: tuple[pd.Timestamp, float, float] | None = None
+    for line in log.lines:
+        kwh, kg = line.number_of("energy_kwh"), line.number_of("emissions_kg")
+        if kwh is None or kg is None:
+            continue
+        at = _effective(line, speed)  # a pause line's figures include the save
+        if last is not None and at > last[0] and kwh - last[1] > 1e-9:
+            value = 1000 * (kg - last[2]) / (kwh - last[1])
+            pieces += [(a, b, value) for a, b, _ in _inside((last[0], at, 0.0), running)]
+        if last is None or at >= last[0]:
+            last = (at, kwh, kg)
+    return pieces
+
+
+def _inside(piece: Piece, covers: list[Piece]) -> list[Piece]:
+    """The parts of ``piece`` that pieces of ``covers`` (sorted, disjoint) cover."""
+    lo, hi, value = piece
+    return [(max(lo, a), min(hi, b), value) for a, b, _ in covers if min(hi, b) > max(lo, a)]
+
+
+def _outside(piece: Piece, covers: list[Piece]) -> list[Piece]:
+    """The parts of ``piece`` that no piece of ``covers`` (sorted, disjoint) covers."""
+    lo, hi, value = piece
+    out: list[Piece] = []
+    for a, b, _ in covers:
+        if b <= lo or a >= hi:
+            continue
+        if a > lo:
+            out.append((lo, a, value))
+        lo = max(lo, b)
+    if hi > lo:
+        out.append((lo, hi, value))
+    return out
 
 
 def _time(text: str) -> pd.Timestamp | None:
@@ -365,8 +443,8 @@ def run_report(source: str | Path | RunHistory) -> Report:
                          "decisions"))
     report.heading("Timeline")
     report.figure(timeline(log, s), "running and paused against the intensity each decision "
-                  "saw (held until the next line; green bars: the actual intensity each span "
-                  "was charged at, when logged); filled dots actual, open triangles "
+                  "saw (held until the next line; green bars: the intensity each span was "
+                  "charged at); filled dots actual, open triangles "
                   "forecast, red crosses stale values, orange lines fallback events; the "
                   "lowest lane is running straight through from the start (run now)")
     events = [line for line in log.lines if line.event != "decision"]
@@ -399,9 +477,11 @@ def _interruptions_table(s: RunSummary) -> pd.DataFrame:
 
 
 def _summary_note(s: RunSummary) -> str:
-    on = ("the actual intensity of each span (the log's actual_intensity)"
-          if s.basis == "actual" else "the intensity each line saw, held until the next "
-          "line (the log has no actual_intensity)")
+    on = {"actual": "the actual intensity of each span (the log's actual_intensity)",
+          "charged+seen": "the intensity the log charged each running span at (from its "
+          "own emissions and energy) and, where it was paused, the intensity each line "
+          "saw, held until the next line (the log has no actual_intensity)",
+          "seen": "the intensity each line saw, held until the next line"}[s.basis]
     parts = ["emissions_kg and energy_kwh are the log's own; run_kg (this run) and "
              "run_now_kg (running straight through from the start for the same "
              f"{s.running_h:.2f} h of running time) are both at the run's mean draw and on "
@@ -455,11 +535,10 @@ def timeline(log: RunHistory, s: RunSummary) -> bytes:
     fig, (top, low) = plt.subplots(2, 1, figsize=(11, 5.4), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1.2]},
                                    constrained_layout=True)
-    pieces, basis = intensity_pieces(log)
-    if basis == "actual":
-        for i, (a, b, value) in enumerate(pieces):
-            top.plot(num([a, b]), [value, value], color="#2e8b57", linewidth=2.2, alpha=0.7,
-                     label=None if i else "actual, as charged")
+    charged = _logged_actuals(log) or _charged(log)
+    for i, (a, b, value) in enumerate(charged):
+        top.plot(num([a, b]), [value, value], color="#2e8b57", linewidth=2.2, alpha=0.7,
+                 label=None if i else "charged (actual)")
     steps = _step(points)
     if steps:
         xs = [t for t, _ in steps] + [max(end, steps[-1][0])]

@@ -75,7 +75,8 @@ def test_the_figures_are_the_hand_computed_ones(tmp_path: Path) -> None:
     assert s.paused_h == pytest.approx(0.5)
     assert s.energy_kwh == pytest.approx(0.4) and s.mean_kw == pytest.approx(0.4)
     assert s.emissions_kg == pytest.approx(0.07)
-    assert s.basis == "seen" and s.run_kg == pytest.approx(0.07)
+    # charged where running (the log's increments), seen while paused
+    assert s.basis == "charged+seen" and s.run_kg == pytest.approx(0.07)
     assert s.run_now_kg == pytest.approx(0.125)
     assert s.saving_pct == pytest.approx(44.0)
     assert str(s.run_now_done) == "2023-06-01 01:00:00+00:00"
@@ -88,6 +89,45 @@ def test_the_figures_are_the_hand_computed_ones(tmp_path: Path) -> None:
     assert [(str(a.time()), str(b.time()), st) for a, b, st in spans.itertuples(index=False)] \
         == [("00:00:00", "00:15:00", "running"), ("00:15:00", "00:45:00", "paused"),
             ("00:45:00", "01:30:00", "running")]
+
+
+def test_a_pause_takes_effect_when_the_training_stopped(tmp_path: Path) -> None:
+    """The pause line is written at the decision (00:15); the training took pause_s = 5
+    wall seconds to save and exit, at speed 60 five simulated minutes: it ran to 00:20."""
+    first = {"time": DAY + "00:00:00Z", "event": "supervisor", "state": "paused",
+             "simulate": True, "speed": 60}
+    lines = [first, *(dict(line) for line in LINES)]
+    lines[3]["pause_s"] = 5
+    log = read_run_log(write_log(tmp_path / "run.jsonl", lines))
+    spans = state_spans(log)
+    assert [(str(a.time()), str(b.time()), st) for a, b, st in spans.itertuples(index=False)] \
+        == [("00:00:00", "00:20:00", "running"), ("00:20:00", "00:45:00", "paused"),
+            ("00:45:00", "01:30:00", "running")]
+    assert summarise(log).running_h == pytest.approx(65 / 60)
+
+
+def test_without_energy_the_intensities_seen(tmp_path: Path) -> None:
+    """No energy in the log: nothing to charge, so no kg; the seen series is the basis."""
+    lines = [{k: v for k, v in line.items() if k not in ("energy_kwh", "emissions_kg")}
+             for line in LINES]
+    s = summarise(read_run_log(write_log(tmp_path / "run.jsonl", lines)))
+    assert s.basis == "seen" and s.run_kg is None and s.run_now_kg is None
+    assert s.delay_h == pytest.approx(0.5)
+    assert "the log holds no energy_kwh" in "\n".join(run_report(
+        read_run_log(tmp_path / "run.jsonl")).text)
+
+
+def test_the_charged_intensity_differs_from_the_one_seen(tmp_path: Path) -> None:
+    """The decision at 01:15 saw 300 but the span 01:15-01:30 was charged at 500 (the
+    log's increment: 0.1 kWh, 0.05 kg): run 0.02 + 0.01 + 0.01 + 0.05 = 0.09 kg; run now
+    is on what was charged while running (200 over 00:00-00:15) and on what the lines saw
+    while paused (500, 450), then 100: 0.125 kg as before."""
+    lines = [dict(line) for line in LINES]
+    lines[8]["emissions_kg"] = 0.09
+    s = summarise(read_run_log(write_log(tmp_path / "run.jsonl", lines)))
+    assert s.basis == "charged+seen"
+    assert s.run_kg == pytest.approx(0.09) and s.emissions_kg == pytest.approx(0.09)
+    assert s.run_now_kg == pytest.approx(0.125)
 
 
 def test_the_actual_intensities_when_the_log_has_them(tmp_path: Path) -> None:
