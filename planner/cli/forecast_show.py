@@ -108,8 +108,9 @@ def _say_early_end(frames: Frames, asked: pd.Timestamp) -> None:
     index = frames.p50.index
     end = index[-1] + (index[1] - index[0])
     if end < asked:
-        _note(f"the marginal forecast covers the slots up to {end:%Y-%m-%d %H:%M} UTC (WattTime's "
-              f"forecast ends there); the output ends there, not at {asked:%Y-%m-%d %H:%M} UTC")
+        _note(f"the marginal forecast covers the slots up to {end:%Y-%m-%d %H:%M} UTC, where "
+              f"the output ends instead of at {asked:%Y-%m-%d %H:%M} UTC (WattTime forecasts "
+              "about 24 h; no model extends it)")
 
 
 def _model_only(zones: list[str], from_time: str | None, span: pd.Timedelta, slot: str,

@@ -60,9 +60,8 @@ def test_marginal_show_off_the_hour_with_the_default_horizon() -> None:
     last = noon + 23 * HOUR
     assert table["p50"].iloc[-1] == pytest.approx(_moer(last, last + HOUR), abs=0.01)
     assert (table["p10"] == table["p50"]).all() and (table["p90"] == table["p50"]).all()
-    assert ("the marginal forecast covers the slots up to 2026-03-03 12:00 UTC (WattTime's "
-            "forecast ends there); the output ends there, not at 2026-03-04 12:00 UTC"
-            in result.stderr)
+    assert ("the marginal forecast covers the slots up to 2026-03-03 12:00 UTC, where the "
+            "output ends instead of at 2026-03-04 12:00 UTC" in result.stderr)
 
 
 def test_marginal_when_off_the_hour_starts_now_and_ends_within_the_forecast() -> None:
