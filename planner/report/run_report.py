@@ -537,8 +537,8 @@ def timeline(log: RunHistory, s: RunSummary) -> bytes:
                                    constrained_layout=True)
     charged = _logged_actuals(log) or _charged(log)
     for i, (a, b, value) in enumerate(charged):
-        top.plot(num([a, b]), [value, value], color="#2e8b57", linewidth=2.2, alpha=0.7,
-                 label=None if i else "charged (actual)")
+        top.plot(num([a, b]), [value, value], color="#2e8b57", linewidth=2.6, alpha=0.8,
+                 zorder=4, label=None if i else "charged (actual)")
     steps = _step(points)
     if steps:
         xs = [t for t, _ in steps] + [max(end, steps[-1][0])]
@@ -551,7 +551,8 @@ def timeline(log: RunHistory, s: RunSummary) -> bytes:
         part = points[points["kind"] == kind]
         if len(part):
             top.plot(num(part["time"]), part["intensity"], linestyle="none", marker=marker,
-                     color=colour, fillstyle=fill, markersize=5, label=kind)
+                     color=colour, fillstyle=fill, markersize=5 if len(points) < 150 else 2,
+                     label=kind)
     stale = points[points["stale"].astype(bool)] if len(points) else points
     if len(stale):
         top.plot(num(stale["time"]), stale["intensity"], linestyle="none", marker="x",
