@@ -112,12 +112,17 @@ class Controller:
         outcome = self._take_over(now) if self.state.phase != "new" else None
         if self.state.sim_anchor is None and isinstance(self.clock, SimClock):
             self.state.sim_anchor = self.clock.anchor()
-        self._accounted = self.clock.now()
+        self.begin()
         while outcome is None:
             outcome = self._step()
         self._save()
         self.log.close()
         return outcome
+
+    def begin(self) -> None:
+        """Start the accounts at the clock's now (:meth:`run` does; a driver of
+        :meth:`tick` calls it once first)."""
+        self._accounted = self.clock.now()
 
     def write_start(self, spec: RunSpec, now: pd.Timestamp, meter: PowerMeter) -> None:
         """The log's first line, event ``supervisor``: what this run is (command, zone,
@@ -137,6 +142,14 @@ class Controller:
     def _step(self) -> Outcome | None:
         """One decision, then the wait until the next one."""
         now = self.clock.now()
+        ended = self.tick(now)
+        if ended is not None:
+            return ended
+        return self._wait(self._next_decision(now))
+
+    def tick(self, now: pd.Timestamp) -> Outcome | None:
+        """One decision at ``now`` (the clock's now): look at the training, charge,
+        observe, decide, act, log.  An :class:`Outcome` when the run ended."""
         ended = self._check_child(now)
         if ended is not None:
             return ended
@@ -160,7 +173,7 @@ class Controller:
                     reading.issued.isoformat())
         self.state.last_decision = now
         self._save()
-        return self._wait(self._next_decision(now))
+        return None
 
     def _next_decision(self, now: pd.Timestamp) -> pd.Timestamp:
         return now.floor(self.interval) + self.interval

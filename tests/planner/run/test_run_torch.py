@@ -55,7 +55,7 @@ def supervisor_args(data: Path, run_dir: Path, out: Path, *extra_train: str,
             "--fit-until", "2023-03-06T00:00Z",
             "--speed", "720", "--forecast", "persistence", "--run-dir", str(run_dir),
             "--grace", grace, "--term-grace", "5s", "--restart-backoff", "0s", "--",
-            sys.executable, str(TINY), "--steps", str(steps), "--step-sleep", "0.02",
+            sys.executable, str(TINY), "--steps", str(steps), "--step-sleep", "0.1",
             "--out", str(out), *extra_train]
 
 
@@ -172,7 +172,7 @@ class Killer:
 
 def test_paused_resumed_killed_supervisor_bit_identical(tmp_path: Path, env: dict[str, str],
                                                         cleanup: list[Any]) -> None:
-    steps = 1200
+    steps = 250
     data = write_cycle(tmp_path / "data")
     run_dir, out = tmp_path / "run", tmp_path / "supervised.pt"
     log = run_dir / "run.jsonl"
@@ -182,13 +182,19 @@ def test_paused_resumed_killed_supervisor_bit_identical(tmp_path: Path, env: dic
     cleanup.append(Killer(str(out)))
     first = Supervisor(args, env)
     cleanup.append(first)
-    # SIGKILL the supervisor while the training runs after its second resume
-    wait_for(lambda: sum(e["event"] == "resume" for e in events(log)) >= 2
-             and events(log)[-1]["state"] == "running", 240, "a second resume", first)
+    # SIGKILL the supervisor while the training computes after its second resume
+    def computing() -> bool:
+        lines = events(log)
+        resumes = [i for i, e in enumerate(lines) if e["event"] == "resume"]
+        return len(resumes) >= 2 and lines[-1]["state"] == "running" and \
+            (lines[-1].get("progress") or 0) > (lines[resumes[-1]].get("progress") or 0)
+
+    wait_for(computing, 240, "the training computing after a second resume", first)
     before = trainings(str(out))
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
-    assert len(trainings(str(out))) == len(before) == 1  # the training outlives it
+    after = trainings(str(out))
+    assert len(before) == 1 and after == before, (before, after, events(log)[-3:])
     second = Supervisor(args, env)
     cleanup.append(second)
     code, output = second.wait(300)
@@ -214,7 +220,7 @@ def test_paused_resumed_killed_supervisor_bit_identical(tmp_path: Path, env: dic
 
 def test_ignored_signal_terminated_after_grace_resumes_from_checkpoint(
         tmp_path: Path, env: dict[str, str], cleanup: list[Any]) -> None:
-    steps = 600
+    steps = 150
     data = write_cycle(tmp_path / "data")
     run_dir, out = tmp_path / "run", tmp_path / "supervised.pt"
     cleanup.append(Killer(str(out)))
