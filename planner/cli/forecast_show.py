@@ -59,10 +59,11 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
 
     With --live, the provider's forecast where it reaches and the own model (fitted on
     the archive's history, else --data, else the embedded default, as said) beyond,
-    blended at the seam (docs/live.md); the slot holding now is judged on the part of
-    it from the provider's first forecast period on.  A marginal forecast (--signal
-    marginal) ends where WattTime's ends, about 24 h ahead, with a note.  Without
-    --live, the own model only, issued at --from (default now) on the --data history.
+    blended at the seam (docs/live.md of the source repository); the slot holding now
+    is judged on the part of it from the provider's first forecast period on.  A
+    marginal forecast (--signal marginal) ends where WattTime's ends, about 24 h ahead,
+    with a note.  Without --live, the own model only, issued at --from (default now) on
+    the --data history.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from greenepoch.forecasts.data import parse_span

@@ -82,7 +82,8 @@ def when(duration: str, within: str, zones: str, from_time: str | None, slot: st
     DURATION, starting within WITHIN (now or on a slot boundary), compared with
     starting now in each zone.
 
-    With --live, on the provider forecast and the own model beyond it (docs/live.md).
+    With --live, on the provider forecast and the own model beyond it (docs/live.md
+    of the source repository).
     Without it, on the intensities in --data (as measured: hindsight, not a forecast) or
     the embedded synthetic default, from --from (default now).  Times are UTC but
     for --format sbatch/at, which are in the local time zone ($TZ).
