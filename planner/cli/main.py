@@ -123,6 +123,7 @@ def _register() -> None:
     cli.add_command(report_cmd.report)
     cli.add_command(when_cmd.when)
     cli.add_command(run_cmd.run)
+    cli.add_command(run_cmd.run_sweep)
 
 
 _register()

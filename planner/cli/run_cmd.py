@@ -9,6 +9,7 @@ for good (or a simulation's history ran out first), 2 for bad input.
 
 from __future__ import annotations
 
+import json
 import signal
 from typing import Any
 
@@ -208,3 +209,99 @@ def run(cmd: tuple[str, ...], **opts: Any) -> None:
     outcome = supervise(spec, say=lambda m: click.echo(f"greenepoch: {m}", err=True))
     click.echo(f"greenepoch: {outcome.summary}", err=True)
     raise SystemExit(outcome.code)
+
+
+def _thresholds(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise RequestError(f"{param('thresholds')} = {text!r}: expected g/kWh levels separated "
+                           "by commas, e.g. 250,300,350") from None
+
+
+@click.command("run-sweep")
+@click.option("--zone", required=True, help="Grid zone, e.g. DE.")
+@data_option
+@click.option("--from", "from_time", required=True, metavar="TIME",
+              help="The first run's start (ISO 8601 with offset).")
+@click.option("--to", "to_time", required=True, metavar="TIME",
+              help="No run starts at or after TIME.")
+@click.option("--every", default="24h", show_default=True, help="Between two run starts.")
+@click.option("--gpu-hours", "gpu_hours", type=float, required=True, metavar="H",
+              help="Each run's work, GPU-hours.")
+@click.option("--gpus", type=int, default=1, show_default=True)
+@click.option("--power-kw", "power_kw", type=float, default=0.3, show_default=True,
+              help="Configured draw per GPU, kW.")
+@click.option("--thresholds", default=None, metavar="G,G,...",
+              help="threshold policy: the pause levels to try, g/kWh.")
+@click.option("--resume-gap", "resume_gap", type=float, default=0.0, show_default=True,
+              help="threshold policy: resume at the level less this (hysteresis), g/kWh.")
+@click.option("--min-run", "min_run", default="1h", show_default=True)
+@click.option("--min-pause", "min_pause", default="30min", show_default=True)
+@click.option("--slack", default="24h", show_default=True,
+              help="Each run's deadline: run-now's finish plus this.")
+@click.option("--restart-cost", "restart_h", default="15min", show_default=True,
+              help="Time lost per resume (work redone), counted by the study training.")
+@click.option("--margin", default="1h", show_default=True, help="The deadline guard's margin.")
+@click.option("--interval", default="15min", show_default=True, help="Decision interval.")
+@click.option("--policies", default="threshold,replan", show_default=True,
+              help="Policies to run, comma-separated (threshold, replan).")
+@click.option("--signal", type=click.Choice(["direct", "lca"]), default="direct",
+              show_default=True)
+@forecast_option
+@click.option("--fit-until", "fit_until", default=None, metavar="TIME",
+              help="Fit the forecast model on the history before TIME (default: the Monday "
+              "of --from's week).")
+@click.option("--json", "as_json", is_flag=True, help="Print every run as JSON lines.")
+def run_sweep(**opts: Any) -> None:
+    """The --simulate sweep: many runs on history (start times x thresholds, and the
+    other policies), each against run-now and the oracle.
+
+    The same controller and policies as 'greenepoch run', against a study model of a
+    training (work accumulates while it runs; each resume loses --restart-cost), on a
+    clock that jumps from decision to decision.  Prints, per policy and threshold:
+    emissions, saving vs run-now, share of the oracle's saving, mean and p95 delay,
+    pauses, work redone, deadlines missed.
+    """
+    import pandas as pd
+    from greenepoch.planner.run.feeds import HistoryFeed
+    from greenepoch.planner.run.sweep import SweepSpec, summarise, sweep
+
+    start = utc(opts["from_time"], param("from_time"))
+    end = utc(opts["to_time"], param("to_time"))
+    every = duration(opts["every"], param("every"))
+    if end <= start or every <= pd.Timedelta(0):
+        raise RequestError(f"{param('to_time')} must be after {param('from_time')} and "
+                           f"{param('every')} above 0")
+    policies = tuple(p.strip() for p in opts["policies"].split(",") if p.strip())
+    spec = SweepSpec(
+        zone=opts["zone"], starts=list(pd.date_range(start, end, freq=every,
+                                                     inclusive="left")),
+        gpu_hours=opts["gpu_hours"], gpus=opts["gpus"], power_kw=opts["power_kw"],
+        slack=duration(opts["slack"], param("slack")),
+        restart_h=duration(opts["restart_h"], param("restart_h")).total_seconds() / 3600,
+        margin=duration(opts["margin"], param("margin")),
+        interval=duration(opts["interval"], param("interval")),
+        thresholds=_thresholds(opts["thresholds"]), resume_gap=opts["resume_gap"],
+        min_run=opts["min_run"], min_pause=opts["min_pause"], policies=policies)
+    fit_until = None if opts["fit_until"] is None else utc(opts["fit_until"],
+                                                           param("fit_until"))
+    horizon = max(pd.Timedelta("72h"), spec.slack + pd.Timedelta(
+        hours=spec.gpu_hours / spec.gpus) + pd.Timedelta("2h"))
+    feed = HistoryFeed(opts["data_dir"], spec.zone, signal=opts["signal"], model=opts["model"],
+                       fit_until=fit_until, horizon=horizon,
+                       progress=lambda m: click.echo(f"greenepoch: {m}", err=True))
+    results = sweep(spec, feed, progress=lambda m: click.echo(f"greenepoch: {m}", err=True))
+    if opts["as_json"]:
+        for r in results:
+            row = dict(r.__dict__, start=r.start.isoformat())
+            click.echo(json.dumps(row, allow_nan=True))
+        return
+    table = summarise(results)
+    click.echo(f"{len(spec.starts)} start(s) in {spec.zone}, {spec.gpu_hours:g} GPU-h on "
+               f"{spec.gpus} GPU(s), deadline run-now + {opts['slack']}, restart cost "
+               f"{opts['restart_h']}; emissions at the recorded intensities; the oracle: the "
+               "cheapest hours before each deadline, no restart cost (an upper bound)")
+    click.echo(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))

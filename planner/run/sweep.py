@@ -114,6 +114,7 @@ class StudyTraining:
         if self.clock.now() < self._end():
             return None
         self.finished = self._end()
+        self.redone_h += self._lost
         self.banked, self._since = self.total, None
         return 0
 
@@ -174,7 +175,7 @@ class RunResult:
     delay (hours after run-now's finish), pauses, work redone (GPU-hours), missed."""
 
     policy: str
-    threshold: float | None
+    threshold: float | str | None  # a label (e.g. 'p25') where levels differ by zone
     start: pd.Timestamp
     emissions_kg: float
     run_now_kg: float
