@@ -521,7 +521,8 @@ def supervise(spec: RunSpec, *, say: Callable[[str], None] | None = None,
         policy = make_policy(spec.policy, spec.job, **spec.policy_options)
         ahead = spec.simulate_from if state.sim_anchor is None else state.sim_anchor.sim
         feed = make_feed(spec, ahead or pd.Timestamp.now(tz="UTC"), say)
-        if isinstance(feed, HistoryFeed) and state.sim_anchor is None:
+        if isinstance(feed, HistoryFeed) and state.sim_anchor is None \
+                and spec.simulate_from is not None:
             feed.observe(spec.simulate_from)  # fit the model before the clock starts
             feed.fallbacks()
         clock = _clock(spec, state)
@@ -541,7 +542,7 @@ def supervise(spec: RunSpec, *, say: Callable[[str], None] | None = None,
                                 gate=spec.gate, say=say)
         if built is not None:
             built(controller)
-        previous: dict[int, Any] = {}
+        previous: dict[signals.Signals, Any] = {}
         if install_signals and threading.current_thread() is threading.main_thread():
             for sig in (signals.SIGTERM, signals.SIGINT):
                 previous[sig] = signals.signal(

@@ -102,17 +102,18 @@ def on_interval(forecast: pd.Series, now: pd.Timestamp, interval: pd.Timedelta) 
     lies in); nothing past the forecast's end."""
     if forecast.empty:
         return forecast
-    forecast = forecast.set_axis(forecast.index.as_unit("ns"))  # searched with clock times
-    step = forecast.index[1] - forecast.index[0] if len(forecast) > 1 else ISSUE_EVERY
-    end = forecast.index[-1] + step
+    index = pd.DatetimeIndex(forecast.index).as_unit("ns")  # searched with clock times
+    forecast = forecast.set_axis(index)
+    step = index[1] - index[0] if len(index) > 1 else ISSUE_EVERY
+    end = index[-1] + step
     grid = pd.date_range(now, end - pd.Timedelta(1), freq=interval, name="time")
     if grid.empty:
         return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC", name="time"))
     values = forecast.reindex(grid, method="ffill")
-    first = forecast.index.searchsorted(now, side="right") - 1
+    first = int(index.searchsorted(now, side="right")) - 1
     if first >= 0:
         values.iloc[0] = forecast.iloc[first]
-    return values.dropna().rename(forecast.name)
+    return values.dropna()
 
 
 def mean_over(series: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> float | None:
@@ -120,17 +121,18 @@ def mean_over(series: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> floa
     next) over ``[start, end)``; None when the series does not cover it all."""
     if end <= start or series.empty:
         return None
-    if series.index.unit != "ns":
-        series = series.set_axis(series.index.as_unit("ns"))
-    step = series.index[1] - series.index[0] if len(series) > 1 else ISSUE_EVERY
-    first = series.index.searchsorted(start, side="right") - 1
-    if first < 0 or start >= series.index[-1] + step:
+    index = pd.DatetimeIndex(series.index)
+    if index.unit != "ns":
+        index = index.as_unit("ns")
+    step = index[1] - index[0] if len(index) > 1 else ISSUE_EVERY
+    first = int(index.searchsorted(start, side="right")) - 1
+    if first < 0 or start >= index[-1] + step:
         return None
     total, weight, t, i = 0.0, 0.0, start, first
     while t < end:
         if i >= len(series):
             return None
-        slot_end = series.index[i + 1] if i + 1 < len(series) else series.index[i] + step
+        slot_end = index[i + 1] if i + 1 < len(index) else index[i] + step
         upto = min(end, slot_end)
         value = float(series.iloc[i])
         if not math.isfinite(value):
@@ -171,7 +173,7 @@ class HistoryFeed(Feed):
         self.progress = progress
         loaded = self.source.load([zone], None, None, signal=signal, slot="1h")
         values = loaded.values[zone].astype(float)
-        values.index = values.index.as_unit("ns")  # searched with nanosecond clock times
+        values.index = pd.DatetimeIndex(values.index).as_unit("ns")  # searched with clock times
         self.values: pd.Series = values
         self.provider = loaded.provider or self.source.name
         self.step = pd.Timedelta(self.values.index[1] - self.values.index[0])
@@ -188,7 +190,7 @@ class HistoryFeed(Feed):
         return self.values.index[-1] + self.step
 
     def observe(self, now: pd.Timestamp) -> Reading:
-        at = self.values.index.searchsorted(now - self.step, side="right") - 1
+        at = int(self.values.index.searchsorted(now - self.step, side="right")) - 1
         if at < 0:  # the latest slot that ended by now
             raise DataError(f"{self.source.describe()} holds no {self.zone} intensity before "
                             f"{now.isoformat()}; simulate from a later time")
@@ -361,6 +363,8 @@ class LiveFeed(Feed):
 
     def _fetch_forecast(self, now: pd.Timestamp) -> None:
         from greenepoch.planner.pipeline import live_intensities
+
+        assert self.horizon is not None
 
         try:
             got = live_intensities([self.zone], now, now + self.horizon, signal=self.signal,

@@ -45,8 +45,9 @@ def _utc_now() -> pd.Timestamp:
 def iso(t: pd.Timestamp) -> str:
     """``t`` as ISO 8601 UTC with a ``Z`` (seconds, or milliseconds when it has them)."""
     t = t.tz_convert("UTC")
-    spec = "milliseconds" if t.microsecond else "seconds"
-    return t.isoformat(timespec=spec).replace("+00:00", "Z")
+    text = t.isoformat(timespec="milliseconds") if t.microsecond else \
+        t.isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z")
 
 
 def _number(value: float | None, digits: int) -> float | None:

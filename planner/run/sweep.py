@@ -262,7 +262,9 @@ def oracle_kg(feed: HistoryFeed, job: RunJob, start: pd.Timestamp) -> float:
     need_h = job.gpu_hours / job.gpus
     kw = job.gpus * job.power_kw
     total, left = 0.0, need_h
-    for t, g in sorted(window.items(), key=lambda kv: kv[1]):
+    times = pd.DatetimeIndex(window.index)
+    for k in window.to_numpy().argsort(kind="stable"):
+        t, g = times[k], float(window.iloc[k])
         slot_start = max(t, start)
         usable = (t + step - slot_start).total_seconds() / 3600.0
         if usable <= 0:
