@@ -41,7 +41,7 @@ from greenepoch.planner.run.clock import Clock, SimClock
 from greenepoch.planner.run.energy import EnergyAccount, PowerMeter
 from greenepoch.planner.run.feeds import Feed, HistoryFeed, Reading, on_interval
 from greenepoch.planner.run.gate import write_control
-from greenepoch.planner.run.log import RunLog
+from greenepoch.planner.run.log import RunLog, iso
 from greenepoch.planner.run.model import Decision, Observation, RunJob, RunPolicy
 from greenepoch.planner.run.process import EXITED, RestartPolicy, Training
 from greenepoch.planner.run.state import RunDir, State
@@ -297,7 +297,7 @@ class Controller:
     def _done(self, now: pd.Timestamp) -> Outcome:
         self._set_phase("done", now)
         self._running = False
-        summary = (f"training done at {now.isoformat()}: {self.account.energy_kwh:.3f} kWh, "
+        summary = (f"training done at {iso(now)}: {self.account.energy_kwh:.3f} kWh, "
                    f"{self.account.emissions_kg:.3f} kg CO2eq, {self.state.segment + 1} "
                    f"segment(s), {self.state.restarts} restart(s)")
         self._write("done", now, reason=summary)
