@@ -241,3 +241,27 @@ def test_ignored_signal_terminated_after_grace_resumes_from_checkpoint(
     assert len(starts) == len(pauses) + 1
     assert all(int(s.split("step=")[1]) % 20 == 0 for s in starts)
     assert_same_weights(torch.load(out), reference(tmp_path, steps, env))
+
+
+def test_in_process_paused_by_the_gate_bit_identical(tmp_path: Path, env: dict[str, str],
+                                                     cleanup: list[Any]) -> None:
+    """--in-process: one training process, held in gate.wait() through each pause."""
+    steps = 150
+    data = write_cycle(tmp_path / "data")
+    run_dir, out = tmp_path / "run", tmp_path / "supervised.pt"
+    cleanup.append(Killer(str(out)))
+    args = supervisor_args(data, run_dir, out, "--in-process", steps=steps)
+    at = args.index("--")
+    args[at:at] = ["--in-process"]
+    args[args.index("--speed") + 1] = "1440"
+    sup = Supervisor(args, env)
+    cleanup.append(sup)
+    code, output = sup.wait(300)
+    assert code == 0, output
+    lines = events(run_dir / "run.jsonl")
+    kinds = [e["event"] for e in lines]
+    assert kinds.count("pause") >= 3 and kinds.count("resume") >= 3, kinds
+    assert {e["segment"] for e in lines} == {0}  # never restarted
+    assert all(e["how"] == "gate" for e in lines if e["event"] == "pause")
+    assert kinds[-1] == "done"
+    assert_same_weights(torch.load(out), reference(tmp_path, steps, env))
