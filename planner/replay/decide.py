@@ -49,6 +49,10 @@ from greenepoch.solvers.single_job import cheapest_slots_partial, cheapest_windo
 from greenepoch.solvers.solve import solve_problem
 
 EPS = 1e-7
+#: starts a plan alone with restart costs may hold ahead (the exact programme's time
+#: grows with them: 48 h of work on 15-min slots, 72 h ahead: 1.4 s uncapped, 0.1 s at
+#: 16); re-planned every slot, a plan rarely needs more
+MAX_STARTS = 16
 #: the plan's origin when the caller gives no times (only the solver's messages show it)
 EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
 
@@ -242,7 +246,7 @@ def _dp(p: Pending, cost: np.ndarray, work: float, slot_h: float, held_now: bool
     hours = work + (p.save_h if p.running and not held_now else 0.0) - \
         (0.0 if fresh else p.overhead_h)
     intensity = cost / (p.gpus * p.power_kw * slot_h / 1000.0)
-    job = _spec(p, hours, 0 if held_now else 1, w - 1)
+    job = _spec(p, hours, 0 if held_now else 1, w - 1, starts=MAX_STARTS)
     problem = PlanningProblem(
         slots=pd.date_range(EPOCH, periods=w, freq=pd.Timedelta(hours=slot_h), name="time"),
         slot_h=slot_h, zones=("zone",), jobs=(job,), intensity=intensity[None, :],
@@ -260,12 +264,16 @@ def _dp(p: Pending, cost: np.ndarray, work: float, slot_h: float, held_now: bool
     return value + forced, np.flatnonzero(zone_of >= 0)
 
 
-def _spec(p: Pending, work_h: float, first: int, last: int, zone: int = 0) -> JobSpec:
+def _spec(p: Pending, work_h: float, first: int, last: int, starts: int | None = None
+          ) -> JobSpec:
+    """``p`` as the planner's job on one zone (``starts``: at most that many, when
+    interruptible; one when not)."""
+    zone = 0
     return JobSpec(
         name=p.name, gpus=p.gpus, gpus_min=p.gpus, work=float(work_h * p.gpus),
         power_kw=p.power_kw, first=first, last=last, zones=(zone,), home=zone,
         overhead_h=p.overhead_h, save_h=p.save_h,
-        max_starts=None if p.interruptible else 1, min_run_slots=1, checkpoint_gb=0.0,
+        max_starts=starts if p.interruptible else 1, min_run_slots=1, checkpoint_gb=0.0,
         egress_usd_per_gb=DEFAULT_EGRESS_USD_PER_GB, transfer_slots=0,
         transfer_kwh_per_gb=DEFAULT_TRANSFER_KWH_PER_GB, allow_split=False)
 
