@@ -49,7 +49,7 @@ def _check(policy: str, opts: dict[str, Any]) -> None:
     if policy == "threshold" and opts["pause_above"] is None:
         raise click.UsageError("--policy threshold needs --threshold G (the pause level, "
                                "g/kWh)")
-    if policy == "plan" and (opts["plan_file"] is None or opts["job"] is None):
+    if policy == "plan" and (opts["plan"] is None or opts["job_name"] is None):
         raise click.UsageError("--policy plan needs --plan PLAN.json and --job NAME")
     if policy == "replan" and opts["deadline"] is None:
         raise click.UsageError("--policy replan needs --deadline TIME")
@@ -59,7 +59,7 @@ def _check(policy: str, opts: dict[str, Any]) -> None:
                                   or opts["resume_below"] is not None):
         raise click.UsageError(f"--threshold and --resume-below go with --policy threshold, "
                                f"not {policy}")
-    if policy != "plan" and (opts["plan_file"] is not None or opts["job"] is not None):
+    if policy != "plan" and (opts["plan"] is not None or opts["job_name"] is not None):
         raise click.UsageError(f"--plan and --job go with --policy plan, not {policy}")
 
 
@@ -68,7 +68,7 @@ def _policy_options(policy: str, opts: dict[str, Any]) -> dict[str, Any]:
         return {"pause_above": opts["pause_above"], "resume_below": opts["resume_below"],
                 "min_run": opts["min_run"], "min_pause": opts["min_pause"]}
     if policy == "plan":
-        return {"plan": opts["plan_file"], "job_name": opts["job"], "zone": opts["zone"]}
+        return {"plan": opts["plan"], "job_name": opts["job_name"], "zone": opts["zone"]}
     return {}
 
 
@@ -151,9 +151,10 @@ def pd_seconds(n: float) -> Any:
 @click.option("--restart-cost", "restart_h", default="0min", show_default=True,
               help="Time lost per pause and resume (checkpoint save and reload): the "
               "deadline guard and replan's pause/run trade-off count it.")
-@click.option("--plan", "plan_file", default=None, metavar="PLAN.json",
+@click.option("--plan", "plan", default=None, metavar="PLAN.json",
               help="plan: the plan JSON (greenepoch plan --json / --out).")
-@click.option("--job", default=None, metavar="NAME", help="plan: the job of the plan to follow.")
+@click.option("--job", "job_name", default=None, metavar="NAME",
+              help="plan: the job of the plan to follow.")
 @click.option("--interval", default="15min", show_default=True,
               help="Decision interval.")
 @click.option("--signal", type=click.Choice(["direct", "lca"]), default="direct",

@@ -44,7 +44,7 @@ class Clock(Protocol):
 
 def _check_utc(t: object, name: str) -> pd.Timestamp:
     if not isinstance(t, pd.Timestamp) or t.tzinfo is None:
-        raise GreenEpochError(f"{param(name)} must be a tz-aware UTC timestamp, found {t!r}")
+        raise GreenEpochError(f"{name} must be a tz-aware UTC timestamp, found {t!r}")
     return t.tz_convert("UTC")
 
 

@@ -97,7 +97,7 @@ class RestartPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) \
                     or not math.isfinite(value) or value < low:
-                raise GreenEpochError(f"{param(name)} must be a number >= {low:g}, "
+                raise GreenEpochError(f"RestartPolicy {name} must be a number >= {low:g}, "
                                       f"found {value!r}")
 
     def delay(self, restarts: int) -> float | None:
@@ -175,12 +175,12 @@ class Training:
                  grace_s: float = 120.0, term_grace_s: float = 30.0,
                  env: Mapping[str, str] | None = None, gate: bool = False) -> None:
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
-            raise GreenEpochError(f"{param('argv')} must be a non-empty list of strings (the "
-                                  f"training command), found {argv!r}")
+            raise GreenEpochError(f"the training command must be a non-empty list of strings, "
+                                  f"found {argv!r}")
         for name, value in (("grace_s", grace_s), ("term_grace_s", term_grace_s)):
             if isinstance(value, bool) or not isinstance(value, int | float) \
                     or not math.isfinite(value) or value < 0:
-                raise GreenEpochError(f"{param(name)} must be a number of seconds >= 0, "
+                raise GreenEpochError(f"Training {name} must be a number of seconds >= 0, "
                                       f"found {value!r}")
         try:
             self.checkpoint_signal = signal.Signals(checkpoint_signal)
@@ -234,7 +234,7 @@ class Training:
             raise GreenEpochError(f"a training process (pid {self._child.pid}) is running "
                                   "already; pause it before starting another")
         if isinstance(segment, bool) or not isinstance(segment, int) or segment < 0:
-            raise GreenEpochError(f"{param('segment')} must be a whole number >= 0, "
+            raise GreenEpochError(f"the segment number must be a whole number >= 0, "
                                   f"found {segment!r}")
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.exit_path.unlink(missing_ok=True)  # never read a previous one's status

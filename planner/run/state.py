@@ -57,7 +57,8 @@ def _time_or_none(value: object, name: str) -> pd.Timestamp | None:
     if value is None:
         return None
     if not isinstance(value, pd.Timestamp) or value.tzinfo is None:
-        raise RunDirError(f"{param(name)} must be a tz-aware UTC time or None, found {value!r}")
+        raise RunDirError(f"state field '{name}' must be a tz-aware UTC time or None, "
+                          f"found {value!r}")
     return value.tz_convert("UTC")
 
 
@@ -109,34 +110,34 @@ class State:
 
     def __post_init__(self) -> None:
         if not isinstance(self.run_id, str) or not self.run_id:
-            raise RunDirError(f"{param('run_id')} must be a non-empty string, "
+            raise RunDirError(f"state field 'run_id' must be a non-empty string, "
                               f"found {self.run_id!r}")
         if self.phase not in PHASES:
-            raise RunDirError(f"{param('phase')} must be one of {', '.join(PHASES)}, "
+            raise RunDirError(f"state field 'phase' must be one of {', '.join(PHASES)}, "
                               f"found {self.phase!r}")
         for name in ("segment", "restarts"):
             if not _count(getattr(self, name)):
-                raise RunDirError(f"{param(name)} must be a whole number >= 0, "
+                raise RunDirError(f"state field '{name}' must be a whole number >= 0, "
                                   f"found {getattr(self, name)!r}")
         if (self.child_pid is None) != (self.child_start_ticks is None) or not all(
                 v is None or (_count(v) and v > 0)
                 for v in (self.child_pid, self.child_start_ticks)):
-            raise RunDirError(f"{param('child_pid')} and {param('child_start_ticks')} must "
+            raise RunDirError(f"state field 'child_pid' and state field 'child_start_ticks' must "
                               f"be whole numbers > 0 given together, or both None; found "
                               f"{self.child_pid!r} and {self.child_start_ticks!r}")
         for name in ("done_gpu_h", "energy_kwh", "emissions_kg"):
             if not _number(getattr(self, name)) or getattr(self, name) < 0:
-                raise RunDirError(f"{param(name)} must be a finite number >= 0, "
+                raise RunDirError(f"state field '{name}' must be a finite number >= 0, "
                                   f"found {getattr(self, name)!r}")
         if self.sim_anchor is not None and not isinstance(self.sim_anchor, SimAnchor):
-            raise RunDirError(f"{param('sim_anchor')} must be a SimAnchor or None, "
+            raise RunDirError(f"state field 'sim_anchor' must be a SimAnchor or None, "
                               f"found {self.sim_anchor!r}")
         self.last_decision = _time_or_none(self.last_decision, "last_decision")
         self.since = _time_or_none(self.since, "since")
         if not isinstance(self.policy, str):
-            raise RunDirError(f"{param('policy')} must be a string, found {self.policy!r}")
+            raise RunDirError(f"state field 'policy' must be a string, found {self.policy!r}")
         if not isinstance(self.argv, list) or not all(isinstance(a, str) for a in self.argv):
-            raise RunDirError(f"{param('argv')} must be a list of strings, found {self.argv!r}")
+            raise RunDirError(f"state field 'argv' must be a list of strings, found {self.argv!r}")
 
     @classmethod
     def new(cls, policy: str, argv: list[str]) -> State:

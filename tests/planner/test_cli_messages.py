@@ -49,6 +49,9 @@ NOT_OPTIONS = {
     "granularity", "horizon_hours",
     # forecasts.live.blend(seam_h=): the commands use the documented 6 h
     "seam_h",
+    # the training-side gate's Python API and its control file (planner/run/gate.py):
+    # set in the training's code, never on greenepoch's command line
+    "report_every_s", "poll_max_s", "progress", "seq", "pause", "stop", "reason",
 }
 
 

@@ -108,11 +108,11 @@ def test_new_state_has_a_fresh_run_id() -> None:
      "unknown fields colour"),
     ('{"kind": "greenepoch-run-state", "version": 1}', "run_id"),
     ('{"kind": "greenepoch-run-state", "version": 1, "run_id": "r", "phase": "dancing"}',
-     "`phase` must be one of new, running"),
+     "state field 'phase' must be one of new, running"),
     ('{"kind": "greenepoch-run-state", "version": 1, "run_id": "r", "child_pid": 5}',
-     "`child_pid` and `child_start_ticks`"),
+     "state field 'child_pid' and state field 'child_start_ticks'"),
     ('{"kind": "greenepoch-run-state", "version": 1, "run_id": "r", "energy_kwh": -1}',
-     "`energy_kwh` must be a finite number >= 0"),
+     "state field 'energy_kwh' must be a finite number >= 0"),
     ('{"kind": "greenepoch-run-state", "version": 1, "run_id": "r", "since": "x"}',
      "unable to parse: x"),
     ('{"kind": "greenepoch-run-state", "version": 1, "run_id": "r", "sim_anchor": 1}',
@@ -130,11 +130,11 @@ def test_a_corrupt_or_foreign_state_is_one_clear_error(tmp_path: Path, content: 
 
 
 def test_state_refuses_bad_fields() -> None:
-    with pytest.raises(RunDirError, match="`segment` must be a whole number"):
+    with pytest.raises(RunDirError, match="state field 'segment' must be a whole number"):
         State(run_id="r", segment=-1)
-    with pytest.raises(RunDirError, match="`last_decision` must be a tz-aware UTC"):
+    with pytest.raises(RunDirError, match="state field 'last_decision' must be a tz-aware UTC"):
         State(run_id="r", last_decision=pd.Timestamp("2023-06-01"))
-    with pytest.raises(RunDirError, match="`argv` must be a list of strings"):
+    with pytest.raises(RunDirError, match="state field 'argv' must be a list of strings"):
         State(run_id="r", argv="python train.py")  # type: ignore[arg-type]
 
 
