@@ -142,7 +142,7 @@ def zone_frame(fetched: Fetched, slot: str) -> IntensityData:
     values, estimated, filled = regular(fetched)
     data = IntensityData(values.to_frame(), estimated.to_frame(), filled.to_frame(), "real",
                          fetched.signal)
-    out = resample(data, slot)
+    out = resample(data, slot, fetched.step)
     if out.values.empty:
         raise DataError(f"{fetched.provider} ({fetched.zone}): less than one whole {slot} "
                         "slot of values")

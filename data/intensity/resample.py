@@ -102,12 +102,17 @@ def _any(flags: pd.DataFrame, step: pd.Timedelta, goal: pd.Timedelta) -> pd.Data
     return pd.DataFrame(np.asarray(block.any(axis=1)), index=slots, columns=flags.columns)
 
 
-def resample(data: IntensityData, slot: str | pd.Timedelta) -> IntensityData:
+def resample(data: IntensityData, slot: str | pd.Timedelta,
+             step: pd.Timedelta | None = None) -> IntensityData:
     """``data`` on slots of length ``slot`` ('5min', '15min', '30min' or '1h') by the
-    energy-weighted rule (module docstring); DataError when no slot is wholly covered."""
+    energy-weighted rule (module docstring); DataError when no slot is wholly covered.
+
+    ``step``: the length of ``data``'s periods when the caller knows it; a frame of one
+    row cannot tell (:attr:`IntensityData.step` says 1 h), and taking one 30-minute
+    period for an hour would fill the half hour after it."""
     goal = target_step(slot)
     index = pd.DatetimeIndex(data.values.index)
-    step = data.step
+    step = data.step if step is None else step
     if step == goal:
         return data
     values = resample_values(data.values, goal, step)
