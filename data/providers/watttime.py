@@ -28,7 +28,9 @@ Values are MOER in lbs CO2/MWh (``meta.units`` must say ``lbs_co2_per_mwh``), co
 to g/kWh with :data:`~greenepoch.data.providers.records.G_PER_KWH_PER_LBS_PER_MWH`;
 periods are the API's own (``data_point_period_seconds``, 5 minutes today), kept as they
 are (the resampling layer aggregates).  A historical point's ``imputed_data_used`` is
-its ``estimated`` flag.
+its ``estimated`` flag; WattTime adds it only when asked with
+``include_imputed_marker=true`` (docs.watttime.org, "Upgrading from v2 to v3",
+/v2/avgemissions -> /v3/historical), so every historical request asks for it.
 
 Zones: a zone of the region catalog (``data/regions.toml``) is located through
 ``/v3/region-from-loc`` at the catalog's latitude/longitude (once per process and base
@@ -151,7 +153,8 @@ class WattTime(Provider):
         for lo, hi in _chunks(start, end, HISTORICAL_CHUNK):
             body = self._get("/v3/historical", {
                 "region": region, "signal_type": SIGNAL_TYPE,
-                "start": lo.isoformat(), "end": hi.isoformat()})
+                "start": lo.isoformat(), "end": hi.isoformat(),
+                "include_imputed_marker": "true"})
             chunk_step, chunk = _moer_points(body, region, "/v3/historical")
             if step is not None and chunk_step != step:
                 raise ProviderDataError(

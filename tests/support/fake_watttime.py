@@ -11,7 +11,8 @@
 Routes: ``GET /login`` (basic auth; a new token each time), ``/v3/region-from-loc``,
 ``/v3/signal-index``, ``/v3/forecast`` (24 h from the 5-minute period holding ``now``,
 ``generated_at`` that period's start), ``/v3/historical`` (``start``..``end`` inclusive,
-nothing after ``now``, at most :data:`MAX_HISTORICAL` per request; longer is HTTP 400).
+nothing after ``now``, at most :data:`MAX_HISTORICAL` per request; longer is HTTP 400;
+``imputed_data_used`` on each point only with ``include_imputed_marker=true``).
 Every ``/v3`` route wants ``Authorization: Bearer <token>`` with a token still valid,
 else HTTP 401.
 """
@@ -149,8 +150,9 @@ class FakeWattTime:
             return Reply(400, {"error": "Requested time range is too long; split it"})
         values = trace(region, start, min(end, self.now) + pd.Timedelta("1ns"))
         points = _points(values)
-        for point in points:  # the historical route flags imputed points
-            point["imputed_data_used"] = False
+        if seen.query.get("include_imputed_marker") == "true":  # only then (v3 docs)
+            for point in points:
+                point["imputed_data_used"] = False
         return Reply(200, {"data": points, "meta": self._meta(region, self.units)})
 
     def _meta(self, region: str, units: str) -> dict[str, object]:

@@ -309,6 +309,14 @@ def test_imputed_points_are_estimated(server: FakeServer, fake: FakeWattTime) ->
     assert got.estimated.tolist() == [True, False]
 
 
+def test_historical_asks_for_the_imputed_marker(server: FakeServer, fake: FakeWattTime) -> None:
+    # without include_imputed_marker=true WattTime leaves imputed_data_used out of every
+    # point, and no value could ever be flagged estimated
+    provider(server).actuals("CAISO_NORTH", "marginal", NOW - pd.Timedelta("1h"), NOW)
+    asked = [r for r in server.requests if r.path == "/v3/historical"]
+    assert asked and all(r.query.get("include_imputed_marker") == "true" for r in asked)
+
+
 def test_signal_index_is_a_percentile(server: FakeServer, fake: FakeWattTime) -> None:
     index = provider(server).signal_index("US-CAL-CISO")
     assert index.region == "CAISO_NORTH" and index.time == NOW.floor("5min")
