@@ -31,6 +31,8 @@ from greenepoch.data.errors import (
 log = logging.getLogger("greenepoch.providers")
 
 RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
+#: the shortest timeout an attempt is given, even with the budget spent
+MIN_TIMEOUT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class Http:
             wait=wait, retry=tenacity.retry_if_exception_type(_Retry),
             before_sleep=note, reraise=True)
         try:
-            response = retrying(self._once, path, params, headers, auth)
+            response = retrying(self._once, path, params, headers, auth, began)
         except _Retry as last:
             raise ProviderUnavailable(
                 f"{self.provider} did not answer {path} within {policy.attempts} attempts "
@@ -114,14 +116,17 @@ class Http:
         return self._decode(response, path)
 
     def _once(self, path: str, params: dict[str, Any] | None,
-              headers: dict[str, str] | None,
-              auth: tuple[str, str] | None) -> requests.Response:
-        timeout = (self.policy.timeout_s, self.policy.timeout_s)
+              headers: dict[str, str] | None, auth: tuple[str, str] | None,
+              began: float) -> requests.Response:
+        # an attempt begun late gets only what is left of total_s (stop_after_delay is
+        # checked after an attempt, so a whole timeout_s would overrun the bound)
+        left = self.policy.total_s - (time.monotonic() - began)
+        seconds = max(MIN_TIMEOUT_S, min(self.policy.timeout_s, left))
         try:
             response = self.session.get(self.base_url + path, params=params, headers=headers,
-                                        auth=auth, timeout=timeout)
+                                        auth=auth, timeout=(seconds, seconds))
         except requests.Timeout:
-            raise _Retry(f"no answer within {self.policy.timeout_s:g} s") from None
+            raise _Retry(f"no answer within {seconds:.2g} s") from None
         except requests.ConnectionError:
             raise _Retry(f"cannot connect to {self.base_url}") from None
         status = response.status_code
