@@ -12,7 +12,7 @@ Two sources, the environment winning over the file (docs/live.md):
     ELECTRICITYMAPS_TOKEN = "..."
     [live]
     providers = ["electricitymaps", "watttime", "ukci"]   # fallback order
-    archive = "postgresql+psycopg://user@host/db"
+    archive = "postgresql+psycopg://user@host/db"   # with a password: private file only
     allow_default = false
     [urls]
     electricitymaps = "https://..."
@@ -28,12 +28,14 @@ file.  Credential values never appear in a repr, a message or a log.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 from greenepoch.data.errors import DataError
@@ -111,13 +113,14 @@ def load_config(path: str | Path | None = None,
                         f"expected {', '.join(_TABLES)}")
     tables = {name: _table(raw, name, where) for name in _TABLES}
     file_credentials = _credentials(tables["credentials"], where)
-    if file_credentials and chosen is not None:
+    live = tables["live"]
+    _check_keys(live, _LIVE_KEYS, "live", where)
+    file_archive = _string(live.get("archive"), "live.archive", where)
+    if chosen is not None and (file_credentials or _has_password(file_archive)):
         _check_private(chosen)
     credentials = dict(file_credentials)
     credentials.update({var: env[var] for var in CREDENTIAL_VARS if env.get(var)})
-    live = tables["live"]
-    _check_keys(live, _LIVE_KEYS, "live", where)
-    archive = env.get(ARCHIVE_ENV) or _string(live.get("archive"), "live.archive", where)
+    archive = env.get(ARCHIVE_ENV) or file_archive
     return LiveConfig(
         credentials=Secrets(credentials),
         providers=_providers(live.get("providers", list(PROVIDER_NAMES)), where),
@@ -153,14 +156,25 @@ def _read(path: Path) -> dict[str, Any]:
         raise DataError(f"cannot read config file {path}: {exc.strerror}") from None
 
 
+def _has_password(url: str | None) -> bool:
+    """True when a database URL carries a password (``user:pw@`` or ``password=``)."""
+    if not url:
+        return False
+    try:
+        in_netloc = urlsplit(url).password is not None
+    except ValueError:  # not a URL at all: the archive says so when it opens it
+        in_netloc = False
+    return in_netloc or re.search(r"(?i)[?&]password=", url) is not None
+
+
 def _check_private(path: Path) -> None:
     if os.name == "nt":
         return  # no POSIX modes; the user profile's ACLs apply
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise DataError(
-            f"config file {path} holds credentials but others may read it (mode "
-            f"{mode:03o}): run `chmod 600 {path}`, or move the credentials to the "
+            f"config file {path} holds credentials (or an archive password) but others "
+            f"may read it (mode {mode:03o}): run `chmod 600 {path}`, or move them to the "
             "environment")
 
 

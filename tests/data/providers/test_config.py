@@ -95,6 +95,21 @@ def test_readable_file_with_credentials_is_refused(tmp_path: Path, mode: int) ->
     assert str(path) in message and "chmod 600" in message and SECRET not in message
 
 
+@pytest.mark.parametrize("url", [
+    f"postgresql://greenepoch:{SECRET}@db.example/greenepoch",
+    f"postgresql://db.example/greenepoch?user=greenepoch&password={SECRET}",
+])
+def test_readable_file_with_an_archive_password_is_refused(tmp_path: Path, url: str) -> None:
+    # a database password is a credential too
+    path = write(tmp_path / "c.toml", f'[live]\narchive = "{url}"\n', 0o644)
+    with pytest.raises(DataError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    assert "chmod 600" in message and SECRET not in message
+    os.chmod(path, 0o600)
+    assert load_config(path, env={}).archive == url
+
+
 def test_readable_file_without_credentials_is_fine(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", '[live]\nproviders = ["ukci"]\n', 0o644)
     assert load_config(path, env={}).providers == ("ukci",)
