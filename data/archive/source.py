@@ -25,11 +25,8 @@ from greenepoch.data.intensity.frame import IntensityData
 from greenepoch.data.intensity.resample import resample, target_step
 from greenepoch.data.intensity.source import IntensitySource
 from greenepoch.data.intensity.validate import MAX_FILLED_GAP
+from greenepoch.data.providers.base import utc_now
 from greenepoch.data.providers.records import Fetched
-
-
-def utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
 
 
 class ArchiveSource(IntensitySource):

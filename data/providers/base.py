@@ -37,6 +37,17 @@ def utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
+def chunks(start: pd.Timestamp, end: pd.Timestamp,
+           span: pd.Timedelta) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """``[start, end)`` cut into consecutive ``[lo, hi)`` of at most ``span``: one request
+    each where an API limits the range it answers."""
+    bounds: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    while start < end:
+        bounds.append((start, min(end, start + span)))
+        start = bounds[-1][1]
+    return bounds
+
+
 class Provider(ABC):
     """A live carbon-intensity API (see the module docstring).
 

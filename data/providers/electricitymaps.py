@@ -44,7 +44,7 @@ from typing import Any
 import pandas as pd
 from greenepoch.data.errors import DataError, ProviderAuthError, param
 from greenepoch.data.providers.answers import Answers, is_number
-from greenepoch.data.providers.base import Provider
+from greenepoch.data.providers.base import Provider, chunks
 from greenepoch.data.providers.records import Fetched, fetched_series
 
 TOKEN_VAR = "ELECTRICITYMAPS_TOKEN"
@@ -113,7 +113,7 @@ class ElectricityMaps(Provider):
         self._check(zone, signal)
         start, end = self.window(start, end)
         points: list[tuple[pd.Timestamp, float, bool]] = []
-        for lo, hi in _chunks(start, end, MAX_RANGE[self.granularity]):
+        for lo, hi in chunks(start, end, MAX_RANGE[self.granularity]):
             body = ANSWERS.mapping(self._get("/v3/carbon-intensity/past-range", zone,
                                              signal, start=_iso(lo), end=_iso(hi)),
                                    "past-range")
@@ -227,17 +227,6 @@ def _check_order(points: list[tuple[pd.Timestamp, float, bool]], what: str) -> N
             how = "duplicated" if points[i][0] == points[i - 1][0] else "out of order"
             raise ANSWERS.error(what, f"with point {i} ({points[i][0].isoformat()}) "
                                       f"{how}")
-
-
-def _chunks(start: pd.Timestamp, end: pd.Timestamp,
-            span: pd.Timedelta) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    bounds = []
-    lo = start
-    while lo < end:
-        hi = min(lo + span, end)
-        bounds.append((lo, hi))
-        lo = hi
-    return bounds
 
 
 def _iso(stamp: pd.Timestamp) -> str:

@@ -44,7 +44,7 @@ from typing import Any
 import pandas as pd
 from greenepoch.data.errors import DataError, ProviderDataError
 from greenepoch.data.providers.answers import Answers, is_number
-from greenepoch.data.providers.base import Provider
+from greenepoch.data.providers.base import Provider, chunks
 from greenepoch.data.providers.records import Fetched, fetched_series
 
 NATIONAL = "GB"
@@ -99,12 +99,9 @@ class UKCarbonIntensity(Provider):
         fetched = self.clock()
         end = min(end, fetched.floor(STEP) + STEP)  # periods that have started
         points: list[Point] = []
-        lo = start.floor(STEP)
-        while lo < end:
-            hi = min(end, lo + CHUNK)
+        for lo, hi in chunks(start.floor(STEP), end, CHUNK):
             periods = self._periods(zone, _stamp(lo - STEP), _stamp(hi + STEP))
             points.extend(p for p in map(_actual, periods) if max(lo, start) <= p[0] < hi)
-            lo = hi
         return fetched_series(self.name, zone, "direct", "actual", STEP, points, fetched,
                               region=_region_of(zone))
 

@@ -54,7 +54,7 @@ from greenepoch.data.errors import (
     ProviderError,
 )
 from greenepoch.data.providers.answers import Answers, is_number
-from greenepoch.data.providers.base import Provider
+from greenepoch.data.providers.base import Provider, chunks
 from greenepoch.data.providers.http import HttpAuthError, HttpStatusError
 from greenepoch.data.providers.records import (
     G_PER_KWH_PER_LBS_PER_MWH,
@@ -150,7 +150,7 @@ class WattTime(Provider):
         region = self.region(zone)
         points: list[tuple[pd.Timestamp, float, bool]] = []
         step: pd.Timedelta | None = None
-        for lo, hi in _chunks(start, end, HISTORICAL_CHUNK):
+        for lo, hi in chunks(start, end, HISTORICAL_CHUNK):
             body = self._get("/v3/historical", {
                 "region": region, "signal_type": SIGNAL_TYPE,
                 "start": lo.isoformat(), "end": hi.isoformat(),
@@ -257,15 +257,6 @@ def _catalog() -> dict[str, tuple[float, float]]:
     from greenepoch.data.regions import load_catalog
 
     return {z: (r.latitude, r.longitude) for z, r in load_catalog().items()}
-
-
-def _chunks(start: pd.Timestamp, end: pd.Timestamp,
-            size: pd.Timedelta) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    bounds: list[tuple[pd.Timestamp, pd.Timestamp]] = []
-    while start < end:
-        bounds.append((start, min(end, start + size)))
-        start = bounds[-1][1]
-    return bounds
 
 
 def _moer_points(body: Any, region: str,
