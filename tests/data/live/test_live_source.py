@@ -4,7 +4,7 @@ documented shapes, with the archive on SQLite and on a real PostgreSQL server.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from fake_electricitymaps import NOW, serve, trace
 from fake_http import FakeServer
 from greenepoch.data.archive.source import ArchiveSource
 from greenepoch.data.archive.store import Archive
-from greenepoch.data.errors import ProviderAuthError, ProviderUnavailable
+from greenepoch.data.errors import DataError, ProviderAuthError, ProviderUnavailable
 from greenepoch.data.live.source import LiveSource
 from greenepoch.data.providers.config import LiveConfig
 from greenepoch.data.providers.http import HttpPolicy
@@ -41,13 +41,18 @@ def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Archive]
         yield opened
 
 
+def pointed(monkeypatch: pytest.MonkeyPatch, url_env: str, serve_fake: Callable[..., object],
+            *args: object) -> Iterator[FakeServer]:
+    """A fake provider on a local server, with ``url_env`` (the configuration) pointing at it."""
+    with FakeServer() as server:
+        serve_fake(server, *args, now=NOW)
+        monkeypatch.setenv(url_env, server.url)
+        yield server
+
+
 @pytest.fixture
 def em(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    """A fake Electricity Maps that the configuration points at."""
-    with FakeServer() as server:
-        serve(server, TOKEN, now=NOW)
-        monkeypatch.setenv("GREENEPOCH_ELECTRICITYMAPS_URL", server.url)
-        yield server
+    yield from pointed(monkeypatch, "GREENEPOCH_ELECTRICITYMAPS_URL", serve, TOKEN)
 
 
 def config(token: str = TOKEN, providers: tuple[str, ...] = ("electricitymaps",),
@@ -282,20 +287,16 @@ def test_archive_source_reads_what_the_archive_holds(archive: Archive) -> None:
     assert data.values["DE"].tolist() == [v for v in hourly for _ in (0, 1)]
     assert data.provider == "archive"
     assert source.age("DE") == pd.Timedelta("30min")
-    with pytest.raises(Exception, match="holds no direct intensities for FR"):
+    with pytest.raises(DataError, match="holds no direct intensities for FR"):
         source.load(["FR"], START, END)
 
 
 
 @pytest.fixture
 def wt(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    """A fake WattTime that the configuration points at."""
     from fake_watttime import serve as serve_watttime
 
-    with FakeServer() as server:
-        serve_watttime(server, now=NOW)
-        monkeypatch.setenv("GREENEPOCH_WATTTIME_URL", server.url)
-        yield server
+    yield from pointed(monkeypatch, "GREENEPOCH_WATTTIME_URL", serve_watttime)
 
 
 def test_marginal_comes_from_watttime_only_and_never_meets_direct(
@@ -329,13 +330,9 @@ def test_marginal_comes_from_watttime_only_and_never_meets_direct(
 
 @pytest.fixture
 def ukci(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    """A fake UK Carbon Intensity API that the configuration points at."""
     from fake_ukci import serve as serve_ukci
 
-    with FakeServer() as server:
-        serve_ukci(server, now=NOW)
-        monkeypatch.setenv("GREENEPOCH_UKCI_URL", server.url)
-        yield server
+    yield from pointed(monkeypatch, "GREENEPOCH_UKCI_URL", serve_ukci)
 
 
 def test_every_provider_down_in_turn_then_the_archive(
