@@ -164,6 +164,8 @@ def live_intensities(zones: list[str], start: pd.Timestamp, end: pd.Timestamp, *
     live = LiveSource(config, provider=provider, archive=archive,
                       allow_default=allow_default, clock=clock, warn=warn)
     provided = live.forecast(zones, signal)
+    if signal == "marginal":
+        _require_marginal(provided)
     name: str | None = None
     origin: str | None = None
     files: tuple[str, ...] = ()
@@ -228,10 +230,8 @@ def _marginal_reach(provided: Mapping[str, Fetched | None], p50: pd.DataFrame, *
     step = slots[1] - slots[0]
     reach, given = {}, {}
     for zone in p50.columns:
-        fetched = provided.get(zone)
-        if fetched is None:
-            raise DataError(f"{zone}: no marginal forecast (WattTime's, live or archived) "
-                            "to plan on")
+        fetched = provided[zone]
+        assert fetched is not None  # _require_marginal, before the blend
         values = fetched.values
         given[zone] = ("no values" if values.empty else f"{values.index[0].isoformat()} .. "
                        f"{(values.index[-1] + fetched.step).isoformat()}")
@@ -251,6 +251,17 @@ def _marginal_reach(provided: Mapping[str, Fetched | None], p50: pd.DataFrame, *
         "slot holding now counts from its first period on), not up to "
         f"{(slots[-1] + step).isoformat()}; a marginal plan must end within WattTime's "
         f"forecast (deadlines within about 24 h), or plan on another {param('signal')}")
+
+
+def _require_marginal(provided: Mapping[str, Fetched | None]) -> None:
+    """DataError naming the zones without a marginal forecast: no model extends or
+    replaces one, so nothing else can stand in for it."""
+    missing = [zone for zone, fetched in provided.items() if fetched is None]
+    if missing:
+        raise DataError(
+            f"{', '.join(missing)}: no marginal forecast (WattTime's, live or archived) to "
+            "plan on; WattTime needs WATTTIME_USERNAME and WATTTIME_PASSWORD (docs/live.md), "
+            f"or plan on another {param('signal')}")
 
 
 def _slot_text(step: pd.Timedelta) -> str:

@@ -125,3 +125,22 @@ def test_a_zone_outside_the_catalog_without_history_says_how_to_get_one() -> Non
     assert "GB-LONDON: no history to fit the own forecast model on" in line
     assert "greenepoch data pull --provider ukci --zones GB-LONDON --since 2026-" in line
     assert "--data" in line and "climatology" not in line and "calibrate" not in line
+
+
+@pytest.mark.parametrize("command", [
+    ["when", "--duration", "1h"],
+    ["forecast", "show"],
+])
+def test_no_marginal_forecast_at_all_says_so(monkeypatch: pytest.MonkeyPatch,
+                                             command: list[str]) -> None:
+    # no WattTime account and nothing archived: no marginal forecast, which is the error
+    # (not the own model's, which never extends a marginal forecast)
+    monkeypatch.delenv("WATTTIME_USERNAME")
+    monkeypatch.delenv("WATTTIME_PASSWORD")
+    result = _run(*command, "--zones", "CAISO_NORTH", "--live", "--signal", "marginal")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    assert "CAISO_NORTH: no marginal forecast" in errors[0]
+    assert "WATTTIME_USERNAME" in errors[0]
+    assert "the model forecast" not in result.stderr
