@@ -137,7 +137,9 @@ class ElectricityMaps(Provider):
         endpoint), from past-range otherwise."""
         self._check(zone, signal)
         start, end = self.window(start, end)
-        if start >= self.clock() - HISTORY_SPAN:
+        # history's first period is the one holding now - 24 h: a range from that
+        # period's start (the last day on whole slots, what a live read asks) is in it
+        if start >= (self.clock() - HISTORY_SPAN).floor(self.step):
             recent = self.history(zone, signal)
             keep = (recent.values.index >= start) & (recent.values.index < end)
             points = [(t, float(v), bool(e)) for t, v, e in zip(

@@ -93,6 +93,14 @@ def test_granularities(server: FakeServer, granularity: str, step: str) -> None:
     assert server.requests[-1].query["temporalGranularity"] == granularity
 
 
+def test_the_last_day_on_whole_hours_comes_from_history(server: FakeServer) -> None:
+    # what a live read asks by default (the last day to the hour): the free plan's
+    # history serves it, where past-range would be refused to a free token
+    end = NOW.floor("1h")
+    em(server).actuals("DE", "lca", end - pd.Timedelta("24h"), end)
+    assert [s.path for s in server.requests] == ["/v3/carbon-intensity/history"]
+
+
 def test_recent_actuals_come_from_history(server: FakeServer) -> None:
     start, end = NOW - pd.Timedelta("20h"), NOW - pd.Timedelta("2h")
     fetched = em(server).actuals("DE", "lca", start, end)
