@@ -140,6 +140,21 @@ def live_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return live_option(provider_option(allow_default_option(archive_option(command))))
 
 
+def check_live_options(live: bool, *, provider: str | None, allow_default: bool | None,
+                       archive_url: str | None, signal: str) -> None:
+    """The options of :func:`live_options` (and ``--signal marginal``, WattTime's) only
+    go with ``--live``: without it they would be silently ignored."""
+    if live:
+        return
+    used = [flag for flag, value in (("--provider", provider), ("--archive", archive_url),
+                                     ("--allow-default", allow_default)) if value]
+    if signal == "marginal":
+        used.append("--signal marginal")
+    if used:
+        verb = "works" if len(used) == 1 else "work"
+        raise click.UsageError(f"{', '.join(used)} {verb} only with --live; add --live")
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 

@@ -9,6 +9,7 @@ from greenepoch.data.errors import InfeasibleError
 from greenepoch.data.providers.base import utc_now
 from greenepoch.data.timeparse import utc
 from greenepoch.planner.cli.options import (
+    check_live_options,
     data_option,
     forecast_given,
     forecast_option,
@@ -95,14 +96,8 @@ def _check_live(live: bool, oracle: bool, signal: str, provider: str | None,
     if live and oracle:
         raise click.UsageError("--oracle and --live exclude each other: a live plan is on "
                                "forecasts (nobody knows what will happen); pick one")
-    if live:
-        return
-    used = [flag for flag, value in (("--provider", provider), ("--archive", archive_url),
-                                     ("--allow-default", allow_default)) if value]
-    if signal == "marginal":
-        used.append("--signal marginal")
-    if used:
-        raise click.UsageError(f"{', '.join(used)} only work with --live; add --live")
+    check_live_options(live, provider=provider, allow_default=allow_default,
+                       archive_url=archive_url, signal=signal)
 
 
 def _live_request(request_file: str, start: str | None) -> PlanRequest:

@@ -16,6 +16,7 @@ import click
 from greenepoch.data.intensity.frame import SLOTS
 from greenepoch.planner.cli.options import (
     FORECAST_DEFAULT,
+    check_live_options,
     data_option,
     forecast_option,
     json_option,
@@ -95,6 +96,8 @@ def when(duration: str, within: str, zones: str, from_time: str | None, slot: st
         raise click.UsageError("--json and --format sbatch/at: pick one")
     run_for = parse_span(duration, "--duration")
     window = parse_span(within, "--within", positive=False)
+    check_live_options(live, provider=provider, allow_default=allow_default,
+                       archive_url=archive_url, signal=signal)
     wanted = command_zones(zones, live=live, provider=provider, signal=signal)
     if live:
         if from_time is not None:

@@ -175,3 +175,20 @@ def test_a_zone_no_provider_covers_is_refused_before_any_request(
         line = _one_error_line(_run(*command, "--zones", zones, "--live", *extra, *MODEL))
         assert f"'{zones}'" in line and says in line
     assert not live_env["uk"].requests and not live_env["wt"].requests
+
+
+@pytest.mark.parametrize("extra", [
+    ["--provider", "ukci"],
+    ["--archive", "sqlite:////nowhere/archive.db"],
+    ["--allow-default"],
+    ["--signal", "marginal"],
+])
+@pytest.mark.parametrize("command", [
+    ["when", "--duration", "2h", "--within", "6h"],
+    ["forecast", "show", "--horizon", "6h"],
+])
+def test_live_options_without_live_are_refused_not_ignored(
+        live_env: dict[str, Any], command: list[str], extra: list[str]) -> None:
+    line = _one_error_line(_run(*command, "--zones", "GB", *extra, *MODEL))
+    assert f"{extra[0]}" in line and "only with --live" in line
+    assert not live_env["uk"].requests and not live_env["wt"].requests

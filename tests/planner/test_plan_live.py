@@ -290,8 +290,8 @@ def test_marginal_plan_beyond_the_watttime_forecast_is_one_error(
 
 @pytest.mark.parametrize(("args", "says"), [
     (["--live", "--oracle"], "--oracle and --live"),
-    (["--signal", "marginal"], "only work with --live"),
-    (["--provider", "ukci"], "only work with --live"),
+    (["--signal", "marginal"], "works only with --live"),
+    (["--provider", "ukci"], "works only with --live"),
     (["--live", "--start", "2020-01-01T00:00:00Z"], "in the past"),
 ])
 def test_live_option_misuse_is_one_error_line(tmp_path: Path, args: list[str],
