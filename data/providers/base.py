@@ -71,6 +71,11 @@ class Provider(ABC):
                  http: HttpPolicy | None = None,
                  clock: Callable[[], pd.Timestamp] = utc_now) -> None:
         chosen = base_url or os.environ.get(self.url_env) or self.default_url
+        if not chosen.startswith(("http://", "https://")):
+            # else requests' own words ("No connection adapters were found for ...")
+            # would be all the user sees, naming neither the provider nor the variable
+            raise DataError(f"{self.name}: the base URL {chosen!r} (from {self.url_env} or "
+                            "the config file's [urls]) must be an http:// or https:// URL")
         self.base_url = chosen.rstrip("/")
         self._credentials = dict(credentials or {})
         self.clock = clock

@@ -92,6 +92,15 @@ def test_class_attributes(case: tuple[str, Contract, FakeServer]) -> None:
     assert set(contract.credentials) == set(cls.credential_vars)
 
 
+def test_a_url_variable_that_is_no_http_url_names_it(
+        case: tuple[str, Contract, FakeServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    name, _contract, _server = case
+    cls = provider_class(name)
+    monkeypatch.setenv(cls.url_env, "localhost:8080")  # the scheme forgotten
+    with pytest.raises(DataError, match=f"{cls.url_env}.*http"):
+        cls()
+
+
 def test_covers_without_a_request(case: tuple[str, Contract, FakeServer]) -> None:
     name, contract, server = case
     provider = build(name, contract, server)
