@@ -407,13 +407,17 @@ def live_info(intensities: Any, slot_h: float, slots: pd.DatetimeIndex,
             warnings.append(f"{what} are the embedded synthetic default, not measured: no "
                             "provider or archive answered")
     history = getattr(intensities, "history", None)
-    modelled = sum(z[k]["hours"] for z in zones.values() for k in ("seam", "model"))
+    # per zone: the zones' hours run side by side, so their sum is no span of the plan
+    modelled = {zone: sum(hours[k]["hours"] for k in ("seam", "model"))
+                for zone, hours in zones.items()}
     if history == "default":
-        what = (f"{modelled:g} h of the plan" if modelled else "the P10/P90 band")
+        what = ("the P10/P90 band" if not any(modelled.values()) else
+                ", ".join(f"{zone} {h:g} h" for zone, h in modelled.items() if h)
+                + " of the plan")
         warnings.append(f"{what} came from the own model fitted on the embedded synthetic "
                         "default, not measured history: fill the archive ('greenepoch data "
                         "pull') or give a data folder")
-    synthetic = bool(history == "default" and modelled) or any(
+    synthetic = bool(history == "default" and any(modelled.values())) or any(
         r.origin == "default" for r in reads)
     return {
         "providers": [{"zone": r.zone, "kind": r.kind, "origin": r.origin,

@@ -186,6 +186,13 @@ def test_example_request_on_electricitymaps_and_ukci(live_env: dict[str, Any],
         hours = live["zones"][zone]
         assert hours["provider"]["hours"] > 0 and hours["seam"]["hours"] == SEAM_H
         assert sum(h["hours"] for h in hours.values()) == horizon
+    # the synthetic-history warning counts each zone's own hours (not their sum, which
+    # can exceed the plan's horizon)
+    warning = next(w for w in live["warnings"] if "synthetic default" in w)
+    for zone in ("DE", "GB"):
+        modelled = live["zones"][zone]["seam"]["hours"] + live["zones"][zone]["model"]["hours"]
+        assert f"{zone} {modelled:g} h" in warning, warning
+    assert f"{2 * horizon:g} h" not in warning
     # the UK forecast reaches less far ahead than Electricity Maps'
     assert live["zones"]["GB"]["provider"]["hours"] < live["zones"]["DE"]["provider"]["hours"]
     assert "GB ukci forecast issued" in result.stdout
