@@ -146,9 +146,9 @@ def main() -> None:
     table = pd.DataFrame(rows, columns=["instance", "step", "jobs", "seconds", "target",
                                         "saving_pct", "oracle_share_pct", "x_greedy_time"])
     print(render(table, floatfmt="{:,.2f}"))
-    print(f"\nmedian of {args.repeats} (sweep, fast policies); forecasts every "
-          f"{compiled.sc.forecast_every}; load average {os.getloadavg()[0]:.2f} on "
-          f"{os.cpu_count()} cores")
+    every_h = compiled.sc.forecast_every / pd.Timedelta("1h")
+    print(f"\nmedian of {args.repeats} (sweep, fast policies); forecasts every {every_h:g} h; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
