@@ -532,7 +532,9 @@ class LiveInfo(_Part):
                 f"{read.provider} forecast issued {iso(read.issued)}" if read.issued is not None
                 else f"{read.provider} forecast")
             parts.append(f"{zone} {by}: {hours}")
-        return (f"live: {'; '.join(parts)}; own model fitted on {self.history} history"
+        # history is None when no own model was used (a marginal plan: never blended)
+        model = "" if self.history is None else f"; own model fitted on {self.history} history"
+        return (f"live: {'; '.join(parts)}{model}"
                 + (" (SYNTHETIC)" if self.synthetic else "") + (" (STALE)" if self.stale else ""))
 
     def warning_lines(self) -> list[str]:

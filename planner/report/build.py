@@ -316,10 +316,11 @@ def _live_header(report: Report, live: LiveInfo) -> None:
                           for zone, origins in (live.zones or {}).items()])
     if not hours.empty:
         report.table(hours, "hours by origin")
+        fitted = ("none here: a marginal forecast is never extended" if live.history is None
+                  else f"fitted on {live.history} history")
         report.note("hours of the plan per origin: provider (its live forecast), seam "
-                    "(blended into the own model), model (the own model, fitted on "
-                    f"{live.history} history), stale (an archived provider forecast), "
-                    "synthetic (the embedded default)")
+                    f"(blended into the own model), model (the own model, {fitted}), stale "
+                    "(an archived provider forecast), synthetic (the embedded default)")
 
 
 def _live_gantt_section(report: Report, segments: pd.DataFrame, live: LiveInfo,

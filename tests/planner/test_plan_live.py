@@ -284,6 +284,8 @@ def test_marginal_signal_through_watttime_is_labelled_marginal(
     assert {r["signal"] for r in reads} == {"marginal"}
     assert info["live"]["zones"]["DE"]["provider"]["hours"] == 20
     assert "marginal" in result.stdout.splitlines()[0]  # 'intensities: real marginal, ...'
+    line = next(text for text in result.stdout.splitlines() if text.startswith("live: "))
+    assert "None" not in line and "own model" not in line, line  # there is none
     _no_secret(result, tmp, caplog, TOKEN, fwt.PASSWORD)
 
 

@@ -157,6 +157,7 @@ def test_marginal_live_plan_report_is_labelled_watttime_moer(
     assert "real marginal (WattTime MOER) intensities" in page
     assert "marginal (WattTime MOER)" in result.output
     assert "watttime" in page and "electricitymaps" not in page
+    assert "None history" not in page and "None history" not in result.output  # no model
     assert "the live forecast&#x27;s P50 (marginal (WattTime MOER)) the plan was made on" \
         in page
     assert fwt.PASSWORD not in page and TOKEN not in page
