@@ -113,7 +113,12 @@ class Http:
             raise ProviderUnavailable(
                 f"{self.provider} did not answer {path} within {policy.attempts} attempts "
                 f"and {policy.total_s:g} s (last: {last})") from None
-        return self._decode(response, path)
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderDataError(
+                f"{self.provider} answered {path} with something that is not JSON: "
+                f"{_short(_hidden(response.text, headers, auth))!r}") from None
 
     def _once(self, path: str, params: dict[str, Any] | None,
               headers: dict[str, str] | None, auth: tuple[str, str] | None,
@@ -138,16 +143,10 @@ class Http:
                 f"{self.provider} refused the request for {path} (HTTP {status}){hint}",
                 status)
         if status >= 400:
-            raise HttpStatusError(self.provider, path, status, _short(response.text))
+            # the provider's words are quoted; a credential they repeat never is
+            raise HttpStatusError(self.provider, path, status,
+                                  _short(_hidden(response.text, headers, auth)))
         return response
-
-    def _decode(self, response: requests.Response, path: str) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise ProviderDataError(
-                f"{self.provider} answered {path} with something that is not JSON: "
-                f"{_short(response.text)!r}") from None
 
 
 class HttpAuthError(ProviderAuthError):
@@ -184,6 +183,19 @@ def _retry_after(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _hidden(text: str, headers: dict[str, str] | None,
+            auth: tuple[str, str] | None) -> str:
+    """``text`` with every header value sent (and each one's last word: the token of
+    ``Bearer <token>``) and the basic-auth password replaced by ``***``."""
+    secrets = [auth[1]] if auth else []
+    for value in (headers or {}).values():
+        secrets += [value, *value.split()[-1:]]
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= 4:  # "***" in place of every "a" would hide the message
+            text = text.replace(secret, "***")
+    return text
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -157,3 +157,19 @@ def test_headers_and_params_never_appear_in_messages_or_logs(
     assert secret not in caplog.text
     assert "retry 1 of 3" in caplog.text
     assert server.requests[0].headers["auth-token"] == secret
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(400, {"message": "bad request with token hush-hush-token"}),
+    Reply(200, "<html>welcome hush-hush-token</html>"),
+])
+def test_an_answer_echoing_a_credential_is_not_repeated(server: FakeServer,
+                                                         reply: Reply) -> None:
+    # what a provider answers is quoted in the message; a token or password sent with
+    # the request never is, even when the answer repeats it
+    server.fail(reply)
+    with pytest.raises((HttpStatusError, ProviderDataError)) as caught:
+        client(server).get_json("/thing", headers={"auth-token": "hush-hush-token"},
+                                auth=("someone", "hush-hush-token"))
+    assert "hush-hush-token" not in str(caught.value)
+    assert "***" in str(caught.value)
