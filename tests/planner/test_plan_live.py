@@ -79,7 +79,7 @@ def live_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
-        yield {"now": now, "archive": archive, "em": em, "dir": tmp_path}
+        yield {"now": now, "archive": archive, "em": em, "wt": wt, "dir": tmp_path}
 
 
 def _plan(tmp_path: Path, request: Path, *extra: str, name: str = "p.json") -> Result:

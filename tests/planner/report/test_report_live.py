@@ -7,7 +7,6 @@ server while reporting, and no other data (climatology, --data) is loaded."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,67 +15,18 @@ import fake_watttime as fwt
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from fake_http import FakeServer
 from greenepoch.data.providers.records import G_PER_KWH_PER_LBS_PER_MWH
 from greenepoch.planner.cli.main import cli
 from greenepoch.planner.cli.report import plan_summary
 from greenepoch.planner.plan import Plan
 from greenepoch.planner.report import build_report
 
-TOKEN = "em-Report-Token-51c2"
-DOWN = "http://127.0.0.1:9"
+# the fake Electricity Maps and WattTime servers at the real "now", a private config,
+# the archive in tmp_path, no forecast cache, no data folder; a one-job DE request
+from tests.planner import test_plan_live as plan_live
+from tests.planner.test_plan_live import TOKEN, _request
 
-
-def _request(path: Path, hours: int) -> Path:
-    deadline = pd.Timestamp("2023-06-01T00:00:00Z") + pd.Timedelta(hours=hours)
-    path.write_text(f"""start = "2023-06-01T00:00:00Z"
-
-[[jobs]]
-name = "train"
-gpus = 8
-gpu_hours = 32
-gpu_power_kw = 0.7
-release = "2023-06-01T00:00:00Z"
-deadline = "{deadline.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-zones = ["DE"]
-home_zone = "DE"
-checkpoint_overhead = "15min"
-
-[[zones]]
-id = "DE"
-capacity_gpus = 16
-pue = 1.2
-
-[policy]
-slot = "1h"
-time_limit = "20s"
-""")
-    return path
-
-
-@pytest.fixture
-def live_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """Both fake servers at the real "now", a private config, the archive in tmp_path,
-    no forecast cache, no data folder."""
-    now = pd.Timestamp.now(tz="UTC")
-    config = tmp_path / "config.toml"
-    config.write_text('[live]\nproviders = ["electricitymaps", "watttime"]\n'
-                      "[http]\ntimeout_s = 2\nattempts = 1\ntotal_s = 3\n")
-    config.chmod(0o600)
-    with FakeServer() as em, FakeServer() as wt:
-        fem.serve(em, TOKEN, now=now)
-        fwt.serve(wt, now=now)
-        for name, value in {
-            "ELECTRICITYMAPS_TOKEN": TOKEN, "GREENEPOCH_ELECTRICITYMAPS_URL": em.url,
-            "WATTTIME_USERNAME": fwt.USERNAME, "WATTTIME_PASSWORD": fwt.PASSWORD,
-            "GREENEPOCH_WATTTIME_URL": wt.url, "GREENEPOCH_UKCI_URL": DOWN,
-            "GREENEPOCH_CONFIG": str(config),
-            "GREENEPOCH_ARCHIVE": f"sqlite:///{tmp_path / 'archive.db'}",
-            "GREENEPOCH_CACHE": "off",
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("GREENEPOCH_DATA", raising=False)
-        yield {"now": now, "em": em, "wt": wt, "dir": tmp_path}
+live_env = plan_live.live_env  # the fixture, shared (not copied)
 
 
 def _plan(env: dict[str, Any], hours: int, *extra: str) -> tuple[Result, Path]:
