@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import click
 from greenepoch.data.intensity.frame import SLOTS
 from greenepoch.planner.cli.options import (
-    check_live_options,
     forecast_option,
     json_option,
     live_options,
@@ -72,12 +71,10 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
     span = parse_span(horizon, "--horizon")
     if span > parse_span(MAX_HORIZON, "horizon"):
         raise click.UsageError(f"--horizon {horizon}: at most {MAX_HORIZON}")
-    check_live_options(live, provider=provider, allow_default=allow_default,
-                       archive_url=archive_url, signal=signal)
-    wanted = command_zones(zones, live=live, provider=provider, signal=signal)
+    wanted = command_zones(zones, live=live, provider=provider, signal=signal,
+                           allow_default=allow_default, archive_url=archive_url,
+                           from_time=from_time)
     if live:
-        if from_time is not None:
-            raise click.UsageError("--from is for --data (the past); --live forecasts from now")
         from greenepoch.data.providers.base import utc_now
 
         now = utc_now()

@@ -96,15 +96,12 @@ def when(duration: str, within: str, zones: str, from_time: str | None, slot: st
         raise click.UsageError("--json and --format sbatch/at: pick one")
     run_for = parse_span(duration, "--duration")
     window = parse_span(within, "--within", positive=False)
-    check_live_options(live, provider=provider, allow_default=allow_default,
-                       archive_url=archive_url, signal=signal)
-    wanted = command_zones(zones, live=live, provider=provider, signal=signal)
-    if live:
-        if from_time is not None:
-            raise click.UsageError("--from is for --data (the past); --live starts now")
-        if run_for + window > parse_span(MAX_LIVE, "horizon"):
-            raise click.UsageError(f"--within plus --duration reach at most {MAX_LIVE} "
-                                   "with --live (the forecast's reach)")
+    wanted = command_zones(zones, live=live, provider=provider, signal=signal,
+                           allow_default=allow_default, archive_url=archive_url,
+                           from_time=from_time)
+    if live and run_for + window > parse_span(MAX_LIVE, "horizon"):
+        raise click.UsageError(f"--within plus --duration reach at most {MAX_LIVE} "
+                               "with --live (the forecast's reach)")
     now = _start(from_time)
     if live:
         frames = live_frames(wanted, now, now + window + run_for + SLOTS[slot], slot=slot,
@@ -118,9 +115,11 @@ def when(duration: str, within: str, zones: str, from_time: str | None, slot: st
     _print(choice, frames, output, as_json, signal=signal, slot=slot)
 
 
-def command_zones(zones: str, *, live: bool, provider: str | None,
-                  signal: str) -> list[str]:
-    """The zones of --zones: the region catalog's, and with --live also a zone the
+def command_zones(zones: str, *, live: bool, provider: str | None, signal: str,
+                  allow_default: bool | None, archive_url: str | None,
+                  from_time: str | None) -> list[str]:
+    """The zones of --zones, once the live options are checked (they go with --live
+    only, and --from without it): the region catalog's, and with --live also a zone the
     catalog lacks that a provider (--provider, else any) covers for --signal (a UK
     region such as GB-LONDON, a WattTime region such as CAISO_NORTH); decided without a
     request."""
@@ -129,6 +128,10 @@ def command_zones(zones: str, *, live: bool, provider: str | None,
     from greenepoch.data.providers.registry import providers_covering
     from greenepoch.data.regions import resolve_zones
 
+    check_live_options(live, provider=provider, allow_default=allow_default,
+                       archive_url=archive_url, signal=signal)
+    if live and from_time is not None:
+        raise click.UsageError("--from is for --data (the past); --live reads from now")
     if not live:
         return resolve_zones(zones)
     names = (provider,) if provider else PROVIDER_NAMES

@@ -177,6 +177,17 @@ def test_a_zone_no_provider_covers_is_refused_before_any_request(
     assert not live_env["uk"].requests and not live_env["wt"].requests
 
 
+@pytest.mark.parametrize("command", [
+    ["when", "--duration", "2h", "--within", "6h"],
+    ["forecast", "show", "--horizon", "6h"],
+])
+def test_from_with_live_is_refused(live_env: dict[str, Any], command: list[str]) -> None:
+    line = _one_error_line(_run(*command, "--zones", "GB", "--live", "--from",
+                                "2026-03-01T00:00Z", *MODEL))
+    assert "--from is for --data" in line
+    assert not live_env["uk"].requests and not live_env["wt"].requests
+
+
 @pytest.mark.parametrize("extra", [
     ["--provider", "ukci"],
     ["--archive", "sqlite:////nowhere/archive.db"],
