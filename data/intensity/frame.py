@@ -28,7 +28,7 @@ STEPS = {"5min": pd.Timedelta("5min"), "15min": pd.Timedelta("15min"),
          "30min": pd.Timedelta("30min"), "1h": pd.Timedelta("1h")}
 # ... and the slots plans and replays run on (a frame of another step is resampled)
 SLOTS = {name: STEPS[name] for name in ("15min", "30min", "1h")}
-MAX_INTENSITY = 2000.0  # gCO2eq/kWh; the dirtiest grids stay well below 1,200
+MAX_INTENSITY = 2000.0  # gCO2eq/kWh; dirtiest grids and marginal coal units stay below 1,200
 
 
 @dataclass(frozen=True)

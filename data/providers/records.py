@@ -8,10 +8,10 @@ the archive included):
   ``time`` (the start of each period), strictly increasing (no duplicates, nothing out
   of order), every time on the ``step`` grid (whole multiples of ``step`` apart: gaps
   are kept as gaps, never filled here), every value finite and within
-  [0, :data:`MAX_G_PER_KWH`];
+  [0, :data:`~greenepoch.data.intensity.frame.MAX_INTENSITY`] (IntensityData's bound);
 * ``estimated`` is a bool Series on exactly the same index (the provider's own
   "estimated" flag; False where it gives none);
-* ``step`` is one of :data:`STEPS` (5, 15, 30 or 60 minutes);
+* ``step`` is one of :data:`PERIODS` (5, 15, 30 or 60 minutes);
 * ``kind`` is ``actual`` (what the provider reports happened, or its estimate of it) or
   ``forecast``; a forecast has ``issued`` (the provider's own issue / generation time, not
   after ``fetched``), an actual has ``issued`` None;
@@ -30,12 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from greenepoch.data.errors import ProviderDataError
+from greenepoch.data.intensity.frame import MAX_INTENSITY, SIGNALS, STEPS
 
-STEPS = tuple(pd.Timedelta(m, "min") for m in (5, 15, 30, 60))
+#: the periods a provider may answer at: the steps an IntensityData may have
+PERIODS = tuple(STEPS.values())
 KINDS = ("actual", "forecast")
-PROVIDER_SIGNALS = ("direct", "lca", "marginal")
-#: the same bound as IntensityData's; a marginal coal unit is ~1,100 g/kWh
-MAX_G_PER_KWH = 2000.0
+PROVIDER_SIGNALS = SIGNALS
 #: lbs CO2 per MWh -> g CO2 per kWh (1 lb = 453.59237 g; 1 MWh = 1,000 kWh)
 G_PER_KWH_PER_LBS_PER_MWH = 0.45359237
 
@@ -61,7 +61,7 @@ class Fetched:
             raise ProviderDataError(f"{who}: kind must be one of {KINDS}")
         if self.signal not in PROVIDER_SIGNALS:
             raise ProviderDataError(f"{who}: signal must be one of {PROVIDER_SIGNALS}")
-        if self.step not in STEPS:
+        if self.step not in PERIODS:
             raise ProviderDataError(f"{who}: period of {self.step} is not 5, 15, 30 or 60 min")
         _check_utc(self.fetched, f"{who}: fetch time")
         if self.kind == "forecast":
@@ -128,13 +128,13 @@ def _check_index(index: pd.Index, step: pd.Timedelta, who: str) -> None:
 
 def _check_values(values: pd.Series, who: str) -> None:
     array = values.to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(array) | (array < 0) | (array > MAX_G_PER_KWH))
+    bad = np.flatnonzero(~np.isfinite(array) | (array < 0) | (array > MAX_INTENSITY))
     if len(bad):
         i = int(bad[0])
         shown = array[i] if math.isfinite(array[i]) else "a non-number"
         raise ProviderDataError(
             f"{who}: value {shown} g/kWh at {values.index[i].isoformat()} is outside "
-            f"0..{MAX_G_PER_KWH:g} g/kWh (wrong units, or a broken answer)")
+            f"0..{MAX_INTENSITY:g} g/kWh (wrong units, or a broken answer)")
 
 
 def _minutes(step: pd.Timedelta) -> str:

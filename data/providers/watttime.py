@@ -58,7 +58,7 @@ from greenepoch.data.providers.base import Provider, chunks
 from greenepoch.data.providers.http import HttpAuthError, HttpStatusError
 from greenepoch.data.providers.records import (
     G_PER_KWH_PER_LBS_PER_MWH,
-    STEPS,
+    PERIODS,
     Fetched,
     fetched_series,
 )
@@ -164,7 +164,7 @@ class WattTime(Provider):
             # both ends are inclusive: each chunk keeps [lo, hi) so none overlaps
             points.extend(p for p in chunk if lo <= p[0] < hi)
         return fetched_series(self.name, zone, "marginal", "actual",
-                              step or STEPS[0], points, self.clock(),
+                              step or PERIODS[0], points, self.clock(),
                               region=_other(region, zone))
 
     def forecast(self, zone: str, signal: str) -> Fetched:
@@ -265,7 +265,7 @@ def _moer_points(body: Any, region: str,
     meta, data = _meta(body, region, path, MOER_UNITS)
     seconds = ANSWERS.field(meta, "data_point_period_seconds", f"{path} meta")
     step = pd.Timedelta(seconds, "s") if is_number(seconds) else None
-    if step not in STEPS:
+    if step not in PERIODS:
         raise ProviderDataError(
             f"watttime answered {path} with data_point_period_seconds {seconds!r}; "
             "expected 300, 900, 1800 or 3600")
