@@ -9,12 +9,10 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 import pandas as pd
 from greenepoch.data.archive.store import Archive, Stored
-from greenepoch.data.archive.store import archive_url as resolve_archive
 from greenepoch.data.errors import (
     DataError,
     GreenEpochError,
@@ -32,14 +30,12 @@ from greenepoch.planner.cli.options import (
     allow_implausible_option,
     archive_option,
     json_option,
+    live_archive,
     live_signal_option,
     required_data_folder_option,
     signal_option,
     zones_option,
 )
-
-if TYPE_CHECKING:
-    from greenepoch.data.providers.config import LiveConfig
 from greenepoch.planner.report.table import render
 
 
@@ -125,16 +121,6 @@ def calibrate(data_dir: str, signals: tuple[str, ...], out: str, quiet: bool) ->
 PULL_CHUNK = pd.Timedelta(days=10)
 
 
-def _archive(archive_url: str | None, config: LiveConfig | None = None) -> Archive:
-    """``--archive``, else ``$GREENEPOCH_ARCHIVE``, else the config file's, else SQLite
-    in the user cache folder."""
-    from greenepoch.data.providers.config import load_config
-
-    if archive_url:
-        return Archive(archive_url)
-    return Archive(resolve_archive((config or load_config()).archive))
-
-
 def _zones(zones: str) -> list[str]:
     named = list(dict.fromkeys(z.strip() for z in zones.split(",") if z.strip()))
     if not named:
@@ -197,7 +183,7 @@ def pull(provider: str | None, zones: str, since: str, until: str | None, signal
                             "signal; set a provider's credentials (docs/live.md) or pick "
                             f"another {param('provider')}")
         sources[zone] = chain[0]
-    archive = _archive(archive_url, config)
+    archive = live_archive(archive_url, config)
     done: list[dict[str, object]] = []
     with archive, tqdm(total=len(named) * (len(chunks) + forecast), unit="answer",
                        desc="pull", disable=True if quiet else None, file=sys.stderr) as bar:
@@ -297,7 +283,7 @@ def export_archive(zones: str, since: str, until: str, out: str, provider: str |
 
     named = _zones(zones)
     start, end = _window(since, until)
-    with _archive(archive_url) as archive:
+    with live_archive(archive_url) as archive:
         files = export_electricitymaps(archive, named, start, end, out, provider=provider,
                                        signal=signal)
     for file in files:
@@ -310,7 +296,7 @@ def export_archive(zones: str, since: str, until: str, out: str, provider: str |
 def archive_summary(archive_url: str | None, as_json: bool) -> None:
     """What the archive holds: per provider, zone, signal and kind, the first and last
     period, the rows and the last fetch time."""
-    with _archive(archive_url) as archive:
+    with live_archive(archive_url) as archive:
         table = archive.summary()
         shown = archive.shown
     if as_json:

@@ -6,11 +6,15 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from greenepoch.data.errors import GreenEpochError
 from greenepoch.data.intensity.readers import ALLOW_IMPLAUSIBLE_ENV, skipped_files
+
+if TYPE_CHECKING:
+    from greenepoch.data.archive.store import Archive
+    from greenepoch.data.providers.config import LiveConfig
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -132,6 +136,19 @@ archive_option = click.option(
     "$GREENEPOCH_ARCHIVE, else the config file's [live] archive, else SQLite in the user "
     "cache folder.",
 )
+
+
+def live_archive(archive_url: str | None, config: LiveConfig | None = None) -> Archive:
+    """The archive of ``--archive``, else ``$GREENEPOCH_ARCHIVE``, else the config file's
+    (``config``, default :func:`~greenepoch.data.providers.config.load_config`), else
+    SQLite in the user cache folder."""
+    from greenepoch.data.archive.store import Archive
+    from greenepoch.data.archive.store import archive_url as chosen
+    from greenepoch.data.providers.config import load_config
+
+    if archive_url:
+        return Archive(archive_url)
+    return Archive(chosen((config or load_config()).archive))
 
 
 def live_options(command: Callable[..., Any]) -> Callable[..., Any]:

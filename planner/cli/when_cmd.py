@@ -20,6 +20,7 @@ from greenepoch.planner.cli.options import (
     data_option,
     forecast_option,
     json_option,
+    live_archive,
     live_options,
     live_signal_option,
     zones_option,
@@ -27,7 +28,9 @@ from greenepoch.planner.cli.options import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from greenepoch.data.archive.store import Archive
     from greenepoch.data.live.source import Provenance
+    from greenepoch.data.providers.config import LiveConfig
     from greenepoch.planner.when import Run, StartChoice
 
 #: longest window the live forecast reaches (provider then own model)
@@ -241,15 +244,12 @@ _HISTORY = {"archive": "the archive's actuals", "data": "the --data history",
             "default": "the embedded synthetic default"}
 
 
-def live_setup(archive_url: str | None) -> tuple[Any, Any]:
-    """The live configuration and the archive (``--archive`` wins over
-    $GREENEPOCH_ARCHIVE and the config file)."""
-    from greenepoch.data.archive.store import Archive
-    from greenepoch.data.archive.store import archive_url as chosen_archive
+def live_setup(archive_url: str | None) -> tuple[LiveConfig, Archive]:
+    """The live configuration and the archive (:func:`live_archive`)."""
     from greenepoch.data.providers.config import load_config
 
     config = load_config()
-    return config, Archive(archive_url or chosen_archive(config.archive))
+    return config, live_archive(archive_url, config)
 
 
 def _note(message: str) -> None:
