@@ -4,8 +4,9 @@ backoff and jitter, ``Retry-After`` honoured, a bounded total time, clear errors
 ``requests`` does the HTTP (connection pooling, TLS, proxies from the environment);
 ``tenacity`` does the retrying (stop conditions and waits composed, not a hand-written
 loop).  What is retried: connection errors, timeouts, HTTP 429 and 5xx.  What is not:
-401/403 (:class:`HttpAuthError`, a ProviderAuthError naming the variable to set and
-carrying the ``status``: 401, credentials refused; 403, accepted but not for this), other 4xx
+401/403 of a provider with credentials (:class:`HttpAuthError`, a ProviderAuthError
+naming the variable to set and carrying the ``status``: 401, credentials refused; 403,
+accepted but not for this), other 4xx
 (:class:`ProviderError` with the provider's message) and an answer that is not JSON
 (:class:`ProviderDataError`).  Messages name the provider and the path, never a
 header, a parameter value or a credential.
@@ -137,11 +138,12 @@ class Http:
         status = response.status_code
         if status in RETRIED_STATUS:
             raise _Retry(f"HTTP {status}", _retry_after(response) if status == 429 else None)
-        if status in (401, 403):
-            hint = f": check {self.credential_hint}" if self.credential_hint else ""
+        # a provider without credentials (ukci) has nothing a user could set: its
+        # 401/403 (a proxy, a block) is a status error like any other 4xx
+        if status in (401, 403) and self.credential_hint:
             raise HttpAuthError(
-                f"{self.provider} refused the request for {path} (HTTP {status}){hint}",
-                status)
+                f"{self.provider} refused the request for {path} (HTTP {status}): check "
+                f"{self.credential_hint}", status)
         if status >= 400:
             # the provider's words are quoted; a credential they repeat never is
             raise HttpStatusError(self.provider, path, status,

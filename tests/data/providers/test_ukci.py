@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 from fake_http import FakeServer, Reply
 from fake_ukci import SHORTNAMES, FakeUKCI, serve, trace
-from greenepoch.data.errors import DataError, ProviderDataError, ProviderUnavailable
+from greenepoch.data.errors import (
+    DataError,
+    ProviderAuthError,
+    ProviderDataError,
+    ProviderError,
+    ProviderUnavailable,
+)
 from greenepoch.data.providers.http import HttpPolicy
 from greenepoch.data.providers.ukci import REGIONS, UKCarbonIntensity
 
@@ -199,6 +205,17 @@ def test_a_server_down_is_unavailable(server: FakeServer, fake: FakeUKCI) -> Non
     server.fail(Reply(503), Reply(502))
     with pytest.raises(ProviderUnavailable, match="ukci did not answer"):
         provider(server).forecast("GB", "direct")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_without_a_key_is_no_credential_error(server: FakeServer, fake: FakeUKCI,
+                                                        status: int) -> None:
+    # ukci takes no key, so no variable can mend a 401/403 (a proxy, a block): it is a
+    # provider error the fallback chain moves past, not a ProviderAuthError that stops it
+    server.fail(Reply(status, {"error": "blocked"}))
+    with pytest.raises(ProviderError, match=f"HTTP {status}") as caught:
+        provider(server).forecast("GB", "direct")
+    assert not isinstance(caught.value, ProviderAuthError)
 
 
 def test_naive_times_are_refused(server: FakeServer) -> None:
