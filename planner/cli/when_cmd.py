@@ -222,7 +222,7 @@ def live_frames(zones: list[str], now: pd.Timestamp, end: pd.Timestamp, *, slot:
         zones, now.floor(step), end.ceil(step), slot=slot, signal=signal,
         provider=provider, history=data_dir,
         model=None if model == FORECAST_DEFAULT else model, config=config, archive=archive,
-        allow_default=allow_default, progress=_note, warn=_note, clock=lambda: now,
+        allow_default=allow_default, progress=_note, warn=_warn, clock=lambda: now,
         to_forecast_end=True)
     p50 = got.judged.values
     quantiles = got.quantiles or {}
@@ -254,6 +254,11 @@ def live_setup(archive_url: str | None) -> tuple[LiveConfig, Archive]:
 
 def _note(message: str) -> None:
     click.echo(f"greenepoch: {message}", err=True)
+
+
+def _warn(message: str) -> None:
+    """A stale or synthetic input, said as ``plan --live`` says it."""
+    _note(f"warning: {message}")
 
 
 def _text(td: pd.Timedelta) -> str:

@@ -115,6 +115,9 @@ def test_provider_down_uses_the_archive_and_says_stale(live_env: FakeServer,
     assert forecasts and all(p["origin"] == "archive" and p["stale_s"] > 0
                              for p in forecasts)
     assert "stale" in result.stderr.lower()
+    # said as a warning, as 'plan --live' says it
+    assert any(line.startswith("greenepoch: warning: ") and "stale" in line
+               for line in result.stderr.splitlines()), result.stderr
 
 def test_provider_down_and_nothing_archived_is_one_line(live_env: FakeServer) -> None:
     down(live_env)
