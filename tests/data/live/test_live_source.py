@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +42,23 @@ def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Archive]
         yield opened
 
 
+EM_URL = "GREENEPOCH_ELECTRICITYMAPS_URL"
+
+
+@contextmanager
 def pointed(monkeypatch: pytest.MonkeyPatch, url_env: str, serve_fake: Callable[..., object],
-            *args: object) -> Iterator[FakeServer]:
+            *args: object, **options: object) -> Iterator[FakeServer]:
     """A fake provider on a local server, with ``url_env`` (the configuration) pointing at it."""
     with FakeServer() as server:
-        serve_fake(server, *args, now=NOW)
+        serve_fake(server, *args, now=NOW, **options)
         monkeypatch.setenv(url_env, server.url)
         yield server
 
 
 @pytest.fixture
 def em(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    yield from pointed(monkeypatch, "GREENEPOCH_ELECTRICITYMAPS_URL", serve, TOKEN)
+    with pointed(monkeypatch, EM_URL, serve, TOKEN) as server:
+        yield server
 
 
 def config(token: str = TOKEN, providers: tuple[str, ...] = ("electricitymaps",),
@@ -160,9 +166,7 @@ def _negative(route: str, body: Any) -> Any:
 
 def test_a_malformed_answer_is_not_archived_and_the_next_source_is_used(
         monkeypatch: pytest.MonkeyPatch, archive: Archive) -> None:
-    with FakeServer() as server:
-        serve(server, TOKEN, now=NOW, mutate=_negative)
-        monkeypatch.setenv("GREENEPOCH_ELECTRICITYMAPS_URL", server.url)
+    with pointed(monkeypatch, EM_URL, serve, TOKEN, mutate=_negative):
         source, warnings = live(archive, allow_default=True)
         data = source.load(["DE"], START, END)
     assert rows(archive) == 0
@@ -177,9 +181,7 @@ def _gap(route: str, body: Any) -> Any:
 
 def test_a_gap_longer_than_3h_moves_on_but_keeps_the_answer(
         monkeypatch: pytest.MonkeyPatch, archive: Archive) -> None:
-    with FakeServer() as server:
-        serve(server, TOKEN, now=NOW, mutate=_gap)
-        monkeypatch.setenv("GREENEPOCH_ELECTRICITYMAPS_URL", server.url)
+    with pointed(monkeypatch, EM_URL, serve, TOKEN, mutate=_gap):
         source, warnings = live(archive, allow_default=True)
         data = source.load(["DE"], START, END)
     assert data.provider == "climatology"
@@ -193,9 +195,7 @@ def test_a_short_gap_is_interpolated_and_flagged(monkeypatch: pytest.MonkeyPatch
         del body["history"][-3]
         return body
 
-    with FakeServer() as server:
-        serve(server, TOKEN, now=NOW, mutate=hole)
-        monkeypatch.setenv("GREENEPOCH_ELECTRICITYMAPS_URL", server.url)
+    with pointed(monkeypatch, EM_URL, serve, TOKEN, mutate=hole):
         source, _ = live(archive)
         data = source.load(["DE"], START, END)
     assert data.filled["DE"].tolist() == [False] * 3 + [True] + [False] * 2
@@ -225,9 +225,8 @@ def test_without_a_configured_provider_the_archive_serves(archive: Archive) -> N
 
 
 def test_zones_fall_back_separately(monkeypatch: pytest.MonkeyPatch, archive: Archive) -> None:
-    with FakeServer() as server:
-        serve(server, TOKEN, now=NOW, zones=("FR",))  # DE: 404 from this server
-        monkeypatch.setenv("GREENEPOCH_ELECTRICITYMAPS_URL", server.url)
+    # DE: 404 from this server
+    with pointed(monkeypatch, EM_URL, serve, TOKEN, zones=("FR",)):
         archived(archive, "DE", fetched=NOW - pd.Timedelta("2h"))
         source, _ = live(archive)
         data = source.load(["FR", "DE"], START, END)
@@ -267,9 +266,7 @@ def test_no_credential_reaches_a_warning_or_the_provenance(
     def body_with_the_token_echoed(route: str, body: Any) -> Any:
         return {"unexpected": "shape"}
 
-    with FakeServer() as server:
-        serve(server, TOKEN, now=NOW, mutate=body_with_the_token_echoed)
-        monkeypatch.setenv("GREENEPOCH_ELECTRICITYMAPS_URL", server.url)
+    with pointed(monkeypatch, EM_URL, serve, TOKEN, mutate=body_with_the_token_echoed):
         source, warnings = live(archive, allow_default=True)
         source.load(["DE"], START, END)
         source.forecast(["DE"], "direct")
@@ -296,7 +293,8 @@ def test_archive_source_reads_what_the_archive_holds(archive: Archive) -> None:
 def wt(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
     from fake_watttime import serve as serve_watttime
 
-    yield from pointed(monkeypatch, "GREENEPOCH_WATTTIME_URL", serve_watttime)
+    with pointed(monkeypatch, "GREENEPOCH_WATTTIME_URL", serve_watttime) as server:
+        yield server
 
 
 def test_marginal_comes_from_watttime_only_and_never_meets_direct(
@@ -332,7 +330,8 @@ def test_marginal_comes_from_watttime_only_and_never_meets_direct(
 def ukci(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
     from fake_ukci import serve as serve_ukci
 
-    yield from pointed(monkeypatch, "GREENEPOCH_UKCI_URL", serve_ukci)
+    with pointed(monkeypatch, "GREENEPOCH_UKCI_URL", serve_ukci) as server:
+        yield server
 
 
 def test_every_provider_down_in_turn_then_the_archive(
@@ -373,9 +372,7 @@ def test_a_malformed_answer_moves_on_to_the_next_provider(
             point["carbonIntensity"] *= 1000  # kg reported as g
         return body
 
-    with FakeServer() as server:
-        serve(server, TOKEN, now=NOW, mutate=wrong_unit)
-        monkeypatch.setenv("GREENEPOCH_ELECTRICITYMAPS_URL", server.url)
+    with pointed(monkeypatch, EM_URL, serve, TOKEN, mutate=wrong_unit):
         source, warnings = live(archive, config(providers=("electricitymaps", "ukci")))
         data = source.load(["GB"], START, END)
     assert data.provider == "ukci"
