@@ -244,6 +244,8 @@ def test_provider_down_falls_back_on_the_archive_marked_stale(
     assert live["stale"] is True
     reads = {r["kind"]: r for r in live["providers"]}
     assert reads["forecast"]["origin"] == reads["actual"]["origin"] == "archive"
+    # the provider is who produced the values (docs/plan-schema.md), not 'archive'
+    assert reads["forecast"]["provider"] == reads["actual"]["provider"] == "electricitymaps"
     assert reads["forecast"]["stale_s"] is not None and reads["forecast"]["stale_s"] >= 0
     hours = live["zones"]["DE"]
     assert hours["stale"]["hours"] > 0 and hours["provider"]["hours"] == 0
