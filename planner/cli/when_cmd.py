@@ -142,6 +142,8 @@ def command_zones(zones: str, *, live: bool, provider: str | None, signal: str,
         return resolve_zones(zones, outside=lambda zone: bool(
             providers_covering(zone, signal=signal, names=names)))
     except CatalogError as exc:
+        if not zones.replace(",", "").strip():  # none named: no provider could help
+            raise
         by = f"--provider {provider}" if provider else "any provider"
         raise CatalogError(f"{exc}. With --live, {by} covering it for --signal {signal} "
                            "would do, and none does (zones outside the catalog: UK regions "

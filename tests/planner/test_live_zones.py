@@ -203,3 +203,9 @@ def test_live_options_without_live_are_refused_not_ignored(
     line = _one_error_line(_run(*command, "--zones", "GB", *extra, *MODEL))
     assert f"{extra[0]}" in line and "only with --live" in line
     assert not live_env["uk"].requests and not live_env["wt"].requests
+
+
+def test_no_zones_with_live_is_not_explained_by_providers(live_env: dict[str, Any]) -> None:
+    line = _one_error_line(_run("when", "--duration", "2h", "--zones", "", "--live", *MODEL))
+    assert "no zones given" in line
+    assert "provider" not in line  # nothing to cover: the providers are beside the point
