@@ -3,7 +3,8 @@ backoff and jitter, ``Retry-After`` honoured, a bounded total time, clear errors
 
 ``requests`` does the HTTP (connection pooling, TLS, proxies from the environment);
 ``tenacity`` does the retrying (stop conditions and waits composed, not a hand-written
-loop).  What is retried: connection errors, timeouts, HTTP 429 and 5xx.  What is not:
+loop).  What is retried: connection errors (an answer cut off midway too), timeouts,
+HTTP 429 and 5xx.  What is not:
 401/403 of a provider with credentials (:class:`HttpAuthError`, a ProviderAuthError
 naming the variable to set and carrying the ``status``: 401, credentials refused; 403,
 accepted but not for this), other 4xx
@@ -135,6 +136,13 @@ class Http:
             raise _Retry(f"no answer within {seconds:.2g} s") from None
         except requests.ConnectionError:
             raise _Retry(f"cannot connect to {self.base_url}") from None
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError):
+            # the connection broke while the body came: a fault like any connection error
+            raise _Retry(f"the answer from {self.base_url} was cut off") from None
+        except requests.RequestException as exc:  # a URL requests cannot use, ...
+            raise ProviderError(f"{self.provider} cannot request {self.base_url}{path} "
+                                f"({type(exc).__name__})") from None
         status = response.status_code
         if status in RETRIED_STATUS:
             raise _Retry(f"HTTP {status}", _retry_after(response) if status == 429 else None)

@@ -10,7 +10,8 @@ shapes (tests/support/fake_<provider>.py); the tests then queue faults in front 
         server.requests  # every request seen: method, path, query, headers
 
 A handler takes the :class:`Seen` request and returns a :class:`Reply`.  A reply may be
-delayed (a timeout) or cut (the connection closed before any answer).
+delayed (a timeout), cut (the connection closed before any answer) or truncated (the
+connection closed halfway through the body).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     cut: bool = False  # close the connection without answering
+    truncated: bool = False  # announce the whole body, send half of it, close
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ class FakeServer:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if reply.truncated:
+                    data = data[: len(data) // 2]
+                    self.close_connection = True
                 # the client may have given up (a timeout test)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)

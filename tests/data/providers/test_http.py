@@ -76,6 +76,12 @@ def test_connection_errors_are_retried(server: FakeServer) -> None:
     assert len(server.requests) == 3
 
 
+def test_an_answer_cut_halfway_is_retried(server: FakeServer) -> None:
+    server.fail(Reply(200, {"padding": "x" * 200}, truncated=True))
+    assert client(server).get_json("/thing") == {"ok": True}
+    assert len(server.requests) == 2
+
+
 def test_nothing_listening_is_unavailable_after_the_attempts() -> None:
     with FakeServer() as gone:
         url = gone.url
