@@ -28,6 +28,7 @@ from greenepoch.planner.cli.when_cmd import (
     Frames,
     command_zones,
     live_frames,
+    note,
     provenance_json,
     provenance_lines,
 )
@@ -104,12 +105,11 @@ def show(zones: str, horizon: str, slot: str, from_time: str | None, signal: str
 def _say_early_end(frames: Frames, asked: pd.Timestamp) -> None:
     """A note when the live frames end before the horizon asked (a marginal forecast
     ends where WattTime's does, about 24 h ahead: no model extends it)."""
-    from greenepoch.planner.cli.when_cmd import _note
 
     index = frames.p50.index
     end = index[-1] + (index[1] - index[0])
     if end < asked:
-        _note(f"the marginal forecast covers the slots up to {end:%Y-%m-%d %H:%M} UTC, where "
+        note(f"the marginal forecast covers the slots up to {end:%Y-%m-%d %H:%M} UTC, where "
               f"the output ends instead of at {asked:%Y-%m-%d %H:%M} UTC (WattTime forecasts "
               "about 24 h; no model extends it)")
 
@@ -125,7 +125,6 @@ def _model_only(zones: list[str], from_time: str | None, span: pd.Timedelta, slo
     from greenepoch.forecasts.base import ForecastError
     from greenepoch.forecasts.data import history_before, load_values
     from greenepoch.forecasts.registry import canonical_name, get_model
-    from greenepoch.planner.cli.when_cmd import _note
     from greenepoch.planner.forecast_cache import fit_cutoff, fitted_model
 
     values = load_values(data_dir, signal, zones)
@@ -142,7 +141,7 @@ def _model_only(zones: list[str], from_time: str | None, span: pd.Timedelta, slo
     name = canonical_name(model)
     # fitted as plans fit it (weekly cut-off, cached): the latest lags come from `data`
     cutoff = fit_cutoff(issued, history.index[0], get_model(name).history_needed)
-    fitted = fitted_model(name, history, cutoff, progress=_note)
+    fitted = fitted_model(name, history, cutoff, progress=note)
     predicted = fitted.predict(issued, max(span, step), data=history)
     stats = {stat: _on_slots(pd.DataFrame(predicted.xs(stat, axis=1, level=1))
                              .reindex(columns=zones),

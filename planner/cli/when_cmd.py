@@ -175,7 +175,7 @@ def _within_frames(frames: Frames, now: pd.Timestamp, window: pd.Timedelta,
             f"the live forecast ends at {stop:%Y-%m-%d %H:%M} UTC: a "
             f"{_text(run_for)} job starting now would end after it; give a shorter "
             "--duration (WattTime's marginal forecast reaches about 24 h)")
-    _note(f"starts considered up to {now + latest:%Y-%m-%d %H:%M} UTC, not within "
+    note(f"starts considered up to {now + latest:%Y-%m-%d %H:%M} UTC, not within "
           f"{_text(window)}: every run must end within the forecast (to "
           f"{stop:%Y-%m-%d %H:%M} UTC)")
     return latest
@@ -224,16 +224,15 @@ def live_frames(zones: list[str], now: pd.Timestamp, end: pd.Timestamp, *, slot:
         zones, now.floor(step), end.ceil(step), slot=slot, signal=signal,
         provider=provider, history=data_dir,
         model=None if model == FORECAST_DEFAULT else model, config=config, archive=archive,
-        allow_default=allow_default, progress=_note, warn=_warn, clock=lambda: now,
+        allow_default=allow_default, progress=note, warn=_warn, clock=lambda: now,
         to_forecast_end=True)
     p50 = got.judged.values
     quantiles = got.quantiles or {}
     origin = None if got.live is None else got.live.origin.reindex(index=p50.index,
                                                                    columns=p50.columns)
-    fitted = getattr(got, "history", None)  # where the model's history came from
     model_note = ("" if got.model is None else
                   f", the own model '{got.model}' (fitted on "
-                  f"{_HISTORY.get(str(fitted), 'its history')}) beyond, blended at the seam")
+                  f"{_HISTORY.get(str(got.history), 'its history')}) beyond, blended at the seam")
     basis = f"the live forecast: the provider's where it reaches{model_note}"
     if got.judged.source == "synthetic":
         basis += "; SYNTHETIC values in it (the embedded default), not the grid's"
@@ -254,13 +253,14 @@ def live_setup(archive_url: str | None) -> tuple[LiveConfig, Archive]:
     return config, live_archive(archive_url, config)
 
 
-def _note(message: str) -> None:
+def note(message: str) -> None:
+    """One line on stderr, ``greenepoch: MESSAGE`` (progress, notes)."""
     click.echo(f"greenepoch: {message}", err=True)
 
 
 def _warn(message: str) -> None:
     """A stale or synthetic input, said as ``plan --live`` says it."""
-    _note(f"warning: {message}")
+    note(f"warning: {message}")
 
 
 def _text(td: pd.Timedelta) -> str:
@@ -331,19 +331,15 @@ def provenance_lines(frames: Frames) -> list[str]:
     return lines
 
 
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.isoformat()
-
-
 def _run_json(run: Run) -> dict[str, Any]:
-    return {"zone": run.zone, "start": _iso(run.start), "end": _iso(run.end),
+    return {"zone": run.zone, "start": run.start.isoformat(), "end": run.end.isoformat(),
             "p50": run.p50, "p10": run.p10, "p90": run.p90}
 
 
 def _as_json(choice: StartChoice, frames: Frames, signal: str, slot: str) -> dict[str, Any]:
     return {
-        "start": _iso(choice.best.start),
-        "end": _iso(choice.best.end),
+        "start": choice.best.start.isoformat(),
+        "end": choice.best.end.isoformat(),
         "zone": choice.best.zone,
         "intensity": {"unit": "gCO2eq/kWh", "signal": signal, "p50": choice.best.p50,
                       "p10": choice.best.p10, "p90": choice.best.p90},
