@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 import pandas as pd
-from greenepoch.data.archive.store import Archive, Stored
+from greenepoch.data.archive.store import Archive, Stored, masked
 from greenepoch.data.errors import (
     DataError,
     GreenEpochError,
@@ -31,7 +31,9 @@ from greenepoch.planner.cli.options import (
     archive_option,
     json_option,
     live_archive,
+    live_archive_url,
     live_signal_option,
+    missing_sqlite_file,
     required_data_folder_option,
     signal_option,
     zones_option,
@@ -283,7 +285,12 @@ def export_archive(zones: str, since: str, until: str, out: str, provider: str |
 
     named = _zones(zones)
     start, end = _window(since, until)
-    with live_archive(archive_url) as archive:
+    url = live_archive_url(archive_url)
+    missing = missing_sqlite_file(url)
+    if missing is not None:  # reading it would create an empty one
+        raise DataError(f"no archive at {missing}; fill one with 'greenepoch data pull' or "
+                        "name it with --archive")
+    with Archive(url) as archive:
         files = export_electricitymaps(archive, named, start, end, out, provider=provider,
                                        signal=signal)
     for file in files:
@@ -296,9 +303,13 @@ def export_archive(zones: str, since: str, until: str, out: str, provider: str |
 def archive_summary(archive_url: str | None, as_json: bool) -> None:
     """What the archive holds: per provider, zone, signal and kind, the first and last
     period, the rows and the last fetch time."""
-    with live_archive(archive_url) as archive:
-        table = archive.summary()
-        shown = archive.shown
+    url = live_archive_url(archive_url)
+    if missing_sqlite_file(url) is not None:  # not there: empty, and left uncreated
+        table, shown = pd.DataFrame(), masked(url)
+    else:
+        with Archive(url) as archive:
+            table = archive.summary()
+            shown = archive.shown
     if as_json:
         click.echo(json.dumps(table.to_dict(orient="records"), indent=2, default=str))
         return

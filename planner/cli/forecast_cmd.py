@@ -11,7 +11,9 @@ from greenepoch.planner.cli.options import (
     archive_option,
     forecast_option,
     json_option,
+    live_archive_url,
     measured_data_option,
+    missing_sqlite_file,
     signal_option,
     zones_option,
 )
@@ -131,16 +133,13 @@ def _add_provider_rows(result: BacktestResult, url: str | None, wanted: bool | N
     ``wanted`` None: only when the archive exists; never create one by reading it)."""
     if wanted is False:
         return
-    from greenepoch.data.archive.store import Archive, archive_url
+    from greenepoch.data.archive.store import Archive
     from greenepoch.data.errors import DataError, GreenEpochError
     from greenepoch.forecasts.backtest import add_provider_forecasts
 
     try:
-        if not url:
-            from greenepoch.data.providers.config import load_config
-
-            url = archive_url(load_config().archive)
-        missing = _missing_sqlite_file(url)
+        url = live_archive_url(url)
+        missing = missing_sqlite_file(url)
         if missing is not None:
             if wanted:
                 raise DataError(f"--provider-forecasts: no archive at {missing}; fill one "
@@ -157,26 +156,6 @@ def _add_provider_rows(result: BacktestResult, url: str | None, wanted: bool | N
     if wanted and not result.providers and not result.notes:
         result.notes.append(f"the archive {archive.shown} holds no {signal} provider "
                             f"forecasts for {', '.join(result.zones)}")
-
-
-def _missing_sqlite_file(url: str) -> str | None:
-    """The file of a SQLite ``url`` that does not exist yet (opening it would create
-    it), else None."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return None  # the archive's own message says what is wrong with it
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database or ""
-    if database in ("", ":memory:") or not Path(database).exists():
-        return database or ":memory:"
-    return None
 
 
 def _corr_2dp(frame: pd.DataFrame) -> pd.DataFrame:

@@ -138,17 +138,39 @@ archive_option = click.option(
 )
 
 
-def live_archive(archive_url: str | None, config: LiveConfig | None = None) -> Archive:
-    """The archive of ``--archive``, else ``$GREENEPOCH_ARCHIVE``, else the config file's
-    (``config``, default :func:`~greenepoch.data.providers.config.load_config`), else
-    SQLite in the user cache folder."""
-    from greenepoch.data.archive.store import Archive
+def live_archive_url(archive_url: str | None, config: LiveConfig | None = None) -> str:
+    """The archive's URL: ``--archive``, else ``$GREENEPOCH_ARCHIVE``, else the config
+    file's (``config``, default :func:`~greenepoch.data.providers.config.load_config`),
+    else SQLite in the user cache folder."""
     from greenepoch.data.archive.store import archive_url as chosen
     from greenepoch.data.providers.config import load_config
 
-    if archive_url:
-        return Archive(archive_url)
-    return Archive(chosen((config or load_config()).archive))
+    return archive_url or chosen((config or load_config()).archive)
+
+
+def live_archive(archive_url: str | None, config: LiveConfig | None = None) -> Archive:
+    """The archive of :func:`live_archive_url` (a SQLite file is created if missing)."""
+    from greenepoch.data.archive.store import Archive
+
+    return Archive(live_archive_url(archive_url, config))
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The file of a SQLite ``url`` that does not exist yet (opening it would create
+    it), else None: commands that only read an archive never create one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # the archive's own message says what is wrong with it
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or not Path(database).exists():
+        return database or ":memory:"
+    return None
 
 
 def live_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -206,6 +206,7 @@ def test_export_writes_what_the_readers_read(env: dict[str, Any]) -> None:
 def test_export_refusals_write_nothing(env: dict[str, Any]) -> None:
     out = env["dir"] / "exports"
     start, end = window(env["now"], 1)
+    Archive(env["archive"]).close()  # an empty archive (a missing one is its own error)
     line = one_error(run("data", "export", "--zones", "DE", "--since", iso(start),
                          "--until", iso(end), "--out", str(out), "--signal", "marginal"))
     assert "marginal" in line
@@ -213,6 +214,22 @@ def test_export_refusals_write_nothing(env: dict[str, Any]) -> None:
                          "--until", iso(end), "--out", str(out)))
     assert "greenepoch data pull" in line
     assert not out.exists()
+
+
+def test_reading_commands_never_create_an_archive(env: dict[str, Any]) -> None:
+    """data archive and data export only read: a SQLite file that is not there stays
+    absent (a typo in --archive must not leave an empty database behind)."""
+    missing = env["dir"] / "typo.sqlite"
+    url = f"sqlite:///{missing}"
+    shown = run("data", "archive", "--archive", url)
+    assert shown.exit_code == 0 and "is empty" in shown.output
+    assert json.loads(run("data", "archive", "--archive", url, "--json").output) == []
+    start, end = window(env["now"], 1)
+    line = one_error(run("data", "export", "--zones", "DE", "--since", iso(start),
+                         "--until", iso(end), "--out", str(env["dir"] / "x"),
+                         "--archive", url))
+    assert str(missing) in line and "greenepoch data pull" in line
+    assert not missing.exists()
 
 
 def test_archive_shows_the_summary_and_archive_overrides_the_env(env: dict[str, Any]) -> None:
