@@ -132,8 +132,13 @@ def _zones(zones: str) -> list[str]:
 
 def _window(since: str, until: str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
     start = utc(since, param("since"))
-    end = pd.Timestamp.now(tz="UTC").floor("min") if until is None else utc(until,
-                                                                             param("until"))
+    if until is None:  # up to now
+        end = pd.Timestamp.now(tz="UTC").floor("min")
+        if end <= start:
+            raise DataError(f"{param('since')} {start.isoformat()} is not in the past (now is "
+                            f"{end.isoformat()}): nothing has happened there yet")
+        return start, end
+    end = utc(until, param("until"))
     if end <= start:
         raise DataError(f"{param('until')} ({end.isoformat()}) must be after {param('since')} "
                         f"({start.isoformat()})")

@@ -180,6 +180,14 @@ def test_bad_input_is_one_error_line(env: dict[str, Any], args: tuple[str, ...],
     assert not Path(env["archive"].removeprefix("sqlite:///")).exists()
 
 
+def test_a_since_in_the_future_without_until_says_so(env: dict[str, Any]) -> None:
+    later = (pd.Timestamp.now(tz="UTC") + pd.Timedelta("2D")).strftime("%Y-%m-%dT%H:%MZ")
+    line = one_error(run("data", "pull", "--provider", "electricitymaps", "--zones", "DE",
+                         "--since", later))
+    assert "is not in the past" in line and "--until" not in line  # not given
+    assert not env["em"].requests
+
+
 def test_missing_token_names_the_variable(env: dict[str, Any],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ELECTRICITYMAPS_TOKEN")
