@@ -44,8 +44,6 @@ from greenepoch.data.intensity.resample import resample
 from greenepoch.data.intensity.validate import MAX_FILLED_GAP
 from greenepoch.data.providers.records import Fetched
 
-ORIGINS = ("provider", "seam", "model", "none")
-
 
 @dataclass(frozen=True)
 class LiveForecast:
