@@ -63,10 +63,14 @@ class StartChoice:
         return next(run for run in self.now if run.zone == zone)
 
     def saving_pct(self, zone: str) -> float:
-        """How much lower the best run's P50 mean is than starting now in ``zone``, in %
-        of the latter (0 when that is 0)."""
-        base = self.now_in(zone).p50
-        return 0.0 if base <= 0 else 100.0 * (base - self.best.p50) / base
+        """How much lower the best run's P50 mean is than starting now in ``zone``
+        (:func:`pct_less`)."""
+        return pct_less(self.now_in(zone).p50, self.best.p50)
+
+
+def pct_less(base: float, value: float) -> float:
+    """How much lower ``value`` is than ``base``, in % of ``base`` (0 when that is 0)."""
+    return 0.0 if base <= 0 else 100.0 * (base - value) / base
 
 
 def candidate_starts(now: pd.Timestamp, within: pd.Timedelta, origin: pd.Timestamp,

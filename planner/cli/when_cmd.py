@@ -298,6 +298,7 @@ def _band(run: Run) -> str:
 def _summary(choice: StartChoice, frames: Frames, signal: str) -> str:
     import pandas as pd
     from greenepoch.planner.report.table import render
+    from greenepoch.planner.when import pct_less
 
     best = choice.best
     savings = ", ".join(f"{choice.saving_pct(run.zone):.0f}% less than now in {run.zone}"
@@ -309,7 +310,7 @@ def _summary(choice: StartChoice, frames: Frames, signal: str) -> str:
         "now (g/kWh)": [run.p50 for run in choice.now],
         "best start (UTC)": [f"{run.start:%Y-%m-%d %H:%M}" for run in choice.by_zone],
         "best (g/kWh)": [run.p50 for run in choice.by_zone],
-        "saving %": [100.0 * (n.p50 - b.p50) / n.p50 if n.p50 > 0 else 0.0
+        "saving %": [pct_less(n.p50, b.p50)
                      for n, b in zip(choice.now, choice.by_zone, strict=True)],
     })
     lines.append(render(rows, floatfmt="{:,.0f}"))

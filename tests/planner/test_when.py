@@ -13,7 +13,13 @@ import pytest
 from click.testing import CliRunner
 from greenepoch.data.errors import DataError
 from greenepoch.planner.cli.main import cli
-from greenepoch.planner.when import at_time, best_start, candidate_starts, sbatch_begin
+from greenepoch.planner.when import (
+    at_time,
+    best_start,
+    candidate_starts,
+    pct_less,
+    sbatch_begin,
+)
 
 from tests.support.source_fixtures import write_exports
 
@@ -204,3 +210,9 @@ def test_cli_bad_options_are_one_line(exports: Path, args: list[str]) -> None:
     assert result.exit_code == 2, result.output
     assert result.output.startswith("greenepoch: error:")
     assert result.output.count("\n") == 1
+
+
+def test_savings_are_in_percent_of_the_base_and_zero_on_a_zero_base() -> None:
+    assert pct_less(200.0, 150.0) == pytest.approx(25.0)
+    assert pct_less(200.0, 250.0) == pytest.approx(-25.0)  # worse: a negative saving
+    assert pct_less(0.0, 10.0) == 0.0
