@@ -260,8 +260,9 @@ def _require_marginal(provided: Mapping[str, Fetched | None]) -> None:
     if missing:
         raise DataError(
             f"{', '.join(missing)}: no marginal forecast (WattTime's, live or archived) to "
-            "plan on; WattTime needs WATTTIME_USERNAME and WATTTIME_PASSWORD (docs/live.md), "
-            f"or plan on another {param('signal')}")
+            "plan on: WattTime, the one marginal provider, needs WATTTIME_USERNAME and "
+            "WATTTIME_PASSWORD (docs/live.md) and must cover the zone (the warnings say "
+            f"what it answered); or plan on another {param('signal')}")
 
 
 def _slot_text(step: pd.Timedelta) -> str:
