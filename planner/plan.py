@@ -20,8 +20,8 @@ from greenepoch.solvers.solve import baseline_violations, check_schedule
 
 #: The typed plan is re-exported: ``from greenepoch.planner.plan import Plan`` keeps working.
 __all__ = ["MIN_EXPECTED_SAVING", "SCHEMA_VERSION", "SEGMENT_COLUMNS", "Plan", "PlanError",
-           "PlanStatus", "assemble", "charged_kg", "fallback_reason", "hedge", "live_info",
-           "not_robust", "run_now", "run_now_plans", "run_now_runs"]
+           "PlanStatus", "age_text", "assemble", "charged_kg", "fallback_reason", "hedge",
+           "live_info", "not_robust", "run_now", "run_now_plans", "run_now_runs"]
 
 
 def _segments(problem: PlanningProblem, schedule: Schedule, j: int,
@@ -370,7 +370,8 @@ def _runs(flags: pd.Series, step: pd.Timedelta) -> list[list[str]]:
     return out
 
 
-def _age(seconds: float) -> str:
+def age_text(seconds: float) -> str:
+    """An age for people: minutes under an hour, else hours to a tenth."""
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
@@ -400,7 +401,7 @@ def live_info(intensities: Any, slot_h: float, slots: pd.DatetimeIndex,
     for r in reads:
         what = f"{r.zone}: the {r.kind}" + ("s" if r.kind == "actual" else "")
         if r.origin == "archive":
-            age = "" if r.stale_s is None else f", {_age(r.stale_s)} old"
+            age = "" if r.stale_s is None else f", {age_text(r.stale_s)} old"
             warnings.append(f"{what} came from the archive ({r.provider}{age}): stale, "
                             "no provider answered")
         elif r.origin == "default":

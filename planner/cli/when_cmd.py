@@ -323,11 +323,13 @@ def _summary(choice: StartChoice, frames: Frames, signal: str) -> str:
 
 def provenance_lines(frames: Frames) -> list[str]:
     """One line per zone and kind read live: where it came from, when, how stale."""
+    from greenepoch.planner.plan import age_text
+
     lines = []
     for p in frames.provenance:
         times = "".join(f", {what} {ts:%Y-%m-%d %H:%M} UTC" for what, ts in
                         (("issued", p.issued), ("fetched", p.fetched)) if ts is not None)
-        stale = f", STALE by {p.stale_s / 3600:.1f} h" if p.stale_s else ""
+        stale = f", STALE by {age_text(p.stale_s)}" if p.stale_s else ""
         lines.append(f"{p.zone} {p.kind}: {p.origin} from {p.provider}{times}{stale}")
     return lines
 

@@ -204,3 +204,14 @@ def test_provider_down_falls_back_on_the_next_one(live_env: FakeServer) -> None:
     assert {(p["origin"], p["provider"]) for p in doc["provenance"]
             if p["kind"] == "forecast"} == {("live", "ukci")}
     assert TOKEN not in result.output
+
+
+def test_a_stale_read_says_its_age_as_the_plan_does() -> None:
+    from greenepoch.data.live.source import Provenance
+    from greenepoch.planner.cli.when_cmd import Frames, provenance_lines
+
+    fetched = pd.Timestamp("2026-03-02T12:00Z")
+    reads = tuple(Provenance("DE", "forecast", "archive", "electricitymaps", "direct",
+                             fetched, fetched, stale, None, None) for stale in (600.0, 10800.0))
+    lines = provenance_lines(Frames(pd.DataFrame(), None, None, "", True, None, reads))
+    assert lines[0].endswith("STALE by 10 min") and lines[1].endswith("STALE by 3.0 h")
