@@ -84,7 +84,7 @@ def _zone_list(spec: str | None) -> list[str] | None:
                    "means (docs/data.md of the source repository).")
 @click.option("--epoch", default="1h", show_default=True, help="Decision epoch.")
 @forecast_option  # the model the forecast-driven policies (greedy, milp) use
-@click.option("--forecast-every", default="24h", show_default=True,
+@click.option("--forecast-every", default="1h", show_default=True,
               help="How often a new forecast is issued (whole data slots, 1h or more).")
 @signal_option
 @click.option("--threshold", "threshold", default="q0.3", show_default=True,
@@ -95,8 +95,9 @@ def _zone_list(spec: str | None) -> list[str] | None:
                    "running, pause only above threshold x (1 + hysteresis). In [0, 1].")
 @click.option("--min-run", "min_run", default="2h", show_default=True,
               help="Threshold policy: shortest run once resumed.")
-@click.option("--replan-every", "replan_every_h", default="24h", show_default=True,
-              help="MILP policy: re-plan this often (and when a job arrives).")
+@click.option("--replan-every", "replan_every_h", default=None,
+              help="MILP policy: re-plan this often (and when a job arrives); default: at "
+                   "every forecast issue.")
 @click.option("--milp-horizon", "horizon_h", default="168h", show_default=True,
               help="MILP policy: how far ahead each plan looks.")
 @click.option("--milp-time-limit", "time_limit_s", default="10s", show_default=True,
@@ -109,7 +110,7 @@ def replay(ctx: click.Context, data_dir: str | None, zones: str | None, start: s
            until: str | None, jobs: str | None, spec: str | None, policies: str,
            capacity: str, slot: str | None, epoch: str, model: str, forecast_every: str,
            signal: str,
-           threshold: str, hysteresis: float, min_run: str, replan_every_h: str,
+           threshold: str, hysteresis: float, min_run: str, replan_every_h: str | None,
            horizon_h: str, time_limit_s: str, per_job: str | None,
            as_json: bool) -> None:
     """Replay scheduling POLICIES over real history and compare what they emit.
@@ -210,7 +211,8 @@ def slack_sweep_cmd(data_dir: str | None, year: int, signal: str, zones: str | N
     click.echo(render(pivot))
 
 
-def _policy_settings(threshold: str, hysteresis: float, min_run: str, replan_every_h: str,
+def _policy_settings(threshold: str, hysteresis: float, min_run: str,
+                     replan_every_h: str | None,
                      horizon_h: str, time_limit_s: str) -> dict[str, dict]:
     """Constructor arguments of the configurable policies, from the CLI options."""
     from greenepoch.data.timeparse import duration, hours
@@ -232,7 +234,8 @@ def _policy_settings(threshold: str, hysteresis: float, min_run: str, replan_eve
     return {
         "threshold": {"threshold": fixed, "quantile": quantile, "hysteresis": hysteresis,
                       "min_run_h": hours(duration(min_run, "--min-run"))},
-        "milp": {"replan_every_h": hours(duration(replan_every_h, "--replan-every")),
+        "milp": {"replan_every_h": None if replan_every_h is None
+                 else hours(duration(replan_every_h, "--replan-every")),
                  "horizon_h": hours(duration(horizon_h, "--milp-horizon")),
                  "time_limit_s": hours(duration(time_limit_s, "--milp-time-limit")) * 3600},
     }

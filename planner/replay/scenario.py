@@ -26,7 +26,7 @@ from greenepoch.planner.replay.runner import (
     to_records,
 )
 
-HOUR, DAY = pd.Timedelta("1h"), pd.Timedelta("24h")  # the CLI's --epoch, --forecast-every
+HOUR = pd.Timedelta("1h")  # the CLI's --epoch and --forecast-every defaults
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def build_scenario(zones: Sequence[str], start: pd.Timestamp, end: pd.Timestamp,
                    data: str | Path | IntensitySource | None = None,
                    signal: str = "direct", capacity: str = "512",
                    epoch: pd.Timedelta = HOUR, forecast: str = "default",
-                   forecast_every: pd.Timedelta = DAY, slot: str | None = None
+                   forecast_every: pd.Timedelta = HOUR, slot: str | None = None
                    ) -> Assembled:
     """The replay of ``jobs`` (or of jobs generated from the spec ``generate``) over
     ``[start, end)`` in ``zones``, on intensities and prices from ``data`` (a source,
