@@ -242,7 +242,8 @@ def intensity_pieces(log: RunHistory) -> tuple[list[Piece], str]:
       the intensities the energy was charged at, paused spans included;
     * ``charged+seen``: where the training ran, the intensity each span was charged at,
       from the log's own increments (``1000 x d emissions_kg / d energy_kwh`` between two
-      lines); elsewhere (paused) the ``intensity`` the lines saw, held until the next;
+      lines; none where emissions did not grow: unknown); elsewhere (paused) the
+      ``intensity`` the lines saw, held until the next;
     * ``seen``: the ``intensity`` each line saw, held until the next (a log without
       energy)."""
     actual = _logged_actuals(log)
@@ -255,8 +256,11 @@ def intensity_pieces(log: RunHistory) -> tuple[list[Piece], str]:
     charged = _charged(log)
     if not charged:
         return seen, "seen"
+    # a span charged at no known intensity (NaN) is covered, so the seen values do not
+    # fill it, and left out: integral() counts it as unknown hours
     rest = [part for piece in seen for part in _outside(piece, charged)]
-    return sorted(charged + rest), "charged+seen"
+    known = [piece for piece in charged if not math.isnan(piece[2])]
+    return sorted(known + rest), "charged+seen"
 
 
 def _logged_actuals(log: RunHistory) -> list[Piece]:
@@ -275,7 +279,9 @@ def _logged_actuals(log: RunHistory) -> list[Piece]:
 
 def _charged(log: RunHistory) -> list[Piece]:
     """The intensity each span between two lines with energy was charged at, over the
-    parts of it in which the training ran (energy is charged only then)."""
+    parts of it in which the training ran (energy is charged only then).  A span whose
+    energy grew and emissions did not was charged at no known intensity (the controller
+    counts such energy and charges nothing): its pieces are NaN, not 0 g/kWh."""
     spans = state_spans(log)
     running = [(a, b, 0.0) for a, b, st in spans.itertuples(index=False) if st == RUNNING]
     speed = _speed(log)
@@ -287,7 +293,8 @@ def _charged(log: RunHistory) -> list[Piece]:
             continue
         at = _effective(line, speed)  # a pause line's figures include the save
         if last is not None and at > last[0] and kwh - last[1] > 1e-9:
-            value = 1000 * (kg - last[2]) / (kwh - last[1])
+            grew = kg - last[2]
+            value = 1000 * grew / (kwh - last[1]) if grew > 1e-12 else math.nan
             pieces += [(a, b, value) for a, b, _ in _inside((last[0], at, 0.0), running)]
         if last is None or at >= last[0]:
             last = (at, kwh, kg)
@@ -535,7 +542,8 @@ def timeline(log: RunHistory, s: RunSummary) -> bytes:
     fig, (top, low) = plt.subplots(2, 1, figsize=(11, 5.4), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1.2]},
                                    constrained_layout=True)
-    charged = _logged_actuals(log) or _charged(log)
+    charged = [piece for piece in _logged_actuals(log) or _charged(log)
+               if not math.isnan(piece[2])]
     for i, (a, b, value) in enumerate(charged):
         top.plot(num([a, b]), [value, value], color="#2e8b57", linewidth=2.6, alpha=0.8,
                  zorder=4, label=None if i else "charged (actual)")

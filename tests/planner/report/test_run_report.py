@@ -130,6 +130,22 @@ def test_the_charged_intensity_differs_from_the_one_seen(tmp_path: Path) -> None
     assert s.run_now_kg == pytest.approx(0.125)
 
 
+def test_a_span_charged_at_no_known_intensity_is_unknown_not_zero(tmp_path: Path) -> None:
+    """No source knew the intensity of 00:45-01:00: the controller counted its 0.1 kWh and
+    charged nothing (emissions stay 0.02 kg at 01:00).  That span is 0.25 h of unknown
+    intensity, not a span at 0 g/kWh: run_kg leaves it out (0.02 + 0.01 + 0.03 = 0.06 kg,
+    the log's own), and run now, which runs through 00:45-01:00 as well, has it unknown
+    too (0.1 x (200 + 500 + 450) / 1000 = 0.115 kg over the rest)."""
+    lines = [dict(line) for line in LINES]
+    lines[6]["emissions_kg"], lines[7]["emissions_kg"] = 0.02, 0.03
+    lines[8]["emissions_kg"] = 0.06
+    s = summarise(read_run_log(write_log(tmp_path / "run.jsonl", lines)))
+    assert s.run_kg == pytest.approx(0.06) and s.emissions_kg == pytest.approx(0.06)
+    assert s.run_unknown_h == pytest.approx(0.25)
+    assert s.run_now_unknown_h == pytest.approx(0.25)
+    assert s.run_now_kg == pytest.approx(0.115)
+
+
 def test_the_actual_intensities_when_the_log_has_them(tmp_path: Path) -> None:
     """Each line's actual_intensity charges the span since the line before (or since its
     actual_from): actual
