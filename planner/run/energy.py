@@ -173,11 +173,6 @@ def open_meter(kind: str, *, gpus: int, power_kw: float, simulate: bool = False,
     return NvmlPower(sample, devices, fallback=configured), note
 
 
-def energy_kwh(meter: PowerMeter, running_seconds: float) -> float:
-    """Energy (kWh) of ``running_seconds`` at the meter's draw now."""
-    return meter.draw_kw(True) * running_seconds / 3600.0
-
-
 def emissions_kg(kwh: float, intensity: float) -> float:
     """kWh at ``intensity`` g/kWh, in kg: ``kWh x g/kWh / 1000``."""
     return kwh * intensity / 1000.0

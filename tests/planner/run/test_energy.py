@@ -17,7 +17,6 @@ from greenepoch.planner.run.energy import (
     EnergyAccount,
     NvmlPower,
     emissions_kg,
-    energy_kwh,
     open_meter,
     visible_devices,
 )
@@ -28,7 +27,7 @@ def test_configured_power_counts_running_time_only() -> None:
     assert meter.draw_kw(True) == pytest.approx(1.2)
     assert meter.draw_kw(False) == 0.0
     # 4 GPUs x 0.3 kW x 2.5 h = 3.0 kWh; at 400 g/kWh: 1.2 kg
-    assert energy_kwh(meter, 2.5 * 3600) == pytest.approx(3.0)
+    assert EnergyAccount(meter).add(2.5 * 3600, True, 400.0) == pytest.approx((3.0, 1.2))
     assert emissions_kg(3.0, 400.0) == pytest.approx(1.2)
     assert "no PUE" in meter.counts
 
