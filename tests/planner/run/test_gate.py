@@ -296,3 +296,14 @@ def test_the_signal_ends_a_wait_in_progress(tmp_path: Path) -> None:
     finally:
         timer.cancel()
         signal.signal(signal.SIGUSR2, previous)
+
+
+def test_the_gate_imports_nothing_heavy() -> None:
+    """It runs inside the user's training: importing it loads no numpy, pandas or torch
+    (run.md's layering rule), checked in a fresh interpreter."""
+    code = ("import sys, greenepoch.planner.run.gate; "
+            "print(' '.join(m for m in ('numpy', 'pandas', 'torch', 'scipy') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == ""
