@@ -171,7 +171,9 @@ class HistoryFeed(Feed):
         self.horizon = horizon
         self.batch = batch
         self.progress = progress
-        loaded = self.source.load([zone], None, None, signal=signal, slot="1h")
+        # the data's own slots (15, 30 or 60 min): hourly means would show a completed
+        # sub-hourly slot only at the next whole hour
+        loaded = self.source.load([zone], None, None, signal=signal, slot=None)
         values = loaded.values[zone].astype(float)
         values.index = pd.DatetimeIndex(values.index).as_unit("ns")  # searched with clock times
         self.values: pd.Series = values

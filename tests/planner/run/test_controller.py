@@ -220,3 +220,22 @@ def test_log_lines_and_a_line_cut_short(tmp_path: Path) -> None:
     assert lines[0]["time"] == "2023-03-02T00:00:00Z" and lines[0]["policy"] == "threshold"
     with pytest.raises(ValueError, match="unknown run log event"):
         RunLog(path, policy="x").write("nap", t)
+
+
+@pytest.mark.parametrize("minutes", [15, 30])
+def test_history_feed_keeps_the_data_resolution(tmp_path: Path, minutes: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: 15- and 30-minute data drive a run at their own slots (not averaged
+    into hours, which showed a completed slot only at the next whole hour)."""
+    monkeypatch.setenv("GREENEPOCH_CACHE", "off")
+    times = pd.date_range(START, periods=10 * 24 * 60 // minutes, freq=f"{minutes}min")
+    rows = "".join(f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},DE,{100 + i % 7}\n"
+                   for i, t in enumerate(times))
+    (tmp_path / "de.csv").write_text("time,zone,value\n" + rows, encoding="utf-8")
+    feed = HistoryFeed(str(tmp_path), "DE", model="persistence", horizon=pd.Timedelta("6h"))
+    assert feed.step == pd.Timedelta(minutes=minutes)
+    now = START + pd.Timedelta("6D") + pd.Timedelta(minutes=minutes)
+    reading = feed.observe(now)  # the slot [now - step, now) has just completed
+    i = int(times.get_loc(now - pd.Timedelta(minutes=minutes)))
+    assert reading.intensity == 100 + i % 7 and reading.provenance["age_s"] == 0
+    assert reading.forecast is not None and len(reading.forecast) == 6 * 60 // minutes
