@@ -516,9 +516,12 @@ def supervise(spec: RunSpec, *, say: Callable[[str], None] | None = None,
 
     say = say or (lambda _m: None)
     run_dir = RunDir(spec.run_dir)
+    # bad options are refused before the run directory is made
+    policy = make_policy(spec.policy, spec.job, **spec.policy_options)
+    if spec.simulate_from is not None:
+        SimClock(spec.simulate_from, spec.speed)  # checks --speed
     with run_dir.lock():
         state = _open_state(run_dir, spec)
-        policy = make_policy(spec.policy, spec.job, **spec.policy_options)
         ahead = spec.simulate_from if state.sim_anchor is None else state.sim_anchor.sim
         feed = make_feed(spec, ahead or pd.Timestamp.now(tz="UTC"), say)
         if isinstance(feed, HistoryFeed) and state.sim_anchor is None \

@@ -63,6 +63,8 @@ SIM = ["--simulate", "--from", "2023-03-06T00:00Z"]
       "true"], "--checkpoint-signal = 'SIGNOPE': not a signal name"),
     (["--zone", "DE", "--threshold", "300", "--speed", "10", "--live", "--", "true"],
      "--from and --speed go with --simulate"),
+    (["--zone", "DE", "--threshold", "300", *SIM, "--speed", "0", "--", "true"], "--speed"),
+    (["--zone", "DE", "--threshold", "300", *SIM, "--speed", "nan", "--", "true"], "--speed"),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                args: list[str], says: str) -> None:
@@ -70,7 +72,7 @@ def test_bad_input_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     data = write_exports(tmp_path / "data")
     line = _one_error(_run("--data", str(data), *args))
     assert says in line, line
-    assert not (tmp_path / "greenepoch-run" / "state.json").exists()
+    assert not (tmp_path / "greenepoch-run").exists()  # refused before the run directory
 
 
 def test_second_supervisor_refuses(tmp_path: Path) -> None:
