@@ -341,3 +341,30 @@ class Gate:
                       segment=self._segment, pid=os.getpid())
         write_atomic(self._progress_path, json.dumps(record) + "\n")
         self._last_write = time.monotonic()
+
+
+class GateCallback:
+    """What the framework adapters (:mod:`.lightning`, :mod:`.hf`) share: the gate they
+    ask, whether to save before waiting at a pause, the checkpoint signal they catch,
+    and what happened (``stopped``, ``pauses``).
+
+    Parameters
+    ----------
+    gate : the gate to ask; default ``Gate.from_env()``.
+    save_on_pause : save a checkpoint before waiting at a pause (a machine lost while
+        paused then loses nothing); a stop always saves.
+    signum : the checkpoint signal to catch (restart mode), or None to leave it alone.
+    """
+
+    def __init__(self, gate: Gate | None = None, *, save_on_pause: bool = True,
+                 signum: int | None = signal.SIGUSR1) -> None:
+        self.gate = gate if gate is not None else Gate.from_env()
+        self.save_on_pause = save_on_pause
+        self.signum = signum
+        self.stopped = False  # True once the training saved and stopped on request
+        self.pauses = 0
+
+    def install_signal_handler(self) -> None:
+        """Catch :attr:`signum` (call it as the training starts, on the main thread)."""
+        if self.signum is not None:
+            self.gate.install_signal_handler(self.signum)

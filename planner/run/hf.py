@@ -28,11 +28,10 @@ Trainer's ``accelerate``): ``pip install 'greenepoch[transformers]'``.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
-from greenepoch.planner.run.gate import Gate, missing_extra
+from greenepoch.planner.run.gate import GateCallback, missing_extra
 
 try:
     import transformers
@@ -43,25 +42,11 @@ except ImportError as exc:  # the optional extra
 _WAIT, _STOP = "wait", "stop"
 
 
-class GreenEpochCallback(transformers.TrainerCallback):
-    """Pause, checkpoint and stop a Transformers ``Trainer`` as the supervisor asks.
+class GreenEpochCallback(GateCallback, transformers.TrainerCallback):
+    """Pause, checkpoint and stop a Transformers ``Trainer`` as the supervisor asks
+    (parameters: :class:`~.gate.GateCallback`)."""
 
-    Parameters
-    ----------
-    gate : the gate to ask; default ``Gate.from_env()``.
-    save_on_pause : save a checkpoint before waiting at a pause (a machine lost while
-        paused then loses nothing); a stop always saves.
-    signum : the checkpoint signal to catch (restart mode), or None to leave it alone.
-    """
-
-    def __init__(self, gate: Gate | None = None, *, save_on_pause: bool = True,
-                 signum: int | None = signal.SIGUSR1) -> None:
-        self.gate = gate if gate is not None else Gate.from_env()
-        self.save_on_pause = save_on_pause
-        self.signum = signum
-        self.stopped = False  # True once the training saved and stopped on request
-        self.pauses = 0
-        self._after_save: str | None = None
+    _after_save: str | None = None  # what to do once the Trainer's save is written
 
     @property
     def checkpoint_dir(self) -> Path | None:
@@ -78,8 +63,7 @@ class GreenEpochCallback(transformers.TrainerCallback):
         return get_last_checkpoint(str(folder))
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.signum is not None:
-            self.gate.install_signal_handler(self.signum)
+        self.install_signal_handler()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero and state.max_steps > 0:

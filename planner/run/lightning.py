@@ -24,11 +24,10 @@ step.  Needs the ``lightning`` package: ``pip install 'greenepoch[lightning]'``.
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
-from greenepoch.planner.run.gate import Gate, missing_extra
+from greenepoch.planner.run.gate import GateCallback, missing_extra
 
 try:
     import lightning.pytorch as pl
@@ -38,24 +37,9 @@ except ImportError as exc:  # the optional extra
 CHECKPOINT = "greenepoch.ckpt"
 
 
-class GreenEpochCallback(pl.Callback):
-    """Pause, checkpoint and stop a Lightning training as the supervisor asks.
-
-    Parameters
-    ----------
-    gate : the gate to ask; default ``Gate.from_env()``.
-    save_on_pause : save a checkpoint before waiting at a pause (a machine lost while
-        paused then loses nothing); a stop always saves.
-    signum : the checkpoint signal to catch (restart mode), or None to leave it alone.
-    """
-
-    def __init__(self, gate: Gate | None = None, *, save_on_pause: bool = True,
-                 signum: int | None = signal.SIGUSR1) -> None:
-        self.gate = gate if gate is not None else Gate.from_env()
-        self.save_on_pause = save_on_pause
-        self.signum = signum
-        self.stopped = False  # True once the training saved and stopped on request
-        self.pauses = 0
+class GreenEpochCallback(GateCallback, pl.Callback):
+    """Pause, checkpoint and stop a Lightning training as the supervisor asks
+    (parameters: :class:`~.gate.GateCallback`)."""
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -71,8 +55,7 @@ class GreenEpochCallback(pl.Callback):
         return str(path) if self.gate.resume and path is not None and path.exists() else None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.signum is not None:
-            self.gate.install_signal_handler(self.signum)
+        self.install_signal_handler()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
