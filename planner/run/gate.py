@@ -28,8 +28,9 @@ content or the new, never half of it):
   "running"|"paused", "seq": last control seq seen, "segment": n, "pid": pid}``; read
   with :func:`read_progress`.
 
-Outside a supervisor (no ``$GREENEPOCH_GATE``) the gate never pauses and reports
-nothing, so the same script runs unchanged on its own.  A checkpoint signal received
+Without ``$GREENEPOCH_GATE`` (restart mode, or no supervisor) the gate never pauses on
+a control file; without ``$GREENEPOCH_PROGRESS`` (no supervisor) it reports nothing, so
+the same script runs unchanged on its own.  A checkpoint signal received
 (:meth:`Gate.install_signal_handler`) makes :meth:`Gate.should_pause` true and
 :meth:`Gate.wait` return False at once: in restart mode the supervisor waits for the
 process to exit.
