@@ -48,7 +48,7 @@ class ReplanPolicy(RunPolicy):
             return None
         slot_h = hours(obs.interval)
         end = math.floor(hours(job.deadline - job.margin - obs.now) / slot_h + 1e-9)
-        values = obs.forecast.to_numpy(dtype=float)
+        values = on_slots(obs).to_numpy(dtype=float)
         known = values[: int(np.argmax(np.isnan(values)))] if np.isnan(values).any() \
             else values
         if len(known) == 0:
@@ -85,6 +85,16 @@ class ReplanPolicy(RunPolicy):
         resume = "" if at is None else f"; resumes at {at.isoformat()}"
         return (f"replan: pausing is expected to save {choice.saving_kg:.3g} kg "
                 f"({restart}){resume}")
+
+
+def on_slots(obs: Observation) -> pd.Series:
+    """The observation's forecast on the decision slots from ``now`` (slot k at ``now +
+    k x interval``), read by time: a slot the forecast has no value for is NaN, so the
+    plan stops at the first gap and never takes a later value for an earlier slot."""
+    assert obs.forecast is not None
+    last = obs.forecast.index.max() if len(obs.forecast) else None
+    n = 0 if last is None or last < obs.now else int((last - obs.now) // obs.interval) + 1
+    return obs.forecast.reindex(pd.date_range(obs.now, periods=n, freq=obs.interval))
 
 
 def first_slot(obs: Observation, choice: Choice) -> pd.Timestamp | None:

@@ -111,3 +111,29 @@ def test_needs_a_deadline_and_is_built_by_name() -> None:
     with pytest.raises(RequestError, match="`deadline`"):
         ReplanPolicy(RunJob(gpus=1, gpu_hours=2.0))
     assert isinstance(make_policy("replan", job()), ReplanPolicy)
+
+
+def test_a_forecast_is_read_by_its_times_not_its_positions() -> None:
+    """The valley's slots 1 and 2 are missing (a gap in the forecast's index): what is
+    known from now is only 400 (slot 0), so the valley at 03:00-05:00 is not read as
+    lying at 01:00-03:00.  With the gap cut off, 1 h of work in a 1-slot window of a 5-h
+    deadline must do its share (0.2 h) now or pause for nothing: it runs."""
+    now = T0
+    gapped = pd.Series([400.0, 100.0, 100.0],
+                       index=pd.DatetimeIndex([now, now + 3 * HOUR, now + 4 * HOUR]))
+    obs = Observation(now=now, interval=HOUR, intensity=None, provenance="test forecast",
+                      stale=False, forecast=gapped, issued=now, running=True, since=T0,
+                      done_gpu_h=1.0, progress=None)
+    d = ReplanPolicy(job()).decide(obs)
+    assert "01:00" not in d.reason
+    assert d.run
+
+
+def test_a_forecast_starting_after_now_is_no_forecast_for_now() -> None:
+    """Slot 0 must be now: a forecast whose first value is for 01:00 says nothing of now."""
+    late = pd.Series([100.0, 100.0], index=pd.date_range(T0 + HOUR, periods=2, freq=HOUR))
+    obs = Observation(now=T0, interval=HOUR, intensity=None, provenance="test forecast",
+                      stale=False, forecast=late, issued=T0, running=True, since=T0,
+                      done_gpu_h=1.0, progress=None)
+    d = ReplanPolicy(job()).decide(obs)
+    assert d.run and "no forecast" in d.reason
