@@ -121,8 +121,12 @@ class Controller:
 
     def begin(self) -> None:
         """Start the accounts at the clock's now (:meth:`run` does; a driver of
-        :meth:`tick` calls it once first)."""
-        self._accounted = self.clock.now()
+        :meth:`tick` calls it once first), or, for a training adopted still running,
+        where the previous supervisor's accounts ended: it ran on unwatched."""
+        now = self.clock.now()
+        since = self.state.accounted
+        self._accounted = since if self._running and since is not None and since < now \
+            else now
 
     def write_start(self, spec: RunSpec, now: pd.Timestamp, meter: PowerMeter) -> None:
         """The log's first line, event ``supervisor``: what this run is (command, zone,
@@ -379,7 +383,7 @@ class Controller:
             self.state.done_gpu_h += seconds / 3600.0 * self.job.gpus
         self.state.energy_kwh = self.account.energy_kwh
         self.state.emissions_kg = self.account.emissions_kg
-        self._accounted = now
+        self.state.accounted = self._accounted = now
 
     def _set_phase(self, phase: str, now: pd.Timestamp) -> None:
         running = phase == "running"

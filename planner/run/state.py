@@ -85,6 +85,9 @@ class State:
         Work done (GPU-hours), energy (kWh) and emissions (kg CO2eq) so far.
     last_decision : Timestamp or None
         The (simulated) time of the last decision.
+    accounted : Timestamp or None
+        The (simulated) time up to which energy, emissions and work are charged (a
+        supervisor started again charges a training it adopts from there).
     since : Timestamp or None
         The (simulated) time the current phase began (minimum run and pause lengths).
     policy : str
@@ -104,6 +107,7 @@ class State:
     energy_kwh: float = 0.0
     emissions_kg: float = 0.0
     last_decision: pd.Timestamp | None = None
+    accounted: pd.Timestamp | None = None
     since: pd.Timestamp | None = None
     policy: str = ""
     argv: list[str] = field(default_factory=list)
@@ -133,6 +137,7 @@ class State:
             raise RunDirError(f"state field 'sim_anchor' must be a SimAnchor or None, "
                               f"found {self.sim_anchor!r}")
         self.last_decision = _time_or_none(self.last_decision, "last_decision")
+        self.accounted = _time_or_none(self.accounted, "accounted")
         self.since = _time_or_none(self.since, "since")
         if not isinstance(self.policy, str):
             raise RunDirError(f"state field 'policy' must be a string, found {self.policy!r}")
@@ -169,7 +174,7 @@ class State:
         values = {k: v for k, v in raw.items() if k not in ("kind", "version")}
         if unknown := sorted(set(values) - names):
             raise ValueError(f"unknown fields {', '.join(unknown)}")
-        for name in ("last_decision", "since"):
+        for name in ("last_decision", "accounted", "since"):
             if values.get(name) is not None:
                 values[name] = pd.Timestamp(values[name])
         if values.get("sim_anchor") is not None:

@@ -239,3 +239,64 @@ def test_history_feed_keeps_the_data_resolution(tmp_path: Path, minutes: int,
     i = int(times.get_loc(now - pd.Timedelta(minutes=minutes)))
     assert reading.intensity == 100 + i % 7 and reading.provenance["age_s"] == 0
     assert reading.forecast is not None and len(reading.forecast) == 6 * 60 // minutes
+
+
+SUPERVISOR = """
+import sys, pandas as pd
+from greenepoch.planner.run.controller import RunSpec, supervise
+from greenepoch.planner.run.model import RunJob
+supervise(RunSpec(argv=tuple(sys.argv[3:]), policy="threshold",
+                  job=RunJob(gpus=2, power_kw=0.5, zone="DE"),
+                  policy_options={"pause_above": 1000.0, "min_run": "0min",
+                                  "min_pause": "0min"},
+                  data=sys.argv[1], simulate_from=pd.Timestamp("2023-03-06T00:00Z"),
+                  speed=3600.0, model="persistence", run_dir=sys.argv[2], grace_s=5.0,
+                  term_grace_s=2.0, backoff_s=0.0))
+"""
+
+
+@pytest.mark.usefixtures("cache")
+def test_a_supervisor_killed_and_started_again_charges_the_time_it_was_down(
+        tmp_path: Path) -> None:
+    """The training ran on while no supervisor watched: that span is energy and work
+    too (it was left out: the new supervisor charged from its own start)."""
+    import subprocess
+
+    data = write_constant(tmp_path / "data", [250.0])
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    obey = [sys.executable, str(CHILDREN), "obey", str(marks)]
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(data), str(run), *obey])
+    try:
+        end = time.monotonic() + 60
+        while not list(marks.glob("ready-*")) and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        first.kill()
+        first.wait(10)
+    before = json.loads((run / "state.json").read_text())
+    time.sleep(1.5)  # 1.5 simulated hours of training with no supervisor
+    stops: list[Any] = []
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(supervise(
+        spec(tmp_path, data, obey), install_signals=False,
+        built=lambda c: stops.append(c.stop))))
+    thread.start()
+    try:
+        end = time.monotonic() + 30
+        while not stops and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        stops[-1]("SIGTERM received")
+        thread.join(30)
+    assert got and got[-1].phase == "stopped", got
+    lines = read_log(run / "run.jsonl")
+    restart = next(e for e in lines if e["event"] == "restart")
+    assert "adopted the running training" in restart["reason"]
+    down_h = (pd.Timestamp(restart["time"]) - pd.Timestamp(before["last_decision"])) \
+        / pd.Timedelta("1h")
+    assert down_h > 1.4
+    assert lines[-1]["done_gpu_h"] >= before["done_gpu_h"] + 2 * down_h  # 2 GPUs
