@@ -112,8 +112,9 @@ def read_run_log(path: str | Path) -> RunHistory:
         raise RunLogError(f"{file}: not a UTF-8 run log ({exc.reason} at byte "
                           f"{exc.start})") from None
     if not items:
-        raise RunLogError(f"{file}: the run log holds no lines; give the log a "
-                          "'greenepoch run' writes (RUN_DIR/run.jsonl by default)")
+        raise RunLogError(f"{file}: the run log holds no complete line (a last line cut "
+                          "short is left out); give the log a 'greenepoch run' writes "
+                          "(RUN_DIR/run.jsonl by default)")
     lines = [_line(file, n, item) for n, item in enumerate(items, 1)]
     notes = [f"entry {n + 1} ({after.event} at {after.get('time')}) is dated before the "
              f"one above it ({before.get('time')}); it adds no time"

@@ -263,3 +263,14 @@ def test_only_run_logs_are_taken_for_run_logs(tmp_path: Path) -> None:
     assert not is_run_log(tmp_path / "sweep.jsonl")
     assert not is_run_log(tmp_path / "missing.jsonl")
     assert is_run_log(tmp_path / "log.txt")  # any name, by its first line
+
+
+@pytest.mark.parametrize("body", ["", "\n\n", "not json\n", '{"time": "2023-06-01T00:00'])
+def test_a_log_with_no_complete_line_says_so(tmp_path: Path, body: str) -> None:
+    """A file whose only line is cut short (or unreadable, which a reader cannot tell
+    from cut) is not 'a log with no lines': the error says the last line is left out."""
+    path = tmp_path / "run.jsonl"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(GreenEpochError, match=r"run\.jsonl: the run log holds no complete "
+                       r"line \(a last line cut short is left out\)"):
+        read_run_log(path)
