@@ -22,22 +22,10 @@ from greenepoch.planner.run.sweep import (
     summarise,
     sweep,
 )
-from source_fixtures import HEADER
+
+from tests.planner.run.test_controller import write_constant
 
 T0 = pd.Timestamp("2023-03-06T00:00Z")
-
-
-def write_hours(folder: Path, values: list[float], days: int = 10) -> Path:
-    exports = folder / "electricitymaps"
-    exports.mkdir(parents=True)
-    rows = []
-    start = pd.Timestamp("2023-03-01T00:00Z")
-    for i, t in enumerate(pd.date_range(start, periods=days * 24, freq="1h")):
-        v = values[i % len(values)]
-        rows.append(f"{t.strftime('%Y-%m-%d %H:%M:%S')},X,DE,DE,{v:.2f},{v + 40:.2f},50,40,"
-                    "test,false,\n")
-    (exports / "DE_2023_hourly.csv").write_text(HEADER + "".join(rows), encoding="utf-8")
-    return folder
 
 
 def test_study_training_counts_work_and_the_restart_cost() -> None:
@@ -59,7 +47,7 @@ def test_study_training_counts_work_and_the_restart_cost() -> None:
 
 def test_oracle_and_run_now_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GREENEPOCH_CACHE", "off")
-    feed = HistoryFeed(str(write_hours(tmp_path, [400.0, 100.0, 300.0, 200.0])), "DE",
+    feed = HistoryFeed(str(write_constant(tmp_path, [400.0, 100.0, 300.0, 200.0])), "DE",
                        model="yesterday", fit_until=T0)
     job = RunJob(gpus=1, power_kw=1.0, gpu_hours=2.0, deadline=T0 + pd.Timedelta("5h"),
                  margin=pd.Timedelta("1h"), zone="DE")
@@ -77,7 +65,7 @@ def test_sweep_threshold_replan_and_references(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GREENEPOCH_CACHE", "off")
     # a daily cycle: 8 clean hours (100) then 16 dirty ones (500)
-    data = write_hours(tmp_path, [100.0] * 8 + [500.0] * 16)
+    data = write_constant(tmp_path, [100.0] * 8 + [500.0] * 16)
     feed = HistoryFeed(str(data), "DE", model="yesterday", fit_until=T0,
                        horizon=pd.Timedelta("72h"))
     starts = [T0 + pd.Timedelta("10h"), T0 + pd.Timedelta("1D10h")]
@@ -108,7 +96,7 @@ def test_sweep_threshold_replan_and_references(tmp_path: Path,
 
 def test_run_sweep_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GREENEPOCH_CACHE", "off")
-    data = write_hours(tmp_path, [100.0] * 8 + [500.0] * 16)
+    data = write_constant(tmp_path, [100.0] * 8 + [500.0] * 16)
     args = ["run-sweep", "--zone", "DE", "--data", str(data), "--from", "2023-03-06T10:00Z",
             "--to", "2023-03-07T10:00Z", "--gpu-hours", "4", "--thresholds", "300",
             "--forecast", "yesterday", "--policies", "threshold"]
