@@ -16,7 +16,12 @@ from typing import Any
 import click
 from greenepoch.data.errors import RequestError, param
 from greenepoch.data.timeparse import duration, utc
-from greenepoch.planner.cli.options import data_option, forecast_option, live_options
+from greenepoch.planner.cli.options import (
+    data_option,
+    forecast_option,
+    live_options,
+    signal_option,
+)
 
 POLICY_CHOICES = ("threshold", "plan", "replan")
 
@@ -157,9 +162,7 @@ def pd_seconds(n: float) -> Any:
               help="plan: the job of the plan to follow.")
 @click.option("--interval", default="15min", show_default=True,
               help="Decision interval.")
-@click.option("--signal", type=click.Choice(["direct", "lca"]), default="direct",
-              show_default=True,
-              help="Carbon-intensity signal: direct (operational) or lca (life-cycle).")
+@signal_option
 @live_options
 @data_option
 @forecast_option
@@ -249,8 +252,7 @@ def _thresholds(text: str | None) -> list[float]:
 @click.option("--interval", default="15min", show_default=True, help="Decision interval.")
 @click.option("--policies", default="threshold,replan", show_default=True,
               help="Policies to run, comma-separated (threshold, replan).")
-@click.option("--signal", type=click.Choice(["direct", "lca"]), default="direct",
-              show_default=True)
+@signal_option
 @forecast_option
 @click.option("--fit-until", "fit_until", default=None, metavar="TIME",
               help="Fit the forecast model on the history before TIME (default: the Monday "
