@@ -91,9 +91,14 @@ def build_spec(cmd: tuple[str, ...], opts: dict[str, Any]) -> Any:
     if interval < pd_seconds(1):
         raise RequestError(f"{param('interval')} = {opts['interval']!r}: must be 1 s or "
                            "longer, e.g. 15min")
+    deadline = None if opts["deadline"] is None else utc(opts["deadline"], param("deadline"))
+    start = None if opts["from_time"] is None else utc(opts["from_time"], param("from_time"))
+    if deadline is not None and start is not None and deadline <= start:
+        raise RequestError(f"{param('deadline')} {deadline.isoformat()} is not after "
+                           f"{param('from_time')} {start.isoformat()}: the run would start "
+                           "past its deadline")
     job = RunJob(gpus=opts["gpus"], power_kw=opts["power_kw"], gpu_hours=opts["gpu_hours"],
-                 deadline=None if opts["deadline"] is None else utc(opts["deadline"],
-                                                                      param("deadline")),
+                 deadline=deadline,
                  restart_h=duration(opts["restart_h"], param("restart_h")).total_seconds()
                  / 3600.0,
                  margin=duration(opts["margin"], param("margin")), zone=opts["zone"])
@@ -101,8 +106,7 @@ def build_spec(cmd: tuple[str, ...], opts: dict[str, Any]) -> Any:
         argv=tuple(cmd), policy=policy, job=job,
         policy_options=_policy_options(policy, opts), interval=interval,
         signal=opts["signal"], data=opts["data_dir"], live=opts["live"],
-        simulate_from=None if opts["from_time"] is None else utc(opts["from_time"],
-                                                                 param("from_time")),
+        simulate_from=start,
         speed=3600.0 if opts["speed"] is None else opts["speed"], model=opts["model"],
         fit_until=None if opts["fit_until"] is None else utc(opts["fit_until"],
                                                              param("fit_until")),

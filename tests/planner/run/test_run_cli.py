@@ -63,6 +63,9 @@ SIM = ["--simulate", "--from", "2023-03-06T00:00Z"]
       "true"], "--checkpoint-signal = 'SIGNOPE': not a signal name"),
     (["--zone", "DE", "--threshold", "300", "--speed", "10", "--live", "--", "true"],
      "--from and --speed go with --simulate"),
+    (["--zone", "DE", "--policy", "threshold", "--threshold", "300", "--deadline",
+      "2023-03-05T00:00Z", *SIM, "--",
+      "true"], "--deadline 2023-03-05T00:00:00+00:00 is not after --from"),
     (["--zone", "DE", "--threshold", "300", *SIM, "--speed", "0", "--", "true"], "--speed"),
     (["--zone", "DE", "--threshold", "300", *SIM, "--speed", "nan", "--", "true"], "--speed"),
 ])
