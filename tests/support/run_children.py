@@ -13,6 +13,9 @@ it handles ``DIR/<signal name>-<pid>``.  Modes:
 - ``parent``: starts a grandchild in ``obey`` mode (pid in ``DIR/grandchild``), then
   obeys SIGUSR1 itself: both exit 0 on the signal to the group;
 - ``orphan``: starts a grandchild in ``obey`` mode, then exits 0 at once, leaving it.
+
+Every child (grandchildren too) ends by itself after ``LIFETIME_S`` wall seconds
+(``$RUN_CHILDREN_LIFETIME_S``).
 """
 
 from __future__ import annotations
@@ -48,7 +51,13 @@ def _grandchild(folder: Path) -> subprocess.Popen[bytes]:
     return child
 
 
+#: wall seconds after which a child ends on SIGALRM (default action), whatever it
+#: ignores: a test that fails before stopping its children leaves none running for good
+LIFETIME_S = 120
+
+
 def main(mode: str, folder: Path, n: int) -> None:
+    signal.alarm(int(os.environ.get("RUN_CHILDREN_LIFETIME_S", LIFETIME_S)))
     env = {k: v for k, v in os.environ.items() if k.startswith("GREENEPOCH_")}
     (folder / f"env-{os.getpid()}.json").write_text(json.dumps(env))
     if mode == "crash":

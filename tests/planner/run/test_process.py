@@ -390,3 +390,16 @@ def test_a_training_whose_shim_was_killed_is_ended_not_left_running(
     assert (adoption.status, adoption.leftovers) == ("gone", 1)
     assert (folder / f"checkpoint-{pid}").exists() and not running_pid(pid)
     assert _session(child.pid) == []
+
+
+def test_a_test_child_left_behind_ends_on_its_own(folder: Path) -> None:
+    """A child a failing test never stops (here one deaf to SIGUSR1 and SIGTERM) ends
+    after its lifetime, so no test leaves a process running for good."""
+    child = subprocess.Popen(_cmd("deaf", folder),
+                             env={**os.environ, "RUN_CHILDREN_LIFETIME_S": "1"})
+    try:
+        assert child.wait(10) == -signal.SIGALRM
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
