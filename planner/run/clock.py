@@ -16,7 +16,6 @@ the training it adopts kept running meanwhile.  Between two readings it measures
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,11 +31,6 @@ class Clock(Protocol):
         """The current time, UTC (simulated on a :class:`SimClock`)."""
         ...
 
-    def sleep_until(self, t: pd.Timestamp, interrupt: threading.Event | None = None) -> bool:
-        """Wait until ``t``; False if ``interrupt`` was set first (True at once if ``t``
-        is past)."""
-        ...
-
     def wall_seconds(self, sim_span: pd.Timedelta) -> float:
         """Real seconds that ``sim_span`` of this clock's time lasts."""
         ...
@@ -48,26 +42,11 @@ def _check_utc(t: object, name: str) -> pd.Timestamp:
     return t.tz_convert("UTC")
 
 
-def _sleep_until(clock: Clock, t: pd.Timestamp, interrupt: threading.Event | None) -> bool:
-    t = _check_utc(t, "t")
-    while True:  # a sleep may end early (a signal handler ran): wait for the rest
-        left = clock.wall_seconds(t - clock.now())
-        if left <= 0:
-            return True
-        if interrupt is None:
-            time.sleep(left)
-        elif interrupt.wait(left):
-            return False
-
-
 class RealClock:
     """Wall-clock time."""
 
     def now(self) -> pd.Timestamp:
         return pd.Timestamp.now(tz="UTC")
-
-    def sleep_until(self, t: pd.Timestamp, interrupt: threading.Event | None = None) -> bool:
-        return _sleep_until(self, t, interrupt)
 
     def wall_seconds(self, sim_span: pd.Timedelta) -> float:
         return pd.Timedelta(sim_span).total_seconds()
@@ -140,9 +119,6 @@ class SimClock:
     def now(self) -> pd.Timestamp:
         elapsed = time.monotonic() - self._anchor_mono
         return self.start + pd.Timedelta(seconds=elapsed * self.speed)
-
-    def sleep_until(self, t: pd.Timestamp, interrupt: threading.Event | None = None) -> bool:
-        return _sleep_until(self, t, interrupt)
 
     def wall_seconds(self, sim_span: pd.Timedelta) -> float:
         return pd.Timedelta(sim_span).total_seconds() / self.speed

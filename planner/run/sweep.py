@@ -53,10 +53,6 @@ class JumpClock:
     def now(self) -> pd.Timestamp:
         return self.t
 
-    def sleep_until(self, t: pd.Timestamp, interrupt: Any = None) -> bool:
-        self.t = max(self.t, t)
-        return True
-
     def wall_seconds(self, sim_span: pd.Timedelta) -> float:
         return 0.0
 
