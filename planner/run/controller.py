@@ -245,6 +245,7 @@ class Controller:
             self._set_phase("paused", now)
             self._write("pause", now, reason=reason, how="gate")
             return None
+        self._mark_pausing()
         ended = self.training.pause()
         self._charge(self.clock.now())  # the checkpoint's save ran at full draw
         self._forget_child()
@@ -257,6 +258,12 @@ class Controller:
         self._write("pause", now, reason=f"{reason}; training {how}", how=ended.how,
                     pause_s=round(ended.seconds, 3))
         return None
+
+    def _mark_pausing(self) -> None:
+        """Saved before the checkpoint signal: a supervisor killed during the pause
+        leaves a state whose next supervisor takes the exit 0 for a checkpoint."""
+        self.state.phase = "pausing"
+        self._save()
 
     def _finished(self) -> bool:
         return self._progress is not None and self._read_progress() == 1.0
@@ -316,6 +323,7 @@ class Controller:
             if self.gate:
                 write_control(self.run_dir.control_path, pause=True, stop=True,
                               reason=self._stop_reason)
+            self._mark_pausing()
             ended = self.training.pause()
             self._charge(self.clock.now())
             how = {"clean": "checkpointed", "term": "terminated after the grace",
@@ -340,10 +348,15 @@ class Controller:
         state.json names if it still runs, else learn how it ended."""
         state = self.state
         adopted = "no training was running"
+        pausing = state.phase == "pausing"  # killed during a pause: finish it
         running_before = state.phase == "running"
         if state.child_pid is not None and state.child_start_ticks is not None:
             found = self.training.adopt(state.child_pid, state.child_start_ticks)
-            if found.status == "running":
+            if found.status == "running" and pausing:
+                ended = self.training.pause()
+                self._forget_child()
+                adopted = f"finished pausing the training (it {ended.how})"
+            elif found.status == "running":
                 adopted = f"adopted the running training (pid {state.child_pid})"
                 self._running = running_before or not self.gate
                 if not running_before and not self.gate:
@@ -351,7 +364,7 @@ class Controller:
             else:
                 self._forget_child()
                 if found.status == "exited" and found.returncode == 0 \
-                        and state.phase != "paused":
+                        and state.phase not in ("paused", "pausing"):
                     self._write("restart", now, reason="supervisor started again; the "
                                 "training had finished", supervisor=True)
                     return self._done(now)
@@ -359,7 +372,7 @@ class Controller:
                            if found.status == "exited" else "the training was gone")
                 if found.leftovers:
                     adopted += f"; ended {found.leftovers} leftover process(es)"
-        if state.phase in ("stopped", "failed"):
+        if state.phase in ("stopped", "failed", "pausing"):
             state.phase = "paused"
         if state.phase == "running" and not self._running:
             state.phase = "paused"  # it ended while nobody watched: the policy resumes it

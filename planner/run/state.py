@@ -36,7 +36,7 @@ from greenepoch.planner.run.gate import read_progress
 
 KIND = "greenepoch-run-state"
 VERSION = 1
-PHASES = ("new", "running", "paused", "done", "failed", "stopped")
+PHASES = ("new", "running", "pausing", "paused", "done", "failed", "stopped")
 
 
 class RunDirError(GreenEpochError):
@@ -71,7 +71,8 @@ class State:
     run_id : str
         Names the run (kept across supervisor restarts).
     phase : str
-        new | running | paused | done | failed | stopped.
+        new | running | pausing | paused | done | failed | stopped; ``pausing``: the
+        checkpoint signal is (being) sent, so an exit 0 is a checkpoint, not done.
     segment : int
         The segment of the last training process started (GREENEPOCH_SEGMENT).
     child_pid, child_start_ticks : int or None

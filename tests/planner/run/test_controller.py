@@ -6,6 +6,8 @@ energy and emissions at the intensities seen; the feeds (no look-ahead) and the 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -300,3 +302,50 @@ def test_a_supervisor_killed_and_started_again_charges_the_time_it_was_down(
         / pd.Timedelta("1h")
     assert down_h > 1.4
     assert lines[-1]["done_gpu_h"] >= before["done_gpu_h"] + 2 * down_h  # 2 GPUs
+
+
+@pytest.mark.usefixtures("cache")
+def test_a_supervisor_killed_while_pausing_does_not_take_the_checkpoint_for_done(
+        tmp_path: Path) -> None:
+    """Killed after sending the checkpoint signal, before saving 'paused': the
+    training's exit 0 on that signal is a checkpoint, not the end of the training."""
+    from greenepoch.planner.run.process import Training
+    from greenepoch.planner.run.state import RunDir, State
+
+    data = write_constant(tmp_path / "data", [250.0])
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    obey = [sys.executable, str(CHILDREN), "obey", str(marks)]
+    run_spec = spec(tmp_path, data, obey)
+    run_dir = RunDir(run_spec.run_dir)
+    state = State.new("threshold", obey)
+    with run_dir.lock():  # what the killed supervisor did: start, then pause
+        child = Training(obey, run_dir, checkpoint_dir=run_dir.checkpoints).start(0, False)
+        state.child_pid, state.child_start_ticks = child.pid, child.start_ticks
+        state.phase = "running"
+        run_dir.save(state)
+        end = time.monotonic() + 30
+        while not list(marks.glob("ready-*")) and time.monotonic() < end:
+            time.sleep(0.05)
+        state.phase = "pausing"  # saved before the signal (Controller._pause)
+        run_dir.save(state)
+        os.kill(child.pid, signal.SIGUSR1)  # to the shim, which passes it on
+        while not list(marks.glob("checkpoint-*")) and time.monotonic() < end:
+            time.sleep(0.05)
+    stops: list[Any] = []
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(supervise(
+        run_spec, install_signals=False, built=lambda c: stops.append(c.stop))))
+    thread.start()
+    try:
+        end = time.monotonic() + 30
+        while len(list(marks.glob("ready-*"))) < 2 and time.monotonic() < end \
+                and thread.is_alive():
+            time.sleep(0.05)
+    finally:
+        if stops:
+            stops[-1]("SIGTERM received")
+        thread.join(30)
+    assert got and got[-1].phase == "stopped", got
+    names = [k for k in kinds(run_dir.log_path) if k != "decision"]
+    assert "done" not in names and "resume" in names, names
