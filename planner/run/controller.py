@@ -465,6 +465,15 @@ class RunSpec:
     archive_url: str | None = None
 
 
+def _live_slot(interval: pd.Timedelta) -> str:
+    """The plan slot a live run reads its latest actuals on: the decision interval when it
+    is one (15min, 30min, 1h), else the largest slot that divides it (15min)."""
+    from greenepoch.data.intensity.frame import SLOTS
+
+    fits = [name for name, width in SLOTS.items() if interval % width == pd.Timedelta(0)]
+    return max(fits, key=lambda name: SLOTS[name]) if fits else "15min"
+
+
 def _horizon(spec: RunSpec, start: pd.Timestamp) -> pd.Timedelta:
     """How far each forecast must reach: past the deadline, at least 72 h."""
     from greenepoch.planner.run.feeds import DEFAULT_HORIZON
@@ -490,7 +499,7 @@ def make_feed(spec: RunSpec, start: pd.Timestamp, say: Callable[[str], None]) ->
                         provider=spec.provider, archive=archive,
                         allow_default=spec.allow_default, history=spec.data,
                         model=spec.model, horizon=_horizon(spec, start) if wants else None,
-                        progress=say)
+                        progress=say, slot=_live_slot(spec.interval))
     return HistoryFeed(spec.data, spec.job.zone, signal=spec.signal, model=spec.model,
                        fit_until=spec.fit_until, horizon=_horizon(spec, start), progress=say)
 

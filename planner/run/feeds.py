@@ -278,7 +278,9 @@ class LiveFeed(Feed):
     own model extending the provider forecast is fitted on and its name
     (:func:`~greenepoch.planner.pipeline.live_intensities`); ``horizon``: how far the
     forecast must reach (None: no forecast is fetched, e.g. for the threshold policy);
-    ``clock``: now (real time; tests may pass another).
+    ``slot``: the slots the latest actuals are read on (the decision interval, so that a
+    provider answering every 5 or 15 minutes is seen at that pace; an hourly provider's
+    value holds for its hour); ``clock``: now (real time; tests may pass another).
     """
 
     def __init__(self, zone: str, *, config: LiveConfig | None = None,
@@ -287,7 +289,7 @@ class LiveFeed(Feed):
                  history: str | Path | IntensitySource | None = None,
                  model: str | None = None, horizon: pd.Timedelta | None = None,
                  clock: Callable[[], pd.Timestamp] | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, slot: str = "1h") -> None:
         super().__init__()
         from greenepoch.data.archive.store import Archive, archive_url
         from greenepoch.data.live.source import LiveSource
@@ -305,6 +307,7 @@ class LiveFeed(Feed):
         self.horizon = horizon
         self.clock = clock or utc_now
         self.progress = progress
+        self.slot = slot
         self._served = _Served()
         self.source = LiveSource(self.config, provider=provider, archive=self.archive,
                                  allow_default=allow_default, clock=self.clock,
@@ -317,7 +320,8 @@ class LiveFeed(Feed):
     def observe(self, now: pd.Timestamp) -> Reading:
         self._served.warned.clear()
         try:
-            data = self.source.load([self.zone], None, None, signal=self.signal, slot="1h")
+            data = self.source.load([self.zone], None, None, signal=self.signal,
+                                    slot=self.slot)
         except ProviderAuthError:
             raise  # a refused key is the user's to fix, never a fallback
         except (ProviderError, DataError) as exc:
