@@ -26,6 +26,8 @@ from typing import ClassVar
 import pandas as pd
 from greenepoch.data.errors import RequestError, param
 from greenepoch.data.intensity.frame import MAX_INTENSITY
+from greenepoch.data.timeparse import hours
+from greenepoch.planner.plan_doc import iso
 
 
 def _finite(value: object) -> bool:
@@ -218,3 +220,34 @@ class RunPolicy(ABC):
         """Wall hours of work left on the job's ``gpus`` (restarts not included)."""
         gpu_h = self.remaining_gpu_h(obs)
         return None if gpu_h is None else gpu_h / self.job.gpus
+
+
+def span_text(td: pd.Timedelta) -> str:
+    """A duration as a reason shows it: 45 min, 1 h, 1 h 15 min."""
+    minutes = round(td / pd.Timedelta("1min"))
+    h, m = divmod(minutes, 60)
+    return " ".join(part for part in (f"{h} h" if h else "", f"{m} min" if m else "")
+                    if part) or "0 min"
+
+
+def deadline_guard(policy: RunPolicy, obs: Observation) -> str | None:
+    """Why the training must run now to meet its deadline, or None when it need not.
+
+    With ``left`` the hours from ``now`` to ``deadline - margin``, ``work`` the wall
+    hours of work left (:meth:`RunPolicy.remaining_h`) and ``restart`` the job's
+    ``restart_h``, pausing for one more interval is unaffordable when
+
+        work + restart > left - interval
+
+    (a pause costs one restart later, and the earliest it ends is one interval on).  The
+    guard is silent without a deadline or while the work left is unknown."""
+    job = policy.job
+    work = policy.remaining_h(obs)
+    if job.deadline is None or work is None:
+        return None
+    end_by = job.deadline - job.margin
+    left = hours(end_by - obs.now)
+    if work + job.restart_h <= left - hours(obs.interval):
+        return None
+    return (f"deadline guard: {work:.2f} h of work + {job.restart_h:.2f} h restart > "
+            f"{left:.2f} h left to {iso(end_by)} less one {span_text(obs.interval)} interval")

@@ -14,22 +14,21 @@ from typing import Any
 
 import pandas as pd
 from greenepoch.data.errors import RequestError, param
-from greenepoch.data.timeparse import duration, hours, number
+from greenepoch.data.timeparse import duration, number
 from greenepoch.planner.plan_doc import Plan, PlanJob, PlanSegment, iso
-from greenepoch.planner.run.model import Decision, Observation, RunJob, RunPolicy
+from greenepoch.planner.run.model import (
+    Decision,
+    Observation,
+    RunJob,
+    RunPolicy,
+    deadline_guard,
+    span_text,
+)
 
 
 def _level(x: float) -> str:
     """An intensity as a reason shows it: 412, 380.5."""
     return f"{x:.4g}"
-
-
-def _span(td: pd.Timedelta) -> str:
-    """A duration as a reason shows it: 45 min, 1 h, 1 h 15 min."""
-    minutes = round(td / pd.Timedelta("1min"))
-    h, m = divmod(minutes, 60)
-    return " ".join(part for part in (f"{h} h" if h else "", f"{m} min" if m else "")
-                    if part) or "0 min"
 
 
 def _as_duration(value: pd.Timedelta | str, field: str) -> pd.Timedelta:
@@ -44,29 +43,6 @@ def _as_duration(value: pd.Timedelta | str, field: str) -> pd.Timedelta:
 def started(obs: Observation) -> bool:
     """Whether the training ever ran: before its first start there is no pause to keep."""
     return obs.running or obs.done_gpu_h > 0 or bool(obs.progress)
-
-
-def deadline_guard(policy: RunPolicy, obs: Observation) -> str | None:
-    """Why the training must run now to meet its deadline, or None when it need not.
-
-    With ``left`` the hours from ``now`` to ``deadline - margin``, ``work`` the wall
-    hours of work left (:meth:`RunPolicy.remaining_h`) and ``restart`` the job's
-    ``restart_h``, pausing for one more interval is unaffordable when
-
-        work + restart > left - interval
-
-    (a pause costs one restart later, and the earliest it ends is one interval on).  The
-    guard is silent without a deadline or while the work left is unknown."""
-    job = policy.job
-    work = policy.remaining_h(obs)
-    if job.deadline is None or work is None:
-        return None
-    end_by = job.deadline - job.margin
-    left = hours(end_by - obs.now)
-    if work + job.restart_h <= left - hours(obs.interval):
-        return None
-    return (f"deadline guard: {work:.2f} h of work + {job.restart_h:.2f} h restart > "
-            f"{left:.2f} h left to {iso(end_by)} less one {_span(obs.interval)} interval")
 
 
 class ThresholdPolicy(RunPolicy):
@@ -123,7 +99,7 @@ class ThresholdPolicy(RunPolicy):
             return Decision(True, f"intensity {g} <= pause level {level}")
         if obs.age < self.min_run:
             return Decision(True, f"intensity {g} > pause level {level}, but the run is "
-                                  f"{_span(obs.age)} old < min run {_span(self.min_run)}")
+                                  f"{span_text(obs.age)} old < min run {span_text(self.min_run)}")
         return Decision(False, f"intensity {g} > pause level {level}")
 
     def _paused(self, obs: Observation, g: str) -> Decision:
@@ -133,7 +109,8 @@ class ThresholdPolicy(RunPolicy):
             return Decision(False, f"intensity {g} > resume level {level}")
         if started(obs) and obs.age < self.min_pause:
             return Decision(False, f"intensity {g} <= resume level {level}, but the pause is "
-                                   f"{_span(obs.age)} old < min pause {_span(self.min_pause)}")
+                                   f"{span_text(obs.age)} old < min pause "
+                                   f"{span_text(self.min_pause)}")
         return Decision(True, f"intensity {g} <= resume level {level}")
 
 

@@ -9,7 +9,7 @@ run pauses only when the emissions it expects to save exceed what the pause cost
 ``restart_h`` hours the job runs again without progress when it resumes.
 
 Before planning, the deadline guard of the other policies
-(:func:`~greenepoch.planner.run.policies.deadline_guard`) keeps it running when a pause
+(:func:`~greenepoch.planner.run.model.deadline_guard`) keeps it running when a pause
 would leave too little time; without a forecast, or while the work left is unknown, it
 runs (and says why).
 """
@@ -23,8 +23,13 @@ import pandas as pd
 from greenepoch.data.errors import RequestError, param
 from greenepoch.data.timeparse import hours
 from greenepoch.planner.replay.decide import Choice, Pending, decide
-from greenepoch.planner.run.model import Decision, Observation, RunJob, RunPolicy
-from greenepoch.planner.run.policies import deadline_guard
+from greenepoch.planner.run.model import (
+    Decision,
+    Observation,
+    RunJob,
+    RunPolicy,
+    deadline_guard,
+)
 
 
 class ReplanPolicy(RunPolicy):
