@@ -209,7 +209,7 @@ def run(cmd: tuple[str, ...], **opts: Any) -> None:
     Every --interval the policy decides whether the training runs now; a pause sends
     the checkpoint signal (the training saves and exits 0), a resume starts CMD again
     with GREENEPOCH_RESUME=1.  The run log (JSON lines) records every decision; render
-    it with 'greenepoch report RUNLOG'.  See docs/run.md.
+    it with 'greenepoch report RUNLOG'.  See docs/run.md of the source repository.
     """
     from greenepoch.planner.run.controller import supervise
 
